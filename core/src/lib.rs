@@ -1,0 +1,10 @@
+//! Pure logic shared by the ferrosync browser library and its sync server.
+//!
+//! Nothing here knows about wasm-bindgen, web-sys or a database driver, so the rules that decide
+//! ordering and conflicts compile and test natively and are the *same code* on both ends.
+
+pub mod hlc;
+pub mod limits;
+pub mod protocol;
+
+pub use hlc::{Hlc, HlcClock, HlcError};

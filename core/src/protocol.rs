@@ -1,0 +1,134 @@
+//! The wire types of the sync protocol (`/v1`), shared by the client and the server so both parse
+//! and produce exactly the same JSON. `docs/PROTOCOL.md` describes them for other implementations.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::hlc::Hlc;
+
+/// One document change: a new version of the document, or its deletion (tombstone).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Change {
+    pub collection: String,
+    pub id: String,
+    /// Timestamp of this version; orders it against every other version of the document.
+    pub hlc: Hlc,
+    /// True for a delete; then `doc` is absent.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
+    /// The whole document (a JSON object including `id`) unless deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub doc: Option<Value>,
+    /// Per-field timestamps, kept by collections using the `merge` policy; opaque to the server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fields: Option<BTreeMap<String, Hlc>>,
+}
+
+/// `POST /v1/push` body.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PushRequest {
+    /// The pushing client's id (also the node of its HLCs).
+    pub client_id: String,
+    pub changes: Vec<Change>,
+}
+
+/// Outcome of one change of a push, in the same position as the change.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum PushStatus {
+    /// Stored (or already stored: a retried push is idempotent).
+    Applied,
+    /// The server holds a newer version; `current` carries it.
+    Stale,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PushResult {
+    pub status: PushStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current: Option<Change>,
+}
+
+/// `POST /v1/push` reply.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PushResponse {
+    pub results: Vec<PushResult>,
+    /// Cursor position after this push (lets a client know how far the feed has moved).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+    /// The server's wall clock (ms since epoch) when it replied; clients correct their HLC wall time by
+    /// it, so a device whose clock is off still stamps sensible times and checks drift correctly.
+    pub server_time: u64,
+}
+
+/// `GET /v1/pull` reply.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PullResponse {
+    pub changes: Vec<Change>,
+    /// Opaque; pass it back as `cursor` to continue.
+    pub cursor: String,
+    pub has_more: bool,
+    /// How many changes remain after this page, when the server can tell cheaply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remaining: Option<u64>,
+    /// The server's wall clock (ms since epoch) when it replied; see [`PushResponse::server_time`].
+    pub server_time: u64,
+}
+
+/// The body of every 4xx/5xx reply: `{ "error": { "code": "...", "message": "..." } }`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    pub code: String,
+    pub message: String,
+}
+
+/// Stable error codes of the protocol.
+pub mod codes {
+    pub const UNAUTHORIZED: &str = "UNAUTHORIZED";
+    pub const BAD_REQUEST: &str = "BAD_REQUEST";
+    pub const INVALID_CHANGE: &str = "INVALID_CHANGE";
+    pub const TOO_MANY_CHANGES: &str = "TOO_MANY_CHANGES";
+    pub const PAYLOAD_TOO_LARGE: &str = "PAYLOAD_TOO_LARGE";
+    pub const CLOCK_AHEAD: &str = "CLOCK_AHEAD";
+    pub const BAD_CURSOR: &str = "BAD_CURSOR";
+    /// The cursor belongs to another server database (reset or restored): re-sync from scratch.
+    pub const CURSOR_EPOCH_MISMATCH: &str = "CURSOR_EPOCH_MISMATCH";
+    pub const INTERNAL: &str = "INTERNAL";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn change_json_shape() {
+        let c: Change = serde_json::from_value(json!({
+            "collection": "tasks", "id": "a", "hlc": "018bcfe56800-000000-c1",
+            "doc": {"id": "a", "title": "x"}
+        }))
+        .unwrap();
+        assert!(!c.deleted);
+        let back = serde_json::to_value(&c).unwrap();
+        assert_eq!(back["hlc"], "018bcfe56800-000000-c1");
+        assert!(back.get("deleted").is_none());
+    }
+
+    #[test]
+    fn unknown_fields_rejected() {
+        let r: Result<PushRequest, _> = serde_json::from_value(json!({"clientId": "c", "changes": [], "x": 1}));
+        assert!(r.is_err());
+    }
+}

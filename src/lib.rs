@@ -1,0 +1,1 @@
+//! ferrosync: offline-first, local-first data layer for web apps (browser library).
