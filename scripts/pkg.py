@@ -1,0 +1,135 @@
+#!/usr/bin/env python3
+"""Builds the ferrosync npm package as declared in wasm-pack.toml (see that file's header).
+
+Usage:
+  pkg.py tool NAME          print the pinned version of a tool from [tools]
+  pkg.py check              fail if wasm-bindgen-cli in wasm-pack.toml differs from Cargo.lock
+  pkg.py build [--dev] [--target NAME]
+                            wasm-pack build each [[target]] (no wasm-opt in wasm-pack), run wasm-opt with
+                            [wasm_opt].flags on release builds, assemble [package].out_dir, copy the demo target
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tomllib
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def load(name):
+    with open(os.path.join(ROOT, name), "rb") as f:
+        return tomllib.load(f)
+
+
+def lock_version(crate):
+    lock = load("Cargo.lock")
+    versions = [p["version"] for p in lock.get("package", []) if p["name"] == crate]
+    if len(versions) != 1:
+        sys.exit(f"pkg.py: expected exactly one {crate} in Cargo.lock, found {versions}")
+    return versions[0]
+
+
+def check(cfg):
+    want = cfg["tools"]["wasm-bindgen-cli"]
+    have = lock_version("wasm-bindgen")
+    if want != have:
+        sys.exit(
+            f"pkg.py: wasm-pack.toml pins wasm-bindgen-cli {want} but Cargo.lock has wasm-bindgen {have}; "
+            "they must be equal (update wasm-pack.toml [tools] and the `=` pin in Cargo.toml together)"
+        )
+
+
+def run(cmd, **kw):
+    print("+ " + " ".join(cmd), flush=True)
+    subprocess.run(cmd, check=True, cwd=ROOT, **kw)
+
+
+def wasm_opt(cfg, wasm):
+    exe = shutil.which("wasm-opt")
+    if not exe:
+        sys.exit("pkg.py: wasm-opt not on PATH (scripts/setup.sh puts npm binaryen's on PATH)")
+    run([exe, *cfg["wasm_opt"]["flags"], wasm, "-o", wasm])
+
+
+def package_json(cfg, version, targets):
+    p = cfg["package"]
+    name = p["out_name"]
+    web = "./web/" if "web" in targets else None
+    exports = {}
+    if web:
+        exports["."] = {"types": f"{web}{name}.d.ts", "default": f"{web}{name}.js"}
+        exports["./web"] = exports["."]
+        exports[f"./{name}_bg.wasm"] = f"{web}{name}_bg.wasm"
+    if "bundler" in targets:
+        exports["./bundler"] = {"types": f"./bundler/{name}.d.ts", "default": f"./bundler/{name}.js"}
+    exports["./package.json"] = "./package.json"
+    return {
+        "name": p["name"],
+        "version": version,
+        "description": p["description"],
+        "license": p["license"],
+        "repository": {"type": "git", "url": "git+" + p["repository"] + ".git"},
+        "keywords": p["keywords"],
+        "type": "module",
+        "main": f"{web}{name}.js" if web else None,
+        "types": f"{web}{name}.d.ts" if web else None,
+        "exports": exports,
+        "files": [f"{t}/" for t in targets] + ["README.md"],
+        # The web target's entry only defines things until init() runs; the bundler entry instantiates
+        # the module on import, so bundlers must keep it.
+        "sideEffects": ["./bundler/*.js", "./bundler/snippets/*"],
+    }
+
+
+def build(cfg, dev, only):
+    check(cfg)
+    version = load("Cargo.toml")["package"]["version"]
+    name = cfg["package"]["out_name"]
+    targets = [t for t in cfg["target"] if only in (None, t["name"])]
+    for t in targets:
+        out = os.path.join(ROOT, t["out_dir"])
+        run(["wasm-pack", "build", "--target", t["name"], "--out-dir", out, "--out-name", name,
+             "--dev" if dev else "--release", "--no-opt", "--no-pack"])
+        if not dev:
+            wasm_opt(cfg, os.path.join(out, f"{name}_bg.wasm"))
+    npm_dir = os.path.join(ROOT, cfg["package"]["out_dir"])
+    shutil.rmtree(npm_dir, ignore_errors=True)
+    os.makedirs(npm_dir)
+    names = []
+    for t in targets:
+        dst = os.path.join(npm_dir, t["name"])
+        shutil.copytree(os.path.join(ROOT, t["out_dir"]), dst,
+                        ignore=shutil.ignore_patterns("package.json", ".gitignore", "README*", "LICENSE*"))
+        names.append(t["name"])
+    pj = {k: v for k, v in package_json(cfg, version, names).items() if v is not None}
+    with open(os.path.join(npm_dir, "package.json"), "w") as f:
+        json.dump(pj, f, indent=2)
+        f.write("\n")
+    readme = os.path.join(ROOT, cfg["package"].get("readme", "README.md"))
+    shutil.copy(readme, os.path.join(npm_dir, "README.md"))
+    demo = cfg.get("demo")
+    if demo and any(t["name"] == demo["target"] for t in targets):
+        src = next(t["out_dir"] for t in targets if t["name"] == demo["target"])
+        dst = os.path.join(ROOT, demo["pkg_dir"])
+        shutil.rmtree(dst, ignore_errors=True)
+        shutil.copytree(os.path.join(ROOT, src), dst, ignore=shutil.ignore_patterns(".gitignore"))
+    print(f"pkg.py: built {', '.join(names)} ({'dev' if dev else 'release'}) into {npm_dir}")
+
+
+def main(argv):
+    cfg = load("wasm-pack.toml")
+    if len(argv) >= 2 and argv[0] == "tool":
+        print(cfg["tools"][argv[1]])
+    elif argv[:1] == ["check"]:
+        check(cfg)
+    elif argv[:1] == ["build"]:
+        only = argv[argv.index("--target") + 1] if "--target" in argv else None
+        build(cfg, "--dev" in argv, only)
+    else:
+        sys.exit(__doc__)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
