@@ -1,0 +1,233 @@
+// Shared set-up of the end-to-end tests: Debian's Chromium driven by playwright-core, one browser
+// context per "device", error tracking (any uncaught page error or console error fails the test),
+// screenshots, and small polling helpers.
+//
+// The server under test comes from FERROSYNC_E2E_URL, e.g. http://127.0.0.1:8787 — a
+// `ferrosync-server --static www --auth dev` serving the demo with the built package in www/pkg.
+import assert from "node:assert/strict";
+import { mkdirSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { after, before, test } from "node:test";
+import { chromium } from "playwright-core";
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+export const SCREENSHOTS = join(HERE, "screenshots");
+
+export const CHROMIUM = process.env.FERROSYNC_E2E_CHROMIUM || "/usr/bin/chromium";
+export const CHROMIUM_ARGS = [
+	"--headless=new",
+	"--no-sandbox",
+	"--disable-gpu",
+	"--disable-dev-shm-usage",
+	"--disable-background-networking",
+	"--disable-component-update",
+	"--disable-sync",
+	"--no-first-run",
+];
+
+/** Base URL of the server under test, without a trailing slash. */
+export function baseUrl() {
+	const url = process.env.FERROSYNC_E2E_URL;
+	if (!url) {
+		throw new Error(
+			"FERROSYNC_E2E_URL is not set: start `ferrosync-server --static www --auth dev` (with the " +
+				"package built into www/pkg) and set FERROSYNC_E2E_URL to its base URL, e.g. http://127.0.0.1:8787",
+		);
+	}
+	return url.replace(/\/+$/, "");
+}
+
+export async function launch() {
+	return chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
+}
+
+let sharedBrowser = null;
+
+/**
+ * Declares a test that gets fresh devices (browser contexts) from one browser per test file. Whatever
+ * happens, every open page is screenshotted into screenshots/<test>-<device>[-n].png, and the test
+ * fails if any page had an uncaught error or logged a console error.
+ *
+ *   e2eTest("adds a todo", async ({ device }) => { const a = await device("a"); ... });
+ */
+export function e2eTest(name, fn, options = {}) {
+	if (!e2eTest.registered) {
+		e2eTest.registered = true;
+		before(async () => {
+			sharedBrowser = await launch();
+		});
+		after(async () => {
+			await sharedBrowser?.close();
+		});
+	}
+	test(name, { timeout: 120000, ...options }, async () => {
+		const devices = [];
+		const slug = name.toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/^-|-$/g, "").slice(0, 80);
+		const tools = {
+			browser: () => sharedBrowser,
+			async device(deviceName, deviceOptions) {
+				const d = await newDevice(sharedBrowser, deviceName, deviceOptions);
+				devices.push(d);
+				return d;
+			},
+			shot: (page, suffix) => screenshot(page, suffix ? `${slug}-${suffix}` : slug),
+		};
+		let failed = null;
+		try {
+			await fn(tools);
+		} catch (err) {
+			failed = err;
+		}
+		for (const d of devices) {
+			const pages = d.context.pages();
+			for (const [i, page] of pages.entries()) {
+				if (page.isClosed()) continue;
+				const suffix = pages.length > 1 ? `${d.name}-${i + 1}` : d.name;
+				await screenshot(page, `${slug}-${suffix}`).catch(() => {});
+			}
+		}
+		for (const d of devices) await d.close();
+		if (failed) {
+			const errors = devices.flatMap((d) => d.errors);
+			if (errors.length && failed instanceof Error) failed.message += `\npage errors:\n${errors.join("\n")}`;
+			throw failed;
+		}
+		assertNoErrors(...devices);
+	});
+}
+
+/** A random sync space, so tests never share server data. */
+export function newSpace(prefix = "e2e") {
+	return `${prefix}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 10)}`;
+}
+
+/**
+ * A device: one browser context (its own IndexedDB, service worker, cache), recording every uncaught
+ * page error and console error of its pages. `allowConsole` takes regexps for console errors a test
+ * provokes on purpose.
+ */
+export async function newDevice(browser, name, { allowConsole = [] } = {}) {
+	const context = await browser.newContext({
+		viewport: { width: 760, height: 980 },
+		deviceScaleFactor: 1,
+		serviceWorkers: "allow",
+	});
+	const device = { name, context, errors: [], allowConsole: [...allowConsole] };
+	const watch = (page) => {
+		page.on("pageerror", (err) => device.errors.push(`${name}: uncaught ${err.stack || err}`));
+		page.on("console", (msg) => {
+			if (msg.type() !== "error") return;
+			const text = msg.text();
+			if (device.allowConsole.some((re) => re.test(text))) return;
+			const loc = msg.location();
+			device.errors.push(`${name}: console.error ${text} (${loc.url}:${loc.lineNumber})`);
+		});
+	};
+	context.on("page", watch);
+	device.newPage = async () => context.newPage();
+	device.close = async () => context.close().catch(() => {});
+	return device;
+}
+
+/** Fails when a device saw uncaught errors or console errors. */
+export function assertNoErrors(...devices) {
+	const errors = devices.flatMap((d) => d.errors);
+	assert.deepEqual(errors, [], `page errors:\n${errors.join("\n")}`);
+}
+
+/** The app's URL for a space and options. */
+export function appUrl({ space, policy, hash = "" } = {}) {
+	const url = new URL(`${baseUrl()}/`);
+	if (space) url.searchParams.set("space", space);
+	if (policy) url.searchParams.set("policy", policy);
+	return url.href + hash;
+}
+
+/** Opens the app and waits until its database is open (html[data-ready]). */
+export async function openApp(page, options = {}) {
+	await page.goto(appUrl(options));
+	await waitReady(page);
+}
+
+export async function waitReady(page) {
+	await page.waitForSelector("html[data-ready='true']", { timeout: 20000 });
+}
+
+export async function screenshot(page, name) {
+	mkdirSync(SCREENSHOTS, { recursive: true });
+	const path = join(SCREENSHOTS, `${name}.png`);
+	await page.screenshot({ path, fullPage: true });
+	return path;
+}
+
+/** Retries `check` (which throws on failure) until it passes or `timeout` ms have passed. */
+export async function eventually(check, { timeout = 5000, interval = 50 } = {}) {
+	const deadline = Date.now() + timeout;
+	for (;;) {
+		try {
+			return await check();
+		} catch (err) {
+			if (Date.now() > deadline) throw err;
+		}
+		await new Promise((r) => setTimeout(r, interval));
+	}
+}
+
+// ------------------------------------------------------------------ TodoMVC page helpers
+
+export async function addTodos(page, ...titles) {
+	const input = page.locator(".new-todo");
+	for (const title of titles) {
+		const before = await page.locator(".todo-list li").count();
+		await input.fill(title);
+		await input.press("Enter");
+		if (title.trim()) await eventually(async () => assert.ok((await page.locator(".todo-list li").count()) > before));
+	}
+}
+
+/** The visible todos as [{ title, completed }]. */
+export async function todoItems(page) {
+	return page.$$eval(".todo-list li", (lis) =>
+		lis.map((li) => ({
+			title: li.querySelector("label").textContent,
+			completed: li.classList.contains("completed"),
+		})),
+	);
+}
+
+export async function titles(page) {
+	return page.$$eval(".todo-list li label", (labels) => labels.map((l) => l.textContent));
+}
+
+export async function expectTitles(page, expected, options) {
+	await eventually(async () => assert.deepEqual(await titles(page), expected), options);
+}
+
+export async function expectItems(page, expected, options) {
+	await eventually(async () => assert.deepEqual(await todoItems(page), expected), options);
+}
+
+export function item(page, title) {
+	return page.locator(".todo-list li").filter({ has: page.locator("label", { hasText: new RegExp(`^${escapeRe(title)}$`) }) });
+}
+
+export async function editTodo(page, oldTitle, newTitle, key = "Enter") {
+	const li = item(page, oldTitle);
+	await li.locator("label").dblclick();
+	const edit = li.locator(".edit");
+	await edit.fill(newTitle);
+	await edit.press(key);
+}
+
+export async function pendingCount(page) {
+	return Number(await page.locator(".pending-count").textContent());
+}
+
+export async function syncState(page) {
+	return page.locator(".sync-status").getAttribute("data-state");
+}
+
+function escapeRe(s) {
+	return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
