@@ -5,6 +5,7 @@
 
 pub mod hlc;
 pub mod limits;
+pub mod merge;
 pub mod protocol;
 
 pub use hlc::{Hlc, HlcClock, HlcError};
