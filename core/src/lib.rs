@@ -3,9 +3,11 @@
 //! Nothing here knows about wasm-bindgen, web-sys or a database driver, so the rules that decide
 //! ordering and conflicts compile and test natively and are the *same code* on both ends.
 
+pub mod document;
 pub mod hlc;
 pub mod limits;
 pub mod merge;
 pub mod protocol;
+pub mod query;
 
 pub use hlc::{Hlc, HlcClock, HlcError};
