@@ -5,7 +5,8 @@
 // The server under test comes from FERROSYNC_E2E_URL, e.g. http://127.0.0.1:8787 — a
 // `ferrosync-server --static www --auth dev` serving the demo with the built package in www/pkg.
 import assert from "node:assert/strict";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { after, before, test } from "node:test";
@@ -105,14 +106,24 @@ export function newSpace(prefix = "e2e") {
 /**
  * A device: one browser context (its own IndexedDB, service worker, cache), recording every uncaught
  * page error and console error of its pages. `allowConsole` takes regexps for console errors a test
- * provokes on purpose.
+ * provokes on purpose. `persistent: true` gives a context with a real profile on disk instead of an
+ * incognito-like one (Chromium never offers to install an app from incognito).
  */
-export async function newDevice(browser, name, { allowConsole = [] } = {}) {
-	const context = await browser.newContext({
-		viewport: { width: 760, height: 980 },
-		deviceScaleFactor: 1,
-		serviceWorkers: "allow",
-	});
+export async function newDevice(browser, name, { allowConsole = [], persistent = false } = {}) {
+	const options = { viewport: { width: 760, height: 980 }, deviceScaleFactor: 1, serviceWorkers: "allow" };
+	let profile = null;
+	let context;
+	if (persistent) {
+		profile = mkdtempSync(join(tmpdir(), "ferrosync-e2e-"));
+		context = await chromium.launchPersistentContext(profile, {
+			...options,
+			executablePath: CHROMIUM,
+			args: CHROMIUM_ARGS,
+			headless: true,
+		});
+	} else {
+		context = await browser.newContext(options);
+	}
 	const device = { name, context, errors: [], allowConsole: [...allowConsole] };
 	const watch = (page) => {
 		page.on("pageerror", (err) => device.errors.push(`${name}: uncaught ${err.stack || err}`));
@@ -125,8 +136,18 @@ export async function newDevice(browser, name, { allowConsole = [] } = {}) {
 		});
 	};
 	context.on("page", watch);
-	device.newPage = async () => context.newPage();
-	device.close = async () => context.close().catch(() => {});
+	for (const page of context.pages()) watch(page);
+	device.newPage = async () => {
+		// A persistent context starts with one blank page: use it first.
+		const blank = context.pages().find((p) => p.url() === "about:blank" && !p.usedByTest);
+		const page = blank ?? (await context.newPage());
+		page.usedByTest = true;
+		return page;
+	};
+	device.close = async () => {
+		await context.close().catch(() => {});
+		if (profile) rmSync(profile, { recursive: true, force: true });
+	};
 	return device;
 }
 
@@ -137,8 +158,8 @@ export function assertNoErrors(...devices) {
 }
 
 /** The app's URL for a space and options. */
-export function appUrl({ space, policy, hash = "" } = {}) {
-	const url = new URL(`${baseUrl()}/`);
+export function appUrl({ space, policy, hash = "", base = baseUrl() } = {}) {
+	const url = new URL(`${base}/`);
 	if (space) url.searchParams.set("space", space);
 	if (policy) url.searchParams.set("policy", policy);
 	return url.href + hash;
@@ -230,4 +251,63 @@ export async function syncState(page) {
 
 function escapeRe(s) {
 	return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
+
+// ------------------------------------------------------------------ a rewriting proxy
+
+/**
+ * A loopback HTTP proxy in front of the server under test, for tests that must change what the server
+ * serves (e.g. deploy a new sw.js). `rewriter(pathname)` returns null to pass the response through, or
+ * a function turning a 200 response's body text into a new one. Streams such as /v1/events pass through.
+ * Returns { url, close() }.
+ */
+export async function startProxy(rewriter) {
+	const http = await import("node:http");
+	const target = new URL(baseUrl());
+	const server = http.createServer((req, res) => {
+		const pathname = new URL(req.url, "http://x").pathname;
+		const rewrite = rewriter(pathname);
+		const headers = { ...req.headers, host: target.host };
+		if (rewrite) {
+			// A rewritten file must not be answered with "304 Not Modified" from the original's validators.
+			delete headers["if-none-match"];
+			delete headers["if-modified-since"];
+			headers["accept-encoding"] = "identity";
+		}
+		const upstream = http.request(
+			{ host: target.hostname, port: target.port, method: req.method, path: req.url, headers },
+			(up) => {
+				if (!rewrite || up.statusCode !== 200) {
+					res.writeHead(up.statusCode, up.headers);
+					up.pipe(res);
+					return;
+				}
+				const chunks = [];
+				up.on("data", (c) => chunks.push(c));
+				up.on("end", () => {
+					const body = Buffer.from(rewrite(Buffer.concat(chunks).toString("utf8")), "utf8");
+					const out = { ...up.headers, "content-length": String(body.length) };
+					delete out.etag;
+					delete out["last-modified"];
+					delete out["transfer-encoding"];
+					res.writeHead(up.statusCode, out);
+					res.end(body);
+				});
+			},
+		);
+		upstream.on("error", () => {
+			if (!res.headersSent) res.writeHead(502);
+			res.end();
+		});
+		req.pipe(upstream);
+	});
+	await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+	return {
+		url: `http://127.0.0.1:${server.address().port}`,
+		close: () =>
+			new Promise((resolve) => {
+				server.closeAllConnections?.();
+				server.close(() => resolve());
+			}),
+	};
 }
