@@ -1,0 +1,161 @@
+// Two devices (two browser contexts: separate IndexedDB, separate service workers) on one sync space,
+// syncing through the real server: live propagation, and offline edits on both converging by each
+// conflict policy once the network is back, with no manual sync and no reload.
+import assert from "node:assert/strict";
+import {
+	addTodos,
+	e2eTest,
+	editTodo,
+	eventually,
+	expectItems,
+	expectTitles,
+	item,
+	newSpace,
+	openApp,
+	pendingCount,
+	syncState,
+} from "./harness.mjs";
+
+/** How long a change may take to reach the other device (server events, or the sync after a write). */
+const PROPAGATION = { timeout: 10000, interval: 100 };
+
+async function twoDevices(device, { policy } = {}) {
+	const space = newSpace("sync");
+	const a = await device("a");
+	const b = await device("b");
+	const pa = await a.newPage();
+	const pb = await b.newPage();
+	await openApp(pa, { space, policy });
+	await openApp(pb, { space, policy });
+	return { a, b, pa, pb, space };
+}
+
+/** Both pages show `state` ("idle" when online and done) and no pending change. */
+async function expectSettled(pages, state = "idle") {
+	for (const page of pages) {
+		await eventually(async () => {
+			assert.equal(await pendingCount(page), 0, "pending changes");
+			assert.equal(await syncState(page), state);
+		}, PROPAGATION);
+	}
+}
+
+e2eTest("a todo added on device A shows up on device B without a reload", async ({ device, shot }) => {
+	const { pa, pb } = await twoDevices(device);
+	await addTodos(pa, "buy milk", "walk the dog");
+	await expectTitles(pb, ["buy milk", "walk the dog"], PROPAGATION);
+
+	await item(pa, "buy milk").locator(".toggle").check();
+	await expectItems(
+		pb,
+		[
+			{ title: "buy milk", completed: true },
+			{ title: "walk the dog", completed: false },
+		],
+		PROPAGATION,
+	);
+
+	// And back the other way.
+	await editTodo(pb, "walk the dog", "walk the dog twice");
+	await expectTitles(pa, ["buy milk", "walk the dog twice"], PROPAGATION);
+	await item(pb, "buy milk").hover();
+	await item(pb, "buy milk").locator(".destroy").click();
+	await expectTitles(pa, ["walk the dog twice"], PROPAGATION);
+
+	await expectSettled([pa, pb]);
+	for (const page of [pa, pb]) {
+		assert.match(await page.locator(".last-sync").textContent(), /^synced /);
+	}
+	await shot(pa, "a");
+	await shot(pb, "b");
+});
+
+/**
+ * Both devices go offline and edit the same todos; A edits first, B later:
+ *   "buy milk":     A renames it "buy oat milk";  B renames it "buy almond milk"
+ *   "walk dog":     A renames it "walk the dog";  B completes it
+ *   "water plants": B deletes it
+ *   A adds "call mom".
+ */
+const EXPECTED = {
+	// Whole todo, newest write wins.
+	lww: [
+		{ title: "buy almond milk", completed: false },
+		{ title: "walk dog", completed: true },
+		{ title: "call mom", completed: false },
+	],
+	// Field by field: A's title and B's completion of "walk dog" both survive.
+	merge: [
+		{ title: "buy almond milk", completed: false },
+		{ title: "walk the dog", completed: true },
+		{ title: "call mom", completed: false },
+	],
+	// The demo's JS resolver keeps both titles (sorted) and completion from either side.
+	"keep-both": [
+		{ title: "buy almond milk / buy oat milk", completed: false },
+		{ title: "walk dog / walk the dog", completed: true },
+		{ title: "call mom", completed: false },
+	],
+};
+
+for (const policy of Object.keys(EXPECTED)) {
+	e2eTest(`offline edits on two devices converge by the ${policy} policy when both come back online`, async ({ device, shot }) => {
+		const { a, b, pa, pb } = await twoDevices(device, { policy });
+		assert.equal(await pa.locator(".conflict-policy").inputValue(), policy);
+		await addTodos(pa, "buy milk", "walk dog", "water plants");
+		await expectTitles(pb, ["buy milk", "walk dog", "water plants"], PROPAGATION);
+		await expectSettled([pa, pb]);
+
+		await a.context.setOffline(true);
+		await b.context.setOffline(true);
+		for (const page of [pa, pb]) {
+			await eventually(async () => assert.equal(await syncState(page), "offline"));
+		}
+
+		await editTodo(pa, "buy milk", "buy oat milk");
+		await editTodo(pa, "walk dog", "walk the dog");
+		await addTodos(pa, "call mom");
+		await expectTitles(pa, ["buy oat milk", "walk the dog", "water plants", "call mom"]);
+		await pa.waitForTimeout(50); // B's edits are strictly later
+
+		await editTodo(pb, "buy milk", "buy almond milk");
+		await item(pb, "walk dog").locator(".toggle").check();
+		await item(pb, "water plants").hover();
+		await item(pb, "water plants").locator(".destroy").click();
+		await expectItems(pb, [
+			{ title: "buy almond milk", completed: false },
+			{ title: "walk dog", completed: true },
+		]);
+		await eventually(async () => assert.equal(await pendingCount(pa), 3));
+		await eventually(async () => assert.equal(await pendingCount(pb), 3));
+		await shot(pa, "a-offline");
+		await shot(pb, "b-offline");
+
+		// Back online: the `online` event alone must bring both to the same state.
+		await a.context.setOffline(false);
+		await b.context.setOffline(false);
+		await expectItems(pa, EXPECTED[policy], PROPAGATION);
+		await expectItems(pb, EXPECTED[policy], PROPAGATION);
+		await expectSettled([pa, pb]);
+		// Stable: no ping-pong of resolutions afterwards.
+		await pa.waitForTimeout(1500);
+		await expectItems(pa, EXPECTED[policy], { timeout: 0 });
+		await expectItems(pb, EXPECTED[policy], { timeout: 0 });
+	});
+}
+
+e2eTest("a device that joins later receives the whole list on its first sync", async ({ device }) => {
+	const space = newSpace("join");
+	const a = await device("a");
+	const pa = await a.newPage();
+	await openApp(pa, { space });
+	const many = Array.from({ length: 25 }, (_, i) => `task ${String(i + 1).padStart(2, "0")}`);
+	await addTodos(pa, ...many);
+	await expectSettled([pa]);
+
+	const b = await device("b");
+	const pb = await b.newPage();
+	await openApp(pb, { space });
+	await expectTitles(pb, many, PROPAGATION);
+	await eventually(async () => assert.equal(await pb.locator(".todo-count strong").textContent(), "25"));
+});
