@@ -10,6 +10,9 @@ pub const MAX_PUSH_CHANGES: usize = 1000;
 /// Default and largest page size of a pull.
 pub const DEFAULT_PULL_LIMIT: usize = 500;
 pub const MAX_PULL_LIMIT: usize = 1000;
+/// Default bound on a push request body (the reference server's `--max-body-bytes`): clients split
+/// pushes so that one request stays below it.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 
 /// Why a name or id is out of bounds.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

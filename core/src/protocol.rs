@@ -106,6 +106,11 @@ pub mod codes {
     /// The cursor belongs to another server database (reset or restored): re-sync from scratch.
     pub const CURSOR_EPOCH_MISMATCH: &str = "CURSOR_EPOCH_MISMATCH";
     pub const INTERNAL: &str = "INTERNAL";
+    /// No such endpoint (or method) under `/v1`.
+    pub const NOT_FOUND: &str = "NOT_FOUND";
+    pub const METHOD_NOT_ALLOWED: &str = "METHOD_NOT_ALLOWED";
+    /// The server cannot reach its database right now; retry later.
+    pub const UNAVAILABLE: &str = "UNAVAILABLE";
 }
 
 #[cfg(test)]

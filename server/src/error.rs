@@ -1,0 +1,125 @@
+//! The server's one error type. Every failure of a request ends here and becomes a JSON reply
+//! `{ "error": { "code", "message" }, "serverTime" }`; internal details are logged, never sent.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use ferrosync_core::protocol::codes;
+use serde::Serialize;
+
+use crate::clock::now_ms;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    InvalidChange(String),
+    #[error("{0}")]
+    TooManyChanges(String),
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("{0}")]
+    ClockAhead(String),
+    #[error("{0}")]
+    BadCursor(String),
+    #[error("{0}")]
+    EpochMismatch(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    /// The database could not be reached (pool timeout, connection refused): worth a retry.
+    #[error("database unavailable: {0}")]
+    Unavailable(#[source] sqlx::Error),
+    #[error("database error: {0}")]
+    Database(#[source] sqlx::Error),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                ApiError::Unavailable(e)
+            }
+            e => ApiError::Database(e),
+        }
+    }
+}
+
+impl ApiError {
+    pub fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, codes::UNAUTHORIZED),
+            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, codes::BAD_REQUEST),
+            ApiError::InvalidChange(_) => (StatusCode::BAD_REQUEST, codes::INVALID_CHANGE),
+            ApiError::TooManyChanges(_) => (StatusCode::BAD_REQUEST, codes::TOO_MANY_CHANGES),
+            ApiError::PayloadTooLarge(_) => {
+                (StatusCode::PAYLOAD_TOO_LARGE, codes::PAYLOAD_TOO_LARGE)
+            }
+            ApiError::ClockAhead(_) => (StatusCode::UNPROCESSABLE_ENTITY, codes::CLOCK_AHEAD),
+            ApiError::BadCursor(_) => (StatusCode::BAD_REQUEST, codes::BAD_CURSOR),
+            ApiError::EpochMismatch(_) => (StatusCode::CONFLICT, codes::CURSOR_EPOCH_MISMATCH),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, codes::NOT_FOUND),
+            ApiError::MethodNotAllowed(_) => {
+                (StatusCode::METHOD_NOT_ALLOWED, codes::METHOD_NOT_ALLOWED)
+            }
+            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, codes::UNAVAILABLE),
+            ApiError::Database(_) | ApiError::Internal(_) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, codes::INTERNAL)
+            }
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Body<'a> {
+    error: Detail<'a>,
+    server_time: u64,
+}
+
+#[derive(Serialize)]
+struct Detail<'a> {
+    code: &'a str,
+    message: String,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        let message = match &self {
+            ApiError::Unavailable(_) => {
+                tracing::warn!(error = %self, "request failed: database unavailable");
+                "the server's database is unavailable; retry later".to_string()
+            }
+            ApiError::Database(_) | ApiError::Internal(_) => {
+                tracing::error!(error = %self, "request failed: internal error");
+                "internal server error".to_string()
+            }
+            other => {
+                tracing::debug!(code, error = %other, "request refused");
+                other.to_string()
+            }
+        };
+        let body = Body {
+            error: Detail { code, message },
+            server_time: now_ms(),
+        };
+        (status, Json(body)).into_response()
+    }
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
+        use crate::store::StoreError;
+        match e {
+            StoreError::Db(e) => e.into(),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}

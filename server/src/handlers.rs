@@ -1,0 +1,109 @@
+//! The `/v1` endpoints and the health check.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{RawQuery, State};
+use axum::http::HeaderMap;
+use axum::Json;
+use ferrosync_core::limits::{DEFAULT_PULL_LIMIT, MAX_PULL_LIMIT};
+use ferrosync_core::protocol::{PullResponse, PushRequest, PushResponse};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use crate::app::AppState;
+use crate::clock::now_ms;
+use crate::cursor::Cursor;
+use crate::error::ApiError;
+use crate::validate::{check_push, parse_json, read_body};
+
+/// `POST /v1/push`: applies a batch of changes all or nothing.
+pub async fn push(
+    State(s): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<PushResponse>, ApiError> {
+    let namespace = s.auth.namespace(&headers, None)?;
+    let bytes = read_body(&headers, body, s.max_body_bytes).await?;
+    let req: PushRequest = parse_json(&bytes)?;
+    check_push(&req, now_ms(), s.max_drift_ms)?;
+    // The same client sending the same changes again is a retry whose reply was lost.
+    let canonical = serde_json::to_vec(&req).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let hash = Sha256::digest(&canonical);
+    let outcome = s
+        .store
+        .push(&namespace, &req.client_id, &hash, &req.changes)
+        .await?;
+    let cursor = Cursor {
+        epoch: s.store.epoch().to_string(),
+        seq: outcome.head,
+    };
+    Ok(Json(PushResponse {
+        results: outcome.results,
+        cursor: Some(cursor.encode()),
+        server_time: now_ms(),
+    }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PullParams {
+    cursor: Option<String>,
+    limit: Option<String>,
+}
+
+/// `GET /v1/pull?cursor=&limit=`: the namespace's changes after the cursor, in feed order.
+pub async fn pull(
+    State(s): State<Arc<AppState>>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Json<PullResponse>, ApiError> {
+    let namespace = s.auth.namespace(&headers, None)?;
+    let params: PullParams = serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
+        .map_err(|e| ApiError::BadRequest(format!("invalid query: {e}")))?;
+    let limit = match params.limit.as_deref() {
+        None | Some("") => DEFAULT_PULL_LIMIT,
+        Some(l) => match l.parse::<usize>() {
+            Ok(n) if (1..=MAX_PULL_LIMIT).contains(&n) => n,
+            _ => {
+                return Err(ApiError::BadRequest(format!(
+                    "limit must be an integer from 1 to {MAX_PULL_LIMIT}, got {:?}",
+                    l.chars().take(40).collect::<String>()
+                )))
+            }
+        },
+    };
+    let cursor = Cursor::parse(params.cursor.as_deref(), s.store.epoch())?;
+    let page = s.store.pull(&namespace, cursor.seq, limit).await?;
+    if cursor.seq > page.head {
+        return Err(ApiError::BadCursor(
+            "cursor is ahead of this server's feed: pass back a cursor this server returned".into(),
+        ));
+    }
+    let next = Cursor {
+        epoch: cursor.epoch,
+        seq: page.last_seq.unwrap_or(cursor.seq),
+    };
+    Ok(Json(PullResponse {
+        changes: page.changes,
+        cursor: next.encode(),
+        has_more: page.has_more,
+        remaining: page.remaining,
+        server_time: now_ms(),
+    }))
+}
+
+/// `GET /healthz`: 200 when the database answers.
+pub async fn healthz(State(s): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
+    s.store.ping().await?;
+    Ok(Json(json!({ "status": "ok", "serverTime": now_ms() })))
+}
+
+pub async fn not_found() -> ApiError {
+    ApiError::NotFound("no such endpoint; see docs/PROTOCOL.md".into())
+}
+
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed("method not allowed for this endpoint".into())
+}

@@ -1,0 +1,17 @@
+//! The ferrosync reference sync server: the `/v1` protocol (see `docs/PROTOCOL.md`) over SQLite or
+//! PostgreSQL, with the conflict order, wire types and limits taken from `ferrosync-core`.
+
+pub mod app;
+pub mod auth;
+pub mod clock;
+pub mod config;
+pub mod cursor;
+pub mod error;
+pub mod events;
+pub mod handlers;
+pub mod sse;
+pub mod store;
+pub mod validate;
+
+pub use app::{start, Server, StartError};
+pub use config::Config;
