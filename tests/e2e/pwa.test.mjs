@@ -154,6 +154,13 @@ e2eTest("a reload with the network off shows the app and its data", async ({ dev
 	// Still a working app while offline: add, and the change waits as pending.
 	await addTodos(page, "added offline");
 	await eventually(async () => assert.ok(Number(await page.locator(".pending-count").textContent()) >= 1));
+	// ...and asks for a Background Sync when the network returns.
+	await eventually(async () =>
+		assert.deepEqual(
+			await page.evaluate(async () => (await navigator.serviceWorker.getRegistration()).sync.getTags()),
+			["ferrosync-sync"],
+		),
+	);
 	await shot(page, "offline");
 
 	// A second offline reload still has everything, including the offline addition.
@@ -277,4 +284,37 @@ e2eTest("the conflict policy control reopens the database with the chosen policy
 	await waitReady(page);
 	assert.equal(await select.inputValue(), "merge");
 	assert.match(page.url(), /[?&]policy=merge/);
+});
+
+e2eTest("a Background Sync event from the service worker makes the open app sync", async ({ device }) => {
+	const d = await device("device");
+	const page = await d.newPage();
+	await openApp(page, { space: newSpace("bgsync") });
+	await waitControlled(page);
+	// Count the app's calls of db.sync().
+	await page.evaluate(() => {
+		const db = window.ferrosyncDemo.db;
+		const original = db.sync.bind(db);
+		window.syncCalls = 0;
+		db.sync = (...args) => {
+			window.syncCalls += 1;
+			return original(...args);
+		};
+	});
+	const cdp = await d.context.newCDPSession(page);
+	const registration = new Promise((resolve) =>
+		cdp.on("ServiceWorker.workerRegistrationUpdated", ({ registrations }) => {
+			const r = registrations.find((x) => x.scopeURL === `${baseUrl()}/` && !x.isDeleted);
+			if (r) resolve(r.registrationId);
+		}),
+	);
+	await cdp.send("ServiceWorker.enable");
+	const registrationId = await registration;
+	await cdp.send("ServiceWorker.dispatchSyncEvent", {
+		origin: baseUrl(),
+		registrationId,
+		tag: "ferrosync-sync",
+		lastChance: false,
+	});
+	await eventually(async () => assert.equal(await page.evaluate(() => window.syncCalls), 1));
 });
