@@ -941,9 +941,16 @@ async fn concurrent_pushes_and_pulls_lose_nothing(b: Backend) {
     }
     for r in readers {
         let view = r.await.unwrap();
-        assert_eq!(
-            view, fin,
-            "a reader following the feed ended with a different state"
+        let wrong: Vec<_> = fin
+            .iter()
+            .filter(|(k, h)| view.get(*k) != Some(*h))
+            .map(|(k, h)| format!("{}/{} final {h}, reader has {:?}", k.0, k.1, view.get(k)))
+            .collect();
+        assert!(
+            wrong.is_empty() && view.len() == fin.len(),
+            "a reader following the feed missed {} versions, e.g. {:?}",
+            wrong.len(),
+            &wrong[..wrong.len().min(5)]
         );
     }
     Arc::try_unwrap(s)
