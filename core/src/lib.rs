@@ -9,5 +9,6 @@ pub mod limits;
 pub mod merge;
 pub mod protocol;
 pub mod query;
+pub mod sync;
 
 pub use hlc::{Hlc, HlcClock, HlcError};

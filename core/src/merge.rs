@@ -24,9 +24,9 @@ use serde_json::{Map, Value};
 use crate::hlc::Hlc;
 use crate::protocol::Change;
 
-/// Key of the whole-document delete time inside `Change::fields`. `_fs` is the metadata name
-/// documents may not use, so it never collides with a real field.
-pub const DELETED_AT: &str = "_fs";
+/// Key of the whole-document delete time inside `Change::fields`. Field names starting with `$` are
+/// refused in documents ([`crate::document`]), so it never collides with a real field.
+pub const DELETED_AT: &str = "$deleted";
 
 /// The field that names a document; always projected from the change's id.
 const ID_FIELD: &str = "id";
@@ -373,12 +373,20 @@ mod tests {
 
     #[test]
     fn local_change_stamps_only_changed_fields() {
-        let v1 = put(None, json!({"id": "a", "title": "x", "done": false}), h(1, "c"));
+        let v1 = put(
+            None,
+            json!({"id": "a", "title": "x", "done": false}),
+            h(1, "c"),
+        );
         let f1 = v1.fields.clone().unwrap();
         assert_eq!(f1["title"], h(1, "c"));
         assert_eq!(f1["id"], h(1, "c"));
         assert!(!f1.contains_key(DELETED_AT));
-        let v2 = put(Some(&v1), json!({"id": "a", "title": "x", "done": true}), h(2, "c"));
+        let v2 = put(
+            Some(&v1),
+            json!({"id": "a", "title": "x", "done": true}),
+            h(2, "c"),
+        );
         let f2 = v2.fields.clone().unwrap();
         assert_eq!(f2["title"], h(1, "c"), "unchanged field keeps its time");
         assert_eq!(f2["done"], h(2, "c"));
@@ -391,9 +399,21 @@ mod tests {
 
     #[test]
     fn concurrent_edits_of_different_fields_both_survive() {
-        let base = put(None, json!({"id": "a", "title": "x", "done": false}), h(1, "p"));
-        let left = put(Some(&base), json!({"id": "a", "title": "y", "done": false}), h(5, "l"));
-        let right = put(Some(&base), json!({"id": "a", "title": "x", "done": true}), h(4, "r"));
+        let base = put(
+            None,
+            json!({"id": "a", "title": "x", "done": false}),
+            h(1, "p"),
+        );
+        let left = put(
+            Some(&base),
+            json!({"id": "a", "title": "y", "done": false}),
+            h(5, "l"),
+        );
+        let right = put(
+            Some(&base),
+            json!({"id": "a", "title": "x", "done": true}),
+            h(4, "r"),
+        );
         let m = merge(&left, &right);
         assert_eq!(m.doc, Some(json!({"id": "a", "title": "y", "done": true})));
         assert_eq!(m.hlc, h(5, "l"));
@@ -410,13 +430,25 @@ mod tests {
 
     #[test]
     fn delete_vs_field_edits() {
-        let base = put(None, json!({"id": "a", "title": "x", "done": false}), h(1, "p"));
+        let base = put(
+            None,
+            json!({"id": "a", "title": "x", "done": false}),
+            h(1, "p"),
+        );
         let gone = del(Some(&base), h(5, "d"));
         // An edit older than the delete loses.
-        let older = put(Some(&base), json!({"id": "a", "title": "y", "done": false}), h(3, "e"));
+        let older = put(
+            Some(&base),
+            json!({"id": "a", "title": "y", "done": false}),
+            h(3, "e"),
+        );
         assert!(merge(&gone, &older).deleted);
         // An edit newer than the delete brings the document back with only what was written after it.
-        let newer = put(Some(&base), json!({"id": "a", "title": "z", "done": false}), h(7, "e"));
+        let newer = put(
+            Some(&base),
+            json!({"id": "a", "title": "z", "done": false}),
+            h(7, "e"),
+        );
         let m = merge(&older, &merge(&gone, &newer));
         assert!(!m.deleted);
         assert_eq!(m.doc, Some(json!({"id": "a", "title": "z"})));
@@ -436,7 +468,10 @@ mod tests {
         let gone = del(Some(&base), h(5, "d"));
         let removed = put(Some(&base), json!({"id": "a", "y": 2}), h(7, "e"));
         let m = merge(&gone, &removed);
-        assert!(m.deleted, "removing a field is not a reason to bring the document back");
+        assert!(
+            m.deleted,
+            "removing a field is not a reason to bring the document back"
+        );
         assert_eq!(m.fields.as_ref().unwrap()["x"], h(7, "e"));
     }
 
@@ -452,7 +487,11 @@ mod tests {
 
     #[test]
     fn round_trip_through_change_keeps_state() {
-        let base = put(None, json!({"id": "a", "x": 1, "y": {"z": [1, 2]}}), h(1, "p"));
+        let base = put(
+            None,
+            json!({"id": "a", "x": 1, "y": {"z": [1, 2]}}),
+            h(1, "p"),
+        );
         let gone = del(Some(&base), h(5, "d"));
         let back = put(Some(&base), json!({"id": "a", "x": 2}), h(7, "e"));
         for c in [&base, &gone, &back, &merge(&gone, &back)] {
@@ -511,7 +550,13 @@ mod tests {
         let mut written = Vec::new();
         for (i, s) in steps.iter().enumerate() {
             let wall = walls[i % walls.len()];
-            let resolve = |a: &Change, b: &Change| if track { merge(a, b) } else { lww(a, b).clone() };
+            let resolve = |a: &Change, b: &Change| {
+                if track {
+                    merge(a, b)
+                } else {
+                    lww(a, b).clone()
+                }
+            };
             match s {
                 Step::Receive(to, from) => {
                     if let Some(theirs) = local[*from].clone() {
@@ -524,11 +569,17 @@ mod tests {
                 }
                 edit => {
                     let r = match edit {
-                        Step::Set(r, ..) | Step::Remove(r, _) | Step::Delete(r) | Step::Create(r, ..) => *r,
+                        Step::Set(r, ..)
+                        | Step::Remove(r, _)
+                        | Step::Delete(r)
+                        | Step::Create(r, ..) => *r,
                         Step::Receive(..) => unreachable!(),
                     };
                     let prev = local[r].clone();
-                    let current = prev.as_ref().filter(|c| !c.deleted).and_then(|c| c.doc.clone());
+                    let current = prev
+                        .as_ref()
+                        .filter(|c| !c.deleted)
+                        .and_then(|c| c.doc.clone());
                     let doc = match edit {
                         Step::Set(_, k, v) => current.map(|mut d| {
                             d[KEYS[*k]] = json!(v);
@@ -584,10 +635,7 @@ mod tests {
     }
 
     fn fold_merge(items: &[Change]) -> Option<FieldState> {
-        items
-            .iter()
-            .map(FieldState::of)
-            .reduce(|a, b| a.join(&b))
+        items.iter().map(FieldState::of).reduce(|a, b| a.join(&b))
     }
 
     fn fold_merge_changes(items: &[Change]) -> Option<Change> {

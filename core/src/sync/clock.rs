@@ -1,0 +1,117 @@
+//! The client's clock for sync: an [`HlcClock`] fed with wall time corrected by the server's clock.
+//!
+//! A device whose clock is an hour behind would stamp every write an hour in the past and would see
+//! every honest remote timestamp as an hour in the future (refused by the drift check). Each server
+//! reply carries `serverTime`; the offset to it is applied to every reading of the wall clock, for
+//! local writes and for drift checks alike, so such a device behaves like a correct one.
+
+use std::cell::{Cell, RefCell};
+
+use crate::hlc::{Hlc, HlcClock, HlcError};
+
+/// Shared by the local store (stamping writes) and the sync engine (observing remote times).
+/// Interior mutability, no `Send`: one per database, on one thread.
+pub struct SyncClock {
+    hlc: RefCell<HlcClock>,
+    offset_ms: Cell<i64>,
+    wall: Box<dyn Fn() -> u64>,
+}
+
+impl SyncClock {
+    /// `wall` reads the device clock in ms since the epoch (`Date.now()` in the browser).
+    pub fn new(clock: HlcClock, wall: impl Fn() -> u64 + 'static) -> Self {
+        SyncClock {
+            hlc: RefCell::new(clock),
+            offset_ms: Cell::new(0),
+            wall: Box::new(wall),
+        }
+    }
+
+    /// This client's id (the node of its HLCs).
+    pub fn node(&self) -> String {
+        self.hlc.borrow().node().to_string()
+    }
+
+    /// The device's wall clock, uncorrected (for measuring round trips).
+    pub fn wall_ms(&self) -> u64 {
+        (self.wall)()
+    }
+
+    /// Wall time corrected by the last known offset to the server's clock.
+    pub fn now_ms(&self) -> u64 {
+        let w = self.wall_ms() as i128 + self.offset_ms.get() as i128;
+        w.clamp(0, crate::hlc::MAX_WALL_MS as i128) as u64
+    }
+
+    pub fn offset_ms(&self) -> i64 {
+        self.offset_ms.get()
+    }
+
+    /// Restores a persisted offset (e.g. at open, before the first reply).
+    pub fn set_offset_ms(&self, offset: i64) {
+        self.offset_ms.set(offset);
+    }
+
+    /// Learns the offset from a reply's `serverTime`, taken as the server's clock at the midpoint of
+    /// the request (`sent_wall`..`received_wall`, device wall times).
+    pub fn observe_server_time(&self, server_time: u64, sent_wall: u64, received_wall: u64) {
+        let mid = (sent_wall as i128 + received_wall as i128) / 2;
+        let off = (server_time as i128 - mid).clamp(i64::MIN as i128, i64::MAX as i128);
+        self.offset_ms.set(off as i64);
+    }
+
+    /// A new timestamp for a local write, after everything issued or observed.
+    pub fn tick(&self) -> Hlc {
+        let now = self.now_ms();
+        self.hlc.borrow_mut().tick(now)
+    }
+
+    /// Absorbs a remote timestamp, unless it is further ahead of corrected time than the drift bound
+    /// (then it is refused and the clock is unchanged).
+    pub fn observe(&self, remote: &Hlc) -> Result<(), HlcError> {
+        let now = self.now_ms();
+        self.hlc.borrow_mut().observe(remote, now)
+    }
+
+    /// The last timestamp issued or observed (persist it to restore the clock).
+    pub fn last(&self) -> Hlc {
+        self.hlc.borrow().last()
+    }
+
+    pub fn restore(&self, last: &Hlc) {
+        self.hlc.borrow_mut().restore(last);
+    }
+}
+
+impl std::fmt::Debug for SyncClock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SyncClock")
+            .field("last", &self.last())
+            .field("offset_ms", &self.offset_ms.get())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::rc::Rc;
+
+    #[test]
+    fn offset_corrects_a_slow_device() {
+        let wall = Rc::new(Cell::new(1_000_000u64));
+        let w = wall.clone();
+        let c = SyncClock::new(HlcClock::new("slow", 60_000).unwrap(), move || w.get());
+        let remote = Hlc::new(1_000_000 + 3_600_000, 0, "fast").unwrap();
+        assert!(
+            c.observe(&remote).is_err(),
+            "an hour ahead of the raw clock"
+        );
+        c.observe_server_time(1_000_000 + 3_600_000 + 10, 999_990, 1_000_010);
+        assert_eq!(c.offset_ms(), 3_600_010);
+        c.observe(&remote).unwrap();
+        assert!(c.tick() > remote);
+        wall.set(1_000_500);
+        assert_eq!(c.now_ms(), 1_000_500 + 3_600_010);
+    }
+}

@@ -1,0 +1,265 @@
+//! An in-memory sync server with the reference server's rules: one feed per namespace (token),
+//! last-write-wins by HLC, idempotent retries, stale replies carrying the current version, cursors
+//! tied to an epoch, pagination with a remaining count, drift and shape checks, all-or-nothing
+//! pushes.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::rc::Rc;
+
+use crate::hlc::{check_drift, validate_node, DEFAULT_MAX_DRIFT_MS};
+use crate::limits::{MAX_PULL_LIMIT, MAX_PUSH_CHANGES};
+use crate::protocol::{
+    codes, Change, PullResponse, PushRequest, PushResponse, PushResult, PushStatus,
+};
+use crate::sync::store::DocKey;
+use crate::sync::transport::TransportError;
+use crate::sync::validate::validate_change;
+
+/// One namespace's data: the current version of each document and its position in the feed.
+#[derive(Clone, Debug, Default)]
+pub struct Namespace {
+    docs: HashMap<DocKey, (Change, u64)>,
+    feed: BTreeMap<u64, DocKey>,
+    seq: u64,
+}
+
+impl Namespace {
+    fn write(&mut self, c: Change) {
+        let key = DocKey::of(&c);
+        if let Some((_, old)) = self.docs.get(&key) {
+            self.feed.remove(old);
+        }
+        self.seq += 1;
+        self.feed.insert(self.seq, key.clone());
+        self.docs.insert(key, (c, self.seq));
+    }
+
+    /// Current versions in key order.
+    pub fn docs(&self) -> Vec<Change> {
+        let mut v: Vec<Change> = self.docs.values().map(|(c, _)| c.clone()).collect();
+        v.sort_by(|a, b| DocKey::of(a).cmp(&DocKey::of(b)));
+        v
+    }
+
+    /// The feed position of the last write.
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+}
+
+struct State {
+    epoch: String,
+    epochs_made: u64,
+    namespaces: HashMap<String, Namespace>,
+    revoked: HashSet<String>,
+    wall: Box<dyn Fn() -> u64>,
+    max_drift_ms: u64,
+    push_sizes: Vec<usize>,
+}
+
+/// Cloning gives another handle to the same server.
+#[derive(Clone)]
+pub struct MemServer {
+    state: Rc<RefCell<State>>,
+}
+
+fn refuse(status: u16, code: &str, message: String) -> TransportError {
+    TransportError::BadRequest {
+        status,
+        code: code.to_string(),
+        message,
+    }
+}
+
+impl MemServer {
+    /// `wall` is the server's clock (ms since the epoch): its `serverTime`, and the drift bound's base.
+    pub fn new(wall: impl Fn() -> u64 + 'static) -> Self {
+        MemServer {
+            state: Rc::new(RefCell::new(State {
+                epoch: epoch_name(1),
+                epochs_made: 1,
+                namespaces: HashMap::new(),
+                revoked: HashSet::new(),
+                wall: Box::new(wall),
+                max_drift_ms: DEFAULT_MAX_DRIFT_MS,
+                push_sizes: Vec::new(),
+            })),
+        }
+    }
+
+    fn namespace_of(st: &State, token: Option<&str>) -> Result<String, TransportError> {
+        match token {
+            Some(t) if !t.is_empty() && !st.revoked.contains(t) => Ok(t.to_string()),
+            _ => Err(TransportError::Unauthorized {
+                status: 401,
+                message: "missing or invalid bearer token".into(),
+            }),
+        }
+    }
+
+    /// `POST /v1/push`.
+    pub fn push(
+        &self,
+        token: Option<&str>,
+        req: &PushRequest,
+    ) -> Result<PushResponse, TransportError> {
+        let mut st = self.state.borrow_mut();
+        let ns_name = Self::namespace_of(&st, token)?;
+        if req.changes.len() > MAX_PUSH_CHANGES {
+            return Err(refuse(
+                400,
+                codes::TOO_MANY_CHANGES,
+                format!("{} changes, limit {MAX_PUSH_CHANGES}", req.changes.len()),
+            ));
+        }
+        validate_node(&req.client_id)
+            .map_err(|e| refuse(400, codes::BAD_REQUEST, e.to_string()))?;
+        let now = (st.wall)();
+        for c in &req.changes {
+            validate_change(c).map_err(|e| refuse(400, codes::INVALID_CHANGE, e.to_string()))?;
+            check_drift(&c.hlc, now, st.max_drift_ms)
+                .map_err(|e| refuse(422, codes::CLOCK_AHEAD, e.to_string()))?;
+        }
+        st.push_sizes.push(req.changes.len());
+        let ns = st.namespaces.entry(ns_name).or_default();
+        let mut results = Vec::with_capacity(req.changes.len());
+        for c in &req.changes {
+            let current = ns.docs.get(&DocKey::of(c)).map(|(cur, _)| cur);
+            let status = match current {
+                Some(cur) if cur.hlc > c.hlc => PushResult {
+                    status: PushStatus::Stale,
+                    current: Some(cur.clone()),
+                },
+                // Same HLC: the same write again (a retry); applied, and the feed does not move.
+                Some(cur) if cur.hlc == c.hlc => applied(),
+                _ => {
+                    ns.write(c.clone());
+                    applied()
+                }
+            };
+            results.push(status);
+        }
+        let seq = ns.seq;
+        let cursor = format!("{}:{seq}", st.epoch);
+        Ok(PushResponse {
+            results,
+            cursor: Some(cursor),
+            server_time: now,
+        })
+    }
+
+    /// `GET /v1/pull`.
+    pub fn pull(
+        &self,
+        token: Option<&str>,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<PullResponse, TransportError> {
+        let st = self.state.borrow();
+        let ns_name = Self::namespace_of(&st, token)?;
+        let after = match cursor {
+            None | Some("") => 0,
+            Some(raw) => {
+                let bad = || refuse(400, codes::BAD_CURSOR, format!("malformed cursor {raw:?}"));
+                let (epoch, seq) = raw.split_once(':').ok_or_else(bad)?;
+                let seq: u64 = seq.parse().map_err(|_| bad())?;
+                if epoch.len() != 16 || !epoch.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err(bad());
+                }
+                if epoch != st.epoch {
+                    return Err(TransportError::CursorEpochMismatch(format!(
+                        "cursor of epoch {epoch}, server is epoch {}",
+                        st.epoch
+                    )));
+                }
+                seq
+            }
+        };
+        let limit = limit.clamp(1, MAX_PULL_LIMIT);
+        let empty = Namespace::default();
+        let ns = st.namespaces.get(&ns_name).unwrap_or(&empty);
+        let mut changes = Vec::new();
+        let mut last = after;
+        for (seq, key) in ns.feed.range(after + 1..).take(limit) {
+            changes.push(ns.docs[key].0.clone());
+            last = *seq;
+        }
+        let remaining = ns.feed.range(last + 1..).count() as u64;
+        Ok(PullResponse {
+            changes,
+            cursor: format!("{}:{last}", st.epoch),
+            has_more: remaining > 0,
+            remaining: Some(remaining),
+            server_time: (st.wall)(),
+        })
+    }
+
+    /// The current versions of a namespace, in key order.
+    pub fn docs(&self, namespace: &str) -> Vec<Change> {
+        self.state
+            .borrow()
+            .namespaces
+            .get(namespace)
+            .map(Namespace::docs)
+            .unwrap_or_default()
+    }
+
+    /// A copy of a namespace (a backup).
+    pub fn snapshot(&self, namespace: &str) -> Namespace {
+        self.state
+            .borrow()
+            .namespaces
+            .get(namespace)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Replaces the database (reset, or restored from backups) under a new epoch.
+    pub fn reset(&self, restored: Vec<(String, Namespace)>) {
+        let mut st = self.state.borrow_mut();
+        st.epochs_made += 1;
+        st.epoch = epoch_name(st.epochs_made);
+        st.namespaces = restored.into_iter().collect();
+    }
+
+    /// Refuses `token` from now on (401).
+    pub fn revoke(&self, token: &str) {
+        self.state.borrow_mut().revoked.insert(token.to_string());
+    }
+
+    /// Stores a version bypassing every check (to model data written by a broken client).
+    pub fn inject(&self, namespace: &str, change: Change) {
+        self.state
+            .borrow_mut()
+            .namespaces
+            .entry(namespace.to_string())
+            .or_default()
+            .write(change);
+    }
+
+    /// Sizes of the pushes accepted so far.
+    pub fn push_sizes(&self) -> Vec<usize> {
+        self.state.borrow().push_sizes.clone()
+    }
+
+    pub fn seq(&self, namespace: &str) -> u64 {
+        self.state
+            .borrow()
+            .namespaces
+            .get(namespace)
+            .map_or(0, |n| n.seq)
+    }
+}
+
+fn applied() -> PushResult {
+    PushResult {
+        status: PushStatus::Applied,
+        current: None,
+    }
+}
+
+fn epoch_name(n: u64) -> String {
+    // Distinct, 16 hex digits like the real server's random epochs.
+    format!("{:016x}", n.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+}

@@ -1,0 +1,239 @@
+//! A [`LocalStore`] in memory, with the same contract as the IndexedDB one: one outbox row per
+//! document, conditional acks, all-or-nothing `apply`.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, HashSet};
+use std::ops::Bound;
+use std::rc::Rc;
+
+use serde_json::Value;
+
+use crate::hlc::Hlc;
+use crate::merge::local_change;
+use crate::protocol::Change;
+use crate::sync::clock::SyncClock;
+use crate::sync::store::{
+    ApplyOutcome, DocKey, LocalDoc, LocalStore, PendingChange, PendingKind, Pushed, StoreOp,
+};
+
+/// The only way this store fails: on purpose, to test that a failing store loses nothing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("injected store failure")]
+pub struct MemStoreError;
+
+#[derive(Default)]
+struct State {
+    docs: BTreeMap<DocKey, Change>,
+    outbox: BTreeMap<DocKey, (Hlc, PendingKind)>,
+    cursor: Option<String>,
+    tracked: HashSet<String>,
+    applies: u64,
+}
+
+/// Cloning gives another handle to the same store (like two tabs on one database).
+#[derive(Clone)]
+pub struct MemStore {
+    state: Rc<RefCell<State>>,
+    clock: Rc<SyncClock>,
+    fail_next: Rc<Cell<bool>>,
+}
+
+impl MemStore {
+    pub fn new(clock: SyncClock) -> Self {
+        MemStore {
+            state: Rc::default(),
+            clock: Rc::new(clock),
+            fail_next: Rc::default(),
+        }
+    }
+
+    /// Local writes to `collection` record per-field HLCs (its policy is `merge`).
+    pub fn track_fields(&self, collection: &str) {
+        self.state
+            .borrow_mut()
+            .tracked
+            .insert(collection.to_string());
+    }
+
+    /// A local write, as the app's `put`/`delete` would do it: new HLC, new version, outbox row.
+    pub fn write(&self, collection: &str, id: &str, doc: Option<Value>) -> Change {
+        let hlc = self.clock.tick();
+        let mut st = self.state.borrow_mut();
+        let key = DocKey::new(collection, id);
+        let track = st.tracked.contains(collection);
+        let doc = doc.map(|mut d| {
+            if let Some(m) = d.as_object_mut() {
+                m.insert("id".into(), Value::String(id.to_string()));
+            }
+            d
+        });
+        let c = local_change(st.docs.get(&key), collection, id, doc, hlc.clone(), track);
+        st.docs.insert(key.clone(), c.clone());
+        st.outbox.insert(key, (hlc, PendingKind::Edit));
+        c
+    }
+
+    /// The local version (tombstones included).
+    pub fn get(&self, collection: &str, id: &str) -> Option<Change> {
+        self.state
+            .borrow()
+            .docs
+            .get(&DocKey::new(collection, id))
+            .cloned()
+    }
+
+    /// Every local version, in key order.
+    pub fn docs(&self) -> Vec<Change> {
+        self.state.borrow().docs.values().cloned().collect()
+    }
+
+    pub fn pending_count(&self) -> usize {
+        self.state.borrow().outbox.len()
+    }
+
+    pub fn is_pending(&self, collection: &str, id: &str) -> bool {
+        self.state
+            .borrow()
+            .outbox
+            .contains_key(&DocKey::new(collection, id))
+    }
+
+    pub fn saved_cursor(&self) -> Option<String> {
+        self.state.borrow().cursor.clone()
+    }
+
+    /// How many `apply` calls committed (one per page, one per batch of stale replies).
+    pub fn applies(&self) -> u64 {
+        self.state.borrow().applies
+    }
+
+    pub fn sync_clock(&self) -> &SyncClock {
+        &self.clock
+    }
+
+    /// The next store call fails (and changes nothing).
+    pub fn fail_next_call(&self) {
+        self.fail_next.set(true);
+    }
+
+    fn check(&self) -> Result<(), MemStoreError> {
+        if self.fail_next.replace(false) {
+            Err(MemStoreError)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl LocalStore for MemStore {
+    type Error = MemStoreError;
+
+    fn clock(&self) -> &SyncClock {
+        &self.clock
+    }
+
+    async fn pending(
+        &self,
+        after: Option<&DocKey>,
+        limit: usize,
+    ) -> Result<Vec<PendingChange>, MemStoreError> {
+        self.check()?;
+        let st = self.state.borrow();
+        let lower = match after {
+            Some(k) => Bound::Excluded(k.clone()),
+            None => Bound::Unbounded,
+        };
+        Ok(st
+            .outbox
+            .range((lower, Bound::Unbounded))
+            .take(limit)
+            .filter_map(|(k, (_, kind))| {
+                st.docs.get(k).map(|c| PendingChange {
+                    change: c.clone(),
+                    kind: *kind,
+                })
+            })
+            .collect())
+    }
+
+    async fn ack_pushed(&self, acked: &[Pushed]) -> Result<(), MemStoreError> {
+        self.check()?;
+        let mut st = self.state.borrow_mut();
+        for a in acked {
+            if st.outbox.get(&a.key).is_some_and(|(h, _)| *h == a.hlc) {
+                st.outbox.remove(&a.key);
+            }
+        }
+        Ok(())
+    }
+
+    async fn load(&self, keys: &[DocKey]) -> Result<Vec<Option<LocalDoc>>, MemStoreError> {
+        self.check()?;
+        let st = self.state.borrow();
+        Ok(keys
+            .iter()
+            .map(|k| {
+                st.docs.get(k).map(|c| LocalDoc {
+                    change: c.clone(),
+                    pending: st.outbox.get(k).map(|(_, kind)| *kind),
+                })
+            })
+            .collect())
+    }
+
+    async fn apply(
+        &self,
+        ops: &[StoreOp],
+        cursor: Option<&str>,
+    ) -> Result<ApplyOutcome, MemStoreError> {
+        self.check()?;
+        let mut st = self.state.borrow_mut();
+        for op in ops {
+            if st.docs.get(&op.key()).map(|c| &c.hlc) != op.expect() {
+                return Ok(ApplyOutcome::Conflict);
+            }
+        }
+        for op in ops {
+            match op {
+                StoreOp::Put {
+                    change, pending, ..
+                } => {
+                    let key = DocKey::of(change);
+                    if *pending {
+                        st.outbox
+                            .insert(key.clone(), (change.hlc.clone(), PendingKind::Edit));
+                    } else {
+                        st.outbox.remove(&key);
+                    }
+                    st.docs.insert(key, change.clone());
+                }
+                StoreOp::Unpend { key, .. } => {
+                    st.outbox.remove(key);
+                }
+            }
+        }
+        if let Some(c) = cursor {
+            st.cursor = Some(c.to_string());
+        }
+        st.applies += 1;
+        Ok(ApplyOutcome::Committed)
+    }
+
+    async fn cursor(&self) -> Result<Option<String>, MemStoreError> {
+        self.check()?;
+        Ok(self.state.borrow().cursor.clone())
+    }
+
+    async fn reset_for_resync(&self) -> Result<(), MemStoreError> {
+        self.check()?;
+        let mut guard = self.state.borrow_mut();
+        let st = &mut *guard;
+        st.cursor = None;
+        for (k, c) in &st.docs {
+            st.outbox
+                .entry(k.clone())
+                .or_insert_with(|| (c.hlc.clone(), PendingKind::Resync));
+        }
+        Ok(())
+    }
+}

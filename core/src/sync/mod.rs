@@ -1,0 +1,31 @@
+//! The client sync engine's browser-free heart: push the outbox, pull the feed, settle conflicts by
+//! policy, with the local database and the server behind two small traits.
+//!
+//! - [`LocalStore`] / [`Transport`]: what the engine needs (IndexedDB and `fetch` in the browser,
+//!   [`mem`] here). No `Send` bounds: browser futures are not `Send`.
+//! - [`SyncEngine::sync_once`]: one sync; [`Backoff`] and [`RetryClass`] say when to try again.
+//! - [`Policies`]: `lww`, `merge` or a custom async resolver per collection.
+//! - [`SyncClock`]: the HLC with wall time corrected by the server's clock.
+//!
+//! `docs/ARCHITECTURE.md` ("Sync engine (core)") describes the design.
+
+pub mod backoff;
+pub mod clock;
+pub mod engine;
+pub mod mem;
+pub mod policy;
+pub mod store;
+pub mod transport;
+pub mod validate;
+
+#[cfg(test)]
+mod tests;
+
+pub use backoff::{Backoff, RetryClass};
+pub use clock::SyncClock;
+pub use engine::{Progress, SyncConfig, SyncEngine, SyncError, SyncReport};
+pub use policy::{Conflict, CustomResolver, Policies, Policy, ResolverFuture};
+pub use store::{
+    ApplyOutcome, DocKey, LocalDoc, LocalStore, PendingChange, PendingKind, Pushed, StoreOp,
+};
+pub use transport::{Transport, TransportError};

@@ -1,0 +1,150 @@
+//! What the sync engine needs from the local database: an outbox, document versions, a cursor.
+//!
+//! Shaped for IndexedDB: every method is one store call, and the two that change several records
+//! ([`LocalStore::ack_pushed`], [`LocalStore::apply`]) are each one atomic transaction in which the
+//! implementation issues all its requests and awaits only them (IndexedDB commits a transaction as
+//! soon as the code awaits anything else). Decisions that need a foreign await (a JS conflict
+//! resolver) happen between store calls; [`StoreOp`] preconditions catch a local write that slipped
+//! in between, and the engine then decides again.
+
+use crate::hlc::Hlc;
+use crate::protocol::Change;
+
+use super::clock::SyncClock;
+
+/// `(collection, id)`: the outbox key, and the order in which pending changes are pushed.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct DocKey {
+    pub collection: String,
+    pub id: String,
+}
+
+impl DocKey {
+    pub fn new(collection: impl Into<String>, id: impl Into<String>) -> Self {
+        DocKey {
+            collection: collection.into(),
+            id: id.into(),
+        }
+    }
+
+    pub fn of(c: &Change) -> Self {
+        DocKey::new(c.collection.clone(), c.id.clone())
+    }
+}
+
+/// Why a document sits in the outbox.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PendingKind {
+    /// A local write (or a conflict resolution) the server has not acknowledged.
+    Edit,
+    /// Queued by [`LocalStore::reset_for_resync`]: a version the old server database had, offered to
+    /// the new one. Conflicts on it are settled by version order, never by a custom resolver (it is
+    /// not a new edit of the user's).
+    Resync,
+}
+
+/// The local version of a document (tombstones included) and whether it awaits a push.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LocalDoc {
+    pub change: Change,
+    pub pending: Option<PendingKind>,
+}
+
+/// One outbox row joined with its document: `change.hlc` is the version being pushed, which
+/// [`LocalStore::ack_pushed`] later compares.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PendingChange {
+    pub change: Change,
+    pub kind: PendingKind,
+}
+
+/// A version the server acknowledged.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pushed {
+    pub key: DocKey,
+    pub hlc: Hlc,
+}
+
+/// One write of [`LocalStore::apply`]. `expect` is the document's local HLC when the engine decided
+/// (None: no local record); if any op's `expect` no longer matches, the whole call writes nothing
+/// and returns [`ApplyOutcome::Conflict`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum StoreOp {
+    /// Store `change` as the document's local version. `pending`: put it in the outbox as an
+    /// [`PendingKind::Edit`] with `change.hlc` (a resolution to push); otherwise remove any outbox
+    /// row (a remote version the server already holds).
+    Put {
+        change: Change,
+        pending: bool,
+        expect: Option<Hlc>,
+    },
+    /// Remove the outbox row: the server holds exactly this local version.
+    Unpend { key: DocKey, expect: Hlc },
+}
+
+impl StoreOp {
+    pub fn key(&self) -> DocKey {
+        match self {
+            StoreOp::Put { change, .. } => DocKey::of(change),
+            StoreOp::Unpend { key, .. } => key.clone(),
+        }
+    }
+
+    pub fn expect(&self) -> Option<&Hlc> {
+        match self {
+            StoreOp::Put { expect, .. } => expect.as_ref(),
+            StoreOp::Unpend { expect, .. } => Some(expect),
+        }
+    }
+}
+
+/// Result of [`LocalStore::apply`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ApplyOutcome {
+    Committed,
+    /// A precondition failed (a local write happened meanwhile); nothing was written.
+    Conflict,
+}
+
+/// The local database, as the sync engine sees it. Futures need not be `Send` (browser futures
+/// are not); `async fn` in this trait is deliberate for that reason.
+#[allow(async_fn_in_trait)]
+pub trait LocalStore {
+    type Error: std::error::Error + 'static;
+
+    /// The clock local writes are stamped with; the engine feeds it remote times and server time.
+    fn clock(&self) -> &SyncClock;
+
+    /// Up to `limit` outbox rows with keys after `after`, in key order, each with its document's
+    /// current local version.
+    async fn pending(
+        &self,
+        after: Option<&DocKey>,
+        limit: usize,
+    ) -> Result<Vec<PendingChange>, Self::Error>;
+
+    /// One transaction: for each acknowledged version, delete its outbox row only if the row still
+    /// holds that HLC. A row edited while the push was in flight keeps its newer HLC and is pushed
+    /// next: such an edit is never lost.
+    async fn ack_pushed(&self, acked: &[Pushed]) -> Result<(), Self::Error>;
+
+    /// The current local versions of `keys` (same order; None when the store has no record).
+    async fn load(&self, keys: &[DocKey]) -> Result<Vec<Option<LocalDoc>>, Self::Error>;
+
+    /// One transaction: check every op's precondition, write all ops, and, with `cursor`, save it.
+    /// A pulled page and its cursor land together or not at all, so a crash never skips or
+    /// half-applies a page. The browser store notifies live queries once per committed call.
+    async fn apply(
+        &self,
+        ops: &[StoreOp],
+        cursor: Option<&str>,
+    ) -> Result<ApplyOutcome, Self::Error>;
+
+    /// The saved pull cursor (None: pull from the start). It embeds the server's epoch.
+    async fn cursor(&self) -> Result<Option<String>, Self::Error>;
+
+    /// One transaction, when the server no longer knows our cursor (reset or restored database):
+    /// forget the cursor and put every local document that is not pending into the outbox as
+    /// [`PendingKind::Resync`], so that what the server lacks is pushed again.
+    async fn reset_for_resync(&self) -> Result<(), Self::Error>;
+}

@@ -1,0 +1,839 @@
+//! One behaviour per test: push, pull, conflicts by policy, failures, clocks, epochs.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use serde_json::{json, Value};
+
+use super::*;
+use crate::hlc::Hlc;
+use crate::merge::FieldState;
+use crate::sync::mem::Fault;
+use crate::sync::{Conflict, PendingKind, ResolverFuture, RetryClass, TransportError};
+
+fn ok(r: Result<SyncReport, SyncError>) -> SyncReport {
+    r.unwrap_or_else(|e| panic!("sync failed: {e}"))
+}
+
+#[test]
+fn push_then_pull_round_trip() {
+    let w = World::new();
+    let a = w.device("a", 0, lww());
+    let b = w.device("b", 0, lww());
+    for i in 0..3 {
+        a.put("tasks", &format!("t{i}"), json!({"title": i}));
+    }
+    assert_eq!(a.store.pending_count(), 3);
+    let r = ok(a.sync());
+    assert_eq!((r.pushed, r.pulled, r.conflicts), (3, 0, 0));
+    assert_eq!(a.store.pending_count(), 0);
+    let r = ok(b.sync());
+    assert_eq!((r.pushed, r.pulled, r.conflicts), (0, 3, 0));
+    assert_eq!(b.all(), a.all());
+    assert_eq!(b.all(), server_all(&w));
+    assert_eq!(b.doc("tasks", "t1"), Some(json!({"id": "t1", "title": 1})));
+    // Nothing new: a second sync moves nothing and writes nothing.
+    let applies = b.store.applies();
+    let r = ok(b.sync());
+    assert_eq!((r.pushed, r.pulled), (0, 0));
+    assert_eq!(b.store.applies(), applies);
+}
+
+#[test]
+fn pushes_in_batches_of_at_most_max_push_changes() {
+    let w = World::new();
+    let a = w.device("a", 0, lww());
+    for i in 0..2500 {
+        a.put("tasks", &format!("t{i:05}"), json!({"n": i}));
+    }
+    let r = ok(a.sync());
+    assert_eq!(r.pushed, 2500);
+    assert_eq!(w.server.push_sizes(), vec![1000, 1000, 500]);
+    assert_eq!(a.store.pending_count(), 0);
+    assert_eq!(w.server.docs(NS).len(), 2500);
+}
+
+#[test]
+fn splits_by_body_size_and_halves_on_413() {
+    let w = World::new();
+    let config = SyncConfig {
+        max_body_bytes: 4096,
+        ..SyncConfig::default()
+    };
+    let a = w.device_with("a", 0, lww(), config);
+    let big = "x".repeat(1000);
+    for i in 0..10 {
+        a.put("tasks", &format!("t{i}"), json!({"body": big}));
+    }
+    ok(a.sync());
+    let sizes = w.server.push_sizes();
+    assert_eq!(sizes.iter().sum::<usize>(), 10);
+    assert!(
+        sizes.iter().all(|&n| n <= 3),
+        "each request under 4 KB: {sizes:?}"
+    );
+
+    let w = World::new();
+    let a = w.device("a", 0, lww());
+    for i in 0..10 {
+        a.put("tasks", &format!("t{i}"), json!({"n": i}));
+    }
+    a.net().fail_next(Fault::Status(413));
+    ok(a.sync());
+    assert_eq!(w.server.push_sizes(), vec![5, 5]);
+}
+
+#[test]
+fn pulls_pages_and_reports_progress() {
+    let w = World::new();
+    let a = w.device("a", 0, lww());
+    for i in 0..1200 {
+        a.put("tasks", &format!("t{i:05}"), json!({"n": i}));
+    }
+    ok(a.sync());
+    let b = w.device("b", 0, lww());
+    let (r, progress) = b.sync_with_progress();
+    assert_eq!(ok(r).pulled, 1200);
+    let pulls: Vec<(u64, Option<u64>)> = progress.iter().map(|p| (p.pulled, p.remaining)).collect();
+    assert_eq!(
+        pulls,
+        vec![(500, Some(700)), (1000, Some(200)), (1200, Some(0))]
+    );
+    assert_eq!(b.store.applies(), 3, "one store transaction per page");
+    assert_eq!(b.all(), a.all());
+}
+
+#[test]
+fn lww_stale_push_takes_the_newer_remote() {
+    let w = World::new();
+    let a = w.device("a", 0, lww());
+    let b = w.device("b", 0, lww());
+    a.put("tasks", "x", json!({"v": "a"}));
+    w.advance(10);
+    let newer = b.put("tasks", "x", json!({"v": "b"}));
+    ok(b.sync());
+    let r = ok(a.sync());
+    assert_eq!((r.pushed, r.conflicts), (0, 1));
+    assert_eq!(a.store.get("tasks", "x"), Some(newer.clone()));
+    assert!(!a.store.is_pending("tasks", "x"));
+    assert_eq!(w.server.docs(NS), vec![newer]);
+}
+
+#[test]
+fn pulled_older_version_does_not_overwrite_a_newer_pending_edit() {
+    let w = World::new();
+    let a = w.device("a", 0, lww());
+    let b = w.device("b", 0, lww());
+    b.put("tasks", "x", json!({"v": "b"}));
+    w.advance(10);
+    let mine = a.put("tasks", "x", json!({"v": "a"}));
+    ok(b.sync());
+    // a pushes first (applied: newer), then pulls b's older version: its pending edit stands.
+    let r = ok(a.sync());
+    assert_eq!(r.pushed, 1);
+    assert_eq!(a.store.get("tasks", "x"), Some(mine.clone()));
+    ok(b.sync());
+    assert_eq!(b.store.get("tasks", "x"), Some(mine));
+}
+
+#[test]
+fn delete_wins_over_older_update_and_loses_to_newer() {
+    let w = World::new();
+    let a = w.device("a", 0, lww());
+    let b = w.device("b", 0, lww());
+    a.put("tasks", "x", json!({"v": 1}));
+    a.put("tasks", "y", json!({"v": 1}));
+    ok(a.sync());
+    ok(b.sync());
+    // x: b updates, then a deletes later -> deleted. y: a deletes, then b updates later -> kept.
+    b.put("tasks", "x", json!({"v": 2}));
+    a.delete("tasks", "y");
+    w.advance(5);
+    a.delete("tasks", "x");
+    b.put("tasks", "y", json!({"v": 3}));
+    for _ in 0..2 {
+        ok(a.sync());
+        ok(b.sync());
+    }
+    for d in [&a, &b] {
+        assert_eq!(d.doc("tasks", "x"), None);
+        assert!(
+            d.store.get("tasks", "x").unwrap().deleted,
+            "kept as a tombstone"
+        );
+        assert_eq!(d.doc("tasks", "y"), Some(json!({"id": "y", "v": 3})));
+    }
+    assert_eq!(a.all(), server_all(&w));
+    assert_eq!(b.all(), server_all(&w));
+}
+
+#[test]
+fn merge_policy_keeps_concurrent_edits_of_different_fields() {
+    let w = World::new();
+    let a = w.device("a", 0, merge_notes());
+    let b = w.device("b", 0, merge_notes());
+    a.put("notes", "n", json!({"title": "draft", "done": false}));
+    ok(a.sync());
+    ok(b.sync());
+    a.put("notes", "n", json!({"title": "final", "done": false}));
+    w.advance(3);
+    b.put("notes", "n", json!({"title": "draft", "done": true}));
+    ok(b.sync());
+    // a's push is stale; the merge is written as a new version and pushed in the same sync.
+    let r = ok(a.sync());
+    assert_eq!(r.conflicts, 1);
+    assert!(!r.more);
+    assert_eq!(a.store.pending_count(), 0);
+    ok(b.sync());
+    let want = json!({"id": "n", "title": "final", "done": true});
+    assert_eq!(a.doc("notes", "n"), Some(want.clone()));
+    assert_eq!(b.doc("notes", "n"), Some(want));
+    assert_eq!(a.all(), server_all(&w));
+    assert_eq!(b.all(), server_all(&w));
+}
+
+#[test]
+fn merge_policy_repairs_an_acknowledged_edit_overwritten_by_a_newer_whole_document() {
+    // The server is LWW per document: b's newer version, written without seeing a's acknowledged
+    // edit, replaces it there. a still holds its edit and writes the join back.
+    let w = World::new();
+    let a = w.device("a", 0, merge_notes());
+    let b = w.device("b", 0, merge_notes());
+    a.put("notes", "n", json!({"title": "draft", "done": false}));
+    ok(a.sync());
+    ok(b.sync());
+    a.put("notes", "n", json!({"title": "final", "done": false}));
+    ok(a.sync());
+    w.advance(5);
+    b.put("notes", "n", json!({"title": "draft", "done": true}));
+    ok(b.sync()); // pushes first: applied (newer HLC), overwriting the title on the server
+    ok(a.sync());
+    ok(b.sync());
+    let want = json!({"id": "n", "title": "final", "done": true});
+    assert_eq!(w.server.docs(NS)[0].doc, Some(want.clone()));
+    assert_eq!(a.doc("notes", "n"), Some(want.clone()));
+    assert_eq!(b.doc("notes", "n"), Some(want));
+}
+
+#[test]
+fn merge_policy_delete_vs_field_edit() {
+    let w = World::new();
+    let a = w.device("a", 0, merge_notes());
+    let b = w.device("b", 0, merge_notes());
+    a.put(
+        "notes",
+        "n",
+        json!({"title": "t", "done": false, "tag": "x"}),
+    );
+    ok(a.sync());
+    ok(b.sync());
+    a.delete("notes", "n");
+    w.advance(5);
+    b.put(
+        "notes",
+        "n",
+        json!({"title": "t", "done": true, "tag": "x"}),
+    );
+    for _ in 0..2 {
+        ok(a.sync());
+        ok(b.sync());
+    }
+    // The edit after the delete survives, alone: fields last written before the delete are gone.
+    let want = Some(json!({"id": "n", "done": true}));
+    assert_eq!(a.doc("notes", "n"), want);
+    assert_eq!(b.doc("notes", "n"), want);
+}
+
+fn resolver(
+    calls: Rc<RefCell<Vec<Conflict>>>,
+    answer: impl Fn(&Conflict) -> Option<Value> + 'static,
+) -> Policy {
+    Policy::Custom(Rc::new(move |c: Conflict| {
+        let out = answer(&c);
+        calls.borrow_mut().push(c);
+        Box::pin(async move { Ok(out) }) as ResolverFuture
+    }))
+}
+
+#[test]
+fn custom_resolver_gets_both_versions_and_its_answer_syncs_back() {
+    let w = World::new();
+    let calls = Rc::new(RefCell::new(Vec::new()));
+    let pol = |calls: &Rc<RefCell<Vec<Conflict>>>| {
+        Policies::new(Policy::Lww).with(
+            "cards",
+            resolver(calls.clone(), |c| {
+                let l = c.local.as_ref()?["n"].as_i64().unwrap_or(0);
+                let r = c.remote.as_ref()?["n"].as_i64().unwrap_or(0);
+                Some(json!({"n": l + r}))
+            }),
+        )
+    };
+    let a = w.device("a", 0, pol(&calls));
+    let b = w.device("b", 0, pol(&Rc::new(RefCell::new(Vec::new()))));
+    a.put("cards", "c", json!({"n": 1}));
+    b.put("cards", "c", json!({"n": 10}));
+    ok(b.sync());
+    let r = ok(a.sync());
+    assert_eq!(r.conflicts, 1);
+    {
+        let calls = calls.borrow();
+        assert_eq!(calls.len(), 1);
+        assert_eq!(calls[0].local, Some(json!({"id": "c", "n": 1})));
+        assert_eq!(calls[0].remote, Some(json!({"id": "c", "n": 10})));
+    }
+    ok(b.sync());
+    assert_eq!(a.doc("cards", "c"), Some(json!({"id": "c", "n": 11})));
+    assert_eq!(b.doc("cards", "c"), Some(json!({"id": "c", "n": 11})));
+    assert_eq!(a.all(), server_all(&w));
+}
+
+#[test]
+fn custom_resolver_none_deletes_and_errors_keep_the_change() {
+    let w = World::new();
+    let pol = Policies::new(Policy::Lww).with("cards", resolver(Rc::default(), |_| None));
+    let a = w.device("a", 0, pol);
+    let b = w.device("b", 0, lww());
+    a.put("cards", "c", json!({"n": 1}));
+    b.put("cards", "c", json!({"n": 2}));
+    ok(b.sync());
+    ok(a.sync());
+    ok(b.sync());
+    assert_eq!(a.doc("cards", "c"), None);
+    assert_eq!(b.doc("cards", "c"), None);
+
+    let failing = Policy::Custom(Rc::new(|_c: Conflict| {
+        Box::pin(async { Err("resolver threw: boom".to_string()) }) as ResolverFuture
+    }));
+    let w = World::new();
+    let a = w.device("a", 0, Policies::new(Policy::Lww).with("cards", failing));
+    let b = w.device("b", 0, lww());
+    let mine = a.put("cards", "c", json!({"n": 1}));
+    b.put("cards", "c", json!({"n": 2}));
+    ok(b.sync());
+    let e = a.sync().unwrap_err();
+    assert!(
+        matches!(&e, SyncError::Resolver { id, message, .. } if id == "c" && message.contains("boom")),
+        "{e}"
+    );
+    assert_eq!(e.retry_class(), RetryClass::StopUntilChange);
+    assert_eq!(a.store.get("cards", "c"), Some(mine));
+    assert!(a.store.is_pending("cards", "c"));
+}
+
+#[test]
+fn an_edit_made_during_a_push_is_never_lost() {
+    let w = World::new();
+    let a = w.device("a", 0, lww());
+    a.put("tasks", "x", json!({"v": 1}));
+    let store = a.store.clone();
+    let edited = Rc::new(RefCell::new(None));
+    let e2 = edited.clone();
+    a.net().on_push(Some(Box::new(move || {
+        if e2.borrow().is_none() {
+            *e2.borrow_mut() = Some(store.write("tasks", "x", Some(json!({"v": 2}))));
+        }
+    })));
+    let r = ok(a.sync());
+    let edited = edited.borrow().clone().unwrap();
+    assert_eq!(r.pushed, 1, "v1 was applied...");
+    assert!(
+        a.store.is_pending("tasks", "x"),
+        "...but the row holds v2 and stays"
+    );
+    assert_eq!(a.store.get("tasks", "x"), Some(edited.clone()));
+    a.net().on_push(None);
+    ok(a.sync());
+    assert_eq!(a.store.pending_count(), 0);
+    assert_eq!(w.server.docs(NS), vec![edited]);
+}
+
+#[test]
+fn an_edit_racing_with_a_push_on_the_same_executor_is_never_lost() {
+    let w = World::new();
+    let a = w.device("a", 0, lww());
+    for i in 0..5 {
+        a.put("tasks", &format!("t{i}"), json!({"v": 1}));
+    }
+    let store = a.store.clone();
+    let edit = async {
+        // Let the sync start and its push go in flight, then edit.
+        for _ in 0..2 {
+            YieldOnce::default().await;
+        }
+        store.write("tasks", "t2", Some(json!({"v": 2})))
+    };
+    let (r, edited) =
+        futures::executor::block_on(futures::future::join(a.engine.sync_once(&mut |_| {}), edit));
+    ok(r);
+    ok(a.sync());
+    assert_eq!(a.store.pending_count(), 0);
+    let on_server = w
+        .server
+        .docs(NS)
+        .into_iter()
+        .find(|c| c.id == "t2")
+        .unwrap();
+    assert_eq!(on_server, edited);
+}
+
+#[derive(Default)]
+struct YieldOnce(bool);
+
+impl std::future::Future for YieldOnce {
+    type Output = ();
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        if self.0 {
+            std::task::Poll::Ready(())
+        } else {
+            self.0 = true;
+            cx.waker().wake_by_ref();
+            std::task::Poll::Pending
+        }
+    }
+}
+
+#[test]
+fn a_push_whose_reply_was_lost_is_applied_once() {
+    let w = World::new();
+    let a = w.device("a", 0, lww());
+    for i in 0..3 {
+        a.put("tasks", &format!("t{i}"), json!({"v": i}));
+    }
+    a.net().fail_next(Fault::DropReply);
+    let e = a.sync().unwrap_err();
+    assert!(matches!(
+        e,
+        SyncError::Transport(TransportError::Network(_))
+    ));
+    assert_eq!(e.retry_class(), RetryClass::Backoff);
+    assert_eq!(w.server.seq(NS), 3, "the server applied it");
+    assert_eq!(a.store.pending_count(), 3, "the client does not know");
+    let r = ok(a.sync());
+    assert_eq!(r.pushed, 3);
+    assert_eq!(
+        w.server.seq(NS),
+        3,
+        "the retry changed nothing on the server"
+    );
+    assert_eq!(a.store.pending_count(), 0);
+    let b = w.device("b", 0, lww());
+    assert_eq!(ok(b.sync()).pulled, 3);
+}
+
+#[test]
+fn offline_and_5xx_retry_with_nothing_lost() {
+    let w = World::new();
+    let a = w.device("a", 0, lww());
+    let v = a.put("tasks", "x", json!({"v": 1}));
+    a.net().set_offline(true);
+    let e = a.sync().unwrap_err();
+    assert_eq!(
+        (e.code(), e.retry_class()),
+        ("NETWORK", RetryClass::Backoff)
+    );
+    a.net().set_offline(false);
+    a.net().fail_next(Fault::Status(503));
+    let e = a.sync().unwrap_err();
+    assert_eq!(
+        (e.code(), e.retry_class()),
+        ("SERVER_ERROR", RetryClass::Backoff)
+    );
+    assert_eq!(a.store.get("tasks", "x"), Some(v.clone()));
+    assert!(a.store.is_pending("tasks", "x"));
+    assert!(w.server.docs(NS).is_empty());
+    assert_eq!(ok(a.sync()).pushed, 1);
+    assert_eq!(w.server.docs(NS), vec![v]);
+}
+
+#[test]
+fn a_failed_pull_keeps_the_push_acknowledged_and_the_cursor() {
+    let w = World::new();
+    let a = w.device("a", 0, lww());
+    let b = w.device("b", 0, lww());
+    b.put("tasks", "y", json!({"v": 1}));
+    ok(b.sync());
+    a.put("tasks", "x", json!({"v": 1}));
+    a.net().fail_next(Fault::Pass); // the push goes through
+    a.net().fail_next(Fault::Status(502)); // the pull fails
+    let e = a.sync().unwrap_err();
+    assert_eq!(e.code(), "SERVER_ERROR");
+    assert_eq!(a.store.pending_count(), 0, "the push was acknowledged");
+    assert_eq!(a.store.saved_cursor(), None);
+    assert_eq!(a.doc("tasks", "y"), None);
+    ok(a.sync());
+    assert_eq!(a.all(), server_all(&w));
+}
+
+#[test]
+fn unauthorized_stops_until_the_token_changes() {
+    let w = World::new();
+    let a = w.device("a", 0, lww());
+    let v = a.put("tasks", "x", json!({"v": 1}));
+    a.net().set_token(None);
+    let e = a.sync().unwrap_err();
+    assert!(matches!(
+        e,
+        SyncError::Transport(TransportError::Unauthorized { status: 401, .. })
+    ));
+    assert_eq!(e.retry_class(), RetryClass::StopUntilTokenChange);
+    assert_eq!(e.code(), "UNAUTHORIZED");
+    assert!(a.store.is_pending("tasks", "x"));
+    w.server.revoke("old");
+    a.net().set_token(Some("old"));
+    assert_eq!(
+        a.sync().unwrap_err().retry_class(),
+        RetryClass::StopUntilTokenChange
+    );
+    a.net().set_token(Some(NS));
+    ok(a.sync());
+    assert_eq!(w.server.docs(NS), vec![v]);
+}
+
+fn malformed(e: SyncError) -> String {
+    match e {
+        SyncError::Transport(TransportError::Malformed(m)) => m,
+        other => panic!("expected a malformed-reply error, got {other}"),
+    }
+}
+
+#[test]
+fn malformed_push_replies_are_never_applied() {
+    type Corrupt = fn(&mut Value);
+    let cases: Vec<(&str, Corrupt)> = vec![
+        ("a result missing", |v| {
+            v["results"].as_array_mut().unwrap().pop();
+        }),
+        ("an extra result", |v| {
+            let r = v["results"][0].clone();
+            v["results"].as_array_mut().unwrap().push(r);
+        }),
+        ("unknown status", |v| {
+            v["results"][0]["status"] = json!("bogus")
+        }),
+        ("stale without current", |v| {
+            v["results"][0] = json!({"status": "stale"})
+        }),
+        ("stale for another document", |v| {
+            v["results"][0] = json!({"status": "stale", "current": {
+                "collection": "tasks", "id": "other", "hlc": "ffffffffff00-000000-z", "doc": {"id": "other"}}});
+        }),
+        ("stale but not newer", |v| {
+            v["results"][0] = json!({"status": "stale", "current": {
+                "collection": "tasks", "id": "x", "hlc": "000000000001-000000-z", "doc": {"id": "x"}}});
+        }),
+        ("no serverTime", |v| {
+            v.as_object_mut().unwrap().remove("serverTime");
+        }),
+        ("not JSON of the right shape", |v| *v = json!([1, 2])),
+    ];
+    for (what, corrupt) in cases {
+        let w = World::new();
+        let a = w.device("a", 0, lww());
+        let v = a.put("tasks", "x", json!({"v": 1}));
+        a.net().corrupt_push(Some(Box::new(corrupt)));
+        let msg = malformed(a.sync().unwrap_err());
+        assert!(!msg.is_empty(), "{what}");
+        assert!(
+            a.store.is_pending("tasks", "x"),
+            "{what}: must not be acknowledged"
+        );
+        assert_eq!(a.store.get("tasks", "x"), Some(v.clone()), "{what}");
+        assert_eq!(a.store.saved_cursor(), None, "{what}");
+        a.net().corrupt_push(None);
+        ok(a.sync());
+        assert_eq!(
+            a.store.pending_count(),
+            0,
+            "{what}: a good reply later works"
+        );
+    }
+}
+
+#[test]
+fn malformed_pull_replies_are_never_applied() {
+    type Corrupt = fn(&mut Value);
+    let cases: Vec<(&str, Corrupt)> = vec![
+        ("document id mismatch", |v| {
+            v["changes"][0]["doc"]["id"] = json!("zzz")
+        }),
+        ("document not an object", |v| {
+            v["changes"][1]["doc"] = json!(5)
+        }),
+        ("delete with a document", |v| {
+            v["changes"][0]["deleted"] = json!(true)
+        }),
+        ("bad hlc", |v| v["changes"][0]["hlc"] = json!("yesterday")),
+        ("bad collection name", |v| {
+            v["changes"][0]["collection"] = json!("no spaces allowed")
+        }),
+        ("more than the limit", |v| {
+            let c = v["changes"][0].clone();
+            let arr = v["changes"].as_array_mut().unwrap();
+            while arr.len() <= 10 {
+                arr.push(c.clone());
+            }
+        }),
+        ("has more but empty", |v| {
+            v["changes"] = json!([]);
+            v["hasMore"] = json!(true);
+        }),
+        ("no cursor", |v| v["cursor"] = json!("")),
+        ("unknown field", |v| v["surprise"] = json!(1)),
+    ];
+    for (what, corrupt) in cases {
+        let w = World::new();
+        let a = w.device("a", 0, lww());
+        for i in 0..3 {
+            a.put("tasks", &format!("t{i}"), json!({"v": i}));
+        }
+        ok(a.sync());
+        let config = SyncConfig {
+            pull_limit: 10,
+            ..SyncConfig::default()
+        };
+        let b = w.device_with("b", 0, lww(), config);
+        b.net().corrupt_pull(Some(Box::new(corrupt)));
+        malformed(b.sync().unwrap_err());
+        assert!(b.all().is_empty(), "{what}: nothing applied");
+        assert_eq!(b.store.saved_cursor(), None, "{what}: cursor not moved");
+        assert_eq!(b.store.applies(), 0, "{what}");
+        b.net().corrupt_pull(None);
+        ok(b.sync());
+        assert_eq!(b.all(), a.all(), "{what}");
+    }
+}
+
+#[test]
+fn a_device_an_hour_behind_converges_and_its_later_edits_win() {
+    let w = World::new();
+    let a = w.device("a", 0, lww());
+    let slow = w.device("slow", -3_600_000, lww());
+    let first = a.put("tasks", "x", json!({"v": "a"}));
+    ok(a.sync());
+    w.advance(1000);
+    let r = ok(slow.sync());
+    assert_eq!(
+        r.pulled, 1,
+        "an honest timestamp is not refused as an hour in the future"
+    );
+    let off = slow.store.sync_clock().offset_ms();
+    assert!((3_599_000..=3_601_000).contains(&off), "offset {off}");
+    w.advance(1000);
+    let edit = slow.put("tasks", "x", json!({"v": "slow"}));
+    assert!(edit.hlc > first.hlc);
+    assert!(
+        edit.hlc.wall_ms >= w.time.get() - 10,
+        "stamped with corrected time"
+    );
+    let r = ok(slow.sync());
+    assert_eq!((r.pushed, r.conflicts), (1, 0));
+    ok(a.sync());
+    assert_eq!(a.doc("tasks", "x"), Some(json!({"id": "x", "v": "slow"})));
+    assert_eq!(a.all(), slow.all());
+}
+
+#[test]
+fn a_far_future_timestamp_is_applied_but_not_adopted_by_the_clock() {
+    let w = World::new();
+    let a = w.device("a", 0, lww());
+    let far = Change {
+        collection: "tasks".into(),
+        id: "x".into(),
+        hlc: Hlc::new(START + 7_200_000, 0, "broken").unwrap(),
+        deleted: false,
+        doc: Some(json!({"id": "x", "v": "future"})),
+        fields: None,
+    };
+    w.server.inject(NS, far.clone());
+    ok(a.sync());
+    assert_eq!(
+        a.store.get("tasks", "x"),
+        Some(far.clone()),
+        "the feed's data is applied"
+    );
+    assert!(
+        a.store.sync_clock().last().wall_ms < START + 60_000,
+        "the clock did not jump 2 h"
+    );
+    assert!(a.store.sync_clock().tick().wall_ms < START + 60_000);
+}
+
+#[test]
+fn a_server_reset_loses_nothing() {
+    let w = World::new();
+    let a = w.device("a", 0, merge_notes());
+    let b = w.device("b", 0, merge_notes());
+    a.put("tasks", "d1", json!({"v": 1}));
+    a.put("notes", "n1", json!({"title": "x"}));
+    ok(a.sync());
+    let backup = w.server.snapshot(NS);
+    w.advance(10);
+    a.put("tasks", "d2", json!({"v": 2}));
+    a.delete("notes", "n1");
+    ok(a.sync());
+    ok(b.sync());
+    w.advance(10);
+    a.put("tasks", "d1", json!({"v": 11})); // pending at the reset
+    a.put("tasks", "d3", json!({"v": 3}));
+    // The server is restored from the older backup, under a new epoch.
+    w.server.reset(vec![(NS.to_string(), backup)]);
+    let r = ok(a.sync());
+    assert!(!r.more);
+    assert_eq!(a.store.pending_count(), 0);
+    let want: Vec<(String, Option<Value>)> = vec![
+        ("n1".into(), None),
+        ("d1".into(), Some(json!({"id": "d1", "v": 11}))),
+        ("d2".into(), Some(json!({"id": "d2", "v": 2}))),
+        ("d3".into(), Some(json!({"id": "d3", "v": 3}))),
+    ];
+    let on_server: Vec<(String, Option<Value>)> = w
+        .server
+        .docs(NS)
+        .into_iter()
+        .map(|c| (c.id.clone(), if c.deleted { None } else { c.doc }))
+        .collect();
+    assert_eq!(on_server, want);
+    // b re-syncs from scratch: takes the newer versions, pushes nothing it does not need to.
+    let pushes_before = w.server.push_sizes().len();
+    let r = ok(b.sync());
+    assert_eq!(r.pushed, 0);
+    assert_eq!(w.server.push_sizes().len(), pushes_before);
+    assert_eq!(b.all(), server_all(&w));
+    assert_eq!(a.all(), server_all(&w));
+
+    // Reset to an empty database: everything comes back from the clients.
+    w.server.reset(vec![]);
+    ok(b.sync());
+    assert_eq!(b.store.pending_count(), 0);
+    assert_eq!(b.all(), server_all(&w));
+    ok(a.sync());
+    assert_eq!(a.all(), server_all(&w));
+    assert_eq!(w.server.docs(NS).len(), 4);
+}
+
+#[test]
+fn resync_rows_are_settled_by_version_order_not_by_the_custom_resolver() {
+    let w = World::new();
+    let calls = Rc::new(RefCell::new(Vec::new()));
+    let pol =
+        Policies::new(Policy::Lww).with("cards", resolver(calls.clone(), |c| c.local.clone()));
+    let a = w.device("a", 0, pol);
+    let b = w.device("b", 0, lww());
+    a.put("cards", "c", json!({"n": 1}));
+    ok(a.sync());
+    ok(b.sync());
+    w.advance(5);
+    b.put("cards", "c", json!({"n": 2}));
+    ok(b.sync());
+    let backup = w.server.snapshot(NS);
+    w.server.reset(vec![(NS.to_string(), backup)]);
+    ok(a.sync());
+    assert!(
+        calls.borrow().is_empty(),
+        "an old synced version is not a user edit"
+    );
+    assert_eq!(a.doc("cards", "c"), Some(json!({"id": "c", "n": 2})));
+    assert_eq!(
+        a.store.get("cards", "c").map(|c| c.hlc),
+        b.store.get("cards", "c").map(|c| c.hlc)
+    );
+    let _ = PendingKind::Resync;
+}
+
+#[test]
+fn a_local_write_during_page_apply_is_kept_and_the_page_decided_again() {
+    let w = World::new();
+    let a = w.device("a", 0, lww());
+    let b = w.device("b", 0, lww());
+    a.put("tasks", "x", json!({"v": "a"}));
+    ok(a.sync());
+    let store = b.store.clone();
+    let done = Rc::new(RefCell::new(None));
+    let d2 = done.clone();
+    w.advance(5);
+    // b writes x while the page holding a's x is in flight: b's write is newer and must stand.
+    b.net().on_pull(Some(Box::new(move || {
+        if d2.borrow().is_none() {
+            *d2.borrow_mut() = Some(store.write("tasks", "x", Some(json!({"v": "b"}))));
+        }
+    })));
+    ok(b.sync());
+    let mine = done.borrow().clone().unwrap();
+    assert_eq!(b.store.get("tasks", "x"), Some(mine.clone()));
+    b.net().on_pull(None);
+    ok(b.sync());
+    ok(a.sync());
+    assert_eq!(a.store.get("tasks", "x"), Some(mine));
+}
+
+#[test]
+fn a_failing_store_loses_nothing() {
+    let w = World::new();
+    let a = w.device("a", 0, lww());
+    let v = a.put("tasks", "x", json!({"v": 1}));
+    a.store.fail_next_call();
+    let e = a.sync().unwrap_err();
+    assert_eq!(
+        (e.code(), e.retry_class()),
+        ("STORE_ERROR", RetryClass::StopUntilChange)
+    );
+    assert_eq!(a.store.get("tasks", "x"), Some(v));
+    ok(a.sync());
+    assert_eq!(a.store.pending_count(), 0);
+}
+
+#[test]
+fn only_one_sync_runs_at_a_time() {
+    let w = World::new();
+    let a = w.device("a", 0, lww());
+    a.put("tasks", "x", json!({"v": 1}));
+    let (r1, r2) = futures::executor::block_on(futures::future::join(
+        a.engine.sync_once(&mut |_| {}),
+        a.engine.sync_once(&mut |_| {}),
+    ));
+    assert!(r1.is_ok());
+    assert!(matches!(r2, Err(SyncError::AlreadyRunning)));
+    ok(a.sync());
+}
+
+#[test]
+fn merge_results_converge_to_the_join_of_all_edits() {
+    let w = World::new();
+    let devs: Vec<Device> = ["a", "b", "c"]
+        .iter()
+        .map(|n| w.device(n, 0, merge_notes()))
+        .collect();
+    devs[0].put("notes", "n", json!({"a": 0, "b": 0, "c": 0}));
+    for d in &devs {
+        ok(d.sync());
+    }
+    let mut written = Vec::new();
+    for (i, d) in devs.iter().enumerate() {
+        w.advance(1);
+        let mut doc = d.doc("notes", "n").unwrap();
+        doc[["a", "b", "c"][i]] = json!(i + 10);
+        written.push(d.put("notes", "n", doc));
+    }
+    // The server is LWW per document: each newer whole version replaces the last there, and the
+    // devices write the join back until it holds every edit. That takes a few rounds, not more.
+    for _ in 0..4 {
+        for d in &devs {
+            ok(d.sync());
+        }
+    }
+    let want = json!({"id": "n", "a": 10, "b": 11, "c": 12});
+    for d in &devs {
+        assert_eq!(d.doc("notes", "n"), Some(want.clone()));
+        assert_eq!(d.all(), server_all(&w));
+    }
+    let join = written
+        .iter()
+        .map(FieldState::of)
+        .reduce(|x, y| x.join(&y))
+        .unwrap();
+    assert_eq!(FieldState::of(&w.server.docs(NS)[0]), join);
+}
