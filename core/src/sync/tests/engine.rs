@@ -837,3 +837,44 @@ fn merge_results_converge_to_the_join_of_all_edits() {
         .unwrap();
     assert_eq!(FieldState::of(&w.server.docs(NS)[0]), join);
 }
+
+#[test]
+fn a_local_write_while_the_resolver_runs_is_not_overwritten() {
+    // The resolver is a foreign await (a JS function): the app may write the same document meanwhile.
+    // The store refuses the decisions taken before that write, and the engine decides again.
+    let w = World::new();
+    let store_slot: Rc<RefCell<Option<MemStore>>> = Rc::default();
+    let during: Rc<RefCell<Option<Change>>> = Rc::default();
+    let calls = Rc::new(RefCell::new(0));
+    let (slot, dur, n) = (store_slot.clone(), during.clone(), calls.clone());
+    let pol = Policies::new(Policy::Lww).with(
+        "cards",
+        Policy::Custom(Rc::new(move |c: Conflict| {
+            *n.borrow_mut() += 1;
+            if let Some(store) = slot.borrow_mut().take() {
+                *dur.borrow_mut() = Some(store.write("cards", "c", Some(json!({"n": 99}))));
+            }
+            let out = c.remote.clone();
+            Box::pin(async move { Ok(out) }) as ResolverFuture
+        })),
+    );
+    let a = w.device("a", 0, pol);
+    let b = w.device("b", 0, lww());
+    *store_slot.borrow_mut() = Some(a.store.clone());
+    a.put("cards", "c", json!({"n": 1}));
+    w.advance(5);
+    b.put("cards", "c", json!({"n": 2}));
+    ok(b.sync());
+    ok(a.sync());
+    let during = during.borrow().clone().unwrap();
+    assert_eq!(
+        *calls.borrow(),
+        1,
+        "the newer local write is not a conflict with the older remote"
+    );
+    assert_eq!(a.store.get("cards", "c"), Some(during.clone()));
+    assert!(a.store.is_pending("cards", "c"), "pushed by the next sync");
+    ok(a.sync());
+    ok(b.sync());
+    assert_eq!(b.store.get("cards", "c"), Some(during));
+}
