@@ -37,7 +37,9 @@ pub enum Policy {
     Lww,
     /// Field by field, each field last-write-wins (see [`crate::merge`]).
     Merge,
-    /// The app decides; its answer becomes a new local write that syncs back.
+    /// The app decides when its pending edit meets a newer version (the case the server reports as
+    /// stale); its answer becomes a new local write that syncs back. An older remote version loses
+    /// by order, as it would on the server.
     Custom(CustomResolver),
 }
 

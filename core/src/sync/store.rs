@@ -7,6 +7,8 @@
 //! resolver) happen between store calls; [`StoreOp`] preconditions catch a local write that slipped
 //! in between, and the engine then decides again.
 
+use std::rc::Rc;
+
 use crate::hlc::Hlc;
 use crate::protocol::Change;
 
@@ -147,4 +149,45 @@ pub trait LocalStore {
     /// forget the cursor and put every local document that is not pending into the outbox as
     /// [`PendingKind::Resync`], so that what the server lacks is pushed again.
     async fn reset_for_resync(&self) -> Result<(), Self::Error>;
+}
+
+/// A shared store (the database object and the engine hold the same one).
+impl<S: LocalStore + ?Sized> LocalStore for Rc<S> {
+    type Error = S::Error;
+
+    fn clock(&self) -> &SyncClock {
+        (**self).clock()
+    }
+
+    async fn pending(
+        &self,
+        after: Option<&DocKey>,
+        limit: usize,
+    ) -> Result<Vec<PendingChange>, Self::Error> {
+        (**self).pending(after, limit).await
+    }
+
+    async fn ack_pushed(&self, acked: &[Pushed]) -> Result<(), Self::Error> {
+        (**self).ack_pushed(acked).await
+    }
+
+    async fn load(&self, keys: &[DocKey]) -> Result<Vec<Option<LocalDoc>>, Self::Error> {
+        (**self).load(keys).await
+    }
+
+    async fn apply(
+        &self,
+        ops: &[StoreOp],
+        cursor: Option<&str>,
+    ) -> Result<ApplyOutcome, Self::Error> {
+        (**self).apply(ops, cursor).await
+    }
+
+    async fn cursor(&self) -> Result<Option<String>, Self::Error> {
+        (**self).cursor().await
+    }
+
+    async fn reset_for_resync(&self) -> Result<(), Self::Error> {
+        (**self).reset_for_resync().await
+    }
 }

@@ -83,6 +83,21 @@ pub trait Transport {
     ) -> Result<PullResponse, TransportError>;
 }
 
+/// A shared transport (e.g. the app swaps its token through another handle).
+impl<T: Transport + ?Sized> Transport for std::rc::Rc<T> {
+    async fn push(&self, req: &PushRequest) -> Result<PushResponse, TransportError> {
+        (**self).push(req).await
+    }
+
+    async fn pull(
+        &self,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<PullResponse, TransportError> {
+        (**self).pull(cursor, limit).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

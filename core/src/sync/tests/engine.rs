@@ -878,3 +878,16 @@ fn a_local_write_while_the_resolver_runs_is_not_overwritten() {
     ok(b.sync());
     assert_eq!(b.store.get("cards", "c"), Some(during));
 }
+
+#[test]
+fn shared_handles_drive_the_engine() {
+    // The browser keeps the store and transport shared with the database object: Rc implements both.
+    let w = World::new();
+    let a = w.device("a", 0, lww());
+    a.put("tasks", "x", json!({"v": 1}));
+    let net = Rc::new(MemTransport::new(w.server.clone(), NS));
+    let engine = SyncEngine::new(Rc::new(a.store.clone()), net.clone(), lww());
+    let r = futures::executor::block_on(engine.sync_once(&mut |_| {})).unwrap();
+    assert_eq!(r.pushed, 1);
+    assert_eq!(net.requests(), 2);
+}
