@@ -1,1 +1,20 @@
 //! ferrosync: offline-first, local-first data layer for web apps (browser library).
+//!
+//! - `store`: IndexedDB (schema and upgrades, records, outbox, clock), reads and writes;
+//! - `live`: live queries and change notices across instances and tabs;
+//! - `js`: the JavaScript API (`Database`, `Collection`, `Subscription`), conversions, error codes.
+//!
+//! Pure logic (documents, queries, HLC, merge, protocol) lives in `ferrosync-core`.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::todo)
+)]
+
+mod env;
+pub mod error;
+pub mod js;
+pub mod live;
+pub mod store;
+
+pub use error::{Error, Result};
+pub use js::{Collection, Database, Subscription};

@@ -68,7 +68,14 @@ pub fn validate(doc: &Value) -> Result<Option<&str>, DocumentError> {
     Ok(id)
 }
 
-fn walk<'a>(v: &'a Value, path: &mut Vec<&'a str>) -> Result<(), DocumentError> {
+/// One step of a path: an object member or an array position.
+#[derive(Clone, Copy)]
+enum Seg<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+fn walk<'a>(v: &'a Value, path: &mut Vec<Seg<'a>>) -> Result<(), DocumentError> {
     if path.len() >= MAX_DEPTH {
         return Err(DocumentError::TooDeep {
             path: display_path(path),
@@ -83,15 +90,14 @@ fn walk<'a>(v: &'a Value, path: &mut Vec<&'a str>) -> Result<(), DocumentError> 
                         name: k.clone(),
                     });
                 }
-                path.push(k);
+                path.push(Seg::Key(k));
                 walk(child, path)?;
                 path.pop();
             }
         }
         Value::Array(items) => {
-            for child in items {
-                // Array positions are not names; "[]" keeps the depth count and the message readable.
-                path.push("[]");
+            for (i, child) in items.iter().enumerate() {
+                path.push(Seg::Index(i));
                 walk(child, path)?;
                 path.pop();
             }
@@ -101,12 +107,19 @@ fn walk<'a>(v: &'a Value, path: &mut Vec<&'a str>) -> Result<(), DocumentError> 
     Ok(())
 }
 
-fn display_path(path: &[&str]) -> String {
+/// `"a.b.0"` (the dotted path a query would use), or "the top level".
+fn display_path(path: &[Seg]) -> String {
     if path.is_empty() {
-        "the top level".to_string()
-    } else {
-        format!("\"{}\"", path.join("."))
+        return "the top level".to_string();
     }
+    let parts: Vec<String> = path
+        .iter()
+        .map(|s| match s {
+            Seg::Key(k) => (*k).to_string(),
+            Seg::Index(i) => i.to_string(),
+        })
+        .collect();
+    format!("\"{}\"", parts.join("."))
 }
 
 /// Makes UUIDv7 ids (RFC 9562): 48-bit Unix milliseconds, then a 12-bit counter seeded randomly each
@@ -213,7 +226,7 @@ mod tests {
             "field name \"$set\" at the top level is reserved: names starting with '$' are query operators"
         );
         let e = validate(&json!({"id": "a", "meta": {"tags": [{"$gt": 1}]}})).unwrap_err();
-        assert!(e.to_string().contains("at \"meta.tags.[]\""), "{e}");
+        assert!(e.to_string().contains("at \"meta.tags.0\""), "{e}");
     }
 
     #[test]

@@ -1,0 +1,165 @@
+//! `Collection` (reads, writes, live queries) and `Subscription`.
+
+use std::rc::Rc;
+
+use ferrosync_core::limits::validate_id;
+use js_sys::{Function, Promise};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::future_to_promise;
+
+use super::{convert, reject};
+use crate::error::{Error, Result};
+use crate::live::Watch;
+use crate::store::{records, Store};
+
+/// The documents of one collection.
+#[wasm_bindgen]
+pub struct Collection {
+    store: Store,
+    name: String,
+}
+
+impl Collection {
+    pub(crate) fn new(store: Store, name: String) -> Collection {
+        Collection { store, name }
+    }
+}
+
+/// Runs the synchronous argument checks now (so the caller's object is read before it can change),
+/// then the store operation.
+fn promise<F>(prepared: Result<F>) -> Promise
+where
+    F: std::future::Future<Output = Result<JsValue>> + 'static,
+{
+    match prepared {
+        Err(e) => reject(e),
+        Ok(fut) => future_to_promise(async move { fut.await.map_err(JsValue::from) }),
+    }
+}
+
+#[wasm_bindgen]
+impl Collection {
+    #[wasm_bindgen(getter)]
+    pub fn name(&self) -> String {
+        self.name.clone()
+    }
+
+    /// Stores a document (replacing any with the same id) and returns it as stored, with its id.
+    #[wasm_bindgen(unchecked_return_type = "Promise<Document>")]
+    pub fn put(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "NewDocument")] doc: JsValue,
+    ) -> Promise {
+        let (store, name) = (self.store.clone(), self.name.clone());
+        promise(
+            convert::document(&store, &doc).map(|(stored, prepared)| async move {
+                let batch = js_sys::Array::of1(&stored);
+                store.put_all(&name, &batch, vec![prepared]).await?;
+                Ok(stored)
+            }),
+        )
+    }
+
+    /// Stores many documents in one transaction: all or none. Returns them as stored.
+    #[wasm_bindgen(js_name = bulkPut, unchecked_return_type = "Promise<Document[]>")]
+    pub fn bulk_put(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "NewDocument[]")] docs: JsValue,
+    ) -> Promise {
+        let (store, name) = (self.store.clone(), self.name.clone());
+        promise(
+            convert::documents(&store, &docs).map(|(stored, prepared)| async move {
+                if !prepared.is_empty() {
+                    store.put_all(&name, &stored, prepared).await?;
+                }
+                Ok(stored.into())
+            }),
+        )
+    }
+
+    /// The document with this id, or `undefined`.
+    #[wasm_bindgen(unchecked_return_type = "Promise<Document | undefined>")]
+    pub fn get(&self, #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue) -> Promise {
+        let (store, name) = (self.store.clone(), self.name.clone());
+        promise(convert::id(&id).map(|id| async move { store.get(&name, &id).await }))
+    }
+
+    /// Deletes the document (kept as a tombstone for sync). Idempotent.
+    #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
+    pub fn delete(&self, #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue) -> Promise {
+        let (store, name) = (self.store.clone(), self.name.clone());
+        let id = convert::id(&id).and_then(|id| {
+            validate_id(&id).map_err(|e| Error::InvalidDocument(e.to_string()))?;
+            Ok(id)
+        });
+        promise(id.map(|id| async move {
+            store.delete(&name, &id).await?;
+            Ok(JsValue::UNDEFINED)
+        }))
+    }
+
+    /// The documents matching `query`, in its order.
+    #[wasm_bindgen(unchecked_return_type = "Promise<Document[]>")]
+    pub fn find(&self, #[wasm_bindgen(unchecked_param_type = "Query")] query: JsValue) -> Promise {
+        let (store, name) = (self.store.clone(), self.name.clone());
+        promise(convert::query(&query).map(|q| async move {
+            let recs = store.query_records(&name, &q).await?;
+            Ok(records::docs_of(&recs).into())
+        }))
+    }
+
+    /// How many documents `find(query)` would return.
+    #[wasm_bindgen(unchecked_return_type = "Promise<number>")]
+    pub fn count(&self, #[wasm_bindgen(unchecked_param_type = "Query")] query: JsValue) -> Promise {
+        let (store, name) = (self.store.clone(), self.name.clone());
+        promise(convert::query(&query).map(|q| async move {
+            let n = store.count(&name, &q).await?;
+            Ok(JsValue::from_f64(n as f64))
+        }))
+    }
+
+    /// Calls `callback` with the current result, then after every committed change that alters it
+    /// (from this instance, other tabs, or sync) until `unsubscribe()`.
+    pub fn watch(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "Query | undefined")] query: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "WatchCallback")] callback: JsValue,
+    ) -> Result<Subscription, JsValue> {
+        let callback: Function = callback.dyn_into().map_err(|v| {
+            Error::InvalidQuery(format!(
+                "watch expects a callback function, got {}",
+                if v.is_undefined() {
+                    "undefined".into()
+                } else {
+                    format!("{v:?}")
+                }
+            ))
+        })?;
+        let query = convert::query(&query)?;
+        let watch = self.store.watch(&self.name, query, callback)?;
+        Ok(Subscription {
+            store: self.store.clone(),
+            watch,
+        })
+    }
+}
+
+/// A running live query.
+#[wasm_bindgen]
+pub struct Subscription {
+    store: Store,
+    watch: Rc<Watch>,
+}
+
+#[wasm_bindgen]
+impl Subscription {
+    /// Stops the live query; the callback is not called again.
+    pub fn unsubscribe(&self) {
+        self.store.unwatch(&self.watch);
+    }
+
+    #[wasm_bindgen(getter)]
+    pub fn active(&self) -> bool {
+        self.watch.is_active()
+    }
+}

@@ -1,0 +1,83 @@
+//! `Database`: open, collections, close, destroy.
+
+use js_sys::Promise;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::future_to_promise;
+
+use super::collection::Collection;
+use super::convert::{self, OpenOptions};
+use crate::error::Error;
+use crate::store::{schema, Store};
+
+/// An open local database: one IndexedDB database with a store per declared collection.
+#[wasm_bindgen]
+pub struct Database {
+    store: Store,
+    options: OpenOptions,
+}
+
+#[wasm_bindgen]
+impl Database {
+    /// Opens (creating or upgrading) the database. New collections and indexes are added to an
+    /// existing database automatically; nothing is ever dropped.
+    #[wasm_bindgen(unchecked_return_type = "Promise<Database>")]
+    pub fn open(
+        #[wasm_bindgen(unchecked_param_type = "DatabaseOptions")] options: JsValue,
+    ) -> Promise {
+        let options = match convert::options(&options) {
+            Ok(o) => o,
+            Err(e) => return super::reject(e),
+        };
+        future_to_promise(async move {
+            let store = Store::open(options.name.clone(), options.declared.clone()).await?;
+            Ok(Database { store, options }.into())
+        })
+    }
+
+    /// Deletes a database and all its data. Open instances of it stop working (`DATABASE_CLOSED`).
+    #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
+    pub fn destroy(#[wasm_bindgen(unchecked_param_type = "string")] name: JsValue) -> Promise {
+        let Some(name) = name.as_string().filter(|n| !n.is_empty()) else {
+            return super::reject(Error::InvalidOptions(
+                "Database.destroy expects the database name".into(),
+            ));
+        };
+        future_to_promise(async move {
+            schema::destroy(&name).await?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    #[wasm_bindgen(getter)]
+    pub fn name(&self) -> String {
+        self.store.name().to_string()
+    }
+
+    /// A declared collection; throws `UNKNOWN_COLLECTION` for any other name.
+    pub fn collection(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string")] name: JsValue,
+    ) -> Result<Collection, JsValue> {
+        self.store.check_open()?;
+        let name = name.as_string().unwrap_or_else(|| format!("{name:?}"));
+        self.store.check_collection(&name)?;
+        Ok(Collection::new(self.store.clone(), name))
+    }
+
+    /// Closes the connection; later calls fail with `DATABASE_CLOSED` and live queries stop.
+    pub fn close(&self) {
+        self.store.close();
+    }
+}
+
+impl Database {
+    /// The store, for the sync engine and tests.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The options the database was opened with (the sync engine reads `sync` and `conflicts`).
+    pub fn options(&self) -> &OpenOptions {
+        &self.options
+    }
+}

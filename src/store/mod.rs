@@ -1,0 +1,326 @@
+//! The IndexedDB store behind a `Database`: connection lifecycle, clock, and the operations the JS API
+//! and the sync engine call. Layout and upgrades: `schema.rs`; records: `records.rs`.
+//!
+//! Connection loss: browsers close IndexedDB connections under a page (Safari for background tabs
+//! fires `close`; another instance's upgrade or `Database.destroy` fires `versionchange`). The store
+//! then marks the connection lost, and the next operation reopens it; an operation that failed
+//! because the connection went away mid-way (`InvalidStateError`, or an abort while it closed) is
+//! retried once on the new connection. Transactions are all-or-nothing, so a retry never doubles a
+//! write.
+
+pub mod idb;
+pub mod meta;
+pub mod outbox;
+mod read;
+pub mod records;
+pub mod schema;
+mod write;
+
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::rc::{Rc, Weak};
+
+use ferrosync_core::document::IdGenerator;
+use ferrosync_core::hlc::DEFAULT_MAX_DRIFT_MS;
+use ferrosync_core::{Hlc, HlcClock};
+use futures::future::{LocalBoxFuture, Shared};
+use futures::FutureExt;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use web_sys::{Event, IdbDatabase, IdbVersionChangeEvent};
+
+pub use schema::{Declared, Schema};
+pub use write::Prepared;
+
+use crate::error::{Error, Result};
+use crate::live::Registry;
+
+/// An open connection and the schema read with it.
+#[derive(Clone)]
+pub struct Conn {
+    pub db: IdbDatabase,
+    pub schema: Rc<Schema>,
+    generation: u64,
+}
+
+enum State {
+    Open(Conn, ConnHandlers),
+    /// Closed by the browser; reopened by the next operation.
+    Lost,
+    /// Closed by the application (`db.close()`).
+    Closed,
+    /// Deleted (`Database.destroy`) while open.
+    Deleted,
+}
+
+/// `close`/`versionchange` listeners of one connection, removed when it is replaced.
+struct ConnHandlers {
+    db: IdbDatabase,
+    _closures: [Closure<dyn FnMut(Event)>; 2],
+}
+
+impl Drop for ConnHandlers {
+    fn drop(&mut self) {
+        self.db.set_onclose(None);
+        self.db.set_onversionchange(None);
+    }
+}
+
+type Opening = Shared<LocalBoxFuture<'static, Result<Conn>>>;
+
+pub(crate) struct Inner {
+    name: String,
+    declared: Declared,
+    state: RefCell<State>,
+    opening: RefCell<Option<Opening>>,
+    generation: Cell<u64>,
+    client_id: String,
+    clock: RefCell<HlcClock>,
+    clock_offset_ms: Cell<f64>,
+    ids: RefCell<IdGenerator>,
+    live: Registry,
+}
+
+/// A handle on one opened database (cheap to clone; all clones share the connection).
+#[derive(Clone)]
+pub struct Store(Rc<Inner>);
+
+impl Store {
+    /// Opens or creates the database, upgrading its schema to include `declared`.
+    pub async fn open(name: String, declared: Declared) -> Result<Store> {
+        let (db, schema) = schema::open(&name, &declared).await?;
+        let client_id = match meta::client_id(&db).await {
+            Ok(id) => id,
+            Err(e) => {
+                db.close();
+                return Err(e);
+            }
+        };
+        let clock = HlcClock::new(client_id.clone(), DEFAULT_MAX_DRIFT_MS)
+            .map_err(|e| Error::storage("DataError", format!("stored client id: {e}")))?;
+        let store = Store(Rc::new(Inner {
+            name,
+            declared,
+            state: RefCell::new(State::Lost),
+            opening: RefCell::new(None),
+            generation: Cell::new(0),
+            client_id,
+            clock: RefCell::new(clock),
+            clock_offset_ms: Cell::new(0.0),
+            ids: RefCell::new(IdGenerator::new()),
+            live: Registry::default(),
+        }));
+        store.install(db, schema);
+        store.0.live.start_broadcast(&store);
+        Ok(store)
+    }
+
+    pub fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    /// The id of this client: node of its HLCs, sent with every push.
+    pub fn client_id(&self) -> &str {
+        &self.0.client_id
+    }
+
+    pub fn declared(&self) -> &Declared {
+        &self.0.declared
+    }
+
+    pub(crate) fn live(&self) -> &Registry {
+        &self.0.live
+    }
+
+    pub(crate) fn downgrade(&self) -> Weak<Inner> {
+        Rc::downgrade(&self.0)
+    }
+
+    pub(crate) fn upgrade(weak: &Weak<Inner>) -> Option<Store> {
+        weak.upgrade().map(Store)
+    }
+
+    /// Fails with `UNKNOWN_COLLECTION` unless `collection` was declared at open.
+    pub fn check_collection(&self, collection: &str) -> Result<()> {
+        if self.0.declared.collections.contains_key(collection) {
+            Ok(())
+        } else {
+            Err(Error::UnknownCollection(collection.to_string()))
+        }
+    }
+
+    /// Fails fast once the application closed the database or it was deleted.
+    pub fn check_open(&self) -> Result<()> {
+        match &*self.0.state.borrow() {
+            State::Closed => Err(Error::DatabaseClosed(self.0.name.clone())),
+            State::Deleted => Err(Error::DatabaseDeleted(self.0.name.clone())),
+            _ => Ok(()),
+        }
+    }
+
+    /// A new UUIDv7 document id.
+    pub fn new_id(&self) -> String {
+        self.0
+            .ids
+            .borrow_mut()
+            .next(crate::env::now_ms().max(0.0) as u64, crate::env::random())
+    }
+
+    /// Wall clock corrected by the offset to the server's clock (set by the sync engine).
+    pub fn now_ms(&self) -> u64 {
+        (crate::env::now_ms() + self.0.clock_offset_ms.get()).max(0.0) as u64
+    }
+
+    /// Sets `serverTime - Date.now()`, used for stamping writes and bounding remote timestamps.
+    pub fn set_clock_offset(&self, offset_ms: f64) {
+        if offset_ms.is_finite() {
+            self.0.clock_offset_ms.set(offset_ms);
+        }
+    }
+
+    /// The next HLC, strictly above `persisted` (the clock as stored in `_meta`, read in the same
+    /// transaction) and everything this instance issued or observed.
+    pub fn tick(&self, persisted: Option<&Hlc>) -> Hlc {
+        let mut clock = self.0.clock.borrow_mut();
+        if let Some(p) = persisted {
+            clock.restore(p);
+        }
+        clock.tick(self.now_ms())
+    }
+
+    /// Absorbs a remote timestamp (sync); refused when too far ahead of the corrected wall clock.
+    pub fn observe(&self, remote: &Hlc) -> Result<(), ferrosync_core::HlcError> {
+        let now = self.now_ms();
+        self.0.clock.borrow_mut().observe(remote, now)
+    }
+
+    fn install(&self, db: IdbDatabase, schema: Schema) -> Conn {
+        let generation = self.0.generation.get() + 1;
+        self.0.generation.set(generation);
+        let weak = Rc::downgrade(&self.0);
+        let on_close = {
+            let weak = weak.clone();
+            Closure::<dyn FnMut(Event)>::new(move |_: Event| {
+                if let Some(inner) = weak.upgrade() {
+                    Store(inner).mark_lost(generation, false);
+                }
+            })
+        };
+        let on_version_change = Closure::<dyn FnMut(Event)>::new(move |ev: Event| {
+            let deleted = ev
+                .dyn_ref::<IdbVersionChangeEvent>()
+                .is_some_and(|e| e.new_version().is_none());
+            if let Some(inner) = weak.upgrade() {
+                Store(inner).mark_lost(generation, deleted);
+            }
+        });
+        db.set_onclose(Some(on_close.as_ref().unchecked_ref()));
+        db.set_onversionchange(Some(on_version_change.as_ref().unchecked_ref()));
+        let conn = Conn {
+            db: db.clone(),
+            schema: Rc::new(schema),
+            generation,
+        };
+        let handlers = ConnHandlers {
+            db,
+            _closures: [on_close, on_version_change],
+        };
+        *self.0.state.borrow_mut() = State::Open(conn.clone(), handlers);
+        conn
+    }
+
+    /// Forgets connection `generation` (closing it, so an upgrade or delete elsewhere can proceed).
+    fn mark_lost(&self, generation: u64, deleted: bool) {
+        let mut state = self.0.state.borrow_mut();
+        if let State::Open(conn, _) = &*state {
+            if conn.generation == generation {
+                conn.db.close();
+                *state = if deleted { State::Deleted } else { State::Lost };
+            }
+        }
+    }
+
+    fn is_open(&self, generation: u64) -> bool {
+        matches!(&*self.0.state.borrow(), State::Open(c, _) if c.generation == generation)
+    }
+
+    /// The current connection, reopening it if the browser closed it.
+    pub async fn conn(&self) -> Result<Conn> {
+        match &*self.0.state.borrow() {
+            State::Open(conn, _) => return Ok(conn.clone()),
+            State::Closed => return Err(Error::DatabaseClosed(self.0.name.clone())),
+            State::Deleted => return Err(Error::DatabaseDeleted(self.0.name.clone())),
+            State::Lost => {}
+        }
+        let opening = self
+            .0
+            .opening
+            .borrow_mut()
+            .get_or_insert_with(|| {
+                let store = self.clone();
+                async move { store.reopen().await }.boxed_local().shared()
+            })
+            .clone();
+        opening.await
+    }
+
+    async fn reopen(&self) -> Result<Conn> {
+        let opened = schema::open(&self.0.name, &self.0.declared).await;
+        self.0.opening.borrow_mut().take();
+        let (db, schema) = opened?;
+        let lost = matches!(&*self.0.state.borrow(), State::Lost);
+        if !lost {
+            // Closed (or deleted) by the application meanwhile.
+            db.close();
+            return Err(Error::DatabaseClosed(self.0.name.clone()));
+        }
+        Ok(self.install(db, schema))
+    }
+
+    /// Runs `op` on the connection; if the connection was lost during it, reopens and runs it once
+    /// more. `op` must be a whole transaction (all-or-nothing), so running it twice is safe.
+    pub async fn run<T, F, Fut>(&self, op: F) -> Result<T>
+    where
+        F: Fn(Conn) -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        let conn = self.conn().await?;
+        let generation = conn.generation;
+        match op(conn).await {
+            Err(e) if matches!(e, Error::ConnectionLost(_)) || !self.is_open(generation) => {
+                self.mark_lost(generation, false);
+                let conn = self.conn().await?;
+                op(conn).await
+            }
+            other => other,
+        }
+    }
+
+    /// Closes the database for good: later operations fail with `DATABASE_CLOSED`, watches stop.
+    pub fn close(&self) {
+        let old = std::mem::replace(&mut *self.0.state.borrow_mut(), State::Closed);
+        if let State::Open(conn, handlers) = old {
+            drop(handlers);
+            conn.db.close();
+        }
+        self.0.live.shutdown();
+    }
+
+    /// Test hook: closes the underlying IndexedDB connection without telling the store, as a
+    /// browser does when it evicts a background tab's connection.
+    #[doc(hidden)]
+    pub fn close_connection_for_test(&self) {
+        if let State::Open(conn, _) = &*self.0.state.borrow() {
+            conn.db.close();
+        }
+    }
+
+    /// Test hook: the raw connection (to dispatch a synthetic `close` event, for instance).
+    #[doc(hidden)]
+    pub fn raw_connection_for_test(&self) -> Option<IdbDatabase> {
+        match &*self.0.state.borrow() {
+            State::Open(conn, _) => Some(conn.db.clone()),
+            _ => None,
+        }
+    }
+}

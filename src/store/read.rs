@@ -1,0 +1,240 @@
+//! Reads: `get` by id, and queries (`find`, `count`, live-query evaluation).
+//!
+//! A query is planned by `ferrosync_core::query` (primary key, one index, or a scan). With several
+//! usable indexes the store asks IndexedDB how many keys each would read (`count` requests, issued
+//! at once in the same read transaction) and takes the smallest: real selectivity, not a guess. The
+//! candidates are reduced in JavaScript to the fields the query reads (`records.js` `extract`), and
+//! core filters, orders and pages them. Documents themselves never cross into WASM.
+
+use ferrosync_core::query::{IdRange, KeyRange, Op, Query, Row, Source};
+use futures::future::try_join_all;
+use js_sys::{Array, Reflect};
+use wasm_bindgen::{JsCast, JsValue};
+use web_sys::{IdbIndex, IdbKeyRange, IdbObjectStore, IdbRequest};
+
+use super::idb::{self, js};
+use super::schema::TOMBSTONES;
+use super::{records, Conn, Store};
+use crate::error::{Error, Result};
+
+/// How many index candidates are worth counting.
+const MAX_COUNTED: usize = 4;
+
+impl Store {
+    /// The document with `id`, or `undefined`.
+    pub async fn get(&self, collection: &str, id: &str) -> Result<JsValue> {
+        self.check_collection(collection)?;
+        self.run(|conn| async move {
+            let tx = idb::transaction(&conn.db, &[collection], false)?;
+            let st = idb::store(&tx, collection)?;
+            let record = idb::wait(&js(st.get(&JsValue::from_str(id)))?).await?;
+            Ok(records::doc_of(&record).unwrap_or(JsValue::UNDEFINED))
+        })
+        .await
+    }
+
+    /// The records of the query's result, in result order.
+    pub async fn query_records(&self, collection: &str, query: &Query) -> Result<Array> {
+        self.check_collection(collection)?;
+        self.run(|conn| query_tx(conn, collection, query)).await
+    }
+
+    /// Which source a query reads: `"scan"`, `"ids"` or `"index:<path>"` (tests and debugging).
+    #[doc(hidden)]
+    pub async fn explain(&self, collection: &str, query: &Query) -> Result<String> {
+        self.check_collection(collection)?;
+        self.run(|conn| async move {
+            let tx = idb::transaction(&conn.db, &[collection], false)?;
+            let st = idb::store(&tx, collection)?;
+            let sources = query.plan(|p| conn.schema.is_indexed(collection, p));
+            Ok(match choose(&st, sources).await? {
+                None => "scan".to_string(),
+                Some(Source::Ids(_)) => "ids".to_string(),
+                Some(Source::Index { path, .. }) => format!("index:{path}"),
+            })
+        })
+        .await
+    }
+
+    /// How many documents `find(query)` would return.
+    pub async fn count(&self, collection: &str, query: &Query) -> Result<usize> {
+        self.check_collection(collection)?;
+        self.run(|conn| async move {
+            if let Some(n) = count_fast(&conn, collection, query).await? {
+                return Ok(n);
+            }
+            Ok(query_tx(conn, collection, query).await?.length() as usize)
+        })
+        .await
+    }
+}
+
+fn key_range_js(r: &KeyRange) -> Result<Option<IdbKeyRange>> {
+    idb::key_range(
+        r.lower
+            .as_ref()
+            .map(|b| (records::key_to_js(&b.key), b.open)),
+        r.upper
+            .as_ref()
+            .map(|b| (records::key_to_js(&b.key), b.open)),
+    )
+}
+
+fn id_range_js(r: &IdRange) -> Result<Option<IdbKeyRange>> {
+    idb::key_range(
+        r.lower.as_ref().map(|(k, o)| (JsValue::from_str(k), *o)),
+        r.upper.as_ref().map(|(k, o)| (JsValue::from_str(k), *o)),
+    )
+}
+
+fn index_count(ix: &IdbIndex, ranges: &[KeyRange]) -> Result<Vec<IdbRequest>> {
+    ranges
+        .iter()
+        .map(|r| {
+            js(match key_range_js(r)? {
+                Some(range) => ix.count_with_key(&range),
+                None => ix.count(),
+            })
+        })
+        .collect()
+}
+
+async fn sum(reqs: Vec<IdbRequest>) -> Result<f64> {
+    let counts = try_join_all(reqs.iter().map(idb::wait)).await?;
+    Ok(counts.iter().filter_map(JsValue::as_f64).sum())
+}
+
+/// Picks the source to read: the primary key when usable, else the index that yields the fewest keys.
+async fn choose(st: &IdbObjectStore, sources: Vec<Source>) -> Result<Option<Source>> {
+    let first_is_ids = matches!(sources.first(), Some(Source::Ids(_)));
+    if first_is_ids || sources.len() <= 1 {
+        return Ok(sources.into_iter().next());
+    }
+    let mut candidates: Vec<Source> = sources
+        .into_iter()
+        .filter(|s| matches!(s, Source::Index { .. }))
+        .take(MAX_COUNTED)
+        .collect();
+    let mut pending = Vec::new();
+    for s in &candidates {
+        if let Source::Index { path, ranges } = s {
+            let ix = js(st.index(path))?;
+            pending.push(sum(index_count(&ix, ranges)?));
+        }
+    }
+    let counts = try_join_all(pending).await?;
+    let best = counts
+        .iter()
+        .enumerate()
+        .min_by(|a, b| a.1.total_cmp(b.1))
+        .map_or(0, |(i, _)| i);
+    Ok(Some(candidates.swap_remove(best)))
+}
+
+/// Reads the candidate records of `source` (all requests issued at once).
+async fn fetch(st: &IdbObjectStore, source: &Option<Source>) -> Result<Array> {
+    let mut reqs: Vec<IdbRequest> = Vec::new();
+    match source {
+        None => reqs.push(js(st.get_all())?),
+        Some(Source::Ids(ranges)) => {
+            for r in ranges {
+                reqs.push(js(match (r.as_point(), id_range_js(r)?) {
+                    (Some(id), _) => st.get(&JsValue::from_str(id)),
+                    (None, Some(range)) => st.get_all_with_key(&range),
+                    (None, None) => st.get_all(),
+                })?);
+            }
+        }
+        Some(Source::Index { path, ranges }) => {
+            let ix = js(st.index(path))?;
+            for r in ranges {
+                reqs.push(js(match key_range_js(r)? {
+                    Some(range) => ix.get_all_with_key(&range),
+                    None => ix.get_all(),
+                })?);
+            }
+        }
+    }
+    let results = try_join_all(reqs.iter().map(idb::wait)).await?;
+    let lists = Array::new();
+    for v in results {
+        if v.is_instance_of::<Array>() {
+            lists.push(&v);
+        } else {
+            lists.push(&Array::of1(&v)); // a single get
+        }
+    }
+    Ok(lists)
+}
+
+async fn query_tx(conn: Conn, collection: &str, query: &Query) -> Result<Array> {
+    let tx = idb::transaction(&conn.db, &[collection], false)?;
+    let st = idb::store(&tx, collection)?;
+    let sources = query.plan(|p| conn.schema.is_indexed(collection, p));
+    let source = choose(&st, sources).await?;
+    let lists = fetch(&st, &source).await?;
+    let plain = query.terms().is_empty() && query.order().is_empty();
+    let paths: JsValue = if plain {
+        JsValue::UNDEFINED
+    } else {
+        query
+            .paths()
+            .iter()
+            .map(|p| {
+                p.segments()
+                    .iter()
+                    .map(|s| JsValue::from_str(s))
+                    .collect::<Array>()
+            })
+            .collect::<Array>()
+            .into()
+    };
+    let extracted = records::extract(&lists, paths);
+    let live: Array = js(Reflect::get(&extracted, &"live".into()))?.unchecked_into();
+    if plain {
+        // Already in id order (a scan of the primary key); only paging is left.
+        let len = live.length() as usize;
+        let start = query.offset().min(len);
+        let end = query
+            .limit()
+            .map_or(len, |l| start.saturating_add(l).min(len));
+        return Ok(live.slice(start as u32, end as u32));
+    }
+    let rows_json = js(Reflect::get(&extracted, &"rows".into()))?
+        .as_string()
+        .unwrap_or_default();
+    let rows: Vec<Row> = serde_json::from_str(&rows_json)
+        .map_err(|e| Error::storage("DataError", format!("reading stored documents: {e}")))?;
+    let selected: Vec<u32> = query.select(&rows).into_iter().map(|i| i as u32).collect();
+    Ok(records::pick(&live, &selected))
+}
+
+/// Counts without reading documents when IndexedDB can answer exactly: no conditions (all records
+/// minus tombstones), or a single equality on an indexed field.
+async fn count_fast(conn: &Conn, collection: &str, query: &Query) -> Result<Option<usize>> {
+    if query.limit().is_some() || query.offset() > 0 {
+        return Ok(None);
+    }
+    let tx = idb::transaction(&conn.db, &[collection], false)?;
+    let st = idb::store(&tx, collection)?;
+    match query.terms() {
+        [] => {
+            let all = idb::wait(&js(st.count())?);
+            let dead = idb::wait(&js(js(st.index(TOMBSTONES))?.count())?);
+            let (all, dead) = futures::try_join!(all, dead)?;
+            let n = all.as_f64().unwrap_or(0.0) - dead.as_f64().unwrap_or(0.0);
+            Ok(Some(n.max(0.0) as usize))
+        }
+        [term] if matches!(term.op, Op::Eq(_)) => {
+            let sources = query.plan(|p| conn.schema.is_indexed(collection, p));
+            match sources.first() {
+                Some(Source::Index { path, ranges }) => {
+                    let ix = js(st.index(path))?;
+                    Ok(Some(sum(index_count(&ix, ranges)?).await? as usize))
+                }
+                _ => Ok(None),
+            }
+        }
+        _ => Ok(None),
+    }
+}

@@ -1,0 +1,134 @@
+// Hot loops over records, kept in JavaScript so documents cross into WASM only as the few fields Rust
+// must inspect. Layout (see records.rs): live { id, hlc, doc, ix? }, tombstone { id, hlc, tomb }.
+
+const CANONICAL_INDEX = /^(0|[1-9][0-9]*)$/;
+const hasOwn = Object.prototype.hasOwnProperty;
+
+/** Issues the puts of a batch: records and their outbox rows (all requests at once, none awaited). */
+export function writeDocs(store, outbox, collection, hlc, docs, ixJson) {
+  const ixs = ixJson === undefined ? undefined : JSON.parse(ixJson);
+  for (let i = 0; i < docs.length; i++) {
+    const doc = docs[i];
+    const id = doc.id;
+    store.put(ixs === undefined ? { id, hlc, doc } : { id, hlc, doc, ix: ixs[i] });
+    outbox.put({ collection, id, hlc, deleted: false });
+  }
+}
+
+export function tombstone(id, hlc) {
+  return { id, hlc, tomb: hlc };
+}
+
+export function outboxRow(collection, id, hlc, deleted) {
+  return { collection, id, hlc, deleted };
+}
+
+/** The document of a live record, `undefined` for a tombstone or no record. */
+export function docOf(record) {
+  return record === undefined || record === null ? undefined : record.doc;
+}
+
+/** True when the record exists and is a tombstone. */
+export function isTombstone(record) {
+  return record !== undefined && record !== null && record.doc === undefined;
+}
+
+function valueAt(v, segments) {
+  for (let i = 0; i < segments.length; i++) {
+    const s = segments[i];
+    if (v === null || typeof v !== "object") return undefined;
+    if (Array.isArray(v)) {
+      if (!CANONICAL_INDEX.test(s)) return undefined;
+      v = v[+s];
+    } else {
+      if (!hasOwn.call(v, s)) return undefined;
+      v = v[s];
+    }
+  }
+  return v;
+}
+
+/**
+ * Drops tombstones and missing entries from `lists` (arrays of records, possibly overlapping when
+ * several key ranges were read) and, when `paths` is given, reduces each record to a row
+ * `[id, value at path 0, ...]` (missing as null) serialised as one JSON string for Rust.
+ */
+export function extract(lists, paths) {
+  const live = [];
+  const seen = lists.length > 1 ? new Set() : undefined;
+  for (const list of lists) {
+    for (const r of list) {
+      if (r === undefined || r === null || r.doc === undefined) continue;
+      if (seen !== undefined) {
+        if (seen.has(r.id)) continue;
+        seen.add(r.id);
+      }
+      live.push(r);
+    }
+  }
+  if (paths === undefined) return { live, rows: undefined };
+  const rows = new Array(live.length);
+  for (let i = 0; i < live.length; i++) {
+    const r = live[i];
+    const row = [r.id];
+    for (let j = 0; j < paths.length; j++) {
+      const v = valueAt(r.doc, paths[j]);
+      row.push(v === undefined ? null : v);
+    }
+    rows[i] = row;
+  }
+  return { live, rows: JSON.stringify(rows) };
+}
+
+/** The records at `indices`, in that order. */
+export function pick(records, indices) {
+  const out = new Array(indices.length);
+  for (let i = 0; i < indices.length; i++) out[i] = records[indices[i]];
+  return out;
+}
+
+export function docsOf(records) {
+  const out = new Array(records.length);
+  for (let i = 0; i < records.length; i++) out[i] = records[i].doc;
+  return out;
+}
+
+/**
+ * Compares a live query's new result with the previous one. Returns `undefined` when nothing the
+ * application can see changed (same ids in the same order, each document either the same version or
+ * equal content), else the new records, reusing the previous record object of every unchanged
+ * document so the callback gets stable object identities (cheap re-rendering).
+ */
+export function diffResult(prev, next) {
+  if (prev !== undefined && prev.length === next.length) {
+    let same = true;
+    for (let i = 0; i < next.length; i++) {
+      const a = prev[i], b = next[i];
+      if (a.id !== b.id || (a.hlc !== b.hlc && JSON.stringify(a.doc) !== JSON.stringify(b.doc))) {
+        same = false;
+        break;
+      }
+    }
+    if (same) return undefined;
+  }
+  if (prev === undefined || prev.length === 0) return next;
+  const old = new Map();
+  for (const r of prev) old.set(r.id, r);
+  return next.map((r) => {
+    const o = old.get(r.id);
+    return o !== undefined && o.hlc === r.hlc ? o : r;
+  });
+}
+
+/** Whether any of `ids` is in `records`. */
+export function containsAny(records, ids) {
+  if (records === undefined) return true;
+  if (ids.length === 1) {
+    const id = ids[0];
+    for (const r of records) if (r.id === id) return true;
+    return false;
+  }
+  const set = new Set(ids);
+  for (const r of records) if (set.has(r.id)) return true;
+  return false;
+}

@@ -1,0 +1,131 @@
+//! The record stored for each document, and the JavaScript helpers that build and read records.
+//!
+//! A record wraps the document instead of adding fields to it, so no document field name is taken
+//! and reads hand back `record.doc` without copying or stripping anything:
+//! - live: `{ id, hlc, doc, ix? }`: `hlc` is the HLC of the write; `ix` holds one order-preserving
+//!   key per index of the collection (`IndexKey`, as `[tag]` or `[tag, value]`), under the property
+//!   `schema::ident(path)`; the IndexedDB indexes point at `ix.<ident>`.
+//! - tombstone: `{ id, hlc, tomb }` (`tomb` = the deleting HLC): no `doc`, no `ix`, so tombstones are
+//!   in no secondary index, and the `$tombstones` index (key path `tomb`) counts them.
+//! - `fields` (optional, per-field HLCs) is reserved for the `merge` conflict policy.
+
+use ferrosync_core::query::{IndexKey, KeyPart};
+use js_sys::{Array, Object, Reflect};
+use serde_json::{Map, Value};
+use wasm_bindgen::prelude::*;
+
+use super::idb::js;
+use super::schema::IndexInfo;
+use crate::error::Result;
+
+pub const F_ID: &str = "id";
+pub const F_IX: &str = "ix";
+pub const F_TOMB: &str = "tomb";
+
+#[wasm_bindgen(module = "/src/store/records.js")]
+extern "C" {
+    #[wasm_bindgen(catch, js_name = writeDocs)]
+    pub fn write_docs(
+        store: &web_sys::IdbObjectStore,
+        outbox: &web_sys::IdbObjectStore,
+        collection: &str,
+        hlc: &str,
+        docs: &Array,
+        ix_json: Option<String>,
+    ) -> Result<(), JsValue>;
+
+    pub fn tombstone(id: &str, hlc: &str) -> JsValue;
+
+    #[wasm_bindgen(js_name = outboxRow)]
+    pub fn outbox_row(collection: &str, id: &str, hlc: &str, deleted: bool) -> JsValue;
+
+    #[wasm_bindgen(js_name = docOf)]
+    fn doc_of_js(record: &JsValue) -> JsValue;
+
+    #[wasm_bindgen(js_name = isTombstone)]
+    pub fn is_tombstone(record: &JsValue) -> bool;
+
+    /// `{ live: Array, rows: string | undefined }`.
+    pub fn extract(lists: &Array, paths: JsValue) -> JsValue;
+
+    pub fn pick(records: &Array, indices: &[u32]) -> Array;
+
+    #[wasm_bindgen(js_name = docsOf)]
+    pub fn docs_of(records: &Array) -> Array;
+
+    /// `undefined` when unchanged, else the new records (with stable identities).
+    #[wasm_bindgen(js_name = diffResult)]
+    pub fn diff_result(prev: Option<Array>, next: &Array) -> JsValue;
+
+    #[wasm_bindgen(js_name = containsAny)]
+    pub fn contains_any(records: Option<Array>, ids: &Array) -> bool;
+}
+
+/// The document of a live record; `None` for a tombstone or a missing record.
+pub fn doc_of(record: &JsValue) -> Option<JsValue> {
+    let doc = doc_of_js(record);
+    (!doc.is_undefined()).then_some(doc)
+}
+
+/// The record's `ix` object, created if absent.
+pub fn ix_of(record: &JsValue) -> Result<JsValue> {
+    let key = JsValue::from_str(F_IX);
+    let ix = js(Reflect::get(record, &key))?;
+    if ix.is_object() {
+        return Ok(ix);
+    }
+    let ix: JsValue = Object::new().into();
+    js(Reflect::set(record, &key, &ix))?;
+    Ok(ix)
+}
+
+/// An index key as the IndexedDB key array `[tag]` or `[tag, value]`.
+pub fn key_to_js(key: &IndexKey) -> JsValue {
+    let arr = Array::new();
+    arr.push(&JsValue::from_f64(f64::from(key.tag)));
+    match &key.part {
+        Some(KeyPart::Number(n)) => {
+            arr.push(&JsValue::from_f64(*n));
+        }
+        Some(KeyPart::String(s)) => {
+            arr.push(&JsValue::from_str(s));
+        }
+        None => {}
+    }
+    arr.into()
+}
+
+fn key_to_json(key: &IndexKey) -> Value {
+    let mut v = vec![Value::from(key.tag)];
+    match &key.part {
+        Some(KeyPart::Number(n)) => {
+            v.push(serde_json::Number::from_f64(*n).map_or(Value::Null, Value::Number))
+        }
+        Some(KeyPart::String(s)) => v.push(Value::String(s.clone())),
+        None => {}
+    }
+    Value::Array(v)
+}
+
+/// The `ix` objects of a batch as one JSON array (parsed once in JavaScript), or `None` when the
+/// collection has no index.
+pub fn projections_json<'a>(
+    docs: impl Iterator<Item = &'a Value>,
+    indexes: &[IndexInfo],
+) -> Option<String> {
+    if indexes.is_empty() {
+        return None;
+    }
+    let all: Vec<Value> = docs
+        .map(|doc| {
+            let mut ix = Map::new();
+            for info in indexes {
+                if let Some(key) = IndexKey::at(doc, &info.path) {
+                    ix.insert(info.ident.clone(), key_to_json(&key));
+                }
+            }
+            Value::Object(ix)
+        })
+        .collect();
+    serde_json::to_string(&all).ok()
+}

@@ -1,0 +1,369 @@
+//! The IndexedDB layout and its upgrades.
+//!
+//! One database per `Database.open` name, holding:
+//! - one object store per collection, key path `id`, records as in `records.rs`; an index per
+//!   declared path over the record's projection (`ix.<ident>`), plus `$tombstones` (key path
+//!   `tomb`, present on tombstones only) so live documents can be counted without reading them;
+//! - `_outbox` (key path `[collection, id]`): one row per document with changes not yet pushed;
+//! - `_meta` (out-of-line keys): `clientId`, `clock` (last HLC issued), `schema` (description).
+//!
+//! Opening with a collection or index the database lacks bumps the version and creates what is
+//! missing in `upgradeneeded`; nothing is ever deleted (the rexie/idb builder drops every store and
+//! index it is not told about, which is why this module talks to IndexedDB directly). A new index on a
+//! store that already has records is back-filled in the same upgrade transaction, so no reader ever
+//! sees a half-built index.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use ferrosync_core::query::{IndexKey, Path};
+use js_sys::{Array, Reflect};
+use serde_json::Value;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use web_sys::{
+    Event, IdbCursorWithValue, IdbDatabase, IdbFactory, IdbIndexParameters, IdbObjectStore,
+    IdbObjectStoreParameters, IdbOpenDbRequest, IdbRequest, IdbTransaction, IdbVersionChangeEvent,
+};
+
+use super::idb::{self, dom_error, js};
+use super::records;
+use crate::error::{Error, Result};
+
+pub const META: &str = "_meta";
+pub const OUTBOX: &str = "_outbox";
+/// Index over tombstones (internal names start with `$`, which field paths cannot).
+pub const TOMBSTONES: &str = "$tombstones";
+
+/// What `Database.open` asked for: collection name -> declared index paths.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Declared {
+    pub collections: BTreeMap<String, Vec<Path>>,
+}
+
+/// One secondary index as it exists in the database.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IndexInfo {
+    pub path: Path,
+    /// Property of the record's `ix` object holding this index's key.
+    pub ident: String,
+}
+
+/// The schema of one open connection: for every declared collection, *all* indexes its store has
+/// (including ones declared by other instances), because every writer must keep every index's
+/// projection up to date. Refreshed on every (re)open; an upgrade by another instance closes this
+/// connection first (`versionchange`), so it can never go stale while open.
+#[derive(Debug, Clone, Default)]
+pub struct Schema {
+    pub collections: BTreeMap<String, Vec<IndexInfo>>,
+}
+
+impl Schema {
+    pub fn indexes(&self, collection: &str) -> &[IndexInfo] {
+        self.collections
+            .get(collection)
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+    }
+
+    pub fn is_indexed(&self, collection: &str, path: &str) -> bool {
+        self.indexes(collection)
+            .iter()
+            .any(|i| i.path.as_str() == path)
+    }
+}
+
+/// A field path as an identifier usable in an IndexedDB key path: ASCII letters and digits kept,
+/// every other byte `_xx` (hex), prefixed with `p` so it never starts with a digit. Injective.
+pub fn ident(path: &Path) -> String {
+    let mut out = String::with_capacity(path.as_str().len() + 1);
+    out.push('p');
+    for b in path.as_str().bytes() {
+        if b.is_ascii_alphanumeric() {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("_{b:02x}"));
+        }
+    }
+    out
+}
+
+fn key_path(path: &Path) -> String {
+    format!("{}.{}", records::F_IX, ident(path))
+}
+
+fn list(names: &web_sys::DomStringList) -> Vec<String> {
+    (0..names.length()).filter_map(|i| names.item(i)).collect()
+}
+
+/// Opens (creating or upgrading as needed) and returns the connection with its schema.
+pub async fn open(name: &str, declared: &Declared) -> Result<(IdbDatabase, Schema)> {
+    let factory = idb::factory()?;
+    let mut version: Option<u32> = None;
+    // Another tab may upgrade between our look and our upgrade; look again after each open.
+    for _ in 0..8 {
+        let db = open_once(&factory, name, version, declared).await?;
+        match inspect(&db, declared) {
+            Ok(Some(schema)) => return Ok((db, schema)),
+            Ok(None) => {
+                version = Some(db.version() as u32 + 1);
+                db.close();
+            }
+            Err(e) => {
+                db.close();
+                return Err(e);
+            }
+        }
+    }
+    Err(Error::storage(
+        "UpgradeFailed",
+        "the database schema kept changing while opening it",
+    ))
+}
+
+/// The schema if everything declared exists, `None` if an upgrade is needed.
+fn inspect(db: &IdbDatabase, declared: &Declared) -> Result<Option<Schema>> {
+    let stores = list(&db.object_store_names());
+    let has = |n: &str| stores.iter().any(|s| s == n);
+    if !has(META) || !has(OUTBOX) || declared.collections.keys().any(|c| !has(c)) {
+        return Ok(None);
+    }
+    let mut schema = Schema::default();
+    if declared.collections.is_empty() {
+        return Ok(Some(schema));
+    }
+    let names: Vec<&str> = declared.collections.keys().map(String::as_str).collect();
+    let tx = idb::transaction(db, &names, false)?;
+    for (collection, wanted) in &declared.collections {
+        let store = idb::store(&tx, collection)?;
+        let present = list(&store.index_names());
+        if !present.iter().any(|n| n == TOMBSTONES)
+            || wanted
+                .iter()
+                .any(|p| !present.iter().any(|n| n == p.as_str()))
+        {
+            return Ok(None);
+        }
+        let infos = present
+            .iter()
+            .filter(|n| !n.starts_with('$'))
+            .filter_map(|n| Path::parse(n).ok())
+            .map(|path| IndexInfo {
+                ident: ident(&path),
+                path,
+            })
+            .collect();
+        schema.collections.insert(collection.clone(), infos);
+    }
+    Ok(Some(schema))
+}
+
+type Failure = Rc<RefCell<Option<Error>>>;
+type Callbacks = Rc<RefCell<Vec<Closure<dyn FnMut(Event)>>>>;
+
+async fn open_once(
+    factory: &IdbFactory,
+    name: &str,
+    version: Option<u32>,
+    declared: &Declared,
+) -> Result<IdbDatabase> {
+    let req: IdbOpenDbRequest = js(match version {
+        Some(v) => factory.open_with_u32(name, v),
+        None => factory.open(name),
+    })?;
+    let failure: Failure = Rc::new(RefCell::new(None));
+    let callbacks: Callbacks = Rc::new(RefCell::new(Vec::new()));
+    let on_upgrade = {
+        let (req, declared, failure, callbacks) = (
+            req.clone(),
+            declared.clone(),
+            failure.clone(),
+            callbacks.clone(),
+        );
+        Closure::<dyn FnMut(Event)>::new(move |ev: Event| {
+            let old = ev
+                .dyn_ref::<IdbVersionChangeEvent>()
+                .map_or(0.0, |e| e.old_version());
+            let result = upgrade(&req, &declared, old, &failure, &callbacks);
+            if let Err(e) = result {
+                failure.borrow_mut().get_or_insert(e);
+                if let Some(tx) = req.transaction() {
+                    let _ = tx.abort();
+                }
+            }
+        })
+    };
+    let on_blocked = Closure::<dyn FnMut(Event)>::new(|_: Event| {
+        web_sys::console::warn_1(&JsValue::from_str(
+            "ferrosync: upgrading the database waits for another connection (another tab or library) to close it",
+        ));
+    });
+    req.set_onupgradeneeded(Some(on_upgrade.as_ref().unchecked_ref()));
+    req.set_onblocked(Some(on_blocked.as_ref().unchecked_ref()));
+    let request: &IdbRequest = req.as_ref();
+    let result = idb::wait(request).await;
+    req.set_onupgradeneeded(None);
+    req.set_onblocked(None);
+    drop((on_upgrade, on_blocked, callbacks));
+    if let Some(e) = failure.borrow_mut().take() {
+        return Err(e);
+    }
+    result?
+        .dyn_into::<IdbDatabase>()
+        .map_err(|_| Error::storage("UnknownError", "open did not return a database"))
+}
+
+/// Runs inside `upgradeneeded`: creates what is missing, back-fills new indexes, records the schema.
+fn upgrade(
+    req: &IdbOpenDbRequest,
+    declared: &Declared,
+    old_version: f64,
+    failure: &Failure,
+    callbacks: &Callbacks,
+) -> Result<()> {
+    let db: IdbDatabase = js(req.result())?
+        .dyn_into()
+        .map_err(|_| Error::storage("UnknownError", "upgrade without a database"))?;
+    let tx = req
+        .transaction()
+        .ok_or_else(|| Error::storage("UnknownError", "upgrade without a transaction"))?;
+    let stores = list(&db.object_store_names());
+    let has = |n: &str| stores.iter().any(|s| s == n);
+    if !has(META) {
+        js(db.create_object_store(META))?;
+    }
+    if !has(OUTBOX) {
+        let params = IdbObjectStoreParameters::new();
+        let kp = Array::of2(&"collection".into(), &"id".into());
+        params.set_key_path(&kp);
+        js(db.create_object_store_with_optional_parameters(OUTBOX, &params))?;
+    }
+    for (collection, wanted) in &declared.collections {
+        let (store, created) = if has(collection) {
+            (idb::store(&tx, collection)?, false)
+        } else {
+            let params = IdbObjectStoreParameters::new();
+            params.set_key_path(&JsValue::from_str(records::F_ID));
+            let s = js(db.create_object_store_with_optional_parameters(collection, &params))?;
+            (s, true)
+        };
+        let present = list(&store.index_names());
+        if !present.iter().any(|n| n == TOMBSTONES) {
+            js(store.create_index_with_str(TOMBSTONES, records::F_TOMB))?;
+        }
+        let mut added = Vec::new();
+        for path in wanted {
+            if !present.iter().any(|n| n == path.as_str()) {
+                let params = IdbIndexParameters::new();
+                params.set_unique(false);
+                js(store.create_index_with_str_and_optional_parameters(
+                    path.as_str(),
+                    &key_path(path),
+                    &params,
+                ))?;
+                added.push(path.clone());
+            }
+        }
+        if !created && !added.is_empty() {
+            backfill(&store, &tx, added, failure, callbacks)?;
+        }
+    }
+    // A readable description of what exists, for humans and tools (IndexedDB itself is the truth).
+    let description = js_sys::Object::new();
+    for name in list(&db.object_store_names()) {
+        if name.starts_with('_') {
+            continue;
+        }
+        let store = idb::store(&tx, &name)?;
+        let paths: Array = list(&store.index_names())
+            .into_iter()
+            .filter(|n| !n.starts_with('$'))
+            .map(|n| JsValue::from_str(&n))
+            .collect();
+        js(Reflect::set(&description, &name.into(), &paths))?;
+    }
+    let meta = idb::store(&tx, META)?;
+    js(meta.put_with_key(&description, &"schema".into()))?;
+    if old_version == 0.0 {
+        // The client id is also written lazily on open; creating it here saves a write later.
+        js(meta.put_with_key(
+            &JsValue::from_str(&super::meta::new_client_id()),
+            &super::meta::CLIENT_ID.into(),
+        ))?;
+    }
+    Ok(())
+}
+
+/// Adds the projection of `paths` to every live record of `store`, inside the upgrade transaction
+/// (cursor callbacks only; nothing foreign is awaited).
+fn backfill(
+    store: &IdbObjectStore,
+    tx: &IdbTransaction,
+    paths: Vec<Path>,
+    failure: &Failure,
+    callbacks: &Callbacks,
+) -> Result<()> {
+    let req = js(store.open_cursor())?;
+    let (req2, tx, failure) = (req.clone(), tx.clone(), failure.clone());
+    let step = move || -> Result<()> {
+        let cursor = js(req2.result())?;
+        if cursor.is_null() || cursor.is_undefined() {
+            return Ok(());
+        }
+        let cursor: IdbCursorWithValue = cursor.unchecked_into();
+        let record = js(cursor.value())?;
+        if let Some(doc) = records::doc_of(&record) {
+            let text = js(js_sys::JSON::stringify(&doc))?
+                .as_string()
+                .unwrap_or_default();
+            let value: Value = serde_json::from_str(&text)
+                .map_err(|e| Error::storage("DataError", format!("stored document: {e}")))?;
+            let ix = records::ix_of(&record)?;
+            for path in &paths {
+                if let Some(key) = IndexKey::at(&value, path) {
+                    js(Reflect::set(
+                        &ix,
+                        &JsValue::from_str(&ident(path)),
+                        &records::key_to_js(&key),
+                    ))?;
+                }
+            }
+            js(cursor.update(&record))?;
+        }
+        js(cursor.continue_())
+    };
+    let cb = Closure::<dyn FnMut(Event)>::new(move |_: Event| {
+        if let Err(e) = step() {
+            failure.borrow_mut().get_or_insert(e);
+            let _ = tx.abort();
+        }
+    });
+    req.set_onsuccess(Some(cb.as_ref().unchecked_ref()));
+    callbacks.borrow_mut().push(cb);
+    Ok(())
+}
+
+/// Deletes a whole database (`Database.destroy`).
+pub async fn destroy(name: &str) -> Result<()> {
+    let factory = idb::factory()?;
+    let req = factory.delete_database(name).map_err(|e| dom_error(&e))?;
+    idb::wait(req.as_ref()).await.map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasm_bindgen_test::*;
+    wasm_bindgen_test_configure!(run_in_browser);
+
+    #[wasm_bindgen_test]
+    fn idents_are_identifiers_and_distinct() {
+        let p = |s: &str| Path::parse(s).unwrap();
+        assert_eq!(ident(&p("done")), "pdone");
+        assert_eq!(ident(&p("meta.rank")), "pmeta_2erank");
+        assert_eq!(ident(&p("a_b")), "pa_5fb");
+        assert_eq!(ident(&p("0")), "p0");
+        assert_ne!(ident(&p("a.b")), ident(&p("a_2eb")));
+    }
+}

@@ -1,0 +1,144 @@
+//! Writes: one IndexedDB transaction per call over the collection, `_outbox` and `_meta`.
+//!
+//! Shape of every write transaction (no foreign await anywhere inside it):
+//! 1. read the persisted clock (the transaction's own request; awaited),
+//! 2. stamp one HLC for the whole call, issue every record put and outbox put at once,
+//! 3. write the clock back, await `complete` (or the abort reason: quota, etc.).
+//!
+//! Then, after commit only, live queries here and in other tabs are told which ids changed.
+
+use std::rc::Rc;
+
+use ferrosync_core::Hlc;
+use js_sys::Array;
+use serde_json::Value;
+use wasm_bindgen::JsValue;
+
+use super::idb::{self, dom_error, js};
+use super::schema::{META, OUTBOX};
+use super::{meta, records, Conn, Store};
+use crate::error::Result;
+use crate::live::Notice;
+
+/// A validated document: its id and its JSON value (what Rust inspects: index keys, live-query
+/// matching). The JavaScript object that is stored travels separately, untouched.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub id: String,
+    pub value: Value,
+}
+
+impl Store {
+    /// Stores `docs` (the JavaScript objects, each with its `id`) in one transaction: all or none.
+    /// `prepared` holds the same documents as JSON, in the same order.
+    pub async fn put_all(
+        &self,
+        collection: &str,
+        docs: &Array,
+        prepared: Vec<Prepared>,
+    ) -> Result<Hlc> {
+        self.check_collection(collection)?;
+        let prepared = Rc::new(prepared);
+        let hlc = self
+            .run(|conn| put_tx(self, conn, collection, docs, &prepared))
+            .await?;
+        let changes = prepared
+            .iter()
+            .map(|p| (p.id.clone(), Some(p.value.clone())))
+            .collect();
+        self.notify(Notice::local(collection, changes), true);
+        Ok(hlc)
+    }
+
+    /// Marks `id` deleted (a tombstone, for sync). Idempotent: deleting a deleted document writes
+    /// nothing; deleting an unknown id writes a tombstone, since the document may exist elsewhere.
+    pub async fn delete(&self, collection: &str, id: &str) -> Result<()> {
+        self.check_collection(collection)?;
+        let was_live = self
+            .run(|conn| delete_tx(self, conn, collection, id))
+            .await?;
+        if was_live {
+            self.notify(
+                Notice::local(collection, vec![(id.to_string(), None)]),
+                true,
+            );
+        }
+        Ok(())
+    }
+}
+
+async fn put_tx(
+    store: &Store,
+    conn: Conn,
+    collection: &str,
+    docs: &Array,
+    prepared: &[Prepared],
+) -> Result<Hlc> {
+    let tx = idb::transaction(&conn.db, &[collection, OUTBOX, META], true)?;
+    let done = idb::TxDone::new(&tx);
+    let (st, outbox, meta_st) = (
+        idb::store(&tx, collection)?,
+        idb::store(&tx, OUTBOX)?,
+        idb::store(&tx, META)?,
+    );
+    let clock = match meta::read_clock(&meta_st) {
+        Ok(c) => c,
+        Err(e) => return Err(idb::abort(&tx, e)),
+    };
+    // Computed while the clock read is in flight.
+    let ix = records::projections_json(
+        prepared.iter().map(|p| &p.value),
+        conn.schema.indexes(collection),
+    );
+    let persisted = match clock.await {
+        Ok(c) => c,
+        Err(e) => return Err(idb::abort(&tx, e)),
+    };
+    let hlc = store.tick(persisted.as_ref());
+    if let Err(e) = records::write_docs(&st, &outbox, collection, &hlc.encode(), docs, ix) {
+        return Err(idb::abort(&tx, dom_error(&e)));
+    }
+    if let Err(e) = meta::write_clock(&meta_st, &hlc) {
+        return Err(idb::abort(&tx, e));
+    }
+    done.wait().await?;
+    Ok(hlc)
+}
+
+async fn delete_tx(store: &Store, conn: Conn, collection: &str, id: &str) -> Result<bool> {
+    let tx = idb::transaction(&conn.db, &[collection, OUTBOX, META], true)?;
+    let done = idb::TxDone::new(&tx);
+    let (st, outbox, meta_st) = (
+        idb::store(&tx, collection)?,
+        idb::store(&tx, OUTBOX)?,
+        idb::store(&tx, META)?,
+    );
+    let key = JsValue::from_str(id);
+    let issued = js(st.get(&key)).and_then(|r| Ok((idb::wait(&r), meta::read_clock(&meta_st)?)));
+    let (current, clock) = match issued {
+        Ok(pair) => pair,
+        Err(e) => return Err(idb::abort(&tx, e)),
+    };
+    let (current, persisted) = futures::join!(current, clock);
+    let (current, persisted) = match (current, persisted) {
+        (Ok(c), Ok(p)) => (c, p),
+        (Err(e), _) | (_, Err(e)) => return Err(idb::abort(&tx, e)),
+    };
+    if records::is_tombstone(&current) {
+        done.wait().await?;
+        return Ok(false);
+    }
+    let was_live = !current.is_undefined();
+    let hlc = store.tick(persisted.as_ref()).encode();
+    let issue = || -> Result<()> {
+        js(st.put(&records::tombstone(id, &hlc)))?;
+        js(outbox.put(&records::outbox_row(collection, id, &hlc, true)))?;
+        js(meta_st.put_with_key(&JsValue::from_str(&hlc), &meta::CLOCK.into()))?;
+        Ok(())
+    };
+    if let Err(e) = issue() {
+        return Err(idb::abort(&tx, e));
+    }
+    done.wait().await?;
+    Ok(was_live)
+}

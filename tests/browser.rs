@@ -1,0 +1,238 @@
+//! Browser tests on the main thread, against the real IndexedDB of headless Chromium:
+//! `CHROMEDRIVER=/usr/bin/chromedriver wasm-pack test --headless --chrome -- --test browser`
+
+mod common;
+
+use common::*;
+use wasm_bindgen::JsValue;
+use wasm_bindgen_test::*;
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+#[wasm_bindgen_test]
+async fn crud_and_generated_ids() {
+    crud_and_ids().await;
+}
+
+#[wasm_bindgen_test]
+async fn every_query_operator_with_index_and_scan() {
+    queries_with_and_without_indexes().await;
+}
+
+#[wasm_bindgen_test]
+async fn invalid_documents_are_rejected_and_write_nothing() {
+    invalid_documents_write_nothing().await;
+}
+
+#[wasm_bindgen_test]
+async fn invalid_queries_are_rejected() {
+    invalid_queries().await;
+}
+
+#[wasm_bindgen_test]
+async fn bulk_put_is_all_or_nothing() {
+    bulk_put_all_or_nothing().await;
+}
+
+#[wasm_bindgen_test]
+async fn writes_stamp_hlc_and_fill_the_outbox() {
+    outbox_and_hlc().await;
+}
+
+#[wasm_bindgen_test]
+async fn watch_calls_back_only_for_changed_results() {
+    watch_semantics().await;
+}
+
+#[wasm_bindgen_test]
+async fn two_instances_see_each_others_writes() {
+    two_instances().await;
+}
+
+#[wasm_bindgen_test]
+async fn connection_closed_by_the_browser_is_reopened() {
+    reconnects_when_the_browser_closes_the_connection().await;
+}
+
+#[wasm_bindgen_test]
+async fn invalid_options_are_rejected() {
+    use ferrosync::Database;
+    let cases: Vec<(JsValue, &str)> = vec![
+        (
+            JsValue::UNDEFINED,
+            "expects an object like { name, collections }, got undefined",
+        ),
+        (
+            json(r#"{"collections": {}}"#),
+            "name must be a non-empty string",
+        ),
+        (
+            json(r#"{"name": "", "collections": {}}"#),
+            "name must be a non-empty string",
+        ),
+        (json(r#"{"name": "x"}"#), "collections must be an object"),
+        (
+            json(r#"{"name": "x", "collections": {}, "colections": {}}"#),
+            "unknown option \"colections\"",
+        ),
+        (
+            json(r#"{"name": "x", "collections": {"1bad": {}}}"#),
+            "invalid collection name \"1bad\"",
+        ),
+        (
+            json(r#"{"name": "x", "collections": {"_meta": {}}}"#),
+            "invalid collection name",
+        ),
+        (
+            json(r#"{"name": "x", "collections": {"t": {"indexes": "done"}}}"#),
+            "indexes must be an array",
+        ),
+        (
+            json(r#"{"name": "x", "collections": {"t": {"indexes": [1]}}}"#),
+            "expected field path strings",
+        ),
+        (
+            json(r#"{"name": "x", "collections": {"t": {"indexes": ["a..b"]}}}"#),
+            "empty segment",
+        ),
+        (
+            json(r#"{"name": "x", "collections": {"t": {"indexes": ["id"]}}}"#),
+            "always indexed",
+        ),
+        (
+            json(r#"{"name": "x", "collections": {"t": {"index": ["a"]}}}"#),
+            "unknown option \"index\" in collections.t",
+        ),
+        (
+            json(r#"{"name": "x", "collections": {"t": 5}}"#),
+            "collections.t must be an object",
+        ),
+    ];
+    for (opts, want) in cases {
+        let msg = rejects(Database::open(opts), "INVALID_OPTIONS").await;
+        assert!(msg.contains(want), "{msg:?} should contain {want:?}");
+    }
+    rejects(Database::destroy(JsValue::from_f64(1.0)), "INVALID_OPTIONS").await;
+}
+
+#[wasm_bindgen_test]
+async fn schema_upgrade_adds_collections_and_indexes_and_keeps_data() {
+    let name = unique("upgrade");
+    let v1 = open(&name, r#"{"tasks": {"indexes": ["done"]}}"#).await;
+    bulk(&coll(&v1, "tasks"), r#"[{"id": "a", "done": false, "title": "x", "meta": {"p": 1}}, {"id": "b", "done": true, "title": "y"}]"#).await;
+    let old_tasks = coll(&v1, "tasks");
+
+    // A second instance opening with a new index and a new collection upgrades the database while
+    // the first is open: the first lets go (versionchange) and reopens on its next call.
+    let v2 = open(
+        &name,
+        r#"{"tasks": {"indexes": ["done", "title", "meta.p"]}, "notes": {}}"#,
+    )
+    .await;
+    let tasks = coll(&v2, "tasks");
+    let q = ferrosync_core::query::Query::parse(r#"{"where": {"title": "x"}}"#).unwrap();
+    assert_eq!(
+        v2.store().explain("tasks", &q).await.unwrap(),
+        "index:title"
+    );
+    // Existing records were back-filled into the new indexes.
+    assert_eq!(ids(&tasks, r#"{"where": {"title": "x"}}"#).await, s(&["a"]));
+    assert_eq!(
+        ids(&tasks, r#"{"where": {"meta.p": null}}"#).await,
+        s(&["b"])
+    );
+    assert_eq!(ids(&tasks, r#"{"where": {"done": true}}"#).await, s(&["b"]));
+    put(&coll(&v2, "notes"), r#"{"id": "n"}"#).await;
+
+    // The old instance still works, and writes the projection of indexes it never declared.
+    put(&old_tasks, r#"{"id": "c", "done": false, "title": "x"}"#).await;
+    assert_eq!(
+        ids(&tasks, r#"{"where": {"title": "x"}}"#).await,
+        s(&["a", "c"])
+    );
+    v1.close();
+    v2.close();
+
+    // Opening with fewer collections and indexes drops nothing.
+    let v3 = open(&name, r#"{"notes": {}}"#).await;
+    throws(
+        v3.collection(JsValue::from_str("tasks")),
+        "UNKNOWN_COLLECTION",
+    );
+    v3.close();
+    let v4 = open(&name, r#"{"tasks": {}, "notes": {}}"#).await;
+    assert_eq!(ids(&coll(&v4, "tasks"), "{}").await, s(&["a", "b", "c"]));
+    assert_eq!(
+        v4.store().explain("tasks", &q).await.unwrap(),
+        "index:title"
+    );
+    assert_eq!(count(&coll(&v4, "notes"), "{}").await, 1);
+    v4.close();
+    destroy(&name).await;
+}
+
+#[wasm_bindgen_test]
+async fn destroy_deletes_everything_and_stops_open_instances() {
+    let name = unique("destroy");
+    let db = open(&name, r#"{"tasks": {}}"#).await;
+    let tasks = coll(&db, "tasks");
+    put(&tasks, r#"{"id": "a"}"#).await;
+    destroy(&name).await;
+    let msg = rejects(tasks.get(JsValue::from_str("a")), "DATABASE_CLOSED").await;
+    assert!(msg.contains("deleted"), "{msg}");
+    let again = open(&name, r#"{"tasks": {}}"#).await;
+    assert_eq!(count(&coll(&again, "tasks"), "{}").await, 0);
+    again.close();
+    destroy(&name).await;
+}
+
+#[wasm_bindgen_test]
+async fn sync_hook_notifies_watches_here_and_in_other_instances() {
+    let name = unique("hook");
+    let db1 = open(&name, r#"{"tasks": {}}"#).await;
+    let db2 = open(&name, r#"{"tasks": {}}"#).await;
+    let (r1, r2) = (Recorder::new(), Recorder::new());
+    let _s1 = coll(&db1, "tasks")
+        .watch(JsValue::UNDEFINED, r1.function())
+        .unwrap();
+    let _s2 = coll(&db2, "tasks")
+        .watch(JsValue::UNDEFINED, r2.function())
+        .unwrap();
+    assert!(r1.wait_for(1, 2000.0).await && r2.wait_for(1, 2000.0).await);
+
+    // What the sync engine does after applying a pulled page in its own transaction: write the
+    // records, then call notify_changed once.
+    let store = db1.store();
+    store.run(|conn| async move {
+        let tx = ferrosync::store::idb::transaction(&conn.db, &["tasks"], true)?;
+        let done = ferrosync::store::idb::TxDone::new(&tx);
+        let st = ferrosync::store::idb::store(&tx, "tasks")?;
+        for id in ["p1", "p2"] {
+            let rec = json(&format!(r#"{{"id": "{id}", "hlc": "000000000001-000000-server", "doc": {{"id": "{id}"}}}}"#));
+            st.put(&rec).unwrap();
+        }
+        done.wait().await
+    }).await.unwrap();
+    store.notify_changed("tasks", vec!["p1".into(), "p2".into()]);
+    assert!(r1.wait_for(2, 2000.0).await);
+    assert!(r2.wait_for(2, 2000.0).await);
+    assert_eq!(r1.last(), s(&["p1", "p2"]));
+    assert_eq!(r2.last(), s(&["p1", "p2"]));
+    sleep(50).await;
+    assert_eq!((r1.count(), r2.count()), (2, 2));
+    db1.close();
+    db2.close();
+    destroy(&name).await;
+}
+
+#[wasm_bindgen_test]
+fn quota_exceeded_maps_to_its_code() {
+    // The mapping, unit level: a QuotaExceededError DOMException becomes QUOTA_EXCEEDED.
+    let dom = web_sys::DomException::new_with_message_and_name("disk full", "QuotaExceededError")
+        .unwrap();
+    let err = ferrosync::store::idb::dom_error(&dom.into());
+    assert_eq!(err.code(), "QUOTA_EXCEEDED");
+    let js: JsValue = err.into();
+    assert_eq!(code(&js), "QUOTA_EXCEEDED");
+    assert!(message(&js).contains("disk full"));
+}
