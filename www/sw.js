@@ -10,7 +10,9 @@
 //   Activation deletes the caches of older versions.
 //
 // Bump VERSION when the list of shell files changes; the browser compares this file byte for byte.
-const VERSION = "4";
+// The modules that the entry points import (wasm-bindgen's snippets/<hash>/... files, whose names
+// change with each build) are found at install time by following their static imports.
+const VERSION = "5";
 const CACHE_PREFIX = "ferrosync-demo-";
 const CACHE = `${CACHE_PREFIX}v${VERSION}`;
 const NETWORK_TIMEOUT_MS = 4000;
@@ -33,19 +35,41 @@ const SHELL = [
 	"./pkg/ferrosync_bg.wasm",
 ];
 
+/** ES modules whose static imports are followed at install time. */
+const MODULE_ENTRIES = ["./app.js", "./pkg/ferrosync.js"];
+
 const scopeUrl = new URL(self.registration.scope);
 const indexUrl = new URL("./", scopeUrl).href;
 
 self.addEventListener("install", (event) => {
-	event.waitUntil(
-		caches
-			.open(CACHE)
-			.then((cache) =>
-				cache.addAll(SHELL.map((path) => new Request(new URL(path, scopeUrl), { cache: "reload" }))),
-			),
-	);
+	event.waitUntil(precache());
 	// No skipWaiting() here: an update waits until the page accepts it (see SKIP_WAITING).
 });
+
+async function precache() {
+	const cache = await caches.open(CACHE);
+	await cache.addAll(SHELL.map((path) => new Request(new URL(path, scopeUrl), { cache: "reload" })));
+	// Follow static imports (import ... from "./x.js", export ... from, import("./x.js")) from the
+	// entry modules, so every module the app loads is cached, whatever the build named it.
+	const seen = new Set();
+	const queue = MODULE_ENTRIES.map((path) => new URL(path, scopeUrl).href);
+	while (queue.length) {
+		const url = queue.shift();
+		if (seen.has(url)) continue;
+		seen.add(url);
+		let response = await cache.match(url);
+		if (!response) {
+			response = await fetch(url, { cache: "reload" });
+			if (!response.ok) throw new Error(`precache: ${url} answered ${response.status}`);
+			await cache.put(url, response.clone());
+		}
+		const source = await response.text();
+		for (const m of source.matchAll(/(?:\bfrom\s*|\bimport\s*\(?\s*)(["'])(\.{1,2}\/[^"'\s]+)\1/g)) {
+			const dep = new URL(m[2], url);
+			if (dep.origin === scopeUrl.origin && dep.href.startsWith(scopeUrl.href)) queue.push(dep.href);
+		}
+	}
+}
 
 self.addEventListener("activate", (event) => {
 	event.waitUntil(

@@ -175,6 +175,13 @@ export async function waitReady(page) {
 	await page.waitForSelector("html[data-ready='true']", { timeout: 20000 });
 }
 
+/** Waits until a service worker controls the page (the first visit is claimed, no reload needed). */
+export async function waitControlled(page) {
+	await page.waitForFunction(() => navigator.serviceWorker.controller?.state === "activated", null, {
+		timeout: 20000,
+	});
+}
+
 export async function screenshot(page, name) {
 	mkdirSync(SCREENSHOTS, { recursive: true });
 	const path = join(SCREENSHOTS, `${name}.png`);

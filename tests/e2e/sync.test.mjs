@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import {
 	addTodos,
+	baseUrl,
 	e2eTest,
 	editTodo,
 	eventually,
@@ -14,6 +15,7 @@ import {
 	openApp,
 	pendingCount,
 	syncState,
+	waitControlled,
 } from "./harness.mjs";
 
 /** How long a change may take to reach the other device (server events, or the sync after a write). */
@@ -158,4 +160,59 @@ e2eTest("a device that joins later receives the whole list on its first sync", a
 	await openApp(pb, { space });
 	await expectTitles(pb, many, PROPAGATION);
 	await eventually(async () => assert.equal(await pb.locator(".todo-count strong").textContent(), "25"));
+});
+
+e2eTest("offline writes wait as pending and go out when the network returns", async ({ device, shot }) => {
+	const space = newSpace("pending");
+	const a = await device("a");
+	const pa = await a.newPage();
+	await openApp(pa, { space });
+	await addTodos(pa, "online first");
+	await expectSettled([pa]);
+	await a.context.setOffline(true);
+	await eventually(async () => assert.equal(await syncState(pa), "offline"));
+	await addTodos(pa, "offline one", "offline two");
+	await eventually(async () => assert.equal(await pendingCount(pa), 2));
+	assert.match(await pa.locator(".pending").textContent(), /2\s+pending changes/);
+	await shot(pa, "pending");
+	await a.context.setOffline(false);
+	await expectSettled([pa]);
+
+	const b = await device("b");
+	const pb = await b.newPage();
+	await openApp(pb, { space });
+	await expectTitles(pb, ["online first", "offline one", "offline two"], PROPAGATION);
+});
+
+e2eTest("a Background Sync event from the service worker makes the open app sync", async ({ device }) => {
+	const d = await device("device");
+	const page = await d.newPage();
+	await openApp(page, { space: newSpace("bgsync") });
+	await waitControlled(page);
+	// Count the app's calls of db.sync().
+	await page.evaluate(() => {
+		const db = window.ferrosyncDemo.db;
+		const original = db.sync.bind(db);
+		window.syncCalls = 0;
+		db.sync = (...args) => {
+			window.syncCalls += 1;
+			return original(...args);
+		};
+	});
+	const cdp = await d.context.newCDPSession(page);
+	const registration = new Promise((resolve) =>
+		cdp.on("ServiceWorker.workerRegistrationUpdated", ({ registrations }) => {
+			const r = registrations.find((x) => x.scopeURL === `${baseUrl()}/` && !x.isDeleted);
+			if (r) resolve(r.registrationId);
+		}),
+	);
+	await cdp.send("ServiceWorker.enable");
+	const registrationId = await registration;
+	await cdp.send("ServiceWorker.dispatchSyncEvent", {
+		origin: baseUrl(),
+		registrationId,
+		tag: "ferrosync-sync",
+		lastChance: false,
+	});
+	await eventually(async () => assert.equal(await page.evaluate(() => window.syncCalls), 1));
 });
