@@ -4,10 +4,17 @@
 Usage:
   pkg.py tool NAME          print the pinned version of a tool from [tools]
   pkg.py check              fail if wasm-bindgen-cli in wasm-pack.toml differs from Cargo.lock
-  pkg.py build [--dev] [--target NAME]
+  pkg.py build [--dev] [--target NAME] [--out DIR]
                             wasm-pack build each [[target]] (no wasm-opt in wasm-pack), run wasm-opt with
-                            [wasm_opt].flags on release builds, assemble [package].out_dir, copy the demo target
+                            [wasm_opt].flags on release builds, assemble [package].out_dir, copy the demo target.
+                            --out DIR: put the targets in DIR/<target> and the npm package in DIR/npm instead,
+                            and leave the demo copy alone (a private build that cannot clobber a shared one)
+  pkg.py sizes [NPM_DIR] [--markdown] [--check]
+                            print the size of each target's .wasm (raw, gzip -9) and JS glue in the assembled
+                            npm package (default [package].out_dir); --markdown prints a table for docs;
+                            --check exits 1 when a .wasm is 300 KB or more gzipped (the issue's budget)
 """
+import gzip
 import json
 import os
 import shutil
@@ -55,6 +62,7 @@ def wasm_opt(cfg, wasm):
 
 def package_json(cfg, version, targets):
     p = cfg["package"]
+    repo = p["repository"]
     name = p["out_name"]
     web = "./web/" if "web" in targets else None
     exports = {}
@@ -70,7 +78,9 @@ def package_json(cfg, version, targets):
         "version": version,
         "description": p["description"],
         "license": p["license"],
-        "repository": {"type": "git", "url": "git+" + p["repository"] + ".git"},
+        "repository": {"type": "git", "url": "git+" + repo + ".git"},
+        "homepage": p.get("homepage", repo + "#readme"),
+        "bugs": {"url": repo + "/issues"},
         "keywords": p["keywords"],
         "type": "module",
         "main": f"{web}{name}.js" if web else None,
@@ -83,18 +93,21 @@ def package_json(cfg, version, targets):
     }
 
 
-def build(cfg, dev, only):
+def build(cfg, dev, only, out_root=None):
     check(cfg)
     version = load("Cargo.toml")["package"]["version"]
     name = cfg["package"]["out_name"]
     targets = [t for t in cfg["target"] if only in (None, t["name"])]
+    if out_root:
+        out_root = os.path.abspath(out_root)
+        targets = [dict(t, out_dir=os.path.join(out_root, t["name"])) for t in targets]
     for t in targets:
         out = os.path.join(ROOT, t["out_dir"])
         run(["wasm-pack", "build", "--target", t["name"], "--out-dir", out, "--out-name", name,
              "--dev" if dev else "--release", "--no-opt", "--no-pack"])
         if not dev:
             wasm_opt(cfg, os.path.join(out, f"{name}_bg.wasm"))
-    npm_dir = os.path.join(ROOT, cfg["package"]["out_dir"])
+    npm_dir = os.path.join(out_root, "npm") if out_root else os.path.join(ROOT, cfg["package"]["out_dir"])
     shutil.rmtree(npm_dir, ignore_errors=True)
     os.makedirs(npm_dir)
     names = []
@@ -109,13 +122,53 @@ def build(cfg, dev, only):
         f.write("\n")
     readme = os.path.join(ROOT, cfg["package"].get("readme", "README.md"))
     shutil.copy(readme, os.path.join(npm_dir, "README.md"))
-    demo = cfg.get("demo")
+    demo = None if out_root else cfg.get("demo")
     if demo and any(t["name"] == demo["target"] for t in targets):
         src = next(t["out_dir"] for t in targets if t["name"] == demo["target"])
         dst = os.path.join(ROOT, demo["pkg_dir"])
         shutil.rmtree(dst, ignore_errors=True)
         shutil.copytree(os.path.join(ROOT, src), dst, ignore=shutil.ignore_patterns(".gitignore"))
     print(f"pkg.py: built {', '.join(names)} ({'dev' if dev else 'release'}) into {npm_dir}")
+
+
+def kb(n):
+    return f"{n / 1024:.1f} KB"
+
+
+def sizes(cfg, npm_dir, markdown):
+    """Sizes of what an app downloads: per target, the .wasm and the JS glue, raw and gzip -9."""
+    name = cfg["package"]["out_name"]
+    npm_dir = os.path.abspath(npm_dir or os.path.join(ROOT, cfg["package"]["out_dir"]))
+    rows = []
+    for t in cfg["target"]:
+        d = os.path.join(npm_dir, t["name"])
+        if not os.path.isdir(d):
+            continue
+        # The entry, the bundler target's `_bg.js`, and the snippets (our `module = "..."` JS files).
+        js = [os.path.join(d, f"{name}.js"), os.path.join(d, f"{name}_bg.js")]
+        js += sorted(os.path.join(r, f) for r, _, fs in os.walk(os.path.join(d, "snippets"))
+                     for f in fs if f.endswith(".js"))
+        js = [f for f in js if os.path.isfile(f)]
+        for label, files in ((".wasm", [os.path.join(d, f"{name}_bg.wasm")]), ("JS glue", js)):
+            data = b"".join(open(f, "rb").read() for f in files)
+            rows.append((t["name"], label, len(data), len(gzip.compress(data, 9, mtime=0))))
+    if not rows:
+        sys.exit(f"pkg.py: no built targets in {npm_dir} (run `python3 scripts/pkg.py build` first)")
+    if markdown:
+        print("| target | file | raw | gzip -9 |")
+        print("| --- | --- | ---: | ---: |")
+        for t, label, raw, gz in rows:
+            print(f"| `{t}` | {label} | {kb(raw)} ({raw} B) | {kb(gz)} ({gz} B) |")
+    else:
+        for t, label, raw, gz in rows:
+            print(f"{t:8} {label:8} raw {raw:>9} B ({kb(raw):>9})   gzip {gz:>8} B ({kb(gz):>8})")
+    wasm_gz = max(gz for _, label, _, gz in rows if label == ".wasm")
+    limit = 300 * 1024
+    verdict = "under" if wasm_gz < limit else "OVER"
+    if markdown:
+        print()
+    print(f".wasm gzipped: {kb(wasm_gz)}, {verdict} the 300 KB budget")
+    return wasm_gz < limit
 
 
 def main(argv):
@@ -126,7 +179,12 @@ def main(argv):
         check(cfg)
     elif argv[:1] == ["build"]:
         only = argv[argv.index("--target") + 1] if "--target" in argv else None
-        build(cfg, "--dev" in argv, only)
+        out_root = argv[argv.index("--out") + 1] if "--out" in argv else None
+        build(cfg, "--dev" in argv, only, out_root)
+    elif argv[:1] == ["sizes"]:
+        rest = [a for a in argv[1:] if not a.startswith("--")]
+        if not sizes(cfg, rest[0] if rest else None, "--markdown" in argv) and "--check" in argv:
+            sys.exit(1)
     else:
         sys.exit(__doc__)
 
