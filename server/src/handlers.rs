@@ -29,11 +29,17 @@ pub async fn push(
     let req: PushRequest = parse_json(&bytes)?;
     check_push(&req, now_ms(), s.max_drift_ms)?;
     // The same client sending the same changes again is a retry whose reply was lost.
-    let canonical = serde_json::to_vec(&req).map_err(|e| ApiError::Internal(e.to_string()))?;
-    let hash = Sha256::digest(&canonical);
+    let mut hasher = HashWriter(Sha256::new());
+    serde_json::to_writer(&mut hasher, &req).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let hash: String = hasher
+        .0
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     let outcome = s
         .store
-        .push(&namespace, &req.client_id, &hash, &req.changes)
+        .push(&namespace, &req.client_id, hash, req.changes)
         .await?;
     let cursor = Cursor {
         epoch: s.store.epoch().to_string(),
@@ -44,6 +50,19 @@ pub async fn push(
         cursor: Some(cursor.encode()),
         server_time: now_ms(),
     }))
+}
+
+/// Hashes the canonical JSON of a request as it is written, without buffering it.
+struct HashWriter(Sha256);
+
+impl std::io::Write for HashWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 #[derive(Deserialize)]

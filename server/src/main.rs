@@ -2,6 +2,10 @@ use clap::Parser;
 use ferrosync_server::config::{Config, LogFormat};
 use tracing_subscriber::EnvFilter;
 
+// glibc malloc showed up as a fifth of the CPU profile under load.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let config = Config::parse();

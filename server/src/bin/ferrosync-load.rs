@@ -1,1 +1,410 @@
-fn main() {}
+//! Load benchmark: a real server on loopback (in this process, or `--url` of a running one) and
+//! `--clients` concurrent clients pushing and pulling for a bounded time, first single-change
+//! pushes, then 100-change pushes. Prints throughput and latency percentiles, then checks that
+//! every acknowledged change is in the feed exactly once and that following the feed with cursors
+//! saw all of them.
+//!
+//! cargo run --release -p ferrosync-server --bin ferrosync-load -- --seconds 10 --database sqlite:///tmp/load.db
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use ferrosync_core::protocol::{Change, PullResponse, PushRequest, PushResponse, PushStatus};
+use ferrosync_core::HlcClock;
+use serde_json::json;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "ferrosync-load",
+    about = "Load benchmark for ferrosync-server (loopback only)"
+)]
+struct Args {
+    /// Seconds per phase (single-change pushes, then 100-change pushes).
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Database for the in-process server: sqlite://path or postgres://...
+    #[arg(long, default_value = "sqlite://target-load/load.db")]
+    database: String,
+    /// Benchmark an already running server instead (must be --auth dev, on loopback).
+    #[arg(long)]
+    url: Option<String>,
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 32)]
+    clients: usize,
+    /// Namespaces the clients are spread over (1: everybody shares one).
+    #[arg(long, default_value_t = 8)]
+    namespaces: usize,
+    /// Each client pulls its namespace's new changes this often (ms).
+    #[arg(long, default_value_t = 250)]
+    pull_every_ms: u64,
+    /// Changes per push in the batch phase.
+    #[arg(long, default_value_t = 100)]
+    batch: usize,
+}
+
+#[derive(Default)]
+struct ClientStats {
+    push_us: Vec<u32>,
+    pull_us: Vec<u32>,
+    pushed: u64,
+    pulled: u64,
+    /// (id, hlc) of every change the server acknowledged as applied.
+    acked: Vec<(String, String)>,
+    errors: u64,
+}
+
+struct Client {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+    clock: HlcClock,
+    name: String,
+    next_id: u64,
+    cursor: Option<String>,
+    /// Every (id, hlc) this client saw by following its namespace's feed.
+    seen: HashMap<String, String>,
+}
+
+fn now_ms() -> u64 {
+    ferrosync_server::clock::now_ms()
+}
+
+impl Client {
+    fn change(&mut self) -> Change {
+        self.next_id += 1;
+        let id = format!("{}-{}", self.name, self.next_id);
+        let hlc = self.clock.tick(now_ms());
+        Change {
+            collection: "tasks".into(),
+            doc: Some(json!({
+                "id": id,
+                "title": format!("task {} of {}", self.next_id, self.name),
+                "done": self.next_id.is_multiple_of(3),
+                "rank": self.next_id,
+                "note": "the quick brown fox jumps over the lazy dog"
+            })),
+            id,
+            hlc,
+            deleted: false,
+            fields: None,
+        }
+    }
+
+    async fn push(&mut self, n: usize, stats: &mut ClientStats) {
+        let changes: Vec<Change> = (0..n).map(|_| self.change()).collect();
+        let req = PushRequest {
+            client_id: self.name.clone(),
+            changes,
+        };
+        let t = Instant::now();
+        let res = self
+            .http
+            .post(format!("{}/v1/push", self.base))
+            .bearer_auth(&self.token)
+            .json(&req)
+            .send()
+            .await;
+        let reply = match res {
+            Ok(r) if r.status().is_success() => r.json::<PushResponse>().await.ok(),
+            Ok(r) => {
+                eprintln!(
+                    "push failed: {} {}",
+                    r.status(),
+                    r.text().await.unwrap_or_default()
+                );
+                None
+            }
+            Err(e) => {
+                eprintln!("push failed: {e}");
+                None
+            }
+        };
+        let Some(reply) = reply else {
+            stats.errors += 1;
+            return;
+        };
+        stats.push_us.push(t.elapsed().as_micros() as u32);
+        stats.pushed += n as u64;
+        for (c, r) in req.changes.iter().zip(&reply.results) {
+            if r.status == PushStatus::Applied {
+                stats.acked.push((c.id.clone(), c.hlc.encode()));
+            }
+        }
+    }
+
+    /// Pulls until caught up.
+    async fn pull(&mut self, stats: &mut ClientStats) {
+        loop {
+            let mut q = vec![("limit", "1000".to_string())];
+            if let Some(c) = &self.cursor {
+                q.push(("cursor", c.clone()));
+            }
+            let t = Instant::now();
+            let res = self
+                .http
+                .get(format!("{}/v1/pull", self.base))
+                .bearer_auth(&self.token)
+                .query(&q)
+                .send()
+                .await;
+            let page = match res {
+                Ok(r) if r.status().is_success() => r.json::<PullResponse>().await.ok(),
+                _ => None,
+            };
+            let Some(page) = page else {
+                stats.errors += 1;
+                return;
+            };
+            stats.pull_us.push(t.elapsed().as_micros() as u32);
+            stats.pulled += page.changes.len() as u64;
+            for c in page.changes {
+                self.seen.insert(c.id, c.hlc.encode());
+            }
+            self.cursor = Some(page.cursor);
+            if !page.has_more {
+                return;
+            }
+        }
+    }
+}
+
+/// CPU seconds this process has used (user + system), from /proc (Linux).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit_once(')').map(|(_, a)| a).unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // Fields 14 and 15 of stat (utime, stime), in clock ticks of 1/100 s.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+fn pct(sorted: &[u32], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i] as f64 / 1000.0
+}
+
+struct PhaseResult {
+    stats: ClientStats,
+    elapsed: Duration,
+    /// CPU seconds used by this process (server and clients) during the phase.
+    cpu: f64,
+}
+
+async fn phase(
+    clients: &mut Vec<Client>,
+    batch: usize,
+    seconds: u64,
+    pull_every: Duration,
+) -> PhaseResult {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let start = Instant::now();
+    let cpu0 = cpu_seconds();
+    let mut tasks = Vec::new();
+    for mut c in clients.drain(..) {
+        tasks.push(tokio::spawn(async move {
+            let mut stats = ClientStats::default();
+            let mut last_pull = Instant::now();
+            while Instant::now() < deadline {
+                c.push(batch, &mut stats).await;
+                if last_pull.elapsed() >= pull_every {
+                    c.pull(&mut stats).await;
+                    last_pull = Instant::now();
+                }
+            }
+            (c, stats)
+        }));
+    }
+    let mut total = ClientStats::default();
+    for t in tasks {
+        let (c, s) = t.await.expect("client task");
+        clients.push(c);
+        total.push_us.extend(s.push_us);
+        total.pull_us.extend(s.pull_us);
+        total.pushed += s.pushed;
+        total.pulled += s.pulled;
+        total.acked.extend(s.acked);
+        total.errors += s.errors;
+    }
+    PhaseResult {
+        stats: total,
+        elapsed: start.elapsed(),
+        cpu: cpu_seconds() - cpu0,
+    }
+}
+
+fn report(name: &str, r: &mut PhaseResult) {
+    let s = &mut r.stats;
+    s.push_us.sort_unstable();
+    s.pull_us.sort_unstable();
+    let secs = r.elapsed.as_secs_f64();
+    println!(
+        "{name:<22} {:>9.0} pushes/s {:>9.0} changes/s   push p50 {:>6.2} ms  p99 {:>6.2} ms   \
+         pull p50 {:>6.2} ms  p99 {:>6.2} ms  ({} pulls, {} changes pulled, {} errors; {:.2} cores busy, load {})",
+        s.push_us.len() as f64 / secs,
+        s.pushed as f64 / secs,
+        pct(&s.push_us, 0.50),
+        pct(&s.push_us, 0.99),
+        pct(&s.pull_us, 0.50),
+        pct(&s.pull_us, 0.99),
+        s.pull_us.len(),
+        s.pulled,
+        s.errors,
+        r.cpu / secs,
+        load_average(),
+    );
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = Args::parse();
+    let mut server = None;
+    let base = match &args.url {
+        Some(u) => u.trim_end_matches('/').to_string(),
+        None => {
+            let mut config = ferrosync_server::Config::for_database(&args.database);
+            config.db_connections = 16;
+            let s = ferrosync_server::start(config).await?;
+            let base = format!("http://{}", s.addr);
+            server = Some(s);
+            base
+        }
+    };
+    let backend = if args.url.is_some() {
+        "external server".to_string()
+    } else {
+        args.database.split(':').next().unwrap_or("?").to_string()
+    };
+    println!(
+        "ferrosync-load: {} clients over {} namespace(s), {} s per phase, pull every {} ms, {backend}, {base}",
+        args.clients, args.namespaces, args.seconds, args.pull_every_ms
+    );
+
+    let run = format!("{:08x}", rand::random::<u32>());
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.clients * 2)
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    let namespaces = args.namespaces.clamp(1, args.clients.max(1));
+    let tokens: Vec<String> = (0..namespaces)
+        .map(|i| format!("load-{run}-ns{i}"))
+        .collect();
+    let mut clients: Vec<Client> = (0..args.clients)
+        .map(|i| {
+            let name = format!("c{i}-{run}");
+            Client {
+                http: http.clone(),
+                base: base.clone(),
+                token: tokens[i % namespaces].clone(),
+                clock: HlcClock::new(name.clone(), 60_000).expect("valid node"),
+                name,
+                next_id: 0,
+                cursor: None,
+                seen: HashMap::new(),
+            }
+        })
+        .collect();
+
+    let pull_every = Duration::from_millis(args.pull_every_ms);
+    let mut single = phase(&mut clients, 1, args.seconds, pull_every).await;
+    report("single-change pushes", &mut single);
+    let mut batched = phase(&mut clients, args.batch, args.seconds, pull_every).await;
+    report(&format!("{}-change pushes", args.batch), &mut batched);
+
+    // Final check: every acknowledged change is in its namespace's feed exactly once, and a client
+    // that followed the feed with its cursor has seen every change of its namespace.
+    let check = Instant::now();
+    let acked: Vec<(String, String)> = single
+        .stats
+        .acked
+        .drain(..)
+        .chain(batched.stats.acked.drain(..))
+        .collect();
+    let mut feed: HashMap<String, String> = HashMap::new();
+    for token in &tokens {
+        let mut cursor: Option<String> = None;
+        let mut ids_here = HashSet::new();
+        loop {
+            let mut q = vec![("limit", "1000".to_string())];
+            if let Some(c) = &cursor {
+                q.push(("cursor", c.clone()));
+            }
+            let page: PullResponse = http
+                .get(format!("{base}/v1/pull"))
+                .bearer_auth(token)
+                .query(&q)
+                .send()
+                .await?
+                .error_for_status()?
+                .json()
+                .await?;
+            for c in page.changes {
+                if !ids_here.insert(c.id.clone())
+                    || feed.insert(c.id.clone(), c.hlc.encode()).is_some()
+                {
+                    return Err(format!("change {} listed twice in the feed", c.id).into());
+                }
+            }
+            cursor = Some(page.cursor);
+            if !page.has_more {
+                break;
+            }
+        }
+    }
+    let mut missing = 0;
+    for (id, hlc) in &acked {
+        if feed.get(id) != Some(hlc) {
+            missing += 1;
+        }
+    }
+    let mut stats = ClientStats::default();
+    let mut unseen = 0;
+    for c in clients.iter_mut() {
+        c.pull(&mut stats).await;
+    }
+    for (i, c) in clients.iter().enumerate() {
+        let token = &tokens[i % namespaces];
+        // Every change of this client's namespace (all clients sharing the token pushed there).
+        for (j, other) in clients.iter().enumerate() {
+            if tokens[j % namespaces] != *token {
+                continue;
+            }
+            for n in 1..=other.next_id {
+                let id = format!("{}-{n}", other.name);
+                if let Some(h) = feed.get(&id) {
+                    if c.seen.get(&id) != Some(h) {
+                        unseen += 1;
+                    }
+                }
+            }
+        }
+    }
+    let extra = feed.len().saturating_sub(acked.len());
+    println!(
+        "check: {} acknowledged changes, {} in the feed, {missing} missing, {extra} unexpected; \
+         cursor followers missed {unseen} ({:.1} s)",
+        acked.len(),
+        feed.len(),
+        check.elapsed().as_secs_f64()
+    );
+    if let Some(s) = server {
+        s.shutdown().await;
+    }
+    if missing > 0 || unseen > 0 || extra > 0 {
+        return Err("check failed".into());
+    }
+    println!("check passed");
+    Ok(())
+}

@@ -5,6 +5,7 @@
 //! (SQLite: one writer, `BEGIN IMMEDIATE`; PostgreSQL: a row lock on the namespace's head), so `seq`
 //! values become visible in commit order and `seq > cursor` never skips a change.
 
+mod lanes;
 mod plan;
 mod postgres;
 mod sqlite;
@@ -14,7 +15,7 @@ use ferrosync_core::Hlc;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-pub use plan::{plan, Key, Plan};
+pub use plan::{plan_group, GroupPlan, Job, Loaded, WriteRow};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
@@ -31,6 +32,8 @@ pub enum StoreError {
     BadUrl(String),
     #[error("cannot create the database directory: {0}")]
     Io(#[from] std::io::Error),
+    #[error("the store is shutting down")]
+    Closed,
 }
 
 /// What a push did.
@@ -90,18 +93,24 @@ impl Store {
         }
     }
 
-    /// Applies a push atomically. A push whose `request_hash` equals the same client's previous
-    /// push is a retry: it changes nothing and gets the earlier outcome again.
+    /// Applies a push atomically. A push whose `request_hash` (hex) equals the same client's
+    /// previous push is a retry: it changes nothing and gets the earlier outcome again.
     pub async fn push(
         &self,
         namespace: &str,
         client_id: &str,
-        request_hash: &[u8],
-        changes: &[Change],
+        request_hash: String,
+        changes: Vec<Change>,
     ) -> Result<PushOutcome, StoreError> {
+        let job = Job {
+            namespace: namespace.to_string(),
+            client_id: client_id.to_string(),
+            hash: request_hash,
+            changes,
+        };
         match self {
-            Store::Sqlite(s) => s.push(namespace, client_id, request_hash, changes).await,
-            Store::Postgres(s) => s.push(namespace, client_id, request_hash, changes).await,
+            Store::Sqlite(s) => s.push(job).await,
+            Store::Postgres(s) => s.push(job).await,
         }
     }
 

@@ -1,55 +1,156 @@
-//! Deciding a push, independent of the database: which changes win (last-write-wins by HLC, the
-//! order defined once in `ferrosync_core::Hlc`) and which rows must be written.
+//! Deciding pushes, independent of the database: which changes win (last-write-wins by HLC, the
+//! order defined once in `ferrosync_core::Hlc`), which rows must be written and with which feed
+//! numbers. Several pushes committed together (group commit) are decided here one after another,
+//! exactly as if each had its own transaction.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use ferrosync_core::protocol::{Change, PushResult, PushStatus};
 
-/// `(collection, id)` of a document within a namespace.
-pub type Key = (String, String);
+use super::PushOutcome;
 
-/// The outcome of a push before it is written.
-#[derive(Debug, Default)]
-pub struct Plan {
-    /// One per pushed change, in the same order.
-    pub results: Vec<PushResult>,
-    /// New current versions to store, one per document, in the order they were first won.
-    pub writes: Vec<Change>,
+/// One push waiting to be applied.
+#[derive(Clone, Debug)]
+pub struct Job {
+    pub namespace: String,
+    pub client_id: String,
+    /// Hex SHA-256 of the canonical request: equal for a retry of the same push.
+    pub hash: String,
+    pub changes: Vec<Change>,
 }
 
-/// Applies `changes` in order on top of `current` (the stored versions of the documents they touch).
+/// `(namespace, collection, id)`.
+pub type DocKey = (String, String, String);
+/// `(namespace, client_id)`.
+pub type ClientKey = (String, String);
+
+/// What the database holds for the documents, namespaces and clients a group of jobs touches.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    /// Feed heads of the namespaces (absent: 0).
+    pub heads: HashMap<String, u64>,
+    /// Each client's last push: its hash and the reply it got.
+    pub replies: HashMap<ClientKey, (String, PushOutcome)>,
+    /// Current version of each document (absent: never written).
+    pub current: HashMap<DocKey, Change>,
+}
+
+/// A document version to store, with its new feed number.
+#[derive(Debug, Clone)]
+pub struct WriteRow {
+    pub namespace: String,
+    pub client_id: String,
+    pub change: Change,
+    pub seq: u64,
+}
+
+/// Everything a group of jobs writes, and what each job gets back.
+#[derive(Debug, Default)]
+pub struct GroupPlan {
+    /// One per job, in order.
+    pub outcomes: Vec<PushOutcome>,
+    /// The final version of each written document.
+    pub rows: Vec<WriteRow>,
+    /// New heads of the namespaces that moved.
+    pub heads: Vec<(String, u64)>,
+    /// The last push of each client in the group, remembered for retries.
+    pub replies: Vec<(ClientKey, String, PushOutcome)>,
+}
+
+impl GroupPlan {
+    pub fn namespaces(&self) -> impl Iterator<Item = &str> {
+        self.heads.iter().map(|(ns, _)| ns.as_str())
+    }
+}
+
+/// Decides `jobs` in order on top of `loaded`.
 ///
 /// A change with a higher HLC than the current version replaces it; one with an equal HLC is the
-/// same write seen again (a retry) and is reported applied without writing; a lower one is stale and
-/// the reply carries the current version. Deletes are ordinary versions (tombstones), so a delete
-/// beats an older update and loses to a newer one.
-pub fn plan(changes: &[Change], mut current: HashMap<Key, Change>) -> Plan {
-    let mut results = Vec::with_capacity(changes.len());
-    let mut dirty: Vec<Key> = Vec::new();
-    let mut seen: HashSet<Key> = HashSet::new();
-    for c in changes {
-        let key = (c.collection.clone(), c.id.clone());
-        let status = match current.get(&key) {
-            Some(cur) if cur.hlc > c.hlc => PushResult {
-                status: PushStatus::Stale,
-                current: Some(cur.clone()),
-            },
-            Some(cur) if cur.hlc == c.hlc => applied(),
-            _ => {
-                if seen.insert(key.clone()) {
-                    dirty.push(key.clone());
-                }
-                current.insert(key, c.clone());
-                applied()
+/// same write seen again and is reported applied without writing; a lower one is stale and the
+/// reply carries the current version. Deletes are ordinary versions (tombstones), so a delete beats
+/// an older update and loses to a newer one. A job whose hash equals its client's previous push is
+/// a retry: it writes nothing and gets the previous reply again.
+pub fn plan_group(jobs: &[Job], loaded: Loaded) -> GroupPlan {
+    let Loaded {
+        mut heads,
+        mut replies,
+        mut current,
+    } = loaded;
+    let mut rows: Vec<WriteRow> = Vec::new();
+    let mut row_of: HashMap<DocKey, usize> = HashMap::new();
+    let mut moved: Vec<String> = Vec::new();
+    let mut replied: Vec<ClientKey> = Vec::new();
+    let mut outcomes = Vec::with_capacity(jobs.len());
+
+    for job in jobs {
+        let client_key = (job.namespace.clone(), job.client_id.clone());
+        if let Some((hash, outcome)) = replies.get(&client_key) {
+            if *hash == job.hash {
+                outcomes.push(outcome.clone());
+                continue;
             }
+        }
+        let head = heads.entry(job.namespace.clone()).or_insert(0);
+        let mut results = Vec::with_capacity(job.changes.len());
+        for c in &job.changes {
+            let key = (job.namespace.clone(), c.collection.clone(), c.id.clone());
+            let result = match current.get(&key) {
+                Some(cur) if cur.hlc > c.hlc => PushResult {
+                    status: PushStatus::Stale,
+                    current: Some(cur.clone()),
+                },
+                Some(cur) if cur.hlc == c.hlc => applied(),
+                _ => {
+                    *head += 1;
+                    let row = WriteRow {
+                        namespace: job.namespace.clone(),
+                        client_id: job.client_id.clone(),
+                        change: c.clone(),
+                        seq: *head,
+                    };
+                    match row_of.get(&key) {
+                        // Written earlier in this group: only the final version is stored.
+                        Some(&i) => rows[i] = row,
+                        None => {
+                            row_of.insert(key.clone(), rows.len());
+                            rows.push(row);
+                        }
+                    }
+                    if !moved.contains(&job.namespace) {
+                        moved.push(job.namespace.clone());
+                    }
+                    current.insert(key, c.clone());
+                    applied()
+                }
+            };
+            results.push(result);
+        }
+        let outcome = PushOutcome {
+            results,
+            head: *head,
         };
-        results.push(status);
+        if !replied.contains(&client_key) {
+            replied.push(client_key.clone());
+        }
+        replies.insert(client_key, (job.hash.clone(), outcome.clone()));
+        outcomes.push(outcome);
     }
-    let writes = dirty
-        .into_iter()
-        .filter_map(|k| current.remove(&k))
-        .collect();
-    Plan { results, writes }
+
+    GroupPlan {
+        outcomes,
+        rows,
+        heads: moved
+            .into_iter()
+            .map(|ns| {
+                let h = heads[&ns];
+                (ns, h)
+            })
+            .collect(),
+        replies: replied
+            .into_iter()
+            .filter_map(|k| replies.remove(&k).map(|(h, o)| (k, h, o)))
+            .collect(),
+    }
 }
 
 fn applied() -> PushResult {
@@ -76,34 +177,114 @@ mod tests {
         }
     }
 
+    fn job(ns: &str, client: &str, hash: &str, changes: Vec<Change>) -> Job {
+        Job {
+            namespace: ns.into(),
+            client_id: client.into(),
+            hash: hash.into(),
+            changes,
+        }
+    }
+
+    fn key(ns: &str, id: &str) -> DocKey {
+        (ns.into(), "t".into(), id.into())
+    }
+
     #[test]
     fn lww_with_ties_and_tombstones() {
-        let mut cur = HashMap::new();
-        cur.insert(("t".into(), "a".into()), ch("a", 10, "x", false));
-        cur.insert(("t".into(), "b".into()), ch("b", 10, "x", true));
-        let p = plan(
-            &[
-                ch("a", 9, "z", true),   // older delete loses
-                ch("a", 10, "x", false), // same version: idempotent
-                ch("a", 10, "y", false), // same wall, higher node wins
-                ch("b", 11, "x", false), // newer update beats tombstone
-                ch("c", 1, "x", false),
-                ch("c", 2, "x", true), // same push, later delete wins
-            ],
-            cur,
+        let mut loaded = Loaded::default();
+        loaded.heads.insert("n".into(), 7);
+        loaded
+            .current
+            .insert(key("n", "a"), ch("a", 10, "x", false));
+        loaded.current.insert(key("n", "b"), ch("b", 10, "x", true));
+        let p = plan_group(
+            &[job(
+                "n",
+                "c",
+                "h1",
+                vec![
+                    ch("a", 9, "z", true),   // older delete loses
+                    ch("a", 10, "x", false), // same version: idempotent
+                    ch("a", 10, "y", false), // same wall, higher node wins
+                    ch("b", 11, "x", false), // newer update beats tombstone
+                    ch("c", 1, "x", false),
+                    ch("c", 2, "x", true), // same push, later delete wins
+                ],
+            )],
+            loaded,
         );
-        let s: Vec<_> = p.results.iter().map(|r| r.status.clone()).collect();
         use PushStatus::*;
-        assert_eq!(s, vec![Stale, Applied, Applied, Applied, Applied, Applied]);
-        assert_eq!(p.results[0].current.as_ref().unwrap().hlc.node, "x");
-        let w: Vec<_> = p
-            .writes
+        let s: Vec<_> = p.outcomes[0]
+            .results
             .iter()
-            .map(|c| (c.id.as_str(), c.hlc.node.as_str(), c.deleted))
+            .map(|r| r.status.clone())
             .collect();
+        assert_eq!(s, vec![Stale, Applied, Applied, Applied, Applied, Applied]);
+        assert_eq!(
+            p.outcomes[0].results[0].current.as_ref().unwrap().hlc.node,
+            "x"
+        );
+        let w: Vec<_> = p
+            .rows
+            .iter()
+            .map(|r| {
+                (
+                    r.change.id.as_str(),
+                    r.change.hlc.node.as_str(),
+                    r.change.deleted,
+                    r.seq,
+                )
+            })
+            .collect();
+        // `c` was written twice (seq 10, then 11): only its final version is stored.
         assert_eq!(
             w,
-            vec![("a", "y", false), ("b", "x", false), ("c", "x", true)]
+            vec![
+                ("a", "y", false, 8),
+                ("b", "x", false, 9),
+                ("c", "x", true, 11)
+            ]
+        );
+        assert_eq!(p.outcomes[0].head, 11);
+        assert_eq!(p.heads, vec![("n".to_string(), 11)]);
+    }
+
+    #[test]
+    fn jobs_in_a_group_see_each_other_and_retries_replay() {
+        let mut loaded = Loaded::default();
+        let earlier = PushOutcome {
+            results: vec![applied()],
+            head: 3,
+        };
+        loaded
+            .replies
+            .insert(("n".into(), "c1".into()), ("old".into(), earlier.clone()));
+        let p = plan_group(
+            &[
+                job("n", "c1", "old", vec![ch("a", 1, "c1", false)]), // retry of the stored push
+                job("n", "c1", "h2", vec![ch("a", 5, "c1", false)]),
+                job("m", "c2", "h3", vec![ch("a", 1, "c2", false)]), // other namespace
+                job("n", "c2", "h4", vec![ch("a", 4, "c2", false)]), // loses to job 2
+                job("n", "c1", "h2", vec![ch("a", 5, "c1", false)]), // retry within the group
+            ],
+            loaded,
+        );
+        assert_eq!(p.outcomes[0], earlier);
+        assert_eq!(p.outcomes[1].head, 1);
+        assert_eq!(p.outcomes[2].head, 1);
+        assert_eq!(p.outcomes[3].results[0].status, PushStatus::Stale);
+        assert_eq!(p.outcomes[4], p.outcomes[1]);
+        assert_eq!(p.rows.len(), 2);
+        let mut replies: Vec<_> = p
+            .replies
+            .iter()
+            .map(|(k, h, _)| (k.0.as_str(), k.1.as_str(), h.as_str()))
+            .collect();
+        replies.sort();
+        assert_eq!(
+            replies,
+            vec![("m", "c2", "h3"), ("n", "c1", "h2"), ("n", "c2", "h4")]
         );
     }
 }

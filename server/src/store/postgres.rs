@@ -1,24 +1,24 @@
 //! PostgreSQL storage, for several stateless server processes in front of one database.
 //!
 //! A sequence number taken inside a transaction can become visible after a later one, so a naive
-//! `seq > cursor` reader could skip a change forever. Here each push locks its namespace's head row
-//! (`SELECT ... FOR UPDATE`) before numbering, so writers of one namespace run one after another and
-//! feed numbers become visible in order. Text that is compared (HLCs, keys) uses `COLLATE "C"`:
+//! `seq > cursor` reader could skip a change forever. Here each push (group) locks its namespaces'
+//! head rows before numbering, so writers of one namespace run one after another and feed numbers
+//! become visible in order, across any number of server processes. Text that is compared (HLCs, keys) uses `COLLATE "C"`:
 //! byte order, as the HLC encoding requires (locale collations ignore `-`).
 //! Notices travel between processes with NOTIFY, sent inside the push transaction, so they are
 //! delivered on commit and in commit order.
 
-use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
-use ferrosync_core::protocol::Change;
-use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnection, PgListener, PgPool, PgPoolOptions};
 use sqlx::Row as _;
 use tokio::sync::watch;
 
+use super::lanes::{GroupWriter, Lanes};
 use super::{
-    decode_outcome, encode, encode_outcome, plan, Key, PullPage, PushOutcome, Row, StoreError,
-    REMAINING_COUNT_CAP,
+    decode_outcome, encode, encode_outcome, plan_group, GroupPlan, Job, Loaded, PullPage,
+    PushOutcome, Row, StoreError, REMAINING_COUNT_CAP,
 };
 use crate::cursor::new_epoch;
 use crate::events::{decode_payload, encode_payload, Events, Notice};
@@ -48,7 +48,7 @@ CREATE UNIQUE INDEX IF NOT EXISTS ferrosync_docs_feed ON ferrosync_docs (namespa
 CREATE TABLE IF NOT EXISTS ferrosync_client_pushes (
     namespace    TEXT COLLATE "C" NOT NULL,
     client_id    TEXT COLLATE "C" NOT NULL,
-    request_hash BYTEA NOT NULL,
+    request_hash TEXT NOT NULL,
     reply        TEXT NOT NULL,
     PRIMARY KEY (namespace, client_id)
 );
@@ -59,9 +59,16 @@ const MIGRATION_LOCK: i64 = 0x6665_7272_6f73_796e; // "ferrosyn"
 
 pub struct PgStore {
     pool: PgPool,
+    lanes: Lanes,
     epoch: String,
     channel: String,
     events: Events,
+}
+
+/// Applies groups of pushes; shared by the lanes.
+struct PgWriter {
+    pool: PgPool,
+    channel: String,
 }
 
 impl PgStore {
@@ -97,9 +104,18 @@ impl PgStore {
             .await?;
         let epoch = migrated?;
         drop(conn);
+        let channel = format!("ferrosync_{epoch}");
+        let writer = Arc::new(PgWriter {
+            pool: pool.clone(),
+            channel: channel.clone(),
+        });
+        // A few lanes so that pushes to different namespaces commit in parallel, leaving most
+        // connections to pulls and event streams.
+        let lanes = (max_connections as usize / 4).clamp(1, 4);
         Ok(PgStore {
+            lanes: Lanes::spawn(writer, lanes),
             pool,
-            channel: format!("ferrosync_{epoch}"),
+            channel,
             epoch,
             events,
         })
@@ -109,147 +125,8 @@ impl PgStore {
         &self.epoch
     }
 
-    pub async fn push(
-        &self,
-        namespace: &str,
-        client_id: &str,
-        request_hash: &[u8],
-        changes: &[Change],
-    ) -> Result<PushOutcome, StoreError> {
-        let mut tx = self.pool.begin().await?;
-
-        // Serialize this namespace's writers: the row lock is held until commit, and a waiter
-        // re-reads the row after the holder commits, so it numbers after everything committed.
-        let mut head: Option<i64> = sqlx::query_scalar(
-            "SELECT head FROM ferrosync_namespaces WHERE namespace = $1 FOR UPDATE",
-        )
-        .bind(namespace)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if head.is_none() {
-            sqlx::query("INSERT INTO ferrosync_namespaces (namespace, head) VALUES ($1, 0) ON CONFLICT DO NOTHING")
-                .bind(namespace)
-                .execute(&mut *tx)
-                .await?;
-            head = sqlx::query_scalar(
-                "SELECT head FROM ferrosync_namespaces WHERE namespace = $1 FOR UPDATE",
-            )
-            .bind(namespace)
-            .fetch_optional(&mut *tx)
-            .await?;
-        }
-        let head = head.unwrap_or(0);
-
-        let previous = sqlx::query(
-            "SELECT request_hash, reply FROM ferrosync_client_pushes WHERE namespace = $1 AND client_id = $2",
-        )
-        .bind(namespace)
-        .bind(client_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some(row) = previous {
-            let hash: Vec<u8> = row.try_get(0)?;
-            if hash == request_hash {
-                let reply: String = row.try_get(1)?;
-                return decode_outcome(&reply);
-            }
-        }
-
-        let mut current: HashMap<Key, Change> = HashMap::new();
-        if !changes.is_empty() {
-            let collections: Vec<&str> = changes.iter().map(|c| c.collection.as_str()).collect();
-            let ids: Vec<&str> = changes.iter().map(|c| c.id.as_str()).collect();
-            let rows = sqlx::query(
-                "SELECT d.collection, d.id, d.hlc, d.deleted, d.doc, d.fields FROM ferrosync_docs d \
-                 JOIN (SELECT DISTINCT * FROM UNNEST($2::text[], $3::text[])) AS k(collection, id) \
-                   ON d.collection = k.collection COLLATE \"C\" AND d.id = k.id COLLATE \"C\" \
-                 WHERE d.namespace = $1",
-            )
-            .bind(namespace)
-            .bind(&collections)
-            .bind(&ids)
-            .fetch_all(&mut *tx)
-            .await?;
-            for r in rows {
-                let change = Row {
-                    collection: r.try_get(0)?,
-                    id: r.try_get(1)?,
-                    hlc: r.try_get(2)?,
-                    deleted: r.try_get(3)?,
-                    doc: r.try_get(4)?,
-                    fields: r.try_get(5)?,
-                }
-                .into_change()?;
-                current.insert((change.collection.clone(), change.id.clone()), change);
-            }
-        }
-
-        let plan = plan(changes, current);
-        let n = plan.writes.len();
-        if n > 0 {
-            let mut collections = Vec::with_capacity(n);
-            let mut ids = Vec::with_capacity(n);
-            let mut hlcs = Vec::with_capacity(n);
-            let mut deleted = Vec::with_capacity(n);
-            let mut docs = Vec::with_capacity(n);
-            let mut fields = Vec::with_capacity(n);
-            let mut seqs = Vec::with_capacity(n);
-            for (i, w) in plan.writes.iter().enumerate() {
-                let e = encode(w);
-                collections.push(w.collection.as_str());
-                ids.push(w.id.as_str());
-                hlcs.push(e.hlc);
-                deleted.push(w.deleted);
-                docs.push(e.doc);
-                fields.push(e.fields);
-                seqs.push(head + 1 + i as i64);
-            }
-            sqlx::query(
-                "INSERT INTO ferrosync_docs (namespace, collection, id, hlc, client_id, deleted, doc, fields, seq) \
-                 SELECT $1, c, i, h, $2, d, doc, f, s \
-                 FROM UNNEST($3::text[], $4::text[], $5::text[], $6::bool[], $7::text[], $8::text[], $9::int8[]) \
-                   AS u(c, i, h, d, doc, f, s) \
-                 ON CONFLICT (namespace, collection, id) DO UPDATE SET \
-                 hlc = excluded.hlc, client_id = excluded.client_id, deleted = excluded.deleted, \
-                 doc = excluded.doc, fields = excluded.fields, seq = excluded.seq",
-            )
-            .bind(namespace)
-            .bind(client_id)
-            .bind(&collections)
-            .bind(&ids)
-            .bind(&hlcs)
-            .bind(&deleted)
-            .bind(&docs)
-            .bind(&fields)
-            .bind(&seqs)
-            .execute(&mut *tx)
-            .await?;
-        }
-        let new_head = head + n as i64;
-        let outcome = PushOutcome {
-            results: plan.results,
-            head: new_head as u64,
-        };
-        // Head, remembered reply and notice in one round trip (data-modifying CTEs always run).
-        sqlx::query(
-            "WITH h AS (UPDATE ferrosync_namespaces SET head = $3 WHERE namespace = $1 AND $3 <> head), \
-             p AS (INSERT INTO ferrosync_client_pushes (namespace, client_id, request_hash, reply) \
-                   VALUES ($1, $2, $4, $5) ON CONFLICT (namespace, client_id) \
-                   DO UPDATE SET request_hash = excluded.request_hash, reply = excluded.reply) \
-             SELECT pg_notify($6, $7) WHERE $8",
-        )
-        .bind(namespace)
-        .bind(client_id)
-        .bind(new_head)
-        .bind(request_hash)
-        .bind(encode_outcome(&outcome))
-        .bind(&self.channel)
-        .bind(encode_payload(namespace, outcome.head))
-        .bind(n > 0)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(outcome)
+    pub async fn push(&self, job: Job) -> Result<PushOutcome, StoreError> {
+        self.lanes.push(job).await
     }
 
     pub async fn pull(
@@ -393,4 +270,193 @@ async fn connect_listener(pool: &PgPool, channel: &str) -> Result<PgListener, sq
     let mut l = PgListener::connect_with(pool).await?;
     l.listen(channel).await?;
     Ok(l)
+}
+
+impl GroupWriter for PgWriter {
+    async fn write_group(&self, jobs: &[Job]) -> Result<Vec<PushOutcome>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let loaded = load(&mut tx, jobs).await?;
+        let plan = plan_group(jobs, loaded);
+        write(&mut tx, &plan, &self.channel).await?;
+        tx.commit().await?;
+        Ok(plan.outcomes)
+    }
+}
+
+/// Locks the namespaces a group writes (in a fixed order, so groups never deadlock) and reads what
+/// the group touches. A fixed number of statements per group, whatever its size.
+async fn load(conn: &mut PgConnection, jobs: &[Job]) -> Result<Loaded, StoreError> {
+    let mut namespaces: Vec<&str> = jobs.iter().map(|j| j.namespace.as_str()).collect();
+    namespaces.sort_unstable();
+    namespaces.dedup();
+    let mut clients: Vec<(&str, &str)> = jobs
+        .iter()
+        .map(|j| (j.namespace.as_str(), j.client_id.as_str()))
+        .collect();
+    clients.sort_unstable();
+    clients.dedup();
+    let mut docs: Vec<(&str, &str, &str)> = jobs
+        .iter()
+        .flat_map(|j| {
+            j.changes
+                .iter()
+                .map(|c| (j.namespace.as_str(), c.collection.as_str(), c.id.as_str()))
+        })
+        .collect();
+    docs.sort_unstable();
+    docs.dedup();
+
+    let mut loaded = Loaded::default();
+    // Serialize each namespace's writers: the row lock is held until commit, and a waiter re-reads
+    // the row after the holder commits, so it numbers after everything committed before it. The
+    // no-op update takes the lock on existing rows; missing ones are created (and locked).
+    let rows = sqlx::query(
+        "INSERT INTO ferrosync_namespaces AS n (namespace, head) SELECT ns, 0 FROM UNNEST($1::text[]) AS u(ns) \
+         ON CONFLICT (namespace) DO UPDATE SET head = n.head RETURNING namespace, head",
+    )
+    .bind(&namespaces)
+    .fetch_all(&mut *conn)
+    .await?;
+    for r in rows {
+        loaded
+            .heads
+            .insert(r.try_get(0)?, r.try_get::<i64, _>(1)? as u64);
+    }
+    let (cn, cc): (Vec<&str>, Vec<&str>) = clients.into_iter().unzip();
+    let rows = sqlx::query(
+        "SELECT p.namespace, p.client_id, p.request_hash, p.reply FROM ferrosync_client_pushes p \
+         JOIN UNNEST($1::text[], $2::text[]) AS k(ns, client) \
+           ON p.namespace = k.ns COLLATE \"C\" AND p.client_id = k.client COLLATE \"C\"",
+    )
+    .bind(&cn)
+    .bind(&cc)
+    .fetch_all(&mut *conn)
+    .await?;
+    for r in rows {
+        let reply: String = r.try_get(3)?;
+        loaded.replies.insert(
+            (r.try_get(0)?, r.try_get(1)?),
+            (r.try_get(2)?, decode_outcome(&reply)?),
+        );
+    }
+    let mut dn = Vec::with_capacity(docs.len());
+    let mut dc = Vec::with_capacity(docs.len());
+    let mut di = Vec::with_capacity(docs.len());
+    for (n, c, i) in docs {
+        dn.push(n);
+        dc.push(c);
+        di.push(i);
+    }
+    let rows = sqlx::query(
+        "SELECT d.namespace, d.collection, d.id, d.hlc, d.deleted, d.doc, d.fields FROM ferrosync_docs d \
+         JOIN UNNEST($1::text[], $2::text[], $3::text[]) AS k(ns, collection, id) \
+           ON d.namespace = k.ns COLLATE \"C\" AND d.collection = k.collection COLLATE \"C\" \
+          AND d.id = k.id COLLATE \"C\"",
+    )
+    .bind(&dn)
+    .bind(&dc)
+    .bind(&di)
+    .fetch_all(&mut *conn)
+    .await?;
+    for r in rows {
+        let ns: String = r.try_get(0)?;
+        let change = Row {
+            collection: r.try_get(1)?,
+            id: r.try_get(2)?,
+            hlc: r.try_get(3)?,
+            deleted: r.try_get(4)?,
+            doc: r.try_get(5)?,
+            fields: r.try_get(6)?,
+        }
+        .into_change()?;
+        loaded
+            .current
+            .insert((ns, change.collection.clone(), change.id.clone()), change);
+    }
+    Ok(loaded)
+}
+
+/// Writes a decided group: document rows, then heads, replies and notices in one statement.
+/// NOTIFY inside the transaction is delivered on commit, in commit order.
+async fn write(conn: &mut PgConnection, plan: &GroupPlan, channel: &str) -> Result<(), StoreError> {
+    let n = plan.rows.len();
+    if n > 0 {
+        let mut namespaces = Vec::with_capacity(n);
+        let mut collections = Vec::with_capacity(n);
+        let mut ids = Vec::with_capacity(n);
+        let mut hlcs = Vec::with_capacity(n);
+        let mut clients = Vec::with_capacity(n);
+        let mut deleted = Vec::with_capacity(n);
+        let mut docs = Vec::with_capacity(n);
+        let mut fields = Vec::with_capacity(n);
+        let mut seqs = Vec::with_capacity(n);
+        for r in &plan.rows {
+            let e = encode(&r.change);
+            namespaces.push(r.namespace.as_str());
+            collections.push(r.change.collection.as_str());
+            ids.push(r.change.id.as_str());
+            hlcs.push(e.hlc);
+            clients.push(r.client_id.as_str());
+            deleted.push(r.change.deleted);
+            docs.push(e.doc);
+            fields.push(e.fields);
+            seqs.push(r.seq as i64);
+        }
+        sqlx::query(
+            "INSERT INTO ferrosync_docs (namespace, collection, id, hlc, client_id, deleted, doc, fields, seq) \
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bool[], \
+                                  $7::text[], $8::text[], $9::int8[]) \
+             ON CONFLICT (namespace, collection, id) DO UPDATE SET \
+             hlc = excluded.hlc, client_id = excluded.client_id, deleted = excluded.deleted, \
+             doc = excluded.doc, fields = excluded.fields, seq = excluded.seq",
+        )
+        .bind(&namespaces)
+        .bind(&collections)
+        .bind(&ids)
+        .bind(&hlcs)
+        .bind(&clients)
+        .bind(&deleted)
+        .bind(&docs)
+        .bind(&fields)
+        .bind(&seqs)
+        .execute(&mut *conn)
+        .await?;
+    }
+    let head_ns: Vec<&str> = plan.heads.iter().map(|(ns, _)| ns.as_str()).collect();
+    let head_values: Vec<i64> = plan.heads.iter().map(|(_, h)| *h as i64).collect();
+    let notices: Vec<String> = plan
+        .heads
+        .iter()
+        .map(|(ns, h)| encode_payload(ns, *h))
+        .collect();
+    let mut rn = Vec::new();
+    let mut rc = Vec::new();
+    let mut rh = Vec::new();
+    let mut rr = Vec::new();
+    for ((ns, client), hash, outcome) in &plan.replies {
+        rn.push(ns.as_str());
+        rc.push(client.as_str());
+        rh.push(hash.as_str());
+        rr.push(encode_outcome(outcome));
+    }
+    sqlx::query(
+        "WITH h AS (UPDATE ferrosync_namespaces n SET head = u.head \
+                    FROM UNNEST($1::text[], $2::int8[]) AS u(ns, head) WHERE n.namespace = u.ns COLLATE \"C\"), \
+         p AS (INSERT INTO ferrosync_client_pushes (namespace, client_id, request_hash, reply) \
+               SELECT * FROM UNNEST($3::text[], $4::text[], $5::text[], $6::text[]) \
+               ON CONFLICT (namespace, client_id) \
+               DO UPDATE SET request_hash = excluded.request_hash, reply = excluded.reply) \
+         SELECT pg_notify($7, x) FROM UNNEST($8::text[]) AS x",
+    )
+    .bind(&head_ns)
+    .bind(&head_values)
+    .bind(&rn)
+    .bind(&rc)
+    .bind(&rh)
+    .bind(&rr)
+    .bind(channel)
+    .bind(&notices)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }

@@ -2,21 +2,21 @@
 //! write lock up front (`BEGIN IMMEDIATE`), so feed numbers are assigned in commit order; reads use
 //! a pool of read-only connections that never block the writer.
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ferrosync_core::protocol::Change;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
 };
 use sqlx::Row as _;
 
+use super::lanes::{GroupWriter, Lanes};
 use super::{
-    decode_outcome, encode, encode_outcome, plan, Key, PullPage, PushOutcome, Row, StoreError,
-    REMAINING_COUNT_CAP,
+    decode_outcome, encode, encode_outcome, plan_group, GroupPlan, Job, Loaded, PullPage,
+    PushOutcome, Row, StoreError, REMAINING_COUNT_CAP,
 };
 use crate::cursor::new_epoch;
 use crate::events::{Events, Notice};
@@ -46,16 +46,22 @@ CREATE UNIQUE INDEX IF NOT EXISTS ferrosync_docs_feed ON ferrosync_docs (namespa
 CREATE TABLE IF NOT EXISTS ferrosync_client_pushes (
     namespace    TEXT NOT NULL,
     client_id    TEXT NOT NULL,
-    request_hash BLOB NOT NULL,
+    request_hash TEXT NOT NULL,
     reply        TEXT NOT NULL,
     PRIMARY KEY (namespace, client_id)
 ) WITHOUT ROWID;
 "#;
 
 pub struct SqliteStore {
-    writer: SqlitePool,
+    lanes: Lanes,
     reader: SqlitePool,
+    writer: Arc<SqliteWriter>,
     epoch: String,
+}
+
+/// The single writing connection.
+struct SqliteWriter {
+    pool: SqlitePool,
     events: Events,
 }
 
@@ -76,33 +82,35 @@ impl SqliteStore {
                 std::fs::create_dir_all(dir)?;
             }
         }
-        let writer = SqlitePoolOptions::new()
+        let pool = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(opts.clone())
             .await?;
-        sqlx::raw_sql(SCHEMA).execute(&writer).await?;
+        sqlx::raw_sql(SCHEMA).execute(&pool).await?;
         sqlx::query(
             "INSERT INTO ferrosync_meta (key, value) VALUES ('epoch', ?) ON CONFLICT DO NOTHING",
         )
         .bind(new_epoch())
-        .execute(&writer)
+        .execute(&pool)
         .await?;
         let epoch: String =
             sqlx::query_scalar("SELECT value FROM ferrosync_meta WHERE key = 'epoch'")
-                .fetch_one(&writer)
+                .fetch_one(&pool)
                 .await?;
         let reader = SqlitePoolOptions::new()
             .max_connections(max_connections.max(1))
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(opts.read_only(true))
             .await?;
+        let writer = Arc::new(SqliteWriter { pool, events });
         Ok(SqliteStore {
-            writer,
+            // SQLite has one writer: one lane.
+            lanes: Lanes::spawn(writer.clone(), 1),
             reader,
+            writer,
             epoch,
-            events,
         })
     }
 
@@ -110,123 +118,8 @@ impl SqliteStore {
         &self.epoch
     }
 
-    pub async fn push(
-        &self,
-        namespace: &str,
-        client_id: &str,
-        request_hash: &[u8],
-        changes: &[Change],
-    ) -> Result<PushOutcome, StoreError> {
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-
-        let previous = sqlx::query(
-            "SELECT request_hash, reply FROM ferrosync_client_pushes WHERE namespace = ? AND client_id = ?",
-        )
-        .bind(namespace)
-        .bind(client_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some(row) = previous {
-            let hash: Vec<u8> = row.try_get(0)?;
-            if hash == request_hash {
-                let reply: String = row.try_get(1)?;
-                return decode_outcome(&reply);
-            }
-        }
-
-        let head: i64 =
-            sqlx::query_scalar("SELECT head FROM ferrosync_namespaces WHERE namespace = ?")
-                .bind(namespace)
-                .fetch_optional(&mut *tx)
-                .await?
-                .unwrap_or(0);
-
-        let mut current: HashMap<Key, Change> = HashMap::new();
-        for c in changes {
-            let key = (c.collection.clone(), c.id.clone());
-            if current.contains_key(&key) {
-                continue;
-            }
-            let row = sqlx::query(
-                "SELECT hlc, deleted, doc, fields FROM ferrosync_docs \
-                 WHERE namespace = ? AND collection = ? AND id = ?",
-            )
-            .bind(namespace)
-            .bind(&c.collection)
-            .bind(&c.id)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if let Some(r) = row {
-                let change = Row {
-                    collection: c.collection.clone(),
-                    id: c.id.clone(),
-                    hlc: r.try_get(0)?,
-                    deleted: r.try_get(1)?,
-                    doc: r.try_get(2)?,
-                    fields: r.try_get(3)?,
-                }
-                .into_change()?;
-                current.insert(key, change);
-            }
-        }
-
-        let plan = plan(changes, current);
-        let mut seq = head;
-        for w in &plan.writes {
-            seq += 1;
-            let e = encode(w);
-            sqlx::query(
-                "INSERT INTO ferrosync_docs (namespace, collection, id, hlc, client_id, deleted, doc, fields, seq) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) \
-                 ON CONFLICT (namespace, collection, id) DO UPDATE SET \
-                 hlc = excluded.hlc, client_id = excluded.client_id, deleted = excluded.deleted, \
-                 doc = excluded.doc, fields = excluded.fields, seq = excluded.seq",
-            )
-            .bind(namespace)
-            .bind(&w.collection)
-            .bind(&w.id)
-            .bind(e.hlc)
-            .bind(client_id)
-            .bind(w.deleted)
-            .bind(e.doc)
-            .bind(e.fields)
-            .bind(seq)
-            .execute(&mut *tx)
-            .await?;
-        }
-        if seq != head {
-            sqlx::query(
-                "INSERT INTO ferrosync_namespaces (namespace, head) VALUES (?, ?) \
-                 ON CONFLICT (namespace) DO UPDATE SET head = excluded.head",
-            )
-            .bind(namespace)
-            .bind(seq)
-            .execute(&mut *tx)
-            .await?;
-        }
-        let outcome = PushOutcome {
-            results: plan.results,
-            head: seq as u64,
-        };
-        sqlx::query(
-            "INSERT INTO ferrosync_client_pushes (namespace, client_id, request_hash, reply) VALUES (?, ?, ?, ?) \
-             ON CONFLICT (namespace, client_id) DO UPDATE SET request_hash = excluded.request_hash, reply = excluded.reply",
-        )
-        .bind(namespace)
-        .bind(client_id)
-        .bind(request_hash)
-        .bind(encode_outcome(&outcome))
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-
-        if seq != head {
-            self.events.publish(Notice {
-                namespace: Some(Arc::from(namespace)),
-                head: outcome.head,
-            });
-        }
-        Ok(outcome)
+    pub async fn push(&self, job: Job) -> Result<PushOutcome, StoreError> {
+        self.lanes.push(job).await
     }
 
     pub async fn pull(
@@ -308,6 +201,167 @@ impl SqliteStore {
 
     pub async fn close(&self) {
         self.reader.close().await;
-        self.writer.close().await;
+        self.writer.pool.close().await;
     }
+}
+
+impl GroupWriter for SqliteWriter {
+    async fn write_group(&self, jobs: &[Job]) -> Result<Vec<PushOutcome>, StoreError> {
+        // Take the write lock up front: feed numbers are assigned under it, in commit order.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let loaded = load(&mut tx, jobs).await?;
+        let plan = plan_group(jobs, loaded);
+        write(&mut tx, &plan).await?;
+        tx.commit().await?;
+        for (ns, head) in &plan.heads {
+            self.events.publish(Notice {
+                namespace: Some(Arc::from(ns.as_str())),
+                head: *head,
+            });
+        }
+        Ok(plan.outcomes)
+    }
+}
+
+/// Reads what a group of pushes touches. Keys travel as one JSON array each (`json_each`), so
+/// a group costs a fixed number of statements whatever its size.
+async fn load(conn: &mut SqliteConnection, jobs: &[Job]) -> Result<Loaded, StoreError> {
+    let mut namespaces: Vec<&str> = jobs.iter().map(|j| j.namespace.as_str()).collect();
+    namespaces.sort_unstable();
+    namespaces.dedup();
+    let mut clients: Vec<(&str, &str)> = jobs
+        .iter()
+        .map(|j| (j.namespace.as_str(), j.client_id.as_str()))
+        .collect();
+    clients.sort_unstable();
+    clients.dedup();
+    let mut docs: Vec<(&str, &str, &str)> = jobs
+        .iter()
+        .flat_map(|j| {
+            j.changes
+                .iter()
+                .map(|c| (j.namespace.as_str(), c.collection.as_str(), c.id.as_str()))
+        })
+        .collect();
+    docs.sort_unstable();
+    docs.dedup();
+
+    let mut loaded = Loaded::default();
+    let rows = sqlx::query(
+        "SELECT n.namespace, n.head FROM json_each(?) k \
+         JOIN ferrosync_namespaces n ON n.namespace = k.value",
+    )
+    .bind(json_text(&namespaces))
+    .fetch_all(&mut *conn)
+    .await?;
+    for r in rows {
+        loaded
+            .heads
+            .insert(r.try_get(0)?, r.try_get::<i64, _>(1)? as u64);
+    }
+    let rows = sqlx::query(
+        "SELECT p.namespace, p.client_id, p.request_hash, p.reply FROM json_each(?) k \
+         JOIN ferrosync_client_pushes p ON p.namespace = k.value->>0 AND p.client_id = k.value->>1",
+    )
+    .bind(json_text(&clients))
+    .fetch_all(&mut *conn)
+    .await?;
+    for r in rows {
+        let reply: String = r.try_get(3)?;
+        loaded.replies.insert(
+            (r.try_get(0)?, r.try_get(1)?),
+            (r.try_get(2)?, decode_outcome(&reply)?),
+        );
+    }
+    let rows = sqlx::query(
+        "SELECT d.namespace, d.collection, d.id, d.hlc, d.deleted, d.doc, d.fields FROM json_each(?) k \
+         JOIN ferrosync_docs d \
+           ON d.namespace = k.value->>0 AND d.collection = k.value->>1 AND d.id = k.value->>2",
+    )
+    .bind(json_text(&docs))
+    .fetch_all(&mut *conn)
+    .await?;
+    for r in rows {
+        let ns: String = r.try_get(0)?;
+        let change = Row {
+            collection: r.try_get(1)?,
+            id: r.try_get(2)?,
+            hlc: r.try_get(3)?,
+            deleted: r.try_get(4)?,
+            doc: r.try_get(5)?,
+            fields: r.try_get(6)?,
+        }
+        .into_change()?;
+        loaded
+            .current
+            .insert((ns, change.collection.clone(), change.id.clone()), change);
+    }
+    Ok(loaded)
+}
+
+/// Writes a decided group: document rows, namespace heads, remembered replies.
+async fn write(conn: &mut SqliteConnection, plan: &GroupPlan) -> Result<(), StoreError> {
+    if !plan.rows.is_empty() {
+        // Tuples serialize as JSON arrays without building a `Value` tree.
+        let rows: Vec<_> = plan
+            .rows
+            .iter()
+            .map(|r| {
+                let e = encode(&r.change);
+                (
+                    &r.namespace,
+                    &r.change.collection,
+                    &r.change.id,
+                    e.hlc,
+                    &r.client_id,
+                    r.change.deleted,
+                    e.doc,
+                    e.fields,
+                    r.seq,
+                )
+            })
+            .collect();
+        sqlx::query(
+            "INSERT INTO ferrosync_docs (namespace, collection, id, hlc, client_id, deleted, doc, fields, seq) \
+             SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, value->>7, value->>8 \
+             FROM json_each(?) WHERE true \
+             ON CONFLICT (namespace, collection, id) DO UPDATE SET \
+             hlc = excluded.hlc, client_id = excluded.client_id, deleted = excluded.deleted, \
+             doc = excluded.doc, fields = excluded.fields, seq = excluded.seq",
+        )
+        .bind(json_text(&rows))
+        .execute(&mut *conn)
+        .await?;
+    }
+    if !plan.heads.is_empty() {
+        sqlx::query(
+            "INSERT INTO ferrosync_namespaces (namespace, head) \
+             SELECT value->>0, value->>1 FROM json_each(?) WHERE true \
+             ON CONFLICT (namespace) DO UPDATE SET head = excluded.head",
+        )
+        .bind(json_text(&plan.heads))
+        .execute(&mut *conn)
+        .await?;
+    }
+    if !plan.replies.is_empty() {
+        let replies: Vec<_> = plan
+            .replies
+            .iter()
+            .map(|((ns, client), hash, outcome)| (ns, client, hash, encode_outcome(outcome)))
+            .collect();
+        sqlx::query(
+            "INSERT INTO ferrosync_client_pushes (namespace, client_id, request_hash, reply) \
+             SELECT value->>0, value->>1, value->>2, value->>3 FROM json_each(?) WHERE true \
+             ON CONFLICT (namespace, client_id) DO UPDATE SET \
+             request_hash = excluded.request_hash, reply = excluded.reply",
+        )
+        .bind(json_text(&replies))
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+fn json_text<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_default()
 }
