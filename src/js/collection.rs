@@ -12,8 +12,9 @@ use crate::error::{Error, Result};
 use crate::live::Watch;
 use crate::store::{records, Store};
 
-/// The documents of one collection.
-#[wasm_bindgen]
+/// The documents of one collection. Its TypeScript declaration is written by hand in `types.rs`
+/// (as the generic `Collection<T>`), hence `skip_typescript`.
+#[wasm_bindgen(skip_typescript)]
 pub struct Collection {
     store: Store,
     name: String,

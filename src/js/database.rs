@@ -53,7 +53,9 @@ impl Database {
         self.store.name().to_string()
     }
 
-    /// A declared collection; throws `UNKNOWN_COLLECTION` for any other name.
+    /// A declared collection; throws `UNKNOWN_COLLECTION` for any other name. Declared by hand in
+    /// `types.rs` as the generic `collection<T>(name): Collection<T>`.
+    #[wasm_bindgen(skip_typescript)]
     pub fn collection(
         &self,
         #[wasm_bindgen(unchecked_param_type = "string")] name: JsValue,
