@@ -13,6 +13,16 @@ pub mod codes {
     pub const QUOTA_EXCEEDED: &str = "QUOTA_EXCEEDED";
     pub const DATABASE_CLOSED: &str = "DATABASE_CLOSED";
     pub const STORAGE_ERROR: &str = "STORAGE_ERROR";
+    // Sync (src/sync): why a `db.sync()` failed, also in `db.status.error.code`.
+    pub const SYNC_UNAUTHORIZED: &str = "SYNC_UNAUTHORIZED";
+    pub const SYNC_NETWORK: &str = "SYNC_NETWORK";
+    pub const SYNC_SERVER: &str = "SYNC_SERVER";
+    pub const SYNC_MALFORMED_REPLY: &str = "SYNC_MALFORMED_REPLY";
+    pub const SYNC_REFUSED: &str = "SYNC_REFUSED";
+    pub const SYNC_OFFLINE: &str = "SYNC_OFFLINE";
+    pub const SYNC_RESOLVER_FAILED: &str = "SYNC_RESOLVER_FAILED";
+    pub const SYNC_BUSY: &str = "SYNC_BUSY";
+    pub const SYNC_NOT_CONFIGURED: &str = "SYNC_NOT_CONFIGURED";
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -39,6 +49,30 @@ pub enum Error {
     ConnectionLost(String),
     #[error("IndexedDB failed ({name}): {message}")]
     Storage { name: String, message: String },
+    // Sync (src/sync maps core's SyncError to these).
+    /// 401/403: no automatic sync until `db.setToken()`.
+    #[error("sync unauthorized ({0}); set a valid token with db.setToken()")]
+    SyncUnauthorized(String),
+    #[error("sync failed: the server could not be reached ({0})")]
+    SyncNetwork(String),
+    #[error("sync failed: server error ({0})")]
+    SyncServer(String),
+    /// The reply did not parse or broke the protocol; nothing of it was applied.
+    #[error("sync failed: malformed server reply, nothing was applied ({0})")]
+    SyncMalformedReply(String),
+    #[error("sync failed: the server refused the request ({0})")]
+    SyncRefused(String),
+    #[error("offline (navigator.onLine is false): changes stay on this device until the network returns")]
+    SyncOffline,
+    #[error("sync failed: {0}")]
+    SyncResolver(String),
+    #[error("sync did not finish: {0}")]
+    SyncBusy(String),
+    #[error("sync is not configured: pass sync: {{ url, token }} to Database.open")]
+    SyncNotConfigured,
+    /// A failure reported by the instance (tab) that syncs for this one: its code and message.
+    #[error("{message}")]
+    SyncRemote { code: &'static str, message: String },
 }
 
 impl Error {
@@ -51,6 +85,16 @@ impl Error {
             Error::QuotaExceeded(_) => codes::QUOTA_EXCEEDED,
             Error::DatabaseClosed(_) | Error::DatabaseDeleted(_) => codes::DATABASE_CLOSED,
             Error::ConnectionLost(_) | Error::Storage { .. } => codes::STORAGE_ERROR,
+            Error::SyncUnauthorized(_) => codes::SYNC_UNAUTHORIZED,
+            Error::SyncNetwork(_) => codes::SYNC_NETWORK,
+            Error::SyncServer(_) => codes::SYNC_SERVER,
+            Error::SyncMalformedReply(_) => codes::SYNC_MALFORMED_REPLY,
+            Error::SyncRefused(_) => codes::SYNC_REFUSED,
+            Error::SyncOffline => codes::SYNC_OFFLINE,
+            Error::SyncResolver(_) => codes::SYNC_RESOLVER_FAILED,
+            Error::SyncBusy(_) => codes::SYNC_BUSY,
+            Error::SyncNotConfigured => codes::SYNC_NOT_CONFIGURED,
+            Error::SyncRemote { code, .. } => code,
         }
     }
 

@@ -8,6 +8,7 @@
 //! retried once on the new connection. Transactions are all-or-nothing, so a retry never doubles a
 //! write.
 
+pub mod fields;
 pub mod idb;
 pub mod meta;
 pub mod outbox;
@@ -79,6 +80,10 @@ pub(crate) struct Inner {
     clock_offset_ms: Cell<f64>,
     ids: RefCell<IdGenerator>,
     live: Registry,
+    /// Sync hooks (src/sync): told after every committed local write; collections whose writes
+    /// record per-field HLCs (the `merge` policy).
+    on_write: RefCell<Option<Rc<dyn Fn()>>>,
+    tracked_fields: RefCell<std::collections::BTreeSet<String>>,
 }
 
 /// A handle on one opened database (cheap to clone; all clones share the connection).
@@ -109,6 +114,8 @@ impl Store {
             clock_offset_ms: Cell::new(0.0),
             ids: RefCell::new(IdGenerator::new()),
             live: Registry::default(),
+            on_write: RefCell::new(None),
+            tracked_fields: RefCell::default(),
         }));
         store.install(db, schema);
         store.0.live.start_broadcast(&store);
@@ -138,6 +145,30 @@ impl Store {
 
     pub(crate) fn upgrade(weak: &Weak<Inner>) -> Option<Store> {
         weak.upgrade().map(Store)
+    }
+
+    /// Sync hook: `f` runs after every committed local write through this instance.
+    pub fn set_on_write(&self, f: Option<Rc<dyn Fn()>>) {
+        *self.0.on_write.borrow_mut() = f;
+    }
+
+    pub(crate) fn wrote(&self) {
+        let hook = self.0.on_write.borrow().clone();
+        if let Some(f) = hook {
+            f();
+        }
+    }
+
+    /// Sync hook: local writes to `collection` record per-field HLCs (`fields`; merge policy).
+    pub fn track_fields(&self, collection: &str) {
+        self.0
+            .tracked_fields
+            .borrow_mut()
+            .insert(collection.to_string());
+    }
+
+    pub(crate) fn tracks_fields(&self, collection: &str) -> bool {
+        self.0.tracked_fields.borrow().contains(collection)
     }
 
     /// Fails with `UNKNOWN_COLLECTION` unless `collection` was declared at open.

@@ -5,12 +5,16 @@ const CANONICAL_INDEX = /^(0|[1-9][0-9]*)$/;
 const hasOwn = Object.prototype.hasOwnProperty;
 
 /** Issues the puts of a batch: records and their outbox rows (all requests at once, none awaited). */
-export function writeDocs(store, outbox, collection, hlc, docs, ixJson) {
+export function writeDocs(store, outbox, collection, hlc, docs, ixJson, fieldsJson) {
   const ixs = ixJson === undefined ? undefined : JSON.parse(ixJson);
+  // Per-field HLCs of `merge` collections (sync hook, src/sync/fields.rs).
+  const fs = fieldsJson === undefined ? undefined : JSON.parse(fieldsJson);
   for (let i = 0; i < docs.length; i++) {
     const doc = docs[i];
     const id = doc.id;
-    store.put(ixs === undefined ? { id, hlc, doc } : { id, hlc, doc, ix: ixs[i] });
+    const rec = ixs === undefined ? { id, hlc, doc } : { id, hlc, doc, ix: ixs[i] };
+    if (fs !== undefined && fs[i] !== null) rec.fields = fs[i];
+    store.put(rec);
     outbox.put({ collection, id, hlc, deleted: false });
   }
 }

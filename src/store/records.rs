@@ -32,6 +32,7 @@ extern "C" {
         hlc: &str,
         docs: &Array,
         ix_json: Option<String>,
+        fields_json: Option<String>,
     ) -> Result<(), JsValue>;
 
     pub fn tombstone(id: &str, hlc: &str) -> JsValue;

@@ -47,6 +47,7 @@ impl Store {
             .map(|p| (p.id.clone(), Some(p.value.clone())))
             .collect();
         self.notify(Notice::local(collection, changes), true);
+        self.wrote();
         Ok(hlc)
     }
 
@@ -63,6 +64,7 @@ impl Store {
                 true,
             );
         }
+        self.wrote();
         Ok(())
     }
 }
@@ -85,6 +87,20 @@ async fn put_tx(
         Ok(c) => c,
         Err(e) => return Err(idb::abort(&tx, e)),
     };
+    // Sync hook: `merge` collections read the previous records (requests of this transaction) to
+    // carry their per-field HLCs forward.
+    let prev = if store.tracks_fields(collection) {
+        let issued: Result<Vec<_>> = prepared
+            .iter()
+            .map(|p| js(st.get(&JsValue::from_str(&p.id))).map(|r| idb::wait(&r)))
+            .collect();
+        match issued {
+            Ok(v) => Some(v),
+            Err(e) => return Err(idb::abort(&tx, e)),
+        }
+    } else {
+        None
+    };
     // Computed while the clock read is in flight.
     let ix = records::projections_json(
         prepared.iter().map(|p| &p.value),
@@ -94,8 +110,22 @@ async fn put_tx(
         Ok(c) => c,
         Err(e) => return Err(idb::abort(&tx, e)),
     };
+    let prev = match prev {
+        Some(reqs) => match futures::future::try_join_all(reqs).await {
+            Ok(v) => Some(v),
+            Err(e) => return Err(idb::abort(&tx, e)),
+        },
+        None => None,
+    };
     let hlc = store.tick(persisted.as_ref());
-    if let Err(e) = records::write_docs(&st, &outbox, collection, &hlc.encode(), docs, ix) {
+    let fields = match &prev {
+        Some(prev) => match super::fields::for_puts(collection, prev, prepared, &hlc) {
+            Ok(f) => Some(f),
+            Err(e) => return Err(idb::abort(&tx, e)),
+        },
+        None => None,
+    };
+    if let Err(e) = records::write_docs(&st, &outbox, collection, &hlc.encode(), docs, ix, fields) {
         return Err(idb::abort(&tx, dom_error(&e)));
     }
     if let Err(e) = meta::write_clock(&meta_st, &hlc) {
@@ -129,9 +159,20 @@ async fn delete_tx(store: &Store, conn: Conn, collection: &str, id: &str) -> Res
         return Ok(false);
     }
     let was_live = !current.is_undefined();
-    let hlc = store.tick(persisted.as_ref()).encode();
+    let stamp = store.tick(persisted.as_ref());
+    let hlc = stamp.encode();
+    let tomb = records::tombstone(id, &hlc);
+    if store.tracks_fields(collection) {
+        // Sync hook: the tombstone of a `merge` document records when it was deleted.
+        match super::fields::for_delete(collection, id, &current, &stamp) {
+            Ok(f) => {
+                let _ = js_sys::Reflect::set(&tomb, &JsValue::from_str("fields"), &f);
+            }
+            Err(e) => return Err(idb::abort(&tx, e)),
+        }
+    }
     let issue = || -> Result<()> {
-        js(st.put(&records::tombstone(id, &hlc)))?;
+        js(st.put(&tomb))?;
         js(outbox.put(&records::outbox_row(collection, id, &hlc, true)))?;
         js(meta_st.put_with_key(&JsValue::from_str(&hlc), &meta::CLOCK.into()))?;
         Ok(())
