@@ -15,6 +15,7 @@ pub mod error;
 pub mod js;
 pub mod live;
 pub mod store;
+pub mod sync;
 
 pub use error::{Error, Result};
 pub use js::{Collection, Database, Subscription};

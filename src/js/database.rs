@@ -14,6 +14,8 @@ use crate::store::{schema, Store};
 pub struct Database {
     store: Store,
     options: OpenOptions,
+    /// The sync agent when opened with `sync` (see src/sync).
+    sync: Option<crate::sync::Agent>,
 }
 
 #[wasm_bindgen]
@@ -28,9 +30,25 @@ impl Database {
             Ok(o) => o,
             Err(e) => return super::reject(e),
         };
+        let setup = match crate::sync::setup(&options) {
+            Ok(s) => s,
+            Err(e) => return super::reject(e),
+        };
         future_to_promise(async move {
             let store = Store::open(options.name.clone(), options.declared.clone()).await?;
-            Ok(Database { store, options }.into())
+            let sync = match crate::sync::start(&store, setup) {
+                Ok(s) => s,
+                Err(e) => {
+                    store.close();
+                    return Err(e.into());
+                }
+            };
+            Ok(Database {
+                store,
+                options,
+                sync,
+            }
+            .into())
         })
     }
 
@@ -68,6 +86,9 @@ impl Database {
 
     /// Closes the connection; later calls fail with `DATABASE_CLOSED` and live queries stop.
     pub fn close(&self) {
+        if let Some(agent) = &self.sync {
+            agent.close();
+        }
         self.store.close();
     }
 }
@@ -81,5 +102,10 @@ impl Database {
     /// The options the database was opened with (the sync engine reads `sync` and `conflicts`).
     pub fn options(&self) -> &OpenOptions {
         &self.options
+    }
+
+    /// The sync agent (`None` without the `sync` option); its JS methods are in src/sync/api.rs.
+    pub fn sync_agent(&self) -> Option<&crate::sync::Agent> {
+        self.sync.as_ref()
     }
 }

@@ -18,7 +18,16 @@ export type ErrorCode =
   | "INVALID_OPTIONS"
   | "QUOTA_EXCEEDED"
   | "DATABASE_CLOSED"
-  | "STORAGE_ERROR";
+  | "STORAGE_ERROR"
+  | "SYNC_UNAUTHORIZED"
+  | "SYNC_NETWORK"
+  | "SYNC_SERVER"
+  | "SYNC_MALFORMED_REPLY"
+  | "SYNC_REFUSED"
+  | "SYNC_OFFLINE"
+  | "SYNC_RESOLVER_FAILED"
+  | "SYNC_BUSY"
+  | "SYNC_NOT_CONFIGURED";
 
 /** Every rejection and exception from ferrosync is an `Error` with a `code`. */
 export interface FerrosyncError extends Error {

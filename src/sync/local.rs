@@ -1,0 +1,505 @@
+//! core's [`LocalStore`] over the browser store's IndexedDB database.
+//!
+//! Each method is one IndexedDB transaction whose requests are all issued from JavaScript request
+//! callbacks (`local.js`); Rust awaits only the promise that settles when the transaction has
+//! committed, so no transaction ever sees a foreign await (rexie issue 36). Records cross the
+//! boundary as one JSON text per call, not field by field.
+//!
+//! Clock: the engine's [`SyncClock`] and the store's write clock are kept in step through `_meta`:
+//! `load` restores the sync clock from the persisted `clock` (the last HLC any tab issued), and
+//! `apply` persists what the sync clock observed, in the same transaction as the page, so local
+//! writes made afterwards (in any tab) order after every remote version they saw. The offset to the
+//! server's clock learnt from replies is handed to the store, which stamps writes with it.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+
+use ferrosync_core::hlc::{HlcClock, DEFAULT_MAX_DRIFT_MS};
+use ferrosync_core::protocol::Change;
+use ferrosync_core::sync::{
+    ApplyOutcome, DocKey, LocalDoc, LocalStore, PendingChange, PendingKind, Pushed, StoreOp,
+    SyncClock,
+};
+use ferrosync_core::Hlc;
+use js_sys::{Array, Promise};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{IdbDatabase, IdbTransaction};
+
+use crate::error::{Error, Result};
+use crate::store::idb::{self, dom_error};
+use crate::store::schema::{META, OUTBOX};
+use crate::store::{records, Conn, Store};
+
+#[wasm_bindgen(module = "/src/sync/local.js")]
+extern "C" {
+    #[wasm_bindgen(js_name = readPending)]
+    fn read_pending(tx: &IdbTransaction, after: JsValue, limit: u32) -> Promise;
+    #[wasm_bindgen(js_name = ackRows)]
+    fn ack_rows(tx: &IdbTransaction, acked: JsValue) -> Promise;
+    #[wasm_bindgen(js_name = loadDocs)]
+    fn load_docs(tx: &IdbTransaction, keys: JsValue, known: &Array) -> Promise;
+    #[wasm_bindgen(js_name = applyOps)]
+    fn apply_ops(tx: &IdbTransaction, ops: JsValue, meta: JsValue) -> Promise;
+    #[wasm_bindgen(js_name = queueResync)]
+    fn queue_resync(tx: &IdbTransaction, collections: &Array) -> Promise;
+    #[wasm_bindgen(js_name = readMeta)]
+    fn read_meta(tx: &IdbTransaction, keys: &Array) -> Promise;
+    #[wasm_bindgen(js_name = writeMeta)]
+    fn write_meta(tx: &IdbTransaction, values: JsValue) -> Promise;
+    #[wasm_bindgen(js_name = countPending)]
+    fn count_pending(tx: &IdbTransaction) -> Promise;
+}
+
+/// `_meta` keys owned by sync.
+pub mod keys {
+    /// The pull cursor (it embeds the server database's epoch).
+    pub const CURSOR: &str = "syncCursor";
+    /// Offset of the server's clock to this device's, in ms (learnt from `serverTime`).
+    pub const CLOCK_OFFSET: &str = "syncClockOffset";
+    /// When the last sync succeeded (ms since the epoch).
+    pub const LAST_SYNC_AT: &str = "syncLastAt";
+}
+
+/// Parses JSON text produced by `local.js`; anything else is a storage error (a corrupt record).
+fn parse<T: serde::de::DeserializeOwned>(text: &JsValue, what: &str) -> Result<T> {
+    let text = text
+        .as_string()
+        .ok_or_else(|| Error::storage("DataError", format!("{what}: expected JSON text")))?;
+    serde_json::from_str(&text).map_err(|e| {
+        Error::storage(
+            "DataError",
+            format!("{what}: stored record unreadable: {e}"),
+        )
+    })
+}
+
+fn to_js_json(v: &Value) -> Result<JsValue> {
+    let text = serde_json::to_string(v)
+        .map_err(|e| Error::storage("DataError", format!("encoding records: {e}")))?;
+    js_sys::JSON::parse(&text).map_err(|e| dom_error(&e))
+}
+
+async fn settle(p: Promise) -> Result<JsValue> {
+    JsFuture::from(p).await.map_err(|e| dom_error(&e))
+}
+
+/// The collection stores present in the database (not only the ones this instance declared).
+fn collection_stores(db: &IdbDatabase) -> Vec<String> {
+    let names = db.object_store_names();
+    (0..names.length())
+        .filter_map(|i| names.item(i))
+        .filter(|n| !n.starts_with('_'))
+        .collect()
+}
+
+/// Outbox rows of `store`: local changes the server has not acknowledged.
+pub async fn pending_count(store: &Store) -> Result<u64> {
+    store.check_open()?;
+    let n = store
+        .run(|conn| async move {
+            let tx = idb::transaction(&conn.db, &[OUTBOX], false)?;
+            settle(count_pending(&tx)).await
+        })
+        .await?;
+    Ok(n.as_f64().unwrap_or(0.0) as u64)
+}
+
+#[derive(Deserialize)]
+struct PendingRow {
+    change: Change,
+    resync: bool,
+}
+
+#[derive(Deserialize)]
+struct LoadedDoc {
+    change: Change,
+    pending: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Loaded {
+    clock: Option<String>,
+    docs: Vec<Option<LoadedDoc>>,
+}
+
+/// The sync engine's view of one `Database`'s IndexedDB store.
+pub struct IdbLocal {
+    store: Store,
+    clock: SyncClock,
+    /// Test hook: how far this device's clock is off (`sync.clockSkewMs`); 0 in real use.
+    skew_ms: f64,
+    /// The saved cursor, once read (the scheduler compares event-stream cursors with it).
+    cursor: RefCell<Option<Option<String>>>,
+}
+
+impl IdbLocal {
+    /// `skew_ms` pretends the device clock is off by that much (tests of clock correction).
+    pub fn new(store: Store, skew_ms: f64) -> Result<IdbLocal> {
+        let hlc = HlcClock::new(store.client_id().to_string(), DEFAULT_MAX_DRIFT_MS)
+            .map_err(|e| Error::storage("DataError", format!("client id: {e}")))?;
+        let clock = SyncClock::new(hlc, move || (js_sys::Date::now() + skew_ms).max(0.0) as u64);
+        store.set_clock_offset(skew_ms);
+        Ok(IdbLocal {
+            store,
+            clock,
+            skew_ms,
+            cursor: RefCell::new(None),
+        })
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The cursor as last read or written (`None` when not known yet).
+    pub fn known_cursor(&self) -> Option<Option<String>> {
+        self.cursor.borrow().clone()
+    }
+
+    /// Hands the offset to the server's clock (learnt by the engine) to the store's write clock.
+    fn share_offset(&self) {
+        self.store
+            .set_clock_offset(self.skew_ms + self.clock.offset_ms() as f64);
+    }
+
+    async fn tx<T, F, Fut>(&self, stores: Stores<'_>, write: bool, op: F) -> Result<T>
+    where
+        F: Fn(Conn, IdbTransaction) -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        self.store
+            .run(|conn| {
+                let names: Vec<String> = match &stores {
+                    Stores::Fixed(list) => list.iter().map(|s| s.to_string()).collect(),
+                    Stores::AllCollectionsAnd(list) => {
+                        let mut v = collection_stores(&conn.db);
+                        v.extend(list.iter().map(|s| s.to_string()));
+                        v
+                    }
+                };
+                let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+                let tx = idb::transaction(&conn.db, &refs, write);
+                let fut = tx.map(|tx| op(conn.clone(), tx));
+                async move { fut?.await }
+            })
+            .await
+    }
+
+    /// Reads sync's `_meta` values at open: restores the clock offset, returns `lastSyncAt`.
+    pub async fn restore(&self) -> Result<Option<u64>> {
+        let keys_js: Array = [keys::CURSOR, keys::CLOCK_OFFSET, keys::LAST_SYNC_AT]
+            .iter()
+            .map(|k| JsValue::from_str(k))
+            .collect();
+        let values = self
+            .tx(Stores::Fixed(&[META]), false, |_, tx| {
+                let p = read_meta(&tx, &keys_js);
+                settle(p)
+            })
+            .await?;
+        let get = |k: &str| js_sys::Reflect::get(&values, &JsValue::from_str(k)).ok();
+        if let Some(off) = get(keys::CLOCK_OFFSET).and_then(|v| v.as_f64()) {
+            if off.is_finite() {
+                self.clock.set_offset_ms(off as i64);
+                self.share_offset();
+            }
+        }
+        *self.cursor.borrow_mut() = Some(get(keys::CURSOR).and_then(|v| v.as_string()));
+        Ok(get(keys::LAST_SYNC_AT)
+            .and_then(|v| v.as_f64())
+            .map(|t| t as u64))
+    }
+
+    /// After a successful sync: when it ended, and the clock offset (survives a reload).
+    pub async fn save_sync_end(&self, at_ms: u64) -> Result<()> {
+        let mut values = Map::new();
+        values.insert(keys::LAST_SYNC_AT.into(), Value::from(at_ms));
+        values.insert(
+            keys::CLOCK_OFFSET.into(),
+            Value::from(self.clock.offset_ms()),
+        );
+        let values = to_js_json(&Value::Object(values))?;
+        self.tx(Stores::Fixed(&[META]), true, |_, tx| {
+            settle(write_meta(&tx, values.clone()))
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Local changes the server has not acknowledged (outbox rows).
+    pub async fn pending_count(&self) -> Result<u64> {
+        pending_count(&self.store).await
+    }
+
+    fn record(change: &Change, ix: Option<&Value>) -> Value {
+        let mut r = Map::new();
+        r.insert(records::F_ID.into(), Value::String(change.id.clone()));
+        r.insert("hlc".into(), Value::String(change.hlc.encode()));
+        match (&change.doc, change.deleted) {
+            (Some(doc), false) => {
+                r.insert("doc".into(), doc.clone());
+                if let Some(ix) = ix {
+                    r.insert(records::F_IX.into(), ix.clone());
+                }
+            }
+            _ => {
+                r.insert(records::F_TOMB.into(), Value::String(change.hlc.encode()));
+            }
+        }
+        if let Some(fields) = &change.fields {
+            let f: Map<String, Value> = fields
+                .iter()
+                .map(|(k, h)| (k.clone(), Value::String(h.encode())))
+                .collect();
+            r.insert("fields".into(), Value::Object(f));
+        }
+        Value::Object(r)
+    }
+
+    /// The records (with index projections) of every `Put`, keyed by op position.
+    fn build_ops(&self, conn: &Conn, ops: &[StoreOp], known: &[String]) -> Result<Value> {
+        // Index projections per collection, computed in one pass each.
+        let mut by_collection: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+        for (i, op) in ops.iter().enumerate() {
+            if let StoreOp::Put { change, .. } = op {
+                if !change.deleted {
+                    by_collection.entry(&change.collection).or_default().push(i);
+                }
+            }
+        }
+        let mut ix: Vec<Option<Value>> = vec![None; ops.len()];
+        for (collection, positions) in &by_collection {
+            let docs = positions.iter().filter_map(|&i| match &ops[i] {
+                StoreOp::Put { change, .. } => change.doc.as_ref(),
+                StoreOp::Unpend { .. } => None,
+            });
+            if let Some(text) = records::projections_json(docs, conn.schema.indexes(collection)) {
+                let list: Vec<Value> = serde_json::from_str(&text)
+                    .map_err(|e| Error::storage("DataError", format!("index keys: {e}")))?;
+                for (&i, v) in positions.iter().zip(list) {
+                    ix[i] = Some(v);
+                }
+            }
+        }
+        let mut out = Vec::with_capacity(ops.len());
+        for (i, op) in ops.iter().enumerate() {
+            let key = op.key();
+            if !known.contains(&key.collection) {
+                continue;
+            }
+            let expect = op
+                .expect()
+                .map_or(Value::Null, |h| Value::String(h.encode()));
+            let item = match op {
+                StoreOp::Put {
+                    change, pending, ..
+                } => json!({
+                    "c": key.collection,
+                    "id": key.id,
+                    "expect": expect,
+                    "record": Self::record(change, ix[i].as_ref()),
+                    "outbox": if *pending { "put" } else { "delete" },
+                }),
+                StoreOp::Unpend { .. } => json!({
+                    "c": key.collection,
+                    "id": key.id,
+                    "expect": expect,
+                    "outbox": "delete",
+                }),
+            };
+            out.push(item);
+        }
+        Ok(Value::Array(out))
+    }
+}
+
+/// Which object stores a transaction spans.
+enum Stores<'a> {
+    Fixed(&'a [&'a str]),
+    /// Every collection store in the database, plus these.
+    AllCollectionsAnd(&'a [&'a str]),
+}
+
+fn keys_js(keys: impl Iterator<Item = DocKey>) -> JsValue {
+    keys.map(|k| -> JsValue {
+        Array::of2(&JsValue::from_str(&k.collection), &JsValue::from_str(&k.id)).into()
+    })
+    .collect::<Array>()
+    .into()
+}
+
+impl LocalStore for IdbLocal {
+    type Error = Error;
+
+    fn clock(&self) -> &SyncClock {
+        &self.clock
+    }
+
+    async fn pending(&self, after: Option<&DocKey>, limit: usize) -> Result<Vec<PendingChange>> {
+        let after_js = match after {
+            Some(k) => {
+                Array::of2(&JsValue::from_str(&k.collection), &JsValue::from_str(&k.id)).into()
+            }
+            None => JsValue::UNDEFINED,
+        };
+        let limit = limit.min(u32::MAX as usize) as u32;
+        let text = self
+            .tx(Stores::AllCollectionsAnd(&[OUTBOX]), false, |_, tx| {
+                settle(read_pending(&tx, after_js.clone(), limit))
+            })
+            .await?;
+        let rows: Vec<PendingRow> = parse(&text, "outbox")?;
+        Ok(rows
+            .into_iter()
+            .map(|r| PendingChange {
+                change: r.change,
+                kind: if r.resync {
+                    PendingKind::Resync
+                } else {
+                    PendingKind::Edit
+                },
+            })
+            .collect())
+    }
+
+    async fn ack_pushed(&self, acked: &[Pushed]) -> Result<()> {
+        self.share_offset();
+        if acked.is_empty() {
+            return Ok(());
+        }
+        let list: Vec<Value> = acked
+            .iter()
+            .map(|a| json!([a.key.collection, a.key.id, a.hlc.encode()]))
+            .collect();
+        let list = to_js_json(&Value::Array(list))?;
+        self.tx(Stores::Fixed(&[OUTBOX]), true, |_, tx| {
+            settle(ack_rows(&tx, list.clone()))
+        })
+        .await?;
+        Ok(())
+    }
+
+    async fn load(&self, keys: &[DocKey]) -> Result<Vec<Option<LocalDoc>>> {
+        let keys_arg = keys_js(keys.iter().cloned());
+        let text = self
+            .tx(
+                Stores::AllCollectionsAnd(&[OUTBOX, META]),
+                false,
+                |conn, tx| {
+                    let known: Array = collection_stores(&conn.db)
+                        .iter()
+                        .map(|s| JsValue::from_str(s))
+                        .collect();
+                    settle(load_docs(&tx, keys_arg.clone(), &known))
+                },
+            )
+            .await?;
+        let loaded: Loaded = parse(&text, "documents")?;
+        if let Some(clock) = loaded.clock.as_deref().and_then(|c| c.parse::<Hlc>().ok()) {
+            self.clock.restore(&clock);
+        }
+        Ok(loaded
+            .docs
+            .into_iter()
+            .map(|d| {
+                d.map(|d| LocalDoc {
+                    change: d.change,
+                    pending: match d.pending.as_deref() {
+                        None => None,
+                        Some("resync") => Some(PendingKind::Resync),
+                        Some(_) => Some(PendingKind::Edit),
+                    },
+                })
+            })
+            .collect())
+    }
+
+    async fn apply(&self, ops: &[StoreOp], cursor: Option<&str>) -> Result<ApplyOutcome> {
+        self.share_offset();
+        let clock = self.clock.last().encode();
+        let outcome = self
+            .tx(
+                Stores::AllCollectionsAnd(&[OUTBOX, META]),
+                true,
+                |conn, tx| {
+                    let known = collection_stores(&conn.db);
+                    let prepared = self
+                        .build_ops(&conn, ops, &known)
+                        .and_then(|v| to_js_json(&v));
+                    let mut meta = json!({ "clock": clock });
+                    if let Some(c) = cursor {
+                        meta["cursor"] = Value::String(c.to_string());
+                    }
+                    let meta = to_js_json(&meta);
+                    async move {
+                        let (prepared, meta) = match (prepared, meta) {
+                            (Ok(p), Ok(m)) => (p, m),
+                            (Err(e), _) | (_, Err(e)) => {
+                                let _ = tx.abort();
+                                return Err(e);
+                            }
+                        };
+                        settle(apply_ops(&tx, prepared, meta)).await
+                    }
+                },
+            )
+            .await?;
+        if outcome.as_string().as_deref() == Some("conflict") {
+            return Ok(ApplyOutcome::Conflict);
+        }
+        if let Some(c) = cursor {
+            *self.cursor.borrow_mut() = Some(Some(c.to_string()));
+        }
+        // One live-query notice per collection per committed call (so per pulled page).
+        let mut changed: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for op in ops {
+            if let StoreOp::Put { change, .. } = op {
+                changed
+                    .entry(change.collection.clone())
+                    .or_default()
+                    .push(change.id.clone());
+            }
+        }
+        for (collection, ids) in changed {
+            self.store.notify_changed(&collection, ids);
+        }
+        Ok(ApplyOutcome::Committed)
+    }
+
+    async fn cursor(&self) -> Result<Option<String>> {
+        if let Some(c) = self.cursor.borrow().clone() {
+            return Ok(c);
+        }
+        let keys_js: Array = std::iter::once(JsValue::from_str(keys::CURSOR)).collect();
+        let values = self
+            .tx(Stores::Fixed(&[META]), false, |_, tx| {
+                settle(read_meta(&tx, &keys_js))
+            })
+            .await?;
+        let c = js_sys::Reflect::get(&values, &JsValue::from_str(keys::CURSOR))
+            .ok()
+            .and_then(|v| v.as_string());
+        *self.cursor.borrow_mut() = Some(c.clone());
+        Ok(c)
+    }
+
+    async fn reset_for_resync(&self) -> Result<()> {
+        self.tx(
+            Stores::AllCollectionsAnd(&[OUTBOX, META]),
+            true,
+            |conn, tx| {
+                let collections: Array = collection_stores(&conn.db)
+                    .iter()
+                    .map(|s| JsValue::from_str(s))
+                    .collect();
+                settle(queue_resync(&tx, &collections))
+            },
+        )
+        .await?;
+        *self.cursor.borrow_mut() = Some(None);
+        Ok(())
+    }
+}

@@ -1,0 +1,65 @@
+//! The browser side of sync: core's engine (`ferrosync_core::sync`) over IndexedDB and `fetch`,
+//! scheduled by browser events, led by one tab per database.
+//!
+//! - `transport`: core's `Transport` over gloo-net (`POST /push`, `GET /pull`);
+//! - `local` (+ `local.js`): core's `LocalStore` over the store's IndexedDB database;
+//! - `schedule`: the agent: when to sync, leadership, retries, status;
+//! - `lock`: Web Locks (one leader per database); `tabs`: messages between instances;
+//! - `events`: the server's event stream; `triggers`: `online`/`offline`/`visibilitychange`;
+//! - `status`, `options`, `resolver`, `time`; `api`: the `Database` methods JavaScript calls.
+//!
+//! `docs/ARCHITECTURE.md` ("Sync engine (browser)") describes the design.
+
+mod api;
+mod events;
+pub mod local;
+mod lock;
+pub mod options;
+mod resolver;
+pub mod schedule;
+pub mod status;
+mod tabs;
+mod time;
+pub mod transport;
+mod triggers;
+
+pub use schedule::Agent;
+pub use status::Status;
+pub use tabs::Report;
+
+use crate::error::Result;
+use crate::js::OpenOptions;
+use crate::store::Store;
+
+/// What `Database.open` needs to start sync, checked before the database is opened (so bad
+/// options create nothing).
+pub struct Setup {
+    policies: ferrosync_core::sync::Policies,
+    sync: Option<options::SyncOptions>,
+}
+
+/// Reads and checks the `sync` option and every collection's `conflict` option.
+pub fn setup(options: &OpenOptions) -> Result<Setup> {
+    Ok(Setup {
+        policies: options::policies(&options.conflicts)?,
+        sync: options::sync_options(options.sync.as_ref())?,
+    })
+}
+
+/// Starts sync for a freshly opened database if its options ask for it. Collections using the
+/// `merge` policy get per-field timestamps on every local write, with or without `sync`, so that a
+/// database can start syncing later without losing field-level history.
+pub fn start(store: &Store, setup: Setup) -> Result<Option<Agent>> {
+    let Setup { policies, sync } = setup;
+    for collection in store.declared().collections.keys() {
+        if policies.get(collection).tracks_fields() {
+            store.track_fields(collection);
+        }
+    }
+    let Some(sync) = sync else {
+        return Ok(None);
+    };
+    let agent = Agent::start(store.clone(), sync, policies)?;
+    store.set_on_write(Some(agent.write_notifier()));
+    Ok(Some(agent))
+}

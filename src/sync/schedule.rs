@@ -1,0 +1,703 @@
+//! When to sync, and who: one [`Agent`] per `Database` instance with `sync` configured.
+//!
+//! Every instance queues for the database's Web Lock (`lock.rs`). The holder leads: it runs the
+//! engine, on these triggers:
+//! - open; the `online` event; the page becoming visible; the interval (`intervalMs`);
+//! - shortly after a local write (debounced; writes of other tabs arrive over `tabs.rs`);
+//! - an event-stream notice that the server's feed moved past our cursor (`events.rs`);
+//! - `db.sync()`, here or in another tab (answered over the channel);
+//! - `db.setToken()`.
+//!
+//! Nothing runs while offline (`navigator.onLine` false; status `offline`). After a failure core's
+//! [`RetryClass`] decides: network, 5xx and garbled replies retry with exponential backoff and
+//! jitter; 401/403 stop automatic syncs until the token changes; a refused request or a failing
+//! resolver waits for the next local write or `db.sync()`. The others follow: they forward their
+//! writes and `db.sync()` calls to the leader and mirror its status; when the leader goes away the
+//! browser hands the lock to the next instance in line, which takes over.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use ferrosync_core::sync::{
+    Policies, Progress, RetryClass, SyncConfig, SyncEngine, SyncError, SyncReport,
+};
+use futures::channel::{mpsc, oneshot};
+use futures::future::Either;
+use futures::{FutureExt, StreamExt};
+
+use super::events;
+use super::local::IdbLocal;
+use super::lock;
+use super::options::SyncOptions;
+use super::status::{State, Status, StatusCell, StatusError};
+use super::tabs::{Channel, Report, TabMsg};
+use super::time::{now_ms, sleep};
+use super::transport::{Endpoint, HttpTransport};
+use super::triggers::{self, BrowserEvent};
+use crate::error::Error;
+use crate::store::Store;
+
+type Reply = oneshot::Sender<Result<Report, Error>>;
+
+/// What the agent's task reacts to.
+enum Msg {
+    /// A local write committed through this instance.
+    Wrote,
+    Browser(BrowserEvent),
+    /// The event stream announced the feed at this cursor.
+    Poke(Option<String>),
+    /// `db.sync()` on this instance.
+    Sync(Reply),
+    /// `db.setToken()`; `forward`: tell the other instances too.
+    Token {
+        forward: bool,
+    },
+    Tab(TabMsg),
+}
+
+/// Shared by the `Database` (API calls) and the agent's task.
+struct Shared {
+    name: String,
+    options: SyncOptions,
+    endpoint: Rc<Endpoint>,
+    status: StatusCell,
+    tx: mpsc::UnboundedSender<Msg>,
+    close: RefCell<Option<oneshot::Sender<()>>>,
+    forced_offline: Cell<bool>,
+    leader: Cell<bool>,
+    channel: RefCell<Option<Channel>>,
+}
+
+impl Shared {
+    fn online(&self) -> bool {
+        !self.forced_offline.get() && triggers::navigator_online()
+    }
+
+    fn send(&self, msg: Msg) {
+        let _ = self.tx.unbounded_send(msg);
+    }
+
+    fn post(&self, msg: &TabMsg) {
+        if let Some(c) = &*self.channel.borrow() {
+            c.post(msg);
+        }
+    }
+
+    /// Changes the status; the leader also tells the other instances.
+    fn set_status(&self, f: impl FnOnce(&mut Status)) {
+        let before = self.status.get();
+        self.status.update(f);
+        let after = self.status.get();
+        if self.leader.get() && after != before {
+            self.post(&TabMsg::Status { status: after });
+        }
+    }
+
+    /// The state word, from what is known (syncing wins, then offline, then the last error).
+    fn settle_state(&self, syncing: bool) {
+        let online = self.online();
+        self.set_status(|s| {
+            s.state = if syncing {
+                State::Syncing
+            } else if !online {
+                State::Offline
+            } else if s.error.is_some() {
+                State::Error
+            } else {
+                State::Idle
+            };
+        });
+    }
+}
+
+/// The sync side of one `Database` instance (clones share it).
+#[derive(Clone)]
+pub struct Agent {
+    shared: Rc<Shared>,
+}
+
+impl Agent {
+    /// Starts the agent's task: it reads the saved state, then queues for leadership.
+    pub fn start(store: Store, options: SyncOptions, policies: Policies) -> Result<Agent, Error> {
+        let local = IdbLocal::new(store.clone(), options.clock_skew_ms)?;
+        let endpoint = Rc::new(Endpoint::new(&options.url, &options.token));
+        let (tx, rx) = mpsc::unbounded();
+        let (close_tx, close_rx) = oneshot::channel();
+        let shared = Rc::new(Shared {
+            name: store.name().to_string(),
+            options,
+            endpoint,
+            status: StatusCell::default(),
+            tx,
+            close: RefCell::new(Some(close_tx)),
+            forced_offline: Cell::new(false),
+            leader: Cell::new(false),
+            channel: RefCell::new(None),
+        });
+        let tab_tx = shared.tx.clone();
+        *shared.channel.borrow_mut() = Channel::open(&shared.name, move |m| {
+            let _ = tab_tx.unbounded_send(Msg::Tab(m));
+        });
+        shared.set_status(|s| {
+            s.state = if shared.online() {
+                State::Idle
+            } else {
+                State::Offline
+            }
+        });
+        let task = Task {
+            shared: shared.clone(),
+            local: Rc::new(local),
+            policies,
+            rx,
+            close_rx: close_rx.fuse(),
+        };
+        wasm_bindgen_futures::spawn_local(task.run());
+        Ok(Agent { shared })
+    }
+
+    pub fn status(&self) -> Status {
+        self.shared.status.get()
+    }
+
+    pub fn status_cell(&self) -> &StatusCell {
+        &self.shared.status
+    }
+
+    /// A sync now (through the leader, wherever it runs).
+    pub async fn sync(&self) -> Result<Report, Error> {
+        let (tx, rx) = oneshot::channel();
+        self.shared.send(Msg::Sync(tx));
+        rx.await
+            .unwrap_or_else(|_| Err(Error::DatabaseClosed(self.shared.name.clone())))
+    }
+
+    /// What the store calls after every committed local write: schedules a push.
+    pub fn write_notifier(&self) -> Rc<dyn Fn()> {
+        let tx = self.shared.tx.clone();
+        Rc::new(move || {
+            let _ = tx.unbounded_send(Msg::Wrote);
+        })
+    }
+
+    pub fn set_token(&self, token: &str) {
+        *self.shared.endpoint.token.borrow_mut() = token.to_string();
+        self.shared.send(Msg::Token { forward: true });
+    }
+
+    /// Test hook: behave as if `navigator.onLine` were false for this instance only.
+    pub fn force_offline(&self, offline: bool) {
+        self.shared.forced_offline.set(offline);
+        self.shared.send(Msg::Browser(if offline {
+            BrowserEvent::Offline
+        } else {
+            BrowserEvent::Online
+        }));
+    }
+
+    /// Stops syncing: an in-flight sync is abandoned (nothing half-written: every store call is
+    /// one transaction), the lock is released, pending `db.sync()` calls fail.
+    pub fn close(&self) {
+        if let Some(tx) = self.shared.close.borrow_mut().take() {
+            let _ = tx.send(());
+        }
+        self.shared.status.clear();
+    }
+}
+
+fn random_id() -> String {
+    crate::env::random::<8>()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn report_of(r: &SyncReport) -> Report {
+    Report {
+        pushed: r.pushed,
+        pulled: r.pulled,
+        conflicts: r.conflicts,
+    }
+}
+
+fn status_error(e: &Error) -> StatusError {
+    StatusError {
+        code: e.code().to_string(),
+        message: e.to_string(),
+    }
+}
+
+/// Someone waiting for the next sync's outcome.
+enum Waiter {
+    Here(Reply),
+    /// A `db.sync()` of another instance, by request id.
+    Tab(String),
+}
+
+struct Task {
+    shared: Rc<Shared>,
+    local: Rc<IdbLocal>,
+    policies: Policies,
+    rx: mpsc::UnboundedReceiver<Msg>,
+    close_rx: futures::future::Fuse<oneshot::Receiver<()>>,
+}
+
+/// The leader's scheduling state.
+#[derive(Default)]
+struct Plan {
+    /// A sync is wanted at this time (trigger, debounce).
+    due: Option<f64>,
+    /// Failing with a transient error: the next automatic attempt, and how many failed so far.
+    retry_at: Option<f64>,
+    attempts: u32,
+    /// 401/403: no automatic sync until the token changes.
+    auth_blocked: bool,
+    /// Refused as sent: no automatic sync until a local write.
+    stalled: bool,
+    last_run_end: f64,
+}
+
+impl Task {
+    async fn run(mut self) {
+        let tx = self.shared.tx.clone();
+        let _listeners = triggers::listen(move |ev| {
+            let _ = tx.unbounded_send(Msg::Browser(ev));
+        });
+        match self.local.restore().await {
+            Ok(last) => self.shared.set_status(|s| s.last_sync_at = last),
+            Err(e) => self.fail_start(e),
+        }
+        self.refresh_pending().await;
+        self.shared.post(&TabMsg::Hello);
+
+        // Follower until the lock is ours.
+        let mut forwarded: HashMap<String, Reply> = HashMap::new();
+        let waiting = lock::request(&format!("ferrosync-sync:{}", self.shared.name));
+        let mut granted = Box::pin(waiting.granted()).fuse();
+        let held = loop {
+            let next = futures::select! {
+                g = granted => Either::Left(g),
+                m = self.rx.next() => Either::Right(m),
+                _ = &mut self.close_rx => Either::Right(None),
+            };
+            match next {
+                Either::Left(g) => break g,
+                Either::Right(None) => {
+                    for (_, r) in forwarded.drain() {
+                        let _ = r.send(Err(Error::DatabaseClosed(self.shared.name.clone())));
+                    }
+                    return;
+                }
+                Either::Right(Some(m)) => self.follow(m, &mut forwarded).await,
+            }
+        };
+        let Some(held) = held else {
+            return;
+        };
+        self.shared.leader.set(true);
+        self.shared.post(&TabMsg::Leader);
+        self.shared.post(&TabMsg::Status {
+            status: self.shared.status.get(),
+        });
+        let waiters = forwarded.into_values().map(Waiter::Here).collect();
+        self.lead(waiters).await;
+        self.shared.leader.set(false);
+        drop(held);
+    }
+
+    fn fail_start(&self, e: Error) {
+        web_sys::console::error_1(&format!("ferrosync: sync could not read its state: {e}").into());
+    }
+
+    async fn refresh_pending(&self) {
+        if let Ok(n) = self.local.pending_count().await {
+            self.shared.set_status(|s| s.pending = n);
+        }
+    }
+
+    /// One message while another instance leads.
+    async fn follow(&mut self, msg: Msg, forwarded: &mut HashMap<String, Reply>) {
+        let shared = self.shared.clone();
+        match msg {
+            Msg::Wrote => {
+                shared.post(&TabMsg::Wrote);
+                self.refresh_pending().await;
+            }
+            Msg::Sync(reply) => {
+                if !shared.online() {
+                    let _ = reply.send(Err(Error::SyncOffline));
+                    return;
+                }
+                let id = random_id();
+                shared.post(&TabMsg::Sync { id: id.clone() });
+                forwarded.insert(id, reply);
+            }
+            Msg::Token { forward } => {
+                if forward {
+                    shared.post(&TabMsg::Token {
+                        token: shared.endpoint.token.borrow().clone(),
+                    });
+                }
+            }
+            Msg::Browser(_) => shared.settle_state(false),
+            Msg::Poke(_) => {}
+            Msg::Tab(t) => match t {
+                TabMsg::Synced { id, report, error } => {
+                    if let Some(reply) = forwarded.remove(&id) {
+                        let result = match (report, error) {
+                            (Some(r), None) => Ok(r),
+                            (_, e) => Err(remote_error(e.unwrap_or(StatusError {
+                                code: String::new(),
+                                message: "the syncing instance gave no answer".into(),
+                            }))),
+                        };
+                        let _ = reply.send(result);
+                    }
+                }
+                TabMsg::Status { status } => shared.status.update(|s| *s = status),
+                TabMsg::Leader => {
+                    for id in forwarded.keys() {
+                        shared.post(&TabMsg::Sync { id: id.clone() });
+                    }
+                }
+                TabMsg::Token { token } => {
+                    *shared.endpoint.token.borrow_mut() = token;
+                }
+                TabMsg::Wrote | TabMsg::Sync { .. } | TabMsg::Hello => {}
+            },
+        }
+    }
+
+    async fn lead(&mut self, mut waiters: Vec<Waiter>) {
+        let local = self.local.clone();
+        let transport = HttpTransport::new(self.shared.endpoint.clone());
+        let mut config = SyncConfig::default();
+        if let Some(n) = self.shared.options.pull_limit {
+            config.pull_limit = n;
+        }
+        if let Some(n) = self.shared.options.push_batch {
+            config.push_batch = n;
+        }
+        let engine =
+            SyncEngine::new(local.clone(), transport, self.policies.clone()).with_config(config);
+        let mut plan = Plan {
+            due: Some(now_ms()),
+            last_run_end: now_ms(),
+            ..Plan::default()
+        };
+        let mut stream: Option<events::Subscription> = None;
+        let shared = self.shared.clone();
+        loop {
+            // Offline: answer waiters now instead of letting them hang.
+            if !shared.online() {
+                for w in waiters.drain(..) {
+                    answer(&shared, w, Err(Error::SyncOffline));
+                }
+            }
+            shared.settle_state(false);
+            let now = now_ms();
+            let next = self.next_run(&plan, !waiters.is_empty(), now);
+            let msg = match next {
+                Some(t) if t <= now => None,
+                Some(t) => {
+                    let wake = sleep(t - now).fuse();
+                    futures::pin_mut!(wake);
+                    futures::select! {
+                        m = self.rx.next() => Some(m),
+                        _ = wake => None,
+                        _ = &mut self.close_rx => Some(None),
+                    }
+                }
+                None => futures::select! {
+                    m = self.rx.next() => Some(m),
+                    _ = &mut self.close_rx => Some(None),
+                },
+            };
+            if let Some(m) = msg {
+                let Some(m) = m else { break };
+                let mut wrote = self.plan_msg(m, &mut plan, &mut waiters, &mut stream);
+                // Take everything already queued before deciding anything.
+                while let Ok(m) = self.rx.try_recv() {
+                    wrote |= self.plan_msg(m, &mut plan, &mut waiters, &mut stream);
+                }
+                if wrote {
+                    self.refresh_pending().await;
+                }
+                continue;
+            }
+
+            // Run one sync.
+            let running: Vec<Waiter> = std::mem::take(&mut waiters);
+            plan.due = None;
+            shared.set_status(|s| s.progress = Default::default());
+            shared.settle_state(true);
+            let result = {
+                let shared2 = shared.clone();
+                let mut on_progress = move |p: Progress| {
+                    shared2.set_status(|s| {
+                        s.progress.pulled = p.pulled;
+                        s.progress.remaining = p.remaining;
+                    })
+                };
+                let sync = engine.sync_once(&mut on_progress).fuse();
+                futures::pin_mut!(sync);
+                futures::select! {
+                    r = sync => Some(r),
+                    _ = &mut self.close_rx => None,
+                }
+            };
+            let Some(result) = result else {
+                for w in running {
+                    answer(&shared, w, Err(Error::DatabaseClosed(shared.name.clone())));
+                }
+                break;
+            };
+            let end = now_ms();
+            plan.last_run_end = end;
+            match result {
+                Ok(report) => {
+                    plan.retry_at = None;
+                    plan.attempts = 0;
+                    plan.stalled = false;
+                    plan.auth_blocked = false;
+                    if report.more {
+                        plan.due = Some(end);
+                    }
+                    let _ = local.save_sync_end(end as u64).await;
+                    shared.set_status(|s| {
+                        s.error = None;
+                        s.last_sync_at = Some(end as u64);
+                    });
+                    for w in running {
+                        answer(&shared, w, Ok(report_of(&report)));
+                    }
+                    if shared.options.events && stream.as_ref().is_none_or(|s| !s.is_alive()) {
+                        stream = self.subscribe();
+                    }
+                }
+                Err(e) => {
+                    match e.retry_class() {
+                        RetryClass::Backoff => {
+                            let delay = shared
+                                .options
+                                .backoff
+                                .delay_ms(plan.attempts, js_sys::Math::random());
+                            plan.attempts = plan.attempts.saturating_add(1);
+                            plan.retry_at = Some(end + delay as f64);
+                        }
+                        RetryClass::StopUntilTokenChange => {
+                            plan.auth_blocked = true;
+                            plan.retry_at = None;
+                            stream = None;
+                        }
+                        RetryClass::StopUntilChange => {
+                            plan.stalled = true;
+                            plan.retry_at = None;
+                        }
+                    }
+                    let err = Error::from(e);
+                    shared.set_status(|s| s.error = Some(status_error(&err)));
+                    for w in running {
+                        answer(&shared, w, Err(err.clone()));
+                    }
+                }
+            }
+            self.refresh_pending().await;
+        }
+        for w in waiters {
+            answer(&shared, w, Err(Error::DatabaseClosed(shared.name.clone())));
+        }
+    }
+
+    fn subscribe(&self) -> Option<events::Subscription> {
+        let tx = self.shared.tx.clone();
+        let token = self.shared.endpoint.token.borrow().clone();
+        events::subscribe(&self.shared.endpoint.base, &token, move |cursor| {
+            let _ = tx.unbounded_send(Msg::Poke(cursor));
+        })
+    }
+
+    /// When the next sync should start (`None`: only a message can start one).
+    fn next_run(&self, plan: &Plan, waiting: bool, now: f64) -> Option<f64> {
+        if !self.shared.online() {
+            return None;
+        }
+        if waiting {
+            return Some(now);
+        }
+        if plan.auth_blocked {
+            return None;
+        }
+        let mut t = plan.due;
+        if let Some(r) = plan.retry_at {
+            t = Some(t.map_or(r, |d| d.max(r)));
+        } else if !plan.stalled && self.shared.options.interval_ms > 0.0 {
+            let at = plan.last_run_end + self.shared.options.interval_ms;
+            t = Some(t.map_or(at, |d| d.min(at)));
+        }
+        t
+    }
+
+    /// Folds one message into the plan; true when the outbox may have changed.
+    fn plan_msg(
+        &self,
+        msg: Msg,
+        plan: &mut Plan,
+        waiters: &mut Vec<Waiter>,
+        stream: &mut Option<events::Subscription>,
+    ) -> bool {
+        let shared = &self.shared;
+        let now = now_ms();
+        let soon = now + shared.options.debounce_ms;
+        let wrote = |plan: &mut Plan| {
+            plan.stalled = false;
+            plan.due = Some(plan.due.map_or(soon, |d| d.min(soon)));
+        };
+        match msg {
+            Msg::Wrote => {
+                wrote(plan);
+                return true;
+            }
+            Msg::Sync(reply) => {
+                if shared.online() {
+                    waiters.push(Waiter::Here(reply));
+                } else {
+                    let _ = reply.send(Err(Error::SyncOffline));
+                }
+            }
+            Msg::Browser(BrowserEvent::Online) => {
+                plan.stalled = false;
+                plan.retry_at = None;
+                plan.attempts = 0;
+                plan.due = Some(now);
+            }
+            Msg::Browser(BrowserEvent::Offline) => {}
+            Msg::Browser(BrowserEvent::Visible) => {
+                if !plan.stalled {
+                    plan.due = Some(now);
+                }
+            }
+            Msg::Poke(cursor) => {
+                let known = self.local.known_cursor().flatten();
+                if (cursor.is_none() || cursor != known) && !plan.stalled {
+                    plan.due = Some(plan.due.map_or(now, |d| d.min(now)));
+                }
+            }
+            Msg::Token { forward } => {
+                if forward {
+                    shared.post(&TabMsg::Token {
+                        token: shared.endpoint.token.borrow().clone(),
+                    });
+                }
+                plan.auth_blocked = false;
+                plan.stalled = false;
+                plan.retry_at = None;
+                plan.attempts = 0;
+                plan.due = Some(now);
+                *stream = None;
+            }
+            Msg::Tab(t) => match t {
+                TabMsg::Wrote => {
+                    wrote(plan);
+                    return true;
+                }
+                TabMsg::Sync { id } => {
+                    if shared.online() {
+                        waiters.push(Waiter::Tab(id));
+                    } else {
+                        answer(shared, Waiter::Tab(id), Err(Error::SyncOffline));
+                    }
+                }
+                TabMsg::Hello => shared.post(&TabMsg::Status {
+                    status: shared.status.get(),
+                }),
+                TabMsg::Token { token } => {
+                    *shared.endpoint.token.borrow_mut() = token;
+                    return self.plan_msg(Msg::Token { forward: false }, plan, waiters, stream);
+                }
+                TabMsg::Synced { .. } | TabMsg::Status { .. } | TabMsg::Leader => {}
+            },
+        }
+        false
+    }
+}
+
+/// An error another instance reported, with its code kept when it is one of ours.
+fn remote_error(e: StatusError) -> Error {
+    use crate::error::codes::*;
+    let code = [
+        SYNC_UNAUTHORIZED,
+        SYNC_NETWORK,
+        SYNC_SERVER,
+        SYNC_MALFORMED_REPLY,
+        SYNC_REFUSED,
+        SYNC_OFFLINE,
+        SYNC_RESOLVER_FAILED,
+        SYNC_BUSY,
+        QUOTA_EXCEEDED,
+        DATABASE_CLOSED,
+        STORAGE_ERROR,
+    ]
+    .into_iter()
+    .find(|c| *c == e.code)
+    .unwrap_or(SYNC_BUSY);
+    Error::SyncRemote {
+        code,
+        message: e.message,
+    }
+}
+
+fn answer(shared: &Shared, w: Waiter, result: Result<Report, Error>) {
+    match w {
+        Waiter::Here(reply) => {
+            let _ = reply.send(result);
+        }
+        Waiter::Tab(id) => {
+            let (report, error) = match result {
+                Ok(r) => (Some(r), None),
+                Err(e) => (None, Some(status_error(&e))),
+            };
+            shared.post(&TabMsg::Synced { id, report, error });
+        }
+    }
+}
+
+/// Maps the engine's failure to the library's error (and so to a JS `Error` with a `code`).
+impl From<SyncError> for Error {
+    fn from(e: SyncError) -> Error {
+        use ferrosync_core::sync::TransportError as T;
+        match e {
+            SyncError::Transport(t) => match t {
+                T::Network(m) => Error::SyncNetwork(m),
+                T::Server {
+                    status, message, ..
+                } => Error::SyncServer(format!("HTTP {status}: {message}")),
+                T::Unauthorized { status, message } => {
+                    Error::SyncUnauthorized(format!("HTTP {status}: {message}"))
+                }
+                T::CursorEpochMismatch(m) => Error::SyncServer(format!(
+                    "the server database changed twice during one sync: {m}"
+                )),
+                T::BadRequest {
+                    status,
+                    code,
+                    message,
+                } => Error::SyncRefused(format!("HTTP {status} {code}: {message}")),
+                T::Malformed(m) => Error::SyncMalformedReply(m),
+            },
+            SyncError::Store(inner) => match inner.downcast::<Error>() {
+                Ok(e) => *e,
+                Err(other) => Error::storage("SyncStore", other.to_string()),
+            },
+            SyncError::Resolver {
+                collection,
+                id,
+                message,
+            } => Error::SyncResolver(format!(
+                "the conflict resolver of {collection:?} failed for document {id:?}: {message}"
+            )),
+            e @ (SyncError::Busy | SyncError::AlreadyRunning) => Error::SyncBusy(e.to_string()),
+        }
+    }
+}
