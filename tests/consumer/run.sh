@@ -30,6 +30,9 @@ for f in package.json README.md web/ferrosync.js web/ferrosync.d.ts web/ferrosyn
   grep -qx "$f" <<<"$listing" || { echo "consumer: $f missing from $(basename "$TARBALL"):"$'\n'"$listing" >&2; exit 1; }
 done
 if grep -E '(^|/)\.gitignore$|\.tgz$' <<<"$listing"; then echo "consumer: stray files in the tarball" >&2; exit 1; fi
+# The package README (wasm-pack.toml [package].readme), not the repository's.
+tar xzf "$TARBALL" -O package/README.md | grep -q '^npm install ferrosync$' ||
+  { echo "consumer: the tarball's README.md is not docs/PACKAGE-README.md" >&2; exit 1; }
 echo "$(basename "$TARBALL"): $(wc -l <<<"$listing") files, $(du -k "$TARBALL" | cut -f1) KB"
 
 cd "$APP"
