@@ -24,7 +24,7 @@ impl Database {
     /// existing database automatically; nothing is ever dropped.
     #[wasm_bindgen(unchecked_return_type = "Promise<Database>")]
     pub fn open(
-        #[wasm_bindgen(unchecked_param_type = "DatabaseOptions")] options: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "OpenOptions")] options: JsValue,
     ) -> Promise {
         let options = match convert::options(&options) {
             Ok(o) => o,

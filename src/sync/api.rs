@@ -13,18 +13,24 @@ use crate::js::Database;
 #[wasm_bindgen(typescript_custom_section)]
 const TYPES: &'static str = r#"
 /** How a collection settles a pending local change that meets a different remote version. */
-export type ConflictPolicy = "lww" | "merge" | ConflictResolver;
+export type ConflictPolicy<T extends DocumentShape = Document> = "lww" | "merge" | ConflictResolver<T>;
 
 /**
  * Called with both versions (`null` = deleted) when a pending local edit meets a newer remote
  * version; returns the document to keep, or `null` to delete it. The answer is a new local write
- * that syncs back. Called outside any transaction: it may be async.
+ * that syncs back. Called outside any transaction: it may be async. Type it with the collection's
+ * document type: `const resolve: ConflictResolver<Task> = (local, remote) => ...`.
  */
-export type ConflictResolver = (local: Document | null, remote: Document | null) => Document | null | Promise<Document | null>;
+export type ConflictResolver<T extends DocumentShape = Document> = (local: T | null, remote: T | null) => T | null | Promise<T | null>;
+
+/** A resolver for any document type (method syntax, so a `ConflictResolver<Task>` fits). */
+type AnyConflictResolver = {
+  resolve(local: DocumentShape | null, remote: DocumentShape | null): DocumentShape | null | Promise<DocumentShape | null>;
+}["resolve"];
 
 export interface CollectionOptions {
   /** `"lww"` (default): the later write wins whole; `"merge"`: each field's later write wins. */
-  conflict?: ConflictPolicy;
+  conflict?: "lww" | "merge" | AnyConflictResolver;
 }
 
 export interface SyncOptions {
@@ -34,6 +40,18 @@ export interface SyncOptions {
   token?: string;
   /** Sync at least this often (default 30000; 0: no timer). */
   intervalMs?: number;
+  /** How soon after a local write its push starts, in ms (default 100; a burst shares one push). */
+  debounceMs?: number;
+  /** Pull as soon as the server's event stream (`GET {url}/events`) announces changes (default true). */
+  events?: boolean;
+  /** First retry delay after a network or server failure, in ms (default 1000; grows with jitter). */
+  backoffBaseMs?: number;
+  /** Largest retry delay, in ms (default 300000). */
+  backoffMaxMs?: number;
+  /** Changes per pull request, 1 to 1000 (default 500). */
+  pullLimit?: number;
+  /** Changes per push request, 1 to 1000 (default 1000). */
+  pushBatch?: number;
 }
 
 export interface DatabaseOptions {
@@ -169,7 +187,7 @@ impl Database {
 
     /// Test hook: behave as if `navigator.onLine` were false (true) for this instance only.
     #[doc(hidden)]
-    #[wasm_bindgen(js_name = _setOfflineForTest)]
+    #[wasm_bindgen(js_name = _setOfflineForTest, skip_typescript)]
     pub fn set_offline_for_test(&self, offline: bool) -> Result<(), JsValue> {
         agent(self)?.force_offline(offline);
         Ok(())
