@@ -23,9 +23,7 @@ impl Database {
     /// Opens (creating or upgrading) the database. New collections and indexes are added to an
     /// existing database automatically; nothing is ever dropped.
     #[wasm_bindgen(unchecked_return_type = "Promise<Database>")]
-    pub fn open(
-        #[wasm_bindgen(unchecked_param_type = "OpenOptions")] options: JsValue,
-    ) -> Promise {
+    pub fn open(#[wasm_bindgen(unchecked_param_type = "OpenOptions")] options: JsValue) -> Promise {
         let options = match convert::options(&options) {
             Ok(o) => o,
             Err(e) => return super::reject(e),
