@@ -32,11 +32,15 @@ pub struct Hlc {
 /// Why a timestamp or node id was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HlcError {
-    #[error("malformed HLC timestamp {0:?}: expected wwwwwwwwwwww-cccccc-node (hex, hex, node id)")]
+    #[error(
+        "malformed HLC timestamp {0:?}: expected wwwwwwwwwwww-cccccc-node (hex, hex, node id)"
+    )]
     Malformed(String),
     #[error("invalid node id {0:?}: 1-64 characters of A-Z a-z 0-9 _ -")]
     InvalidNode(String),
-    #[error("HLC timestamp {remote} is {ahead_ms} ms ahead of the local clock (limit {limit_ms} ms)")]
+    #[error(
+        "HLC timestamp {remote} is {ahead_ms} ms ahead of the local clock (limit {limit_ms} ms)"
+    )]
     TooFarAhead {
         remote: String,
         ahead_ms: u64,
@@ -82,7 +86,11 @@ impl Hlc {
 
 impl fmt::Display for Hlc {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:012x}-{:06x}-{}", self.wall_ms, self.counter, self.node)
+        write!(
+            f,
+            "{:012x}-{:06x}-{}",
+            self.wall_ms, self.counter, self.node
+        )
     }
 }
 
@@ -94,7 +102,10 @@ impl FromStr for Hlc {
         if b.len() < 21 || b[12] != b'-' || b[19] != b'-' {
             return Err(bad());
         }
-        let is_hex = |x: &[u8]| x.iter().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c));
+        let is_hex = |x: &[u8]| {
+            x.iter()
+                .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c))
+        };
         if !is_hex(&b[..12]) || !is_hex(&b[13..19]) {
             return Err(bad());
         }
@@ -239,7 +250,14 @@ mod tests {
 
     #[test]
     fn rejects_malformed() {
-        for s in ["", "abc", "018bcfe56800-00002a-", "018bcfe56800_00002a-x", "018BCFE56800-00002a-x", "018bcfe56800-00002a-a b"] {
+        for s in [
+            "",
+            "abc",
+            "018bcfe56800-00002a-",
+            "018bcfe56800_00002a-x",
+            "018BCFE56800-00002a-x",
+            "018bcfe56800-00002a-a b",
+        ] {
             assert!(s.parse::<Hlc>().is_err(), "{s:?} should be rejected");
         }
     }
@@ -258,7 +276,10 @@ mod tests {
         let mut c = HlcClock::new("a", 60_000).unwrap();
         c.tick(1000);
         let far = Hlc::new(1000 + 3_600_000, 0, "b").unwrap();
-        assert!(matches!(c.observe(&far, 1000), Err(HlcError::TooFarAhead { .. })));
+        assert!(matches!(
+            c.observe(&far, 1000),
+            Err(HlcError::TooFarAhead { .. })
+        ));
         assert_eq!(c.last().wall_ms, 1000);
         let near = Hlc::new(1000 + 30_000, 5, "b").unwrap();
         c.observe(&near, 1000).unwrap();

@@ -29,7 +29,8 @@ pub fn validate_collection_name(name: &str) -> Result<(), LimitError> {
     let ok = !b.is_empty()
         && b.len() <= MAX_COLLECTION_LEN
         && b[0].is_ascii_alphabetic()
-        && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_' || *c == b'-');
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || *c == b'_' || *c == b'-');
     if ok {
         Ok(())
     } else {
@@ -49,7 +50,9 @@ pub fn validate_id(id: &str) -> Result<(), LimitError> {
         )));
     }
     if id.chars().any(char::is_control) {
-        return Err(LimitError::Id("id must not contain control characters".into()));
+        return Err(LimitError::Id(
+            "id must not contain control characters".into(),
+        ));
     }
     Ok(())
 }

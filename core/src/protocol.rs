@@ -133,7 +133,8 @@ mod tests {
 
     #[test]
     fn unknown_fields_rejected() {
-        let r: Result<PushRequest, _> = serde_json::from_value(json!({"clientId": "c", "changes": [], "x": 1}));
+        let r: Result<PushRequest, _> =
+            serde_json::from_value(json!({"clientId": "c", "changes": [], "x": 1}));
         assert!(r.is_err());
     }
 }
