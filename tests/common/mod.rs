@@ -129,8 +129,15 @@ pub async fn sleep(ms: i32) {
     JsFuture::from(p).await.unwrap();
 }
 
+/// Milliseconds (`performance.now()`, sub-millisecond on the main thread and in workers).
 pub fn now() -> f64 {
-    js_sys::Date::now()
+    Reflect::get(&js_sys::global(), &"performance".into())
+        .ok()
+        .and_then(|p| {
+            let f: Function = Reflect::get(&p, &"now".into()).ok()?.dyn_into().ok()?;
+            f.call0(&p).ok()?.as_f64()
+        })
+        .unwrap_or_else(js_sys::Date::now)
 }
 
 /// Ids of one callback's documents and when it came.
