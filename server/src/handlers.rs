@@ -7,7 +7,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
 use axum::Json;
 use ferrosync_core::limits::{DEFAULT_PULL_LIMIT, MAX_PULL_LIMIT};
-use ferrosync_core::protocol::{PullResponse, PushRequest, PushResponse};
+use ferrosync_core::protocol::{PushRequest, PushResponse};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -17,6 +17,7 @@ use crate::clock::now_ms;
 use crate::cursor::Cursor;
 use crate::error::ApiError;
 use crate::validate::{check_push, parse_json, read_body};
+use crate::wire::PullReply;
 
 /// `POST /v1/push`: applies a batch of changes all or nothing.
 pub async fn push(
@@ -77,7 +78,7 @@ pub async fn pull(
     State(s): State<Arc<AppState>>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
-) -> Result<Json<PullResponse>, ApiError> {
+) -> Result<Json<PullReply>, ApiError> {
     let namespace = s.auth.namespace(&headers, None)?;
     let params: PullParams = serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
         .map_err(|e| ApiError::BadRequest(format!("invalid query: {e}")))?;
@@ -104,7 +105,7 @@ pub async fn pull(
         epoch: cursor.epoch,
         seq: page.last_seq.unwrap_or(cursor.seq),
     };
-    Ok(Json(PullResponse {
+    Ok(Json(PullReply {
         changes: page.changes,
         cursor: next.encode(),
         has_more: page.has_more,

@@ -12,6 +12,7 @@ pub mod handlers;
 pub mod sse;
 pub mod store;
 pub mod validate;
+pub mod wire;
 
 pub use app::{start, Server, StartError};
 pub use config::Config;

@@ -169,7 +169,7 @@ impl PgStore {
                     doc: r.try_get(4)?,
                     fields: r.try_get(5)?,
                 }
-                .into_change()?,
+                .into_stored()?,
             );
         }
         let remaining = if has_more {

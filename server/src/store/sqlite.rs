@@ -159,7 +159,7 @@ impl SqliteStore {
                     doc: r.try_get(4)?,
                     fields: r.try_get(5)?,
                 }
-                .into_change()?,
+                .into_stored()?,
             );
         }
         let remaining = if has_more {

@@ -122,7 +122,12 @@ impl TestServer {
             .send()
             .await
             .expect("push request");
-        json_reply(r).await
+        let (status, body) = json_reply(r).await;
+        if status.is_success() {
+            serde_json::from_value::<ferrosync_core::protocol::PushResponse>(body.clone())
+                .unwrap_or_else(|e| panic!("push reply is not a core PushResponse: {e}: {body}"));
+        }
+        (status, body)
     }
 
     pub async fn push_raw(
@@ -163,7 +168,13 @@ impl TestServer {
             .send()
             .await
             .expect("pull request");
-        json_reply(r).await
+        let (status, body) = json_reply(r).await;
+        if status.is_success() {
+            // Every pull reply is exactly the core crate's PullResponse (which rejects unknown fields).
+            serde_json::from_value::<ferrosync_core::protocol::PullResponse>(body.clone())
+                .unwrap_or_else(|e| panic!("pull reply is not a core PullResponse: {e}: {body}"));
+        }
+        (status, body)
     }
 
     /// Pulls every page from `cursor`; returns the changes and the final cursor.
