@@ -1,0 +1,100 @@
+// Diagnostic, not a competitor: hand-written IndexedDB doing exactly the storage work ferrosync does
+// (src/store/write.rs, records.rs, schema.rs), with no WASM: records { id, hlc, doc, ix } with
+// order-preserving index keys ([2, n] numbers, [3, s] strings) under indexes on `ix.p<path>`, the
+// `$tombstones` index, one `_outbox` row per written document, and the clock read and written back
+// in `_meta` inside every write transaction. ferrosync minus this column is what the WASM side
+// (conversion, validation, HLC, live-query bookkeeping) costs.
+
+export const label = "IDB in ferrosync layout (JS)";
+const STORE = "docs";
+const RELAXED = { durability: "relaxed" };
+
+function req(r) {
+  return new Promise((resolve, reject) => {
+    r.onsuccess = () => resolve(r.result);
+    r.onerror = () => reject(r.error);
+  });
+}
+
+function done(tx) {
+  return new Promise((resolve, reject) => {
+    tx.oncomplete = () => resolve();
+    tx.onabort = tx.onerror = () => reject(tx.error);
+  });
+}
+
+const key = (v) => (typeof v === "number" ? [2, v] : typeof v === "string" ? [3, v] : [0]);
+let counter = 0;
+const tick = (prev) => {
+  const ms = Date.now().toString(16).padStart(12, "0");
+  counter = (counter + 1) % 0x1000000;
+  const next = `${ms}-${counter.toString(16).padStart(6, "0")}-0123456789abcdef`;
+  return prev !== undefined && prev >= next ? prev + "0" : next;
+};
+
+export async function open(name) {
+  const open = indexedDB.open(name, 1);
+  open.onupgradeneeded = () => {
+    const db = open.result;
+    const st = db.createObjectStore(STORE, { keyPath: "id" });
+    st.createIndex("category", "ix.pcategory");
+    st.createIndex("bucket", "ix.pbucket");
+    st.createIndex("$tombstones", "tomb");
+    db.createObjectStore("_outbox", { keyPath: ["collection", "id"] });
+    db.createObjectStore("_meta");
+  };
+  const db = await req(open);
+  const watchers = new Set();
+  const changed = () => {
+    for (const w of watchers) w();
+  };
+  async function write(list) {
+    const tx = db.transaction([STORE, "_outbox", "_meta"], "readwrite", RELAXED);
+    const committed = done(tx);
+    const st = tx.objectStore(STORE), outbox = tx.objectStore("_outbox"), meta = tx.objectStore("_meta");
+    const hlc = tick(await req(meta.get("clock")));
+    for (let i = 0; i < list.length; i++) {
+      const doc = list[i];
+      st.put({ id: doc.id, hlc, doc, ix: { pcategory: key(doc.category), pbucket: key(doc.bucket) } });
+      outbox.put({ collection: STORE, id: doc.id, hlc, deleted: false });
+    }
+    meta.put(hlc, "clock");
+    await committed;
+    changed();
+  }
+  const docOf = (r) => (r === undefined || r.doc === undefined ? undefined : r.doc);
+  return {
+    bulkPut: write,
+    put: (doc) => write([doc]),
+    async get(id) {
+      return docOf(await req(db.transaction(STORE, "readonly").objectStore(STORE).get(id)));
+    },
+    async findCategory(cat) {
+      const recs = await req(db.transaction(STORE, "readonly").objectStore(STORE).index("category").getAll(key(cat)));
+      return recs.map(docOf);
+    },
+    async count() {
+      const st = db.transaction(STORE, "readonly").objectStore(STORE);
+      const [all, dead] = await Promise.all([req(st.count()), req(st.index("$tombstones").count())]);
+      return all - dead;
+    },
+    watchBucket(bucket, cb) {
+      let active = true;
+      const run = async () => {
+        const recs = await req(db.transaction(STORE, "readonly").objectStore(STORE).index("bucket").getAll(key(bucket)));
+        if (active) cb(recs.map(docOf));
+      };
+      watchers.add(run);
+      run();
+      return () => {
+        active = false;
+        watchers.delete(run);
+      };
+    },
+    close: () => db.close(),
+  };
+}
+
+export async function destroy(name) {
+  await req(indexedDB.deleteDatabase(name));
+}

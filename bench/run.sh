@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The local store benchmark in one command: ferrosync vs raw IndexedDB vs Dexie in headless Chromium.
+#   bash bench/run.sh                 full run (5 repetitions + warm-up), prints the table, writes bench/results.json
+#   bash bench/run.sh --boundary      also times the WASM/JS conversion strategies (builds bench/boundary)
+#   bash bench/run.sh --profile       CPU profiles of each phase into bench/profiles/ (top functions printed)
+#   bash bench/run.sh --quick         smoke run of the harness (small sizes, nothing written)
+# Other options go to bench/run.mjs (see its header): --reps N, --only ferrosync,raw, --serve.
+# Builds the release package (wasm-opt on, as shipped) into bench/.pkg when it is missing or older than
+# its sources; FERROSYNC_BENCH_PKG=DIR uses an already built `web` target instead.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+. scripts/setup.sh >/dev/null
+
+stale() { # output, inputs...: true when output is missing or any input file is newer
+  local out="$1"; shift
+  [ ! -f "$out" ] || [ -n "$(find "$@" -type f -newer "$out" -print -quit 2>/dev/null)" ]
+}
+
+PKG="${FERROSYNC_BENCH_PKG:-}"
+if [ -z "$PKG" ]; then
+  PKG=bench/.pkg/web
+  if stale "$PKG/ferrosync_bg.wasm" src core/src Cargo.toml Cargo.lock wasm-pack.toml; then
+    echo "[bench] building the release package (web target) into bench/.pkg"
+    if grep -q -- '--out DIR' scripts/pkg.py; then
+      # A private build: leaves pkg/ and www/pkg (used by the demo and tests) alone.
+      python3 scripts/pkg.py build --target web --out bench/.pkg
+    else
+      python3 scripts/pkg.py build --target web
+      rm -rf bench/.pkg && mkdir -p bench/.pkg && cp -r pkg/web bench/.pkg/web
+    fi
+  fi
+fi
+
+if [[ " $* " == *" --boundary "* ]] && stale bench/.boundary-pkg/boundary_bg.wasm bench/boundary/src bench/boundary/Cargo.toml core/src; then
+  echo "[bench] building bench/boundary into bench/.boundary-pkg"
+  (cd bench/boundary && wasm-pack build . --target web --release --no-opt --no-pack \
+    --out-dir ../.boundary-pkg --out-name boundary)
+  # The same wasm-opt flags as the package (wasm-pack.toml [wasm_opt]).
+  mapfile -t flags < <(python3 -c 'import tomllib; [print(f) for f in tomllib.load(open("wasm-pack.toml","rb"))["wasm_opt"]["flags"]]')
+  wasm-opt "${flags[@]}" bench/.boundary-pkg/boundary_bg.wasm -o bench/.boundary-pkg/boundary_bg.wasm
+fi
+
+exec node bench/run.mjs --pkg "$PKG" "$@"
