@@ -4,7 +4,9 @@
 // (no instantiation needed to read the classes), lists every exported name and every public class
 // member, and prints a TypeScript file that only type-checks when the declarations have exactly
 // those members: anything missing from the .d.ts, or declared but absent at runtime, is a tsc error
-// naming it. run.sh writes it to generated/drift.ts and type-checks it.
+// naming it. The same for the `ErrorCode` union against the codes in src/error.rs. run.sh writes
+// it to generated/drift.ts and type-checks it.
+import { readFileSync } from "node:fs";
 import { pathToFileURL } from "node:url";
 import { join } from "node:path";
 
@@ -50,4 +52,19 @@ for (const name of classes) {
       `Exclude<Extract<keyof typeof F.${name}, string>, ${name}Static | "prototype">> = true;`,
   );
 }
+
+// The ErrorCode union against the codes the Rust side can throw (src/error.rs `codes`).
+const errorRs = readFileSync(join(here, "../../src/error.rs"), "utf8");
+const codes = [...errorRs.matchAll(/pub const [A-Z_]+: &str = "([A-Z_]+)";/g)].map((m) => m[1]).sort();
+if (codes.length < 5) throw new Error("drift: could not read the error codes from src/error.rs");
+// ... and the package README's error table documents every one of them.
+const readme = readFileSync(join(here, "../../docs/PACKAGE-README.md"), "utf8");
+const undocumented = codes.filter((c) => !readme.includes(`| \`${c}\` |`));
+if (undocumented.length) {
+  throw new Error(`drift: error codes missing from the table in docs/PACKAGE-README.md: ${undocumented.join(", ")}`);
+}
+out.push("");
+out.push(`// Error codes in src/error.rs: ${codes.join(", ")}`);
+out.push(`type RustCodes = ${union(codes)};`);
+out.push(`export const errorCodesMatch: Check<Exclude<RustCodes, F.ErrorCode>, Exclude<F.ErrorCode, RustCodes>> = true;`);
 console.log(out.join("\n"));
