@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Type tests of the built npm package (default pkg/npm; a dev build is enough, the declarations are
-# the same): copies it into node_modules/ferrosync, generates a drift check of the hand-written
-# declarations against the runtime module (drift.mjs), and type-checks the sample programs and the
-# drift check with `tsc --noEmit`. Installs its own TypeScript; safe to run any number of times.
+# the same): copies it into node_modules/ferrosync, generates a drift check (drift.mjs: the
+# hand-written declarations against the runtime module's classes and exports, the ErrorCode union
+# against src/error.rs and the package README's error table), and type-checks the sample programs
+# and the drift check with `tsc --noEmit`. Installs its own TypeScript; safe to run any number of
+# times.
 #
 #   python3 scripts/pkg.py build [--dev]   # or --out DIR, then pass DIR/npm
 #   bash tests/types/run.sh [NPM_DIR]
