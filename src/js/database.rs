@@ -34,7 +34,7 @@ impl Database {
         };
         future_to_promise(async move {
             let store = Store::open(options.name.clone(), options.declared.clone()).await?;
-            let sync = match crate::sync::start(&store, setup) {
+            let sync = match crate::sync::start(&store, setup).await {
                 Ok(s) => s,
                 Err(e) => {
                     store.close();

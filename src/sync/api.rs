@@ -152,12 +152,12 @@ impl Database {
     /// database. Rejects with `SYNC_OFFLINE` while offline, or with the failure's code.
     #[wasm_bindgen(unchecked_return_type = "Promise<SyncReport>")]
     pub fn sync(&self) -> Promise {
-        let agent = match agent(self) {
-            Ok(a) => a.clone(),
+        let request = match agent(self) {
+            Ok(a) => a.sync(),
             Err(e) => return Promise::reject(&e.into()),
         };
         future_to_promise(async move {
-            let report = agent.sync().await?;
+            let report = request.await?;
             Ok(report_js(&report))
         })
     }

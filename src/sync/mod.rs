@@ -49,7 +49,7 @@ pub fn setup(options: &OpenOptions) -> Result<Setup> {
 /// Starts sync for a freshly opened database if its options ask for it. Collections using the
 /// `merge` policy get per-field timestamps on every local write, with or without `sync`, so that a
 /// database can start syncing later without losing field-level history.
-pub fn start(store: &Store, setup: Setup) -> Result<Option<Agent>> {
+pub async fn start(store: &Store, setup: Setup) -> Result<Option<Agent>> {
     let Setup { policies, sync } = setup;
     for collection in store.declared().collections.keys() {
         if policies.get(collection).tracks_fields() {
@@ -59,7 +59,7 @@ pub fn start(store: &Store, setup: Setup) -> Result<Option<Agent>> {
     let Some(sync) = sync else {
         return Ok(None);
     };
-    let agent = Agent::start(store.clone(), sync, policies)?;
+    let agent = Agent::start(store.clone(), sync, policies).await?;
     store.set_on_write(Some(agent.write_notifier()));
     Ok(Some(agent))
 }

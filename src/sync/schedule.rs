@@ -118,9 +118,15 @@ pub struct Agent {
 }
 
 impl Agent {
-    /// Starts the agent's task: it reads the saved state, then queues for leadership.
-    pub fn start(store: Store, options: SyncOptions, policies: Policies) -> Result<Agent, Error> {
+    /// Reads the saved sync state (so the clock correction applies to the very first write), then
+    /// starts the agent's task, which queues for leadership.
+    pub async fn start(
+        store: Store,
+        options: SyncOptions,
+        policies: Policies,
+    ) -> Result<Agent, Error> {
         let local = IdbLocal::new(store.clone(), options.clock_skew_ms)?;
+        let last_sync_at = local.restore().await?;
         let endpoint = Rc::new(Endpoint::new(&options.url, &options.token));
         let (tx, rx) = mpsc::unbounded();
         let (close_tx, close_rx) = oneshot::channel();
@@ -140,6 +146,7 @@ impl Agent {
             let _ = tab_tx.unbounded_send(Msg::Tab(m));
         });
         shared.set_status(|s| {
+            s.last_sync_at = last_sync_at;
             s.state = if shared.online() {
                 State::Idle
             } else {
@@ -165,12 +172,13 @@ impl Agent {
         &self.shared.status
     }
 
-    /// A sync now (through the leader, wherever it runs).
-    pub async fn sync(&self) -> Result<Report, Error> {
+    /// A sync now (through the leader, wherever it runs). The request is queued at once, so it
+    /// is handled together with anything queued before it (e.g. going online).
+    pub fn sync(&self) -> impl std::future::Future<Output = Result<Report, Error>> {
         let (tx, rx) = oneshot::channel();
         self.shared.send(Msg::Sync(tx));
-        rx.await
-            .unwrap_or_else(|_| Err(Error::DatabaseClosed(self.shared.name.clone())))
+        let name = self.shared.name.clone();
+        async move { rx.await.unwrap_or(Err(Error::DatabaseClosed(name))) }
     }
 
     /// What the store calls after every committed local write: schedules a push.
@@ -264,10 +272,6 @@ impl Task {
         let _listeners = triggers::listen(move |ev| {
             let _ = tx.unbounded_send(Msg::Browser(ev));
         });
-        match self.local.restore().await {
-            Ok(last) => self.shared.set_status(|s| s.last_sync_at = last),
-            Err(e) => self.fail_start(e),
-        }
         self.refresh_pending().await;
         self.shared.post(&TabMsg::Hello);
 
@@ -304,10 +308,6 @@ impl Task {
         self.lead(waiters).await;
         self.shared.leader.set(false);
         drop(held);
-    }
-
-    fn fail_start(&self, e: Error) {
-        web_sys::console::error_1(&format!("ferrosync: sync could not read its state: {e}").into());
     }
 
     async fn refresh_pending(&self) {
@@ -455,7 +455,7 @@ impl Task {
             };
             let end = now_ms();
             plan.last_run_end = end;
-            match result {
+            let outcome = match result {
                 Ok(report) => {
                     plan.retry_at = None;
                     plan.attempts = 0;
@@ -469,12 +469,10 @@ impl Task {
                         s.error = None;
                         s.last_sync_at = Some(end as u64);
                     });
-                    for w in running {
-                        answer(&shared, w, Ok(report_of(&report)));
-                    }
                     if shared.options.events && stream.as_ref().is_none_or(|s| !s.is_alive()) {
                         stream = self.subscribe();
                     }
+                    Ok(report_of(&report))
                 }
                 Err(e) => {
                     match e.retry_class() {
@@ -498,12 +496,15 @@ impl Task {
                     }
                     let err = Error::from(e);
                     shared.set_status(|s| s.error = Some(status_error(&err)));
-                    for w in running {
-                        answer(&shared, w, Err(err.clone()));
-                    }
+                    Err(err)
                 }
-            }
+            };
+            // The status is final (state, pending) before anyone hears the outcome.
             self.refresh_pending().await;
+            shared.settle_state(false);
+            for w in running {
+                answer(&shared, w, outcome.clone());
+            }
         }
         for w in waiters {
             answer(&shared, w, Err(Error::DatabaseClosed(shared.name.clone())));
