@@ -93,6 +93,22 @@ def package_json(cfg, version, targets):
     }
 
 
+DISPOSABLE_REF = '/// <reference lib="esnext.disposable" />\n'
+
+
+def self_contained_dts(path):
+    """wasm-bindgen declares `[Symbol.dispose](): void` on every class, which needs TypeScript's
+    `esnext.disposable` lib: without it an app that type-checks libraries (skipLibCheck off) gets
+    errors from our .d.ts. Referencing the lib from the file makes it work with any `lib` setting."""
+    if not os.path.isfile(path):
+        return
+    with open(path) as f:
+        text = f.read()
+    if "Symbol.dispose" in text and DISPOSABLE_REF not in text:
+        with open(path, "w") as f:
+            f.write(DISPOSABLE_REF + text)
+
+
 def build(cfg, dev, only, out_root=None):
     check(cfg)
     version = load("Cargo.toml")["package"]["version"]
@@ -115,6 +131,7 @@ def build(cfg, dev, only, out_root=None):
         dst = os.path.join(npm_dir, t["name"])
         shutil.copytree(os.path.join(ROOT, t["out_dir"]), dst,
                         ignore=shutil.ignore_patterns("package.json", ".gitignore", "README*", "LICENSE*"))
+        self_contained_dts(os.path.join(dst, f"{name}.d.ts"))
         names.append(t["name"])
     pj = {k: v for k, v in package_json(cfg, version, names).items() if v is not None}
     with open(os.path.join(npm_dir, "package.json"), "w") as f:
