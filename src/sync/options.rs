@@ -96,7 +96,8 @@ pub fn sync_options(v: Option<&JsValue>) -> Result<Option<SyncOptions>> {
     {
         if !ALLOWED.contains(&k.as_str()) {
             return Err(bad(format!(
-                "unknown option {k:?} in sync (allowed: url, token, intervalMs)"
+                "unknown option {k:?} in sync (allowed: url, token, intervalMs, debounceMs, \
+                 events, backoffBaseMs, backoffMaxMs, pullLimit, pushBatch)"
             )));
         }
     }
