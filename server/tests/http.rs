@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 both_backends!(
     push_pull_round_trip,
     pagination_reports_remaining,
+    remaining_beyond_the_count_cap_is_an_upper_bound,
     retried_push_is_idempotent,
     stale_write_carries_current,
     tombstones_order_by_hlc,
@@ -176,6 +177,56 @@ async fn pagination_reports_remaining(b: Backend) {
         seen, expected,
         "feed order is push order, nothing repeated or skipped"
     );
+    s.finish().await;
+}
+
+async fn remaining_beyond_the_count_cap_is_an_upper_bound(b: Backend) {
+    let s = TestServer::start(b).await;
+    let t = token("many");
+    let now = now_ms();
+    for p in 0..11u32 {
+        let changes: Vec<Value> = (0..1000)
+            .map(|i| {
+                put(
+                    "items",
+                    &format!("p{p}-{i}"),
+                    &hlc(now, p * 1000 + i, "c1"),
+                    json!({}),
+                )
+            })
+            .collect();
+        let (st, r) = s.push(&t, push_body("c1", changes)).await;
+        assert_eq!(st, StatusCode::OK, "{r}");
+    }
+    // 11 000 documents: past the exact-count cap, `remaining` is head minus position, which is
+    // exact here since no document was rewritten.
+    let (_, p) = s.pull(&t, None, Some(100)).await;
+    assert_eq!(p["remaining"], 10_900);
+    // Rewrite 50 documents of the rest: the bound now overcounts by 50, never undercounts.
+    let changes: Vec<Value> = (0..50)
+        .map(|i| {
+            put(
+                "items",
+                &format!("p5-{i}"),
+                &hlc(now, 20_000 + i, "c1"),
+                json!({"v": 2}),
+            )
+        })
+        .collect();
+    s.push(&t, push_body("c1", changes)).await;
+    let (_, p) = s.pull(&t, None, Some(100)).await;
+    assert_eq!(p["remaining"], 10_950);
+    let (all, _) = s.pull_all(&t, None).await;
+    assert_eq!(all.len(), 11_000);
+    // Below the cap the count is exact again.
+    let (_, p) = s.pull(&t, None, Some(1000)).await;
+    let mut cursor = p["cursor"].as_str().unwrap().to_string();
+    for _ in 0..9 {
+        let (_, p) = s.pull(&t, Some(&cursor), Some(1000)).await;
+        cursor = p["cursor"].as_str().unwrap().to_string();
+    }
+    let (_, p) = s.pull(&t, Some(&cursor), Some(100)).await;
+    assert_eq!(p["remaining"], 900);
     s.finish().await;
 }
 

@@ -270,6 +270,12 @@ fn report(name: &str, r: &mut PhaseResult) {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let mut server = None;
     let base = match &args.url {
         Some(u) => u.trim_end_matches('/').to_string(),

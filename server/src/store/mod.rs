@@ -58,8 +58,9 @@ pub struct PullPage {
     pub head: u64,
 }
 
-/// Counting the rest of the feed costs an index scan; beyond this many rows `remaining` is omitted.
-pub const REMAINING_COUNT_CAP: i64 = 100_000;
+/// Counting the rest of the feed costs an index scan: beyond this many rows `remaining` is the
+/// upper bound `head - position` instead of an exact count.
+pub const REMAINING_COUNT_CAP: i64 = 10_000;
 
 /// The database behind the server: one of two implementations with the same behaviour.
 pub enum Store {

@@ -172,7 +172,7 @@ impl PgStore {
                 .into_stored()?,
             );
         }
-        let remaining = if has_more {
+        let remaining = Some(if has_more {
             let n: i64 = sqlx::query_scalar(
                 "SELECT count(*) FROM (SELECT 1 FROM ferrosync_docs WHERE namespace = $1 AND seq > $2 LIMIT $3) t",
             )
@@ -181,10 +181,15 @@ impl PgStore {
             .bind(REMAINING_COUNT_CAP)
             .fetch_one(&mut *tx)
             .await?;
-            (n < REMAINING_COUNT_CAP).then_some(n as u64)
+            if n < REMAINING_COUNT_CAP {
+                n as u64
+            } else {
+                // Every row has its own position in (last, head]: an upper bound, at no cost.
+                (head as u64).saturating_sub(last_seq.unwrap_or(after))
+            }
         } else {
-            Some(0)
-        };
+            0
+        });
         tx.commit().await?;
         Ok(PullPage {
             changes,
