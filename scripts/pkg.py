@@ -23,6 +23,8 @@ import sys
 import tomllib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The texts of the dual license declared in package.json, shipped in the package.
+LICENSES = ["LICENSE-MIT", "LICENSE-APACHE"]
 
 
 def load(name):
@@ -86,7 +88,7 @@ def package_json(cfg, version, targets):
         "main": f"{web}{name}.js" if web else None,
         "types": f"{web}{name}.d.ts" if web else None,
         "exports": exports,
-        "files": [f"{t}/" for t in targets] + ["README.md"],
+        "files": [f"{t}/" for t in targets] + ["README.md", *LICENSES],
         # The web target's entry only defines things until init() runs; the bundler entry instantiates
         # the module on import, so bundlers must keep it.
         "sideEffects": ["./bundler/*.js", "./bundler/snippets/*"],
@@ -139,6 +141,8 @@ def build(cfg, dev, only, out_root=None):
         f.write("\n")
     readme = os.path.join(ROOT, cfg["package"].get("readme", "README.md"))
     shutil.copy(readme, os.path.join(npm_dir, "README.md"))
+    for lic in LICENSES:
+        shutil.copy(os.path.join(ROOT, lic), os.path.join(npm_dir, lic))
     demo = None if out_root else cfg.get("demo")
     if demo and any(t["name"] == demo["target"] for t in targets):
         src = next(t["out_dir"] for t in targets if t["name"] == demo["target"])

@@ -25,7 +25,7 @@ TARBALL="$PACK/$(cd "$PKG" && npm pack --silent --pack-destination "$PACK" | tai
 [ -f "$TARBALL" ] || { echo "consumer: npm pack produced no tarball" >&2; exit 1; }
 # What the tarball must hold (and nothing from the build's scratch files).
 listing="$(tar tzf "$TARBALL" | sed 's|^package/||' | sort)"
-for f in package.json README.md web/ferrosync.js web/ferrosync.d.ts web/ferrosync_bg.wasm \
+for f in package.json README.md LICENSE-MIT LICENSE-APACHE web/ferrosync.js web/ferrosync.d.ts web/ferrosync_bg.wasm \
   bundler/ferrosync.js bundler/ferrosync_bg.js bundler/ferrosync.d.ts bundler/ferrosync_bg.wasm; do
   grep -qx "$f" <<<"$listing" || { echo "consumer: $f missing from $(basename "$TARBALL"):"$'\n'"$listing" >&2; exit 1; }
 done
