@@ -64,6 +64,7 @@ export function e2eTest(name, fn, options = {}) {
 	}
 	test(name, { timeout: 120000, ...options }, async () => {
 		const devices = [];
+		const cleanups = [];
 		const slug = name.toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/^-|-$/g, "").slice(0, 80);
 		const tools = {
 			browser: () => sharedBrowser,
@@ -73,6 +74,8 @@ export function e2eTest(name, fn, options = {}) {
 				return d;
 			},
 			shot: (page, suffix) => screenshot(page, suffix ? `${slug}-${suffix}` : slug),
+			/** Runs `fn` at the end, after every device has closed (e.g. to stop a proxy they use). */
+			defer: (fn) => cleanups.push(fn),
 		};
 		let failed = null;
 		try {
@@ -89,6 +92,7 @@ export function e2eTest(name, fn, options = {}) {
 			}
 		}
 		for (const d of devices) await d.close();
+		for (const fn of cleanups.reverse()) await fn();
 		if (failed) {
 			const errors = devices.flatMap((d) => d.errors);
 			if (errors.length && failed instanceof Error) failed.message += `\npage errors:\n${errors.join("\n")}`;
@@ -282,7 +286,7 @@ export async function startProxy(rewriter) {
 			headers["accept-encoding"] = "identity";
 		}
 		const upstream = http.request(
-			{ host: target.hostname, port: target.port, method: req.method, path: req.url, headers },
+			{ host: target.hostname, port: target.port, method: req.method, path: req.url, headers, agent: false },
 			(up) => {
 				if (!rewrite || up.statusCode !== 200) {
 					res.writeHead(up.statusCode, up.headers);
@@ -306,6 +310,8 @@ export async function startProxy(rewriter) {
 			if (!res.headersSent) res.writeHead(502);
 			res.end();
 		});
+		// A client that goes away (e.g. a closed page's event stream) ends the upstream request too.
+		res.on("close", () => upstream.destroy());
 		req.pipe(upstream);
 	});
 	await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));

@@ -180,7 +180,7 @@ e2eTest("a reload with the network off shows the app and its data", async ({ dev
 	await d.context.setOffline(false);
 });
 
-e2eTest("a new service worker waits, the page offers the update, and Reload switches to it", async ({ device, shot }) => {
+e2eTest("a new service worker waits, the page offers the update, and Reload switches to it", async ({ device, shot, defer }) => {
 	// A proxy in front of the server plays the deployment: once `deployed`, sw.js has a new VERSION.
 	let deployed = false;
 	const proxy = await startProxy((pathname) =>
@@ -188,7 +188,8 @@ e2eTest("a new service worker waits, the page offers the update, and Reload swit
 			? (body) => body.replace(/const VERSION = "([^"]*)";/, 'const VERSION = "$1-next";')
 			: null,
 	);
-	try {
+	defer(() => proxy.close());
+	{
 		const d = await device("device");
 		const page = await d.newPage();
 		await page.goto(appUrl({ space: newSpace("update"), base: proxy.url }));
@@ -229,8 +230,6 @@ e2eTest("a new service worker waits, the page offers the update, and Reload swit
 		assert.deepEqual(reg, { waiting: false, installing: false });
 		assert.equal(await toast.isVisible(), false);
 		await expectItems(page, [{ title: "survives the update", completed: false }]);
-	} finally {
-		await proxy.close();
 	}
 });
 
