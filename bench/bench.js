@@ -201,7 +201,39 @@ async function loadAdapters(only) {
     layout: () => import("./adapters/layout.js"),
   };
   const out = {};
-  for (const k of only) out[k] = await all[k]();
+  for (const k of only) {
+    if (all[k]) {
+      out[k] = await all[k]();
+      continue;
+    }
+    if (k === "ferrosync-nobc") {
+      // Diagnostic: ferrosync with BroadcastChannel.postMessage made a no-op (no cross-tab notices),
+      // to measure what the per-write notice to other tabs costs.
+      const f = await import("./adapters/ferrosync.js");
+      const post = BroadcastChannel.prototype.postMessage;
+      const quiet = (fn) => async (...a) => {
+        BroadcastChannel.prototype.postMessage = function () {};
+        try {
+          return await fn(...a);
+        } finally {
+          BroadcastChannel.prototype.postMessage = post;
+        }
+      };
+      out[k] = {
+        label: "ferrosync, no BroadcastChannel posts",
+        destroy: f.destroy,
+        async open(name) {
+          const h = await f.open(name);
+          return { ...h, bulkPut: quiet(h.bulkPut), put: quiet(h.put) };
+        },
+      };
+      continue;
+    }
+    const layout = await import("./adapters/layout.js");
+    const v = layout.variants[k];
+    if (!v) throw new Error(`unknown library ${k}`);
+    out[k] = { label: v.label, open: (name) => layout.open(name, v), destroy: layout.destroy };
+  }
   return out;
 }
 

@@ -6,6 +6,20 @@
 // (conversion, validation, HLC, live-query bookkeeping) costs.
 
 export const label = "IDB in ferrosync layout (JS)";
+
+// Variants of the layout, for BENCHMARKS.md's analysis of where bulk insert time goes (run with
+// `--only raw,layout,layout-nooutbox,layout-pending`):
+// - no outbox rows at all (what the outbox costs);
+// - the outbox as an index instead of a store: each record carries `pend` (its pending HLC) and an
+//   index on `pend` lists the documents to push, so one put per document maintains both.
+export const variants = {
+  "layout-nooutbox": { label: "ferrosync layout without outbox (JS)", outbox: "none" },
+  "layout-pending": { label: "ferrosync layout, outbox as an index (JS)", outbox: "index" },
+  // The clock read not awaited: the puts go out at once with the in-memory clock, and the read's
+  // success handler (still inside the transaction) re-puts them if the persisted clock was ahead
+  // (another tab wrote meanwhile). Same committed result, one round trip less per write.
+  "layout-nowait": { label: "ferrosync layout, clock read not awaited (JS)", outbox: "store", nowait: true },
+};
 const STORE = "docs";
 const RELAXED = { durability: "relaxed" };
 
@@ -32,7 +46,7 @@ const tick = (prev) => {
   return prev !== undefined && prev >= next ? prev + "0" : next;
 };
 
-export async function open(name) {
+export async function open(name, variant = { outbox: "store" }) {
   const open = indexedDB.open(name, 1);
   open.onupgradeneeded = () => {
     const db = open.result;
@@ -40,11 +54,13 @@ export async function open(name) {
     st.createIndex("category", "ix.pcategory");
     st.createIndex("bucket", "ix.pbucket");
     st.createIndex("$tombstones", "tomb");
+    if (variant.outbox === "index") st.createIndex("$pending", "pend");
     db.createObjectStore("_outbox", { keyPath: ["collection", "id"] });
     db.createObjectStore("_meta");
   };
   const db = await req(open);
   const watchers = new Set();
+  let memClock;
   const changed = () => {
     for (const w of watchers) w();
   };
@@ -52,13 +68,30 @@ export async function open(name) {
     const tx = db.transaction([STORE, "_outbox", "_meta"], "readwrite", RELAXED);
     const committed = done(tx);
     const st = tx.objectStore(STORE), outbox = tx.objectStore("_outbox"), meta = tx.objectStore("_meta");
-    const hlc = tick(await req(meta.get("clock")));
-    for (let i = 0; i < list.length; i++) {
-      const doc = list[i];
-      st.put({ id: doc.id, hlc, doc, ix: { pcategory: key(doc.category), pbucket: key(doc.bucket) } });
-      outbox.put({ collection: STORE, id: doc.id, hlc, deleted: false });
+    let last;
+    const issue = (hlc) => {
+      for (let i = 0; i < list.length; i++) {
+        const doc = list[i];
+        const ix = { pcategory: key(doc.category), pbucket: key(doc.bucket) };
+        if (variant.outbox === "index") {
+          st.put({ id: doc.id, hlc, doc, ix, pend: hlc });
+        } else {
+          st.put({ id: doc.id, hlc, doc, ix });
+          if (variant.outbox === "store") outbox.put({ collection: STORE, id: doc.id, hlc, deleted: false });
+        }
+      }
+      meta.put(hlc, "clock");
+      last = memClock = hlc;
+    };
+    if (variant.nowait) {
+      const read = meta.get("clock");
+      issue(tick(memClock));
+      read.onsuccess = () => {
+        if (read.result !== undefined && read.result >= last) issue(tick(read.result));
+      };
+    } else {
+      issue(tick(await req(meta.get("clock"))));
     }
-    meta.put(hlc, "clock");
     await committed;
     changed();
   }

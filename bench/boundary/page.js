@@ -4,6 +4,7 @@ import initBoundary, * as B from "/boundary-pkg/boundary.js";
 import { makeDocs } from "../docs.js";
 
 const now = () => performance.now();
+const encoder = new TextEncoder();
 const gc = () => (typeof globalThis.gc === "function" ? globalThis.gc() : undefined);
 
 // The JSON-ness checks of ferrosync's src/js/convert.js (`checkDocument`, not exported there), for
@@ -70,6 +71,11 @@ export async function run({ convertUrl, n = 10000, reps = 7 }) {
       fn: (list) => ({ stored: list, ix: JSON.parse(B.json_batch(convert.prepareDocs(list, 100))) }),
     },
     {
+      key: "json-batch-bytes",
+      label: "one JSON text per batch, passed as UTF-8 bytes (TextEncoder) instead of a string",
+      fn: (list) => ({ stored: list, ix: JSON.parse(B.json_batch_bytes(encoder.encode(convert.prepareDocs(list, 100)))) }),
+    },
+    {
       key: "json-per-doc",
       label: "one JSON text per document: a boundary call per document",
       fn: (list) => ({ stored: list, ix: list.map((d) => JSON.parse(B.json_one(convert.prepareDoc(d, 100)))) }),
@@ -103,6 +109,7 @@ export async function run({ convertUrl, n = 10000, reps = 7 }) {
   const parts = [
     { key: "part:check", label: "part: the JSON-ness walk alone (JS)", fn: (list) => checkDocs(list) },
     { key: "part:stringify", label: "part: JSON.stringify of the batch alone (JS)", fn: (list) => JSON.stringify(list) },
+    { key: "part:encode", label: "part: JSON.stringify + TextEncoder.encode of the batch (JS)", fn: (list) => encoder.encode(JSON.stringify(list)) },
   ];
 
   // Correctness: same projections, stored objects equal to the input; rejections.

@@ -83,6 +83,15 @@ pub fn json_batch(text: &str) -> Result<String, JsValue> {
     projections(&docs)
 }
 
+/// ferrosync's choice with the text as UTF-8 bytes (`TextEncoder.encode`): wasm-bindgen copies a
+/// `Uint8Array` into WASM memory with one native `set`, where a string goes through a JavaScript
+/// loop over its UTF-16 code units (`passStringToWasm0`).
+#[wasm_bindgen]
+pub fn json_batch_bytes(bytes: &[u8]) -> Result<String, JsValue> {
+    let docs: Vec<Value> = serde_json::from_slice(bytes).map_err(fail)?;
+    projections(&docs)
+}
+
 /// One JSON text per document: one boundary call and one string copy per document.
 #[wasm_bindgen]
 pub fn json_one(text: &str) -> Result<String, JsValue> {
