@@ -268,8 +268,9 @@ function escapeRe(s) {
 
 /**
  * A loopback HTTP proxy in front of the server under test, for tests that must change what the server
- * serves (e.g. deploy a new sw.js). `rewriter(pathname)` returns null to pass the response through, or
- * a function turning a 200 response's body text into a new one. Streams such as /v1/events pass through.
+ * serves (e.g. deploy a new sw.js) or to make it fail. `rewriter(pathname)` returns null to pass the
+ * response through, a function turning a 200 response's body text into a new one, or
+ * `{ status, body }` to answer that itself. Streams such as /v1/events pass through.
  * Returns { url, close() }.
  */
 export async function startProxy(rewriter) {
@@ -278,6 +279,12 @@ export async function startProxy(rewriter) {
 	const server = http.createServer((req, res) => {
 		const pathname = new URL(req.url, "http://x").pathname;
 		const rewrite = rewriter(pathname);
+		if (rewrite && typeof rewrite === "object") {
+			req.resume();
+			res.writeHead(rewrite.status, { "content-type": "application/json" });
+			res.end(rewrite.body ?? "");
+			return;
+		}
 		const headers = { ...req.headers, host: target.host };
 		if (rewrite) {
 			// A rewritten file must not be answered with "304 Not Modified" from the original's validators.

@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import {
 	addTodos,
+	appUrl,
 	baseUrl,
 	e2eTest,
 	editTodo,
@@ -14,8 +15,10 @@ import {
 	newSpace,
 	openApp,
 	pendingCount,
+	startProxy,
 	syncState,
 	waitControlled,
+	waitReady,
 } from "./harness.mjs";
 
 /** How long a change may take to reach the other device (server events, or the sync after a write). */
@@ -215,4 +218,63 @@ e2eTest("a Background Sync event from the service worker makes the open app sync
 		lastChance: false,
 	});
 	await eventually(async () => assert.equal(await page.evaluate(() => window.syncCalls), 1));
+});
+
+e2eTest("a failing server shows the sync error; the app keeps working and recovers by itself", async ({ device, shot, defer }) => {
+	let failing = false;
+	const proxy = await startProxy((pathname) =>
+		failing && /^\/v1\/(push|pull)$/.test(pathname)
+			? {
+					status: 503,
+					body: JSON.stringify({ error: { code: "UNAVAILABLE", message: "maintenance (injected by the test)" } }),
+				}
+			: null,
+	);
+	defer(() => proxy.close());
+	// The browser logs each failed request; those are the point of this test.
+	const d = await device("device", { allowConsole: [/status of 503/] });
+	const page = await d.newPage();
+	await page.goto(appUrl({ space: newSpace("error"), base: proxy.url }));
+	await waitReady(page);
+	await addTodos(page, "before the outage");
+	await expectSettled([page]);
+
+	failing = true;
+	await addTodos(page, "during the outage");
+	await eventually(async () => assert.equal(await syncState(page), "error"), PROPAGATION);
+	assert.equal(await page.locator(".sync-error").isVisible(), true);
+	assert.match(await page.locator(".sync-error").textContent(), /\S/);
+	assert.equal(await pendingCount(page), 1);
+	await expectTitles(page, ["before the outage", "during the outage"]);
+	await shot(page, "error");
+
+	failing = false;
+	// Retries with backoff: no reload, no click.
+	await eventually(async () => {
+		assert.equal(await syncState(page), "idle");
+		assert.equal(await pendingCount(page), 0);
+	}, { timeout: 30000, interval: 200 });
+	assert.equal(await page.locator(".sync-error").isVisible(), false);
+});
+
+e2eTest("the keep-both resolver runs when an older offline rename reaches the server after a newer one", async ({ device }) => {
+	const { a, b, pa, pb } = await twoDevices(device, { policy: "keep-both" });
+	await addTodos(pa, "buy milk");
+	await expectTitles(pb, ["buy milk"], PROPAGATION);
+	await expectSettled([pa, pb]);
+	await a.context.setOffline(true);
+	await b.context.setOffline(true);
+	await editTodo(pa, "buy milk", "buy oat milk");
+	await pa.waitForTimeout(50);
+	await editTodo(pb, "buy milk", "buy almond milk");
+	await eventually(async () => assert.equal(await pendingCount(pa), 1));
+	await eventually(async () => assert.equal(await pendingCount(pb), 1));
+
+	// The newer rename lands first; the older one then meets it and goes through the resolver.
+	await b.context.setOffline(false);
+	await expectSettled([pb]);
+	await a.context.setOffline(false);
+	await expectTitles(pa, ["buy almond milk / buy oat milk"], PROPAGATION);
+	await expectTitles(pb, ["buy almond milk / buy oat milk"], PROPAGATION);
+	await expectSettled([pa, pb]);
 });
