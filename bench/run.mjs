@@ -16,6 +16,8 @@
 //                     jobs this keeps the measurement about the code, not about the scheduler. Chromium
 //                     forks its renderers and services from a zygote at niceness 0, so `nice node ...`
 //                     alone does not reach them; this re-applies N to new threads every 200 ms
+//   --source TEXT     what the package was built from, recorded in the JSON (default: this checkout's
+//                     commit, "+ uncommitted changes" when src/ core/ or the manifests differ from it)
 //   --serve           only serve the page and print its URL (open it in a browser yourself)
 import { createReadStream, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
@@ -56,13 +58,17 @@ function parseArgs(argv) {
     if (a === "--reps") o.reps = Number(val());
     else if (a === "--only") o.only = val().split(",");
     else if (a === "--phases") o.phases = val().split(",");
-    else if (a === "--pkg") o.pkg = resolve(val());
+    else if (a === "--pkg") {
+      o.pkg = resolve(val());
+      o.pkgGiven = o.pkg !== join(HERE, ".pkg", "web");
+    }
     else if (a === "--out") o.out = resolve(val());
     else if (a === "--quick") o.quick = true;
     else if (a === "--profile") o.profile = true;
     else if (a === "--boundary") o.boundary = true;
     else if (a === "--serve") o.serve = true;
     else if (a === "--nice") o.nice = Number(val());
+    else if (a === "--source") o.source = val();
     else throw new Error(`unknown option ${a} (see the header of bench/run.mjs)`);
   }
   if (!Number.isInteger(o.reps) || o.reps < 1) throw new Error("--reps must be a positive integer");
@@ -121,6 +127,18 @@ const loadavg = () => {
     return null;
   }
 };
+
+/** The commit of this checkout and whether the library's sources differ from it. */
+function checkoutSource() {
+  try {
+    const git = (...a) => execFileSync("git", ["-C", ROOT, ...a], { encoding: "utf8" }).trim();
+    const commit = git("rev-parse", "--short", "HEAD");
+    const dirty = git("status", "--porcelain", "--", "src", "core", "Cargo.toml", "Cargo.lock") !== "";
+    return dirty ? `${commit} + uncommitted changes in src/, core/ or the manifests` : commit;
+  } catch {
+    return null;
+  }
+}
 
 function machine(browserVersion, loadAtStart) {
   const c = cpus();
@@ -310,6 +328,9 @@ async function main() {
     const result = await page.evaluate((o) => window.bench.run(o), options);
     if (errors.length) throw new Error("the page reported errors:\n" + errors.join("\n"));
     result.date = new Date().toISOString();
+    const stamp = join(opts.pkg, "..", "SOURCE"); // written by run.sh when it builds
+    result.source =
+      opts.source ?? (existsSync(stamp) ? readFileSync(stamp, "utf8").trim() : opts.pkgGiven ? null : checkoutSource());
     result.machine = machine(`Chromium ${browser.version()}`, loadAtStart);
     result.machine.browserNiceness = opts.nice ?? null;
     if (opts.boundary) {

@@ -4,7 +4,9 @@
 #   bash bench/run.sh --boundary      also times the WASM/JS conversion strategies (builds bench/boundary)
 #   bash bench/run.sh --profile       CPU profiles of each phase into bench/profiles/ (top functions printed)
 #   bash bench/run.sh --quick         smoke run of the harness (small sizes, nothing written)
-# Other options go to bench/run.mjs (see its header): --reps N, --only ferrosync,raw, --serve.
+#   bash bench/run.sh --ref HEAD      benchmark a commit instead of the working tree (exported with git archive
+#                                     into bench/.ref, built there): reproducible figures while others edit src/
+# Other options go to bench/run.mjs (see its header): --reps N, --only ferrosync,raw, --nice -10, --serve.
 # Builds the release package (wasm-opt on, as shipped) into bench/.pkg when it is missing or older than
 # its sources; FERROSYNC_BENCH_PKG=DIR uses an already built `web` target instead.
 set -euo pipefail
@@ -16,11 +18,33 @@ stale() { # output, inputs...: true when output is missing or any input file is 
   [ ! -f "$out" ] || [ -n "$(find "$@" -type f -newer "$out" -print -quit 2>/dev/null)" ]
 }
 
+# --ref REV (consumed here): build that commit's tree instead of the working tree.
+REF=""
+args=()
+while [ $# -gt 0 ]; do
+  if [ "$1" = "--ref" ]; then REF="${2:?--ref needs a commit}"; shift 2; else args+=("$1"); shift; fi
+done
+set -- "${args[@]+"${args[@]}"}"
+
 PKG="${FERROSYNC_BENCH_PKG:-}"
+if [ -z "$PKG" ] && [ -n "$REF" ]; then
+  rev="$(git rev-parse --short "$REF^{commit}")"
+  PKG="bench/.ref/$rev/out/web"
+  if [ ! -f "$PKG/ferrosync_bg.wasm" ]; then
+    echo "[bench] building the release package of $rev (git archive into bench/.ref/$rev)"
+    rm -rf "bench/.ref/$rev" && mkdir -p "bench/.ref/$rev"
+    git archive "$rev" | tar -x -C "bench/.ref/$rev"
+    (cd "bench/.ref/$rev" && python3 scripts/pkg.py build --target web --out out)
+    echo "$rev (built $(date -u +%Y-%m-%dT%H:%MZ))" > "bench/.ref/$rev/out/SOURCE"
+  fi
+fi
 if [ -z "$PKG" ]; then
   PKG=bench/.pkg/web
   if stale "$PKG/ferrosync_bg.wasm" src core/src Cargo.toml Cargo.lock wasm-pack.toml; then
     echo "[bench] building the release package (web target) into bench/.pkg"
+    # What is built, for results.json (the working tree may have uncommitted changes).
+    src="$(git rev-parse --short HEAD)"
+    [ -z "$(git status --porcelain -- src core Cargo.toml Cargo.lock)" ] || src="$src + uncommitted changes in src/, core/ or the manifests"
     if grep -q -- '--out DIR' scripts/pkg.py; then
       # A private build: leaves pkg/ and www/pkg (used by the demo and tests) alone.
       python3 scripts/pkg.py build --target web --out bench/.pkg
@@ -28,6 +52,7 @@ if [ -z "$PKG" ]; then
       python3 scripts/pkg.py build --target web
       rm -rf bench/.pkg && mkdir -p bench/.pkg && cp -r pkg/web bench/.pkg/web
     fi
+    echo "$src (built $(date -u +%Y-%m-%dT%H:%MZ))" > bench/.pkg/SOURCE
   fi
 fi
 

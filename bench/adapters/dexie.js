@@ -4,8 +4,15 @@ import Dexie, { liveQuery } from "/vendor/dexie.mjs";
 
 export const label = "Dexie " + Dexie.semVer;
 
-export async function open(name) {
-  const db = new Dexie(name, { chromeTransactionDurability: "relaxed" });
+// Diagnostic variant (`--only dexie-nocache`): Dexie's query cache off (`cache: "disabled"`), so a
+// live query re-reads IndexedDB after each committed write instead of patching its cached result
+// optimistically (before the write commits), which is what Dexie 4 does by default.
+export const variants = {
+  "dexie-nocache": { label: "Dexie, cache disabled", options: { cache: "disabled" } },
+};
+
+export async function open(name, variant = { options: {} }) {
+  const db = new Dexie(name, { chromeTransactionDurability: "relaxed", ...variant.options });
   db.version(1).stores({ docs: "id, category, bucket" });
   await db.open();
   const docs = db.table("docs");
