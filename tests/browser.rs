@@ -50,6 +50,16 @@ async fn two_instances_see_each_others_writes() {
 }
 
 #[wasm_bindgen_test]
+async fn live_results_always_equal_find() {
+    live_results_equal_find().await;
+}
+
+#[wasm_bindgen_test]
+async fn watch_results_never_alias_the_callers_objects() {
+    watch_results_are_not_the_callers_objects().await;
+}
+
+#[wasm_bindgen_test]
 async fn connection_closed_by_the_browser_is_reopened() {
     reconnects_when_the_browser_closes_the_connection().await;
 }
@@ -235,4 +245,134 @@ fn quota_exceeded_maps_to_its_code() {
     let js: JsValue = err.into();
     assert_eq!(code(&js), "QUOTA_EXCEEDED");
     assert!(message(&js).contains("disk full"));
+}
+
+/// A small deterministic PRNG (xorshift64*), so failures reproduce.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+        items[self.below(items.len() as u64) as usize]
+    }
+}
+
+const KEYS: &[&str] = &[
+    "a", "b", "c", "$x", "x$", "", "é", "a.b", "$", "nested", "list",
+];
+const STRINGS: &[&str] = &["", "x", "é", "😀", "\u{1}", "a.b", "$gt", "\u{FFFD}"];
+
+fn random_value(rng: &mut Rng, depth: usize) -> serde_json::Value {
+    use serde_json::{json, Value};
+    let kind = if depth > 3 {
+        rng.below(5)
+    } else {
+        rng.below(7)
+    };
+    match kind {
+        0 => Value::Null,
+        1 => Value::Bool(rng.below(2) == 0),
+        2 => json!(rng.below(2000) as i64 - 1000),
+        3 => json!((rng.below(2000) as f64 - 1000.0) / 8.0),
+        4 => json!(rng.pick(STRINGS)),
+        5 => Value::Array(
+            (0..rng.below(4))
+                .map(|_| random_value(rng, depth + 1))
+                .collect(),
+        ),
+        _ => {
+            let mut m = serde_json::Map::new();
+            for _ in 0..rng.below(4) {
+                m.insert(rng.pick(KEYS).to_string(), random_value(rng, depth + 1));
+            }
+            Value::Object(m)
+        }
+    }
+}
+
+fn random_doc(rng: &mut Rng) -> serde_json::Value {
+    use serde_json::{json, Value};
+    let mut doc = match random_value(rng, 1) {
+        Value::Object(m) if rng.below(10) > 0 => m,
+        other if rng.below(20) == 0 => return other, // not an object at all
+        _ => serde_json::Map::new(),
+    };
+    let id = match rng.below(12) {
+        0 => None,
+        1 => Some(json!("")),
+        2 => Some(json!("x".repeat(256))),
+        3 => Some(json!("é".repeat(129))), // 258 bytes
+        4 => Some(json!("a\u{7f}b")),
+        5 => Some(json!("a\u{85}b")), // C1 control
+        6 => Some(json!(7)),
+        7 => Some(Value::Null),
+        8 => Some(json!({"x": 1})),
+        _ => Some(json!(format!("id-{}", rng.below(1000)))),
+    };
+    if let Some(id) = id {
+        doc.insert("id".into(), id);
+    }
+    if rng.below(25) == 0 {
+        // Around the depth limit.
+        let mut v = json!(1);
+        for _ in 0..(95 + rng.below(10)) {
+            v = if rng.below(2) == 0 {
+                json!({ "d": v })
+            } else {
+                json!([v])
+            };
+        }
+        doc.insert("deep".into(), v);
+    }
+    Value::Object(doc)
+}
+
+#[wasm_bindgen_test]
+fn js_document_checks_and_index_keys_agree_with_core() {
+    use ferrosync::js::convert::check_document_for_test;
+    use ferrosync::store::records::{key_of, key_to_js};
+    use ferrosync_core::document::validate;
+    use ferrosync_core::query::IndexKey;
+
+    let mut rng = Rng(0x5eed_1234_abcd_0001);
+    let (mut accepted, mut rejected) = (0, 0);
+    for i in 0..4000 {
+        let doc = random_doc(&mut rng);
+        let text = serde_json::to_string(&doc).unwrap();
+        let js_doc = js_sys::JSON::parse(&text).unwrap();
+        let ours = check_document_for_test(&js_doc);
+        let core = match validate(&doc) {
+            Ok(id) => Ok(id.map(str::to_string)),
+            Err(e) => Err(format!("invalid document: {e}")),
+        };
+        assert_eq!(ours, core, "document {i}: {text}");
+        if core.is_ok() {
+            accepted += 1;
+        } else {
+            rejected += 1;
+        }
+        // Index keys of every value in the document, JavaScript vs core.
+        let value = random_value(&mut rng, 0);
+        let js_value = js_sys::JSON::parse(&serde_json::to_string(&value).unwrap()).unwrap();
+        let want = IndexKey::of(Some(&value)).map(|k| to_json(&key_to_js(&k)));
+        let got = Some(to_json(&key_of(&js_value))).filter(|s| s != "undefined");
+        assert_eq!(got, want, "key of {value}");
+    }
+    assert_eq!(
+        to_json(&key_of(&JsValue::UNDEFINED)),
+        "[0]",
+        "missing field"
+    );
+    assert!(
+        accepted > 500 && rejected > 500,
+        "{accepted} accepted, {rejected} rejected"
+    );
 }

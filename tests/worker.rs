@@ -52,6 +52,16 @@ async fn worker_two_instances() {
 }
 
 #[wasm_bindgen_test]
+async fn worker_live_results_always_equal_find() {
+    live_results_equal_find().await;
+}
+
+#[wasm_bindgen_test]
+async fn worker_watch_results_never_alias_the_callers_objects() {
+    watch_results_are_not_the_callers_objects().await;
+}
+
+#[wasm_bindgen_test]
 async fn worker_reconnects() {
     reconnects_when_the_browser_closes_the_connection().await;
 }

@@ -267,6 +267,20 @@ pub trait Fields {
 #[serde(transparent)]
 pub struct Row(pub Vec<Value>);
 
+impl Row {
+    /// The row of a whole document for a query's paths (what the browser builds in JavaScript).
+    pub fn from_doc(doc: &Value, paths: &[Path]) -> Row {
+        let mut v = Vec::with_capacity(paths.len() + 1);
+        v.push(doc.get("id").cloned().unwrap_or(Value::Null));
+        v.extend(
+            paths
+                .iter()
+                .map(|p| p.resolve(doc).cloned().unwrap_or(Value::Null)),
+        );
+        Row(v)
+    }
+}
+
 impl Fields for Row {
     fn id(&self) -> &str {
         self.0.first().and_then(Value::as_str).unwrap_or("")
@@ -1194,6 +1208,10 @@ mod tests {
             Row(vec![json!("c"), Value::Null, json!("bread")]),
         ];
         assert_eq!(query.select(&rows), [2, 0]);
+        let doc = json!({"id": "z", "meta": {"rank": 5}});
+        let row = Row::from_doc(&doc, query.paths());
+        assert_eq!(row, Row(vec![json!("z"), json!(5), Value::Null]));
+        assert!(query.matches(&row));
     }
 
     #[test]

@@ -1,19 +1,20 @@
 //! Values crossing the JS boundary.
 //!
-//! Documents: the JavaScript object is checked (`convert.js`), serialised once with the engine's
-//! native `JSON.stringify`, parsed by serde_json in WASM and validated by core's rules. Rust keeps the
-//! parsed value (index keys, live-query matching); the *original object* is what IndexedDB stores and
-//! what the caller gets back, so documents are never rebuilt field by field across the boundary.
-//! Measured against `serde-wasm-bindgen` (walks the object with one boundary call per field) and
-//! against passing objects through unconverted: see `tests/convert_bench.rs` and docs/ARCHITECTURE.md.
+//! Documents are *not* converted. The JavaScript object is checked where it is (`convert.js`, one
+//! walk enforcing both the JavaScript-only problems and core's document rules, cross-checked against
+//! core in tests/browser.rs) and then stored by IndexedDB as it is; Rust gets its id. Measured for a
+//! 10,000-document batch (tests/convert_bench.rs): that walk takes ~2% of the time of `JSON.stringify`
+//! plus passing the text to WASM plus serde_json (which itself was the cheapest part), and
+//! serde-wasm-bindgen was slower still (one boundary call per field). Rust parses a single document
+//! only when it must look inside (live-query matching of a few changed documents, per-field HLCs).
+//! Queries and options are small and are read as JSON text / with `Reflect`.
 
 use std::collections::BTreeMap;
 
-use ferrosync_core::document::{self, ID_FIELD, MAX_DEPTH};
-use ferrosync_core::limits::validate_collection_name;
+use ferrosync_core::document::{ID_FIELD, MAX_DEPTH};
+use ferrosync_core::limits::{validate_collection_name, MAX_ID_LEN};
 use ferrosync_core::query::{Path, Query};
 use js_sys::{Array, Object, Reflect};
-use serde_json::Value;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
@@ -24,18 +25,21 @@ use crate::store::{Declared, Prepared, Store};
 extern "C" {
     #[wasm_bindgen(js_name = kindOf)]
     fn kind_of(v: &JsValue) -> String;
-    #[wasm_bindgen(catch, js_name = prepareDoc)]
-    fn prepare_doc(doc: &JsValue, max_depth: u32) -> Result<String, JsValue>;
-    #[wasm_bindgen(catch, js_name = prepareDocs)]
-    fn prepare_docs(docs: &JsValue, max_depth: u32) -> Result<String, JsValue>;
+    #[wasm_bindgen(catch, js_name = checkDocs)]
+    fn check_docs(
+        docs: &JsValue,
+        max_depth: u32,
+        max_id_bytes: u32,
+        single: bool,
+    ) -> Result<Array, JsValue>;
     #[wasm_bindgen(catch, js_name = prepareQuery)]
     fn prepare_query(query: &JsValue, max_depth: u32) -> Result<String, JsValue>;
     #[wasm_bindgen(js_name = withId)]
     fn with_id(doc: &JsValue, id: &str) -> JsValue;
 }
 
-/// The message of whatever the JavaScript side threw (our checks throw strings; `JSON.stringify`
-/// or a getter may throw an `Error`).
+/// The message of whatever the JavaScript side threw (our checks throw strings; a getter may throw
+/// an `Error`).
 fn thrown(e: JsValue) -> String {
     if let Some(s) = e.as_string() {
         return s;
@@ -46,53 +50,51 @@ fn thrown(e: JsValue) -> String {
     "the value could not be read".into()
 }
 
-fn parse_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, String> {
-    serde_json::from_str(text).map_err(|e| {
-        let msg = e.to_string();
-        msg.split(" at line ").next().unwrap_or(&msg).to_string()
-    })
+fn check(docs: &JsValue, single: bool) -> Result<Array> {
+    check_docs(docs, MAX_DEPTH as u32, MAX_ID_LEN as u32, single)
+        .map_err(|e| Error::InvalidDocument(thrown(e)))
 }
 
-/// Validates a parsed document and gives it an id if it has none; returns the object to store.
-fn finish(store: &Store, js: &JsValue, mut value: Value) -> Result<(JsValue, Prepared), String> {
-    let id = document::validate(&value)
-        .map_err(|e| e.to_string())?
-        .map(str::to_string);
-    match id {
-        Some(id) => Ok((js.clone(), Prepared { id, value })),
+/// The stored form of a checked document: as given, or a copy with a generated id.
+fn finish(store: &Store, doc: JsValue, id: JsValue) -> (JsValue, Prepared) {
+    match id.as_string() {
+        Some(id) => (doc.clone(), Prepared::new(id, doc)),
         None => {
             let id = store.new_id();
-            if let Value::Object(o) = &mut value {
-                o.insert(ID_FIELD.to_string(), Value::String(id.clone()));
-            }
-            Ok((with_id(js, &id), Prepared { id, value }))
+            let stored = with_id(&doc, &id);
+            (stored.clone(), Prepared::new(id, stored))
         }
     }
 }
 
 /// One document for `put`.
 pub fn document(store: &Store, doc: &JsValue) -> Result<(JsValue, Prepared)> {
-    let text = prepare_doc(doc, MAX_DEPTH as u32).map_err(|e| Error::InvalidDocument(thrown(e)))?;
-    let value: Value = parse_json(&text).map_err(Error::InvalidDocument)?;
-    finish(store, doc, value).map_err(Error::InvalidDocument)
+    let ids = check(doc, true)?;
+    Ok(finish(store, doc.clone(), ids.get(0)))
 }
 
 /// A batch for `bulkPut`: every document is checked before anything is written.
 pub fn documents(store: &Store, docs: &JsValue) -> Result<(Array, Vec<Prepared>)> {
-    let text =
-        prepare_docs(docs, MAX_DEPTH as u32).map_err(|e| Error::InvalidDocument(thrown(e)))?;
-    let values: Vec<Value> = parse_json(&text).map_err(Error::InvalidDocument)?;
+    let ids = check(docs, false)?;
     let input: &Array = docs.unchecked_ref();
     let stored = Array::new_with_length(input.length());
-    let mut prepared = Vec::with_capacity(values.len());
-    for (i, value) in values.into_iter().enumerate() {
-        let js = input.get(i as u32);
-        let (js, p) = finish(store, &js, value)
-            .map_err(|m| Error::InvalidDocument(format!("document {i}: {m}")))?;
+    let mut prepared = Vec::with_capacity(input.length() as usize);
+    for (i, id) in ids.iter().enumerate() {
+        let (js, p) = finish(store, input.get(i as u32), id);
         stored.set(i as u32, js);
         prepared.push(p);
     }
     Ok((stored, prepared))
+}
+
+/// The checks of `put` on one value, for tests comparing them with core's rules: the id (`None`
+/// when absent) or the message.
+#[doc(hidden)]
+pub fn check_document_for_test(doc: &JsValue) -> std::result::Result<Option<String>, String> {
+    match check(doc, true) {
+        Ok(ids) => Ok(ids.get(0).as_string()),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// A query object (`undefined`/`null`: everything).

@@ -2,7 +2,7 @@
 //! the mapping of errors to `Error`s with a `code`, and the TypeScript declarations.
 
 mod collection;
-mod convert;
+pub mod convert;
 mod database;
 mod error;
 mod types;

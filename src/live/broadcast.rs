@@ -1,6 +1,7 @@
 //! Change notices between `Database` instances of one origin (tabs, workers, or two instances on one
 //! page) over a `BroadcastChannel` named per database. A channel never receives its own messages, so
-//! every instance owns one. Message: `{ collection, ids }`, posted after commit.
+//! every instance owns one. Message: `{ collection, ids, hlc? }` (the transaction's HLC), posted after
+//! commit.
 
 use js_sys::{Array, Object, Reflect};
 use wasm_bindgen::prelude::*;
@@ -36,11 +37,14 @@ impl Broadcast {
         })
     }
 
-    pub fn post(&self, collection: &str, ids: &[String]) {
+    pub fn post(&self, collection: &str, ids: &[String], hlc: Option<&str>) {
         let msg = Object::new();
         let ids: Array = ids.iter().map(|s| JsValue::from_str(s)).collect();
         let _ = Reflect::set(&msg, &"collection".into(), &JsValue::from_str(collection));
         let _ = Reflect::set(&msg, &"ids".into(), &ids);
+        if let Some(hlc) = hlc {
+            let _ = Reflect::set(&msg, &"hlc".into(), &JsValue::from_str(hlc));
+        }
         if let Err(e) = self.channel.post_message(&msg) {
             web_sys::console::warn_2(&JsValue::from_str("ferrosync: broadcast failed:"), &e);
         }
@@ -62,5 +66,8 @@ fn parse(data: &JsValue) -> Option<Notice> {
         .iter()
         .filter_map(|v| v.as_string())
         .collect();
-    Some(Notice::ids_only(&collection, ids))
+    let hlc = Reflect::get(data, &"hlc".into())
+        .ok()
+        .and_then(|v| v.as_string());
+    Some(Notice::remote(&collection, ids, hlc))
 }

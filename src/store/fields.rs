@@ -96,7 +96,7 @@ pub fn for_puts(
             before.as_ref(),
             collection,
             &p.id,
-            Some(p.value.clone()),
+            Some(p.value()?.clone()),
             hlc.clone(),
             true,
         );

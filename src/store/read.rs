@@ -9,6 +9,7 @@
 use ferrosync_core::query::{IdRange, KeyRange, Op, Query, Row, Source};
 use futures::future::try_join_all;
 use js_sys::{Array, Reflect};
+use serde_json::Value;
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::{IdbIndex, IdbKeyRange, IdbObjectStore, IdbRequest};
 
@@ -35,8 +36,35 @@ impl Store {
 
     /// The records of the query's result, in result order.
     pub async fn query_records(&self, collection: &str, query: &Query) -> Result<Array> {
+        Ok(self.query_result(collection, query, false).await?.0)
+    }
+
+    /// The result's records and, when `with_rows`, each one's row (id and the query's fields), as
+    /// live queries keep them.
+    pub async fn query_result(
+        &self,
+        collection: &str,
+        query: &Query,
+        with_rows: bool,
+    ) -> Result<(Array, Vec<Row>)> {
         self.check_collection(collection)?;
-        self.run(|conn| query_tx(conn, collection, query)).await
+        self.run(|conn| query_tx(conn, collection, query, with_rows))
+            .await
+    }
+
+    /// The stored records of `ids` (live, tombstone, or `undefined`), in one read transaction.
+    pub async fn records_by_id(&self, collection: &str, ids: &[String]) -> Result<Vec<JsValue>> {
+        self.check_collection(collection)?;
+        self.run(|conn| async move {
+            let tx = idb::transaction(&conn.db, &[collection], false)?;
+            let st = idb::store(&tx, collection)?;
+            let reqs: Vec<IdbRequest> = ids
+                .iter()
+                .map(|id| js(st.get(&JsValue::from_str(id))))
+                .collect::<Result<_>>()?;
+            try_join_all(reqs.iter().map(idb::wait)).await
+        })
+        .await
     }
 
     /// Which source a query reads: `"scan"`, `"ids"` or `"index:<path>"` (tests and debugging).
@@ -63,7 +91,7 @@ impl Store {
             if let Some(n) = count_fast(&conn, collection, query).await? {
                 return Ok(n);
             }
-            Ok(query_tx(conn, collection, query).await?.length() as usize)
+            Ok(query_tx(conn, collection, query, false).await?.0.length() as usize)
         })
         .await
     }
@@ -167,7 +195,12 @@ async fn fetch(st: &IdbObjectStore, source: &Option<Source>) -> Result<Array> {
     Ok(lists)
 }
 
-async fn query_tx(conn: Conn, collection: &str, query: &Query) -> Result<Array> {
+async fn query_tx(
+    conn: Conn,
+    collection: &str,
+    query: &Query,
+    with_rows: bool,
+) -> Result<(Array, Vec<Row>)> {
     let tx = idb::transaction(&conn.db, &[collection], false)?;
     let st = idb::store(&tx, collection)?;
     let sources = query.plan(|p| conn.schema.is_indexed(collection, p));
@@ -198,15 +231,35 @@ async fn query_tx(conn: Conn, collection: &str, query: &Query) -> Result<Array> 
         let end = query
             .limit()
             .map_or(len, |l| start.saturating_add(l).min(len));
-        return Ok(live.slice(start as u32, end as u32));
+        let page = live.slice(start as u32, end as u32);
+        let rows = if with_rows {
+            records::ids_of(&page)
+                .into_iter()
+                .map(|id| Row(vec![Value::String(id)]))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        return Ok((page, rows));
     }
     let rows_json = js(Reflect::get(&extracted, &"rows".into()))?
         .as_string()
         .unwrap_or_default();
     let rows: Vec<Row> = serde_json::from_str(&rows_json)
         .map_err(|e| Error::storage("DataError", format!("reading stored documents: {e}")))?;
-    let selected: Vec<u32> = query.select(&rows).into_iter().map(|i| i as u32).collect();
-    Ok(records::pick(&live, &selected))
+    let selected = query.select(&rows);
+    let indices: Vec<u32> = selected.iter().map(|i| *i as u32).collect();
+    let page = records::pick(&live, &indices);
+    let rows = if with_rows {
+        let mut rows: Vec<Option<Row>> = rows.into_iter().map(Some).collect();
+        selected
+            .iter()
+            .filter_map(|i| rows.get_mut(*i).and_then(Option::take))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Ok((page, rows))
 }
 
 /// Counts without reading documents when IndexedDB can answer exactly: no conditions (all records

@@ -4,15 +4,44 @@
 const CANONICAL_INDEX = /^(0|[1-9][0-9]*)$/;
 const hasOwn = Object.prototype.hasOwnProperty;
 
+/**
+ * The index key of a field value, exactly as ferrosync-core's `IndexKey::of` (checked against it in
+ * tests/browser.rs): missing/null `[0]`, booleans `[1, 0|1]`, numbers `[2, n]`, strings `[3, s]`;
+ * arrays and objects have none (`undefined`: the record is left out of that index).
+ */
+export function keyOf(v) {
+  if (v === undefined || v === null) return [0];
+  switch (typeof v) {
+    case "boolean":
+      return [1, v ? 1 : 0];
+    case "number":
+      return [2, v];
+    case "string":
+      return [3, v];
+    default:
+      return undefined;
+  }
+}
+
+/** The `ix` object of a document: one key per index, `paths` = `[[ident, segments], ...]`. */
+export function projection(doc, paths) {
+  const ix = {};
+  for (let j = 0; j < paths.length; j++) {
+    const key = keyOf(valueAt(doc, paths[j][1]));
+    if (key !== undefined) ix[paths[j][0]] = key;
+  }
+  return ix;
+}
+
 /** Issues the puts of a batch: records and their outbox rows (all requests at once, none awaited). */
-export function writeDocs(store, outbox, collection, hlc, docs, ixJson, fieldsJson) {
-  const ixs = ixJson === undefined ? undefined : JSON.parse(ixJson);
-  // Per-field HLCs of `merge` collections (sync hook, src/sync/fields.rs).
+export function writeDocs(store, outbox, collection, hlc, docs, paths, fieldsJson) {
+  // Per-field HLCs of `merge` collections (sync hook, src/store/fields.rs).
   const fs = fieldsJson === undefined ? undefined : JSON.parse(fieldsJson);
+  const indexed = paths.length > 0;
   for (let i = 0; i < docs.length; i++) {
     const doc = docs[i];
     const id = doc.id;
-    const rec = ixs === undefined ? { id, hlc, doc } : { id, hlc, doc, ix: ixs[i] };
+    const rec = indexed ? { id, hlc, doc, ix: projection(doc, paths) } : { id, hlc, doc };
     if (fs !== undefined && fs[i] !== null) rec.fields = fs[i];
     store.put(rec);
     outbox.put({ collection, id, hlc, deleted: false });
@@ -135,4 +164,37 @@ export function containsAny(records, ids) {
   const set = new Set(ids);
   for (const r of records) if (set.has(r.id)) return true;
   return false;
+}
+
+/** A record for a document just written, holding a clone: the application's object stays its own. */
+export function freshRecord(id, hlc, doc) {
+  return { id, hlc, doc: structuredClone(doc) };
+}
+
+export function hlcOf(record) {
+  return record === undefined || record === null ? undefined : record.hlc;
+}
+
+export function removeAt(records, pos) {
+  records.splice(pos, 1);
+}
+
+export function insertAt(records, pos, record) {
+  records.splice(pos, 0, record);
+}
+
+export function truncate(records, n) {
+  if (records.length > n) records.length = n;
+}
+
+/** Ids of records, in order. */
+export function idsOf(records) {
+  const out = new Array(records.length);
+  for (let i = 0; i < records.length; i++) out[i] = records[i].id;
+  return out;
+}
+
+/** JSON text of a value (a stored document Rust must inspect). */
+export function toJson(v) {
+  return JSON.stringify(v);
 }

@@ -31,9 +31,13 @@ extern "C" {
         collection: &str,
         hlc: &str,
         docs: &Array,
-        ix_json: Option<String>,
+        index_paths: &Array,
         fields_json: Option<String>,
     ) -> Result<(), JsValue>;
+
+    /// The JavaScript twin of `IndexKey::of` (what `writeDocs` stores); for tests.
+    #[wasm_bindgen(js_name = keyOf)]
+    pub fn key_of(value: &JsValue) -> JsValue;
 
     pub fn tombstone(id: &str, hlc: &str) -> JsValue;
 
@@ -60,12 +64,55 @@ extern "C" {
 
     #[wasm_bindgen(js_name = containsAny)]
     pub fn contains_any(records: Option<Array>, ids: &Array) -> bool;
+
+    #[wasm_bindgen(js_name = freshRecord)]
+    pub fn fresh_record(id: &str, hlc: &str, doc: &JsValue) -> JsValue;
+
+    #[wasm_bindgen(js_name = hlcOf)]
+    pub fn hlc_of(record: &JsValue) -> Option<String>;
+
+    #[wasm_bindgen(js_name = removeAt)]
+    pub fn remove_at(records: &Array, pos: u32);
+
+    #[wasm_bindgen(js_name = insertAt)]
+    pub fn insert_at(records: &Array, pos: u32, record: &JsValue);
+
+    pub fn truncate(records: &Array, n: u32);
+
+    #[wasm_bindgen(js_name = idsOf)]
+    pub fn ids_of(records: &Array) -> Vec<String>;
+
+    #[wasm_bindgen(catch, js_name = toJson)]
+    fn to_json(v: &JsValue) -> Result<String, JsValue>;
+}
+
+/// A stored document as JSON (for the few documents Rust must look into).
+pub fn json_of(doc: &JsValue) -> Result<Value> {
+    let text = to_json(doc).map_err(|e| super::idb::dom_error(&e))?;
+    serde_json::from_str(&text)
+        .map_err(|e| crate::error::Error::storage("DataError", format!("stored document: {e}")))
 }
 
 /// The document of a live record; `None` for a tombstone or a missing record.
 pub fn doc_of(record: &JsValue) -> Option<JsValue> {
     let doc = doc_of_js(record);
     (!doc.is_undefined()).then_some(doc)
+}
+
+/// `[[ident, [segment, ...]], ...]` for `writeDocs`: where each index's key is read from.
+pub fn index_paths(indexes: &[IndexInfo]) -> Array {
+    indexes
+        .iter()
+        .map(|info| {
+            let segments: Array = info
+                .path
+                .segments()
+                .iter()
+                .map(|s| JsValue::from_str(s))
+                .collect();
+            Array::of2(&JsValue::from_str(&info.ident), &segments)
+        })
+        .collect()
 }
 
 /// The record's `ix` object, created if absent.
@@ -108,8 +155,8 @@ fn key_to_json(key: &IndexKey) -> Value {
     Value::Array(v)
 }
 
-/// The `ix` objects of a batch as one JSON array (parsed once in JavaScript), or `None` when the
-/// collection has no index.
+/// The `ix` objects of a batch as one JSON array, from parsed documents (the sync engine applies
+/// pulled documents it already holds as JSON), or `None` when the collection has no index.
 pub fn projections_json<'a>(
     docs: impl Iterator<Item = &'a Value>,
     indexes: &[IndexInfo],

@@ -7,6 +7,7 @@
 //!
 //! Then, after commit only, live queries here and in other tabs are told which ids changed.
 
+use std::cell::OnceCell;
 use std::rc::Rc;
 
 use ferrosync_core::Hlc;
@@ -17,20 +18,49 @@ use wasm_bindgen::JsValue;
 use super::idb::{self, dom_error, js};
 use super::schema::{META, OUTBOX};
 use super::{meta, records, Conn, Store};
+use crate::error::Error;
 use crate::error::Result;
 use crate::live::Notice;
 
-/// A validated document: its id and its JSON value (what Rust inspects: index keys, live-query
-/// matching). The JavaScript object that is stored travels separately, untouched.
+/// A validated document ready to store: its id and the JavaScript object, stored as it is. Rust looks
+/// inside only when it must (live-query matching of a few changed documents, per-field HLCs of
+/// `merge` collections), and then parses that one document once.
 #[derive(Debug, Clone)]
 pub struct Prepared {
     pub id: String,
-    pub value: Value,
+    pub doc: JsValue,
+    value: OnceCell<Value>,
+}
+
+impl Prepared {
+    pub fn new(id: String, doc: JsValue) -> Prepared {
+        Prepared {
+            id,
+            doc,
+            value: OnceCell::new(),
+        }
+    }
+
+    /// The document as JSON (parsed on first use).
+    pub fn value(&self) -> Result<&Value> {
+        if self.value.get().is_none() {
+            let text = js_sys::JSON::stringify(&self.doc)
+                .map_err(|e| dom_error(&e))?
+                .as_string()
+                .unwrap_or_default();
+            let v: Value = serde_json::from_str(&text)
+                .map_err(|e| Error::InvalidDocument(format!("document {:?}: {e}", self.id)))?;
+            let _ = self.value.set(v);
+        }
+        self.value
+            .get()
+            .ok_or_else(|| Error::storage("UnknownError", "document value unavailable"))
+    }
 }
 
 impl Store {
     /// Stores `docs` (the JavaScript objects, each with its `id`) in one transaction: all or none.
-    /// `prepared` holds the same documents as JSON, in the same order.
+    /// `prepared` describes the same documents, in the same order.
     pub async fn put_all(
         &self,
         collection: &str,
@@ -44,9 +74,9 @@ impl Store {
             .await?;
         let changes = prepared
             .iter()
-            .map(|p| (p.id.clone(), Some(p.value.clone())))
+            .map(|p| (p.id.clone(), Some(p.clone())))
             .collect();
-        self.notify(Notice::local(collection, changes), true);
+        self.notify(Notice::local(collection, &hlc, changes), true);
         self.wrote();
         Ok(hlc)
     }
@@ -55,12 +85,12 @@ impl Store {
     /// nothing; deleting an unknown id writes a tombstone, since the document may exist elsewhere.
     pub async fn delete(&self, collection: &str, id: &str) -> Result<()> {
         self.check_collection(collection)?;
-        let was_live = self
+        let written = self
             .run(|conn| delete_tx(self, conn, collection, id))
             .await?;
-        if was_live {
+        if let Some((hlc, true)) = written {
             self.notify(
-                Notice::local(collection, vec![(id.to_string(), None)]),
+                Notice::local(collection, &hlc, vec![(id.to_string(), None)]),
                 true,
             );
         }
@@ -101,11 +131,8 @@ async fn put_tx(
     } else {
         None
     };
-    // Computed while the clock read is in flight.
-    let ix = records::projections_json(
-        prepared.iter().map(|p| &p.value),
-        conn.schema.indexes(collection),
-    );
+    // Where each index's key is read from (the keys themselves are computed in `writeDocs`).
+    let index_paths = records::index_paths(conn.schema.indexes(collection));
     let persisted = match clock.await {
         Ok(c) => c,
         Err(e) => return Err(idb::abort(&tx, e)),
@@ -125,7 +152,15 @@ async fn put_tx(
         },
         None => None,
     };
-    if let Err(e) = records::write_docs(&st, &outbox, collection, &hlc.encode(), docs, ix, fields) {
+    if let Err(e) = records::write_docs(
+        &st,
+        &outbox,
+        collection,
+        &hlc.encode(),
+        docs,
+        &index_paths,
+        fields,
+    ) {
         return Err(idb::abort(&tx, dom_error(&e)));
     }
     if let Err(e) = meta::write_clock(&meta_st, &hlc) {
@@ -135,7 +170,14 @@ async fn put_tx(
     Ok(hlc)
 }
 
-async fn delete_tx(store: &Store, conn: Conn, collection: &str, id: &str) -> Result<bool> {
+/// `None` when the document was already deleted (nothing written), else the tombstone's HLC and
+/// whether a live document was replaced.
+async fn delete_tx(
+    store: &Store,
+    conn: Conn,
+    collection: &str,
+    id: &str,
+) -> Result<Option<(Hlc, bool)>> {
     let tx = idb::transaction(&conn.db, &[collection, OUTBOX, META], true)?;
     let done = idb::TxDone::new(&tx);
     let (st, outbox, meta_st) = (
@@ -156,7 +198,7 @@ async fn delete_tx(store: &Store, conn: Conn, collection: &str, id: &str) -> Res
     };
     if records::is_tombstone(&current) {
         done.wait().await?;
-        return Ok(false);
+        return Ok(None);
     }
     let was_live = !current.is_undefined();
     let stamp = store.tick(persisted.as_ref());
@@ -181,5 +223,5 @@ async fn delete_tx(store: &Store, conn: Conn, collection: &str, id: &str) -> Res
         return Err(idb::abort(&tx, e));
     }
     done.wait().await?;
-    Ok(was_live)
+    Ok(Some((stamp, was_live)))
 }
