@@ -269,7 +269,7 @@ fn report(name: &str, r: &mut PhaseResult) {
     let secs = r.elapsed.as_secs_f64();
     println!(
         "{name:<22} {:>9.0} pushes/s {:>9.0} changes/s   push p50 {:>6.2} ms  p99 {:>6.2} ms   \
-         pull p50 {:>6.2} ms  p99 {:>6.2} ms  ({} pulls, {} changes pulled, {} errors; {:.2} cores busy, load {})",
+         pull p50 {:>6.2} ms  p99 {:>6.2} ms  ({} pulls, {} changes pulled, {} errors; {:.2} cores busy = {:.0} changes pushed per CPU-second; load {})",
         s.push_us.len() as f64 / secs,
         s.pushed as f64 / secs,
         pct(&s.push_us, 0.50),
@@ -280,6 +280,7 @@ fn report(name: &str, r: &mut PhaseResult) {
         s.pulled,
         s.errors,
         r.cpu / secs,
+        s.pushed as f64 / r.cpu.max(1e-9),
         load_average(),
     );
 }

@@ -75,7 +75,15 @@ async fn run_lane<W: GroupWriter>(writer: Arc<W>, mut rx: mpsc::Receiver<Pending
         }
         let (jobs, replies): (Vec<Job>, Vec<_>) =
             group.into_iter().map(|p| (p.job, p.reply)).unzip();
-        match writer.write_group(&jobs).await {
+        let started = std::time::Instant::now();
+        let written = writer.write_group(&jobs).await;
+        tracing::debug!(
+            pushes = jobs.len(),
+            changes,
+            ms = started.elapsed().as_secs_f64() * 1e3,
+            "group committed"
+        );
+        match written {
             Ok(outcomes) => {
                 for (reply, outcome) in replies.into_iter().zip(outcomes) {
                     // The requester may have gone away; the push stands (a retry replays it).
