@@ -506,6 +506,61 @@ async fn the_online_event_triggers_a_sync() {
 }
 
 #[wasm_bindgen_test]
+async fn the_page_becoming_visible_and_the_interval_trigger_syncs() {
+    clear_faults().await;
+    let token = unique("visible");
+    let a = device(&unique("a"), &token, Opts::default()).await;
+    let b = device(&unique("b"), &token, Opts::default()).await;
+    b.settled().await;
+    a.put("tasks", r#"{"id": "v", "title": "seen when visible"}"#)
+        .await;
+    a.sync().await;
+    sleep(300).await;
+    assert_eq!(b.get("tasks", "v").await, "undefined");
+    let document: web_sys::EventTarget =
+        js_sys::Reflect::get(&js_sys::global(), &"document".into())
+            .unwrap()
+            .unchecked_into();
+    document
+        .dispatch_event(&web_sys::Event::new("visibilitychange").unwrap())
+        .unwrap();
+    let bb = &b;
+    eventually("b pulled after visibilitychange", 5000.0, || async move {
+        match bb.get("tasks", "v").await.as_str() {
+            "undefined" => Err("not yet".into()),
+            _ => Ok(()),
+        }
+    })
+    .await;
+
+    // A device with a short interval and nothing else pulls by itself.
+    let c = device(
+        &unique("c"),
+        &token,
+        Opts {
+            sync_extra: r#"{"intervalMs": 200}"#,
+            ..Opts::default()
+        },
+    )
+    .await;
+    c.settled().await;
+    a.put("tasks", r#"{"id": "i", "title": "by the interval"}"#)
+        .await;
+    a.sync().await;
+    let cc = &c;
+    eventually("c pulled on its interval", 5000.0, || async move {
+        match cc.get("tasks", "i").await.as_str() {
+            "undefined" => Err("not yet".into()),
+            _ => Ok(()),
+        }
+    })
+    .await;
+    a.close_and_destroy().await;
+    b.close_and_destroy().await;
+    c.close_and_destroy().await;
+}
+
+#[wasm_bindgen_test]
 async fn local_writes_are_pushed_shortly_after_without_calling_sync() {
     clear_faults().await;
     let token = unique("debounce");

@@ -50,7 +50,9 @@ fn number(o: &JsValue, key: &str, min: f64, max: f64) -> Result<Option<f64>> {
     match v.as_f64() {
         Some(n) if n.is_finite() && n >= min && n <= max => Ok(Some(n)),
         _ => Err(bad(format!(
-            "sync.{key} must be a number from {min} to {max}, got {}",
+            "sync.{key} must be a number from {} to {}, got {}",
+            min as i64,
+            max as i64,
             describe(&v)
         ))),
     }
