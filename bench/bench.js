@@ -219,6 +219,11 @@ async function loadAdapters(only) {
       out[k] = await all[k]();
       continue;
     }
+    if (k === "ferrosync-alt") {
+      const f = await import("./adapters/ferrosync.js");
+      out[k] = f.make("/pkg-alt", "ferrosync (alt build)");
+      continue;
+    }
     if (k === "ferrosync-nobc") {
       // Diagnostic: ferrosync with BroadcastChannel.postMessage made a no-op (no cross-tab notices),
       // to measure what the per-write notice to other tabs costs.

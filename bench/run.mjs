@@ -16,6 +16,8 @@
 //                     jobs this keeps the measurement about the code, not about the scheduler. Chromium
 //                     forks its renderers and services from a zygote at niceness 0, so `nice node ...`
 //                     alone does not reach them; this re-applies N to new threads every 200 ms
+//   --alt DIR         a second built `web` target, run as library `ferrosync-alt` (A/B a change:
+//                     --only ferrosync,ferrosync-alt)
 //   --source TEXT     what the package was built from, recorded in the JSON (default: this checkout's
 //                     commit, "+ uncommitted changes" when src/ core/ or the manifests differ from it)
 //   --serve           only serve the page and print its URL (open it in a browser yourself)
@@ -69,6 +71,7 @@ function parseArgs(argv) {
     else if (a === "--serve") o.serve = true;
     else if (a === "--nice") o.nice = Number(val());
     else if (a === "--source") o.source = val();
+    else if (a === "--alt") o.alt = resolve(val());
     else throw new Error(`unknown option ${a} (see the header of bench/run.mjs)`);
   }
   if (!Number.isInteger(o.reps) || o.reps < 1) throw new Error("--reps must be a positive integer");
@@ -89,6 +92,7 @@ const TYPES = {
 function serve(opts) {
   const mounts = [
     ["/pkg/", opts.pkg],
+    ["/pkg-alt/", opts.alt ?? join(HERE, ".no-alt")],
     ["/boundary-pkg/", join(HERE, ".boundary-pkg")],
     ["/vendor/", join(TOOLS, "dexie", "dist")],
     ["/", HERE],

@@ -6,13 +6,13 @@ import { fileURLToPath } from "node:url";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 
-/** The URL (under /pkg/) of ferrosync's shipped convert.js snippet in the built package `pkg`. */
-function convertUrl(pkg) {
+/** The URL (under /pkg/) of one of ferrosync's shipped JS snippets, e.g. "src/js/convert.js". */
+function snippetUrl(pkg, rel) {
   const snippets = join(pkg, "snippets");
   for (const d of readdirSync(snippets)) {
-    if (existsSync(join(snippets, d, "src", "js", "convert.js"))) return `/pkg/snippets/${d}/src/js/convert.js`;
+    if (existsSync(join(snippets, d, ...rel.split("/")))) return `/pkg/snippets/${d}/${rel}`;
   }
-  throw new Error(`no src/js/convert.js snippet in ${snippets}`);
+  throw new Error(`no ${rel} snippet in ${snippets}`);
 }
 
 export async function runBoundary(page, pkg, log) {
@@ -21,8 +21,8 @@ export async function runBoundary(page, pkg, log) {
   }
   log("\nboundary: converting 10,000 documents, each strategy ...");
   const r = await page.evaluate(
-    ({ url }) => import("/boundary/page.js").then((m) => m.run({ convertUrl: url })),
-    { url: convertUrl(pkg) },
+    (o) => import("/boundary/page.js").then((m) => m.run(o)),
+    { convertUrl: snippetUrl(pkg, "src/js/convert.js"), recordsUrl: snippetUrl(pkg, "src/store/records.js") },
   );
   const yes = (b) => (b ? "yes" : "NO");
   log(`\n| strategy (10,000 docs) | median ms | same index keys | stored docs equal | key order kept | rejects $field / bad id / undefined / Date |`);

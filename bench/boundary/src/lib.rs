@@ -122,30 +122,15 @@ pub fn swb_roundtrip(docs: JsValue) -> Result<Array, JsValue> {
     Ok(out)
 }
 
-/// Objects passed through untouched: JavaScript sends only `[id, value at each index path]` per
-/// document (one JSON text); Rust checks the ids and computes the keys. Core's validation of the
-/// rest of the document does not run in Rust at all.
+/// Objects passed through untouched (ferrosync since ee870c1): JavaScript checks the documents
+/// (core's rules included) and computes the index keys; Rust receives the ids only, one string per
+/// document, as `src/js/convert.rs` `documents` does. Returns how many it took.
 #[wasm_bindgen]
-pub fn untouched_rows(text: &str) -> Result<String, JsValue> {
-    let rows: Vec<Vec<Value>> = serde_json::from_str(text).map_err(fail)?;
-    INDEXES.with(|i| {
-        let indexes = i.borrow();
-        let mut all = Vec::with_capacity(rows.len());
-        for row in &rows {
-            match row.first() {
-                Some(Value::String(id)) => {
-                    ferrosync_core::limits::validate_id(id).map_err(fail)?;
-                }
-                _ => return Err(fail("row without id")),
-            }
-            let mut ix = Map::new();
-            for (k, (ident, _)) in indexes.iter().enumerate() {
-                if let Some(key) = IndexKey::of(row.get(k + 1).filter(|v| !v.is_null())) {
-                    ix.insert(ident.clone(), key_json(&key));
-                }
-            }
-            all.push(Value::Object(ix));
-        }
-        serde_json::to_string(&all).map_err(fail)
-    })
+pub fn untouched_ids(ids: &Array) -> Result<u32, JsValue> {
+    let mut n = 0;
+    for id in ids.iter() {
+        let id = id.as_string().ok_or_else(|| fail("id is not a string"))?;
+        n += u32::from(!id.is_empty());
+    }
+    Ok(n)
 }
