@@ -9,11 +9,11 @@
 //!
 //! Strategies for a batch of ~1 KB documents (what `bulkPut` must do before writing):
 //! - `json`: JS-side checks, one `JSON.stringify` of the batch, serde_json parse in WASM, core
-//!   validation (what ferrosync does);
+//!   validation (what ferrosync did first);
 //! - `serde-wasm-bindgen`: JS-side checks, then `serde_wasm_bindgen::from_value` per document (one
 //!   boundary call per field), core validation;
-//! - `untouched`: JS-side checks only; Rust never sees the documents (the rules of core would have
-//!   to be duplicated in JavaScript, and live queries could not match new versions in Rust).
+//! - `untouched` (what ferrosync does): one JavaScript walk enforcing the JS-only problems and core's
+//!   rules (cross-checked against core in tests/browser.rs); only the ids come back to Rust.
 //!
 //! End to end it also times `bulkPut` against hand-written IndexedDB (one transaction, all puts
 //! issued at once), and a watch callback's latency after a write with 1,000 documents watched.
@@ -91,6 +91,32 @@ export async function rawBulkInsert(name, docs) {
   return ms;
 }
 export function perfNow() { return performance.now(); }
+// The cost of record layouts in raw IndexedDB (no ferrosync): what the store's layout costs.
+async function layoutRun(label, setup, fill) {
+  const name = "layout" + Math.random();
+  const db = await new Promise((res, rej) => { const r = indexedDB.open(name); r.onupgradeneeded = () => setup(r.result); r.onsuccess = () => res(r.result); r.onerror = () => rej(r.error); });
+  const names = Array.from(db.objectStoreNames);
+  const times = [];
+  for (let k = 0; k < 3; k++) {
+    const t = performance.now();
+    await new Promise((res, rej) => { const tx = db.transaction(names, "readwrite", { durability: "relaxed" }); fill(tx, k); tx.oncomplete = res; tx.onabort = () => rej(tx.error); });
+    times.push(performance.now() - t);
+  }
+  db.close(); indexedDB.deleteDatabase(name);
+  times.sort((a, b) => a - b);
+  return `${label} ${times[1].toFixed(0)} ms`;
+}
+export async function layoutCosts(docs) {
+  const rec = (d, k) => ({ id: d.id, hlc: "018bcfe56800-00000" + k + "-abcdef0123456789", doc: d, ix: { pdone: [1, d.done ? 1 : 0], ppriority: [2, d.priority] } });
+  const store = (db, ix, pending) => { const s = db.createObjectStore("d", { keyPath: "id" }); if (ix) { s.createIndex("done", "ix.pdone"); s.createIndex("priority", "ix.ppriority"); } if (pending) s.createIndex("$pending", "pending"); };
+  const out = [];
+  out.push(await layoutRun("raw docs:", (db) => store(db, false), (tx) => { const s = tx.objectStore("d"); for (const d of docs) s.put(d); }));
+  out.push(await layoutRun("records:", (db) => store(db, false), (tx, k) => { const s = tx.objectStore("d"); for (const d of docs) s.put(rec(d, k)); }));
+  out.push(await layoutRun("records + 2 indexes:", (db) => store(db, true), (tx, k) => { const s = tx.objectStore("d"); for (const d of docs) s.put(rec(d, k)); }));
+  out.push(await layoutRun("records + 2 indexes + _outbox rows (ferrosync):", (db) => { store(db, true); db.createObjectStore("o", { keyPath: ["collection", "id"] }); }, (tx, k) => { const s = tx.objectStore("d"), o = tx.objectStore("o"); for (const d of docs) { const r = rec(d, k); s.put(r); o.put({ collection: "d", id: d.id, hlc: r.hlc, deleted: false }); } }));
+  out.push(await layoutRun("records + 2 indexes + sparse $pending index:", (db) => store(db, true, true), (tx, k) => { const s = tx.objectStore("d"); for (const d of docs) { const r = rec(d, k); r.pending = r.hlc; s.put(r); } }));
+  return out.join(" | ");
+}
 "#)]
 extern "C" {
     #[wasm_bindgen(js_name = makeDocs)]
@@ -106,6 +132,8 @@ extern "C" {
     fn raw_bulk_insert(name: &str, docs: &Array) -> Promise;
     #[wasm_bindgen(js_name = perfNow)]
     fn perf_now() -> f64;
+    #[wasm_bindgen(js_name = layoutCosts)]
+    fn layout_costs(docs: &Array) -> Promise;
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -193,12 +221,18 @@ async fn boundary_conversions_agree_and_are_timed() {
             "the strategies must see the same documents"
         );
 
+        // What ferrosync does: convert.js's walk (JS-only problems + core's rules) and the ids.
         let t = perf_now();
-        check_only(&docs);
+        let ids = ferrosync::js::convert::check_batch_for_test(&docs).unwrap();
         t_check.push(perf_now() - t);
+        assert_eq!(ids.len(), from_json.len());
+        assert!(ids
+            .iter()
+            .zip(&from_json)
+            .all(|(a, v)| a.as_deref() == v["id"].as_str()));
     }
     log(&format!(
-        "boundary, {N} docs ({} KB JSON): json {:.1} ms (stringify+transfer {:.1} [JSON.stringify alone {:.1}], serde_json parse {:.1}, validate {:.1}) | json via TextEncoder bytes: stringify+transfer+parse {:.1} ms | serde-wasm-bindgen {:.1} ms | untouched (JS checks only) {:.1} ms",
+        "boundary, {N} docs ({} KB JSON): json {:.1} ms (stringify+transfer {:.1} [JSON.stringify alone {:.1}], serde_json parse {:.1}, validate {:.1}) | json via TextEncoder bytes: stringify+transfer+parse {:.1} ms | serde-wasm-bindgen {:.1} ms | untouched (ferrosync: convert.js walk, ids back) {:.1} ms",
         bytes / 1024,
         median(t_json),
         median(t_stringify),
@@ -286,4 +320,14 @@ async fn bulk_put_against_raw_indexeddb_and_watch_latency() {
     ));
     db.close();
     destroy(&name).await;
+}
+
+#[wasm_bindgen_test]
+async fn indexeddb_layout_costs() {
+    let docs = make_docs(N);
+    let line = JsFuture::from(layout_costs(&docs)).await.unwrap();
+    log(&format!(
+        "raw IndexedDB layouts, {N} docs, one transaction each: {}",
+        line.as_string().unwrap()
+    ));
 }

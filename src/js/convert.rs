@@ -87,6 +87,14 @@ pub fn documents(store: &Store, docs: &JsValue) -> Result<(Array, Vec<Prepared>)
     Ok((stored, prepared))
 }
 
+/// The checks of `bulkPut` on a batch (for the boundary measurement): the ids found, or the message.
+#[doc(hidden)]
+pub fn check_batch_for_test(docs: &JsValue) -> std::result::Result<Vec<Option<String>>, String> {
+    check(docs, false)
+        .map(|ids| ids.iter().map(|v| v.as_string()).collect())
+        .map_err(|e| e.to_string())
+}
+
 /// The checks of `put` on one value, for tests comparing them with core's rules: the id (`None`
 /// when absent) or the message.
 #[doc(hidden)]
