@@ -110,7 +110,19 @@ impl IntoResponse for ApiError {
             error: Detail { code, message },
             server_time: now_ms(),
         };
-        (status, Json(body)).into_response()
+        let mut response = (status, Json(body)).into_response();
+        if matches!(
+            self,
+            ApiError::PayloadTooLarge(_) | ApiError::Unauthorized(_)
+        ) {
+            // The request body may be left unread: tell the client not to reuse this connection,
+            // or its next request could be sent on a connection the server is closing.
+            response.headers_mut().insert(
+                axum::http::header::CONNECTION,
+                axum::http::HeaderValue::from_static("close"),
+            );
+        }
+        response
     }
 }
 

@@ -116,7 +116,10 @@ pub async fn pull(
 
 /// `GET /healthz`: 200 when the database answers.
 pub async fn healthz(State(s): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
-    s.store.ping().await?;
+    s.store.ping().await.map_err(|e| match e {
+        crate::store::StoreError::Db(e) => ApiError::Unavailable(e),
+        other => ApiError::from(other),
+    })?;
     Ok(Json(json!({ "status": "ok", "serverTime": now_ms() })))
 }
 
