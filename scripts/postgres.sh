@@ -6,8 +6,8 @@
 # Idempotent: installs the Debian package only if `initdb` is missing, creates the cluster only once,
 # and reuses it while it runs. The cluster listens on 127.0.0.1 only, on a free port, runs as a
 # non-root user (`postgres` when it exists, else a `ferrosync-pg` system user) and keeps its data in
-# target-pg/ (ignored by git). Environment: FERROSYNC_PG_DIR (data dir), FERROSYNC_PG_PORT (port to
-# use for a new cluster), FERROSYNC_PG_DB (database name, default ferrosync).
+# target-pg/ (ignored by git). `bash scripts/postgres.sh stop` stops it. Environment: FERROSYNC_PG_DIR
+# (data dir), FERROSYNC_PG_PORT (port for a new cluster), FERROSYNC_PG_DB (database, default ferrosync).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BASE="${FERROSYNC_PG_DIR:-$ROOT/target-pg}"
@@ -55,6 +55,15 @@ else
   as_pg() { "$@"; }
 fi
 
+if [ "${1:-}" = "stop" ]; then
+  if [ -s "$DATA/PG_VERSION" ] && as_pg "$PG_CTL" -D "$DATA" status >/dev/null 2>&1; then
+    as_pg "$PG_CTL" -D "$DATA" -m fast -w stop >&2
+  else
+    log "no running cluster in $DATA"
+  fi
+  exit 0
+fi
+
 mkdir -p "$BASE"
 if [ "$(id -u)" -eq 0 ]; then
   chown "$PGUSER_OS" "$BASE"
@@ -93,7 +102,7 @@ else
   echo "$PORT" >"$BASE/port"
   log "starting the cluster on 127.0.0.1:$PORT"
   as_pg "$PG_CTL" -D "$DATA" -l "$BASE/server.log" -w -t 60 start \
-    -o "-p $PORT -c listen_addresses=127.0.0.1 -k $DATA -c max_connections=400 -c shared_buffers=256MB" >&2 \
+    -o "-p $PORT -c listen_addresses=127.0.0.1 -k /tmp -c max_connections=400 -c shared_buffers=256MB" >&2 \
     || { tail -n 30 "$BASE/server.log" >&2; exit 1; }
 fi
 
