@@ -129,11 +129,7 @@ impl Collection {
         let callback: Function = callback.dyn_into().map_err(|v| {
             Error::InvalidQuery(format!(
                 "watch expects a callback function, got {}",
-                if v.is_undefined() {
-                    "undefined".into()
-                } else {
-                    format!("{v:?}")
-                }
+                convert::kind_of(&v)
             ))
         })?;
         let query = convert::query(&query)?;

@@ -23,8 +23,9 @@ use crate::store::{Declared, Prepared, Store};
 
 #[wasm_bindgen(module = "/src/js/convert.js")]
 extern "C" {
+    /// "a string", "an array", "a Date", "undefined", ... for messages.
     #[wasm_bindgen(js_name = kindOf)]
-    fn kind_of(v: &JsValue) -> String;
+    pub fn kind_of(v: &JsValue) -> String;
     #[wasm_bindgen(catch, js_name = checkDocs)]
     fn check_docs(
         docs: &JsValue,
