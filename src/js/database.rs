@@ -77,9 +77,9 @@ impl Database {
         #[wasm_bindgen(unchecked_param_type = "string")] name: JsValue,
     ) -> Result<Collection, JsValue> {
         self.store.check_open()?;
-        let name = name.as_string().ok_or_else(|| {
-            Error::UnknownCollection(format!("<{}>", convert::kind_of(&name)))
-        })?;
+        let name = name
+            .as_string()
+            .ok_or_else(|| Error::UnknownCollection(format!("<{}>", convert::kind_of(&name))))?;
         self.store.check_collection(&name)?;
         Ok(Collection::new(self.store.clone(), name))
     }
