@@ -376,3 +376,15 @@ fn js_document_checks_and_index_keys_agree_with_core() {
         "{accepted} accepted, {rejected} rejected"
     );
 }
+
+#[wasm_bindgen_test]
+async fn a_dropped_instance_does_not_block_upgrades() {
+    let name = unique("dropped");
+    let db = open(&name, r#"{"tasks": {}}"#).await;
+    put(&coll(&db, "tasks"), r#"{"id": "a"}"#).await;
+    drop(db); // freed by the application without close()
+    let upgraded = open(&name, r#"{"tasks": {"indexes": ["x"]}}"#).await;
+    assert_eq!(ids(&coll(&upgraded, "tasks"), "{}").await, s(&["a"]));
+    upgraded.close();
+    destroy(&name).await;
+}

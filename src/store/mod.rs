@@ -64,6 +64,9 @@ impl Drop for ConnHandlers {
     fn drop(&mut self) {
         self.db.set_onclose(None);
         self.db.set_onversionchange(None);
+        // Unmanaged, the connection would never yield to another tab's upgrade: close it (a no-op
+        // when it is already closed, as on reconnect).
+        self.db.close();
     }
 }
 
