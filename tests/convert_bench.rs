@@ -324,10 +324,16 @@ async fn bulk_put_against_raw_indexeddb_and_watch_latency() {
 
 #[wasm_bindgen_test]
 async fn indexeddb_layout_costs() {
-    let docs = make_docs(N);
+    // Figures only when measuring; a quick smoke run otherwise (the regular runs have a time limit).
+    let n = if option_env!("FERROSYNC_BENCH_N").is_some() {
+        N
+    } else {
+        200
+    };
+    let docs = make_docs(n);
     let line = JsFuture::from(layout_costs(&docs)).await.unwrap();
     log(&format!(
-        "raw IndexedDB layouts, {N} docs, one transaction each: {}",
+        "raw IndexedDB layouts, {n} docs, one transaction each: {}",
         line.as_string().unwrap()
     ));
 }
