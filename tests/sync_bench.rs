@@ -275,7 +275,12 @@ async fn sync_throughput_push_and_pull_10k() {
     // Push: 10,000 pending documents in a database without its own agent, pushed by an engine on
     // the same store with the real HTTP transport (pulls answered locally: push path only).
     let pusher = open_plain(&unique("bench-push")).await;
+    let t0 = js_sys::Date::now();
     fill(&pusher).await;
+    let fill_ms = js_sys::Date::now() - t0;
+    // The same machine's local write speed at the same time, for scale: pulled documents cannot be
+    // stored faster than the store writes them (bulkPut of 1000 at a time).
+    log(&format!("BENCH baseline local bulkPut: {}", rate(N, fill_ms)));
     assert_eq!(pusher.pending().await as usize, N);
     let endpoint = Rc::new(Endpoint::new(&base(), &token));
     let (engine, spent) = timed_engine(

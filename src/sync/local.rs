@@ -21,6 +21,7 @@ use ferrosync_core::sync::{
     SyncClock,
 };
 use ferrosync_core::Hlc;
+use futures::channel::oneshot;
 use js_sys::{Array, Promise};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -133,6 +134,7 @@ pub struct IdbLocal {
     skew_ms: f64,
     /// The saved cursor, once read (the scheduler compares event-stream cursors with it).
     cursor: RefCell<Option<Option<String>>>,
+    prefetch: RefCell<Option<Prefetch>>,
 }
 
 impl IdbLocal {
@@ -147,6 +149,7 @@ impl IdbLocal {
             clock,
             skew_ms,
             cursor: RefCell::new(None),
+            prefetch: RefCell::new(None),
         })
     }
 
@@ -170,22 +173,7 @@ impl IdbLocal {
         F: Fn(Conn, IdbTransaction) -> Fut,
         Fut: std::future::Future<Output = Result<T>>,
     {
-        self.store
-            .run(|conn| {
-                let names: Vec<String> = match &stores {
-                    Stores::Fixed(list) => list.iter().map(|s| s.to_string()).collect(),
-                    Stores::AllCollectionsAnd(list) => {
-                        let mut v = collection_stores(&conn.db);
-                        v.extend(list.iter().map(|s| s.to_string()));
-                        v
-                    }
-                };
-                let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-                let tx = idb::transaction(&conn.db, &refs, write);
-                let fut = tx.map(|tx| op(conn.clone(), tx));
-                async move { fut?.await }
-            })
-            .await
+        run_tx(&self.store, stores, write, op).await
     }
 
     /// Reads sync's `_meta` values at open: restores the clock offset, returns `lastSyncAt`.
@@ -316,6 +304,74 @@ impl IdbLocal {
     }
 }
 
+/// Runs `op` in one transaction over `stores` (reopening the connection once if the browser
+/// closed it: the store's `run`).
+async fn run_tx<T, F, Fut>(store: &Store, stores: Stores<'_>, write: bool, op: F) -> Result<T>
+where
+    F: Fn(Conn, IdbTransaction) -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    store
+        .run(|conn| {
+            let names: Vec<String> = match &stores {
+                Stores::Fixed(list) => list.iter().map(|s| s.to_string()).collect(),
+                Stores::AllCollectionsAnd(list) => {
+                    let mut v = collection_stores(&conn.db);
+                    v.extend(list.iter().map(|s| s.to_string()));
+                    v
+                }
+            };
+            let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+            let tx = idb::transaction(&conn.db, &refs, write);
+            let fut = tx.map(|tx| op(conn.clone(), tx));
+            async move { fut?.await }
+        })
+        .await
+}
+
+/// One batch of outbox rows after `after`, with their documents (one read transaction).
+async fn read_batch(
+    store: &Store,
+    after: Option<&DocKey>,
+    limit: usize,
+) -> Result<Vec<PendingChange>> {
+    let after_js: JsValue = match after {
+        Some(k) => Array::of2(&JsValue::from_str(&k.collection), &JsValue::from_str(&k.id)).into(),
+        None => JsValue::UNDEFINED,
+    };
+    let limit = limit.min(u32::MAX as usize) as u32;
+    let text = run_tx(
+        store,
+        Stores::AllCollectionsAnd(&[OUTBOX]),
+        false,
+        |_, tx| settle(read_pending(&tx, after_js.clone(), limit)),
+    )
+    .await?;
+    let rows: Vec<PendingRow> = parse(&text, "outbox")?;
+    Ok(rows
+        .into_iter()
+        .map(|r| PendingChange {
+            change: r.change,
+            kind: if r.resync {
+                PendingKind::Resync
+            } else {
+                PendingKind::Edit
+            },
+        })
+        .collect())
+}
+
+/// A read of the next push batch, started while the current one is on the wire.
+struct Prefetch {
+    after: DocKey,
+    limit: usize,
+    started: f64,
+    rows: oneshot::Receiver<Result<Vec<PendingChange>>>,
+}
+
+/// A prefetched batch older than this is read again instead.
+const PREFETCH_FRESH_MS: f64 = 5_000.0;
+
 /// Which object stores a transaction spans.
 enum Stores<'a> {
     Fixed(&'a [&'a str]),
@@ -338,31 +394,45 @@ impl LocalStore for IdbLocal {
         &self.clock
     }
 
+    /// Reads a batch; when it is full, starts reading the next one at once, so that IndexedDB
+    /// works while this batch is on the wire (the engine asks for batches in key order). A
+    /// prefetched batch is an earlier snapshot: a document edited since is pushed in its older
+    /// version, its outbox row keeps the newer HLC (so the ack leaves it), and it goes next sync.
     async fn pending(&self, after: Option<&DocKey>, limit: usize) -> Result<Vec<PendingChange>> {
-        let after_js = match after {
-            Some(k) => {
-                Array::of2(&JsValue::from_str(&k.collection), &JsValue::from_str(&k.id)).into()
+        let hit = match self.prefetch.borrow_mut().take() {
+            Some(p)
+                if Some(&p.after) == after
+                    && p.limit == limit
+                    && js_sys::Date::now() - p.started < PREFETCH_FRESH_MS =>
+            {
+                Some(p.rows)
             }
-            None => JsValue::UNDEFINED,
+            _ => None,
         };
-        let limit = limit.min(u32::MAX as usize) as u32;
-        let text = self
-            .tx(Stores::AllCollectionsAnd(&[OUTBOX]), false, |_, tx| {
-                settle(read_pending(&tx, after_js.clone(), limit))
-            })
-            .await?;
-        let rows: Vec<PendingRow> = parse(&text, "outbox")?;
-        Ok(rows
-            .into_iter()
-            .map(|r| PendingChange {
-                change: r.change,
-                kind: if r.resync {
-                    PendingKind::Resync
-                } else {
-                    PendingKind::Edit
-                },
-            })
-            .collect())
+        let rows = match hit {
+            Some(rx) => match rx.await {
+                Ok(Ok(rows)) => rows,
+                _ => read_batch(&self.store, after, limit).await?,
+            },
+            None => read_batch(&self.store, after, limit).await?,
+        };
+        if rows.len() >= limit {
+            if let Some(last) = rows.last() {
+                let next = DocKey::of(&last.change);
+                let (tx, rx) = oneshot::channel();
+                let (store, from) = (self.store.clone(), next.clone());
+                wasm_bindgen_futures::spawn_local(async move {
+                    let _ = tx.send(read_batch(&store, Some(&from), limit).await);
+                });
+                *self.prefetch.borrow_mut() = Some(Prefetch {
+                    after: next,
+                    limit,
+                    started: js_sys::Date::now(),
+                    rows: rx,
+                });
+            }
+        }
+        Ok(rows)
     }
 
     async fn ack_pushed(&self, acked: &[Pushed]) -> Result<()> {
@@ -375,10 +445,21 @@ impl LocalStore for IdbLocal {
             .map(|a| json!([a.key.collection, a.key.id, a.hlc.encode()]))
             .collect();
         let list = to_js_json(&Value::Array(list))?;
-        self.tx(Stores::Fixed(&[OUTBOX]), true, |_, tx| {
-            settle(ack_rows(&tx, list.clone()))
-        })
-        .await?;
+        // The transaction is created (and its first request issued) before this returns, and
+        // IndexedDB runs transactions over `_outbox` in creation order, so every later read of the
+        // outbox (the next batch, a count, a pulled page) sees the ack. Its commit is not awaited:
+        // the next batch goes out meanwhile. Should it fail, the rows stay and are pushed again
+        // (the server answers a repeated version as applied): nothing is lost.
+        let conn = self.store.conn().await?;
+        let tx = idb::transaction(&conn.db, &[OUTBOX], true)?;
+        let done = ack_rows(&tx, list);
+        wasm_bindgen_futures::spawn_local(async move {
+            if let Err(e) = settle(done).await {
+                web_sys::console::warn_1(&JsValue::from_str(&format!(
+                    "ferrosync: acknowledging pushed changes failed (they will be pushed again): {e}"
+                )));
+            }
+        });
         Ok(())
     }
 

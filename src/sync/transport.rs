@@ -4,18 +4,20 @@
 //! [`TransportError::Network`], a non-2xx reply goes through [`TransportError::from_status`]
 //! (gloo-net hands non-2xx back as `Ok`, so `ok()` is checked explicitly), and a 2xx body that
 //! does not parse as the expected reply is [`TransportError::Malformed`], so it is never applied.
+//! Pulls read one page ahead (see [`HttpTransport`]'s `pull`).
 
 use std::cell::RefCell;
 use std::rc::Rc;
 
 use ferrosync_core::protocol::{PullResponse, PushRequest, PushResponse};
 use ferrosync_core::sync::{Transport, TransportError};
+use futures::channel::oneshot;
 use futures::future::{select, Either};
 use gloo_net::http::{Request, RequestBuilder, Response};
 use serde::de::DeserializeOwned;
 use web_sys::RequestCache;
 
-use super::time::sleep;
+use super::time::{now_ms, sleep};
 
 /// A request without a reply after this long counts as a network error (pushes are idempotent,
 /// so the retry is safe even if the server did apply it).
@@ -48,10 +50,24 @@ impl Endpoint {
     }
 }
 
+/// The next pull page, requested while the current one is being applied.
+struct Ahead {
+    cursor: String,
+    limit: usize,
+    token: String,
+    started: f64,
+    /// The reply, and the device wall times the request was sent and answered.
+    page: oneshot::Receiver<(Result<PullResponse, TransportError>, f64, f64)>,
+}
+
+/// A page read ahead longer ago than this is requested again instead.
+const AHEAD_FRESH_MS: f64 = 5_000.0;
+
 /// The sync server over HTTP.
 pub struct HttpTransport {
     endpoint: Rc<Endpoint>,
     timeout_ms: f64,
+    ahead: RefCell<Option<Ahead>>,
 }
 
 impl HttpTransport {
@@ -59,21 +75,78 @@ impl HttpTransport {
         HttpTransport {
             endpoint,
             timeout_ms: DEFAULT_TIMEOUT_MS,
+            ahead: RefCell::new(None),
         }
     }
 
-    async fn send(&self, req: Request) -> Result<Response, TransportError> {
-        let fetch = Box::pin(req.send());
-        let timeout = Box::pin(sleep(self.timeout_ms));
-        match select(fetch, timeout).await {
-            Either::Left((Ok(resp), _)) => Ok(resp),
-            Either::Left((Err(e), _)) => Err(TransportError::Network(e.to_string())),
-            Either::Right(_) => Err(TransportError::Network(format!(
-                "no reply within {} ms",
-                self.timeout_ms
-            ))),
-        }
+    /// Requests the page after `cursor` now; `pull` uses it if it is asked for that page soon.
+    fn read_ahead(&self, cursor: &str, limit: usize) {
+        let (tx, rx) = oneshot::channel();
+        let (endpoint, timeout, c) = (self.endpoint.clone(), self.timeout_ms, cursor.to_string());
+        wasm_bindgen_futures::spawn_local(async move {
+            let sent = now_ms();
+            let page = fetch_pull(&endpoint, timeout, Some(&c), limit).await;
+            let _ = tx.send((page, sent, now_ms()));
+        });
+        *self.ahead.borrow_mut() = Some(Ahead {
+            cursor: cursor.to_string(),
+            limit,
+            token: self.endpoint.token.borrow().clone(),
+            started: now_ms(),
+            page: rx,
+        });
     }
+
+    /// The page read ahead for exactly this request, if there is a good one. Its `serverTime` is
+    /// carried forward by the time the reply waited here (the server's clock *now*, as if it had
+    /// just answered), so the engine's clock-offset estimate is not skewed by the read-ahead.
+    async fn take_ahead(&self, cursor: Option<&str>, limit: usize) -> Option<PullResponse> {
+        let ahead = self.ahead.borrow_mut().take()?;
+        let usable = Some(ahead.cursor.as_str()) == cursor
+            && ahead.limit == limit
+            && *self.endpoint.token.borrow() == ahead.token
+            && now_ms() - ahead.started < AHEAD_FRESH_MS;
+        if !usable {
+            return None;
+        }
+        let (page, sent, received) = ahead.page.await.ok()?;
+        let mut page = page.ok()?;
+        let waited = now_ms() - (sent + received) / 2.0;
+        page.server_time = page.server_time.saturating_add(waited.max(0.0) as u64);
+        Some(page)
+    }
+}
+
+async fn send(req: Request, timeout_ms: f64) -> Result<Response, TransportError> {
+    let fetch = Box::pin(req.send());
+    let timeout = Box::pin(sleep(timeout_ms));
+    match select(fetch, timeout).await {
+        Either::Left((Ok(resp), _)) => Ok(resp),
+        Either::Left((Err(e), _)) => Err(TransportError::Network(e.to_string())),
+        Either::Right(_) => Err(TransportError::Network(format!(
+            "no reply within {timeout_ms} ms"
+        ))),
+    }
+}
+
+async fn fetch_pull(
+    endpoint: &Endpoint,
+    timeout_ms: f64,
+    cursor: Option<&str>,
+    limit: usize,
+) -> Result<PullResponse, TransportError> {
+    let limit = limit.to_string();
+    let mut params = vec![("limit", limit.as_str())];
+    if let Some(c) = cursor {
+        params.push(("cursor", c));
+    }
+    let request = endpoint
+        .authorize(Request::get(&endpoint.url("pull")))
+        .query(params)
+        .build()
+        .map_err(build_error)?;
+    let resp = send(request, timeout_ms).await?;
+    reply(resp, "pull").await
 }
 
 /// Reads the body and turns it into the expected reply, or the error the status stands for.
@@ -110,27 +183,26 @@ impl Transport for HttpTransport {
             .header("Content-Type", "application/json")
             .body(body)
             .map_err(build_error)?;
-        let resp = self.send(request).await?;
+        let resp = send(request, self.timeout_ms).await?;
         reply(resp, "push").await
     }
 
+    /// A page; when more follow, the next one is requested at once, so the network works while
+    /// this one is applied. A page read ahead is used only for the same cursor, limit and token,
+    /// within a few seconds (it is then simply an earlier view of the feed: the next page starts
+    /// where it ends); a failed read-ahead is never reported, the page is requested again.
     async fn pull(
         &self,
         cursor: Option<&str>,
         limit: usize,
     ) -> Result<PullResponse, TransportError> {
-        let limit = limit.to_string();
-        let mut params = vec![("limit", limit.as_str())];
-        if let Some(c) = cursor {
-            params.push(("cursor", c));
+        let page = match self.take_ahead(cursor, limit).await {
+            Some(p) => p,
+            None => fetch_pull(&self.endpoint, self.timeout_ms, cursor, limit).await?,
+        };
+        if page.has_more && !page.changes.is_empty() && Some(page.cursor.as_str()) != cursor {
+            self.read_ahead(&page.cursor, limit);
         }
-        let request = self
-            .endpoint
-            .authorize(Request::get(&self.endpoint.url("pull")))
-            .query(params)
-            .build()
-            .map_err(build_error)?;
-        let resp = self.send(request).await?;
-        reply(resp, "pull").await
+        Ok(page)
     }
 }
