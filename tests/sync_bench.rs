@@ -280,7 +280,10 @@ async fn sync_throughput_push_and_pull_10k() {
     let fill_ms = js_sys::Date::now() - t0;
     // The same machine's local write speed at the same time, for scale: pulled documents cannot be
     // stored faster than the store writes them (bulkPut of 1000 at a time).
-    log(&format!("BENCH baseline local bulkPut: {}", rate(N, fill_ms)));
+    log(&format!(
+        "BENCH baseline local bulkPut: {}",
+        rate(N, fill_ms)
+    ));
     assert_eq!(pusher.pending().await as usize, N);
     let endpoint = Rc::new(Endpoint::new(&base(), &token));
     let (engine, spent) = timed_engine(
