@@ -50,6 +50,11 @@ async fn two_instances_see_each_others_writes() {
 }
 
 #[wasm_bindgen_test]
+async fn writes_restamp_when_another_instance_clock_is_ahead() {
+    common::writes_restamp_when_another_instance_clock_is_ahead().await;
+}
+
+#[wasm_bindgen_test]
 async fn live_results_always_equal_find() {
     live_results_equal_find().await;
 }

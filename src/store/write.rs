@@ -1,9 +1,13 @@
 //! Writes: one IndexedDB transaction per call over the collection, `_outbox` and `_meta`.
 //!
 //! Shape of every write transaction (no foreign await anywhere inside it):
-//! 1. read the persisted clock (the transaction's own request; awaited),
+//! 1. read the persisted clock (the transaction's own request),
 //! 2. stamp one HLC for the whole call, issue every record put and outbox put at once,
 //! 3. write the clock back, await `complete` (or the abort reason: quota, etc.).
+//!
+//! Small writes do not wait for the clock read (step 2 uses this instance's clock) unless the
+//! collection records per-field HLCs; if the read then shows a later clock (another tab wrote),
+//! steps 2 and 3 are issued again with a later HLC before the transaction commits.
 //!
 //! Then, after commit only, live queries here and in other tabs are told which ids changed.
 
@@ -21,6 +25,9 @@ use super::{meta, records, Conn, Store};
 use crate::error::Error;
 use crate::error::Result;
 use crate::live::Notice;
+
+/// Largest write whose puts are issued before the persisted clock is read (see `put_tx`).
+const EARLY_MAX: usize = 16;
 
 /// A validated document ready to store: its id and the JavaScript object, stored as it is. Rust looks
 /// inside only when it must (live-query matching of a few changed documents, per-field HLCs of
@@ -133,10 +140,44 @@ async fn put_tx(
     };
     // Where each index's key is read from (the keys themselves are computed in `writeDocs`).
     let index_paths = records::index_paths(conn.schema.indexes(collection));
+    // Small writes without per-field HLCs to carry forward go out now, stamped by this instance's
+    // clock, instead of after the persisted clock comes back: one round trip to IndexedDB's backend
+    // less per write (a third of a single put's time, measured in bench/). The persisted clock is
+    // ahead only when another tab or instance wrote since; then its read's result (still inside
+    // this transaction) re-stamps everything below, and those puts replace these (a transaction's
+    // requests run in order), so what commits is the same. Large batches wait instead: the round
+    // trip is nothing next to them, and re-issuing one would not be.
+    let early = if prev.is_none() && prepared.len() <= EARLY_MAX {
+        let hlc = store.tick(None);
+        let issued = records::write_docs(
+            &st,
+            &outbox,
+            collection,
+            &hlc.encode(),
+            docs,
+            &index_paths,
+            None,
+        );
+        if let Err(e) = issued {
+            return Err(idb::abort(&tx, dom_error(&e)));
+        }
+        if let Err(e) = meta::write_clock(&meta_st, &hlc) {
+            return Err(idb::abort(&tx, e));
+        }
+        Some(hlc)
+    } else {
+        None
+    };
     let persisted = match clock.await {
         Ok(c) => c,
         Err(e) => return Err(idb::abort(&tx, e)),
     };
+    if let Some(hlc) = early {
+        if persisted.as_ref().is_none_or(|p| *p < hlc) {
+            done.wait().await?;
+            return Ok(hlc);
+        }
+    }
     let prev = match prev {
         Some(reqs) => match futures::future::try_join_all(reqs).await {
             Ok(v) => Some(v),

@@ -874,6 +874,72 @@ pub async fn two_instances() {
     destroy(&name).await;
 }
 
+/// A small write is issued before the persisted clock is read (src/store/write.rs); when another
+/// instance has moved the clock ahead meanwhile, the write must still commit above it, with the
+/// record, its outbox row and the persisted clock agreeing.
+pub async fn writes_restamp_when_another_instance_clock_is_ahead() {
+    let name = unique("restamp");
+    let db1 = open(&name, r#"{"tasks": {"indexes": ["done"]}}"#).await;
+    let db2 = open(&name, r#"{"tasks": {"indexes": ["done"]}}"#).await;
+    let (t1, t2) = (coll(&db1, "tasks"), coll(&db2, "tasks"));
+    // db1's clock jumps 30 s ahead (as after a pull from a device whose clock runs ahead); its
+    // write persists that clock. db2's own clock still reads the wall time.
+    let ahead = ferrosync_core::Hlc {
+        wall_ms: js_sys::Date::now() as u64 + 30_000,
+        counter: 0,
+        node: "remote".into(),
+    };
+    db1.store().observe(&ahead).unwrap();
+    put(&t1, r#"{"id": "a", "done": false}"#).await;
+    for (i, n) in [1usize, 3, 20].into_iter().enumerate() {
+        // One document (issued early), a small batch (early) and a larger one (waits for the clock).
+        let docs: Vec<String> = (0..n)
+            .map(|k| format!(r#"{{"id": "b{i}-{k}", "done": true}}"#))
+            .collect();
+        if n == 1 {
+            put(&t2, &docs[0]).await;
+        } else {
+            bulk(&t2, &format!("[{}]", docs.join(","))).await;
+        }
+        let rows = db1.store().outbox(None).await.unwrap();
+        let hlc_of = |id: &str| rows.iter().find(|r| r.id == id).unwrap().hlc.clone();
+        let before = if i == 0 {
+            hlc_of("a")
+        } else {
+            hlc_of(&format!("b{}-0", i - 1))
+        };
+        for k in 0..n {
+            let id = format!("b{i}-{k}");
+            let hlc = hlc_of(&id);
+            assert!(hlc > before, "{id}: {hlc} is not above {before}");
+            let parsed: ferrosync_core::Hlc = hlc.parse().unwrap();
+            assert!(
+                parsed.wall_ms >= ahead.wall_ms,
+                "{id}: {hlc} was not re-stamped"
+            );
+            let rec = db1.store().record("tasks", &id).await.unwrap().unwrap();
+            assert_eq!(
+                prop(&rec, "hlc").as_string().unwrap(),
+                hlc,
+                "{id}: record and outbox differ"
+            );
+            assert_eq!(
+                get(&t1, &id).await,
+                format!(r#"{{"id":"{id}","done":true}}"#)
+            );
+        }
+    }
+    assert_eq!(count(&t1, r#"{"where": {"done": true}}"#).await, 24);
+    // And db2's clock now runs ahead too: its next write needs no re-stamp and is still above.
+    put(&t2, r#"{"id": "c", "done": false}"#).await;
+    let rows = db2.store().outbox(None).await.unwrap();
+    let c = rows.iter().find(|r| r.id == "c").unwrap().hlc.clone();
+    assert!(rows.iter().all(|r| r.id == "c" || r.hlc < c));
+    db1.close();
+    db2.close();
+    destroy(&name).await;
+}
+
 pub async fn reconnects_when_the_browser_closes_the_connection() {
     let name = unique("reconnect");
     let db = open(&name, r#"{"tasks": {"indexes": ["done"]}}"#).await;
