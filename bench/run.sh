@@ -29,14 +29,17 @@ set -- "${args[@]+"${args[@]}"}"
 PKG="${FERROSYNC_BENCH_PKG:-}"
 if [ -z "$PKG" ] && [ -n "$REF" ]; then
   rev="$(git rev-parse --short "$REF^{commit}")"
-  PKG="bench/.ref/$rev/out/web"
+  # Builds are cached by the content of what goes into the package, so commits that only touch
+  # other files (docs, tests, bench/) reuse one build.
+  key="$(for p in src core Cargo.toml Cargo.lock wasm-pack.toml scripts/pkg.py; do git rev-parse "$rev:$p"; done | sha1sum | cut -c1-12)"
+  PKG="bench/.ref/$key/out/web"
   if [ ! -f "$PKG/ferrosync_bg.wasm" ]; then
-    echo "[bench] building the release package of $rev (git archive into bench/.ref/$rev)"
-    rm -rf "bench/.ref/$rev" && mkdir -p "bench/.ref/$rev"
-    git archive "$rev" | tar -x -C "bench/.ref/$rev"
-    (cd "bench/.ref/$rev" && python3 scripts/pkg.py build --target web --out out)
-    echo "$rev (built $(date -u +%Y-%m-%dT%H:%MZ))" > "bench/.ref/$rev/out/SOURCE"
+    echo "[bench] building the release package of $rev (git archive into bench/.ref/$key)"
+    rm -rf "bench/.ref/$key" && mkdir -p "bench/.ref/$key"
+    git archive "$rev" | tar -x -C "bench/.ref/$key"
+    (cd "bench/.ref/$key" && python3 scripts/pkg.py build --target web --out out)
   fi
+  echo "$rev" > "bench/.ref/$key/out/SOURCE"
 fi
 if [ -z "$PKG" ]; then
   PKG=bench/.pkg/web

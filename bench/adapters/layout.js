@@ -19,6 +19,8 @@ export const variants = {
   // success handler (still inside the transaction) re-puts them if the persisted clock was ahead
   // (another tab wrote meanwhile). Same committed result, one round trip less per write.
   "layout-nowait": { label: "ferrosync layout, clock read not awaited (JS)", outbox: "store", nowait: true },
+  // Both: what ferrosync's storage work could cost with an outbox index and no clock wait.
+  "layout-lean": { label: "ferrosync layout, outbox index + clock not awaited (JS)", outbox: "index", nowait: true },
 };
 const STORE = "docs";
 const RELAXED = { durability: "relaxed" };
