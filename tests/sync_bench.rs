@@ -2,7 +2,7 @@
 //! push 10,000 pending ~1 KB documents, and pull 10,000 into an empty database. Prints docs/s;
 //! the figures go to docs/BENCHMARKS.md ("Sync (browser)"). Run the release build:
 //!
-//! `FERROSYNC_TEST_SERVER=... FERROSYNC_TEST_CONTROL=... CHROMEDRIVER=/usr/bin/chromedriver \
+//! `FERROSYNC_BENCH_N=10000 FERROSYNC_TEST_SERVER=... FERROSYNC_TEST_CONTROL=... CHROMEDRIVER=/usr/bin/chromedriver \
 //!  wasm-pack test --release --headless --chrome -- --test sync_bench -- --nocapture`
 
 mod sync_support;
@@ -24,10 +24,11 @@ use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
 
-/// Documents each way (`FERROSYNC_BENCH_N` at compile time to change it; a multiple of 1000).
+/// Documents each way: 1,000 in the regular test runs (a smoke test); set `FERROSYNC_BENCH_N=10000`
+/// at compile time for the figures in docs/BENCHMARKS.md (a multiple of 1000).
 const N: usize = match option_env!("FERROSYNC_BENCH_N") {
     Some(n) => parse(n),
-    None => 10_000,
+    None => 1_000,
 };
 
 const fn parse(s: &str) -> usize {
