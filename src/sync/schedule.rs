@@ -40,6 +40,9 @@ use crate::store::Store;
 
 type Reply = oneshot::Sender<Result<Report, Error>>;
 
+/// A `db.sync()` forwarded to the leader fails with `SYNC_BUSY` after this long without an answer.
+const FORWARD_TIMEOUT_MS: f64 = 120_000.0;
+
 /// What the agent's task reacts to.
 enum Msg {
     /// A local write committed through this instance.
@@ -331,7 +334,21 @@ impl Task {
                 }
                 let id = random_id();
                 shared.post(&TabMsg::Sync { id: id.clone() });
-                forwarded.insert(id, reply);
+                forwarded.insert(id.clone(), reply);
+                // Never wait forever for a leader that does not answer (a frozen tab).
+                let tx = shared.tx.clone();
+                wasm_bindgen_futures::spawn_local(async move {
+                    sleep(FORWARD_TIMEOUT_MS).await;
+                    let _ = tx.unbounded_send(Msg::Tab(TabMsg::Synced {
+                        id,
+                        report: None,
+                        error: Some(StatusError {
+                            code: crate::error::codes::SYNC_BUSY.into(),
+                            message: "the tab that syncs this database did not answer in time"
+                                .into(),
+                        }),
+                    }));
+                });
             }
             Msg::Token { forward } => {
                 if forward {
