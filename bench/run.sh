@@ -37,7 +37,9 @@ if [ -z "$PKG" ] && [ -n "$REF" ]; then
     echo "[bench] building the release package of $rev (git archive into bench/.ref/$key)"
     rm -rf "bench/.ref/$key" && mkdir -p "bench/.ref/$key"
     git archive "$rev" | tar -x -C "bench/.ref/$key"
-    (cd "bench/.ref/$key" && python3 scripts/pkg.py build --target web --out out)
+    # The checkout's target dir by default: dependencies are reused, only ferrosync is rebuilt.
+    target="${CARGO_TARGET_DIR:-$PWD/target}"
+    (cd "bench/.ref/$key" && CARGO_TARGET_DIR="$target" python3 scripts/pkg.py build --target web --out out)
   fi
   echo "$rev" > "bench/.ref/$key/out/SOURCE"
 fi
