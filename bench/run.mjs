@@ -253,7 +253,8 @@ function verdicts(result) {
     const worse = ["bulk", "put", "get", "find", "watchP50", "watchP95"].filter(
       (k) => m.ferrosync[k] !== null && m.dexie[k] !== null && m.ferrosync[k] > m.dexie[k],
     );
-    out.push(`${worse.length === 0 ? "MET " : "MISS"} no worse than Dexie on any row${worse.length ? ": slower on " + worse.join(", ") : ""}`);
+    const how = worse.map((k) => `${k} (${(m.ferrosync[k] / m.dexie[k]).toFixed(2)}x)`);
+    out.push(`${worse.length === 0 ? "MET " : "MISS"} no worse than Dexie on any row${worse.length ? ": slower on " + how.join(", ") : ""}`);
   }
   return out;
 }
