@@ -934,6 +934,27 @@ async fn events_from_the_server_trigger_a_pull() {
 }
 
 #[wasm_bindgen_test]
+async fn an_evicted_database_resyncs_everything_on_the_next_open() {
+    clear_faults().await;
+    let token = unique("evicted");
+    let name = unique("ev");
+    let a = device(&name, &token, Opts::default()).await;
+    for i in 0..3 {
+        a.put("tasks", &format!(r#"{{"id": "e{i}", "v": {i}}}"#))
+            .await;
+    }
+    a.sync().await;
+    let before = a.all("tasks").await;
+    // The browser drops the whole database (storage pressure): same name, nothing local.
+    a.close_and_destroy().await;
+    let again = device(&name, &token, Opts::default()).await;
+    again.settled().await;
+    assert_eq!(again.all("tasks").await, before);
+    assert_eq!(again.pending().await, 0);
+    again.close_and_destroy().await;
+}
+
+#[wasm_bindgen_test]
 async fn bad_sync_options_and_calls_are_coded_errors() {
     let o = json(r#"{"name": "x-bad", "collections": {"t": {}}, "sync": {"url": 5}}"#);
     rejects(ferrosync::Database::open(o), "INVALID_OPTIONS").await;
