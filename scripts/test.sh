@@ -77,7 +77,7 @@ mkdir -p /tmp/ferrosync-quota
 mountpoint -q /tmp/ferrosync-quota || mount -t tmpfs -o size=64m tmpfs /tmp/ferrosync-quota
 rm -rf /tmp/ferrosync-quota/profile
 WASM_BINDGEN_TEST_WEBDRIVER_JSON=tests/quota-webdriver.json \
-  wasm-pack test --headless --chrome --features quota-test -- --test quota
+  wasm-pack test --headless --chrome -- --features quota-test --test quota
 
 stage "package: release build with wasm-opt"
 python3 scripts/pkg.py build
