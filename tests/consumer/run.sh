@@ -31,7 +31,9 @@ for f in package.json README.md LICENSE-MIT LICENSE-APACHE web/ferrosync.js web/
 done
 if grep -E '(^|/)\.gitignore$|\.tgz$' <<<"$listing"; then echo "consumer: stray files in the tarball" >&2; exit 1; fi
 # The package README (wasm-pack.toml [package].readme), not the repository's.
-tar xzf "$TARBALL" -O package/README.md | grep -q '^npm install ferrosync$' ||
+# (Read it whole first: `tar | grep -q` under pipefail fails when grep exits before tar is done writing.)
+readme="$(tar xzf "$TARBALL" -O package/README.md)"
+grep -q '^npm install ferrosync$' <<<"$readme" ||
   { echo "consumer: the tarball's README.md is not docs/PACKAGE-README.md" >&2; exit 1; }
 echo "$(basename "$TARBALL"): $(wc -l <<<"$listing") files, $(du -k "$TARBALL" | cut -f1) KB"
 
