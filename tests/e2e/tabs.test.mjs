@@ -59,8 +59,15 @@ e2eTest("a change in one tab appears in the other within a second, and only one 
 	const [syncing, other, otherCount] = c1.total > 0 ? [t1, t2, c2] : [t2, t1, c1];
 	await syncing.close();
 	await addTodos(other, "after the hand-over");
-	await eventually(async () => assert.equal(await pendingCount(other), 0), { timeout: 15000 });
-	assert.ok(otherCount.push > 0, "the remaining tab pushed");
+	// Both must hold together: right after the hand-over the tab's pending count can still read 0
+	// (before its new leader role has pushed), so waiting on the count alone raced the push.
+	await eventually(
+		async () => {
+			assert.ok(otherCount.push > 0, "the remaining tab pushed");
+			assert.equal(await pendingCount(other), 0);
+		},
+		{ timeout: 15000 },
+	);
 
 	// A second device proves the server has everything.
 	const b = await device("other-device");
