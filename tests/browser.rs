@@ -393,3 +393,74 @@ async fn a_dropped_instance_does_not_block_upgrades() {
     upgraded.close();
     destroy(&name).await;
 }
+
+/// A database written before the outbox moved into the records (a separate `_outbox` store) is
+/// migrated on open: its pending rows become pending records, nothing else changes, the store goes.
+#[wasm_bindgen_test]
+async fn legacy_outbox_store_is_migrated_on_open() {
+    let name = unique("legacy");
+    let build = js_eval(&format!(
+        r#"new Promise((resolve, reject) => {{
+  const req = indexedDB.open({name:?}, 1);
+  req.onupgradeneeded = () => {{
+    const db = req.result;
+    db.createObjectStore("_meta");
+    db.createObjectStore("_outbox", {{ keyPath: ["collection", "id"] }});
+    const tasks = db.createObjectStore("tasks", {{ keyPath: "id" }});
+    tasks.createIndex("$tombstones", "tomb");
+    tasks.createIndex("done", "ix.pdone");
+    const tx = req.transaction;
+    const meta = tx.objectStore("_meta"), outbox = tx.objectStore("_outbox");
+    meta.put("00000000000a-000000-legacyclient0001", "clock");
+    meta.put("legacyclient0001", "clientId");
+    tasks.put({{ id: "a", hlc: "000000000001-000000-legacyclient0001", doc: {{ id: "a", done: false }}, ix: {{ pdone: [1, 0] }} }});
+    tasks.put({{ id: "b", hlc: "000000000002-000000-legacyclient0001", doc: {{ id: "b", done: true }}, ix: {{ pdone: [1, 1] }} }});
+    tasks.put({{ id: "c", hlc: "000000000003-000000-legacyclient0001", tomb: "000000000003-000000-legacyclient0001" }});
+    tasks.put({{ id: "d", hlc: "000000000004-000000-otherclient00001", doc: {{ id: "d", done: true }}, ix: {{ pdone: [1, 1] }} }});
+    outbox.put({{ collection: "tasks", id: "a", hlc: "000000000001-000000-legacyclient0001", deleted: false }});
+    outbox.put({{ collection: "tasks", id: "c", hlc: "000000000003-000000-legacyclient0001", deleted: true }});
+    outbox.put({{ collection: "tasks", id: "d", hlc: "000000000004-000000-otherclient00001", deleted: false, kind: "resync" }});
+    outbox.put({{ collection: "gone", id: "x", hlc: "000000000005-000000-legacyclient0001", deleted: false }});
+  }};
+  req.onsuccess = () => {{ req.result.close(); resolve(); }};
+  req.onerror = () => reject(req.error);
+}})"#
+    ));
+    ok(wasm_bindgen::JsCast::unchecked_into(build)).await;
+
+    let db = open(&name, r#"{"tasks": {"indexes": ["done"]}}"#).await;
+    let store = db.store();
+    let conn = store.raw_connection_for_test().expect("open connection");
+    assert!(!conn.object_store_names().contains("_outbox"));
+    let rows = store.outbox(None).await.unwrap();
+    let summary: Vec<(String, bool)> = rows.iter().map(|r| (r.id.clone(), r.deleted)).collect();
+    assert_eq!(
+        summary,
+        vec![
+            ("a".to_string(), false),
+            ("c".to_string(), true),
+            ("d".to_string(), false)
+        ]
+    );
+    assert_eq!(rows[0].hlc, "000000000001-000000-legacyclient0001");
+    assert_eq!(store.outbox_len().await.unwrap(), 3);
+    let d = store.record("tasks", "d").await.unwrap().unwrap();
+    assert_eq!(prop(&d, "resync").as_bool(), Some(true));
+    let a = store.record("tasks", "a").await.unwrap().unwrap();
+    assert!(prop(&a, "resync").is_undefined());
+    // The documents and their index entries are as they were.
+    let tasks = coll(&db, "tasks");
+    assert_eq!(ids(&tasks, "{}").await, s(&["a", "b", "d"]));
+    assert_eq!(
+        ids(&tasks, r#"{"where": {"done": true}}"#).await,
+        s(&["b", "d"])
+    );
+    assert_eq!(store.client_id(), "legacyclient0001");
+    // New writes go to the records' outbox, after the migrated clock.
+    put(&tasks, r#"{"id": "e", "done": false}"#).await;
+    let rows = store.outbox(None).await.unwrap();
+    assert_eq!(rows.len(), 4);
+    assert!(rows[3].hlc.as_str() > "00000000000a-000000-legacyclient0001");
+    db.close();
+    destroy(&name).await;
+}

@@ -113,8 +113,8 @@ export async function layoutCosts(docs) {
   out.push(await layoutRun("raw docs:", (db) => store(db, false), (tx) => { const s = tx.objectStore("d"); for (const d of docs) s.put(d); }));
   out.push(await layoutRun("records:", (db) => store(db, false), (tx, k) => { const s = tx.objectStore("d"); for (const d of docs) s.put(rec(d, k)); }));
   out.push(await layoutRun("records + 2 indexes:", (db) => store(db, true), (tx, k) => { const s = tx.objectStore("d"); for (const d of docs) s.put(rec(d, k)); }));
-  out.push(await layoutRun("records + 2 indexes + _outbox rows (ferrosync):", (db) => { store(db, true); db.createObjectStore("o", { keyPath: ["collection", "id"] }); }, (tx, k) => { const s = tx.objectStore("d"), o = tx.objectStore("o"); for (const d of docs) { const r = rec(d, k); s.put(r); o.put({ collection: "d", id: d.id, hlc: r.hlc, deleted: false }); } }));
-  out.push(await layoutRun("records + 2 indexes + sparse $pending index:", (db) => store(db, true, true), (tx, k) => { const s = tx.objectStore("d"); for (const d of docs) { const r = rec(d, k); r.pending = r.hlc; s.put(r); } }));
+  out.push(await layoutRun("records + 2 indexes + _outbox rows (ferrosync until 2026-11):", (db) => { store(db, true); db.createObjectStore("o", { keyPath: ["collection", "id"] }); }, (tx, k) => { const s = tx.objectStore("d"), o = tx.objectStore("o"); for (const d of docs) { const r = rec(d, k); s.put(r); o.put({ collection: "d", id: d.id, hlc: r.hlc, deleted: false }); } }));
+  out.push(await layoutRun("records + 2 indexes + sparse $pending index (ferrosync):", (db) => store(db, true, true), (tx, k) => { const s = tx.objectStore("d"); for (const d of docs) { const r = rec(d, k); r.pending = r.hlc; s.put(r); } }));
   return out.join(" | ");
 }
 "#)]

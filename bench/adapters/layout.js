@@ -1,26 +1,23 @@
 // Diagnostic, not a competitor: hand-written IndexedDB doing exactly the storage work ferrosync does
-// (src/store/write.rs, records.rs, schema.rs), with no WASM: records { id, hlc, doc, ix } with
+// (src/store/write.rs, records.rs, schema.rs), with no WASM: records { id, hlc, doc, ix, pend } with
 // order-preserving index keys ([2, n] numbers, [3, s] strings) under indexes on `ix.p<path>`, the
-// `$tombstones` index, one `_outbox` row per written document, and the clock read and written back
-// in `_meta` inside every write transaction. ferrosync minus this column is what the WASM side
-// (conversion, validation, HLC, live-query bookkeeping) costs.
+// `$tombstones` index, the `$pending` index over `pend` (the outbox: set on every written record),
+// and the clock read and written back in `_meta` inside every write transaction (writes of up to 16
+// documents go out before the read returns and are re-put if it shows a later clock). ferrosync
+// minus this column is what the WASM side (conversion, validation, HLC, live-query bookkeeping) costs.
 
 export const label = "IDB in ferrosync layout (JS)";
 
-// Variants of the layout, for BENCHMARKS.md's analysis of where bulk insert time goes (run with
-// `--only raw,layout,layout-nooutbox,layout-pending`):
-// - no outbox rows at all (what the outbox costs);
-// - the outbox as an index instead of a store: each record carries `pend` (its pending HLC) and an
-//   index on `pend` lists the documents to push, so one put per document maintains both.
+// Variants of the layout, for BENCHMARKS.md's analysis of where write time goes (run with
+// `--only raw,layout,layout-nooutbox,layout-store`):
+// - no outbox at all (what the outbox costs);
+// - the outbox as a separate `_outbox` store, one row per written document (ferrosync's layout
+//   before the `$pending` index; what that cost);
+// - the clock read always awaited before the puts are issued.
 export const variants = {
-  "layout-nooutbox": { label: "ferrosync layout without outbox (JS)", outbox: "none" },
-  "layout-pending": { label: "ferrosync layout, outbox as an index (JS)", outbox: "index" },
-  // The clock read not awaited: the puts go out at once with the in-memory clock, and the read's
-  // success handler (still inside the transaction) re-puts them if the persisted clock was ahead
-  // (another tab wrote meanwhile). Same committed result, one round trip less per write.
-  "layout-nowait": { label: "ferrosync layout, clock read not awaited (JS)", outbox: "store", nowait: true },
-  // Both: what ferrosync's storage work could cost with an outbox index and no clock wait.
-  "layout-lean": { label: "ferrosync layout, outbox index + clock not awaited (JS)", outbox: "index", nowait: true },
+  "layout-nooutbox": { label: "ferrosync layout without outbox (JS)", outbox: "none", early: 16 },
+  "layout-store": { label: "ferrosync layout, outbox as a store (JS)", outbox: "store", early: 16 },
+  "layout-wait": { label: "ferrosync layout, clock read always awaited (JS)", outbox: "index", early: 0 },
 };
 const STORE = "docs";
 const RELAXED = { durability: "relaxed" };
@@ -48,7 +45,7 @@ const tick = (prev) => {
   return prev !== undefined && prev >= next ? prev + "0" : next;
 };
 
-export async function open(name, variant = { outbox: "store" }) {
+export async function open(name, variant = { outbox: "index", early: 16 }) {
   const open = indexedDB.open(name, 1);
   open.onupgradeneeded = () => {
     const db = open.result;
@@ -57,7 +54,7 @@ export async function open(name, variant = { outbox: "store" }) {
     st.createIndex("bucket", "ix.pbucket");
     st.createIndex("$tombstones", "tomb");
     if (variant.outbox === "index") st.createIndex("$pending", "pend");
-    db.createObjectStore("_outbox", { keyPath: ["collection", "id"] });
+    if (variant.outbox === "store") db.createObjectStore("_outbox", { keyPath: ["collection", "id"] });
     db.createObjectStore("_meta");
   };
   const db = await req(open);
@@ -67,16 +64,18 @@ export async function open(name, variant = { outbox: "store" }) {
     for (const w of watchers) w();
   };
   async function write(list) {
-    const tx = db.transaction([STORE, "_outbox", "_meta"], "readwrite", RELAXED);
+    const stores = variant.outbox === "store" ? [STORE, "_outbox", "_meta"] : [STORE, "_meta"];
+    const tx = db.transaction(stores, "readwrite", RELAXED);
     const committed = done(tx);
-    const st = tx.objectStore(STORE), outbox = tx.objectStore("_outbox"), meta = tx.objectStore("_meta");
+    const st = tx.objectStore(STORE), meta = tx.objectStore("_meta");
+    const outbox = variant.outbox === "store" ? tx.objectStore("_outbox") : undefined;
     let last;
     const issue = (hlc) => {
       for (let i = 0; i < list.length; i++) {
         const doc = list[i];
         const ix = { pcategory: key(doc.category), pbucket: key(doc.bucket) };
         if (variant.outbox === "index") {
-          st.put({ id: doc.id, hlc, doc, ix, pend: hlc });
+          st.put({ id: doc.id, hlc, doc, ix, pend: doc.id });
         } else {
           st.put({ id: doc.id, hlc, doc, ix });
           if (variant.outbox === "store") outbox.put({ collection: STORE, id: doc.id, hlc, deleted: false });
@@ -85,7 +84,7 @@ export async function open(name, variant = { outbox: "store" }) {
       meta.put(hlc, "clock");
       last = memClock = hlc;
     };
-    if (variant.nowait) {
+    if (list.length <= variant.early) {
       const read = meta.get("clock");
       issue(tick(memClock));
       read.onsuccess = () => {

@@ -1,14 +1,14 @@
-//! The `_outbox` store: one row per document with a change not yet pushed, key `[collection, id]`,
-//! value `{ collection, id, hlc, deleted }`. Written in the same transaction as the document, so a
-//! committed write is always pending sync; a later write of the same document overwrites the row
-//! (the push reads the document itself from its collection). The sync engine removes a row only if
-//! its `hlc` still equals the pushed one, so an edit made during a push is pushed next time.
+//! The outbox: the records whose current version the server has not acknowledged. A write marks its
+//! record pending (`pend`, see `records.rs`) in the same put, so a committed write is always pending
+//! sync; a later write of the same document replaces the record and stays pending. The sync engine
+//! clears the marker only if the record's `hlc` is still the pushed one, so an edit made during a
+//! push is pushed next time. Each collection's `$pending` index lists its pending records.
 
 use js_sys::{Array, Reflect};
 use wasm_bindgen::{JsCast, JsValue};
 
 use super::idb::{self, js};
-use super::schema::OUTBOX;
+use super::schema::{collection_stores, PENDING};
 use super::Store;
 use crate::error::{Error, Result};
 
@@ -22,21 +22,19 @@ pub struct OutboxRow {
 }
 
 impl OutboxRow {
-    pub fn from_js(v: &JsValue) -> Result<OutboxRow> {
+    /// The pending change a stored record of `collection` stands for.
+    pub fn from_record(collection: &str, v: &JsValue) -> Result<OutboxRow> {
         let s = |k: &str| {
             Reflect::get(v, &JsValue::from_str(k))
                 .ok()
                 .and_then(|x| x.as_string())
-                .ok_or_else(|| Error::storage("DataError", format!("outbox row without {k}")))
+                .ok_or_else(|| Error::storage("DataError", format!("pending record without {k}")))
         };
         Ok(OutboxRow {
-            collection: s("collection")?,
+            collection: collection.to_string(),
             id: s("id")?,
             hlc: s("hlc")?,
-            deleted: Reflect::get(v, &"deleted".into())
-                .ok()
-                .and_then(|x| x.as_bool())
-                .unwrap_or(false),
+            deleted: super::records::is_tombstone(v),
         })
     }
 }
@@ -45,14 +43,29 @@ impl Store {
     /// Up to `limit` pending changes, in key order (collection, then id).
     pub async fn outbox(&self, limit: Option<u32>) -> Result<Vec<OutboxRow>> {
         self.run(|conn| async move {
-            let tx = idb::transaction(&conn.db, &[OUTBOX], false)?;
-            let st = idb::store(&tx, OUTBOX)?;
-            let req = js(match limit {
-                Some(n) => st.get_all_with_key_and_limit(&JsValue::UNDEFINED, n),
-                None => st.get_all(),
-            })?;
-            let rows: Array = idb::wait(&req).await?.unchecked_into();
-            rows.iter().map(|r| OutboxRow::from_js(&r)).collect()
+            let names = collection_stores(&conn.db);
+            let mut out = Vec::new();
+            if names.is_empty() {
+                return Ok(out);
+            }
+            let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+            let tx = idb::transaction(&conn.db, &refs, false)?;
+            for name in &names {
+                let left = limit.map(|n| n.saturating_sub(out.len() as u32));
+                if left == Some(0) {
+                    break;
+                }
+                let index = js(idb::store(&tx, name)?.index(PENDING))?;
+                let req = js(match left {
+                    Some(n) => index.get_all_with_key_and_limit(&JsValue::UNDEFINED, n),
+                    None => index.get_all(),
+                })?;
+                let rows: Array = idb::wait(&req).await?.unchecked_into();
+                for r in rows.iter() {
+                    out.push(OutboxRow::from_record(name, &r)?);
+                }
+            }
+            Ok(out)
         })
         .await
     }
@@ -60,10 +73,22 @@ impl Store {
     /// How many documents have changes not yet pushed.
     pub async fn outbox_len(&self) -> Result<u32> {
         self.run(|conn| async move {
-            let tx = idb::transaction(&conn.db, &[OUTBOX], false)?;
-            let st = idb::store(&tx, OUTBOX)?;
-            let n = idb::wait(&js(st.count())?).await?;
-            Ok(n.as_f64().unwrap_or(0.0) as u32)
+            let names = collection_stores(&conn.db);
+            if names.is_empty() {
+                return Ok(0);
+            }
+            let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+            let tx = idb::transaction(&conn.db, &refs, false)?;
+            let mut counts = Vec::new();
+            for name in &names {
+                let index = js(idb::store(&tx, name)?.index(PENDING))?;
+                counts.push(idb::wait(&js(index.count())?));
+            }
+            let mut n = 0u32;
+            for c in futures::future::try_join_all(counts).await? {
+                n += c.as_f64().unwrap_or(0.0) as u32;
+            }
+            Ok(n)
         })
         .await
     }

@@ -1,5 +1,6 @@
 // Hot loops over records, kept in JavaScript so documents cross into WASM only as the few fields Rust
-// must inspect. Layout (see records.rs): live { id, hlc, doc, ix? }, tombstone { id, hlc, tomb }.
+// must inspect. Layout (see records.rs): live { id, hlc, doc, ix?, pend? }, tombstone
+// { id, hlc, tomb, pend? }; `pend` (= id) marks a version not yet acknowledged by the server.
 
 const CANONICAL_INDEX = /^(0|[1-9][0-9]*)$/;
 const hasOwn = Object.prototype.hasOwnProperty;
@@ -33,27 +34,23 @@ export function projection(doc, paths) {
   return ix;
 }
 
-/** Issues the puts of a batch: records and their outbox rows (all requests at once, none awaited). */
-export function writeDocs(store, outbox, collection, hlc, docs, paths, fieldsJson) {
+/** Issues the puts of a batch, each record marked pending sync (all requests at once, none awaited). */
+export function writeDocs(store, hlc, docs, paths, fieldsJson) {
   // Per-field HLCs of `merge` collections (sync hook, src/store/fields.rs).
   const fs = fieldsJson === undefined ? undefined : JSON.parse(fieldsJson);
   const indexed = paths.length > 0;
   for (let i = 0; i < docs.length; i++) {
     const doc = docs[i];
     const id = doc.id;
-    const rec = indexed ? { id, hlc, doc, ix: projection(doc, paths) } : { id, hlc, doc };
+    const rec = indexed ? { id, hlc, doc, ix: projection(doc, paths), pend: id } : { id, hlc, doc, pend: id };
     if (fs !== undefined && fs[i] !== null) rec.fields = fs[i];
     store.put(rec);
-    outbox.put({ collection, id, hlc, deleted: false });
   }
 }
 
+/** A local delete's record: a tombstone pending sync. */
 export function tombstone(id, hlc) {
-  return { id, hlc, tomb: hlc };
-}
-
-export function outboxRow(collection, id, hlc, deleted) {
-  return { collection, id, hlc, deleted };
+  return { id, hlc, tomb: hlc, pend: id };
 }
 
 /** The document of a live record, `undefined` for a tombstone or no record. */
@@ -197,4 +194,34 @@ export function idsOf(records) {
 /** JSON text of a value (a stored document Rust must inspect). */
 export function toJson(v) {
   return JSON.stringify(v);
+}
+
+/**
+ * Upgrade from the layout with a separate `_outbox` store (rows { collection, id, hlc, kind? }, key
+ * [collection, id]): marks each row's record pending, then deletes the store. Runs inside the
+ * upgrade transaction `tx`, from request callbacks only.
+ */
+export function migrateOutbox(db, tx) {
+  const names = new Set(Array.from(db.objectStoreNames));
+  const req = tx.objectStore("_outbox").openCursor();
+  req.onsuccess = () => {
+    const cur = req.result;
+    if (cur === null) {
+      db.deleteObjectStore("_outbox");
+      return;
+    }
+    const row = cur.value;
+    if (names.has(row.collection)) {
+      const store = tx.objectStore(row.collection);
+      const get = store.get(row.id);
+      get.onsuccess = () => {
+        const rec = get.result;
+        if (rec === undefined) return;
+        rec.pend = rec.id;
+        if (row.kind === "resync") rec.resync = true;
+        store.put(rec);
+      };
+    }
+    cur.continue();
+  };
 }

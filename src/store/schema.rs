@@ -4,8 +4,13 @@
 //! - one object store per collection, key path `id`, records as in `records.rs`; an index per
 //!   declared path over the record's projection (`ix.<ident>`), plus `$tombstones` (key path
 //!   `tomb`, present on tombstones only) so live documents can be counted without reading them;
-//! - `_outbox` (key path `[collection, id]`): one row per document with changes not yet pushed;
+//!   and `$pending` (key path `pend`, present on records the server has not acknowledged): the
+//!   outbox, read by the sync engine;
 //! - `_meta` (out-of-line keys): `clientId`, `clock` (last HLC issued), `schema` (description).
+//!
+//! Databases written before the outbox moved into the records have an `_outbox` store (one row per
+//! pending document, key `[collection, id]`); the first open by this version marks those records
+//! pending and deletes the store, in the upgrade transaction.
 //!
 //! Opening with a collection or index the database lacks bumps the version and creates what is
 //! missing in `upgradeneeded`; nothing is ever deleted (the rexie/idb builder drops every store and
@@ -32,9 +37,27 @@ use super::records;
 use crate::error::{Error, Result};
 
 pub const META: &str = "_meta";
-pub const OUTBOX: &str = "_outbox";
+/// The outbox store of databases created before `$pending`; migrated and deleted on open.
+pub const LEGACY_OUTBOX: &str = "_outbox";
 /// Index over tombstones (internal names start with `$`, which field paths cannot).
 pub const TOMBSTONES: &str = "$tombstones";
+/// Index over the records pending sync (the outbox), in id order.
+pub const PENDING: &str = "$pending";
+
+#[wasm_bindgen(module = "/src/store/records.js")]
+extern "C" {
+    #[wasm_bindgen(catch, js_name = migrateOutbox)]
+    fn migrate_outbox(db: &IdbDatabase, tx: &IdbTransaction) -> std::result::Result<(), JsValue>;
+}
+
+/// Every collection store in the database (internal stores start with `_`), including the ones
+/// only other instances declared: sync pushes and pulls them all.
+pub fn collection_stores(db: &IdbDatabase) -> Vec<String> {
+    list(&db.object_store_names())
+        .into_iter()
+        .filter(|n| !n.starts_with('_'))
+        .collect()
+}
 
 /// What `Database.open` asked for: collection name -> declared index paths.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -122,27 +145,32 @@ pub async fn open(name: &str, declared: &Declared) -> Result<(IdbDatabase, Schem
     ))
 }
 
-/// The schema if everything declared exists, `None` if an upgrade is needed.
+/// The schema if everything declared exists (and no migration is due), `None` if an upgrade is needed.
 fn inspect(db: &IdbDatabase, declared: &Declared) -> Result<Option<Schema>> {
     let stores = list(&db.object_store_names());
     let has = |n: &str| stores.iter().any(|s| s == n);
-    if !has(META) || !has(OUTBOX) || declared.collections.keys().any(|c| !has(c)) {
+    if !has(META) || has(LEGACY_OUTBOX) || declared.collections.keys().any(|c| !has(c)) {
         return Ok(None);
     }
     let mut schema = Schema::default();
-    if declared.collections.is_empty() {
+    let names = collection_stores(db);
+    if names.is_empty() {
         return Ok(Some(schema));
     }
-    let names: Vec<&str> = declared.collections.keys().map(String::as_str).collect();
-    let tx = idb::transaction(db, &names, false)?;
-    for (collection, wanted) in &declared.collections {
-        let store = idb::store(&tx, collection)?;
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let tx = idb::transaction(db, &refs, false)?;
+    for name in &names {
+        let store = idb::store(&tx, name)?;
         let present = list(&store.index_names());
-        if !present.iter().any(|n| n == TOMBSTONES)
-            || wanted
-                .iter()
-                .any(|p| !present.iter().any(|n| n == p.as_str()))
-        {
+        let missing = |n: &str| !present.iter().any(|p| p == n);
+        // Every collection store needs the outbox index, declared here or not (sync reads them all).
+        if missing(PENDING) {
+            return Ok(None);
+        }
+        let Some(wanted) = declared.collections.get(name) else {
+            continue;
+        };
+        if missing(TOMBSTONES) || wanted.iter().any(|p| missing(p.as_str())) {
             return Ok(None);
         }
         let infos = present
@@ -154,7 +182,7 @@ fn inspect(db: &IdbDatabase, declared: &Declared) -> Result<Option<Schema>> {
                 path,
             })
             .collect();
-        schema.collections.insert(collection.clone(), infos);
+        schema.collections.insert(name.clone(), infos);
     }
     Ok(Some(schema))
 }
@@ -233,12 +261,6 @@ fn upgrade(
     if !has(META) {
         js(db.create_object_store(META))?;
     }
-    if !has(OUTBOX) {
-        let params = IdbObjectStoreParameters::new();
-        let kp = Array::of2(&"collection".into(), &"id".into());
-        params.set_key_path(&kp);
-        js(db.create_object_store_with_optional_parameters(OUTBOX, &params))?;
-    }
     for (collection, wanted) in &declared.collections {
         let (store, created) = if has(collection) {
             (idb::store(&tx, collection)?, false)
@@ -268,6 +290,17 @@ fn upgrade(
         if !created && !added.is_empty() {
             backfill(&store, &tx, added, failure, callbacks)?;
         }
+    }
+    // The outbox index on every collection store, then the rows of a legacy `_outbox` moved into
+    // the records (their puts are requests of this transaction, issued after the index exists).
+    for name in collection_stores(&db) {
+        let store = idb::store(&tx, &name)?;
+        if !list(&store.index_names()).iter().any(|n| n == PENDING) {
+            js(store.create_index_with_str(PENDING, records::F_PEND))?;
+        }
+    }
+    if has(LEGACY_OUTBOX) {
+        js(migrate_outbox(&db, &tx))?;
     }
     // A readable description of what exists, for humans and tools (IndexedDB itself is the truth).
     let description = js_sys::Object::new();

@@ -1,8 +1,9 @@
-//! Writes: one IndexedDB transaction per call over the collection, `_outbox` and `_meta`.
+//! Writes: one IndexedDB transaction per call over the collection and `_meta`.
 //!
 //! Shape of every write transaction (no foreign await anywhere inside it):
 //! 1. read the persisted clock (the transaction's own request),
-//! 2. stamp one HLC for the whole call, issue every record put and outbox put at once,
+//! 2. stamp one HLC for the whole call, issue every record put at once (each record carries its
+//!    pending-sync marker, so a committed write is always in the outbox),
 //! 3. write the clock back, await `complete` (or the abort reason: quota, etc.).
 //!
 //! Small writes do not wait for the clock read (step 2 uses this instance's clock) unless the
@@ -20,7 +21,7 @@ use serde_json::Value;
 use wasm_bindgen::JsValue;
 
 use super::idb::{self, dom_error, js};
-use super::schema::{META, OUTBOX};
+use super::schema::META;
 use super::{meta, records, Conn, Store};
 use crate::error::Error;
 use crate::error::Result;
@@ -113,13 +114,9 @@ async fn put_tx(
     docs: &Array,
     prepared: &[Prepared],
 ) -> Result<Hlc> {
-    let tx = idb::transaction(&conn.db, &[collection, OUTBOX, META], true)?;
+    let tx = idb::transaction(&conn.db, &[collection, META], true)?;
     let done = idb::TxDone::new(&tx);
-    let (st, outbox, meta_st) = (
-        idb::store(&tx, collection)?,
-        idb::store(&tx, OUTBOX)?,
-        idb::store(&tx, META)?,
-    );
+    let (st, meta_st) = (idb::store(&tx, collection)?, idb::store(&tx, META)?);
     let clock = match meta::read_clock(&meta_st) {
         Ok(c) => c,
         Err(e) => return Err(idb::abort(&tx, e)),
@@ -149,15 +146,7 @@ async fn put_tx(
     // trip is nothing next to them, and re-issuing one would not be.
     let early = if prev.is_none() && prepared.len() <= EARLY_MAX {
         let hlc = store.tick(None);
-        let issued = records::write_docs(
-            &st,
-            &outbox,
-            collection,
-            &hlc.encode(),
-            docs,
-            &index_paths,
-            None,
-        );
+        let issued = records::write_docs(&st, &hlc.encode(), docs, &index_paths, None);
         if let Err(e) = issued {
             return Err(idb::abort(&tx, dom_error(&e)));
         }
@@ -193,15 +182,7 @@ async fn put_tx(
         },
         None => None,
     };
-    if let Err(e) = records::write_docs(
-        &st,
-        &outbox,
-        collection,
-        &hlc.encode(),
-        docs,
-        &index_paths,
-        fields,
-    ) {
+    if let Err(e) = records::write_docs(&st, &hlc.encode(), docs, &index_paths, fields) {
         return Err(idb::abort(&tx, dom_error(&e)));
     }
     if let Err(e) = meta::write_clock(&meta_st, &hlc) {
@@ -219,13 +200,9 @@ async fn delete_tx(
     collection: &str,
     id: &str,
 ) -> Result<Option<(Hlc, bool)>> {
-    let tx = idb::transaction(&conn.db, &[collection, OUTBOX, META], true)?;
+    let tx = idb::transaction(&conn.db, &[collection, META], true)?;
     let done = idb::TxDone::new(&tx);
-    let (st, outbox, meta_st) = (
-        idb::store(&tx, collection)?,
-        idb::store(&tx, OUTBOX)?,
-        idb::store(&tx, META)?,
-    );
+    let (st, meta_st) = (idb::store(&tx, collection)?, idb::store(&tx, META)?);
     let key = JsValue::from_str(id);
     let issued = js(st.get(&key)).and_then(|r| Ok((idb::wait(&r), meta::read_clock(&meta_st)?)));
     let (current, clock) = match issued {
@@ -256,7 +233,6 @@ async fn delete_tx(
     }
     let issue = || -> Result<()> {
         js(st.put(&tomb))?;
-        js(outbox.put(&records::outbox_row(collection, id, &hlc, true)))?;
         js(meta_st.put_with_key(&JsValue::from_str(&hlc), &meta::CLOCK.into()))?;
         Ok(())
     };

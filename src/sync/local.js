@@ -3,17 +3,18 @@
 // while a transaction is open (IndexedDB commits it as soon as that happens). Rust awaits only the
 // promise each function returns, which settles when the transaction has committed (or aborted).
 //
-// Batches are read with range requests where they can be: the documents of a push batch or a pulled
-// page are read with one `getAll` over their id range when that range holds few other records
-// (`count` first), and acknowledged outbox rows are deleted by key ranges. A request costs far more
-// than a record, so this is what makes 10,000 documents a second possible.
+// Batches are read with range requests where they can be: the documents of a pulled page or a push
+// acknowledgement are read with one `getAll` over their id range when that range holds few other
+// records (`count` first), and a push batch is one `getAll` on a collection's `$pending` index. A
+// request costs far more than a record, so this is what makes 10,000 documents a second possible.
 //
-// Record layout (src/store/records.rs): live { id, hlc, doc, ix?, fields? }, tombstone
-// { id, hlc, tomb, fields? }. Outbox rows: { collection, id, hlc, deleted, kind? } (kind "resync" for
-// versions queued by a server reset; absent for local edits).
+// Record layout (src/store/records.rs): live { id, hlc, doc, ix?, fields?, pend?, resync? },
+// tombstone { id, hlc, tomb, fields?, pend?, resync? }. `pend` (= id, indexed by `$pending`) marks a
+// version the server has not acknowledged: the outbox. `resync: true` marks one queued again by a
+// server reset rather than edited locally.
 
-const OUTBOX = "_outbox";
 const META = "_meta";
+const PENDING = "$pending";
 
 function settle(tx, resolve, reject, value) {
   tx.oncomplete = () => resolve(value());
@@ -27,6 +28,18 @@ function changeOf(collection, record) {
   else c.doc = record.doc;
   if (record.fields !== undefined) c.fields = record.fields;
   return c;
+}
+
+/** The record's outbox state: null (acknowledged), "edit" or "resync". */
+function pendingOf(record) {
+  if (record.pend === undefined) return null;
+  return record.resync === true ? "resync" : "edit";
+}
+
+/** Drops the pending marker (the record is then what the server holds). */
+function unpend(record) {
+  delete record.pend;
+  delete record.resync;
 }
 
 function byCodeUnits(a, b) {
@@ -46,17 +59,17 @@ function group(items, collectionOf) {
 }
 
 /**
- * Reads the records of `ids` from `source` (an object store or the outbox), keyed by `keyOf(id)`,
- * calling `done(Map id -> value)`. One `getAll` over the range when it holds at most twice as many
- * entries as wanted (checked with `count`), else one `get` per id. `idOf(value)` names an entry.
+ * Reads the records of `ids` from `store`, calling `done(Map id -> record)`. One `getAll` over the
+ * range when it holds at most twice as many records as wanted (checked with `count`), else one
+ * `get` per id.
  */
-function readMany(source, ids, keyOf, idOf, done) {
+function readMany(store, ids, done) {
   const found = new Map();
   if (ids.length === 0) return done(found);
   const one = () => {
     let left = ids.length;
     for (const id of ids) {
-      const r = source.get(keyOf(id));
+      const r = store.get(id);
       r.onsuccess = () => {
         if (r.result !== undefined) found.set(id, r.result);
         if (--left === 0) done(found);
@@ -65,22 +78,17 @@ function readMany(source, ids, keyOf, idOf, done) {
   };
   if (ids.length < 4) return one();
   const sorted = ids.slice().sort(byCodeUnits);
-  const range = IDBKeyRange.bound(keyOf(sorted[0]), keyOf(sorted[sorted.length - 1]));
-  const c = source.count(range);
+  const range = IDBKeyRange.bound(sorted[0], sorted[sorted.length - 1]);
+  const c = store.count(range);
   c.onsuccess = () => {
     if (c.result > 2 * ids.length) return one();
-    const all = source.getAll(range);
+    const all = store.getAll(range);
     all.onsuccess = () => {
-      for (const v of all.result) found.set(idOf(v), v);
+      for (const v of all.result) found.set(v.id, v);
       done(found);
     };
   };
 }
-
-const recordKey = (id) => id;
-const recordId = (r) => r.id;
-const outboxKey = (collection) => (id) => [collection, id];
-const rowId = (row) => row.id;
 
 /** Calls `done()` once each of `n` parts has called back. */
 function parts(n, done) {
@@ -92,76 +100,61 @@ function parts(n, done) {
 }
 
 /**
- * Up to `limit` outbox rows after `after` ([collection, id] or undefined), each joined with its
- * record, as JSON text of [{ change, resync }].
+ * Up to `limit` pending records after `after` ([collection, id] or undefined), in (collection, id)
+ * order, as JSON text of [{ change, resync }]. `collections`: the collection stores, sorted.
  */
-export function readPending(tx, after, limit) {
+export function readPending(tx, collections, after, limit) {
   return new Promise((resolve, reject) => {
-    let out = [];
+    const out = [];
     settle(tx, resolve, reject, () => JSON.stringify(out));
-    const range = after === undefined ? undefined : IDBKeyRange.lowerBound(after, true);
-    const req = tx.objectStore(OUTBOX).getAll(range, limit);
-    req.onsuccess = () => {
-      const rows = req.result;
-      const groups = group(rows, (r) => r.collection);
-      const records = new Map();
-      const finished = parts(groups.size, () => {
-        for (const row of rows) {
-          const rec = records.get(row.collection)?.get(row.id);
-          if (rec !== undefined) {
-            out.push({ change: changeOf(row.collection, rec), resync: row.kind === "resync" });
-          }
+    collections = Array.from(collections).sort(byCodeUnits);
+    let i = 0;
+    if (after !== undefined) {
+      while (i < collections.length && collections[i] < after[0]) i++;
+    }
+    // One collection after another, each read issued from the previous one's callback.
+    const next = () => {
+      if (i >= collections.length || out.length >= limit) return;
+      const collection = collections[i++];
+      const range =
+        after !== undefined && collection === after[0] ? IDBKeyRange.lowerBound(after[1], true) : undefined;
+      const req = tx.objectStore(collection).index(PENDING).getAll(range, limit - out.length);
+      req.onsuccess = () => {
+        for (const rec of req.result) {
+          out.push({ change: changeOf(collection, rec), resync: rec.resync === true });
         }
-      });
-      for (const [collection, list] of groups) {
-        let store;
-        try {
-          store = tx.objectStore(collection);
-        } catch (_) {
-          finished(); // a collection this connection does not have: left for an instance that does
-          continue;
-        }
-        readMany(store, list.map(rowId), recordKey, recordId, (m) => {
-          records.set(collection, m);
-          finished();
-        });
-      }
+        next();
+      };
     };
+    next();
   });
 }
 
 /**
- * Deletes each acknowledged outbox row whose hlc is still the pushed one. `acked`: [[c, id, hlc]].
- * Runs of consecutive matching rows go in one range delete.
+ * Clears the pending marker of each acknowledged record whose hlc is still the pushed one (an edit
+ * made during the push keeps it, and is pushed next). `acked`: [[c, id, hlc]].
  */
 export function ackRows(tx, acked) {
   return new Promise((resolve, reject) => {
     let removed = 0;
     settle(tx, resolve, reject, () => removed);
-    const outbox = tx.objectStore(OUTBOX);
     for (const [collection, list] of group(acked, (a) => a[0])) {
+      let store;
+      try {
+        store = tx.objectStore(collection);
+      } catch (_) {
+        continue; // the store went away (deleted database): nothing to acknowledge
+      }
       const want = new Map(list.map(([, id, hlc]) => [id, hlc]));
-      const ids = list.map((a) => a[1]).sort(byCodeUnits);
-      const range = IDBKeyRange.bound([collection, ids[0]], [collection, ids[ids.length - 1]]);
-      const r = outbox.getAll(range);
-      r.onsuccess = () => {
-        let start = null;
-        let prev = null;
-        const flush = () => {
-          if (start !== null) outbox.delete(IDBKeyRange.bound([collection, start], [collection, prev]));
-          start = null;
-        };
-        for (const row of r.result) {
-          if (want.get(row.id) === row.hlc) {
-            if (start === null) start = row.id;
-            prev = row.id;
+      readMany(store, list.map((a) => a[1]), (records) => {
+        for (const [id, rec] of records) {
+          if (rec.pend !== undefined && want.get(id) === rec.hlc) {
+            unpend(rec);
+            store.put(rec);
             removed++;
-          } else {
-            flush();
           }
         }
-        flush();
-      };
+      });
     }
   });
 }
@@ -175,7 +168,6 @@ export function loadDocs(tx, keys, known) {
     const docs = new Array(keys.length).fill(null);
     let clock = null;
     settle(tx, resolve, reject, () => JSON.stringify({ clock, docs }));
-    const outbox = tx.objectStore(OUTBOX);
     const c = tx.objectStore(META).get("clock");
     c.onsuccess = () => {
       if (typeof c.result === "string") clock = c.result;
@@ -183,27 +175,11 @@ export function loadDocs(tx, keys, known) {
     const indexed = keys.map(([collection, id], i) => ({ collection, id, i }));
     for (const [collection, list] of group(indexed, (k) => k.collection)) {
       if (!known.includes(collection)) continue;
-      const ids = list.map((k) => k.id);
-      let records = null;
-      let rows = null;
-      const both = parts(2, () => {
+      readMany(tx.objectStore(collection), list.map((k) => k.id), (records) => {
         for (const k of list) {
           const rec = records.get(k.id);
-          if (rec === undefined) continue;
-          const row = rows.get(k.id);
-          docs[k.i] = {
-            change: changeOf(collection, rec),
-            pending: row === undefined ? null : row.kind === "resync" ? "resync" : "edit",
-          };
+          if (rec !== undefined) docs[k.i] = { change: changeOf(collection, rec), pending: pendingOf(rec) };
         }
-      });
-      readMany(tx.objectStore(collection), ids, recordKey, recordId, (m) => {
-        records = m;
-        both();
-      });
-      readMany(outbox, ids, outboxKey(collection), rowId, (m) => {
-        rows = m;
-        both();
       });
     }
   });
@@ -211,7 +187,8 @@ export function loadDocs(tx, keys, known) {
 
 /**
  * Applies the engine's ops in this one transaction, or nothing if any precondition fails.
- * `ops`: [{ c, id, expect: hlc | null, record?: record, outbox: "put" | "delete" }];
+ * `ops`: [{ c, id, expect: hlc | null, record?: record, outbox: "put" | "delete" }] ("put": the
+ * new record stays pending; "delete": it is, or the current one becomes, acknowledged);
  * `meta`: { cursor?, clock? }. Resolves "committed" or "conflict".
  */
 export function applyOps(tx, ops, meta) {
@@ -222,11 +199,9 @@ export function applyOps(tx, ops, meta) {
       if (conflict) resolve("conflict");
       else reject(tx.error || new DOMException("the transaction was aborted", "AbortError"));
     };
-    const outbox = tx.objectStore(OUTBOX);
     const metaStore = tx.objectStore(META);
     const groups = group(ops, (op) => op.c);
     const records = new Map();
-    const rows = new Map();
     let persisted;
     const write = () => {
       for (const op of ops) {
@@ -239,33 +214,32 @@ export function applyOps(tx, ops, meta) {
         }
       }
       for (const op of ops) {
-        const rec = op.record;
-        if (rec !== undefined) tx.objectStore(op.c).put(rec);
-        if (op.outbox === "put") {
-          outbox.put({ collection: op.c, id: op.id, hlc: rec.hlc, deleted: rec.doc === undefined });
-        } else if (rows.get(op.c).has(op.id)) {
-          outbox.delete([op.c, op.id]);
+        const store = tx.objectStore(op.c);
+        let rec = op.record;
+        if (rec === undefined) {
+          // Only the outbox state changes: the current record, acknowledged.
+          rec = records.get(op.c).get(op.id);
+          if (rec === undefined || rec.pend === undefined || op.outbox === "put") continue;
+          unpend(rec);
+        } else if (op.outbox === "put") {
+          rec.pend = rec.id;
         }
+        store.put(rec);
       }
       if (meta.cursor !== undefined) metaStore.put(meta.cursor, "syncCursor");
       if (meta.clock !== undefined && (typeof persisted !== "string" || persisted < meta.clock)) {
         metaStore.put(meta.clock, "clock");
       }
     };
-    const finished = parts(2 * groups.size + 1, write);
+    const finished = parts(groups.size + 1, write);
     const clockReq = metaStore.get("clock");
     clockReq.onsuccess = () => {
       persisted = clockReq.result;
       finished();
     };
     for (const [collection, list] of groups) {
-      const ids = list.map((op) => op.id);
-      readMany(tx.objectStore(collection), ids, recordKey, recordId, (m) => {
+      readMany(tx.objectStore(collection), list.map((op) => op.id), (m) => {
         records.set(collection, m);
-        finished();
-      });
-      readMany(outbox, ids, outboxKey(collection), rowId, (m) => {
-        rows.set(collection, m);
         finished();
       });
     }
@@ -273,29 +247,27 @@ export function applyOps(tx, ops, meta) {
 }
 
 /**
- * Server reset: forgets the cursor and queues every record that has no outbox row as a "resync"
- * row, so what the new server database lacks is pushed again.
+ * Server reset: forgets the cursor and marks every record that is not pending as a "resync", so
+ * what the new server database lacks is pushed again.
  */
 export function queueResync(tx, collections) {
   return new Promise((resolve, reject) => {
     let queued = 0;
     settle(tx, resolve, reject, () => queued);
-    const outbox = tx.objectStore(OUTBOX);
     tx.objectStore(META).delete("syncCursor");
-    const keys = outbox.getAllKeys();
-    keys.onsuccess = () => {
-      const have = new Set(keys.result.map(([c, id]) => c + "\u0000" + id));
-      for (const collection of collections) {
-        const all = tx.objectStore(collection).getAll();
-        all.onsuccess = () => {
-          for (const rec of all.result) {
-            if (have.has(collection + "\u0000" + rec.id)) continue;
-            outbox.put({ collection, id: rec.id, hlc: rec.hlc, deleted: rec.doc === undefined, kind: "resync" });
-            queued++;
-          }
-        };
-      }
-    };
+    for (const collection of collections) {
+      const store = tx.objectStore(collection);
+      const all = store.getAll();
+      all.onsuccess = () => {
+        for (const rec of all.result) {
+          if (rec.pend !== undefined) continue;
+          rec.pend = rec.id;
+          rec.resync = true;
+          store.put(rec);
+          queued++;
+        }
+      };
+    }
   });
 }
 
@@ -323,14 +295,16 @@ export function writeMeta(tx, values) {
   });
 }
 
-/** Number of outbox rows. */
-export function countPending(tx) {
+/** Number of pending records over `collections`. */
+export function countPending(tx, collections) {
   return new Promise((resolve, reject) => {
     let n = 0;
     settle(tx, resolve, reject, () => n);
-    const r = tx.objectStore(OUTBOX).count();
-    r.onsuccess = () => {
-      n = r.result;
-    };
+    for (const collection of collections) {
+      const r = tx.objectStore(collection).index(PENDING).count();
+      r.onsuccess = () => {
+        n += r.result;
+      };
+    }
   });
 }

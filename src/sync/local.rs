@@ -31,13 +31,18 @@ use web_sys::{IdbDatabase, IdbTransaction};
 
 use crate::error::{Error, Result};
 use crate::store::idb::{self, dom_error};
-use crate::store::schema::{META, OUTBOX};
+use crate::store::schema::{collection_stores, META};
 use crate::store::{records, Conn, Store};
 
 #[wasm_bindgen(module = "/src/sync/local.js")]
 extern "C" {
     #[wasm_bindgen(js_name = readPending)]
-    fn read_pending(tx: &IdbTransaction, after: JsValue, limit: u32) -> Promise;
+    fn read_pending(
+        tx: &IdbTransaction,
+        collections: &Array,
+        after: JsValue,
+        limit: u32,
+    ) -> Promise;
     #[wasm_bindgen(js_name = ackRows)]
     fn ack_rows(tx: &IdbTransaction, acked: JsValue) -> Promise;
     #[wasm_bindgen(js_name = loadDocs)]
@@ -51,7 +56,7 @@ extern "C" {
     #[wasm_bindgen(js_name = writeMeta)]
     fn write_meta(tx: &IdbTransaction, values: JsValue) -> Promise;
     #[wasm_bindgen(js_name = countPending)]
-    fn count_pending(tx: &IdbTransaction) -> Promise;
+    fn count_pending(tx: &IdbTransaction, collections: &Array) -> Promise;
 }
 
 /// `_meta` keys owned by sync.
@@ -87,24 +92,22 @@ async fn settle(p: Promise) -> Result<JsValue> {
     JsFuture::from(p).await.map_err(|e| dom_error(&e))
 }
 
-/// The collection stores present in the database (not only the ones this instance declared).
-fn collection_stores(db: &IdbDatabase) -> Vec<String> {
-    let names = db.object_store_names();
-    (0..names.length())
-        .filter_map(|i| names.item(i))
-        .filter(|n| !n.starts_with('_'))
+/// The collection stores present in the database (not only the ones this instance declared), as a
+/// JS array.
+fn collections_js(db: &IdbDatabase) -> Array {
+    collection_stores(db)
+        .iter()
+        .map(|s| JsValue::from_str(s))
         .collect()
 }
 
-/// Outbox rows of `store`: local changes the server has not acknowledged.
+/// Pending records of `store`: local changes the server has not acknowledged.
 pub async fn pending_count(store: &Store) -> Result<u64> {
     store.check_open()?;
-    let n = store
-        .run(|conn| async move {
-            let tx = idb::transaction(&conn.db, &[OUTBOX], false)?;
-            settle(count_pending(&tx)).await
-        })
-        .await?;
+    let n = run_tx(store, Stores::AllCollectionsAnd(&[]), false, |conn, tx| {
+        settle(count_pending(&tx, &collections_js(&conn.db)))
+    })
+    .await?;
     Ok(n.as_f64().unwrap_or(0.0) as u64)
 }
 
@@ -217,7 +220,7 @@ impl IdbLocal {
         Ok(())
     }
 
-    /// Local changes the server has not acknowledged (outbox rows).
+    /// Local changes the server has not acknowledged (pending records).
     pub async fn pending_count(&self) -> Result<u64> {
         pending_count(&self.store).await
     }
@@ -318,6 +321,10 @@ where
                 Stores::AllCollectionsAnd(list) => {
                     let mut v = collection_stores(&conn.db);
                     v.extend(list.iter().map(|s| s.to_string()));
+                    if v.is_empty() {
+                        // A transaction needs a store; over `_meta` it reads nothing here.
+                        v.push(META.to_string());
+                    }
                     v
                 }
             };
@@ -329,7 +336,7 @@ where
         .await
 }
 
-/// One batch of outbox rows after `after`, with their documents (one read transaction).
+/// One batch of pending records after `after` (one read transaction).
 async fn read_batch(
     store: &Store,
     after: Option<&DocKey>,
@@ -340,12 +347,14 @@ async fn read_batch(
         None => JsValue::UNDEFINED,
     };
     let limit = limit.min(u32::MAX as usize) as u32;
-    let text = run_tx(
-        store,
-        Stores::AllCollectionsAnd(&[OUTBOX]),
-        false,
-        |_, tx| settle(read_pending(&tx, after_js.clone(), limit)),
-    )
+    let text = run_tx(store, Stores::AllCollectionsAnd(&[]), false, |conn, tx| {
+        settle(read_pending(
+            &tx,
+            &collections_js(&conn.db),
+            after_js.clone(),
+            limit,
+        ))
+    })
     .await?;
     let rows: Vec<PendingRow> = parse(&text, "outbox")?;
     Ok(rows
@@ -375,7 +384,7 @@ const PREFETCH_FRESH_MS: f64 = 5_000.0;
 /// Which object stores a transaction spans.
 enum Stores<'a> {
     Fixed(&'a [&'a str]),
-    /// Every collection store in the database, plus these.
+    /// Every collection store in the database, plus these (`_meta` alone when there are none).
     AllCollectionsAnd(&'a [&'a str]),
 }
 
@@ -397,7 +406,7 @@ impl LocalStore for IdbLocal {
     /// Reads a batch; when it is full, starts reading the next one at once, so that IndexedDB
     /// works while this batch is on the wire (the engine asks for batches in key order). A
     /// prefetched batch is an earlier snapshot: a document edited since is pushed in its older
-    /// version, its outbox row keeps the newer HLC (so the ack leaves it), and it goes next sync.
+    /// version, its record has the newer HLC (so the ack leaves it pending), and it goes next sync.
     async fn pending(&self, after: Option<&DocKey>, limit: usize) -> Result<Vec<PendingChange>> {
         let hit = match self.prefetch.borrow_mut().take() {
             Some(p)
@@ -446,12 +455,17 @@ impl LocalStore for IdbLocal {
             .collect();
         let list = to_js_json(&Value::Array(list))?;
         // The transaction is created (and its first request issued) before this returns, and
-        // IndexedDB runs transactions over `_outbox` in creation order, so every later read of the
-        // outbox (the next batch, a count, a pulled page) sees the ack. Its commit is not awaited:
-        // the next batch goes out meanwhile. Should it fail, the rows stay and are pushed again
-        // (the server answers a repeated version as applied): nothing is lost.
+        // IndexedDB runs transactions over overlapping stores in creation order, so every later
+        // read of the outbox (the next batch, a count, a pulled page) sees the ack. Its commit is
+        // not awaited: the next batch goes out meanwhile. Should it fail, the records stay pending
+        // and are pushed again (the server answers a repeated version as applied): nothing is lost.
         let conn = self.store.conn().await?;
-        let tx = idb::transaction(&conn.db, &[OUTBOX], true)?;
+        let names = collection_stores(&conn.db);
+        if names.is_empty() {
+            return Ok(());
+        }
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let tx = idb::transaction(&conn.db, &refs, true)?;
         let done = ack_rows(&tx, list);
         wasm_bindgen_futures::spawn_local(async move {
             if let Err(e) = settle(done).await {
@@ -466,17 +480,13 @@ impl LocalStore for IdbLocal {
     async fn load(&self, keys: &[DocKey]) -> Result<Vec<Option<LocalDoc>>> {
         let keys_arg = keys_js(keys.iter().cloned());
         let text = self
-            .tx(
-                Stores::AllCollectionsAnd(&[OUTBOX, META]),
-                false,
-                |conn, tx| {
-                    let known: Array = collection_stores(&conn.db)
-                        .iter()
-                        .map(|s| JsValue::from_str(s))
-                        .collect();
-                    settle(load_docs(&tx, keys_arg.clone(), &known))
-                },
-            )
+            .tx(Stores::AllCollectionsAnd(&[META]), false, |conn, tx| {
+                let known: Array = collection_stores(&conn.db)
+                    .iter()
+                    .map(|s| JsValue::from_str(s))
+                    .collect();
+                settle(load_docs(&tx, keys_arg.clone(), &known))
+            })
             .await?;
         let loaded: Loaded = parse(&text, "documents")?;
         if let Some(clock) = loaded.clock.as_deref().and_then(|c| c.parse::<Hlc>().ok()) {
@@ -502,31 +512,27 @@ impl LocalStore for IdbLocal {
         self.share_offset();
         let clock = self.clock.last().encode();
         let outcome = self
-            .tx(
-                Stores::AllCollectionsAnd(&[OUTBOX, META]),
-                true,
-                |conn, tx| {
-                    let known = collection_stores(&conn.db);
-                    let prepared = self
-                        .build_ops(&conn, ops, &known)
-                        .and_then(|v| to_js_json(&v));
-                    let mut meta = json!({ "clock": clock });
-                    if let Some(c) = cursor {
-                        meta["cursor"] = Value::String(c.to_string());
-                    }
-                    let meta = to_js_json(&meta);
-                    async move {
-                        let (prepared, meta) = match (prepared, meta) {
-                            (Ok(p), Ok(m)) => (p, m),
-                            (Err(e), _) | (_, Err(e)) => {
-                                let _ = tx.abort();
-                                return Err(e);
-                            }
-                        };
-                        settle(apply_ops(&tx, prepared, meta)).await
-                    }
-                },
-            )
+            .tx(Stores::AllCollectionsAnd(&[META]), true, |conn, tx| {
+                let known = collection_stores(&conn.db);
+                let prepared = self
+                    .build_ops(&conn, ops, &known)
+                    .and_then(|v| to_js_json(&v));
+                let mut meta = json!({ "clock": clock });
+                if let Some(c) = cursor {
+                    meta["cursor"] = Value::String(c.to_string());
+                }
+                let meta = to_js_json(&meta);
+                async move {
+                    let (prepared, meta) = match (prepared, meta) {
+                        (Ok(p), Ok(m)) => (p, m),
+                        (Err(e), _) | (_, Err(e)) => {
+                            let _ = tx.abort();
+                            return Err(e);
+                        }
+                    };
+                    settle(apply_ops(&tx, prepared, meta)).await
+                }
+            })
             .await?;
         if outcome.as_string().as_deref() == Some("conflict") {
             return Ok(ApplyOutcome::Conflict);
@@ -568,17 +574,13 @@ impl LocalStore for IdbLocal {
     }
 
     async fn reset_for_resync(&self) -> Result<()> {
-        self.tx(
-            Stores::AllCollectionsAnd(&[OUTBOX, META]),
-            true,
-            |conn, tx| {
-                let collections: Array = collection_stores(&conn.db)
-                    .iter()
-                    .map(|s| JsValue::from_str(s))
-                    .collect();
-                settle(queue_resync(&tx, &collections))
-            },
-        )
+        self.tx(Stores::AllCollectionsAnd(&[META]), true, |conn, tx| {
+            let collections: Array = collection_stores(&conn.db)
+                .iter()
+                .map(|s| JsValue::from_str(s))
+                .collect();
+            settle(queue_resync(&tx, &collections))
+        })
         .await?;
         *self.cursor.borrow_mut() = Some(None);
         Ok(())

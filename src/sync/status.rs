@@ -39,7 +39,7 @@ pub struct StatusProgress {
 #[serde(rename_all = "camelCase")]
 pub struct Status {
     pub state: State,
-    /// Local changes not yet acknowledged by the server (outbox rows).
+    /// Local changes not yet acknowledged by the server (pending records).
     pub pending: u64,
     /// When the last successful sync ended (ms since the epoch), `null` if never.
     pub last_sync_at: Option<u64>,
