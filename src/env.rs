@@ -1,12 +1,30 @@
-//! The few things taken from the JavaScript environment: wall clock and randomness, both through the
-//! global scope so they work on a page and in a worker alike.
+//! The few things taken from the JavaScript environment: wall clock, timers and randomness, all
+//! through the global scope so they work on a page and in a worker alike.
 
+use js_sys::{Function, Promise};
 use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
 
 #[wasm_bindgen]
 extern "C" {
     #[wasm_bindgen(js_namespace = crypto, js_name = getRandomValues)]
     fn get_random_values(buf: &mut [u8]);
+    #[wasm_bindgen(js_name = setTimeout)]
+    fn set_timeout(callback: &Function, ms: f64) -> JsValue;
+}
+
+/// Resolves after `ms` milliseconds. Dropping it early is harmless: the timer only resolves a
+/// promise nobody listens to (no Rust closure is involved that could be called after free).
+pub async fn sleep(ms: f64) {
+    let ms = if ms.is_finite() {
+        ms.clamp(0.0, 2_147_483_647.0)
+    } else {
+        0.0
+    };
+    let promise = Promise::new(&mut |resolve, _reject| {
+        let _ = set_timeout(&resolve, ms);
+    });
+    let _ = JsFuture::from(promise).await;
 }
 
 /// Wall clock in milliseconds since the epoch.

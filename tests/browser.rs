@@ -50,6 +50,11 @@ async fn two_instances_see_each_others_writes() {
 }
 
 #[wasm_bindgen_test]
+async fn burst_of_writes_reaches_other_instances() {
+    common::burst_of_writes_reaches_other_instances().await;
+}
+
+#[wasm_bindgen_test]
 async fn writes_restamp_when_another_instance_clock_is_ahead() {
     common::writes_restamp_when_another_instance_clock_is_ahead().await;
 }

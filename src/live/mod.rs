@@ -215,6 +215,10 @@ fn schedule(store: &Store, watch: &Rc<Watch>, work: Work) {
         return;
     }
     watch.running.set(true);
+    // `work` covers what is known now; anything arriving before it even starts (several notices
+    // handled in one task, as a broadcast batch is) must mark the watch dirty, so clear it here,
+    // not when the work starts.
+    watch.dirty.set(false);
     let (store, watch) = (store.clone(), watch.clone());
     wasm_bindgen_futures::spawn_local(async move {
         run(&store, &watch, work).await;
@@ -224,7 +228,6 @@ fn schedule(store: &Store, watch: &Rc<Watch>, work: Work) {
 
 async fn run(store: &Store, watch: &Watch, mut work: Work) {
     loop {
-        watch.dirty.set(false);
         let outcome = match work {
             Work::Requery => requery(store, watch).await,
             Work::Patch(notice) => match patch(store, watch, &notice).await {
@@ -252,6 +255,9 @@ async fn run(store: &Store, watch: &Watch, mut work: Work) {
         if !watch.dirty.get() || !watch.active.get() {
             return;
         }
+        // A re-query reads everything committed before it starts, so what arrives from here on is
+        // either in it or marks the watch dirty again.
+        watch.dirty.set(false);
         work = Work::Requery;
     }
 }

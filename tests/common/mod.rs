@@ -874,6 +874,52 @@ pub async fn two_instances() {
     destroy(&name).await;
 }
 
+/// A burst of writes in one instance (their notices throttled into a few broadcast messages,
+/// src/live/broadcast.rs) reaches another instance's watch whole and promptly, and closing the
+/// writer right after a write still delivers that write's notice.
+pub async fn burst_of_writes_reaches_other_instances() {
+    let name = unique("burst");
+    let db1 = open(&name, r#"{"tasks": {}}"#).await;
+    let db2 = open(&name, r#"{"tasks": {}}"#).await;
+    let (t1, t2) = (coll(&db1, "tasks"), coll(&db2, "tasks"));
+    let rec = Recorder::new();
+    let _sub = t2.watch(json("{}"), rec.function()).unwrap();
+    assert!(rec.wait_for(1, 2000.0).await);
+    for i in 0..30 {
+        put(&t1, &format!(r#"{{"id": "b{i:02}"}}"#)).await;
+    }
+    let done = now();
+    let start = now();
+    while rec.last().len() < 30 && now() - start < 2000.0 {
+        sleep(2).await;
+    }
+    let waited = now() - done;
+    assert_eq!(
+        rec.last().len(),
+        30,
+        "the other instance saw {:?}",
+        rec.last()
+    );
+    assert!(
+        waited < 100.0,
+        "last write reached the other instance after {waited} ms"
+    );
+    // Fewer calls than writes is allowed (one per message), more is not.
+    assert!(rec.count() <= 31, "{} calls", rec.count());
+
+    // A write right before close: its notice is flushed by the close, not dropped.
+    put(&t1, r#"{"id": "last"}"#).await;
+    put(&t1, r#"{"id": "last2"}"#).await;
+    db1.close();
+    let start = now();
+    while rec.last().len() < 32 && now() - start < 2000.0 {
+        sleep(2).await;
+    }
+    assert_eq!(rec.last().len(), 32);
+    db2.close();
+    destroy(&name).await;
+}
+
 /// A small write is issued before the persisted clock is read (src/store/write.rs); when another
 /// instance has moved the clock ahead meanwhile, the write must still commit above it, with the
 /// record, its outbox row and the persisted clock agreeing.
