@@ -985,3 +985,67 @@ async fn bad_sync_options_and_calls_are_coded_errors() {
     db.close();
     ok(ferrosync::Database::destroy(JsValue::from_str(&name))).await;
 }
+
+/// The outbox is read in write order and acknowledged by moving a watermark along it
+/// (src/store/outbox.rs). Batches smaller than one bulkPut (whose documents share one HLC) must
+/// still push every document once; a stale row in a batch must not let the watermark pass rows
+/// the server never took; and versions from two collections go out independently.
+#[wasm_bindgen_test]
+async fn small_push_batches_split_bulk_writes_and_stale_rows_hold_the_watermark() {
+    clear_faults().await;
+    let token = unique("batches");
+    let opts = || Opts {
+        collections: r#"{"tasks": {"indexes": ["done"]}, "notes": {}}"#,
+        sync_extra: r#"{"debounceMs": 60000, "pushBatch": 3}"#,
+        ..Opts::default()
+    };
+    let a = device(&unique("a"), &token, opts()).await;
+    let b = device(&unique("b"), &token, opts()).await;
+    a.settled().await;
+    b.settled().await;
+    a.offline(true);
+    let docs: Vec<String> = (0..8)
+        .map(|i| format!(r#"{{"id": "k{i}", "v": "a"}}"#))
+        .collect();
+    ok(a.coll("tasks")
+        .bulk_put(json(&format!("[{}]", docs.join(",")))))
+    .await;
+    a.put("notes", r#"{"id": "n1"}"#).await;
+    assert_eq!(a.pending().await, 9);
+    // b writes k2 later: a's k2 is stale on the server.
+    b.put("tasks", r#"{"id": "k2", "v": "b"}"#).await;
+    b.sync().await;
+
+    let (pushed, _, _) = a.online_sync().await;
+    assert!(pushed >= 8, "pushed {pushed}");
+    assert_eq!(a.get("tasks", "k2").await, r#"{"id":"k2","v":"b"}"#);
+    // Another sync may re-send rows the watermark could not pass; then nothing is left.
+    a.sync().await;
+    assert_eq!(a.pending().await, 0);
+    let feed = server_feed(&token).await;
+    let mut ids: Vec<String> = feed
+        .iter()
+        .map(|c| prop(c, "id").as_string().unwrap())
+        .collect();
+    ids.sort();
+    assert_eq!(
+        ids,
+        vec!["k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7", "n1"],
+        "each document once in the feed"
+    );
+    b.sync().await;
+    assert_eq!(b.count("tasks").await, 8);
+    assert_eq!(b.get("tasks", "k7").await, r#"{"id":"k7","v":"a"}"#);
+    assert_eq!(b.count("notes").await, 1);
+
+    // New writes after the watermark moved are pending again, in both collections.
+    a.put("tasks", r#"{"id": "k0", "v": "a2"}"#).await;
+    a.put("notes", r#"{"id": "n2"}"#).await;
+    assert_eq!(a.pending().await, 2);
+    a.sync().await;
+    assert_eq!(a.pending().await, 0);
+    b.sync().await;
+    assert_eq!(b.get("tasks", "k0").await, r#"{"id":"k0","v":"a2"}"#);
+    a.close_and_destroy().await;
+    b.close_and_destroy().await;
+}

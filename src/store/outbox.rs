@@ -1,14 +1,16 @@
-//! The outbox: the records whose current version the server has not acknowledged. A write marks its
-//! record pending (`pend`, see `records.rs`) in the same put, so a committed write is always pending
-//! sync; a later write of the same document replaces the record and stays pending. The sync engine
-//! clears the marker only if the record's `hlc` is still the pushed one, so an edit made during a
-//! push is pushed next time. Each collection's `$pending` index lists its pending records.
+//! The outbox: the records whose current version the server has not acknowledged. A local write
+//! stamps its record with `pend` (its HLC) in the same put, which puts it in the collection's
+//! `$pending` index at `[pend, id]`: the outbox in write order. The server's acknowledgements move a
+//! watermark along that order (`_meta` key `outbox:<collection>`, the `[pend, id]` of the last
+//! acknowledged record): everything above it is pending. An edit made during a push gets a newer
+//! HLC, so it lands above any watermark that push can set and is pushed next time. Acknowledging a
+//! batch is therefore one small `_meta` put, however many documents it covers.
 
 use js_sys::{Array, Reflect};
 use wasm_bindgen::{JsCast, JsValue};
 
 use super::idb::{self, js};
-use super::schema::{collection_stores, PENDING};
+use super::schema::{collection_stores, META, PENDING};
 use super::Store;
 use crate::error::{Error, Result};
 
@@ -39,8 +41,30 @@ impl OutboxRow {
     }
 }
 
+/// The `_meta` key of `collection`'s outbox watermark.
+pub fn watermark_key(collection: &str) -> String {
+    format!("outbox:{collection}")
+}
+
+/// The key range of `collection`'s pending records: above its watermark (read in `tx`, which must
+/// span `_meta`), or everything when it has none.
+async fn pending_range(
+    tx: &web_sys::IdbTransaction,
+    collection: &str,
+) -> Result<Option<web_sys::IdbKeyRange>> {
+    let meta = idb::store(tx, META)?;
+    let mark = idb::wait(&js(
+        meta.get(&JsValue::from_str(&watermark_key(collection)))
+    )?)
+    .await?;
+    if mark.is_undefined() {
+        return Ok(None);
+    }
+    js(web_sys::IdbKeyRange::lower_bound_with_open(&mark, true)).map(Some)
+}
+
 impl Store {
-    /// Up to `limit` pending changes, in key order (collection, then id).
+    /// Up to `limit` pending changes, in outbox order (collection, then write order).
     pub async fn outbox(&self, limit: Option<u32>) -> Result<Vec<OutboxRow>> {
         self.run(|conn| async move {
             let names = collection_stores(&conn.db);
@@ -48,17 +72,21 @@ impl Store {
             if names.is_empty() {
                 return Ok(out);
             }
-            let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+            let mut refs: Vec<&str> = names.iter().map(String::as_str).collect();
+            refs.push(META);
             let tx = idb::transaction(&conn.db, &refs, false)?;
             for name in &names {
                 let left = limit.map(|n| n.saturating_sub(out.len() as u32));
                 if left == Some(0) {
                     break;
                 }
+                let range: JsValue = pending_range(&tx, name)
+                    .await?
+                    .map_or(JsValue::UNDEFINED, Into::into);
                 let index = js(idb::store(&tx, name)?.index(PENDING))?;
                 let req = js(match left {
-                    Some(n) => index.get_all_with_key_and_limit(&JsValue::UNDEFINED, n),
-                    None => index.get_all(),
+                    Some(n) => index.get_all_with_key_and_limit(&range, n),
+                    None => index.get_all_with_key(&range),
                 })?;
                 let rows: Array = idb::wait(&req).await?.unchecked_into();
                 for r in rows.iter() {
@@ -77,12 +105,17 @@ impl Store {
             if names.is_empty() {
                 return Ok(0);
             }
-            let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+            let mut refs: Vec<&str> = names.iter().map(String::as_str).collect();
+            refs.push(META);
             let tx = idb::transaction(&conn.db, &refs, false)?;
             let mut counts = Vec::new();
             for name in &names {
+                let range = pending_range(&tx, name).await?;
                 let index = js(idb::store(&tx, name)?.index(PENDING))?;
-                counts.push(idb::wait(&js(index.count())?));
+                counts.push(idb::wait(&js(match range {
+                    Some(r) => index.count_with_key(&r),
+                    None => index.count(),
+                })?));
             }
             let mut n = 0u32;
             for c in futures::future::try_join_all(counts).await? {

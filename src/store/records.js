@@ -1,6 +1,6 @@
 // Hot loops over records, kept in JavaScript so documents cross into WASM only as the few fields Rust
 // must inspect. Layout (see records.rs): live { id, hlc, doc, ix?, pend? }, tombstone
-// { id, hlc, tomb, pend? }; `pend` (= id) marks a version not yet acknowledged by the server.
+// { id, hlc, tomb, pend? }; `pend` (= the HLC of a local write) puts the record in the outbox.
 
 const CANONICAL_INDEX = /^(0|[1-9][0-9]*)$/;
 const hasOwn = Object.prototype.hasOwnProperty;
@@ -42,7 +42,7 @@ export function writeDocs(store, hlc, docs, paths, fieldsJson) {
   for (let i = 0; i < docs.length; i++) {
     const doc = docs[i];
     const id = doc.id;
-    const rec = indexed ? { id, hlc, doc, ix: projection(doc, paths), pend: id } : { id, hlc, doc, pend: id };
+    const rec = indexed ? { id, hlc, doc, ix: projection(doc, paths), pend: hlc } : { id, hlc, doc, pend: hlc };
     if (fs !== undefined && fs[i] !== null) rec.fields = fs[i];
     store.put(rec);
   }
@@ -50,7 +50,7 @@ export function writeDocs(store, hlc, docs, paths, fieldsJson) {
 
 /** A local delete's record: a tombstone pending sync. */
 export function tombstone(id, hlc) {
-  return { id, hlc, tomb: hlc, pend: id };
+  return { id, hlc, tomb: hlc, pend: hlc };
 }
 
 /** The document of a live record, `undefined` for a tombstone or no record. */
@@ -217,7 +217,7 @@ export function migrateOutbox(db, tx) {
       get.onsuccess = () => {
         const rec = get.result;
         if (rec === undefined) return;
-        rec.pend = rec.id;
+        rec.pend = rec.hlc;
         if (row.kind === "resync") rec.resync = true;
         store.put(rec);
       };

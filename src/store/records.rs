@@ -7,11 +7,14 @@
 //!   `schema::ident(path)`; the IndexedDB indexes point at `ix.<ident>`.
 //! - tombstone: `{ id, hlc, tomb }` (`tomb` = the deleting HLC): no `doc`, no `ix`, so tombstones are
 //!   in no secondary index, and the `$tombstones` index (key path `tomb`) counts them.
-//! - `pend` (optional, = `id`): this version is not yet acknowledged by the server (the outbox).
-//!   The `$pending` index (key path `pend`) lists exactly the pending records, in id order. Keeping
-//!   the marker in the record instead of a separate outbox store halves the IndexedDB work of every
-//!   write (one put, not two; measured in bench/). `resync: true` next to it marks a version queued
-//!   again after a server reset rather than a local edit.
+//! - `pend` (optional): the HLC of the local write that put the record in the outbox. The
+//!   `$pending` index (key path `[pend, id]`) orders the outbox by it, and the server's
+//!   acknowledgements move a per-collection watermark along that order (`_meta` key
+//!   `outbox:<collection>`, see `outbox.rs`): a record is pending when its `[pend, id]` is above the
+//!   watermark. A write marks its record in the same put, and an acknowledgement is one small
+//!   `_meta` put however many documents it covers (instead of a second store written and deleted
+//!   per document; measured in bench/ and docs/BENCHMARKS.md). `resync: true` next to `pend` marks
+//!   a version queued again after a server reset rather than a local edit.
 //! - `fields` (optional, per-field HLCs) is reserved for the `merge` conflict policy.
 
 use ferrosync_core::query::{IndexKey, KeyPart};

@@ -4,8 +4,8 @@
 //! - one object store per collection, key path `id`, records as in `records.rs`; an index per
 //!   declared path over the record's projection (`ix.<ident>`), plus `$tombstones` (key path
 //!   `tomb`, present on tombstones only) so live documents can be counted without reading them;
-//!   and `$pending` (key path `pend`, present on records the server has not acknowledged): the
-//!   outbox, read by the sync engine;
+//!   and `$pending` (key path `[pend, id]`, `pend` present on records written locally): the
+//!   outbox in write order, above a per-collection watermark in `_meta` (see `outbox.rs`);
 //! - `_meta` (out-of-line keys): `clientId`, `clock` (last HLC issued), `schema` (description).
 //!
 //! Databases written before the outbox moved into the records have an `_outbox` store (one row per
@@ -41,7 +41,7 @@ pub const META: &str = "_meta";
 pub const LEGACY_OUTBOX: &str = "_outbox";
 /// Index over tombstones (internal names start with `$`, which field paths cannot).
 pub const TOMBSTONES: &str = "$tombstones";
-/// Index over the records pending sync (the outbox), in id order.
+/// Index over the records written locally, in write order (the outbox, above its watermark).
 pub const PENDING: &str = "$pending";
 
 #[wasm_bindgen(module = "/src/store/records.js")]
@@ -296,7 +296,8 @@ fn upgrade(
     for name in collection_stores(&db) {
         let store = idb::store(&tx, &name)?;
         if !list(&store.index_names()).iter().any(|n| n == PENDING) {
-            js(store.create_index_with_str(PENDING, records::F_PEND))?;
+            let key_path = Array::of2(&records::F_PEND.into(), &records::F_ID.into());
+            js(store.create_index_with_str_sequence(PENDING, &key_path))?;
         }
     }
     if has(LEGACY_OUTBOX) {

@@ -3,18 +3,21 @@
 // while a transaction is open (IndexedDB commits it as soon as that happens). Rust awaits only the
 // promise each function returns, which settles when the transaction has committed (or aborted).
 //
-// Batches are read with range requests where they can be: the documents of a pulled page or a push
-// acknowledgement are read with one `getAll` over their id range when that range holds few other
-// records (`count` first), and a push batch is one `getAll` on a collection's `$pending` index. A
-// request costs far more than a record, so this is what makes 10,000 documents a second possible.
+// Batches are read with range requests where they can be: the documents of a pulled page are read
+// with one `getAll` over their id range when that range holds few other records (`count` first),
+// and a push batch is one `getAll` on a collection's `$pending` index. A request costs far more than
+// a record, so this is what makes 10,000 documents a second possible.
 //
 // Record layout (src/store/records.rs): live { id, hlc, doc, ix?, fields?, pend?, resync? },
-// tombstone { id, hlc, tomb, fields?, pend?, resync? }. `pend` (= id, indexed by `$pending`) marks a
-// version the server has not acknowledged: the outbox. `resync: true` marks one queued again by a
-// server reset rather than edited locally.
+// tombstone { id, hlc, tomb, fields?, pend?, resync? }. The outbox (src/store/outbox.rs): `pend`
+// (the HLC of a local write) puts a record in the `$pending` index at [pend, id]; it is pending while
+// that key is above the collection's watermark (`_meta` "outbox:<collection>"), which
+// acknowledgements move forward. `resync: true` marks a version queued again by a server reset
+// rather than edited locally.
 
 const META = "_meta";
 const PENDING = "$pending";
+const markKey = (collection) => "outbox:" + collection;
 
 function settle(tx, resolve, reject, value) {
   tx.oncomplete = () => resolve(value());
@@ -30,16 +33,35 @@ function changeOf(collection, record) {
   return c;
 }
 
+/** Whether the record is in the outbox: marked, and above the watermark `mark` (or no mark). */
+function isPending(record, mark) {
+  return record.pend !== undefined && (mark === undefined || indexedDB.cmp([record.pend, record.id], mark) > 0);
+}
+
 /** The record's outbox state: null (acknowledged), "edit" or "resync". */
-function pendingOf(record) {
-  if (record.pend === undefined) return null;
+function pendingOf(record, mark) {
+  if (!isPending(record, mark)) return null;
   return record.resync === true ? "resync" : "edit";
 }
 
-/** Drops the pending marker (the record is then what the server holds). */
+/** Takes the record out of the outbox (it is then what the server holds). */
 function unpend(record) {
   delete record.pend;
   delete record.resync;
+}
+
+/** Reads the watermarks of `collections` from `_meta`, calling `done(Map collection -> mark)`. */
+function readMarks(tx, collections, done) {
+  const marks = new Map();
+  const meta = tx.objectStore(META);
+  const finished = parts(collections.length, () => done(marks));
+  for (const c of collections) {
+    const r = meta.get(markKey(c));
+    r.onsuccess = () => {
+      if (r.result !== undefined) marks.set(c, r.result);
+      finished();
+    };
+  }
 }
 
 function byCodeUnits(a, b) {
@@ -100,8 +122,9 @@ function parts(n, done) {
 }
 
 /**
- * Up to `limit` pending records after `after` ([collection, id] or undefined), in (collection, id)
- * order, as JSON text of [{ change, resync }]. `collections`: the collection stores, sorted.
+ * Up to `limit` pending records in outbox order (collection, then [pend, id]), as JSON text of
+ * [{ change, resync, pend }]. `after`: undefined (from each collection's watermark), [c, pend, id]
+ * (continue after that record of c), or [c] (c is done: start at the next collection).
  */
 export function readPending(tx, collections, after, limit) {
   return new Promise((resolve, reject) => {
@@ -111,50 +134,44 @@ export function readPending(tx, collections, after, limit) {
     let i = 0;
     if (after !== undefined) {
       while (i < collections.length && collections[i] < after[0]) i++;
+      if (after.length === 1 && collections[i] === after[0]) i++;
     }
-    // One collection after another, each read issued from the previous one's callback.
-    const next = () => {
-      if (i >= collections.length || out.length >= limit) return;
-      const collection = collections[i++];
-      const range =
-        after !== undefined && collection === after[0] ? IDBKeyRange.lowerBound(after[1], true) : undefined;
-      const req = tx.objectStore(collection).index(PENDING).getAll(range, limit - out.length);
-      req.onsuccess = () => {
-        for (const rec of req.result) {
-          out.push({ change: changeOf(collection, rec), resync: rec.resync === true });
-        }
-        next();
+    readMarks(tx, collections, (marks) => {
+      // One collection after another, each read issued from the previous one's callback.
+      const next = () => {
+        if (i >= collections.length || out.length >= limit) return;
+        const collection = collections[i++];
+        let from = marks.get(collection);
+        if (after !== undefined && after.length === 3 && collection === after[0]) from = [after[1], after[2]];
+        const range = from === undefined ? undefined : IDBKeyRange.lowerBound(from, true);
+        const req = tx.objectStore(collection).index(PENDING).getAll(range, limit - out.length);
+        req.onsuccess = () => {
+          for (const rec of req.result) {
+            out.push({ change: changeOf(collection, rec), resync: rec.resync === true, pend: rec.pend });
+          }
+          next();
+        };
       };
-    };
-    next();
+      next();
+    });
   });
 }
 
 /**
- * Clears the pending marker of each acknowledged record whose hlc is still the pushed one (an edit
- * made during the push keeps it, and is pushed next). `acked`: [[c, id, hlc]].
+ * Moves watermarks forward: `marks` is [[collection, pend, id]], each the last record of an
+ * acknowledged run of that collection's outbox. A mark never moves back.
  */
-export function ackRows(tx, acked) {
+export function ackRows(tx, marks) {
   return new Promise((resolve, reject) => {
-    let removed = 0;
-    settle(tx, resolve, reject, () => removed);
-    for (const [collection, list] of group(acked, (a) => a[0])) {
-      let store;
-      try {
-        store = tx.objectStore(collection);
-      } catch (_) {
-        continue; // the store went away (deleted database): nothing to acknowledge
-      }
-      const want = new Map(list.map(([, id, hlc]) => [id, hlc]));
-      readMany(store, list.map((a) => a[1]), (records) => {
-        for (const [id, rec] of records) {
-          if (rec.pend !== undefined && want.get(id) === rec.hlc) {
-            unpend(rec);
-            store.put(rec);
-            removed++;
-          }
-        }
-      });
+    settle(tx, resolve, reject, () => marks.length);
+    const meta = tx.objectStore(META);
+    for (const [collection, pend, id] of marks) {
+      const key = markKey(collection);
+      const r = meta.get(key);
+      r.onsuccess = () => {
+        const mark = [pend, id];
+        if (r.result === undefined || indexedDB.cmp(mark, r.result) > 0) meta.put(mark, key);
+      };
     }
   });
 }
@@ -173,23 +190,29 @@ export function loadDocs(tx, keys, known) {
       if (typeof c.result === "string") clock = c.result;
     };
     const indexed = keys.map(([collection, id], i) => ({ collection, id, i }));
-    for (const [collection, list] of group(indexed, (k) => k.collection)) {
-      if (!known.includes(collection)) continue;
-      readMany(tx.objectStore(collection), list.map((k) => k.id), (records) => {
-        for (const k of list) {
-          const rec = records.get(k.id);
-          if (rec !== undefined) docs[k.i] = { change: changeOf(collection, rec), pending: pendingOf(rec) };
-        }
-      });
-    }
+    const groups = group(indexed, (k) => k.collection);
+    const names = Array.from(groups.keys()).filter((n) => known.includes(n));
+    readMarks(tx, names, (marks) => {
+      for (const collection of names) {
+        const list = groups.get(collection);
+        const mark = marks.get(collection);
+        readMany(tx.objectStore(collection), list.map((k) => k.id), (records) => {
+          for (const k of list) {
+            const rec = records.get(k.id);
+            if (rec !== undefined) docs[k.i] = { change: changeOf(collection, rec), pending: pendingOf(rec, mark) };
+          }
+        });
+      }
+    });
   });
 }
 
 /**
  * Applies the engine's ops in this one transaction, or nothing if any precondition fails.
  * `ops`: [{ c, id, expect: hlc | null, record?: record, outbox: "put" | "delete" }] ("put": the
- * new record stays pending; "delete": it is, or the current one becomes, acknowledged);
- * `meta`: { cursor?, clock? }. Resolves "committed" or "conflict".
+ * new record is pending, in the outbox at its own HLC, which is newer than any watermark; "delete":
+ * it is, or the current one becomes, acknowledged); `meta`: { cursor?, clock? }. Resolves
+ * "committed" or "conflict".
  */
 export function applyOps(tx, ops, meta) {
   return new Promise((resolve, reject) => {
@@ -202,6 +225,7 @@ export function applyOps(tx, ops, meta) {
     const metaStore = tx.objectStore(META);
     const groups = group(ops, (op) => op.c);
     const records = new Map();
+    let marks;
     let persisted;
     const write = () => {
       for (const op of ops) {
@@ -222,7 +246,7 @@ export function applyOps(tx, ops, meta) {
           if (rec === undefined || rec.pend === undefined || op.outbox === "put") continue;
           unpend(rec);
         } else if (op.outbox === "put") {
-          rec.pend = rec.id;
+          rec.pend = rec.hlc;
         }
         store.put(rec);
       }
@@ -247,27 +271,38 @@ export function applyOps(tx, ops, meta) {
 }
 
 /**
- * Server reset: forgets the cursor and marks every record that is not pending as a "resync", so
- * what the new server database lacks is pushed again.
+ * Server reset: forgets the cursor, marks every record that is not pending as a "resync" in the
+ * outbox, and drops the watermarks, so what the new server database lacks is pushed again. The
+ * resync rows go in at `stamp` (this client's clock, persisted here too), not at their own HLCs: a
+ * remote HLC may be ahead of this clock, and a watermark moved past it would hide later local writes.
  */
-export function queueResync(tx, collections) {
+export function queueResync(tx, collections, stamp) {
   return new Promise((resolve, reject) => {
     let queued = 0;
     settle(tx, resolve, reject, () => queued);
-    tx.objectStore(META).delete("syncCursor");
-    for (const collection of collections) {
-      const store = tx.objectStore(collection);
-      const all = store.getAll();
-      all.onsuccess = () => {
-        for (const rec of all.result) {
-          if (rec.pend !== undefined) continue;
-          rec.pend = rec.id;
-          rec.resync = true;
-          store.put(rec);
-          queued++;
-        }
-      };
-    }
+    const meta = tx.objectStore(META);
+    meta.delete("syncCursor");
+    const clock = meta.get("clock");
+    clock.onsuccess = () => {
+      if (typeof clock.result !== "string" || clock.result < stamp) meta.put(stamp, "clock");
+    };
+    readMarks(tx, Array.from(collections), (marks) => {
+      for (const collection of collections) {
+        const mark = marks.get(collection);
+        meta.delete(markKey(collection));
+        const store = tx.objectStore(collection);
+        const all = store.getAll();
+        all.onsuccess = () => {
+          for (const rec of all.result) {
+            if (isPending(rec, mark)) continue;
+            rec.pend = stamp;
+            rec.resync = true;
+            store.put(rec);
+            queued++;
+          }
+        };
+      }
+    });
   });
 }
 
@@ -295,16 +330,21 @@ export function writeMeta(tx, values) {
   });
 }
 
-/** Number of pending records over `collections`. */
+/** Number of pending records over `collections` (above each one's watermark). */
 export function countPending(tx, collections) {
   return new Promise((resolve, reject) => {
     let n = 0;
     settle(tx, resolve, reject, () => n);
-    for (const collection of collections) {
-      const r = tx.objectStore(collection).index(PENDING).count();
-      r.onsuccess = () => {
-        n += r.result;
-      };
-    }
+    collections = Array.from(collections);
+    readMarks(tx, collections, (marks) => {
+      for (const collection of collections) {
+        const mark = marks.get(collection);
+        const range = mark === undefined ? undefined : IDBKeyRange.lowerBound(mark, true);
+        const r = tx.objectStore(collection).index(PENDING).count(range);
+        r.onsuccess = () => {
+          n += r.result;
+        };
+      }
+    });
   });
 }

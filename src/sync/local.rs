@@ -12,7 +12,7 @@
 //! server's clock learnt from replies is handed to the store, which stamps writes with it.
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use ferrosync_core::hlc::{HlcClock, DEFAULT_MAX_DRIFT_MS};
 use ferrosync_core::protocol::Change;
@@ -44,13 +44,13 @@ extern "C" {
         limit: u32,
     ) -> Promise;
     #[wasm_bindgen(js_name = ackRows)]
-    fn ack_rows(tx: &IdbTransaction, acked: JsValue) -> Promise;
+    fn ack_rows(tx: &IdbTransaction, marks: JsValue) -> Promise;
     #[wasm_bindgen(js_name = loadDocs)]
     fn load_docs(tx: &IdbTransaction, keys: JsValue, known: &Array) -> Promise;
     #[wasm_bindgen(js_name = applyOps)]
     fn apply_ops(tx: &IdbTransaction, ops: JsValue, meta: JsValue) -> Promise;
     #[wasm_bindgen(js_name = queueResync)]
-    fn queue_resync(tx: &IdbTransaction, collections: &Array) -> Promise;
+    fn queue_resync(tx: &IdbTransaction, collections: &Array, stamp: &str) -> Promise;
     #[wasm_bindgen(js_name = readMeta)]
     fn read_meta(tx: &IdbTransaction, keys: &Array) -> Promise;
     #[wasm_bindgen(js_name = writeMeta)]
@@ -104,9 +104,12 @@ fn collections_js(db: &IdbDatabase) -> Array {
 /// Pending records of `store`: local changes the server has not acknowledged.
 pub async fn pending_count(store: &Store) -> Result<u64> {
     store.check_open()?;
-    let n = run_tx(store, Stores::AllCollectionsAnd(&[]), false, |conn, tx| {
-        settle(count_pending(&tx, &collections_js(&conn.db)))
-    })
+    let n = run_tx(
+        store,
+        Stores::AllCollectionsAnd(&[META]),
+        false,
+        |conn, tx| settle(count_pending(&tx, &collections_js(&conn.db))),
+    )
     .await?;
     Ok(n.as_f64().unwrap_or(0.0) as u64)
 }
@@ -115,6 +118,41 @@ pub async fn pending_count(store: &Store) -> Result<u64> {
 struct PendingRow {
     change: Change,
     resync: bool,
+    /// The record's place in its collection's outbox (with its id).
+    pend: String,
+}
+
+/// Where a read of the outbox starts (`readPending`'s `after`).
+#[derive(Debug, Clone, PartialEq)]
+enum OutboxPos {
+    /// At each collection's watermark.
+    Start,
+    /// After this record: collection, `pend`, id.
+    After(String, String, String),
+    /// At the collection following this one.
+    NextCollection(String),
+}
+
+impl OutboxPos {
+    fn to_js(&self) -> JsValue {
+        let s = |v: &str| JsValue::from_str(v);
+        match self {
+            OutboxPos::Start => JsValue::UNDEFINED,
+            OutboxPos::After(c, pend, id) => Array::of3(&s(c), &s(pend), &s(id)).into(),
+            OutboxPos::NextCollection(c) => Array::of1(&s(c)).into(),
+        }
+    }
+}
+
+/// An outbox row handed to the engine this pass, in outbox order, until the watermark passes it.
+#[derive(Debug)]
+struct Outstanding {
+    id: String,
+    hlc: Hlc,
+    pend: String,
+    /// Acknowledged by the server, or settled by the engine (the record was rewritten: it is no
+    /// longer at this place in the outbox).
+    handled: bool,
 }
 
 #[derive(Deserialize)]
@@ -138,6 +176,11 @@ pub struct IdbLocal {
     /// The saved cursor, once read (the scheduler compares event-stream cursors with it).
     cursor: RefCell<Option<Option<String>>>,
     prefetch: RefCell<Option<Prefetch>>,
+    /// The last row `pending` returned, to continue after it (`pend` is not in the engine's key).
+    last_read: RefCell<Option<(DocKey, String)>>,
+    /// Per collection, the rows handed to the engine this sync and not yet acknowledged, in outbox
+    /// order: a watermark may move only over a leading run of acknowledged rows.
+    outstanding: RefCell<BTreeMap<String, VecDeque<Outstanding>>>,
 }
 
 impl IdbLocal {
@@ -153,6 +196,8 @@ impl IdbLocal {
             skew_ms,
             cursor: RefCell::new(None),
             prefetch: RefCell::new(None),
+            last_read: RefCell::new(None),
+            outstanding: RefCell::new(BTreeMap::new()),
         })
     }
 
@@ -223,6 +268,54 @@ impl IdbLocal {
     /// Local changes the server has not acknowledged (pending records).
     pub async fn pending_count(&self) -> Result<u64> {
         pending_count(&self.store).await
+    }
+
+    /// Marks outstanding rows as handled: `(key, hlc)` of each acknowledged or settled version.
+    fn handled<'a>(&self, versions: impl Iterator<Item = (&'a DocKey, &'a Hlc)>) {
+        let mut outstanding = self.outstanding.borrow_mut();
+        for (key, hlc) in versions {
+            if let Some(rows) = outstanding.get_mut(&key.collection) {
+                if let Some(row) = rows.iter_mut().find(|r| r.id == key.id && &r.hlc == hlc) {
+                    row.handled = true;
+                }
+            }
+        }
+    }
+
+    /// Moves each collection's watermark over the leading run of handled rows. A row the server
+    /// answered stale and the engine has not settled (yet) stops it there; the rows after it stay
+    /// pending and go again next pass, where the server answers a repeated version as applied.
+    async fn advance_marks(&self) -> Result<()> {
+        let mut marks = Vec::new();
+        for (collection, rows) in self.outstanding.borrow_mut().iter_mut() {
+            let mut mark = None;
+            while rows.front().is_some_and(|r| r.handled) {
+                mark = rows.pop_front();
+            }
+            if let Some(m) = mark {
+                marks.push(json!([collection, m.pend, m.id]));
+            }
+        }
+        if marks.is_empty() {
+            return Ok(());
+        }
+        let marks = to_js_json(&Value::Array(marks))?;
+        // The transaction is created (and its first request issued) before this returns, and
+        // IndexedDB runs transactions over overlapping stores (`_meta`) in creation order, so every
+        // later read of the outbox (the next batch, a count, a pulled page) sees the new marks. Its
+        // commit is not awaited: the next batch goes out meanwhile. Should it fail, the rows stay
+        // pending and are pushed again (the server answers a repeated version as applied).
+        let conn = self.store.conn().await?;
+        let tx = idb::transaction(&conn.db, &[META], true)?;
+        let done = ack_rows(&tx, marks);
+        wasm_bindgen_futures::spawn_local(async move {
+            if let Err(e) = settle(done).await {
+                web_sys::console::warn_1(&JsValue::from_str(&format!(
+                    "ferrosync: acknowledging pushed changes failed (they will be pushed again): {e}"
+                )));
+            }
+        });
+        Ok(())
     }
 
     fn record(change: &Change, ix: Option<&Value>) -> Value {
@@ -336,38 +429,25 @@ where
         .await
 }
 
-/// One batch of pending records after `after` (one read transaction).
-async fn read_batch(
-    store: &Store,
-    after: Option<&DocKey>,
-    limit: usize,
-) -> Result<Vec<PendingChange>> {
-    let after_js: JsValue = match after {
-        Some(k) => Array::of2(&JsValue::from_str(&k.collection), &JsValue::from_str(&k.id)).into(),
-        None => JsValue::UNDEFINED,
-    };
+/// One batch of the outbox from `from` (one read transaction).
+async fn read_batch(store: &Store, from: &OutboxPos, limit: usize) -> Result<Vec<PendingRow>> {
+    let from_js = from.to_js();
     let limit = limit.min(u32::MAX as usize) as u32;
-    let text = run_tx(store, Stores::AllCollectionsAnd(&[]), false, |conn, tx| {
-        settle(read_pending(
-            &tx,
-            &collections_js(&conn.db),
-            after_js.clone(),
-            limit,
-        ))
-    })
+    let text = run_tx(
+        store,
+        Stores::AllCollectionsAnd(&[META]),
+        false,
+        |conn, tx| {
+            settle(read_pending(
+                &tx,
+                &collections_js(&conn.db),
+                from_js.clone(),
+                limit,
+            ))
+        },
+    )
     .await?;
-    let rows: Vec<PendingRow> = parse(&text, "outbox")?;
-    Ok(rows
-        .into_iter()
-        .map(|r| PendingChange {
-            change: r.change,
-            kind: if r.resync {
-                PendingKind::Resync
-            } else {
-                PendingKind::Edit
-            },
-        })
-        .collect())
+    parse(&text, "outbox")
 }
 
 /// A read of the next push batch, started while the current one is on the wire.
@@ -375,7 +455,7 @@ struct Prefetch {
     after: DocKey,
     limit: usize,
     started: f64,
-    rows: oneshot::Receiver<Result<Vec<PendingChange>>>,
+    rows: oneshot::Receiver<Result<Vec<PendingRow>>>,
 }
 
 /// A prefetched batch older than this is read again instead.
@@ -408,6 +488,21 @@ impl LocalStore for IdbLocal {
     /// prefetched batch is an earlier snapshot: a document edited since is pushed in its older
     /// version, its record has the newer HLC (so the ack leaves it pending), and it goes next sync.
     async fn pending(&self, after: Option<&DocKey>, limit: usize) -> Result<Vec<PendingChange>> {
+        let from = match after {
+            None => {
+                // A new pass over the outbox: nothing handed out before is waiting for an ack.
+                self.outstanding.borrow_mut().clear();
+                OutboxPos::Start
+            }
+            Some(k) => match &*self.last_read.borrow() {
+                Some((last, pend)) if last == k => {
+                    OutboxPos::After(k.collection.clone(), pend.clone(), k.id.clone())
+                }
+                // Not a row this store handed out: the rest of that collection waits for the next
+                // pass (never re-read what may not be acknowledged yet).
+                _ => OutboxPos::NextCollection(k.collection.clone()),
+            },
+        };
         let hit = match self.prefetch.borrow_mut().take() {
             Some(p)
                 if Some(&p.after) == after
@@ -421,60 +516,58 @@ impl LocalStore for IdbLocal {
         let rows = match hit {
             Some(rx) => match rx.await {
                 Ok(Ok(rows)) => rows,
-                _ => read_batch(&self.store, after, limit).await?,
+                _ => read_batch(&self.store, &from, limit).await?,
             },
-            None => read_batch(&self.store, after, limit).await?,
+            None => read_batch(&self.store, &from, limit).await?,
         };
-        if rows.len() >= limit {
-            if let Some(last) = rows.last() {
-                let next = DocKey::of(&last.change);
+        if let Some(last) = rows.last() {
+            let key = DocKey::of(&last.change);
+            *self.last_read.borrow_mut() = Some((key.clone(), last.pend.clone()));
+            if rows.len() >= limit {
+                let next =
+                    OutboxPos::After(key.collection.clone(), last.pend.clone(), key.id.clone());
                 let (tx, rx) = oneshot::channel();
-                let (store, from) = (self.store.clone(), next.clone());
+                let store = self.store.clone();
                 wasm_bindgen_futures::spawn_local(async move {
-                    let _ = tx.send(read_batch(&store, Some(&from), limit).await);
+                    let _ = tx.send(read_batch(&store, &next, limit).await);
                 });
                 *self.prefetch.borrow_mut() = Some(Prefetch {
-                    after: next,
+                    after: key,
                     limit,
                     started: js_sys::Date::now(),
                     rows: rx,
                 });
             }
         }
-        Ok(rows)
+        let mut outstanding = self.outstanding.borrow_mut();
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                outstanding
+                    .entry(r.change.collection.clone())
+                    .or_default()
+                    .push_back(Outstanding {
+                        id: r.change.id.clone(),
+                        hlc: r.change.hlc.clone(),
+                        pend: r.pend,
+                        handled: false,
+                    });
+                PendingChange {
+                    change: r.change,
+                    kind: if r.resync {
+                        PendingKind::Resync
+                    } else {
+                        PendingKind::Edit
+                    },
+                }
+            })
+            .collect())
     }
 
     async fn ack_pushed(&self, acked: &[Pushed]) -> Result<()> {
         self.share_offset();
-        if acked.is_empty() {
-            return Ok(());
-        }
-        let list: Vec<Value> = acked
-            .iter()
-            .map(|a| json!([a.key.collection, a.key.id, a.hlc.encode()]))
-            .collect();
-        let list = to_js_json(&Value::Array(list))?;
-        // The transaction is created (and its first request issued) before this returns, and
-        // IndexedDB runs transactions over overlapping stores in creation order, so every later
-        // read of the outbox (the next batch, a count, a pulled page) sees the ack. Its commit is
-        // not awaited: the next batch goes out meanwhile. Should it fail, the records stay pending
-        // and are pushed again (the server answers a repeated version as applied): nothing is lost.
-        let conn = self.store.conn().await?;
-        let names = collection_stores(&conn.db);
-        if names.is_empty() {
-            return Ok(());
-        }
-        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-        let tx = idb::transaction(&conn.db, &refs, true)?;
-        let done = ack_rows(&tx, list);
-        wasm_bindgen_futures::spawn_local(async move {
-            if let Err(e) = settle(done).await {
-                web_sys::console::warn_1(&JsValue::from_str(&format!(
-                    "ferrosync: acknowledging pushed changes failed (they will be pushed again): {e}"
-                )));
-            }
-        });
-        Ok(())
+        self.handled(acked.iter().map(|a| (&a.key, &a.hlc)));
+        self.advance_marks().await
     }
 
     async fn load(&self, keys: &[DocKey]) -> Result<Vec<Option<LocalDoc>>> {
@@ -540,6 +633,13 @@ impl LocalStore for IdbLocal {
         if let Some(c) = cursor {
             *self.cursor.borrow_mut() = Some(Some(c.to_string()));
         }
+        // A settled version was rewritten (or unmarked): its old place in the outbox is gone.
+        let settled: Vec<(DocKey, Hlc)> = ops
+            .iter()
+            .filter_map(|op| op.expect().map(|h| (op.key(), h.clone())))
+            .collect();
+        self.handled(settled.iter().map(|(k, h)| (k, h)));
+        self.advance_marks().await?;
         // One live-query notice per collection per committed call (so per pulled page).
         let mut changed: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for op in ops {
@@ -574,12 +674,13 @@ impl LocalStore for IdbLocal {
     }
 
     async fn reset_for_resync(&self) -> Result<()> {
+        let stamp = self.clock.tick().encode();
         self.tx(Stores::AllCollectionsAnd(&[META]), true, |conn, tx| {
             let collections: Array = collection_stores(&conn.db)
                 .iter()
                 .map(|s| JsValue::from_str(s))
                 .collect();
-            settle(queue_resync(&tx, &collections))
+            settle(queue_resync(&tx, &collections, &stamp))
         })
         .await?;
         *self.cursor.borrow_mut() = Some(None);
