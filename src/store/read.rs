@@ -206,7 +206,10 @@ async fn query_tx(
     let sources = query.plan(|p| conn.schema.is_indexed(collection, p));
     let source = choose(&st, sources).await?;
     let lists = fetch(&st, &source).await?;
-    let plain = query.terms().is_empty() && query.order().is_empty();
+    // No conditions, or one equality the index read answered exactly (one key: records come in id
+    // order): what was read is the result, only paging is left. Live queries still need the rows.
+    let plain = query.order().is_empty()
+        && (query.terms().is_empty() || (!with_rows && answered_by_index(query, &source)));
     let paths: JsValue = if plain {
         JsValue::UNDEFINED
     } else {
@@ -225,7 +228,7 @@ async fn query_tx(
     let extracted = records::extract(&lists, paths);
     let live: Array = js(Reflect::get(&extracted, &"live".into()))?.unchecked_into();
     if plain {
-        // Already in id order (a scan of the primary key); only paging is left.
+        // Already in id order (a scan of the primary key, or one key of an index).
         let len = live.length() as usize;
         let start = query.offset().min(len);
         let end = query
@@ -260,6 +263,26 @@ async fn query_tx(
         Vec::new()
     };
     Ok((page, rows))
+}
+
+/// True when `source` reads exactly the query's result: its only condition is an equality with a
+/// string, number or boolean on the indexed path, read as that one key. (Such index keys encode
+/// exactly core's equality: `1` and `1.0` share a key; arrays, objects and null are excluded here.)
+fn answered_by_index(query: &Query, source: &Option<Source>) -> bool {
+    let ([term], Some(Source::Index { path, ranges })) = (query.terms(), source) else {
+        return false;
+    };
+    let Op::Eq(v) = &term.op else {
+        return false;
+    };
+    let scalar = matches!(v, Value::String(_) | Value::Number(_) | Value::Bool(_));
+    let same_path = query
+        .paths()
+        .get(term.path)
+        .is_some_and(|p| p.as_str() == path.as_str());
+    let one_key = matches!(ranges.as_slice(),
+        [r] if r.lower == r.upper && r.lower.as_ref().is_some_and(|b| !b.open));
+    scalar && same_path && one_key
 }
 
 /// Counts without reading documents when IndexedDB can answer exactly: no conditions (all records
