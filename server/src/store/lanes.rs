@@ -18,6 +18,23 @@ const MAX_GROUP_JOBS: usize = 64;
 /// Most changes in one group (bounds the size of one transaction).
 const MAX_GROUP_CHANGES: usize = 5_000;
 
+/// Takes `first` and whatever else has queued up (`next` returns `None` when nothing is waiting),
+/// within the group limits.
+pub(crate) fn gather(first: Pending, mut next: impl FnMut() -> Option<Pending>) -> Vec<Pending> {
+    let mut changes = first.job.changes.len();
+    let mut group = vec![first];
+    while group.len() < MAX_GROUP_JOBS && changes < MAX_GROUP_CHANGES {
+        match next() {
+            Some(p) => {
+                changes += p.job.changes.len();
+                group.push(p);
+            }
+            None => break,
+        }
+    }
+    group
+}
+
 /// A database that can apply several pushes in one transaction, all or nothing.
 pub(crate) trait GroupWriter: Send + Sync + 'static {
     fn write_group(
@@ -26,9 +43,10 @@ pub(crate) trait GroupWriter: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<PushOutcome>, StoreError>> + Send;
 }
 
-struct Pending {
-    job: Job,
-    reply: oneshot::Sender<Result<PushOutcome, StoreError>>,
+/// A queued push and where its outcome goes.
+pub(crate) struct Pending {
+    pub job: Job,
+    pub reply: oneshot::Sender<Result<PushOutcome, StoreError>>,
 }
 
 pub(crate) struct Lanes {
@@ -62,17 +80,8 @@ impl Lanes {
 
 async fn run_lane<W: GroupWriter>(writer: Arc<W>, mut rx: mpsc::Receiver<Pending>) {
     while let Some(first) = rx.recv().await {
-        let mut changes = first.job.changes.len();
-        let mut group = vec![first];
-        while group.len() < MAX_GROUP_JOBS && changes < MAX_GROUP_CHANGES {
-            match rx.try_recv() {
-                Ok(p) => {
-                    changes += p.job.changes.len();
-                    group.push(p);
-                }
-                Err(_) => break,
-            }
-        }
+        let group = gather(first, || rx.try_recv().ok());
+        let changes: usize = group.iter().map(|p| p.job.changes.len()).sum();
         let (jobs, replies): (Vec<Job>, Vec<_>) =
             group.into_iter().map(|p| (p.job, p.reply)).unzip();
         let started = std::time::Instant::now();

@@ -28,6 +28,8 @@ use crate::wire::StoredChange;
 pub enum StoreError {
     #[error(transparent)]
     Db(#[from] sqlx::Error),
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     #[error("corrupt stored row: {0}")]
     Corrupt(String),
     #[error("unsupported database URL {0:?}: use sqlite://path or postgres://...")]
@@ -36,6 +38,8 @@ pub enum StoreError {
     Io(#[from] std::io::Error),
     #[error("the store is shutting down")]
     Closed,
+    #[error("database thread failed: {0}")]
+    Thread(String),
 }
 
 /// What a push did.

@@ -1,19 +1,23 @@
-//! SQLite storage: one file in WAL mode. All writes go through a single connection and take the
-//! write lock up front (`BEGIN IMMEDIATE`), so feed numbers are assigned in commit order; reads use
-//! a pool of read-only connections that never block the writer.
+//! SQLite storage: one file in WAL mode. All writes go through a single connection owned by a
+//! thread of its own, and take the write lock up front (`BEGIN IMMEDIATE`), so feed numbers are
+//! assigned in commit order; reads use a few read-only connections that never block the writer.
+//!
+//! SQLite is called synchronously (rusqlite, the same libsqlite3 that sqlx links): the writer
+//! thread runs a whole group (reads, decisions, writes, commit) without leaving its thread, and a
+//! pull is one hop to a blocking thread. Through sqlx every statement and every row went through a
+//! worker thread and a channel, and those hand-offs were the largest cost under load.
 
 use std::path::Path;
 use std::str::FromStr;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-    SqliteSynchronous,
-};
-use sqlx::Row as _;
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
+use sqlx::sqlite::SqliteConnectOptions;
+use tokio::sync::{mpsc, oneshot, Semaphore};
 
-use super::lanes::{GroupWriter, Lanes};
+use super::lanes::{gather, Pending};
 use super::{
     decode_outcome, encode, encode_outcome, plan_group, GroupPlan, Job, Loaded, PullPage,
     PushOutcome, Row, StoreError, REMAINING_COUNT_CAP,
@@ -52,17 +56,62 @@ CREATE TABLE IF NOT EXISTS ferrosync_client_pushes (
 ) WITHOUT ROWID;
 "#;
 
+/// How long a connection waits for a lock held by another process before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
 pub struct SqliteStore {
-    lanes: Lanes,
-    reader: SqlitePool,
-    writer: Arc<SqliteWriter>,
+    /// Queue of the writer thread; taken (dropped) on close, which ends the thread.
+    writer: Mutex<Option<mpsc::Sender<Pending>>>,
+    writer_thread: Mutex<Option<JoinHandle<()>>>,
+    readers: Readers,
     epoch: String,
 }
 
-/// The single writing connection.
-struct SqliteWriter {
-    pool: SqlitePool,
-    events: Events,
+/// Where the database lives, as rusqlite opens it.
+#[derive(Clone)]
+struct Target {
+    path: String,
+    flags: OpenFlags,
+}
+
+impl Target {
+    /// Parses `sqlite://path`, `sqlite:path` or `sqlite::memory:` (sqlx's URL syntax, which this
+    /// server has always accepted).
+    fn parse(url: &str) -> Result<Target, StoreError> {
+        let opts = SqliteConnectOptions::from_str(url)?;
+        let file = opts.get_filename().to_string_lossy().into_owned();
+        let base = OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
+        if url.contains(":memory:") {
+            // One in-memory database shared by the writer and the readers of this process.
+            return Ok(Target {
+                path: format!("file:ferrosync-{}?mode=memory&cache=shared", new_epoch()),
+                flags: base,
+            });
+        }
+        if let Some(dir) = Path::new(&file).parent() {
+            if !dir.as_os_str().is_empty() {
+                std::fs::create_dir_all(dir)?;
+            }
+        }
+        Ok(Target {
+            // A plain path: keep `?` and `#` in file names literal.
+            path: file,
+            flags: OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        })
+    }
+
+    fn open(&self, write: bool) -> Result<Connection, StoreError> {
+        let mode = if write {
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE
+        } else {
+            OpenFlags::SQLITE_OPEN_READ_ONLY
+        };
+        let conn = Connection::open_with_flags(&self.path, self.flags | mode)?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        // Statements are few and fixed; keep them all prepared.
+        conn.set_prepared_statement_cache_capacity(32);
+        Ok(conn)
+    }
 }
 
 impl SqliteStore {
@@ -71,45 +120,35 @@ impl SqliteStore {
         max_connections: u32,
         events: Events,
     ) -> Result<SqliteStore, StoreError> {
-        let opts = SqliteConnectOptions::from_str(url)?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            // FULL: an acknowledged push survives power loss (the client drops its outbox row on ack).
-            .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(10));
-        if let Some(dir) = Path::new(opts.get_filename()).parent() {
-            if !dir.as_os_str().is_empty() {
-                std::fs::create_dir_all(dir)?;
-            }
-        }
-        let pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            .min_connections(1)
-            .acquire_timeout(Duration::from_secs(30))
-            .connect_with(opts.clone())
-            .await?;
-        sqlx::raw_sql(SCHEMA).execute(&pool).await?;
-        sqlx::query(
-            "INSERT INTO ferrosync_meta (key, value) VALUES ('epoch', ?) ON CONFLICT DO NOTHING",
-        )
-        .bind(new_epoch())
-        .execute(&pool)
+        let target = Target::parse(url)?;
+        // Reads are CPU work on cached pages: more concurrent readers than cores only takes CPU
+        // time away from the writer (and from answering requests).
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let readers = (max_connections as usize).clamp(1, cores);
+        let (conn, epoch, read_conns) = blocking(move || {
+            let conn = open_writer(&target)?;
+            let epoch: String = conn.query_row(
+                "SELECT value FROM ferrosync_meta WHERE key = 'epoch'",
+                [],
+                |r| r.get(0),
+            )?;
+            let read_conns = (0..readers)
+                .map(|_| target.open(false))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok((conn, epoch, read_conns))
+        })
         .await?;
-        let epoch: String =
-            sqlx::query_scalar("SELECT value FROM ferrosync_meta WHERE key = 'epoch'")
-                .fetch_one(&pool)
-                .await?;
-        let reader = SqlitePoolOptions::new()
-            .max_connections(max_connections.max(1))
-            .acquire_timeout(Duration::from_secs(30))
-            .connect_with(opts.read_only(true))
-            .await?;
-        let writer = Arc::new(SqliteWriter { pool, events });
+        let (tx, rx) = mpsc::channel(1024);
+        let thread = std::thread::Builder::new()
+            .name("ferrosync-sqlite-writer".into())
+            .spawn(move || run_writer(conn, rx, events))?;
         Ok(SqliteStore {
-            // SQLite has one writer: one lane.
-            lanes: Lanes::spawn(writer.clone(), 1),
-            reader,
-            writer,
+            writer: Mutex::new(Some(tx)),
+            writer_thread: Mutex::new(Some(thread)),
+            readers: Readers {
+                idle: Arc::new(Mutex::new(read_conns)),
+                permits: Arc::new(Semaphore::new(readers)),
+            },
             epoch,
         })
     }
@@ -118,8 +157,16 @@ impl SqliteStore {
         &self.epoch
     }
 
+    /// Queues a push for the writer thread and waits until its group has committed.
     pub async fn push(&self, job: Job) -> Result<PushOutcome, StoreError> {
-        self.lanes.push(job).await
+        let writer = lock(&self.writer).clone().ok_or(StoreError::Closed)?;
+        let (tx, rx) = oneshot::channel();
+        writer
+            .send(Pending { job, reply: tx })
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        drop(writer);
+        rx.await.map_err(|_| StoreError::Closed)?
     }
 
     pub async fn pull(
@@ -128,245 +175,339 @@ impl SqliteStore {
         after: u64,
         limit: usize,
     ) -> Result<PullPage, StoreError> {
-        // One read transaction: the page, the head and the count come from the same snapshot.
-        let mut tx = self.reader.begin().await?;
-        let head: i64 =
-            sqlx::query_scalar("SELECT head FROM ferrosync_namespaces WHERE namespace = ?")
-                .bind(namespace)
-                .fetch_optional(&mut *tx)
-                .await?
-                .unwrap_or(0);
-        let rows = sqlx::query(
-            "SELECT collection, id, hlc, deleted, doc, fields, seq FROM ferrosync_docs \
-             WHERE namespace = ? AND seq > ? ORDER BY seq LIMIT ?",
-        )
-        .bind(namespace)
-        .bind(after as i64)
-        .bind(limit as i64 + 1)
-        .fetch_all(&mut *tx)
-        .await?;
-        let has_more = rows.len() > limit;
-        let mut changes = Vec::with_capacity(rows.len().min(limit));
-        let mut last_seq = None;
-        for r in rows.into_iter().take(limit) {
-            last_seq = Some(r.try_get::<i64, _>(6)? as u64);
-            changes.push(
-                Row {
-                    collection: r.try_get(0)?,
-                    id: r.try_get(1)?,
-                    hlc: r.try_get(2)?,
-                    deleted: r.try_get(3)?,
-                    doc: r.try_get(4)?,
-                    fields: r.try_get(5)?,
-                }
-                .into_stored()?,
-            );
-        }
-        let remaining = Some(if has_more {
-            let n: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM (SELECT 1 FROM ferrosync_docs WHERE namespace = ? AND seq > ? LIMIT ?)",
-            )
-            .bind(namespace)
-            .bind(last_seq.unwrap_or(after) as i64)
-            .bind(REMAINING_COUNT_CAP)
-            .fetch_one(&mut *tx)
-            .await?;
-            if n < REMAINING_COUNT_CAP {
-                n as u64
-            } else {
-                // Every row has its own position in (last, head]: an upper bound, at no cost.
-                (head as u64).saturating_sub(last_seq.unwrap_or(after))
-            }
-        } else {
-            0
-        });
-        tx.commit().await?;
-        Ok(PullPage {
-            changes,
-            last_seq,
-            has_more,
-            remaining,
-            head: head as u64,
-        })
+        let namespace = namespace.to_string();
+        self.readers
+            .run(move |conn| pull(conn, &namespace, after, limit))
+            .await
     }
 
     pub async fn head(&self, namespace: &str) -> Result<u64, StoreError> {
-        let head: Option<i64> =
-            sqlx::query_scalar("SELECT head FROM ferrosync_namespaces WHERE namespace = ?")
-                .bind(namespace)
-                .fetch_optional(&self.reader)
-                .await?;
-        Ok(head.unwrap_or(0) as u64)
+        let namespace = namespace.to_string();
+        self.readers
+            .run(move |conn| {
+                let head: Option<i64> = conn
+                    .prepare_cached("SELECT head FROM ferrosync_namespaces WHERE namespace = ?1")?
+                    .query_row([&namespace], |r| r.get(0))
+                    .optional()?;
+                Ok(head.unwrap_or(0) as u64)
+            })
+            .await
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.reader).await?;
-        Ok(())
+        self.readers
+            .run(|conn| {
+                conn.query_row("SELECT 1", [], |_| Ok(()))?;
+                Ok(())
+            })
+            .await
     }
 
+    /// Lets queued pushes finish, stops the writer thread and closes every connection.
     pub async fn close(&self) {
-        self.reader.close().await;
-        self.writer.pool.close().await;
-    }
-}
-
-impl GroupWriter for SqliteWriter {
-    async fn write_group(&self, jobs: &[Job]) -> Result<Vec<PushOutcome>, StoreError> {
-        // Take the write lock up front: feed numbers are assigned under it, in commit order.
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let loaded = load(&mut tx, jobs).await?;
-        let plan = plan_group(jobs, loaded);
-        write(&mut tx, &plan).await?;
-        tx.commit().await?;
-        for (ns, head) in &plan.heads {
-            self.events.publish(Notice {
-                namespace: Some(Arc::from(ns.as_str())),
-                head: *head,
-            });
+        drop(lock(&self.writer).take());
+        let thread = lock(&self.writer_thread).take();
+        if let Some(thread) = thread {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
         }
-        Ok(plan.outcomes)
+        self.readers.close();
     }
 }
 
-/// Reads what a group of pushes touches. Keys travel as one JSON array each (`json_each`), so
-/// a group costs a fixed number of statements whatever its size.
-async fn load(conn: &mut SqliteConnection, jobs: &[Job]) -> Result<Loaded, StoreError> {
-    let mut namespaces: Vec<&str> = jobs.iter().map(|j| j.namespace.as_str()).collect();
-    namespaces.sort_unstable();
-    namespaces.dedup();
-    let mut clients: Vec<(&str, &str)> = jobs
-        .iter()
-        .map(|j| (j.namespace.as_str(), j.client_id.as_str()))
-        .collect();
-    clients.sort_unstable();
-    clients.dedup();
-    let mut docs: Vec<(&str, &str, &str)> = jobs
-        .iter()
-        .flat_map(|j| {
-            j.changes
-                .iter()
-                .map(|c| (j.namespace.as_str(), c.collection.as_str(), c.id.as_str()))
+/// Read-only connections, each used by one blocking task at a time.
+struct Readers {
+    idle: Arc<Mutex<Vec<Connection>>>,
+    /// One permit per connection; closed when the store closes.
+    permits: Arc<Semaphore>,
+}
+
+impl Readers {
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let permit = self
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        let idle = self.idle.clone();
+        // The connection goes back inside the blocking task, so a request that is dropped while
+        // its query runs (client gone) does not lose it.
+        blocking(move || {
+            let conn = lock(&idle).pop().ok_or(StoreError::Closed)?;
+            let result = f(&conn);
+            lock(&idle).push(conn);
+            drop(permit);
+            result
         })
-        .collect();
-    docs.sort_unstable();
-    docs.dedup();
+        .await
+    }
 
-    let mut loaded = Loaded::default();
-    let rows = sqlx::query(
-        "SELECT n.namespace, n.head FROM json_each(?) k \
-         JOIN ferrosync_namespaces n ON n.namespace = k.value",
-    )
-    .bind(json_text(&namespaces))
-    .fetch_all(&mut *conn)
-    .await?;
-    for r in rows {
-        loaded
-            .heads
-            .insert(r.try_get(0)?, r.try_get::<i64, _>(1)? as u64);
+    fn close(&self) {
+        self.permits.close();
+        lock(&self.idle).clear();
     }
-    let rows = sqlx::query(
-        "SELECT p.namespace, p.client_id, p.request_hash, p.reply FROM json_each(?) k \
-         JOIN ferrosync_client_pushes p ON p.namespace = k.value->>0 AND p.client_id = k.value->>1",
-    )
-    .bind(json_text(&clients))
-    .fetch_all(&mut *conn)
-    .await?;
-    for r in rows {
-        let reply: String = r.try_get(3)?;
-        loaded.replies.insert(
-            (r.try_get(0)?, r.try_get(1)?),
-            (r.try_get(2)?, decode_outcome(&reply)?),
+}
+
+/// Runs `f` on tokio's blocking threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StoreError::Thread(e.to_string()))?
+}
+
+/// A mutex whose holder panicked still guards valid data here (connections, a sender).
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Opens the writing connection, sets durability and creates the schema and the epoch.
+fn open_writer(target: &Target) -> Result<Connection, StoreError> {
+    let conn = target.open(true)?;
+    // WAL: readers never block the writer nor the writer them. (In-memory databases say "memory".)
+    let _mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+    // FULL: an acknowledged push survives power loss (the client drops its outbox row on ack);
+    // in WAL mode this is one fsync of the log per commit, i.e. per group of pushes.
+    conn.execute_batch("PRAGMA synchronous = FULL")?;
+    conn.execute_batch(SCHEMA)?;
+    conn.execute(
+        "INSERT INTO ferrosync_meta (key, value) VALUES ('epoch', ?1) ON CONFLICT DO NOTHING",
+        [new_epoch()],
+    )?;
+    Ok(conn)
+}
+
+/// The writer thread: applies whatever pushes have queued up as one transaction (group commit,
+/// as the lanes do for PostgreSQL), until the queue is closed.
+fn run_writer(mut conn: Connection, mut rx: mpsc::Receiver<Pending>, events: Events) {
+    while let Some(first) = rx.blocking_recv() {
+        let group = gather(first, || rx.try_recv().ok());
+        let changes: usize = group.iter().map(|p| p.job.changes.len()).sum();
+        let (jobs, replies): (Vec<Job>, Vec<_>) =
+            group.into_iter().map(|p| (p.job, p.reply)).unzip();
+        let started = Instant::now();
+        let written = write_group(&mut conn, &jobs, &events);
+        tracing::debug!(
+            pushes = jobs.len(),
+            changes,
+            ms = started.elapsed().as_secs_f64() * 1e3,
+            "group committed"
         );
-    }
-    let rows = sqlx::query(
-        "SELECT d.namespace, d.collection, d.id, d.hlc, d.deleted, d.doc, d.fields FROM json_each(?) k \
-         JOIN ferrosync_docs d \
-           ON d.namespace = k.value->>0 AND d.collection = k.value->>1 AND d.id = k.value->>2",
-    )
-    .bind(json_text(&docs))
-    .fetch_all(&mut *conn)
-    .await?;
-    for r in rows {
-        let ns: String = r.try_get(0)?;
-        let change = Row {
-            collection: r.try_get(1)?,
-            id: r.try_get(2)?,
-            hlc: r.try_get(3)?,
-            deleted: r.try_get(4)?,
-            doc: r.try_get(5)?,
-            fields: r.try_get(6)?,
+        match written {
+            Ok(outcomes) => {
+                for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                    // The requester may have gone away; the push stands (a retry replays it).
+                    let _ = reply.send(Ok(outcome));
+                }
+            }
+            Err(e) if jobs.len() > 1 => {
+                // Don't let one push fail the others: apply each on its own.
+                tracing::warn!(error = %e, pushes = jobs.len(), "group commit failed; retrying pushes one by one");
+                for (job, reply) in jobs.iter().zip(replies) {
+                    let single = write_group(&mut conn, std::slice::from_ref(job), &events)
+                        .and_then(|mut o| o.pop().ok_or(StoreError::Closed));
+                    let _ = reply.send(single);
+                }
+            }
+            Err(e) => {
+                if let Some(reply) = replies.into_iter().next() {
+                    let _ = reply.send(Err(e));
+                }
+            }
         }
-        .into_change()?;
-        loaded
-            .current
-            .insert((ns, change.collection.clone(), change.id.clone()), change);
+    }
+}
+
+/// Applies a group of pushes in one transaction, all or nothing, then announces the new heads.
+fn write_group(
+    conn: &mut Connection,
+    jobs: &[Job],
+    events: &Events,
+) -> Result<Vec<PushOutcome>, StoreError> {
+    // Take the write lock up front: feed numbers are assigned under it, in commit order.
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let loaded = load(&tx, jobs)?;
+    let plan = plan_group(jobs, loaded);
+    write(&tx, &plan)?;
+    tx.commit()?;
+    for (ns, head) in &plan.heads {
+        events.publish(Notice {
+            namespace: Some(Arc::from(ns.as_str())),
+            head: *head,
+        });
+    }
+    Ok(plan.outcomes)
+}
+
+/// Reads what a group of pushes touches, one prepared point lookup per key.
+fn load(conn: &Connection, jobs: &[Job]) -> Result<Loaded, StoreError> {
+    let mut loaded = Loaded::default();
+    let mut head =
+        conn.prepare_cached("SELECT head FROM ferrosync_namespaces WHERE namespace = ?1")?;
+    let mut reply = conn.prepare_cached(
+        "SELECT request_hash, reply FROM ferrosync_client_pushes WHERE namespace = ?1 AND client_id = ?2",
+    )?;
+    let mut doc = conn.prepare_cached(
+        "SELECT hlc, deleted, doc, fields FROM ferrosync_docs \
+         WHERE namespace = ?1 AND collection = ?2 AND id = ?3",
+    )?;
+    for job in jobs {
+        let ns = &job.namespace;
+        if !loaded.heads.contains_key(ns) {
+            if let Some(h) = head.query_row([ns], |r| r.get::<_, i64>(0)).optional()? {
+                loaded.heads.insert(ns.clone(), h as u64);
+            }
+        }
+        let client = (ns.clone(), job.client_id.clone());
+        if !loaded.replies.contains_key(&client) {
+            let found = reply
+                .query_row([ns, &job.client_id], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                })
+                .optional()?;
+            if let Some((hash, text)) = found {
+                loaded
+                    .replies
+                    .insert(client, (hash, decode_outcome(&text)?));
+            }
+        }
+        for c in &job.changes {
+            let found = doc
+                .query_row(params![ns, c.collection, c.id], |r| {
+                    Ok(Row {
+                        collection: c.collection.clone(),
+                        id: c.id.clone(),
+                        hlc: r.get(0)?,
+                        deleted: r.get(1)?,
+                        doc: r.get(2)?,
+                        fields: r.get(3)?,
+                    })
+                })
+                .optional()?;
+            if let Some(row) = found {
+                let change = row.into_change()?;
+                loaded.current.insert(
+                    (ns.clone(), change.collection.clone(), change.id.clone()),
+                    change,
+                );
+            }
+        }
     }
     Ok(loaded)
 }
 
 /// Writes a decided group: document rows, namespace heads, remembered replies.
-async fn write(conn: &mut SqliteConnection, plan: &GroupPlan) -> Result<(), StoreError> {
-    if !plan.rows.is_empty() {
-        // Tuples serialize as JSON arrays without building a `Value` tree.
-        let rows: Vec<_> = plan
-            .rows
-            .iter()
-            .map(|r| {
-                let e = encode(&r.change);
-                (
-                    &r.namespace,
-                    &r.change.collection,
-                    &r.change.id,
-                    e.hlc,
-                    &r.client_id,
-                    r.change.deleted,
-                    e.doc,
-                    e.fields,
-                    r.seq,
-                )
-            })
-            .collect();
-        sqlx::query(
-            "INSERT INTO ferrosync_docs (namespace, collection, id, hlc, client_id, deleted, doc, fields, seq) \
-             SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, value->>7, value->>8 \
-             FROM json_each(?) WHERE true \
-             ON CONFLICT (namespace, collection, id) DO UPDATE SET \
-             hlc = excluded.hlc, client_id = excluded.client_id, deleted = excluded.deleted, \
-             doc = excluded.doc, fields = excluded.fields, seq = excluded.seq",
-        )
-        .bind(json_text(&rows))
-        .execute(&mut *conn)
-        .await?;
+fn write(conn: &Connection, plan: &GroupPlan) -> Result<(), StoreError> {
+    let mut doc = conn.prepare_cached(
+        "INSERT INTO ferrosync_docs (namespace, collection, id, hlc, client_id, deleted, doc, fields, seq) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
+         ON CONFLICT (namespace, collection, id) DO UPDATE SET \
+         hlc = excluded.hlc, client_id = excluded.client_id, deleted = excluded.deleted, \
+         doc = excluded.doc, fields = excluded.fields, seq = excluded.seq",
+    )?;
+    for r in &plan.rows {
+        let e = encode(&r.change);
+        doc.execute(params![
+            r.namespace,
+            r.change.collection,
+            r.change.id,
+            e.hlc,
+            r.client_id,
+            r.change.deleted,
+            e.doc,
+            e.fields,
+            r.seq as i64,
+        ])?;
     }
-    if !plan.heads.is_empty() {
-        sqlx::query(
-            "INSERT INTO ferrosync_namespaces (namespace, head) \
-             SELECT value->>0, value->>1 FROM json_each(?) WHERE true \
-             ON CONFLICT (namespace) DO UPDATE SET head = excluded.head",
-        )
-        .bind(json_text(&plan.heads))
-        .execute(&mut *conn)
-        .await?;
+    let mut head = conn.prepare_cached(
+        "INSERT INTO ferrosync_namespaces (namespace, head) VALUES (?1, ?2) \
+         ON CONFLICT (namespace) DO UPDATE SET head = excluded.head",
+    )?;
+    for (ns, h) in &plan.heads {
+        head.execute(params![ns, *h as i64])?;
     }
-    if !plan.replies.is_empty() {
-        let replies: Vec<_> = plan
-            .replies
-            .iter()
-            .map(|((ns, client), hash, outcome)| (ns, client, hash, encode_outcome(outcome)))
-            .collect();
-        sqlx::query(
-            "INSERT INTO ferrosync_client_pushes (namespace, client_id, request_hash, reply) \
-             SELECT value->>0, value->>1, value->>2, value->>3 FROM json_each(?) WHERE true \
-             ON CONFLICT (namespace, client_id) DO UPDATE SET \
-             request_hash = excluded.request_hash, reply = excluded.reply",
-        )
-        .bind(json_text(&replies))
-        .execute(&mut *conn)
-        .await?;
+    let mut reply = conn.prepare_cached(
+        "INSERT INTO ferrosync_client_pushes (namespace, client_id, request_hash, reply) \
+         VALUES (?1, ?2, ?3, ?4) \
+         ON CONFLICT (namespace, client_id) DO UPDATE SET \
+         request_hash = excluded.request_hash, reply = excluded.reply",
+    )?;
+    for ((ns, client), hash, outcome) in &plan.replies {
+        reply.execute(params![ns, client, hash, encode_outcome(outcome)])?;
     }
     Ok(())
 }
 
-fn json_text<T: serde::Serialize>(v: &T) -> String {
-    serde_json::to_string(v).unwrap_or_default()
+/// Up to `limit` changes with `seq > after`, in feed order. One read transaction: the page, the
+/// head and the count come from the same snapshot.
+fn pull(
+    conn: &Connection,
+    namespace: &str,
+    after: u64,
+    limit: usize,
+) -> Result<PullPage, StoreError> {
+    let tx = conn.unchecked_transaction()?;
+    let head: i64 = tx
+        .prepare_cached("SELECT head FROM ferrosync_namespaces WHERE namespace = ?1")?
+        .query_row([namespace], |r| r.get(0))
+        .optional()?
+        .unwrap_or(0);
+    let mut stmt = tx.prepare_cached(
+        "SELECT collection, id, hlc, deleted, doc, fields, seq FROM ferrosync_docs \
+         WHERE namespace = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+    )?;
+    let mut rows = stmt.query(params![namespace, after as i64, limit as i64 + 1])?;
+    let mut changes = Vec::with_capacity(limit.min(1024));
+    let mut last_seq = None;
+    let mut has_more = false;
+    while let Some(r) = rows.next()? {
+        if changes.len() == limit {
+            has_more = true;
+            break;
+        }
+        last_seq = Some(r.get::<_, i64>(6)? as u64);
+        changes.push(
+            Row {
+                collection: r.get(0)?,
+                id: r.get(1)?,
+                hlc: r.get(2)?,
+                deleted: r.get(3)?,
+                doc: r.get(4)?,
+                fields: r.get(5)?,
+            }
+            .into_stored()?,
+        );
+    }
+    drop(rows);
+    drop(stmt);
+    let remaining = Some(if has_more {
+        let n: i64 = tx
+            .prepare_cached(
+                "SELECT count(*) FROM (SELECT 1 FROM ferrosync_docs WHERE namespace = ?1 AND seq > ?2 LIMIT ?3)",
+            )?
+            .query_row(
+                params![namespace, last_seq.unwrap_or(after) as i64, REMAINING_COUNT_CAP],
+                |r| r.get(0),
+            )?;
+        if n < REMAINING_COUNT_CAP {
+            n as u64
+        } else {
+            // Every row has its own position in (last, head]: an upper bound, at no cost.
+            (head as u64).saturating_sub(last_seq.unwrap_or(after))
+        }
+    } else {
+        0
+    });
+    tx.commit()?;
+    Ok(PullPage {
+        changes,
+        last_seq,
+        has_more,
+        remaining,
+        head: head as u64,
+    })
 }
