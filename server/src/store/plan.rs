@@ -3,7 +3,7 @@
 //! numbers. Several pushes committed together (group commit) are decided here one after another,
 //! exactly as if each had its own transaction.
 
-use std::collections::HashMap;
+use std::collections::hash_map::{Entry, HashMap};
 
 use ferrosync_core::protocol::{Change, PushResult, PushStatus};
 
@@ -35,33 +35,37 @@ pub struct Loaded {
     pub current: HashMap<DocKey, Change>,
 }
 
-/// A document version to store, with its new feed number.
+/// A document version to store, with its new feed number. Borrows from the pushed jobs: a
+/// group's documents are not copied on their way to the database.
 #[derive(Debug, Clone)]
-pub struct WriteRow {
-    pub namespace: String,
-    pub client_id: String,
-    pub change: Change,
+pub struct WriteRow<'a> {
+    pub namespace: &'a String,
+    pub client_id: &'a String,
+    pub change: &'a Change,
     pub seq: u64,
 }
 
 /// Everything a group of jobs writes, and what each job gets back.
 #[derive(Debug, Default)]
-pub struct GroupPlan {
+pub struct GroupPlan<'a> {
     /// One per job, in order.
     pub outcomes: Vec<PushOutcome>,
     /// The final version of each written document.
-    pub rows: Vec<WriteRow>,
+    pub rows: Vec<WriteRow<'a>>,
     /// New heads of the namespaces that moved.
     pub heads: Vec<(String, u64)>,
     /// The last push of each client in the group, remembered for retries.
     pub replies: Vec<(ClientKey, String, PushOutcome)>,
 }
 
-impl GroupPlan {
+impl GroupPlan<'_> {
     pub fn namespaces(&self) -> impl Iterator<Item = &str> {
         self.heads.iter().map(|(ns, _)| ns.as_str())
     }
 }
+
+/// `(namespace, collection, id)`, borrowed.
+type DocRef<'a> = (&'a str, &'a str, &'a str);
 
 /// Decides `jobs` in order on top of `loaded`.
 ///
@@ -70,14 +74,20 @@ impl GroupPlan {
 /// reply carries the current version. Deletes are ordinary versions (tombstones), so a delete beats
 /// an older update and loses to a newer one. A job whose hash equals its client's previous push is
 /// a retry: it writes nothing and gets the previous reply again.
-pub fn plan_group(jobs: &[Job], loaded: Loaded) -> GroupPlan {
+pub fn plan_group<'a>(jobs: &'a [Job], loaded: Loaded) -> GroupPlan<'a> {
     let Loaded {
         mut heads,
         mut replies,
-        mut current,
+        current: stored,
     } = loaded;
-    let mut rows: Vec<WriteRow> = Vec::new();
-    let mut row_of: HashMap<DocKey, usize> = HashMap::new();
+    // The current version of each touched document: as stored, or as written earlier in this
+    // group. Borrowed keys and versions: deciding a change allocates nothing.
+    let mut current: HashMap<DocRef<'_>, &Change> = stored
+        .iter()
+        .map(|((ns, coll, id), c)| ((ns.as_str(), coll.as_str(), id.as_str()), c))
+        .collect();
+    let mut rows: Vec<WriteRow<'a>> = Vec::new();
+    let mut row_of: HashMap<DocRef<'a>, usize> = HashMap::new();
     let mut moved: Vec<String> = Vec::new();
     let mut replied: Vec<ClientKey> = Vec::new();
     let mut outcomes = Vec::with_capacity(jobs.len());
@@ -93,33 +103,33 @@ pub fn plan_group(jobs: &[Job], loaded: Loaded) -> GroupPlan {
         let head = heads.entry(job.namespace.clone()).or_insert(0);
         let mut results = Vec::with_capacity(job.changes.len());
         for c in &job.changes {
-            let key = (job.namespace.clone(), c.collection.clone(), c.id.clone());
+            let key = (job.namespace.as_str(), c.collection.as_str(), c.id.as_str());
             let result = match current.get(&key) {
                 Some(cur) if cur.hlc > c.hlc => PushResult {
                     status: PushStatus::Stale,
-                    current: Some(cur.clone()),
+                    current: Some((*cur).clone()),
                 },
                 Some(cur) if cur.hlc == c.hlc => applied(),
                 _ => {
                     *head += 1;
                     let row = WriteRow {
-                        namespace: job.namespace.clone(),
-                        client_id: job.client_id.clone(),
-                        change: c.clone(),
+                        namespace: &job.namespace,
+                        client_id: &job.client_id,
+                        change: c,
                         seq: *head,
                     };
-                    match row_of.get(&key) {
+                    match row_of.entry(key) {
                         // Written earlier in this group: only the final version is stored.
-                        Some(&i) => rows[i] = row,
-                        None => {
-                            row_of.insert(key.clone(), rows.len());
+                        Entry::Occupied(i) => rows[*i.get()] = row,
+                        Entry::Vacant(v) => {
+                            v.insert(rows.len());
                             rows.push(row);
                         }
                     }
                     if !moved.contains(&job.namespace) {
                         moved.push(job.namespace.clone());
                     }
-                    current.insert(key, c.clone());
+                    current.insert(key, c);
                     applied()
                 }
             };
@@ -198,22 +208,20 @@ mod tests {
             .current
             .insert(key("n", "a"), ch("a", 10, "x", false));
         loaded.current.insert(key("n", "b"), ch("b", 10, "x", true));
-        let p = plan_group(
-            &[job(
-                "n",
-                "c",
-                "h1",
-                vec![
-                    ch("a", 9, "z", true),   // older delete loses
-                    ch("a", 10, "x", false), // same version: idempotent
-                    ch("a", 10, "y", false), // same wall, higher node wins
-                    ch("b", 11, "x", false), // newer update beats tombstone
-                    ch("c", 1, "x", false),
-                    ch("c", 2, "x", true), // same push, later delete wins
-                ],
-            )],
-            loaded,
-        );
+        let jobs = [job(
+            "n",
+            "c",
+            "h1",
+            vec![
+                ch("a", 9, "z", true),   // older delete loses
+                ch("a", 10, "x", false), // same version: idempotent
+                ch("a", 10, "y", false), // same wall, higher node wins
+                ch("b", 11, "x", false), // newer update beats tombstone
+                ch("c", 1, "x", false),
+                ch("c", 2, "x", true), // same push, later delete wins
+            ],
+        )];
+        let p = plan_group(&jobs, loaded);
         use PushStatus::*;
         let s: Vec<_> = p.outcomes[0]
             .results
@@ -260,16 +268,14 @@ mod tests {
         loaded
             .replies
             .insert(("n".into(), "c1".into()), ("old".into(), earlier.clone()));
-        let p = plan_group(
-            &[
-                job("n", "c1", "old", vec![ch("a", 1, "c1", false)]), // retry of the stored push
-                job("n", "c1", "h2", vec![ch("a", 5, "c1", false)]),
-                job("m", "c2", "h3", vec![ch("a", 1, "c2", false)]), // other namespace
-                job("n", "c2", "h4", vec![ch("a", 4, "c2", false)]), // loses to job 2
-                job("n", "c1", "h2", vec![ch("a", 5, "c1", false)]), // retry within the group
-            ],
-            loaded,
-        );
+        let jobs = [
+            job("n", "c1", "old", vec![ch("a", 1, "c1", false)]), // retry of the stored push
+            job("n", "c1", "h2", vec![ch("a", 5, "c1", false)]),
+            job("m", "c2", "h3", vec![ch("a", 1, "c2", false)]), // other namespace
+            job("n", "c2", "h4", vec![ch("a", 4, "c2", false)]), // loses to job 2
+            job("n", "c1", "h2", vec![ch("a", 5, "c1", false)]), // retry within the group
+        ];
+        let p = plan_group(&jobs, loaded);
         assert_eq!(p.outcomes[0], earlier);
         assert_eq!(p.outcomes[1].head, 1);
         assert_eq!(p.outcomes[2].head, 1);
