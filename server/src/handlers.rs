@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{RawQuery, State};
-use axum::http::HeaderMap;
+use axum::http::{header, HeaderMap};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use ferrosync_core::limits::{DEFAULT_PULL_LIMIT, MAX_PULL_LIMIT};
 use ferrosync_core::protocol::{PushRequest, PushResponse};
@@ -17,7 +18,7 @@ use crate::clock::now_ms;
 use crate::cursor::Cursor;
 use crate::error::ApiError;
 use crate::validate::{check_push, parse_json, read_body};
-use crate::wire::PullReply;
+use crate::wire::pull_reply;
 
 /// `POST /v1/push`: applies a batch of changes all or nothing.
 pub async fn push(
@@ -78,7 +79,7 @@ pub async fn pull(
     State(s): State<Arc<AppState>>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
-) -> Result<Json<PullReply>, ApiError> {
+) -> Result<Response, ApiError> {
     let namespace = s.auth.namespace(&headers, None)?;
     let params: PullParams = serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
         .map_err(|e| ApiError::BadRequest(format!("invalid query: {e}")))?;
@@ -105,13 +106,14 @@ pub async fn pull(
         epoch: cursor.epoch,
         seq: page.last_seq.unwrap_or(cursor.seq),
     };
-    Ok(Json(PullReply {
-        changes: page.changes,
-        cursor: next.encode(),
-        has_more: page.has_more,
-        remaining: page.remaining,
-        server_time: now_ms(),
-    }))
+    let body = pull_reply(
+        page.changes,
+        &next.encode(),
+        page.has_more,
+        page.remaining,
+        now_ms(),
+    );
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 /// `GET /healthz`: 200 when the database answers.

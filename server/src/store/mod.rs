@@ -13,7 +13,6 @@ mod sqlite;
 use ferrosync_core::protocol::{Change, PushResult};
 use ferrosync_core::Hlc;
 use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
 use tokio::sync::watch;
 
 pub use plan::{plan_group, GroupPlan, Job, Loaded, WriteRow};
@@ -21,7 +20,7 @@ pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 use crate::events::Events;
-use crate::wire::StoredChange;
+use crate::wire::ChangesJson;
 
 /// Why the storage layer failed. Never shown to clients.
 #[derive(Debug, thiserror::Error)]
@@ -53,7 +52,8 @@ pub struct PushOutcome {
 /// One page of a namespace's feed.
 #[derive(Debug)]
 pub struct PullPage {
-    pub changes: Vec<StoredChange>,
+    /// The changes, already written as the reply's JSON array.
+    pub changes: ChangesJson,
     /// `seq` of the last change in `changes`.
     pub last_seq: Option<u64>,
     pub has_more: bool,
@@ -196,38 +196,6 @@ impl Row {
             .transpose()
             .map_err(|e| corrupt(&e))?;
         Ok(Change {
-            collection,
-            id,
-            hlc,
-            deleted,
-            doc,
-            fields,
-        })
-    }
-}
-
-impl Row {
-    /// The stored version as it goes out in a pull, without parsing the document.
-    pub fn into_stored(self) -> Result<StoredChange, StoreError> {
-        let Row {
-            collection,
-            id,
-            hlc,
-            deleted,
-            doc,
-            fields,
-        } = self;
-        let corrupt =
-            |e: &dyn std::fmt::Display| StoreError::Corrupt(format!("{collection}/{id}: {e}"));
-        let doc = doc
-            .map(RawValue::from_string)
-            .transpose()
-            .map_err(|e| corrupt(&e))?;
-        let fields = fields
-            .map(RawValue::from_string)
-            .transpose()
-            .map_err(|e| corrupt(&e))?;
-        Ok(StoredChange {
             collection,
             id,
             hlc,

@@ -22,6 +22,7 @@ use super::{
 };
 use crate::cursor::new_epoch;
 use crate::events::{decode_payload, encode_payload, Events, Notice};
+use crate::wire::{ChangesJson, StoredRef};
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS ferrosync_meta (
@@ -156,21 +157,22 @@ impl PgStore {
         .fetch_all(&mut *tx)
         .await?;
         let has_more = rows.len() > limit;
-        let mut changes = Vec::with_capacity(rows.len().min(limit));
+        let mut changes = ChangesJson::with_capacity(rows.len().min(limit) * 256);
         let mut last_seq = None;
-        for r in rows.into_iter().take(limit) {
-            last_seq = Some(r.try_get::<i64, _>(6)? as u64);
-            changes.push(
-                Row {
-                    collection: r.try_get(0)?,
-                    id: r.try_get(1)?,
-                    hlc: r.try_get(2)?,
-                    deleted: r.try_get(3)?,
-                    doc: r.try_get(4)?,
-                    fields: r.try_get(5)?,
-                }
-                .into_stored()?,
-            );
+        for r in rows.iter().take(limit) {
+            let seq = r.try_get::<i64, _>(6)? as u64;
+            let change = StoredRef {
+                collection: r.try_get(0)?,
+                id: r.try_get(1)?,
+                hlc: r.try_get(2)?,
+                deleted: r.try_get(3)?,
+                doc: r.try_get(4)?,
+                fields: r.try_get(5)?,
+            };
+            changes
+                .push(&change)
+                .map_err(|e| StoreError::Corrupt(format!("{namespace} seq {seq}: {e}")))?;
+            last_seq = Some(seq);
         }
         let remaining = Some(if has_more {
             let n: i64 = sqlx::query_scalar(
@@ -383,7 +385,11 @@ async fn load(conn: &mut PgConnection, jobs: &[Job]) -> Result<Loaded, StoreErro
 
 /// Writes a decided group: document rows, then heads, replies and notices in one statement.
 /// NOTIFY inside the transaction is delivered on commit, in commit order.
-async fn write(conn: &mut PgConnection, plan: &GroupPlan, channel: &str) -> Result<(), StoreError> {
+async fn write(
+    conn: &mut PgConnection,
+    plan: &GroupPlan<'_>,
+    channel: &str,
+) -> Result<(), StoreError> {
     let n = plan.rows.len();
     if n > 0 {
         let mut namespaces = Vec::with_capacity(n);

@@ -24,6 +24,7 @@ use super::{
 };
 use crate::cursor::new_epoch;
 use crate::events::{Events, Notice};
+use crate::wire::{ChangesJson, StoredRef};
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS ferrosync_meta (
@@ -401,7 +402,7 @@ fn load(conn: &Connection, jobs: &[Job]) -> Result<Loaded, StoreError> {
 }
 
 /// Writes a decided group: document rows, namespace heads, remembered replies.
-fn write(conn: &Connection, plan: &GroupPlan) -> Result<(), StoreError> {
+fn write(conn: &Connection, plan: &GroupPlan<'_>) -> Result<(), StoreError> {
     let mut doc = conn.prepare_cached(
         "INSERT INTO ferrosync_docs (namespace, collection, id, hlc, client_id, deleted, doc, fields, seq) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
@@ -461,7 +462,7 @@ fn pull(
          WHERE namespace = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
     )?;
     let mut rows = stmt.query(params![namespace, after as i64, limit as i64 + 1])?;
-    let mut changes = Vec::with_capacity(limit.min(1024));
+    let mut changes = ChangesJson::with_capacity(limit.min(256) * 256);
     let mut last_seq = None;
     let mut has_more = false;
     while let Some(r) = rows.next()? {
@@ -469,18 +470,22 @@ fn pull(
             has_more = true;
             break;
         }
-        last_seq = Some(r.get::<_, i64>(6)? as u64);
-        changes.push(
-            Row {
-                collection: r.get(0)?,
-                id: r.get(1)?,
-                hlc: r.get(2)?,
-                deleted: r.get(3)?,
-                doc: r.get(4)?,
-                fields: r.get(5)?,
-            }
-            .into_stored()?,
-        );
+        let seq = r.get::<_, i64>(6)? as u64;
+        // Borrowed from SQLite's row: nothing is copied before it is written out.
+        let text = |i: usize| r.get_ref(i).and_then(|v| Ok(v.as_str()?));
+        let opt = |i: usize| r.get_ref(i).and_then(|v| Ok(v.as_str_or_null()?));
+        let change = StoredRef {
+            collection: text(0)?,
+            id: text(1)?,
+            hlc: text(2)?,
+            deleted: r.get(3)?,
+            doc: opt(4)?,
+            fields: opt(5)?,
+        };
+        changes
+            .push(&change)
+            .map_err(|e| StoreError::Corrupt(format!("{namespace} seq {seq}: {e}")))?;
+        last_seq = Some(seq);
     }
     drop(rows);
     drop(stmt);
