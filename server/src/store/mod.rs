@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 pub use plan::{plan_group, GroupPlan, Job, Loaded, WriteRow};
+
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
@@ -113,6 +114,8 @@ impl Store {
             namespace: namespace.to_string(),
             client_id: client_id.to_string(),
             hash: request_hash,
+            // Here, in the request's task, not on the (single) writer: requests encode in parallel.
+            encoded: changes.iter().map(encode).collect(),
             changes,
         };
         match self {
@@ -207,13 +210,14 @@ impl Row {
 }
 
 /// A change's columns ready for binding.
-pub(crate) struct Encoded {
+#[derive(Clone, Debug)]
+pub struct Encoded {
     pub hlc: String,
     pub doc: Option<String>,
     pub fields: Option<String>,
 }
 
-pub(crate) fn encode(c: &Change) -> Encoded {
+pub fn encode(c: &Change) -> Encoded {
     Encoded {
         hlc: c.hlc.encode(),
         // Serializing a serde_json::Value cannot fail.

@@ -7,7 +7,7 @@ use std::collections::hash_map::{Entry, HashMap};
 
 use ferrosync_core::protocol::{Change, PushResult, PushStatus};
 
-use super::PushOutcome;
+use super::{Encoded, PushOutcome};
 
 /// One push waiting to be applied.
 #[derive(Clone, Debug)]
@@ -17,6 +17,8 @@ pub struct Job {
     /// Hex SHA-256 of the canonical request: equal for a retry of the same push.
     pub hash: String,
     pub changes: Vec<Change>,
+    /// `changes` encoded for the database, one each, in order.
+    pub encoded: Vec<Encoded>,
 }
 
 /// `(namespace, collection, id)`.
@@ -42,6 +44,7 @@ pub struct WriteRow<'a> {
     pub namespace: &'a String,
     pub client_id: &'a String,
     pub change: &'a Change,
+    pub encoded: &'a Encoded,
     pub seq: u64,
 }
 
@@ -67,6 +70,13 @@ impl GroupPlan<'_> {
 /// `(namespace, collection, id)`, borrowed.
 type DocRef<'a> = (&'a str, &'a str, &'a str);
 
+/// A document while a group is decided.
+struct Doc<'a> {
+    current: &'a Change,
+    /// Index in `rows` when this group writes the document.
+    row: Option<usize>,
+}
+
 /// Decides `jobs` in order on top of `loaded`.
 ///
 /// A change with a higher HLC than the current version replaces it; one with an equal HLC is the
@@ -80,14 +90,23 @@ pub fn plan_group<'a>(jobs: &'a [Job], loaded: Loaded) -> GroupPlan<'a> {
         mut replies,
         current: stored,
     } = loaded;
-    // The current version of each touched document: as stored, or as written earlier in this
-    // group. Borrowed keys and versions: deciding a change allocates nothing.
-    let mut current: HashMap<DocRef<'_>, &Change> = stored
+    // Each touched document: its current version (as stored, or as written earlier in this
+    // group) and its row if this group writes it. Borrowed keys and versions, one hash lookup
+    // per change: deciding a change allocates nothing.
+    let mut docs: HashMap<DocRef<'_>, Doc<'_>> = stored
         .iter()
-        .map(|((ns, coll, id), c)| ((ns.as_str(), coll.as_str(), id.as_str()), c))
+        .map(|((ns, coll, id), c)| {
+            (
+                (ns.as_str(), coll.as_str(), id.as_str()),
+                Doc {
+                    current: c,
+                    row: None,
+                },
+            )
+        })
         .collect();
-    let mut rows: Vec<WriteRow<'a>> = Vec::new();
-    let mut row_of: HashMap<DocRef<'a>, usize> = HashMap::new();
+    let mut rows: Vec<WriteRow<'a>> =
+        Vec::with_capacity(jobs.iter().map(|j| j.changes.len()).sum());
     let mut moved: Vec<String> = Vec::new();
     let mut replied: Vec<ClientKey> = Vec::new();
     let mut outcomes = Vec::with_capacity(jobs.len());
@@ -102,38 +121,52 @@ pub fn plan_group<'a>(jobs: &'a [Job], loaded: Loaded) -> GroupPlan<'a> {
         }
         let head = heads.entry(job.namespace.clone()).or_insert(0);
         let mut results = Vec::with_capacity(job.changes.len());
-        for c in &job.changes {
+        let mut wrote = false;
+        for (c, encoded) in job.changes.iter().zip(&job.encoded) {
             let key = (job.namespace.as_str(), c.collection.as_str(), c.id.as_str());
-            let result = match current.get(&key) {
-                Some(cur) if cur.hlc > c.hlc => PushResult {
-                    status: PushStatus::Stale,
-                    current: Some((*cur).clone()),
-                },
-                Some(cur) if cur.hlc == c.hlc => applied(),
-                _ => {
-                    *head += 1;
-                    let row = WriteRow {
-                        namespace: &job.namespace,
-                        client_id: &job.client_id,
-                        change: c,
-                        seq: *head,
-                    };
-                    match row_of.entry(key) {
-                        // Written earlier in this group: only the final version is stored.
-                        Entry::Occupied(i) => rows[*i.get()] = row,
-                        Entry::Vacant(v) => {
-                            v.insert(rows.len());
-                            rows.push(row);
-                        }
+            let doc = match docs.entry(key) {
+                Entry::Occupied(e) => {
+                    let doc = e.into_mut();
+                    if doc.current.hlc > c.hlc {
+                        results.push(PushResult {
+                            status: PushStatus::Stale,
+                            current: Some(doc.current.clone()),
+                        });
+                        continue;
                     }
-                    if !moved.contains(&job.namespace) {
-                        moved.push(job.namespace.clone());
+                    if doc.current.hlc == c.hlc {
+                        results.push(applied());
+                        continue;
                     }
-                    current.insert(key, c);
-                    applied()
+                    doc
                 }
+                Entry::Vacant(e) => e.insert(Doc {
+                    current: c,
+                    row: None,
+                }),
             };
-            results.push(result);
+            *head += 1;
+            let row = WriteRow {
+                namespace: &job.namespace,
+                client_id: &job.client_id,
+                change: c,
+                encoded,
+                seq: *head,
+            };
+            match doc.row {
+                // Written earlier in this group: only the final version is stored.
+                Some(i) => rows[i] = row,
+                None => {
+                    doc.row = Some(rows.len());
+                    rows.push(row);
+                }
+            }
+            doc.current = c;
+            wrote = true;
+            results.push(applied());
+        }
+        if wrote && !moved.contains(&job.namespace) {
+            moved.push(job.namespace.clone());
         }
         let outcome = PushOutcome {
             results,
@@ -192,6 +225,7 @@ mod tests {
             namespace: ns.into(),
             client_id: client.into(),
             hash: hash.into(),
+            encoded: changes.iter().map(crate::store::encode).collect(),
             changes,
         }
     }

@@ -17,8 +17,8 @@ use tokio::sync::watch;
 
 use super::lanes::{GroupWriter, Lanes};
 use super::{
-    decode_outcome, encode, encode_outcome, plan_group, GroupPlan, Job, Loaded, PullPage,
-    PushOutcome, Row, StoreError, REMAINING_COUNT_CAP,
+    decode_outcome, encode_outcome, plan_group, GroupPlan, Job, Loaded, PullPage, PushOutcome, Row,
+    StoreError, REMAINING_COUNT_CAP,
 };
 use crate::cursor::new_epoch;
 use crate::events::{decode_payload, encode_payload, Events, Notice};
@@ -402,15 +402,15 @@ async fn write(
         let mut fields = Vec::with_capacity(n);
         let mut seqs = Vec::with_capacity(n);
         for r in &plan.rows {
-            let e = encode(&r.change);
+            let e = r.encoded;
             namespaces.push(r.namespace.as_str());
             collections.push(r.change.collection.as_str());
             ids.push(r.change.id.as_str());
-            hlcs.push(e.hlc);
+            hlcs.push(e.hlc.as_str());
             clients.push(r.client_id.as_str());
             deleted.push(r.change.deleted);
-            docs.push(e.doc);
-            fields.push(e.fields);
+            docs.push(e.doc.as_deref());
+            fields.push(e.fields.as_deref());
             seqs.push(r.seq as i64);
         }
         sqlx::query(

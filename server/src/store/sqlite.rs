@@ -19,8 +19,8 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use super::lanes::{gather, Pending};
 use super::{
-    decode_outcome, encode, encode_outcome, plan_group, GroupPlan, Job, Loaded, PullPage,
-    PushOutcome, Row, StoreError, REMAINING_COUNT_CAP,
+    decode_outcome, encode_outcome, plan_group, GroupPlan, Job, Loaded, PullPage, PushOutcome, Row,
+    StoreError, REMAINING_COUNT_CAP,
 };
 use crate::cursor::new_epoch;
 use crate::events::{Events, Notice};
@@ -411,7 +411,7 @@ fn write(conn: &Connection, plan: &GroupPlan<'_>) -> Result<(), StoreError> {
          doc = excluded.doc, fields = excluded.fields, seq = excluded.seq",
     )?;
     for r in &plan.rows {
-        let e = encode(&r.change);
+        let e = r.encoded;
         doc.execute(params![
             r.namespace,
             r.change.collection,
