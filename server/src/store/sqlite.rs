@@ -60,10 +60,19 @@ CREATE TABLE IF NOT EXISTS ferrosync_client_pushes (
 /// How long a connection waits for a lock held by another process before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How often the background checkpointer copies the write-ahead log back into the database file.
+/// At tens of thousands of changes a second this is roughly SQLite's own threshold (1 000 pages).
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+/// The writer still checkpoints by itself beyond this many log pages (40 MB), should the
+/// background checkpointer fall behind.
+const WRITER_CHECKPOINT_PAGES: i64 = 10_000;
+
 pub struct SqliteStore {
     /// Queue of the writer thread; taken (dropped) on close, which ends the thread.
     writer: Mutex<Option<mpsc::Sender<Pending>>>,
     writer_thread: Mutex<Option<JoinHandle<()>>>,
+    /// Dropping the sender stops the checkpointer thread.
+    checkpointer: Mutex<Option<(std::sync::mpsc::Sender<()>, JoinHandle<()>)>>,
     readers: Readers,
     epoch: String,
 }
@@ -73,6 +82,8 @@ pub struct SqliteStore {
 struct Target {
     path: String,
     flags: OpenFlags,
+    /// An in-memory database has no log to checkpoint.
+    in_memory: bool,
 }
 
 impl Target {
@@ -87,6 +98,7 @@ impl Target {
             return Ok(Target {
                 path: format!("file:ferrosync-{}?mode=memory&cache=shared", new_epoch()),
                 flags: base,
+                in_memory: true,
             });
         }
         if let Some(dir) = Path::new(&file).parent() {
@@ -98,6 +110,7 @@ impl Target {
             // A plain path: keep `?` and `#` in file names literal.
             path: file,
             flags: OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            in_memory: false,
         })
     }
 
@@ -126,7 +139,8 @@ impl SqliteStore {
         // time away from the writer (and from answering requests).
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         let readers = (max_connections as usize).clamp(1, cores);
-        let (conn, epoch, read_conns) = blocking(move || {
+        let in_memory = target.in_memory;
+        let (conn, epoch, read_conns, checkpoint_conn) = blocking(move || {
             let conn = open_writer(&target)?;
             let epoch: String = conn.query_row(
                 "SELECT value FROM ferrosync_meta WHERE key = 'epoch'",
@@ -136,9 +150,24 @@ impl SqliteStore {
             let read_conns = (0..readers)
                 .map(|_| target.open(false))
                 .collect::<Result<Vec<_>, _>>()?;
-            Ok((conn, epoch, read_conns))
+            let checkpoint_conn = if target.in_memory {
+                None
+            } else {
+                Some(target.open(true)?)
+            };
+            Ok((conn, epoch, read_conns, checkpoint_conn))
         })
         .await?;
+        let checkpointer = match checkpoint_conn {
+            Some(c) if !in_memory => {
+                let (stop, stopped) = std::sync::mpsc::channel();
+                let thread = std::thread::Builder::new()
+                    .name("ferrosync-sqlite-checkpointer".into())
+                    .spawn(move || run_checkpointer(c, stopped))?;
+                Some((stop, thread))
+            }
+            _ => None,
+        };
         let (tx, rx) = mpsc::channel(1024);
         let thread = std::thread::Builder::new()
             .name("ferrosync-sqlite-writer".into())
@@ -146,6 +175,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             writer: Mutex::new(Some(tx)),
             writer_thread: Mutex::new(Some(thread)),
+            checkpointer: Mutex::new(checkpointer),
             readers: Readers {
                 idle: Arc::new(Mutex::new(read_conns)),
                 permits: Arc::new(Semaphore::new(readers)),
@@ -211,6 +241,11 @@ impl SqliteStore {
         if let Some(thread) = thread {
             let _ = tokio::task::spawn_blocking(move || thread.join()).await;
         }
+        let checkpointer = lock(&self.checkpointer).take();
+        if let Some((stop, thread)) = checkpointer {
+            drop(stop);
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
         self.readers.close();
     }
 }
@@ -274,12 +309,38 @@ fn open_writer(target: &Target) -> Result<Connection, StoreError> {
     // FULL: an acknowledged push survives power loss (the client drops its outbox row on ack);
     // in WAL mode this is one fsync of the log per commit, i.e. per group of pushes.
     conn.execute_batch("PRAGMA synchronous = FULL")?;
+    // Checkpoints run on a thread of their own (`run_checkpointer`), not inside a commit that
+    // pushes are waiting for; this is only the backstop.
+    conn.execute_batch(&format!(
+        "PRAGMA wal_autocheckpoint = {WRITER_CHECKPOINT_PAGES}"
+    ))?;
     conn.execute_batch(SCHEMA)?;
     conn.execute(
         "INSERT INTO ferrosync_meta (key, value) VALUES ('epoch', ?1) ON CONFLICT DO NOTHING",
         [new_epoch()],
     )?;
     Ok(conn)
+}
+
+/// Copies the write-ahead log back into the database file every [`CHECKPOINT_EVERY`], until
+/// `stop`'s sender is dropped. PASSIVE: it never blocks the writer or the readers (what readers
+/// still use is copied next time), and commits stay durable by their own fsync of the log.
+fn run_checkpointer(conn: Connection, stop: std::sync::mpsc::Receiver<()>) {
+    use std::sync::mpsc::RecvTimeoutError;
+    while let Err(RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_EVERY) {
+        let started = Instant::now();
+        match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+            Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+        }) {
+            Ok((log, copied)) => tracing::debug!(
+                log,
+                copied,
+                ms = started.elapsed().as_secs_f64() * 1e3,
+                "checkpoint"
+            ),
+            Err(e) => tracing::warn!(error = %e, "checkpoint failed; retrying later"),
+        }
+    }
 }
 
 /// The writer thread: applies whatever pushes have queued up as one transaction (group commit,
