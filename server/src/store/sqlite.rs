@@ -26,6 +26,10 @@ use crate::cursor::new_epoch;
 use crate::events::{Events, Notice};
 use crate::wire::{ChangesJson, StoredRef};
 
+/// `ferrosync_docs` is a rowid table: a pull walks the feed index `(namespace, seq)` and reaches
+/// each row by its integer rowid, where a `WITHOUT ROWID` table (keyed by the three text columns)
+/// cost a text-key search per pulled row. Databases created before keep their layout; the
+/// statements are the same for both.
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS ferrosync_meta (
     key   TEXT PRIMARY KEY,
@@ -46,7 +50,7 @@ CREATE TABLE IF NOT EXISTS ferrosync_docs (
     fields     TEXT,
     seq        INTEGER NOT NULL,
     PRIMARY KEY (namespace, collection, id)
-) WITHOUT ROWID;
+);
 CREATE UNIQUE INDEX IF NOT EXISTS ferrosync_docs_feed ON ferrosync_docs (namespace, seq);
 CREATE TABLE IF NOT EXISTS ferrosync_client_pushes (
     namespace    TEXT NOT NULL,
