@@ -30,15 +30,14 @@ pub async fn push(
     let bytes = read_body(&headers, body, s.max_body_bytes).await?;
     let req: PushRequest = parse_json(&bytes)?;
     check_push(&req, now_ms(), s.max_drift_ms)?;
-    // The same client sending the same changes again is a retry whose reply was lost.
-    let mut hasher = HashWriter(Sha256::new());
-    serde_json::to_writer(&mut hasher, &req).map_err(|e| ApiError::Internal(e.to_string()))?;
-    let hash: String = hasher
-        .0
-        .finalize()
+    // The same client sending the same changes again is a retry whose reply was lost. Hashed
+    // in one piece: serde writes in many small pieces, each a call into the hasher otherwise.
+    let canonical = serde_json::to_vec(&req).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let hash: String = Sha256::digest(&canonical)
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
+    drop(canonical);
     let outcome = s
         .store
         .push(&namespace, &req.client_id, hash, req.changes)
@@ -52,19 +51,6 @@ pub async fn push(
         cursor: Some(cursor.encode()),
         server_time: now_ms(),
     }))
-}
-
-/// Hashes the canonical JSON of a request as it is written, without buffering it.
-struct HashWriter(Sha256);
-
-impl std::io::Write for HashWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.update(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 #[derive(Deserialize)]
