@@ -238,19 +238,21 @@ impl SqliteStore {
             .await
     }
 
-    /// Lets queued pushes finish, stops the writer thread and closes every connection.
+    /// Lets queued pushes finish, stops the writer thread and closes every connection. The
+    /// writer's connection closes last: the last connection to close checkpoints the log and
+    /// removes it, which a read-only one cannot do.
     pub async fn close(&self) {
-        drop(lock(&self.writer).take());
-        let thread = lock(&self.writer_thread).take();
-        if let Some(thread) = thread {
-            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
-        }
+        self.readers.close();
         let checkpointer = lock(&self.checkpointer).take();
         if let Some((stop, thread)) = checkpointer {
             drop(stop);
             let _ = tokio::task::spawn_blocking(move || thread.join()).await;
         }
-        self.readers.close();
+        drop(lock(&self.writer).take());
+        let thread = lock(&self.writer_thread).take();
+        if let Some(thread) = thread {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
     }
 }
 
