@@ -7,6 +7,7 @@
 //! pull is one hop to a blocking thread. Through sqlx every statement and every row went through a
 //! worker thread and a channel, and those hand-offs were the largest cost under load.
 
+use std::collections::hash_map::Entry;
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
@@ -430,17 +431,14 @@ fn load(conn: &Connection, jobs: &[Job]) -> Result<Loaded, StoreError> {
                 loaded.heads.insert(ns.clone(), h as u64);
             }
         }
-        let client = (ns.clone(), job.client_id.clone());
-        if !loaded.replies.contains_key(&client) {
+        if let Entry::Vacant(slot) = loaded.replies.entry((ns.clone(), job.client_id.clone())) {
             let found = reply
                 .query_row([ns, &job.client_id], |r| {
                     Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
                 })
                 .optional()?;
             if let Some((hash, text)) = found {
-                loaded
-                    .replies
-                    .insert(client, (hash, decode_outcome(&text)?));
+                slot.insert((hash, decode_outcome(&text)?));
             }
         }
         for c in &job.changes {
