@@ -11,9 +11,15 @@ pub struct StoredRef<'a> {
     pub id: &'a str,
     pub hlc: &'a str,
     pub deleted: bool,
-    pub doc: Option<&'a str>,
-    pub fields: Option<&'a str>,
+    /// JSON text, as bytes: it is copied out as is, so it is not checked for UTF-8 again.
+    pub doc: Option<&'a [u8]>,
+    pub fields: Option<&'a [u8]>,
 }
+
+/// What a pull reply holds before its changes.
+const REPLY_START: &[u8] = b"{\"changes\":[";
+/// Room for the reply around the changes (start, cursor, flags, counts).
+const REPLY_OVERHEAD: usize = 192;
 
 /// The `changes` array of a pull reply, written as [`ferrosync_core::protocol::Change`]s
 /// serialize, straight from the stored text.
@@ -37,8 +43,10 @@ impl Default for ChangesJson {
 impl ChangesJson {
     /// An empty array, with room for about `bytes` of changes.
     pub fn with_capacity(bytes: usize) -> ChangesJson {
-        let mut buf = Vec::with_capacity(bytes + 2);
-        buf.push(b'[');
+        // The reply's opening is written first, so that the reply is finished in this same buffer
+        // (a page can be hundreds of kilobytes: no copy of it).
+        let mut buf = Vec::with_capacity(bytes + REPLY_OVERHEAD);
+        buf.extend_from_slice(REPLY_START);
         ChangesJson { buf, count: 0 }
     }
 
@@ -46,7 +54,7 @@ impl ChangesJson {
     pub fn push(&mut self, c: &StoredRef<'_>) -> Result<(), String> {
         for (name, v) in [("doc", c.doc), ("fields", c.fields)] {
             if let Some(v) = v {
-                if !(v.starts_with('{') && v.ends_with('}')) {
+                if !(v.starts_with(b"{") && v.ends_with(b"}")) {
                     return Err(format!("stored {name} is not a JSON object"));
                 }
             }
@@ -65,11 +73,11 @@ impl ChangesJson {
         }
         if let Some(doc) = c.doc {
             self.buf.extend_from_slice(b",\"doc\":");
-            self.buf.extend_from_slice(doc.as_bytes());
+            self.buf.extend_from_slice(doc);
         }
         if let Some(fields) = c.fields {
             self.buf.extend_from_slice(b",\"fields\":");
-            self.buf.extend_from_slice(fields.as_bytes());
+            self.buf.extend_from_slice(fields);
         }
         self.buf.push(b'}');
         self.count += 1;
@@ -101,23 +109,18 @@ pub fn pull_reply(
 ) -> Vec<u8> {
     let mut out = changes.buf;
     out.push(b']');
-    let mut head = b"{\"changes\":".to_vec();
-    let mut tail = Vec::with_capacity(cursor.len() + 96);
-    tail.extend_from_slice(b",\"cursor\":");
-    write_str(&mut tail, cursor);
-    tail.extend_from_slice(if has_more {
+    out.extend_from_slice(b",\"cursor\":");
+    write_str(&mut out, cursor);
+    out.extend_from_slice(if has_more {
         b",\"hasMore\":true"
     } else {
         b",\"hasMore\":false"
     });
     if let Some(n) = remaining {
-        tail.extend_from_slice(format!(",\"remaining\":{n}").as_bytes());
+        out.extend_from_slice(format!(",\"remaining\":{n}").as_bytes());
     }
-    tail.extend_from_slice(format!(",\"serverTime\":{server_time}}}").as_bytes());
-    head.reserve(out.len() + tail.len());
-    head.append(&mut out);
-    head.append(&mut tail);
-    head
+    out.extend_from_slice(format!(",\"serverTime\":{server_time}}}").as_bytes());
+    out
 }
 
 #[cfg(test)]
@@ -153,8 +156,8 @@ mod tests {
                     id: &c.id,
                     hlc,
                     deleted: c.deleted,
-                    doc: doc.as_deref(),
-                    fields: fields.as_deref(),
+                    doc: doc.as_deref().map(str::as_bytes),
+                    fields: fields.as_deref().map(str::as_bytes),
                 })
                 .unwrap();
         }
@@ -186,7 +189,7 @@ mod tests {
             id: "a",
             hlc: "018bcfe56800-000000-c1",
             deleted: false,
-            doc: Some("{\"id\":\"a\""),
+            doc: Some(b"{\"id\":\"a\""),
             fields: None,
         };
         assert!(changes.push(&bad).is_err());

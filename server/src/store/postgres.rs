@@ -166,8 +166,8 @@ impl PgStore {
                 id: r.try_get(1)?,
                 hlc: r.try_get(2)?,
                 deleted: r.try_get(3)?,
-                doc: r.try_get(4)?,
-                fields: r.try_get(5)?,
+                doc: r.try_get::<Option<&str>, _>(4)?.map(str::as_bytes),
+                fields: r.try_get::<Option<&str>, _>(5)?.map(str::as_bytes),
             };
             changes
                 .push(&change)

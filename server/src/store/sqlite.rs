@@ -538,7 +538,7 @@ fn pull(
         let seq = r.get::<_, i64>(6)? as u64;
         // Borrowed from SQLite's row: nothing is copied before it is written out.
         let text = |i: usize| r.get_ref(i).and_then(|v| Ok(v.as_str()?));
-        let opt = |i: usize| r.get_ref(i).and_then(|v| Ok(v.as_str_or_null()?));
+        let opt = |i: usize| r.get_ref(i).and_then(|v| Ok(v.as_bytes_or_null()?));
         let change = StoredRef {
             collection: text(0)?,
             id: text(1)?,
