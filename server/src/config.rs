@@ -52,7 +52,9 @@ pub struct Config {
     #[arg(long, env = "FERROSYNC_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
 
-    /// Most database connections per server process.
+    /// Most database connections per server process. SQLite: this many readers but at most one
+    /// per core (reads are CPU work; more would take the writer's CPU), plus the writer and the
+    /// checkpointer. PostgreSQL: the pool, a quarter of it (1-4) writing.
     #[arg(long, env = "FERROSYNC_DB_CONNECTIONS", default_value_t = 16)]
     pub db_connections: u32,
 
