@@ -93,12 +93,13 @@ struct Target {
 
 impl Target {
     /// Parses `sqlite://path`, `sqlite:path` or `sqlite::memory:` (sqlx's URL syntax, which this
-    /// server has always accepted).
+    /// server has always accepted). Query parameters other than `mode=memory` are ignored: the
+    /// file is always opened read-write and created if missing, as before.
     fn parse(url: &str) -> Result<Target, StoreError> {
         let opts = SqliteConnectOptions::from_str(url)?;
         let file = opts.get_filename().to_string_lossy().into_owned();
         let base = OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
-        if url.contains(":memory:") {
+        if url.contains(":memory:") || url.contains("mode=memory") {
             // One in-memory database shared by the writer and the readers of this process.
             return Ok(Target {
                 path: format!("file:ferrosync-{}?mode=memory&cache=shared", new_epoch()),
