@@ -582,3 +582,123 @@ fn pull(
         head: head as u64,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::encode;
+    use ferrosync_core::protocol::{Change, PushStatus};
+    use ferrosync_core::Hlc;
+    use serde_json::json;
+
+    /// The layout this store used before documents moved to a rowid table.
+    const OLD_DOCS: &str = "CREATE TABLE ferrosync_docs (
+        namespace TEXT NOT NULL, collection TEXT NOT NULL, id TEXT NOT NULL, hlc TEXT NOT NULL,
+        client_id TEXT NOT NULL, deleted INTEGER NOT NULL, doc TEXT, fields TEXT,
+        seq INTEGER NOT NULL, PRIMARY KEY (namespace, collection, id)) WITHOUT ROWID;";
+
+    fn job(hash: &str, changes: Vec<Change>) -> Job {
+        Job {
+            namespace: "ns".into(),
+            client_id: "c1".into(),
+            hash: hash.into(),
+            encoded: changes.iter().map(encode).collect(),
+            changes,
+        }
+    }
+
+    fn change(id: &str, wall: u64) -> Change {
+        Change {
+            collection: "t".into(),
+            id: id.into(),
+            hlc: Hlc::new(wall, 0, "c1").unwrap(),
+            deleted: false,
+            doc: Some(json!({"id": id, "w": wall})),
+            fields: None,
+        }
+    }
+
+    async fn round_trip(path: &Path) {
+        let url = format!("sqlite://{}", path.display());
+        let store = SqliteStore::open(&url, 4, Events::new()).await.unwrap();
+        let first = store
+            .push(job("h1", vec![change("a", 10), change("b", 10)]))
+            .await
+            .unwrap();
+        assert_eq!(first.head, 2);
+        // A retry replays; an older write is stale and carries the current version.
+        assert_eq!(
+            store
+                .push(job("h1", vec![change("a", 10), change("b", 10)]))
+                .await
+                .unwrap(),
+            first
+        );
+        let stale = store.push(job("h2", vec![change("a", 5)])).await.unwrap();
+        assert_eq!(stale.results[0].status, PushStatus::Stale);
+        assert_eq!(stale.results[0].current, Some(change("a", 10)));
+        store.push(job("h3", vec![change("a", 20)])).await.unwrap();
+
+        let page = store.pull("ns", 0, 1).await.unwrap();
+        assert_eq!(
+            (page.last_seq, page.has_more, page.head),
+            (Some(2), true, 3)
+        );
+        assert_eq!(page.remaining, Some(1));
+        let text = crate::wire::pull_reply(page.changes, "e:2", true, Some(1), 0);
+        let reply: ferrosync_core::protocol::PullResponse = serde_json::from_slice(&text).unwrap();
+        assert_eq!(reply.changes, vec![change("b", 10)]);
+        let rest = store.pull("ns", 2, 10).await.unwrap();
+        assert_eq!((rest.last_seq, rest.has_more), (Some(3), false));
+        store.close().await;
+        // The writer closes last and removes the log: one file after a clean stop.
+        assert!(!path.with_extension("db-wal").exists());
+    }
+
+    #[tokio::test]
+    async fn new_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("new.db");
+        round_trip(&path).await;
+        let conn = Connection::open(&path).unwrap();
+        let sql: String = conn
+            .query_row(
+                "SELECT sql FROM sqlite_master WHERE name = 'ferrosync_docs'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(!sql.contains("WITHOUT ROWID"), "{sql}");
+    }
+
+    #[tokio::test]
+    async fn database_created_with_the_earlier_layout() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch(OLD_DOCS)
+            .unwrap();
+        round_trip(&path).await;
+        let conn = Connection::open(&path).unwrap();
+        let sql: String = conn
+            .query_row(
+                "SELECT sql FROM sqlite_master WHERE name = 'ferrosync_docs'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(sql.contains("WITHOUT ROWID"), "{sql}");
+    }
+
+    #[tokio::test]
+    async fn in_memory() {
+        let store = SqliteStore::open("sqlite::memory:", 2, Events::new())
+            .await
+            .unwrap();
+        store.push(job("h1", vec![change("a", 10)])).await.unwrap();
+        assert_eq!(store.head("ns").await.unwrap(), 1);
+        assert_eq!(store.pull("ns", 0, 10).await.unwrap().changes.len(), 1);
+        store.close().await;
+    }
+}
