@@ -655,19 +655,24 @@ mod tests {
         assert!(!path.with_extension("db-wal").exists());
     }
 
-    #[tokio::test]
-    async fn new_database() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("new.db");
-        round_trip(&path).await;
-        let conn = Connection::open(&path).unwrap();
-        let sql: String = conn
+    /// How the documents table was created (which layout the file has).
+    fn docs_table_sql(path: &std::path::Path) -> String {
+        Connection::open(path)
+            .unwrap()
             .query_row(
                 "SELECT sql FROM sqlite_master WHERE name = 'ferrosync_docs'",
                 [],
                 |r| r.get(0),
             )
-            .unwrap();
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn new_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("new.db");
+        round_trip(&path).await;
+        let sql = docs_table_sql(&path);
         assert!(!sql.contains("WITHOUT ROWID"), "{sql}");
     }
 
@@ -680,14 +685,7 @@ mod tests {
             .execute_batch(OLD_DOCS)
             .unwrap();
         round_trip(&path).await;
-        let conn = Connection::open(&path).unwrap();
-        let sql: String = conn
-            .query_row(
-                "SELECT sql FROM sqlite_master WHERE name = 'ferrosync_docs'",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
+        let sql = docs_table_sql(&path);
         assert!(sql.contains("WITHOUT ROWID"), "{sql}");
     }
 
