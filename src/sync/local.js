@@ -329,22 +329,3 @@ export function writeMeta(tx, values) {
     for (const k of Object.keys(values)) meta.put(values[k], k);
   });
 }
-
-/** Number of pending records over `collections` (above each one's watermark). */
-export function countPending(tx, collections) {
-  return new Promise((resolve, reject) => {
-    let n = 0;
-    settle(tx, resolve, reject, () => n);
-    collections = Array.from(collections);
-    readMarks(tx, collections, (marks) => {
-      for (const collection of collections) {
-        const mark = marks.get(collection);
-        const range = mark === undefined ? undefined : IDBKeyRange.lowerBound(mark, true);
-        const r = tx.objectStore(collection).index(PENDING).count(range);
-        r.onsuccess = () => {
-          n += r.result;
-        };
-      }
-    });
-  });
-}

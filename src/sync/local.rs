@@ -55,8 +55,6 @@ extern "C" {
     fn read_meta(tx: &IdbTransaction, keys: &Array) -> Promise;
     #[wasm_bindgen(js_name = writeMeta)]
     fn write_meta(tx: &IdbTransaction, values: JsValue) -> Promise;
-    #[wasm_bindgen(js_name = countPending)]
-    fn count_pending(tx: &IdbTransaction, collections: &Array) -> Promise;
 }
 
 /// `_meta` keys owned by sync.
@@ -101,17 +99,11 @@ fn collections_js(db: &IdbDatabase) -> Array {
         .collect()
 }
 
-/// Pending records of `store`: local changes the server has not acknowledged.
+/// Pending records of `store`: local changes the server has not acknowledged (the store counts its
+/// outbox; see `store/outbox.rs`).
 pub async fn pending_count(store: &Store) -> Result<u64> {
     store.check_open()?;
-    let n = run_tx(
-        store,
-        Stores::AllCollectionsAnd(&[META]),
-        false,
-        |conn, tx| settle(count_pending(&tx, &collections_js(&conn.db))),
-    )
-    .await?;
-    Ok(n.as_f64().unwrap_or(0.0) as u64)
+    Ok(u64::from(store.outbox_len().await?))
 }
 
 #[derive(Deserialize)]
