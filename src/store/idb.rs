@@ -1,11 +1,15 @@
-//! Small, panic-free futures over raw IndexedDB requests and transactions.
+//! Transactions and requests: the store's requests go through rexie (`Tx::store` gives a
+//! `rexie::Store`), over transactions created here, because only here can a transaction get
+//! `{ durability: "relaxed" }` and report why it aborted (`QuotaExceededError` is only the
+//! transaction's `error`); `vendor/rexie/PATCHES.md` has the one `From` impl that joins the two.
 //!
-//! Why not rexie's request futures: writes never need one future per request. A batch issues all its
-//! requests synchronously and awaits only the transaction's `complete`/`abort`, which is both the
-//! fastest shape (no per-request closures) and the one that can never await something foreign while
-//! the transaction is open (rexie issue 36). Reads await the few requests they issue, all of which
-//! belong to the transaction; their wake-ups run as microtasks, inside the request's success event, so
-//! the transaction stays active.
+//! Rules that keep a transaction alive (IndexedDB commits it as soon as the code awaits anything
+//! foreign, rexie issue 36): a transaction's code awaits only its own requests, whose wake-ups run as
+//! microtasks inside the request's success event; a batch issues all its requests in one poll
+//! (`put_all`, `join!`, `try_join_all`) and awaits the last, then the transaction's `complete`.
+//!
+//! The raw request futures below (`wait`) remain for the schema upgrade (`schema.rs`), which runs
+//! inside `upgradeneeded` where rexie has no transaction to offer.
 
 use std::cell::RefCell;
 use std::future::Future;
@@ -216,6 +220,110 @@ pub fn transaction(db: &IdbDatabase, stores: &[&str], write: bool) -> Result<Idb
 
 pub fn store(tx: &IdbTransaction, name: &str) -> Result<IdbObjectStore> {
     tx.object_store(name).map_err(|e| dom_error(&e))
+}
+
+/// One transaction of the store: opened here, its requests issued through rexie.
+pub struct Tx {
+    raw: IdbTransaction,
+    rexie: rexie::Transaction,
+    /// The outcome of a read-write transaction, registered before any request (so no event is
+    /// missed); read-only ones are done when their last request is.
+    done: RefCell<Option<TxDone>>,
+}
+
+impl Tx {
+    /// A read-only transaction over `stores`.
+    pub fn read(db: &IdbDatabase, stores: &[&str]) -> Result<Tx> {
+        Ok(Tx::wrap(transaction(db, stores, false)?, None))
+    }
+
+    /// A read-write transaction over `stores`; end it with `finish`.
+    pub fn write(db: &IdbDatabase, stores: &[&str]) -> Result<Tx> {
+        let raw = transaction(db, stores, true)?;
+        let done = TxDone::new(&raw);
+        Ok(Tx::wrap(raw, Some(done)))
+    }
+
+    fn wrap(raw: IdbTransaction, done: Option<TxDone>) -> Tx {
+        Tx {
+            rexie: rexie::Transaction::from(raw.clone()),
+            raw,
+            done: RefCell::new(done),
+        }
+    }
+
+    /// An object store of the transaction, for rexie's request API.
+    pub fn store(&self, name: &str) -> Result<rexie::Store> {
+        rx(self.rexie.store(name))
+    }
+
+    /// Ends the transaction's work: on `Ok`, waits until a read-write transaction has committed
+    /// (quota and other commit-time failures surface here); on `Err`, aborts it and returns why it
+    /// ended: the transaction's own error (the first failed request's, naming the real problem)
+    /// when there is one, else the given error.
+    pub async fn finish<T>(&self, work: Result<T>) -> Result<T> {
+        let done = self.done.borrow_mut().take();
+        match (work, done) {
+            (Ok(v), Some(done)) => done.wait().await.map(|()| v),
+            (Ok(v), None) => Ok(v),
+            (Err(cause), done) => {
+                let _ = self.raw.abort();
+                match done {
+                    None => Err(cause),
+                    Some(done) => Err(match done.wait().await {
+                        Err(Error::Storage { name, .. }) if name == "AbortError" => cause,
+                        Err(e) => e,
+                        Ok(()) => cause,
+                    }),
+                }
+            }
+        }
+    }
+
+    /// Rolls back everything the transaction did (a failed precondition, not an error).
+    pub async fn roll_back(&self) {
+        let _ = self.raw.abort();
+        let done = self.done.borrow_mut().take();
+        if let Some(done) = done {
+            let _ = done.wait().await;
+        }
+    }
+}
+
+/// A rexie error as ours, keeping the DOMException's name (`QuotaExceededError`, `DataError`, ...).
+pub fn rexie_error(e: rexie::Error) -> Error {
+    use ::idb::Error as E;
+    let rexie::Error::IdbError(inner) = e else {
+        return Error::storage("AbortError", e.to_string());
+    };
+    match inner {
+        E::DomException(d) => dom_error(&d.into()),
+        E::AddFailed(v)
+        | E::ClearFailed(v)
+        | E::CountFailed(v)
+        | E::DeleteFailed(v)
+        | E::GetAllFailed(v)
+        | E::GetAllKeysFailed(v)
+        | E::GetFailed(v)
+        | E::GetKeyFailed(v)
+        | E::IndexNotFound(v)
+        | E::KeyRangeCreateFailed(v)
+        | E::ObjectStoreNotFound(v)
+        | E::OpenCursorFailed(v)
+        | E::TransactionOpenFailed(v)
+        | E::UpdateFailed(v) => dom_error(&v),
+        other => Error::storage("UnknownError", other.to_string()),
+    }
+}
+
+/// `rexie::Result` as ours.
+pub fn rx<T>(r: rexie::Result<T>) -> Result<T> {
+    r.map_err(rexie_error)
+}
+
+/// An optional raw key range as rexie's.
+pub fn range(r: Option<IdbKeyRange>) -> Option<rexie::KeyRange> {
+    r.map(rexie::KeyRange::from)
 }
 
 /// An `IDBKeyRange` from optional `(key, open)` ends; `None` for "everything".

@@ -4,13 +4,11 @@
 //! readwrite transactions over `_meta` are serialized by IndexedDB across tabs and instances, so
 //! every write of a client gets a timestamp strictly above every earlier one, whichever tab wrote it.
 
-use std::future::Future;
-
 use ferrosync_core::Hlc;
 use wasm_bindgen::JsValue;
-use web_sys::{IdbDatabase, IdbObjectStore};
+use web_sys::IdbDatabase;
 
-use super::idb::{self, js};
+use super::idb::{rx, Tx};
 use super::schema::META;
 use crate::error::{Error, Result};
 
@@ -27,38 +25,37 @@ pub fn new_client_id() -> String {
 
 /// Reads the client id, creating it if this database has none yet.
 pub async fn client_id(db: &IdbDatabase) -> Result<String> {
-    let tx = idb::transaction(db, &[META], true)?;
-    let done = idb::TxDone::new(&tx);
-    let meta = idb::store(&tx, META)?;
-    let existing = idb::wait(&js(meta.get(&CLIENT_ID.into()))?).await?;
-    let id = match existing.as_string() {
-        Some(id) => id,
-        None => {
-            let id = new_client_id();
-            js(meta.put_with_key(&JsValue::from_str(&id), &CLIENT_ID.into()))?;
-            id
+    let tx = Tx::write(db, &[META])?;
+    let work = async {
+        let meta = tx.store(META)?;
+        if let Some(id) = rx(meta.get(CLIENT_ID.into()).await)?.and_then(|v| v.as_string()) {
+            return Ok(id);
         }
-    };
-    done.wait().await?;
-    Ok(id)
+        let id = new_client_id();
+        rx(meta
+            .put(&JsValue::from_str(&id), Some(&CLIENT_ID.into()))
+            .await)?;
+        Ok(id)
+    }
+    .await;
+    tx.finish(work).await
 }
 
-/// Issues the read of the persisted clock now (a request of the caller's transaction); the returned
-/// future yields it.
-pub fn read_clock(meta: &IdbObjectStore) -> Result<impl Future<Output = Result<Option<Hlc>>>> {
-    let pending = idb::wait(&js(meta.get(&CLOCK.into()))?);
-    Ok(async move {
-        match pending.await?.as_string() {
-            None => Ok(None),
-            Some(s) => s
-                .parse()
-                .map(Some)
-                .map_err(|e| Error::storage("DataError", format!("stored clock: {e}"))),
-        }
-    })
+/// The persisted clock (a request of the caller's transaction, issued when first polled).
+pub async fn read_clock(meta: &rexie::Store) -> Result<Option<Hlc>> {
+    match rx(meta.get(CLOCK.into()).await)?.and_then(|v| v.as_string()) {
+        None => Ok(None),
+        Some(s) => s
+            .parse()
+            .map(Some)
+            .map_err(|e| Error::storage("DataError", format!("stored clock: {e}"))),
+    }
 }
 
-pub fn write_clock(meta: &IdbObjectStore, hlc: &Hlc) -> Result<()> {
-    js(meta.put_with_key(&JsValue::from_str(&hlc.encode()), &CLOCK.into()))?;
+/// Writes the clock (issued when first polled).
+pub async fn write_clock(meta: &rexie::Store, hlc: &Hlc) -> Result<()> {
+    rx(meta
+        .put(&JsValue::from_str(&hlc.encode()), Some(&CLOCK.into()))
+        .await)?;
     Ok(())
 }

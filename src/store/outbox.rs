@@ -6,10 +6,10 @@
 //! HLC, so it lands above any watermark that push can set and is pushed next time. Acknowledging a
 //! batch is therefore one small `_meta` put, however many documents it covers.
 
-use js_sys::{Array, Reflect};
-use wasm_bindgen::{JsCast, JsValue};
+use js_sys::Reflect;
+use wasm_bindgen::JsValue;
 
-use super::idb::{self, js};
+use super::idb::{rexie_error, rx, Tx};
 use super::schema::{collection_stores, META, PENDING};
 use super::Store;
 use crate::error::{Error, Result};
@@ -48,19 +48,17 @@ pub fn watermark_key(collection: &str) -> String {
 
 /// The key range of `collection`'s pending records: above its watermark (read in `tx`, which must
 /// span `_meta`), or everything when it has none.
-async fn pending_range(
-    tx: &web_sys::IdbTransaction,
-    collection: &str,
-) -> Result<Option<web_sys::IdbKeyRange>> {
-    let meta = idb::store(tx, META)?;
-    let mark = idb::wait(&js(
-        meta.get(&JsValue::from_str(&watermark_key(collection)))
-    )?)
-    .await?;
-    if mark.is_undefined() {
-        return Ok(None);
+async fn pending_range(tx: &Tx, collection: &str) -> Result<Option<rexie::KeyRange>> {
+    let meta = tx.store(META)?;
+    match rx(meta
+        .get(JsValue::from_str(&watermark_key(collection)))
+        .await)?
+    {
+        None => Ok(None),
+        Some(mark) => {
+            rx(rexie::KeyRange::lower_bound(&mark, Some(true)).map_err(Into::into)).map(Some)
+        }
     }
-    js(web_sys::IdbKeyRange::lower_bound_with_open(&mark, true)).map(Some)
 }
 
 impl Store {
@@ -74,22 +72,15 @@ impl Store {
             }
             let mut refs: Vec<&str> = names.iter().map(String::as_str).collect();
             refs.push(META);
-            let tx = idb::transaction(&conn.db, &refs, false)?;
+            let tx = Tx::read(&conn.db, &refs)?;
             for name in &names {
                 let left = limit.map(|n| n.saturating_sub(out.len() as u32));
                 if left == Some(0) {
                     break;
                 }
-                let range: JsValue = pending_range(&tx, name)
-                    .await?
-                    .map_or(JsValue::UNDEFINED, Into::into);
-                let index = js(idb::store(&tx, name)?.index(PENDING))?;
-                let req = js(match left {
-                    Some(n) => index.get_all_with_key_and_limit(&range, n),
-                    None => index.get_all_with_key(&range),
-                })?;
-                let rows: Array = idb::wait(&req).await?.unchecked_into();
-                for r in rows.iter() {
+                let range = pending_range(&tx, name).await?;
+                let index = rx(tx.store(name)?.index(PENDING))?;
+                for r in rx(index.get_all(range, left).await)? {
                     out.push(OutboxRow::from_record(name, &r)?);
                 }
             }
@@ -107,21 +98,23 @@ impl Store {
             }
             let mut refs: Vec<&str> = names.iter().map(String::as_str).collect();
             refs.push(META);
-            let tx = idb::transaction(&conn.db, &refs, false)?;
-            let mut counts = Vec::new();
-            for name in &names {
-                let range = pending_range(&tx, name).await?;
-                let index = js(idb::store(&tx, name)?.index(PENDING))?;
-                counts.push(idb::wait(&js(match range {
-                    Some(r) => index.count_with_key(&r),
-                    None => index.count(),
-                })?));
-            }
-            let mut n = 0u32;
-            for c in futures::future::try_join_all(counts).await? {
-                n += c.as_f64().unwrap_or(0.0) as u32;
-            }
-            Ok(n)
+            let tx = Tx::read(&conn.db, &refs)?;
+            let ranges =
+                futures::future::try_join_all(names.iter().map(|name| pending_range(&tx, name)))
+                    .await?;
+            let indexes = names
+                .iter()
+                .map(|name| rx(tx.store(name)?.index(PENDING)))
+                .collect::<Result<Vec<_>>>()?;
+            let counts = futures::future::try_join_all(
+                indexes
+                    .iter()
+                    .zip(ranges)
+                    .map(|(ix, range)| ix.count(range)),
+            )
+            .await
+            .map_err(rexie_error)?;
+            Ok(counts.into_iter().sum())
         })
         .await
     }
@@ -130,10 +123,8 @@ impl Store {
     pub async fn record(&self, collection: &str, id: &str) -> Result<Option<JsValue>> {
         self.check_collection(collection)?;
         self.run(|conn| async move {
-            let tx = idb::transaction(&conn.db, &[collection], false)?;
-            let st = idb::store(&tx, collection)?;
-            let v = idb::wait(&js(st.get(&JsValue::from_str(id)))?).await?;
-            Ok((!v.is_undefined()).then_some(v))
+            let tx = Tx::read(&conn.db, &[collection])?;
+            rx(tx.store(collection)?.get(JsValue::from_str(id)).await)
         })
         .await
     }

@@ -11,9 +11,8 @@ use futures::future::try_join_all;
 use js_sys::{Array, Reflect};
 use serde_json::Value;
 use wasm_bindgen::{JsCast, JsValue};
-use web_sys::{IdbIndex, IdbKeyRange, IdbObjectStore, IdbRequest};
 
-use super::idb::{self, js};
+use super::idb::{self, js, rexie_error, rx, Tx};
 use super::schema::TOMBSTONES;
 use super::{records, Conn, Store};
 use crate::error::{Error, Result};
@@ -26,10 +25,11 @@ impl Store {
     pub async fn get(&self, collection: &str, id: &str) -> Result<JsValue> {
         self.check_collection(collection)?;
         self.run(|conn| async move {
-            let tx = idb::transaction(&conn.db, &[collection], false)?;
-            let st = idb::store(&tx, collection)?;
-            let record = idb::wait(&js(st.get(&JsValue::from_str(id)))?).await?;
-            Ok(records::doc_of(&record).unwrap_or(JsValue::UNDEFINED))
+            let tx = Tx::read(&conn.db, &[collection])?;
+            let record = rx(tx.store(collection)?.get(JsValue::from_str(id)).await)?;
+            Ok(record
+                .and_then(|r| records::doc_of(&r))
+                .unwrap_or(JsValue::UNDEFINED))
         })
         .await
     }
@@ -56,13 +56,15 @@ impl Store {
     pub async fn records_by_id(&self, collection: &str, ids: &[String]) -> Result<Vec<JsValue>> {
         self.check_collection(collection)?;
         self.run(|conn| async move {
-            let tx = idb::transaction(&conn.db, &[collection], false)?;
-            let st = idb::store(&tx, collection)?;
-            let reqs: Vec<IdbRequest> = ids
-                .iter()
-                .map(|id| js(st.get(&JsValue::from_str(id))))
-                .collect::<Result<_>>()?;
-            try_join_all(reqs.iter().map(idb::wait)).await
+            let tx = Tx::read(&conn.db, &[collection])?;
+            let st = tx.store(collection)?;
+            let found = try_join_all(ids.iter().map(|id| st.get(JsValue::from_str(id))))
+                .await
+                .map_err(rexie_error)?;
+            Ok(found
+                .into_iter()
+                .map(|r| r.unwrap_or(JsValue::UNDEFINED))
+                .collect())
         })
         .await
     }
@@ -72,8 +74,8 @@ impl Store {
     pub async fn explain(&self, collection: &str, query: &Query) -> Result<String> {
         self.check_collection(collection)?;
         self.run(|conn| async move {
-            let tx = idb::transaction(&conn.db, &[collection], false)?;
-            let st = idb::store(&tx, collection)?;
+            let tx = Tx::read(&conn.db, &[collection])?;
+            let st = tx.store(collection)?;
             let sources = query.plan(|p| conn.schema.is_indexed(collection, p));
             Ok(match choose(&st, sources).await? {
                 None => "scan".to_string(),
@@ -97,7 +99,7 @@ impl Store {
     }
 }
 
-fn key_range_js(r: &KeyRange) -> Result<Option<IdbKeyRange>> {
+fn key_range_js(r: &KeyRange) -> Result<Option<rexie::KeyRange>> {
     idb::key_range(
         r.lower
             .as_ref()
@@ -106,34 +108,31 @@ fn key_range_js(r: &KeyRange) -> Result<Option<IdbKeyRange>> {
             .as_ref()
             .map(|b| (records::key_to_js(&b.key), b.open)),
     )
+    .map(idb::range)
 }
 
-fn id_range_js(r: &IdRange) -> Result<Option<IdbKeyRange>> {
+fn id_range_js(r: &IdRange) -> Result<Option<rexie::KeyRange>> {
     idb::key_range(
         r.lower.as_ref().map(|(k, o)| (JsValue::from_str(k), *o)),
         r.upper.as_ref().map(|(k, o)| (JsValue::from_str(k), *o)),
     )
+    .map(idb::range)
 }
 
-fn index_count(ix: &IdbIndex, ranges: &[KeyRange]) -> Result<Vec<IdbRequest>> {
-    ranges
+/// How many keys of `ix` fall in `ranges` (all counts issued at once).
+async fn index_count(ix: &rexie::StoreIndex, ranges: &[KeyRange]) -> Result<f64> {
+    let ranges = ranges
         .iter()
-        .map(|r| {
-            js(match key_range_js(r)? {
-                Some(range) => ix.count_with_key(&range),
-                None => ix.count(),
-            })
-        })
-        .collect()
-}
-
-async fn sum(reqs: Vec<IdbRequest>) -> Result<f64> {
-    let counts = try_join_all(reqs.iter().map(idb::wait)).await?;
-    Ok(counts.iter().filter_map(JsValue::as_f64).sum())
+        .map(key_range_js)
+        .collect::<Result<Vec<_>>>()?;
+    let counts = try_join_all(ranges.into_iter().map(|r| ix.count(r)))
+        .await
+        .map_err(rexie_error)?;
+    Ok(counts.into_iter().map(f64::from).sum())
 }
 
 /// Picks the source to read: the primary key when usable, else the index that yields the fewest keys.
-async fn choose(st: &IdbObjectStore, sources: Vec<Source>) -> Result<Option<Source>> {
+async fn choose(st: &rexie::Store, sources: Vec<Source>) -> Result<Option<Source>> {
     let first_is_ids = matches!(sources.first(), Some(Source::Ids(_)));
     if first_is_ids || sources.len() <= 1 {
         return Ok(sources.into_iter().next());
@@ -143,14 +142,13 @@ async fn choose(st: &IdbObjectStore, sources: Vec<Source>) -> Result<Option<Sour
         .filter(|s| matches!(s, Source::Index { .. }))
         .take(MAX_COUNTED)
         .collect();
-    let mut pending = Vec::new();
+    let mut indexes = Vec::new();
     for s in &candidates {
         if let Source::Index { path, ranges } = s {
-            let ix = js(st.index(path))?;
-            pending.push(sum(index_count(&ix, ranges)?));
+            indexes.push((rx(st.index(path))?, ranges));
         }
     }
-    let counts = try_join_all(pending).await?;
+    let counts = try_join_all(indexes.iter().map(|(ix, ranges)| index_count(ix, ranges))).await?;
     let best = counts
         .iter()
         .enumerate()
@@ -159,40 +157,48 @@ async fn choose(st: &IdbObjectStore, sources: Vec<Source>) -> Result<Option<Sour
     Ok(Some(candidates.swap_remove(best)))
 }
 
-/// Reads the candidate records of `source` (all requests issued at once).
-async fn fetch(st: &IdbObjectStore, source: &Option<Source>) -> Result<Array> {
-    let mut reqs: Vec<IdbRequest> = Vec::new();
+/// One read of `fetch`: a point `get` or a `getAll` over a range.
+enum Read {
+    Get(JsValue),
+    All(Option<rexie::KeyRange>),
+}
+
+/// Reads the candidate records of `source` (all requests issued at once), as one list per read.
+async fn fetch(st: &rexie::Store, source: &Option<Source>) -> Result<Array> {
+    let mut reads = Vec::new();
+    let mut index = None;
     match source {
-        None => reqs.push(js(st.get_all())?),
+        None => reads.push(Read::All(None)),
         Some(Source::Ids(ranges)) => {
             for r in ranges {
-                reqs.push(js(match (r.as_point(), id_range_js(r)?) {
-                    (Some(id), _) => st.get(&JsValue::from_str(id)),
-                    (None, Some(range)) => st.get_all_with_key(&range),
-                    (None, None) => st.get_all(),
-                })?);
+                reads.push(match r.as_point() {
+                    Some(id) => Read::Get(JsValue::from_str(id)),
+                    None => Read::All(id_range_js(r)?),
+                });
             }
         }
         Some(Source::Index { path, ranges }) => {
-            let ix = js(st.index(path))?;
+            index = Some(rx(st.index(path))?);
             for r in ranges {
-                reqs.push(js(match key_range_js(r)? {
-                    Some(range) => ix.get_all_with_key(&range),
-                    None => ix.get_all(),
-                })?);
+                reads.push(Read::All(key_range_js(r)?));
             }
         }
     }
-    let results = try_join_all(reqs.iter().map(idb::wait)).await?;
-    let lists = Array::new();
-    for v in results {
-        if v.is_instance_of::<Array>() {
-            lists.push(&v);
-        } else {
-            lists.push(&Array::of1(&v)); // a single get
+    let results = try_join_all(reads.into_iter().map(|read| {
+        let index = index.as_ref();
+        async move {
+            Ok::<Array, rexie::Error>(match (read, index) {
+                (Read::Get(key), _) => st.get(key).await?.into_iter().collect(),
+                (Read::All(range), Some(ix)) => {
+                    ix.get_all(range, None).await?.into_iter().collect()
+                }
+                (Read::All(range), None) => st.get_all(range, None).await?.into_iter().collect(),
+            })
         }
-    }
-    Ok(lists)
+    }))
+    .await
+    .map_err(rexie_error)?;
+    Ok(results.into_iter().collect())
 }
 
 async fn query_tx(
@@ -201,8 +207,8 @@ async fn query_tx(
     query: &Query,
     with_rows: bool,
 ) -> Result<(Array, Vec<Row>)> {
-    let tx = idb::transaction(&conn.db, &[collection], false)?;
-    let st = idb::store(&tx, collection)?;
+    let tx = Tx::read(&conn.db, &[collection])?;
+    let st = tx.store(collection)?;
     let sources = query.plan(|p| conn.schema.is_indexed(collection, p));
     let source = choose(&st, sources).await?;
     let lists = fetch(&st, &source).await?;
@@ -291,22 +297,21 @@ async fn count_fast(conn: &Conn, collection: &str, query: &Query) -> Result<Opti
     if query.limit().is_some() || query.offset() > 0 {
         return Ok(None);
     }
-    let tx = idb::transaction(&conn.db, &[collection], false)?;
-    let st = idb::store(&tx, collection)?;
+    let tx = Tx::read(&conn.db, &[collection])?;
+    let st = tx.store(collection)?;
     match query.terms() {
         [] => {
-            let all = idb::wait(&js(st.count())?);
-            let dead = idb::wait(&js(js(st.index(TOMBSTONES))?.count())?);
-            let (all, dead) = futures::try_join!(all, dead)?;
-            let n = all.as_f64().unwrap_or(0.0) - dead.as_f64().unwrap_or(0.0);
-            Ok(Some(n.max(0.0) as usize))
+            let tombstones = rx(st.index(TOMBSTONES))?;
+            let (all, dead) =
+                futures::try_join!(st.count(None), tombstones.count(None)).map_err(rexie_error)?;
+            Ok(Some(all.saturating_sub(dead) as usize))
         }
         [term] if matches!(term.op, Op::Eq(_)) => {
             let sources = query.plan(|p| conn.schema.is_indexed(collection, p));
             match sources.first() {
                 Some(Source::Index { path, ranges }) => {
-                    let ix = js(st.index(path))?;
-                    Ok(Some(sum(index_count(&ix, ranges)?).await? as usize))
+                    let ix = rx(st.index(path))?;
+                    Ok(Some(index_count(&ix, ranges).await? as usize))
                 }
                 _ => Ok(None),
             }

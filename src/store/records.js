@@ -34,18 +34,20 @@ export function projection(doc, paths) {
   return ix;
 }
 
-/** Issues the puts of a batch, each record marked pending sync (all requests at once, none awaited). */
-export function writeDocs(store, hlc, docs, paths, fieldsJson) {
+/** The records of a batch, each marked pending sync (Rust puts them through rexie). */
+export function buildRecords(hlc, docs, paths, fieldsJson) {
   // Per-field HLCs of `merge` collections (sync hook, src/store/fields.rs).
   const fs = fieldsJson === undefined ? undefined : JSON.parse(fieldsJson);
   const indexed = paths.length > 0;
+  const out = new Array(docs.length);
   for (let i = 0; i < docs.length; i++) {
     const doc = docs[i];
     const id = doc.id;
     const rec = indexed ? { id, hlc, doc, ix: projection(doc, paths), pend: hlc } : { id, hlc, doc, pend: hlc };
     if (fs !== undefined && fs[i] !== null) rec.fields = fs[i];
-    store.put(rec);
+    out[i] = rec;
   }
+  return out;
 }
 
 /** A local delete's record: a tombstone pending sync. */

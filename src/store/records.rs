@@ -33,16 +33,16 @@ pub const F_PEND: &str = "pend";
 
 #[wasm_bindgen(module = "/src/store/records.js")]
 extern "C" {
-    #[wasm_bindgen(catch, js_name = writeDocs)]
-    pub fn write_docs(
-        store: &web_sys::IdbObjectStore,
+    /// The records of a batch of documents (same order), marked pending sync.
+    #[wasm_bindgen(catch, js_name = buildRecords)]
+    pub fn build_records(
         hlc: &str,
         docs: &Array,
         index_paths: &Array,
         fields_json: Option<String>,
-    ) -> Result<(), JsValue>;
+    ) -> Result<Array, JsValue>;
 
-    /// The JavaScript twin of `IndexKey::of` (what `writeDocs` stores); for tests.
+    /// The JavaScript twin of `IndexKey::of` (what `buildRecords` stores); for tests.
     #[wasm_bindgen(js_name = keyOf)]
     pub fn key_of(value: &JsValue) -> JsValue;
 
@@ -103,7 +103,7 @@ pub fn doc_of(record: &JsValue) -> Option<JsValue> {
     (!doc.is_undefined()).then_some(doc)
 }
 
-/// `[[ident, [segment, ...]], ...]` for `writeDocs`: where each index's key is read from.
+/// `[[ident, [segment, ...]], ...]` for `buildRecords`: where each index's key is read from.
 pub fn index_paths(indexes: &[IndexInfo]) -> Array {
     indexes
         .iter()

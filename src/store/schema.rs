@@ -158,10 +158,9 @@ fn inspect(db: &IdbDatabase, declared: &Declared) -> Result<Option<Schema>> {
         return Ok(Some(schema));
     }
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-    let tx = idb::transaction(db, &refs, false)?;
+    let tx = idb::Tx::read(db, &refs)?;
     for name in &names {
-        let store = idb::store(&tx, name)?;
-        let present = list(&store.index_names());
+        let present = tx.store(name)?.index_names();
         let missing = |n: &str| !present.iter().any(|p| p == n);
         // Every collection store needs the outbox index, declared here or not (sync reads them all).
         if missing(PENDING) {

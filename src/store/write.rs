@@ -20,7 +20,9 @@ use js_sys::Array;
 use serde_json::Value;
 use wasm_bindgen::JsValue;
 
-use super::idb::{self, dom_error, js};
+use futures::future::try_join_all;
+
+use super::idb::{self, dom_error, Tx};
 use super::schema::META;
 use super::{meta, records, Conn, Store};
 use crate::error::Error;
@@ -114,82 +116,83 @@ async fn put_tx(
     docs: &Array,
     prepared: &[Prepared],
 ) -> Result<Hlc> {
-    let tx = idb::transaction(&conn.db, &[collection, META], true)?;
-    let done = idb::TxDone::new(&tx);
-    let (st, meta_st) = (idb::store(&tx, collection)?, idb::store(&tx, META)?);
-    let clock = match meta::read_clock(&meta_st) {
-        Ok(c) => c,
-        Err(e) => return Err(idb::abort(&tx, e)),
-    };
-    // Sync hook: `merge` collections read the previous records (requests of this transaction) to
-    // carry their per-field HLCs forward.
-    let prev = if store.tracks_fields(collection) {
-        let issued: Result<Vec<_>> = prepared
-            .iter()
-            .map(|p| js(st.get(&JsValue::from_str(&p.id))).map(|r| idb::wait(&r)))
-            .collect();
-        match issued {
-            Ok(v) => Some(v),
-            Err(e) => return Err(idb::abort(&tx, e)),
-        }
-    } else {
-        None
-    };
-    // Where each index's key is read from (the keys themselves are computed in `writeDocs`).
+    let tx = Tx::write(&conn.db, &[collection, META])?;
+    let work = async {
+        let (st, meta_st) = (tx.store(collection)?, tx.store(META)?);
+        put_requests(store, &conn, collection, &st, &meta_st, docs, prepared).await
+    }
+    .await;
+    tx.finish(work).await
+}
+
+/// The requests of `put_tx`, in one transaction (`st` and `meta_st` belong to it).
+async fn put_requests(
+    store: &Store,
+    conn: &Conn,
+    collection: &str,
+    st: &rexie::Store,
+    meta_st: &rexie::Store,
+    docs: &Array,
+    prepared: &[Prepared],
+) -> Result<Hlc> {
+    // Where each index's key is read from (the keys themselves are computed in `buildRecords`).
     let index_paths = records::index_paths(conn.schema.indexes(collection));
-    // Small writes without per-field HLCs to carry forward go out now, stamped by this instance's
-    // clock, instead of after the persisted clock comes back: one round trip to IndexedDB's backend
-    // less per write (a third of a single put's time, measured in bench/). The persisted clock is
-    // ahead only when another tab or instance wrote since; then its read's result (still inside
-    // this transaction) re-stamps everything below, and those puts replace these (a transaction's
-    // requests run in order), so what commits is the same. Large batches wait instead: the round
-    // trip is nothing next to them, and re-issuing one would not be.
-    let early = if prev.is_none() && prepared.len() <= EARLY_MAX {
+    let tracks = store.tracks_fields(collection);
+    // Small writes without per-field HLCs to carry forward go out at once, stamped by this
+    // instance's clock, together with the read of the persisted clock instead of after it: one
+    // round trip to IndexedDB's backend less per write (a third of a single put's time, measured in
+    // bench/). The persisted clock is ahead only when another tab or instance wrote since; then its
+    // value (still inside this transaction) re-stamps everything below, and those puts replace these
+    // (a transaction's requests run in order), so what commits is the same. Large batches wait
+    // instead: the round trip is nothing next to them, and re-issuing one would not be.
+    let persisted = if !tracks && prepared.len() <= EARLY_MAX {
         let hlc = store.tick(None);
-        let issued = records::write_docs(&st, &hlc.encode(), docs, &index_paths, None);
-        if let Err(e) = issued {
-            return Err(idb::abort(&tx, dom_error(&e)));
-        }
-        if let Err(e) = meta::write_clock(&meta_st, &hlc) {
-            return Err(idb::abort(&tx, e));
-        }
-        Some(hlc)
-    } else {
-        None
-    };
-    let persisted = match clock.await {
-        Ok(c) => c,
-        Err(e) => return Err(idb::abort(&tx, e)),
-    };
-    if let Some(hlc) = early {
+        let recs = records::build_records(&hlc.encode(), docs, &index_paths, None)
+            .map_err(|e| dom_error(&e))?;
+        let (persisted, puts, clock) = futures::join!(
+            meta::read_clock(meta_st),
+            put_records(st, &recs),
+            meta::write_clock(meta_st, &hlc)
+        );
+        puts?;
+        clock?;
+        let persisted = persisted?;
         if persisted.as_ref().is_none_or(|p| *p < hlc) {
-            done.wait().await?;
             return Ok(hlc);
         }
-    }
-    let prev = match prev {
-        Some(reqs) => match futures::future::try_join_all(reqs).await {
-            Ok(v) => Some(v),
-            Err(e) => return Err(idb::abort(&tx, e)),
-        },
-        None => None,
+        persisted
+    } else {
+        meta::read_clock(meta_st).await?
+    };
+    // Sync hook: `merge` collections read the previous records to carry their per-field HLCs forward.
+    let prev = if tracks {
+        let prev = try_join_all(prepared.iter().map(|p| st.get(JsValue::from_str(&p.id))))
+            .await
+            .map_err(idb::rexie_error)?;
+        let prev: Vec<JsValue> = prev
+            .into_iter()
+            .map(|r| r.unwrap_or(JsValue::UNDEFINED))
+            .collect();
+        Some(prev)
+    } else {
+        None
     };
     let hlc = store.tick(persisted.as_ref());
-    let fields = match &prev {
-        Some(prev) => match super::fields::for_puts(collection, prev, prepared, &hlc) {
-            Ok(f) => Some(f),
-            Err(e) => return Err(idb::abort(&tx, e)),
-        },
+    let fields = match prev {
+        Some(prev) => Some(super::fields::for_puts(collection, &prev, prepared, &hlc)?),
         None => None,
     };
-    if let Err(e) = records::write_docs(&st, &hlc.encode(), docs, &index_paths, fields) {
-        return Err(idb::abort(&tx, dom_error(&e)));
-    }
-    if let Err(e) = meta::write_clock(&meta_st, &hlc) {
-        return Err(idb::abort(&tx, e));
-    }
-    done.wait().await?;
+    let recs = records::build_records(&hlc.encode(), docs, &index_paths, fields)
+        .map_err(|e| dom_error(&e))?;
+    let (puts, clock) = futures::join!(put_records(st, &recs), meta::write_clock(meta_st, &hlc));
+    puts?;
+    clock?;
     Ok(hlc)
+}
+
+/// Puts `records` (all issued at once; resolves with the last one).
+async fn put_records(st: &rexie::Store, records: &Array) -> Result<()> {
+    idb::rx(st.put_all(records.iter().map(|r| (r, None))).await)
 }
 
 /// `None` when the document was already deleted (nothing written), else the tombstone's HLC and
@@ -200,45 +203,39 @@ async fn delete_tx(
     collection: &str,
     id: &str,
 ) -> Result<Option<(Hlc, bool)>> {
-    let tx = idb::transaction(&conn.db, &[collection, META], true)?;
-    let done = idb::TxDone::new(&tx);
-    let (st, meta_st) = (idb::store(&tx, collection)?, idb::store(&tx, META)?);
-    let key = JsValue::from_str(id);
-    let issued = js(st.get(&key)).and_then(|r| Ok((idb::wait(&r), meta::read_clock(&meta_st)?)));
-    let (current, clock) = match issued {
-        Ok(pair) => pair,
-        Err(e) => return Err(idb::abort(&tx, e)),
-    };
-    let (current, persisted) = futures::join!(current, clock);
-    let (current, persisted) = match (current, persisted) {
-        (Ok(c), Ok(p)) => (c, p),
-        (Err(e), _) | (_, Err(e)) => return Err(idb::abort(&tx, e)),
-    };
+    let tx = Tx::write(&conn.db, &[collection, META])?;
+    let work = async {
+        let (st, meta_st) = (tx.store(collection)?, tx.store(META)?);
+        delete_requests(store, collection, id, &st, &meta_st).await
+    }
+    .await;
+    tx.finish(work).await
+}
+
+async fn delete_requests(
+    store: &Store,
+    collection: &str,
+    id: &str,
+    st: &rexie::Store,
+    meta_st: &rexie::Store,
+) -> Result<Option<(Hlc, bool)>> {
+    let (current, persisted) =
+        futures::join!(st.get(JsValue::from_str(id)), meta::read_clock(meta_st));
+    let current = idb::rx(current)?.unwrap_or(JsValue::UNDEFINED);
+    let persisted = persisted?;
     if records::is_tombstone(&current) {
-        done.wait().await?;
         return Ok(None);
     }
     let was_live = !current.is_undefined();
     let stamp = store.tick(persisted.as_ref());
-    let hlc = stamp.encode();
-    let tomb = records::tombstone(id, &hlc);
+    let tomb = records::tombstone(id, &stamp.encode());
     if store.tracks_fields(collection) {
         // Sync hook: the tombstone of a `merge` document records when it was deleted.
-        match super::fields::for_delete(collection, id, &current, &stamp) {
-            Ok(f) => {
-                let _ = js_sys::Reflect::set(&tomb, &JsValue::from_str("fields"), &f);
-            }
-            Err(e) => return Err(idb::abort(&tx, e)),
-        }
+        let f = super::fields::for_delete(collection, id, &current, &stamp)?;
+        let _ = js_sys::Reflect::set(&tomb, &JsValue::from_str("fields"), &f);
     }
-    let issue = || -> Result<()> {
-        js(st.put(&tomb))?;
-        js(meta_st.put_with_key(&JsValue::from_str(&hlc), &meta::CLOCK.into()))?;
-        Ok(())
-    };
-    if let Err(e) = issue() {
-        return Err(idb::abort(&tx, e));
-    }
-    done.wait().await?;
+    let (put, clock) = futures::join!(st.put(&tomb, None), meta::write_clock(meta_st, &stamp));
+    idb::rx(put)?;
+    clock?;
     Ok(Some((stamp, was_live)))
 }

@@ -1,9 +1,8 @@
 //! core's [`LocalStore`] over the browser store's IndexedDB database.
 //!
-//! Each method is one IndexedDB transaction whose requests are all issued from JavaScript request
-//! callbacks (`local.js`); Rust awaits only the promise that settles when the transaction has
-//! committed, so no transaction ever sees a foreign await (rexie issue 36). Records cross the
-//! boundary as one JSON text per call, not field by field.
+//! Each method is one IndexedDB transaction (`local_tx.rs`, its requests issued through rexie; what
+//! is done with the records read is in `local.js`). Records cross the boundary as one JSON text per
+//! call, not field by field.
 //!
 //! Clock: the engine's [`SyncClock`] and the store's write clock are kept in step through `_meta`:
 //! `load` restores the sync clock from the persisted `clock` (the last HLC any tab issued), and
@@ -21,41 +20,18 @@ use ferrosync_core::sync::{
     SyncClock,
 };
 use ferrosync_core::Hlc;
+use std::rc::Rc;
+
 use futures::channel::oneshot;
-use js_sys::{Array, Promise};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::JsFuture;
-use web_sys::{IdbDatabase, IdbTransaction};
 
+use super::local_tx::{self, ApplyMeta, OutboxPos};
 use crate::error::{Error, Result};
-use crate::store::idb::{self, dom_error};
+use crate::store::idb::{dom_error, Tx};
 use crate::store::schema::{collection_stores, META};
 use crate::store::{records, Conn, Store};
-
-#[wasm_bindgen(module = "/src/sync/local.js")]
-extern "C" {
-    #[wasm_bindgen(js_name = readPending)]
-    fn read_pending(
-        tx: &IdbTransaction,
-        collections: &Array,
-        after: JsValue,
-        limit: u32,
-    ) -> Promise;
-    #[wasm_bindgen(js_name = ackRows)]
-    fn ack_rows(tx: &IdbTransaction, marks: JsValue) -> Promise;
-    #[wasm_bindgen(js_name = loadDocs)]
-    fn load_docs(tx: &IdbTransaction, keys: JsValue, known: &Array) -> Promise;
-    #[wasm_bindgen(js_name = applyOps)]
-    fn apply_ops(tx: &IdbTransaction, ops: JsValue, meta: JsValue) -> Promise;
-    #[wasm_bindgen(js_name = queueResync)]
-    fn queue_resync(tx: &IdbTransaction, collections: &Array, stamp: &str) -> Promise;
-    #[wasm_bindgen(js_name = readMeta)]
-    fn read_meta(tx: &IdbTransaction, keys: &Array) -> Promise;
-    #[wasm_bindgen(js_name = writeMeta)]
-    fn write_meta(tx: &IdbTransaction, values: JsValue) -> Promise;
-}
 
 /// `_meta` keys owned by sync.
 pub mod keys {
@@ -68,11 +44,8 @@ pub mod keys {
 }
 
 /// Parses JSON text produced by `local.js`; anything else is a storage error (a corrupt record).
-fn parse<T: serde::de::DeserializeOwned>(text: &JsValue, what: &str) -> Result<T> {
-    let text = text
-        .as_string()
-        .ok_or_else(|| Error::storage("DataError", format!("{what}: expected JSON text")))?;
-    serde_json::from_str(&text).map_err(|e| {
+fn parse<T: serde::de::DeserializeOwned>(text: &str, what: &str) -> Result<T> {
+    serde_json::from_str(text).map_err(|e| {
         Error::storage(
             "DataError",
             format!("{what}: stored record unreadable: {e}"),
@@ -84,19 +57,6 @@ fn to_js_json(v: &Value) -> Result<JsValue> {
     let text = serde_json::to_string(v)
         .map_err(|e| Error::storage("DataError", format!("encoding records: {e}")))?;
     js_sys::JSON::parse(&text).map_err(|e| dom_error(&e))
-}
-
-async fn settle(p: Promise) -> Result<JsValue> {
-    JsFuture::from(p).await.map_err(|e| dom_error(&e))
-}
-
-/// The collection stores present in the database (not only the ones this instance declared), as a
-/// JS array.
-fn collections_js(db: &IdbDatabase) -> Array {
-    collection_stores(db)
-        .iter()
-        .map(|s| JsValue::from_str(s))
-        .collect()
 }
 
 /// Pending records of `store`: local changes the server has not acknowledged (the store counts its
@@ -112,28 +72,6 @@ struct PendingRow {
     resync: bool,
     /// The record's place in its collection's outbox (with its id).
     pend: String,
-}
-
-/// Where a read of the outbox starts (`readPending`'s `after`).
-#[derive(Debug, Clone, PartialEq)]
-enum OutboxPos {
-    /// At each collection's watermark.
-    Start,
-    /// After this record: collection, `pend`, id.
-    After(String, String, String),
-    /// At the collection following this one.
-    NextCollection(String),
-}
-
-impl OutboxPos {
-    fn to_js(&self) -> JsValue {
-        let s = |v: &str| JsValue::from_str(v);
-        match self {
-            OutboxPos::Start => JsValue::UNDEFINED,
-            OutboxPos::After(c, pend, id) => Array::of3(&s(c), &s(pend), &s(id)).into(),
-            OutboxPos::NextCollection(c) => Array::of1(&s(c)).into(),
-        }
-    }
 }
 
 /// An outbox row handed to the engine this pass, in outbox order, until the watermark passes it.
@@ -210,7 +148,7 @@ impl IdbLocal {
 
     async fn tx<T, F, Fut>(&self, stores: Stores<'_>, write: bool, op: F) -> Result<T>
     where
-        F: Fn(Conn, IdbTransaction) -> Fut,
+        F: Fn(Conn, Rc<Tx>) -> Fut,
         Fut: std::future::Future<Output = Result<T>>,
     {
         run_tx(&self.store, stores, write, op).await
@@ -218,43 +156,36 @@ impl IdbLocal {
 
     /// Reads sync's `_meta` values at open: restores the clock offset, returns `lastSyncAt`.
     pub async fn restore(&self) -> Result<Option<u64>> {
-        let keys_js: Array = [keys::CURSOR, keys::CLOCK_OFFSET, keys::LAST_SYNC_AT]
-            .iter()
-            .map(|k| JsValue::from_str(k))
-            .collect();
+        let wanted = [keys::CURSOR, keys::CLOCK_OFFSET, keys::LAST_SYNC_AT];
         let values = self
-            .tx(Stores::Fixed(&[META]), false, |_, tx| {
-                let p = read_meta(&tx, &keys_js);
-                settle(p)
+            .tx(Stores::Fixed(&[META]), false, |_, tx| async move {
+                local_tx::read_meta(&tx, &wanted).await
             })
             .await?;
-        let get = |k: &str| js_sys::Reflect::get(&values, &JsValue::from_str(k)).ok();
-        if let Some(off) = get(keys::CLOCK_OFFSET).and_then(|v| v.as_f64()) {
+        let [cursor, offset, last]: [Option<JsValue>; 3] = values
+            .try_into()
+            .map_err(|_| Error::storage("DataError", "reading sync state"))?;
+        if let Some(off) = offset.and_then(|v| v.as_f64()) {
             if off.is_finite() {
                 self.clock.set_offset_ms(off as i64);
                 self.share_offset();
             }
         }
-        *self.cursor.borrow_mut() = Some(get(keys::CURSOR).and_then(|v| v.as_string()));
-        Ok(get(keys::LAST_SYNC_AT)
-            .and_then(|v| v.as_f64())
-            .map(|t| t as u64))
+        *self.cursor.borrow_mut() = Some(cursor.and_then(|v| v.as_string()));
+        Ok(last.and_then(|v| v.as_f64()).map(|t| t as u64))
     }
 
     /// After a successful sync: when it ended, and the clock offset (survives a reload).
     pub async fn save_sync_end(&self, at_ms: u64) -> Result<()> {
-        let mut values = Map::new();
-        values.insert(keys::LAST_SYNC_AT.into(), Value::from(at_ms));
-        values.insert(
-            keys::CLOCK_OFFSET.into(),
-            Value::from(self.clock.offset_ms()),
-        );
-        let values = to_js_json(&Value::Object(values))?;
-        self.tx(Stores::Fixed(&[META]), true, |_, tx| {
-            settle(write_meta(&tx, values.clone()))
+        let offset = self.clock.offset_ms() as f64;
+        self.tx(Stores::Fixed(&[META]), true, |_, tx| async move {
+            let values = [
+                (keys::LAST_SYNC_AT, JsValue::from_f64(at_ms as f64)),
+                (keys::CLOCK_OFFSET, JsValue::from_f64(offset)),
+            ];
+            local_tx::write_meta(&tx, &values).await
         })
-        .await?;
-        Ok(())
+        .await
     }
 
     /// Local changes the server has not acknowledged (pending records).
@@ -285,23 +216,22 @@ impl IdbLocal {
                 mark = rows.pop_front();
             }
             if let Some(m) = mark {
-                marks.push(json!([collection, m.pend, m.id]));
+                marks.push((collection.clone(), m.pend, m.id));
             }
         }
         if marks.is_empty() {
             return Ok(());
         }
-        let marks = to_js_json(&Value::Array(marks))?;
         // The transaction is created (and its first request issued) before this returns, and
         // IndexedDB runs transactions over overlapping stores (`_meta`) in creation order, so every
         // later read of the outbox (the next batch, a count, a pulled page) sees the new marks. Its
         // commit is not awaited: the next batch goes out meanwhile. Should it fail, the rows stay
         // pending and are pushed again (the server answers a repeated version as applied).
         let conn = self.store.conn().await?;
-        let tx = idb::transaction(&conn.db, &[META], true)?;
-        let done = ack_rows(&tx, marks);
+        let tx = Tx::write(&conn.db, &[META])?;
         wasm_bindgen_futures::spawn_local(async move {
-            if let Err(e) = settle(done).await {
+            let work = local_tx::advance_marks(&tx, &marks).await;
+            if let Err(e) = tx.finish(work).await {
                 web_sys::console::warn_1(&JsValue::from_str(&format!(
                     "ferrosync: acknowledging pushed changes failed (they will be pushed again): {e}"
                 )));
@@ -396,7 +326,7 @@ impl IdbLocal {
 /// closed it: the store's `run`).
 async fn run_tx<T, F, Fut>(store: &Store, stores: Stores<'_>, write: bool, op: F) -> Result<T>
 where
-    F: Fn(Conn, IdbTransaction) -> Fut,
+    F: Fn(Conn, Rc<Tx>) -> Fut,
     Fut: std::future::Future<Output = Result<T>>,
 {
     store
@@ -414,28 +344,31 @@ where
                 }
             };
             let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-            let tx = idb::transaction(&conn.db, &refs, write);
-            let fut = tx.map(|tx| op(conn.clone(), tx));
-            async move { fut?.await }
+            let tx = if write {
+                Tx::write(&conn.db, &refs)
+            } else {
+                Tx::read(&conn.db, &refs)
+            }
+            .map(Rc::new);
+            let fut = tx.map(|tx| (op(conn.clone(), tx.clone()), tx));
+            async move {
+                let (fut, tx) = fut?;
+                let work = fut.await;
+                tx.finish(work).await
+            }
         })
         .await
 }
 
 /// One batch of the outbox from `from` (one read transaction).
 async fn read_batch(store: &Store, from: &OutboxPos, limit: usize) -> Result<Vec<PendingRow>> {
-    let from_js = from.to_js();
     let limit = limit.min(u32::MAX as usize) as u32;
     let text = run_tx(
         store,
         Stores::AllCollectionsAnd(&[META]),
         false,
-        |conn, tx| {
-            settle(read_pending(
-                &tx,
-                &collections_js(&conn.db),
-                from_js.clone(),
-                limit,
-            ))
+        |conn, tx| async move {
+            local_tx::read_pending(&tx, collection_stores(&conn.db), from, limit).await
         },
     )
     .await?;
@@ -458,14 +391,6 @@ enum Stores<'a> {
     Fixed(&'a [&'a str]),
     /// Every collection store in the database, plus these (`_meta` alone when there are none).
     AllCollectionsAnd(&'a [&'a str]),
-}
-
-fn keys_js(keys: impl Iterator<Item = DocKey>) -> JsValue {
-    keys.map(|k| -> JsValue {
-        Array::of2(&JsValue::from_str(&k.collection), &JsValue::from_str(&k.id)).into()
-    })
-    .collect::<Array>()
-    .into()
 }
 
 impl LocalStore for IdbLocal {
@@ -563,15 +488,20 @@ impl LocalStore for IdbLocal {
     }
 
     async fn load(&self, keys: &[DocKey]) -> Result<Vec<Option<LocalDoc>>> {
-        let keys_arg = keys_js(keys.iter().cloned());
+        let pairs: Vec<(String, String)> = keys
+            .iter()
+            .map(|k| (k.collection.clone(), k.id.clone()))
+            .collect();
+        let pairs = &pairs;
         let text = self
-            .tx(Stores::AllCollectionsAnd(&[META]), false, |conn, tx| {
-                let known: Array = collection_stores(&conn.db)
-                    .iter()
-                    .map(|s| JsValue::from_str(s))
-                    .collect();
-                settle(load_docs(&tx, keys_arg.clone(), &known))
-            })
+            .tx(
+                Stores::AllCollectionsAnd(&[META]),
+                false,
+                |conn, tx| async move {
+                    let known = collection_stores(&conn.db);
+                    local_tx::load_docs(&tx, pairs, &known).await
+                },
+            )
             .await?;
         let loaded: Loaded = parse(&text, "documents")?;
         if let Some(clock) = loaded.clock.as_deref().and_then(|c| c.parse::<Hlc>().ok()) {
@@ -595,31 +525,27 @@ impl LocalStore for IdbLocal {
 
     async fn apply(&self, ops: &[StoreOp], cursor: Option<&str>) -> Result<ApplyOutcome> {
         self.share_offset();
-        let clock = self.clock.last().encode();
-        let outcome = self
-            .tx(Stores::AllCollectionsAnd(&[META]), true, |conn, tx| {
-                let known = collection_stores(&conn.db);
-                let prepared = self
-                    .build_ops(&conn, ops, &known)
-                    .and_then(|v| to_js_json(&v));
-                let mut meta = json!({ "clock": clock });
-                if let Some(c) = cursor {
-                    meta["cursor"] = Value::String(c.to_string());
-                }
-                let meta = to_js_json(&meta);
-                async move {
-                    let (prepared, meta) = match (prepared, meta) {
-                        (Ok(p), Ok(m)) => (p, m),
-                        (Err(e), _) | (_, Err(e)) => {
-                            let _ = tx.abort();
-                            return Err(e);
-                        }
-                    };
-                    settle(apply_ops(&tx, prepared, meta)).await
-                }
-            })
+        let meta = &ApplyMeta {
+            cursor: cursor.map(str::to_string),
+            clock: self.clock.last().encode(),
+        };
+        let committed = self
+            .tx(
+                Stores::AllCollectionsAnd(&[META]),
+                true,
+                |conn, tx| async move {
+                    let known = collection_stores(&conn.db);
+                    let ops = self.build_ops(&conn, ops, &known)?;
+                    let ops_js = to_js_json(&ops)?;
+                    let applied = local_tx::apply_ops(&tx, &ops, &ops_js, meta).await?;
+                    if !applied {
+                        tx.roll_back().await;
+                    }
+                    Ok(applied)
+                },
+            )
             .await?;
-        if outcome.as_string().as_deref() == Some("conflict") {
+        if !committed {
             return Ok(ApplyOutcome::Conflict);
         }
         if let Some(c) = cursor {
@@ -652,14 +578,15 @@ impl LocalStore for IdbLocal {
         if let Some(c) = self.cursor.borrow().clone() {
             return Ok(c);
         }
-        let keys_js: Array = std::iter::once(JsValue::from_str(keys::CURSOR)).collect();
         let values = self
-            .tx(Stores::Fixed(&[META]), false, |_, tx| {
-                settle(read_meta(&tx, &keys_js))
+            .tx(Stores::Fixed(&[META]), false, |_, tx| async move {
+                local_tx::read_meta(&tx, &[keys::CURSOR]).await
             })
             .await?;
-        let c = js_sys::Reflect::get(&values, &JsValue::from_str(keys::CURSOR))
-            .ok()
+        let c = values
+            .into_iter()
+            .next()
+            .flatten()
             .and_then(|v| v.as_string());
         *self.cursor.borrow_mut() = Some(c.clone());
         Ok(c)
@@ -667,13 +594,14 @@ impl LocalStore for IdbLocal {
 
     async fn reset_for_resync(&self) -> Result<()> {
         let stamp = self.clock.tick().encode();
-        self.tx(Stores::AllCollectionsAnd(&[META]), true, |conn, tx| {
-            let collections: Array = collection_stores(&conn.db)
-                .iter()
-                .map(|s| JsValue::from_str(s))
-                .collect();
-            settle(queue_resync(&tx, &collections, &stamp))
-        })
+        let stamp = &stamp;
+        self.tx(
+            Stores::AllCollectionsAnd(&[META]),
+            true,
+            |conn, tx| async move {
+                local_tx::queue_resync(&tx, &collection_stores(&conn.db), stamp).await
+            },
+        )
         .await?;
         *self.cursor.borrow_mut() = Some(None);
         Ok(())

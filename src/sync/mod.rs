@@ -13,6 +13,7 @@
 mod api;
 mod events;
 pub mod local;
+mod local_tx;
 mod lock;
 pub mod options;
 mod resolver;

@@ -1,0 +1,362 @@
+//! The sync engine's IndexedDB transactions, their requests issued through rexie (`Tx`, see
+//! `store/idb.rs`); what is done with the records read is in `local.js` (documents stay JavaScript
+//! objects, and a batch crosses into WASM as one JSON text).
+//!
+//! A transaction's code awaits only its own requests (rexie issue 36), and issues every request it
+//! can at once (`join!`, `try_join_all`): a request costs far more than a record, which is also why
+//! batches are read with range requests where they can be (`read_many`, one `getAll` per push batch
+//! on a collection's `$pending` index).
+
+use std::collections::BTreeMap;
+
+use futures::future::try_join_all;
+use js_sys::{Array, Map};
+use serde_json::Value;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+
+use crate::error::Result;
+use crate::store::idb::{rexie_error, rx, Tx};
+use crate::store::meta::CLOCK;
+use crate::store::outbox::watermark_key;
+use crate::store::schema::{META, PENDING};
+
+#[wasm_bindgen(module = "/src/sync/local.js")]
+extern "C" {
+    #[wasm_bindgen(js_name = markAdvances)]
+    fn mark_advances(mark: &JsValue, current: &JsValue) -> bool;
+    #[wasm_bindgen(js_name = pendingRows)]
+    fn pending_rows(out: &Array, collection: &str, records: &Array);
+    #[wasm_bindgen(catch, js_name = toJson)]
+    fn to_json(v: &JsValue) -> std::result::Result<String, JsValue>;
+    #[wasm_bindgen(js_name = byId)]
+    fn by_id(records: &Array) -> Map;
+    #[wasm_bindgen(catch, js_name = loadedJson)]
+    fn loaded_json(
+        clock: &JsValue,
+        keys: &JsValue,
+        found: &Map,
+        marks: &Map,
+    ) -> std::result::Result<String, JsValue>;
+    #[wasm_bindgen(js_name = planApply)]
+    fn plan_apply(ops: &JsValue, found: &Map) -> JsValue;
+    #[wasm_bindgen(js_name = resyncRecords)]
+    fn resync_records(records: &Array, mark: &JsValue, stamp: &str) -> Array;
+}
+
+/// Where a read of the outbox starts.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OutboxPos {
+    /// At each collection's watermark.
+    Start,
+    /// After this record: collection, `pend`, id.
+    After(String, String, String),
+    /// At the collection following this one.
+    NextCollection(String),
+}
+
+/// IndexedDB's order of string keys (UTF-16 code units), which is not Rust's (UTF-8 bytes).
+fn key_order(a: &str, b: &str) -> std::cmp::Ordering {
+    a.encode_utf16().cmp(b.encode_utf16())
+}
+
+fn json_text(v: std::result::Result<String, JsValue>) -> Result<String> {
+    v.map_err(|e| crate::store::idb::dom_error(&e))
+}
+
+/// The watermarks of `collections` (`undefined` where there is none), in that order.
+async fn read_marks(meta: &rexie::Store, collections: &[String]) -> Result<Vec<JsValue>> {
+    let marks = try_join_all(
+        collections
+            .iter()
+            .map(|c| meta.get(JsValue::from_str(&watermark_key(c)))),
+    )
+    .await
+    .map_err(rexie_error)?;
+    Ok(marks
+        .into_iter()
+        .map(|m| m.unwrap_or(JsValue::UNDEFINED))
+        .collect())
+}
+
+/// The records of `ids` in `st`, as a JS `Map` id -> record: one `getAll` over the ids' key range
+/// when it holds at most twice as many records as wanted (`count` first), else one `get` per id.
+async fn read_many(st: &rexie::Store, ids: &[&str]) -> Result<Map> {
+    if ids.len() >= 4 {
+        let lo = ids.iter().min_by(|a, b| key_order(a, b));
+        let hi = ids.iter().max_by(|a, b| key_order(a, b));
+        if let (Some(lo), Some(hi)) = (lo, hi) {
+            let range = rx(rexie::KeyRange::bound(
+                &JsValue::from_str(lo),
+                &JsValue::from_str(hi),
+                None,
+                None,
+            )
+            .map_err(Into::into))?;
+            let n = rx(st.count(Some(range.clone())).await)? as usize;
+            if n <= 2 * ids.len() {
+                let all: Array = rx(st.get_all(Some(range), None).await)?
+                    .into_iter()
+                    .collect();
+                return Ok(by_id(&all));
+            }
+        }
+    }
+    let found: Array = try_join_all(ids.iter().map(|id| st.get(JsValue::from_str(id))))
+        .await
+        .map_err(rexie_error)?
+        .into_iter()
+        .flatten()
+        .collect();
+    Ok(by_id(&found))
+}
+
+/// Up to `limit` pending records in outbox order (collection, then `[pend, id]`), as JSON text of
+/// `[{ change, resync, pend }]`. `tx` spans `collections` and `_meta`.
+pub async fn read_pending(
+    tx: &Tx,
+    mut collections: Vec<String>,
+    from: &OutboxPos,
+    limit: u32,
+) -> Result<String> {
+    collections.sort_by(|a, b| key_order(a, b));
+    let mut start = 0;
+    match from {
+        OutboxPos::Start => {}
+        OutboxPos::After(c, ..) => {
+            start = collections.partition_point(|x| key_order(x, c).is_lt());
+        }
+        OutboxPos::NextCollection(c) => {
+            start = collections.partition_point(|x| key_order(x, c).is_le());
+        }
+    }
+    let collections = &collections[start..];
+    let marks = read_marks(&tx.store(META)?, collections).await?;
+    let out = Array::new();
+    // One collection after another, each read issued when the previous one is in.
+    for (collection, mark) in collections.iter().zip(marks) {
+        let left = limit.saturating_sub(out.length());
+        if left == 0 {
+            break;
+        }
+        let from_key: JsValue = match from {
+            OutboxPos::After(c, pend, id) if c == collection => {
+                Array::of2(&JsValue::from_str(pend), &JsValue::from_str(id)).into()
+            }
+            _ => mark,
+        };
+        let range = if from_key.is_undefined() {
+            None
+        } else {
+            Some(rx(
+                rexie::KeyRange::lower_bound(&from_key, Some(true)).map_err(Into::into)
+            )?)
+        };
+        let index = rx(tx.store(collection)?.index(PENDING))?;
+        let records: Array = rx(index.get_all(range, Some(left)).await)?
+            .into_iter()
+            .collect();
+        pending_rows(&out, collection, &records);
+    }
+    json_text(to_json(&out))
+}
+
+/// Moves watermarks forward: each of `marks` is (collection, pend, id), the last record of an
+/// acknowledged run of that collection's outbox. A mark never moves back.
+pub async fn advance_marks(tx: &Tx, marks: &[(String, String, String)]) -> Result<()> {
+    let meta = tx.store(META)?;
+    let collections: Vec<String> = marks.iter().map(|m| m.0.clone()).collect();
+    let current = read_marks(&meta, &collections).await?;
+    let mut puts = Vec::new();
+    for ((collection, pend, id), current) in marks.iter().zip(current) {
+        let mark: JsValue = Array::of2(&JsValue::from_str(pend), &JsValue::from_str(id)).into();
+        if mark_advances(&mark, &current) {
+            puts.push((mark, JsValue::from_str(&watermark_key(collection))));
+        }
+    }
+    try_join_all(puts.iter().map(|(mark, key)| meta.put(mark, Some(key))))
+        .await
+        .map_err(rexie_error)?;
+    Ok(())
+}
+
+/// Groups ids by collection, keeping only `known` collections.
+fn group<'a>(
+    keys: impl Iterator<Item = (&'a str, &'a str)>,
+    known: &[String],
+) -> BTreeMap<&'a str, Vec<&'a str>> {
+    let mut groups: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (c, id) in keys {
+        if known.iter().any(|k| k == c) {
+            groups.entry(c).or_default().push(id);
+        }
+    }
+    groups
+}
+
+/// Reads the records of each group: a JS `Map` collection -> (Map id -> record).
+async fn read_groups(tx: &Tx, groups: &BTreeMap<&str, Vec<&str>>) -> Result<Map> {
+    let stores = groups
+        .keys()
+        .map(|c| tx.store(c))
+        .collect::<Result<Vec<_>>>()?;
+    let found = try_join_all(
+        stores
+            .iter()
+            .zip(groups.values())
+            .map(|(st, ids)| read_many(st, ids)),
+    )
+    .await?;
+    let out = Map::new();
+    for (c, m) in groups.keys().zip(found) {
+        out.set(&JsValue::from_str(c), &m);
+    }
+    Ok(out)
+}
+
+/// The local versions of `keys` (collection, id) with their outbox state, and the persisted clock,
+/// as JSON text of `{ clock, docs: [{ change, pending: null | "edit" | "resync" } | null] }`.
+pub async fn load_docs(tx: &Tx, keys: &[(String, String)], known: &[String]) -> Result<String> {
+    let groups = group(keys.iter().map(|(c, i)| (c.as_str(), i.as_str())), known);
+    let collections: Vec<String> = groups.keys().map(|c| c.to_string()).collect();
+    let meta = tx.store(META)?;
+    let (clock, marks, found) = futures::join!(
+        meta.get(CLOCK.into()),
+        read_marks(&meta, &collections),
+        read_groups(tx, &groups)
+    );
+    let clock = rx(clock)?.unwrap_or(JsValue::UNDEFINED);
+    let marks_map = Map::new();
+    for (c, m) in collections.iter().zip(marks?) {
+        if !m.is_undefined() {
+            marks_map.set(&JsValue::from_str(c), &m);
+        }
+    }
+    let keys_js: Array = keys
+        .iter()
+        .map(|(c, id)| Array::of2(&JsValue::from_str(c), &JsValue::from_str(id)))
+        .collect();
+    json_text(loaded_json(&clock, &keys_js, &found?, &marks_map))
+}
+
+/// What `apply_ops` writes to `_meta` besides the records.
+pub struct ApplyMeta {
+    pub cursor: Option<String>,
+    pub clock: String,
+}
+
+/// Applies the engine's ops (`ops`, the JSON value, and `ops_js`, the same as a JS value; see
+/// `planApply` in local.js): `false` when a precondition failed, and then the caller rolls the
+/// transaction back, so nothing of the page is written.
+pub async fn apply_ops(tx: &Tx, ops: &Value, ops_js: &JsValue, meta: &ApplyMeta) -> Result<bool> {
+    let empty = Vec::new();
+    let keys = ops
+        .as_array()
+        .unwrap_or(&empty)
+        .iter()
+        .filter_map(|op| Some((op.get("c")?.as_str()?, op.get("id")?.as_str()?)));
+    let all: Vec<String> = keys.clone().map(|(c, _)| c.to_string()).collect();
+    let groups = group(keys, &all);
+    let meta_st = tx.store(META)?;
+    let (persisted, found) = futures::join!(meta_st.get(CLOCK.into()), read_groups(tx, &groups));
+    let persisted = rx(persisted)?.and_then(|v| v.as_string());
+    let plan = plan_apply(ops_js, &found?);
+    if plan.is_null() {
+        return Ok(false);
+    }
+    let plan: Array = plan.unchecked_into();
+    let mut stores = Vec::new();
+    for entry in plan.iter() {
+        let entry: Array = entry.unchecked_into();
+        let collection = entry.get(0).as_string().unwrap_or_default();
+        let records: Array = entry.get(1).unchecked_into();
+        stores.push((tx.store(&collection)?, records));
+    }
+    let mut meta_puts: Vec<(JsValue, JsValue)> = Vec::new();
+    if let Some(c) = &meta.cursor {
+        meta_puts.push((
+            JsValue::from_str(c),
+            JsValue::from_str(super::local::keys::CURSOR),
+        ));
+    }
+    if persisted.as_deref().is_none_or(|p| p < meta.clock.as_str()) {
+        meta_puts.push((JsValue::from_str(&meta.clock), JsValue::from_str(CLOCK)));
+    }
+    let records = try_join_all(
+        stores
+            .iter()
+            .map(|(st, records)| st.put_all(records.iter().map(|r| (r, None)))),
+    );
+    let metas = try_join_all(meta_puts.iter().map(|(v, k)| meta_st.put(v, Some(k))));
+    let (records, metas) = futures::join!(records, metas);
+    rx(records)?;
+    rx(metas)?;
+    Ok(true)
+}
+
+/// Server reset: forgets the cursor, marks every record that is not pending as a "resync" in the
+/// outbox at `stamp` (persisted as the clock too, if ahead), and drops the watermarks, so what the
+/// new server database lacks is pushed again. Returns how many records were queued.
+pub async fn queue_resync(tx: &Tx, collections: &[String], stamp: &str) -> Result<u32> {
+    let meta = tx.store(META)?;
+    let (cleared, clock, marks) = futures::join!(
+        meta.delete(JsValue::from_str(super::local::keys::CURSOR)),
+        meta.get(CLOCK.into()),
+        read_marks(&meta, collections)
+    );
+    rx(cleared)?;
+    let marks = marks?;
+    if rx(clock)?
+        .and_then(|c| c.as_string())
+        .is_none_or(|c| c.as_str() < stamp)
+    {
+        rx(meta
+            .put(&JsValue::from_str(stamp), Some(&CLOCK.into()))
+            .await)?;
+    }
+    let stores = collections
+        .iter()
+        .map(|c| tx.store(c))
+        .collect::<Result<Vec<_>>>()?;
+    let queued = try_join_all(stores.iter().zip(marks).zip(collections).map(
+        |((st, mark), collection)| {
+            let meta = &meta;
+            async move {
+                let key = JsValue::from_str(&watermark_key(collection));
+                let (deleted, all) = futures::join!(meta.delete(key), st.get_all(None, None));
+                deleted?;
+                let all: Array = all?.into_iter().collect();
+                let records = resync_records(&all, &mark, stamp);
+                let n = records.length();
+                st.put_all(records.iter().map(|r| (r, None))).await?;
+                Ok::<u32, rexie::Error>(n)
+            }
+        },
+    ))
+    .await
+    .map_err(rexie_error)?;
+    Ok(queued.into_iter().sum())
+}
+
+/// `_meta` values of `keys`, in that order (`None` where absent).
+pub async fn read_meta(tx: &Tx, keys: &[&str]) -> Result<Vec<Option<JsValue>>> {
+    let meta = tx.store(META)?;
+    try_join_all(keys.iter().map(|k| meta.get(JsValue::from_str(k))))
+        .await
+        .map_err(rexie_error)
+}
+
+/// Writes `_meta` values.
+pub async fn write_meta(tx: &Tx, values: &[(&str, JsValue)]) -> Result<()> {
+    let meta = tx.store(META)?;
+    let keys: Vec<JsValue> = values.iter().map(|(k, _)| JsValue::from_str(k)).collect();
+    try_join_all(
+        values
+            .iter()
+            .zip(&keys)
+            .map(|((_, v), k)| meta.put(v, Some(k))),
+    )
+    .await
+    .map_err(rexie_error)?;
+    Ok(())
+}
