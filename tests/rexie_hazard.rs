@@ -1,14 +1,15 @@
-//! Why the store talks to IndexedDB through web-sys and not through rexie (the product card's
-//! IndexedDB crate), as executable evidence: rexie's builder, asked to open a ferrosync database
-//! with one collection declared, deletes every object store and index it was not told about on the
-//! upgrade (idb 0.6 `DatabaseBuilder::build`, which also `expect()`s inside `upgradeneeded`). For
-//! ferrosync that is an app version opening with fewer collections, or one `Database.open` in a tab
-//! that does not list them all: other collections, the `_meta` store (client id, clock, sync
-//! cursor) and the outbox index would be gone, with the pending changes in them never pushed.
-//! `schema.rs` creates only what is missing and never deletes.
+//! Why the store opens and upgrades its IndexedDB database itself instead of through rexie's builder
+//! (rexie carries every request of the store; see docs/ARCHITECTURE.md), as executable evidence:
+//! rexie's builder, asked to open a ferrosync database with one collection declared, deletes every
+//! object store and index it was not told about on the upgrade (idb 0.6 `DatabaseBuilder::build`,
+//! which also `expect()`s inside `upgradeneeded`). For ferrosync that is an app version opening with
+//! fewer collections, or one `Database.open` in a tab that does not list them all: other
+//! collections, the `_meta` store (client id, clock, sync cursor) and the outbox index would be
+//! gone, with the pending changes in them never pushed. `schema.rs` creates only what is missing
+//! and never deletes.
 //!
 //! If this test fails, rexie stopped deleting what it was not told about: revisit the choice in
-//! docs/ARCHITECTURE.md ("Why raw web-sys instead of rexie").
+//! docs/ARCHITECTURE.md ("How the store uses rexie").
 //!
 //! `CHROMEDRIVER=/usr/bin/chromedriver wasm-pack test --headless --chrome -- --test rexie_hazard`
 
