@@ -9,7 +9,7 @@
 use js_sys::Reflect;
 use wasm_bindgen::JsValue;
 
-use super::idb::{rexie_error, rx, Tx};
+use super::idb::{all, rx, Tx};
 use super::schema::{collection_stores, META, PENDING};
 use super::Store;
 use crate::error::{Error, Result};
@@ -99,21 +99,16 @@ impl Store {
             let mut refs: Vec<&str> = names.iter().map(String::as_str).collect();
             refs.push(META);
             let tx = Tx::read(&conn.db, &refs)?;
-            let ranges =
-                futures::future::try_join_all(names.iter().map(|name| pending_range(&tx, name)))
-                    .await?;
+            let ranges = all(names.iter().map(|name| pending_range(&tx, name))).await?;
             let indexes = names
                 .iter()
                 .map(|name| rx(tx.store(name)?.index(PENDING)))
                 .collect::<Result<Vec<_>>>()?;
-            let counts = futures::future::try_join_all(
-                indexes
-                    .iter()
-                    .zip(ranges)
-                    .map(|(ix, range)| ix.count(range)),
-            )
-            .await
-            .map_err(rexie_error)?;
+            let counts = all(indexes
+                .iter()
+                .zip(ranges)
+                .map(|(ix, range)| ix.count(range)))
+            .await?;
             Ok(counts.into_iter().sum())
         })
         .await

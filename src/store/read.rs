@@ -7,12 +7,11 @@
 //! core filters, orders and pages them. Documents themselves never cross into WASM.
 
 use ferrosync_core::query::{IdRange, KeyRange, Op, Query, Row, Source};
-use futures::future::try_join_all;
 use js_sys::{Array, Reflect};
 use serde_json::Value;
 use wasm_bindgen::{JsCast, JsValue};
 
-use super::idb::{self, js, rexie_error, rx, Tx};
+use super::idb::{self, all, js, rx, Tx};
 use super::schema::TOMBSTONES;
 use super::{records, Conn, Store};
 use crate::error::{Error, Result};
@@ -58,9 +57,7 @@ impl Store {
         self.run(|conn| async move {
             let tx = Tx::read(&conn.db, &[collection])?;
             let st = tx.store(collection)?;
-            let found = try_join_all(ids.iter().map(|id| st.get(JsValue::from_str(id))))
-                .await
-                .map_err(rexie_error)?;
+            let found = all(ids.iter().map(|id| st.get(JsValue::from_str(id)))).await?;
             Ok(found
                 .into_iter()
                 .map(|r| r.unwrap_or(JsValue::UNDEFINED))
@@ -125,9 +122,7 @@ async fn index_count(ix: &rexie::StoreIndex, ranges: &[KeyRange]) -> Result<f64>
         .iter()
         .map(key_range_js)
         .collect::<Result<Vec<_>>>()?;
-    let counts = try_join_all(ranges.into_iter().map(|r| ix.count(r)))
-        .await
-        .map_err(rexie_error)?;
+    let counts = all(ranges.into_iter().map(|r| ix.count(r))).await?;
     Ok(counts.into_iter().map(f64::from).sum())
 }
 
@@ -148,7 +143,7 @@ async fn choose(st: &rexie::Store, sources: Vec<Source>) -> Result<Option<Source
             indexes.push((rx(st.index(path))?, ranges));
         }
     }
-    let counts = try_join_all(indexes.iter().map(|(ix, ranges)| index_count(ix, ranges))).await?;
+    let counts = all(indexes.iter().map(|(ix, ranges)| index_count(ix, ranges))).await?;
     let best = counts
         .iter()
         .enumerate()
@@ -184,7 +179,7 @@ async fn fetch(st: &rexie::Store, source: &Option<Source>) -> Result<Array> {
             }
         }
     }
-    let results = try_join_all(reads.into_iter().map(|read| {
+    let results = all(reads.into_iter().map(|read| {
         let index = index.as_ref();
         async move {
             Ok::<Array, rexie::Error>(match (read, index) {
@@ -196,8 +191,7 @@ async fn fetch(st: &rexie::Store, source: &Option<Source>) -> Result<Array> {
             })
         }
     }))
-    .await
-    .map_err(rexie_error)?;
+    .await?;
     Ok(results.into_iter().collect())
 }
 
@@ -302,8 +296,7 @@ async fn count_fast(conn: &Conn, collection: &str, query: &Query) -> Result<Opti
     match query.terms() {
         [] => {
             let tombstones = rx(st.index(TOMBSTONES))?;
-            let (all, dead) =
-                futures::try_join!(st.count(None), tombstones.count(None)).map_err(rexie_error)?;
+            let (all, dead) = futures::try_join!(st.count(None), tombstones.count(None))?;
             Ok(Some(all.saturating_sub(dead) as usize))
         }
         [term] if matches!(term.op, Op::Eq(_)) => {

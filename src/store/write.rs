@@ -20,9 +20,7 @@ use js_sys::Array;
 use serde_json::Value;
 use wasm_bindgen::JsValue;
 
-use futures::future::try_join_all;
-
-use super::idb::{self, dom_error, Tx};
+use super::idb::{self, all, dom_error, Tx};
 use super::schema::META;
 use super::{meta, records, Conn, Store};
 use crate::error::Error;
@@ -166,9 +164,7 @@ async fn put_requests(
     };
     // Sync hook: `merge` collections read the previous records to carry their per-field HLCs forward.
     let prev = if tracks {
-        let prev = try_join_all(prepared.iter().map(|p| st.get(JsValue::from_str(&p.id))))
-            .await
-            .map_err(idb::rexie_error)?;
+        let prev = all(prepared.iter().map(|p| st.get(JsValue::from_str(&p.id)))).await?;
         let prev: Vec<JsValue> = prev
             .into_iter()
             .map(|r| r.unwrap_or(JsValue::UNDEFINED))

@@ -3,20 +3,19 @@
 //! objects, and a batch crosses into WASM as one JSON text).
 //!
 //! A transaction's code awaits only its own requests (rexie issue 36), and issues every request it
-//! can at once (`join!`, `try_join_all`): a request costs far more than a record, which is also why
+//! can at once (`join!`, `idb::all`): a request costs far more than a record, which is also why
 //! batches are read with range requests where they can be (`read_many`, one `getAll` per push batch
 //! on a collection's `$pending` index).
 
 use std::collections::BTreeMap;
 
-use futures::future::try_join_all;
 use js_sys::{Array, Map};
 use serde_json::Value;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
 use crate::error::Result;
-use crate::store::idb::{rexie_error, rx, Tx};
+use crate::store::idb::{all, rx, Tx};
 use crate::store::meta::CLOCK;
 use crate::store::outbox::watermark_key;
 use crate::store::schema::{META, PENDING};
@@ -66,13 +65,10 @@ fn json_text(v: std::result::Result<String, JsValue>) -> Result<String> {
 
 /// The watermarks of `collections` (`undefined` where there is none), in that order.
 async fn read_marks(meta: &rexie::Store, collections: &[String]) -> Result<Vec<JsValue>> {
-    let marks = try_join_all(
-        collections
-            .iter()
-            .map(|c| meta.get(JsValue::from_str(&watermark_key(c)))),
-    )
-    .await
-    .map_err(rexie_error)?;
+    let marks = all(collections
+        .iter()
+        .map(|c| meta.get(JsValue::from_str(&watermark_key(c)))))
+    .await?;
     Ok(marks
         .into_iter()
         .map(|m| m.unwrap_or(JsValue::UNDEFINED))
@@ -102,9 +98,8 @@ async fn read_many(st: &rexie::Store, ids: &[&str]) -> Result<Map> {
             }
         }
     }
-    let found: Array = try_join_all(ids.iter().map(|id| st.get(JsValue::from_str(id))))
-        .await
-        .map_err(rexie_error)?
+    let found: Array = all(ids.iter().map(|id| st.get(JsValue::from_str(id))))
+        .await?
         .into_iter()
         .flatten()
         .collect();
@@ -174,20 +169,18 @@ pub async fn advance_marks(tx: &Tx, marks: &[(String, String, String)]) -> Resul
             puts.push((mark, JsValue::from_str(&watermark_key(collection))));
         }
     }
-    try_join_all(puts.iter().map(|(mark, key)| meta.put(mark, Some(key))))
-        .await
-        .map_err(rexie_error)?;
+    all(puts.iter().map(|(mark, key)| meta.put(mark, Some(key)))).await?;
     Ok(())
 }
 
-/// Groups ids by collection, keeping only `known` collections.
+/// Groups ids by collection, keeping only `known` collections (all when `None`).
 fn group<'a>(
     keys: impl Iterator<Item = (&'a str, &'a str)>,
-    known: &[String],
+    known: Option<&[String]>,
 ) -> BTreeMap<&'a str, Vec<&'a str>> {
     let mut groups: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for (c, id) in keys {
-        if known.iter().any(|k| k == c) {
+        if known.is_none_or(|known| known.iter().any(|k| k == c)) {
             groups.entry(c).or_default().push(id);
         }
     }
@@ -200,12 +193,10 @@ async fn read_groups(tx: &Tx, groups: &BTreeMap<&str, Vec<&str>>) -> Result<Map>
         .keys()
         .map(|c| tx.store(c))
         .collect::<Result<Vec<_>>>()?;
-    let found = try_join_all(
-        stores
-            .iter()
-            .zip(groups.values())
-            .map(|(st, ids)| read_many(st, ids)),
-    )
+    let found = all(stores
+        .iter()
+        .zip(groups.values())
+        .map(|(st, ids)| read_many(st, ids)))
     .await?;
     let out = Map::new();
     for (c, m) in groups.keys().zip(found) {
@@ -217,7 +208,10 @@ async fn read_groups(tx: &Tx, groups: &BTreeMap<&str, Vec<&str>>) -> Result<Map>
 /// The local versions of `keys` (collection, id) with their outbox state, and the persisted clock,
 /// as JSON text of `{ clock, docs: [{ change, pending: null | "edit" | "resync" } | null] }`.
 pub async fn load_docs(tx: &Tx, keys: &[(String, String)], known: &[String]) -> Result<String> {
-    let groups = group(keys.iter().map(|(c, i)| (c.as_str(), i.as_str())), known);
+    let groups = group(
+        keys.iter().map(|(c, i)| (c.as_str(), i.as_str())),
+        Some(known),
+    );
     let collections: Vec<String> = groups.keys().map(|c| c.to_string()).collect();
     let meta = tx.store(META)?;
     let (clock, marks, found) = futures::join!(
@@ -255,8 +249,8 @@ pub async fn apply_ops(tx: &Tx, ops: &Value, ops_js: &JsValue, meta: &ApplyMeta)
         .unwrap_or(&empty)
         .iter()
         .filter_map(|op| Some((op.get("c")?.as_str()?, op.get("id")?.as_str()?)));
-    let all: Vec<String> = keys.clone().map(|(c, _)| c.to_string()).collect();
-    let groups = group(keys, &all);
+    // (`build_ops` kept only the collections the database has.)
+    let groups = group(keys, None);
     let meta_st = tx.store(META)?;
     let (persisted, found) = futures::join!(meta_st.get(CLOCK.into()), read_groups(tx, &groups));
     let persisted = rx(persisted)?.and_then(|v| v.as_string());
@@ -282,15 +276,13 @@ pub async fn apply_ops(tx: &Tx, ops: &Value, ops_js: &JsValue, meta: &ApplyMeta)
     if persisted.as_deref().is_none_or(|p| p < meta.clock.as_str()) {
         meta_puts.push((JsValue::from_str(&meta.clock), JsValue::from_str(CLOCK)));
     }
-    let records = try_join_all(
-        stores
-            .iter()
-            .map(|(st, records)| st.put_all(records.iter().map(|r| (r, None)))),
-    );
-    let metas = try_join_all(meta_puts.iter().map(|(v, k)| meta_st.put(v, Some(k))));
+    let records = all(stores
+        .iter()
+        .map(|(st, records)| st.put_all(records.iter().map(|r| (r, None)))));
+    let metas = all(meta_puts.iter().map(|(v, k)| meta_st.put(v, Some(k))));
     let (records, metas) = futures::join!(records, metas);
-    rx(records)?;
-    rx(metas)?;
+    records?;
+    metas?;
     Ok(true)
 }
 
@@ -318,8 +310,11 @@ pub async fn queue_resync(tx: &Tx, collections: &[String], stamp: &str) -> Resul
         .iter()
         .map(|c| tx.store(c))
         .collect::<Result<Vec<_>>>()?;
-    let queued = try_join_all(stores.iter().zip(marks).zip(collections).map(
-        |((st, mark), collection)| {
+    let queued = all(stores
+        .iter()
+        .zip(marks)
+        .zip(collections)
+        .map(|((st, mark), collection)| {
             let meta = &meta;
             async move {
                 let key = JsValue::from_str(&watermark_key(collection));
@@ -331,32 +326,25 @@ pub async fn queue_resync(tx: &Tx, collections: &[String], stamp: &str) -> Resul
                 st.put_all(records.iter().map(|r| (r, None))).await?;
                 Ok::<u32, rexie::Error>(n)
             }
-        },
-    ))
-    .await
-    .map_err(rexie_error)?;
+        }))
+    .await?;
     Ok(queued.into_iter().sum())
 }
 
 /// `_meta` values of `keys`, in that order (`None` where absent).
 pub async fn read_meta(tx: &Tx, keys: &[&str]) -> Result<Vec<Option<JsValue>>> {
     let meta = tx.store(META)?;
-    try_join_all(keys.iter().map(|k| meta.get(JsValue::from_str(k))))
-        .await
-        .map_err(rexie_error)
+    all(keys.iter().map(|k| meta.get(JsValue::from_str(k)))).await
 }
 
 /// Writes `_meta` values.
 pub async fn write_meta(tx: &Tx, values: &[(&str, JsValue)]) -> Result<()> {
     let meta = tx.store(META)?;
     let keys: Vec<JsValue> = values.iter().map(|(k, _)| JsValue::from_str(k)).collect();
-    try_join_all(
-        values
-            .iter()
-            .zip(&keys)
-            .map(|((_, v), k)| meta.put(v, Some(k))),
-    )
-    .await
-    .map_err(rexie_error)?;
+    all(values
+        .iter()
+        .zip(&keys)
+        .map(|((_, v), k)| meta.put(v, Some(k))))
+    .await?;
     Ok(())
 }

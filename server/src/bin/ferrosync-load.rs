@@ -1,8 +1,18 @@
 //! Load benchmark: a real server on loopback (in this process, or `--url` of a running one) and
 //! `--clients` concurrent clients pushing and pulling for a bounded time, first single-change
-//! pushes, then 100-change pushes. Prints throughput and latency percentiles, then checks that
-//! every acknowledged change is in the feed exactly once and that following the feed with cursors
-//! saw all of them.
+//! pushes, then 100-change pushes, each as fast as the server answers (every client sends its next
+//! push when the last is answered: the server's capacity), then each again at a fixed offered rate
+//! (`--fixed-rates`, by default the targets: 2,000 single-change pushes/s and 20,000 changes/s in
+//! 100-change pushes), where latency is what a client sees at that load. Prints throughput and
+//! latency percentiles, then checks that every acknowledged change is in the feed exactly once and
+//! that following the feed with cursors saw all of them.
+//!
+//! Why both: with clients that never pause, latency is set by throughput alone (Little's law: the
+//! mean is clients x batch / changes per second), so those phases measure capacity. The fixed-rate
+//! phases measure latency at a given load, open loop: each client has a schedule (pushes evenly
+//! spaced, clients staggered), and a push's latency runs from its scheduled time, so a client held
+//! up by a slow reply (or by its own pull) counts the delay instead of hiding it (no coordinated
+//! omission). A server that cannot keep up shows it as a falling rate and a growing p99.
 //!
 //! cargo run --release -p ferrosync-server --bin ferrosync-load -- --seconds 10 --database sqlite:///tmp/load.db
 
@@ -44,6 +54,10 @@ struct Args {
     /// Changes per push in the batch phase.
     #[arg(long, default_value_t = 100)]
     batch: usize,
+    /// Offered load of the fixed-rate phases: single-change pushes per second, then changes per
+    /// second in batches (0,0 skips them).
+    #[arg(long, value_delimiter = ',', num_args = 2, default_values_t = [2000, 20000])]
+    fixed_rates: Vec<u64>,
 }
 
 /// A pull reply as the simulated devices read it during the run: ids and clocks only, so that the
@@ -113,13 +127,15 @@ impl Client {
         }
     }
 
-    async fn push(&mut self, n: usize, stats: &mut ClientStats) {
+    /// One push of `n` changes; its latency runs from `scheduled` (fixed-rate phases) or from
+    /// just before it is sent.
+    async fn push(&mut self, n: usize, stats: &mut ClientStats, scheduled: Option<Instant>) {
         let changes: Vec<Change> = (0..n).map(|_| self.change()).collect();
         let req = PushRequest {
             client_id: self.name.clone(),
             changes,
         };
-        let t = Instant::now();
+        let t = scheduled.unwrap_or_else(Instant::now);
         let res = self
             .http
             .post(format!("{}/v1/push", self.base))
@@ -220,24 +236,45 @@ struct PhaseResult {
     elapsed: Duration,
     /// CPU seconds used by this process (server and clients) during the phase.
     cpu: f64,
+    /// Pushes per second offered (fixed-rate phases).
+    offered: Option<f64>,
 }
 
+/// One phase: every client pushes `batch` changes at a time until `seconds` are up, back to back,
+/// or, with `rate` (pushes per second over all clients), on its schedule.
 async fn phase(
     clients: &mut Vec<Client>,
     batch: usize,
     seconds: u64,
     pull_every: Duration,
+    rate: Option<f64>,
 ) -> PhaseResult {
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let start = Instant::now();
     let cpu0 = cpu_seconds();
+    let n = clients.len().max(1) as f64;
+    // Each client's pushes are `interval` apart; client i starts i/n of an interval in.
+    let interval = rate.map(|r| Duration::from_secs_f64(n / r.max(1e-9)));
     let mut tasks = Vec::new();
-    for mut c in clients.drain(..) {
+    for (i, mut c) in clients.drain(..).enumerate() {
+        let first = interval.map(|iv| start + iv.mul_f64(i as f64 / n));
         tasks.push(tokio::spawn(async move {
             let mut stats = ClientStats::default();
             let mut last_pull = Instant::now();
+            let mut next = first;
             while Instant::now() < deadline {
-                c.push(batch, &mut stats).await;
+                let scheduled = match (next, interval) {
+                    (Some(at), Some(iv)) => {
+                        if at >= deadline {
+                            break;
+                        }
+                        tokio::time::sleep_until(at.into()).await;
+                        next = Some(at + iv);
+                        Some(at)
+                    }
+                    _ => None,
+                };
+                c.push(batch, &mut stats, scheduled).await;
                 if last_pull.elapsed() >= pull_every {
                     c.pull(&mut stats).await;
                     last_pull = Instant::now();
@@ -261,6 +298,7 @@ async fn phase(
         stats: total,
         elapsed: start.elapsed(),
         cpu: cpu_seconds() - cpu0,
+        offered: rate,
     }
 }
 
@@ -269,6 +307,17 @@ fn report(name: &str, r: &mut PhaseResult) {
     s.push_us.sort_unstable();
     s.pull_us.sort_unstable();
     let secs = r.elapsed.as_secs_f64();
+    if let Some(offered) = r.offered {
+        let achieved = s.push_us.len() as f64 / secs;
+        println!(
+            "{name:<22} offered {offered:.0} pushes/s, answered {achieved:.0}/s{}",
+            if achieved < 0.97 * offered {
+                " (NOT sustained)"
+            } else {
+                ""
+            }
+        );
+    }
     println!(
         "{name:<22} {:>9.0} pushes/s {:>9.0} changes/s   push p50 {:>6.2} ms  p99 {:>6.2} ms   \
          pull p50 {:>6.2} ms  p99 {:>6.2} ms  ({} pulls, {} changes pulled, {} errors; {:.2} cores busy = {:.0} changes pushed per CPU-second; load {})",
@@ -344,10 +393,32 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .collect();
 
     let pull_every = Duration::from_millis(args.pull_every_ms);
-    let mut single = phase(&mut clients, 1, args.seconds, pull_every).await;
+    let mut single = phase(&mut clients, 1, args.seconds, pull_every, None).await;
     report("single-change pushes", &mut single);
-    let mut batched = phase(&mut clients, args.batch, args.seconds, pull_every).await;
+    let mut batched = phase(&mut clients, args.batch, args.seconds, pull_every, None).await;
     report(&format!("{}-change pushes", args.batch), &mut batched);
+    let mut fixed = Vec::new();
+    if let [single_rate, change_rate] = args.fixed_rates[..] {
+        if single_rate > 0 {
+            let rate = single_rate as f64;
+            let mut r = phase(&mut clients, 1, args.seconds, pull_every, Some(rate)).await;
+            report(&format!("single at {single_rate}/s"), &mut r);
+            fixed.push(r);
+        }
+        if change_rate > 0 {
+            let rate = change_rate as f64 / args.batch.max(1) as f64;
+            let mut r = phase(
+                &mut clients,
+                args.batch,
+                args.seconds,
+                pull_every,
+                Some(rate),
+            )
+            .await;
+            report(&format!("{}-change at {change_rate}/s", args.batch), &mut r);
+            fixed.push(r);
+        }
+    }
 
     // Final check: every acknowledged change is in its namespace's feed exactly once, and a client
     // that followed the feed with its cursor has seen every change of its namespace.
@@ -357,6 +428,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .acked
         .drain(..)
         .chain(batched.stats.acked.drain(..))
+        .chain(fixed.iter_mut().flat_map(|r| r.stats.acked.drain(..)))
         .collect();
     let mut feed: HashMap<String, String> = HashMap::new();
     for token in &tokens {
