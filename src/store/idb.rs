@@ -328,7 +328,7 @@ impl From<rexie::Error> for Error {
 }
 
 /// Awaits a batch of request futures of one transaction, results in order, the first error (in
-/// order) winning. Every future is polled once first, which issues its request (rexie's futures
+/// order) winning once all have ended. Every future is polled once first, which issues its request (rexie's futures
 /// issue theirs when first polled), so the whole batch goes to IndexedDB at once; then each is
 /// awaited in turn, which costs no extra round trip, since a transaction's requests complete in
 /// the order they were issued. Why not `try_join_all`: it is monomorphised with `FuturesOrdered`
@@ -351,15 +351,26 @@ where
         std::task::Poll::Ready(())
     })
     .await;
+    // After a failure the rest still run to their end (the transaction aborts them at once): a
+    // request future dropped early would leave its request's handlers pointing at freed closures.
     let mut out = Vec::with_capacity(futs.len());
+    let mut failed = None;
     for (f, done) in futs.into_iter().zip(early) {
         let v = match done {
             Some(v) => v,
             None => f.await,
         };
-        out.push(v.map_err(Into::into)?);
+        match v {
+            Ok(v) => out.push(v),
+            Err(e) => {
+                failed.get_or_insert(e.into());
+            }
+        }
     }
-    Ok(out)
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(out),
+    }
 }
 
 /// `rexie::Result` as ours.
