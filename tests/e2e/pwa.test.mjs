@@ -135,7 +135,10 @@ e2eTest("the service worker caches shell, glue and .wasm in one versioned cache,
 });
 
 e2eTest("a reload with the network off shows the app and its data", async ({ device, shot }) => {
-	const d = await device("device");
+	// The network goes off while the app may be syncing (the push after the writes below, or the
+	// pull that the server's event stream then asks for): Chromium logs the request it cuts as a
+	// console error. The app retries it when the network returns (sync.test.mjs covers that).
+	const d = await device("device", { allowConsole: [/net::ERR_INTERNET_DISCONNECTED/] });
 	const page = await d.newPage();
 	const space = newSpace("offline");
 	await openApp(page, { space });
