@@ -9,7 +9,7 @@
 use js_sys::Reflect;
 use wasm_bindgen::JsValue;
 
-use super::idb::{all, rx, Tx};
+use super::idb::{self, all, rx, Tx};
 use super::schema::{collection_stores, META, PENDING};
 use super::Store;
 use crate::error::{Error, Result};
@@ -55,9 +55,7 @@ async fn pending_range(tx: &Tx, collection: &str) -> Result<Option<rexie::KeyRan
         .await)?
     {
         None => Ok(None),
-        Some(mark) => {
-            rx(rexie::KeyRange::lower_bound(&mark, Some(true)).map_err(Into::into)).map(Some)
-        }
+        Some(mark) => idb::key_range(Some((mark, true)), None).map(idb::range),
     }
 }
 

@@ -15,7 +15,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
 use crate::error::Result;
-use crate::store::idb::{all, rx, Tx};
+use crate::store::idb::{self, all, rx, Tx};
 use crate::store::meta::CLOCK;
 use crate::store::outbox::watermark_key;
 use crate::store::schema::{META, PENDING};
@@ -82,18 +82,11 @@ async fn read_many(st: &rexie::Store, ids: &[&str]) -> Result<Map> {
         let lo = ids.iter().min_by(|a, b| key_order(a, b));
         let hi = ids.iter().max_by(|a, b| key_order(a, b));
         if let (Some(lo), Some(hi)) = (lo, hi) {
-            let range = rx(rexie::KeyRange::bound(
-                &JsValue::from_str(lo),
-                &JsValue::from_str(hi),
-                None,
-                None,
-            )
-            .map_err(Into::into))?;
-            let n = rx(st.count(Some(range.clone())).await)? as usize;
+            let (lo, hi) = (JsValue::from_str(lo), JsValue::from_str(hi));
+            let range = idb::key_range(Some((lo, false)), Some((hi, false))).map(idb::range)?;
+            let n = rx(st.count(range.clone()).await)? as usize;
             if n <= 2 * ids.len() {
-                let all: Array = rx(st.get_all(Some(range), None).await)?
-                    .into_iter()
-                    .collect();
+                let all: Array = rx(st.get_all(range, None).await)?.into_iter().collect();
                 return Ok(by_id(&all));
             }
         }
@@ -143,9 +136,7 @@ pub async fn read_pending(
         let range = if from_key.is_undefined() {
             None
         } else {
-            Some(rx(
-                rexie::KeyRange::lower_bound(&from_key, Some(true)).map_err(Into::into)
-            )?)
+            idb::key_range(Some((from_key, true)), None).map(idb::range)?
         };
         let index = rx(tx.store(collection)?.index(PENDING))?;
         let records: Array = rx(index.get_all(range, Some(left)).await)?
