@@ -19,7 +19,8 @@ use ferrosync_core::sync::{
     SyncClock, SyncEngine, Transport, TransportError,
 };
 use sync_support::*;
-use wasm_bindgen::JsValue;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
 use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
@@ -49,6 +50,41 @@ fn base() -> String {
         Some(s) if !s.is_empty() => format!("{}/v1", s.trim_end_matches('/')),
         _ => api(),
     }
+}
+
+#[wasm_bindgen(inline_js = r#"
+// Hand-written IndexedDB writing the records a pull stored, again: the same values, a store of the
+// same shape (key path `id`, the `done` index), transactions of `page` committed one after another as
+// the pull's are. Returns the milliseconds of the writes alone.
+const req = (r) => new Promise((ok, fail) => { r.onsuccess = () => ok(r.result); r.onerror = () => fail(r.error); });
+export async function rawRewrite(source, page) {
+  const src = await req(indexedDB.open(source));
+  const records = await req(src.transaction("tasks").objectStore("tasks").getAll());
+  src.close();
+  const name = source + "-raw";
+  await req(indexedDB.deleteDatabase(name));
+  const open = indexedDB.open(name, 1);
+  open.onupgradeneeded = () => {
+    const st = open.result.createObjectStore("tasks", { keyPath: "id" });
+    st.createIndex("done", "ix.done");
+  };
+  const db = await req(open);
+  const t0 = performance.now();
+  for (let from = 0; from < records.length; from += page) {
+    const tx = db.transaction("tasks", "readwrite", { durability: "relaxed" });
+    const st = tx.objectStore("tasks");
+    for (const r of records.slice(from, from + page)) st.put(r);
+    await new Promise((ok, fail) => { tx.oncomplete = ok; tx.onabort = () => fail(tx.error); });
+  }
+  const ms = performance.now() - t0;
+  db.close();
+  await req(indexedDB.deleteDatabase(name));
+  return [records.length, ms];
+}
+"#)]
+extern "C" {
+    #[wasm_bindgen(js_name = rawRewrite)]
+    fn raw_rewrite(source: &str, page: u32) -> js_sys::Promise;
 }
 
 fn log(msg: &str) {
@@ -314,6 +350,16 @@ async fn sync_throughput_push_and_pull_10k() {
         "BENCH   pull breakdown (pages of 500, {}): {}",
         rate(N, ms),
         spent.report(ms)
+    ));
+    // IndexedDB's own speed for exactly these records, at this moment: the ceiling of any pull.
+    let raw = JsFuture::from(raw_rewrite(&puller.name, 500))
+        .await
+        .unwrap();
+    let raw: js_sys::Array = raw.into();
+    assert_eq!(raw.get(0).as_f64(), Some(N as f64));
+    log(&format!(
+        "BENCH raw IndexedDB, the pulled records written again by hand (transactions of 500): {}",
+        rate(N, raw.get(1).as_f64().unwrap_or(f64::NAN))
     ));
 
     // Pull: 10,000 into an empty database, default page size (500), then pages of 1000.
