@@ -15,7 +15,7 @@ use ferrosync::sync::local::IdbLocal;
 use ferrosync::sync::transport::{Endpoint, HttpTransport};
 use ferrosync_core::protocol::{PullResponse, PushRequest, PushResponse};
 use ferrosync_core::sync::{
-    ApplyOutcome, DocKey, LocalDoc, LocalStore, PendingChange, Policies, Pushed, StoreOp,
+    ApplyOutcome, Decide, DocKey, LocalDoc, LocalStore, PendingChange, Policies, Pushed, StoreOp,
     SyncClock, SyncEngine, Transport, TransportError,
 };
 use sync_support::*;
@@ -208,6 +208,18 @@ impl LocalStore for Timed<Rc<IdbLocal>> {
         let t = js_sys::Date::now();
         let r = self.inner.apply(ops, cursor).await;
         self.spent.add("store.apply", t);
+        r
+    }
+
+    async fn load_and_apply(
+        &self,
+        keys: &[DocKey],
+        cursor: Option<&str>,
+        decide: &mut Decide<'_>,
+    ) -> Result<ApplyOutcome, Self::Error> {
+        let t = js_sys::Date::now();
+        let r = self.inner.load_and_apply(keys, cursor, decide).await;
+        self.spent.add("store.load_and_apply", t);
         r
     }
 

@@ -16,8 +16,8 @@ use std::collections::{BTreeMap, VecDeque};
 use ferrosync_core::hlc::{HlcClock, DEFAULT_MAX_DRIFT_MS};
 use ferrosync_core::protocol::Change;
 use ferrosync_core::sync::{
-    ApplyOutcome, DocKey, LocalDoc, LocalStore, PendingChange, PendingKind, Pushed, StoreOp,
-    SyncClock,
+    ApplyOutcome, Decide, DocKey, LocalDoc, LocalStore, PendingChange, PendingKind, Pushed,
+    StoreOp, SyncClock,
 };
 use ferrosync_core::Hlc;
 use std::rc::Rc;
@@ -266,6 +266,58 @@ impl IdbLocal {
     }
 
     /// The records (with index projections) of every `Put`, keyed by op position.
+    /// `load_docs`'s JSON as the engine's local versions; restores the persisted clock first, so
+    /// decisions are stamped after everything this database ever wrote.
+    fn local_docs(&self, text: &str) -> Result<Vec<Option<LocalDoc>>> {
+        let loaded: Loaded = parse(text, "documents")?;
+        if let Some(clock) = loaded.clock.as_deref().and_then(|c| c.parse::<Hlc>().ok()) {
+            self.clock.restore(&clock);
+        }
+        Ok(loaded
+            .docs
+            .into_iter()
+            .map(|d| {
+                d.map(|d| LocalDoc {
+                    change: d.change,
+                    pending: match d.pending.as_deref() {
+                        None => None,
+                        Some("resync") => Some(PendingKind::Resync),
+                        Some(_) => Some(PendingKind::Edit),
+                    },
+                })
+            })
+            .collect())
+    }
+
+    /// After `ops` (and `cursor`) committed: the cached cursor, the outbox bookkeeping, and one
+    /// live-query notice per collection.
+    async fn applied(&self, ops: &[StoreOp], cursor: Option<&str>) -> Result<()> {
+        if let Some(c) = cursor {
+            *self.cursor.borrow_mut() = Some(Some(c.to_string()));
+        }
+        // A settled version was rewritten (or unmarked): its old place in the outbox is gone.
+        let settled: Vec<(DocKey, Hlc)> = ops
+            .iter()
+            .filter_map(|op| op.expect().map(|h| (op.key(), h.clone())))
+            .collect();
+        self.handled(settled.iter().map(|(k, h)| (k, h)));
+        self.advance_marks().await?;
+        // One live-query notice per collection per committed call (so per pulled page).
+        let mut changed: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for op in ops {
+            if let StoreOp::Put { change, .. } = op {
+                changed
+                    .entry(change.collection.clone())
+                    .or_default()
+                    .push(change.id.clone());
+            }
+        }
+        for (collection, ids) in changed {
+            self.store.notify_changed(&collection, ids);
+        }
+        Ok(())
+    }
+
     fn build_ops(&self, conn: &Conn, ops: &[StoreOp], known: &[String]) -> Result<Value> {
         // Index projections per collection, computed in one pass each.
         let mut by_collection: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
@@ -499,28 +551,11 @@ impl LocalStore for IdbLocal {
                 false,
                 |conn, tx| async move {
                     let known = collection_stores(&conn.db);
-                    local_tx::load_docs(&tx, pairs, &known).await
+                    Ok(local_tx::load_docs(&tx, pairs, &known).await?.0)
                 },
             )
             .await?;
-        let loaded: Loaded = parse(&text, "documents")?;
-        if let Some(clock) = loaded.clock.as_deref().and_then(|c| c.parse::<Hlc>().ok()) {
-            self.clock.restore(&clock);
-        }
-        Ok(loaded
-            .docs
-            .into_iter()
-            .map(|d| {
-                d.map(|d| LocalDoc {
-                    change: d.change,
-                    pending: match d.pending.as_deref() {
-                        None => None,
-                        Some("resync") => Some(PendingKind::Resync),
-                        Some(_) => Some(PendingKind::Edit),
-                    },
-                })
-            })
-            .collect())
+        self.local_docs(&text)
     }
 
     async fn apply(&self, ops: &[StoreOp], cursor: Option<&str>) -> Result<ApplyOutcome> {
@@ -537,7 +572,7 @@ impl LocalStore for IdbLocal {
                     let known = collection_stores(&conn.db);
                     let ops = self.build_ops(&conn, ops, &known)?;
                     let ops_js = to_js_json(&ops)?;
-                    let applied = local_tx::apply_ops(&tx, &ops, &ops_js, meta).await?;
+                    let applied = local_tx::apply_ops(&tx, &ops, &ops_js, meta, None).await?;
                     if !applied {
                         tx.roll_back().await;
                     }
@@ -548,30 +583,63 @@ impl LocalStore for IdbLocal {
         if !committed {
             return Ok(ApplyOutcome::Conflict);
         }
-        if let Some(c) = cursor {
-            *self.cursor.borrow_mut() = Some(Some(c.to_string()));
-        }
-        // A settled version was rewritten (or unmarked): its old place in the outbox is gone.
-        let settled: Vec<(DocKey, Hlc)> = ops
+        self.applied(ops, cursor).await?;
+        Ok(ApplyOutcome::Committed)
+    }
+
+    /// One write transaction: read, decide (synchronous Rust, nothing foreign awaited, so the
+    /// transaction stays open), write. Saves the apply's second read and cannot be raced.
+    async fn load_and_apply(
+        &self,
+        keys: &[DocKey],
+        cursor: Option<&str>,
+        decide: &mut Decide<'_>,
+    ) -> Result<ApplyOutcome> {
+        self.share_offset();
+        let pairs: Vec<(String, String)> = keys
             .iter()
-            .filter_map(|op| op.expect().map(|h| (op.key(), h.clone())))
+            .map(|k| (k.collection.clone(), k.id.clone()))
             .collect();
-        self.handled(settled.iter().map(|(k, h)| (k, h)));
-        self.advance_marks().await?;
-        // One live-query notice per collection per committed call (so per pulled page).
-        let mut changed: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for op in ops {
-            if let StoreOp::Put { change, .. } = op {
-                changed
-                    .entry(change.collection.clone())
-                    .or_default()
-                    .push(change.id.clone());
+        let pairs = &pairs;
+        let decide = &RefCell::new(decide);
+        let written = self
+            .tx(
+                Stores::AllCollectionsAnd(&[META]),
+                true,
+                |conn, tx| async move {
+                    let known = collection_stores(&conn.db);
+                    let (text, found) = local_tx::load_docs(&tx, pairs, &known).await?;
+                    let loaded = self.local_docs(&text)?;
+                    let Some(ops) = (*decide.borrow_mut())(&loaded) else {
+                        tx.roll_back().await;
+                        return Ok(None);
+                    };
+                    if ops.is_empty() && cursor.is_none() {
+                        return Ok(Some(ops));
+                    }
+                    let meta = ApplyMeta {
+                        cursor: cursor.map(str::to_string),
+                        clock: self.clock.last().encode(),
+                    };
+                    let built = self.build_ops(&conn, &ops, &known)?;
+                    let ops_js = to_js_json(&built)?;
+                    if !local_tx::apply_ops(&tx, &built, &ops_js, &meta, Some(found)).await? {
+                        tx.roll_back().await;
+                        return Ok(None);
+                    }
+                    Ok(Some(ops))
+                },
+            )
+            .await?;
+        match written {
+            None => Ok(ApplyOutcome::Conflict),
+            Some(ops) => {
+                if !ops.is_empty() || cursor.is_some() {
+                    self.applied(&ops, cursor).await?;
+                }
+                Ok(ApplyOutcome::Committed)
             }
         }
-        for (collection, ids) in changed {
-            self.store.notify_changed(&collection, ids);
-        }
-        Ok(ApplyOutcome::Committed)
     }
 
     async fn cursor(&self) -> Result<Option<String>> {

@@ -197,8 +197,13 @@ async fn read_groups(tx: &Tx, groups: &BTreeMap<&str, Vec<&str>>) -> Result<Map>
 }
 
 /// The local versions of `keys` (collection, id) with their outbox state, and the persisted clock,
-/// as JSON text of `{ clock, docs: [{ change, pending: null | "edit" | "resync" } | null] }`.
-pub async fn load_docs(tx: &Tx, keys: &[(String, String)], known: &[String]) -> Result<String> {
+/// as JSON text of `{ clock, docs: [{ change, pending: null | "edit" | "resync" } | null] }`; and
+/// the records read (collection -> (id -> record)), for `apply_ops` in the same transaction.
+pub async fn load_docs(
+    tx: &Tx,
+    keys: &[(String, String)],
+    known: &[String],
+) -> Result<(String, Map)> {
     let groups = group(
         keys.iter().map(|(c, i)| (c.as_str(), i.as_str())),
         Some(known),
@@ -221,7 +226,11 @@ pub async fn load_docs(tx: &Tx, keys: &[(String, String)], known: &[String]) -> 
         .iter()
         .map(|(c, id)| Array::of2(&JsValue::from_str(c), &JsValue::from_str(id)))
         .collect();
-    json_text(loaded_json(&clock, &keys_js, &found?, &marks_map))
+    let found = found?;
+    Ok((
+        json_text(loaded_json(&clock, &keys_js, &found, &marks_map))?,
+        found,
+    ))
 }
 
 /// What `apply_ops` writes to `_meta` besides the records.
@@ -232,18 +241,31 @@ pub struct ApplyMeta {
 
 /// Applies the engine's ops (`ops`, the JSON value, and `ops_js`, the same as a JS value; see
 /// `planApply` in local.js): `false` when a precondition failed, and then the caller rolls the
-/// transaction back, so nothing of the page is written.
-pub async fn apply_ops(tx: &Tx, ops: &Value, ops_js: &JsValue, meta: &ApplyMeta) -> Result<bool> {
-    let empty = Vec::new();
-    let keys = ops
-        .as_array()
-        .unwrap_or(&empty)
-        .iter()
-        .filter_map(|op| Some((op.get("c")?.as_str()?, op.get("id")?.as_str()?)));
-    // (`build_ops` kept only the collections the database has.)
-    let groups = group(keys, None);
+/// transaction back, so nothing of the page is written. `loaded`: the records `load_docs` read in
+/// this transaction, if it did (else they are read here).
+pub async fn apply_ops(
+    tx: &Tx,
+    ops: &Value,
+    ops_js: &JsValue,
+    meta: &ApplyMeta,
+    loaded: Option<Map>,
+) -> Result<bool> {
     let meta_st = tx.store(META)?;
-    let (persisted, found) = futures::join!(meta_st.get(CLOCK.into()), read_groups(tx, &groups));
+    let (persisted, found) = match loaded {
+        // Read by `load_docs` in this transaction: nothing can have changed them.
+        Some(found) => (meta_st.get(CLOCK.into()).await, Ok(found)),
+        None => {
+            let empty = Vec::new();
+            let keys = ops
+                .as_array()
+                .unwrap_or(&empty)
+                .iter()
+                .filter_map(|op| Some((op.get("c")?.as_str()?, op.get("id")?.as_str()?)));
+            // (`build_ops` kept only the collections the database has.)
+            let groups = group(keys, None);
+            futures::join!(meta_st.get(CLOCK.into()), read_groups(tx, &groups))
+        }
+    };
     let persisted = rx(persisted)?.and_then(|v| v.as_string());
     let plan = plan_apply(ops_js, &found?);
     if plan.is_null() {

@@ -318,8 +318,10 @@ impl<S: LocalStore, T: Transport> SyncEngine<S, T> {
 
     /// Brings remote versions (a pulled page, or the current versions of stale pushes) into the
     /// store: decide per document against its local version, then write all decisions (and the
-    /// page's cursor) in one store call. If a local write slipped in after the decisions were
-    /// taken, the store refuses the call and the page is decided again.
+    /// page's cursor) in one store call. Decisions by version order are taken inside the store's
+    /// write ([`LocalStore::load_and_apply`]: one transaction in the browser); a JS resolver's are
+    /// taken between reading and writing, and if a local write slipped in after them the store
+    /// refuses the call and the page is decided again.
     async fn settle(
         &self,
         remotes: &[Change],
@@ -342,80 +344,131 @@ impl<S: LocalStore, T: Transport> SyncEngine<S, T> {
                 keys.push(k);
             }
         }
+        let page = Page {
+            remotes,
+            keys: &keys,
+            index: &index,
+        };
+        let asks_app = remotes
+            .iter()
+            .any(|r| matches!(self.policies.get(&r.collection), Policy::Custom(_)));
         for _ in 0..self.config.max_apply_attempts {
-            let loaded = self.store.load(&keys).await.map_err(store_err)?;
-            let mut view: Vec<Option<LocalDoc>> = loaded.clone();
-            let mut applied = 0u64;
-            let mut conflicts: HashSet<DocKey> = HashSet::new();
-            let mut wrote = false;
-            for remote in remotes {
-                let i = index[&DocKey::of(remote)];
-                let Some(local) = view[i].clone() else {
-                    view[i] = Some(LocalDoc {
-                        change: remote.clone(),
-                        pending: None,
-                    });
-                    applied += 1;
-                    continue;
+            let mut planned: Option<Result<Planned, SyncError>> = None;
+            let outcome = if asks_app {
+                let loaded = self.store.load(&keys).await.map_err(store_err)?;
+                let (ops, p) = self.plan(&page, &loaded).await?;
+                if ops.is_empty() && cursor.is_none() {
+                    return Ok(());
+                }
+                let outcome = self.store.apply(&ops, cursor).await;
+                planned = Some(Ok(p));
+                outcome
+            } else {
+                let mut decide = |loaded: &[Option<LocalDoc>]| {
+                    // Never pending: only a JS resolver awaits, and none is involved here.
+                    match poll_once(self.plan(&page, loaded)).unwrap_or(Err(SyncError::Busy)) {
+                        Ok((ops, p)) => {
+                            planned = Some(Ok(p));
+                            Some(ops)
+                        }
+                        Err(e) => {
+                            planned = Some(Err(e));
+                            None
+                        }
+                    }
                 };
-                if local.pending.is_some() && remote.hlc > local.change.hlc {
-                    conflicts.insert(DocKey::of(remote));
-                }
-                match self.decide(&local, remote).await? {
-                    Decision::Keep => {}
-                    Decision::Unpend => {
-                        if let Some(l) = view[i].as_mut() {
-                            l.pending = None;
-                        }
-                    }
-                    Decision::TakeRemote => {
-                        view[i] = Some(LocalDoc {
-                            change: remote.clone(),
-                            pending: None,
-                        });
-                        applied += 1;
-                    }
-                    Decision::Write { doc, fields } => {
-                        let hlc = clock.tick();
-                        if hlc <= remote.hlc || hlc <= local.change.hlc {
-                            // Only possible against a far-future timestamp the clock refused: we
-                            // cannot write after it yet. Keep the local side; a later sync retries.
-                            continue;
-                        }
-                        view[i] = Some(LocalDoc {
-                            change: Change {
-                                collection: remote.collection.clone(),
-                                id: remote.id.clone(),
-                                hlc,
-                                deleted: doc.is_none(),
-                                doc,
-                                fields,
-                            },
-                            pending: Some(PendingKind::Edit),
-                        });
-                        applied += 1;
-                        wrote = true;
-                    }
-                }
-            }
-            let ops = diff_ops(&keys, &loaded, view);
-            if ops.is_empty() && cursor.is_none() {
-                return Ok(());
-            }
-            match self.store.apply(&ops, cursor).await.map_err(store_err)? {
+                self.store.load_and_apply(&keys, cursor, &mut decide).await
+            };
+            let outcome = outcome.map_err(store_err)?;
+            let p = match planned {
+                Some(p) => p?,
+                None => continue,
+            };
+            match outcome {
                 ApplyOutcome::Committed => {
                     if from_pull {
-                        run.report.pulled += applied;
+                        run.report.pulled += p.applied;
                     }
-                    run.conflicted.extend(conflicts);
+                    run.conflicted.extend(p.conflicts);
                     run.report.conflicts = run.conflicted.len() as u64;
-                    run.wrote |= wrote;
+                    run.wrote |= p.wrote;
                     return Ok(());
                 }
                 ApplyOutcome::Conflict => continue,
             }
         }
         Err(SyncError::Busy)
+    }
+
+    /// The store ops that bring one page's remote versions into `loaded` (the local versions of
+    /// `page.keys`), by the collections' policies, and what they mean for the report. Awaits only
+    /// a JS resolver.
+    async fn plan(
+        &self,
+        page: &Page<'_>,
+        loaded: &[Option<LocalDoc>],
+    ) -> Result<(Vec<StoreOp>, Planned), SyncError> {
+        let clock = self.store.clock();
+        let mut view: Vec<Option<LocalDoc>> = loaded.to_vec();
+        let mut applied = 0u64;
+        let mut conflicts: HashSet<DocKey> = HashSet::new();
+        let mut wrote = false;
+        for remote in page.remotes {
+            let i = page.index[&DocKey::of(remote)];
+            let Some(local) = view[i].clone() else {
+                view[i] = Some(LocalDoc {
+                    change: remote.clone(),
+                    pending: None,
+                });
+                applied += 1;
+                continue;
+            };
+            if local.pending.is_some() && remote.hlc > local.change.hlc {
+                conflicts.insert(DocKey::of(remote));
+            }
+            match self.decide(&local, remote).await? {
+                Decision::Keep => {}
+                Decision::Unpend => {
+                    if let Some(l) = view[i].as_mut() {
+                        l.pending = None;
+                    }
+                }
+                Decision::TakeRemote => {
+                    view[i] = Some(LocalDoc {
+                        change: remote.clone(),
+                        pending: None,
+                    });
+                    applied += 1;
+                }
+                Decision::Write { doc, fields } => {
+                    let hlc = clock.tick();
+                    if hlc <= remote.hlc || hlc <= local.change.hlc {
+                        // Only possible against a far-future timestamp the clock refused: we
+                        // cannot write after it yet. Keep the local side; a later sync retries.
+                        continue;
+                    }
+                    view[i] = Some(LocalDoc {
+                        change: Change {
+                            collection: remote.collection.clone(),
+                            id: remote.id.clone(),
+                            hlc,
+                            deleted: doc.is_none(),
+                            doc,
+                            fields,
+                        },
+                        pending: Some(PendingKind::Edit),
+                    });
+                    applied += 1;
+                    wrote = true;
+                }
+            }
+        }
+        let planned = Planned {
+            applied,
+            conflicts,
+            wrote,
+        };
+        Ok((diff_ops(page.keys, loaded, view), planned))
     }
 
     async fn decide(&self, local: &LocalDoc, remote: &Change) -> Result<Decision, SyncError> {
@@ -445,6 +498,31 @@ impl<S: LocalStore, T: Transport> SyncEngine<S, T> {
                 Ok(decide_custom(local, remote, out))
             }
         }
+    }
+}
+
+/// The remote versions being settled, with their distinct keys in first-seen order.
+struct Page<'a> {
+    remotes: &'a [Change],
+    keys: &'a [DocKey],
+    index: &'a HashMap<DocKey, usize>,
+}
+
+/// What a page's decisions mean for the sync's report.
+struct Planned {
+    applied: u64,
+    conflicts: HashSet<DocKey>,
+    wrote: bool,
+}
+
+/// The output of a future that finishes without waiting (None if it would wait), so a decision
+/// can run inside a store transaction that must not await anything foreign.
+fn poll_once<F: std::future::Future>(fut: F) -> Option<F::Output> {
+    let fut = std::pin::pin!(fut);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match fut.poll(&mut cx) {
+        std::task::Poll::Ready(out) => Some(out),
+        std::task::Poll::Pending => None,
     }
 }
 

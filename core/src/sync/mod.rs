@@ -26,6 +26,6 @@ pub use clock::SyncClock;
 pub use engine::{Progress, SyncConfig, SyncEngine, SyncError, SyncReport};
 pub use policy::{Conflict, CustomResolver, Policies, Policy, ResolverFuture};
 pub use store::{
-    ApplyOutcome, DocKey, LocalDoc, LocalStore, PendingChange, PendingKind, Pushed, StoreOp,
+    ApplyOutcome, Decide, DocKey, LocalDoc, LocalStore, PendingChange, PendingKind, Pushed, StoreOp,
 };
 pub use transport::{Transport, TransportError};

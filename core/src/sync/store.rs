@@ -3,9 +3,10 @@
 //! Shaped for IndexedDB: every method is one store call, and the two that change several records
 //! ([`LocalStore::ack_pushed`], [`LocalStore::apply`]) are each one atomic transaction in which the
 //! implementation issues all its requests and awaits only them (IndexedDB commits a transaction as
-//! soon as the code awaits anything else). Decisions that need a foreign await (a JS conflict
-//! resolver) happen between store calls; [`StoreOp`] preconditions catch a local write that slipped
-//! in between, and the engine then decides again.
+//! soon as the code awaits anything else). Decisions by version order happen inside the
+//! transaction that writes them ([`LocalStore::load_and_apply`]); decisions that need a foreign
+//! await (a JS conflict resolver) happen between store calls, [`StoreOp`] preconditions catch a
+//! local write that slipped in between, and the engine then decides again.
 
 use std::rc::Rc;
 
@@ -100,6 +101,10 @@ impl StoreOp {
     }
 }
 
+/// The engine's decisions for [`LocalStore::load_and_apply`]: the local versions of the keys in,
+/// the ops to write out (`None`: write nothing).
+pub type Decide<'a> = dyn FnMut(&[Option<LocalDoc>]) -> Option<Vec<StoreOp>> + 'a;
+
 /// Result of [`LocalStore::apply`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ApplyOutcome {
@@ -142,6 +147,27 @@ pub trait LocalStore {
         cursor: Option<&str>,
     ) -> Result<ApplyOutcome, Self::Error>;
 
+    /// Reads the local versions of `keys`, lets `decide` turn them into ops, and applies those ops
+    /// (and `cursor`) as [`LocalStore::apply`] does. `decide` never awaits, so a store that can
+    /// keep one transaction open across it (IndexedDB can: nothing foreign is awaited) does all of
+    /// this in one transaction: no second read to check the preconditions, and no local write can
+    /// slip in between (the ops' preconditions then always hold). `decide` returning `None` writes
+    /// nothing and gives [`ApplyOutcome::Conflict`]. The default is [`LocalStore::load`] then
+    /// [`LocalStore::apply`], whose preconditions catch a write in between.
+    async fn load_and_apply(
+        &self,
+        keys: &[DocKey],
+        cursor: Option<&str>,
+        decide: &mut Decide<'_>,
+    ) -> Result<ApplyOutcome, Self::Error> {
+        let loaded = self.load(keys).await?;
+        match decide(&loaded) {
+            Some(ops) if ops.is_empty() && cursor.is_none() => Ok(ApplyOutcome::Committed),
+            Some(ops) => self.apply(&ops, cursor).await,
+            None => Ok(ApplyOutcome::Conflict),
+        }
+    }
+
     /// The saved pull cursor (None: pull from the start). It embeds the server's epoch.
     async fn cursor(&self) -> Result<Option<String>, Self::Error>;
 
@@ -181,6 +207,15 @@ impl<S: LocalStore + ?Sized> LocalStore for Rc<S> {
         cursor: Option<&str>,
     ) -> Result<ApplyOutcome, Self::Error> {
         (**self).apply(ops, cursor).await
+    }
+
+    async fn load_and_apply(
+        &self,
+        keys: &[DocKey],
+        cursor: Option<&str>,
+        decide: &mut Decide<'_>,
+    ) -> Result<ApplyOutcome, Self::Error> {
+        (**self).load_and_apply(keys, cursor, decide).await
     }
 
     async fn cursor(&self) -> Result<Option<String>, Self::Error> {
