@@ -46,14 +46,18 @@ pub fn watermark_key(collection: &str) -> String {
     format!("outbox:{collection}")
 }
 
+/// `collection`'s outbox watermark, read through `meta` (the `_meta` store of a transaction); `None`
+/// when nothing was acknowledged since the outbox began (or a server reset dropped it).
+pub async fn watermark(meta: &rexie::Store, collection: &str) -> Result<Option<JsValue>> {
+    rx(meta
+        .get(JsValue::from_str(&watermark_key(collection)))
+        .await)
+}
+
 /// The key range of `collection`'s pending records: above its watermark (read in `tx`, which must
 /// span `_meta`), or everything when it has none.
 async fn pending_range(tx: &Tx, collection: &str) -> Result<Option<rexie::KeyRange>> {
-    let meta = tx.store(META)?;
-    match rx(meta
-        .get(JsValue::from_str(&watermark_key(collection)))
-        .await)?
-    {
+    match watermark(&tx.store(META)?, collection).await? {
         None => Ok(None),
         Some(mark) => idb::key_range(Some((mark, true)), None).map(idb::range),
     }

@@ -296,8 +296,10 @@ async fn count_fast(conn: &Conn, collection: &str, query: &Query) -> Result<Opti
     match query.terms() {
         [] => {
             let tombstones = rx(st.index(TOMBSTONES))?;
-            let (all, dead) = futures::try_join!(st.count(None), tombstones.count(None))?;
-            Ok(Some(all.saturating_sub(dead) as usize))
+            // `join!`, not `try_join!`: a failed count must not drop the other's future while its
+            // request is still out (rexie's handlers would then call freed closures).
+            let (all, dead) = futures::join!(st.count(None), tombstones.count(None));
+            Ok(Some(all?.saturating_sub(dead?) as usize))
         }
         [term] if matches!(term.op, Op::Eq(_)) => {
             let sources = query.plan(|p| conn.schema.is_indexed(collection, p));

@@ -17,7 +17,7 @@ use wasm_bindgen::JsCast;
 use crate::error::Result;
 use crate::store::idb::{self, all, rx, Tx};
 use crate::store::meta::CLOCK;
-use crate::store::outbox::watermark_key;
+use crate::store::outbox::{watermark, watermark_key};
 use crate::store::schema::{META, PENDING};
 
 #[wasm_bindgen(module = "/src/sync/local.js")]
@@ -65,10 +65,7 @@ fn json_text(v: std::result::Result<String, JsValue>) -> Result<String> {
 
 /// The watermarks of `collections` (`undefined` where there is none), in that order.
 async fn read_marks(meta: &rexie::Store, collections: &[String]) -> Result<Vec<JsValue>> {
-    let marks = all(collections
-        .iter()
-        .map(|c| meta.get(JsValue::from_str(&watermark_key(c)))))
-    .await?;
+    let marks = all(collections.iter().map(|c| watermark(meta, c))).await?;
     Ok(marks
         .into_iter()
         .map(|m| m.unwrap_or(JsValue::UNDEFINED))
