@@ -398,6 +398,91 @@ async fn edit_during_an_in_flight_push_is_kept_and_pushed_next() {
 }
 
 #[wasm_bindgen_test]
+async fn local_edits_racing_the_pages_of_a_pull_are_kept_and_pushed() {
+    clear_faults().await;
+    let token = unique("pullrace");
+    let a = device(&unique("a"), &token, Opts::default()).await;
+    let b = device(
+        &unique("b"),
+        &token,
+        Opts {
+            sync_extra: r#"{"debounceMs": 60000}"#,
+            ..Opts::default()
+        },
+    )
+    .await;
+    a.settled().await;
+    b.settled().await;
+    // 1,200 documents: three pages of 500 for b.
+    let docs: Vec<String> = (0..1200)
+        .map(|i| format!(r#"{{"id": "d{i:04}", "v": "a"}}"#))
+        .collect();
+    ok(a.coll("tasks")
+        .bulk_put(json(&format!("[{}]", docs.join(",")))))
+    .await;
+    a.sync().await;
+    // Each time a pull reply arrives, b's app edits, without waiting, documents of the page about
+    // to be applied, of one still to come, and (the second reply is fetched while the first page
+    // is applied) of the page being applied: each write transaction lands just before or just
+    // after a page's, and must win either way (it is newer).
+    let coll = b.coll("tasks");
+    let edit = Closure::<dyn FnMut(String)>::new(move |id: String| {
+        let _ = coll.put(json(&format!(r#"{{"id": "{id}", "v": "b"}}"#)));
+    });
+    let install = Function::new_with_args(
+        "edit",
+        r#"
+        const orig = globalThis.fetch;
+        globalThis.__origFetch = orig;
+        let n = 0;
+        const targets = [["d0007", "d1100"], ["d0400", "d0600", "d1150"], ["d1001", "d1199"]];
+        globalThis.fetch = async (req, init) => {
+            const resp = await orig(req, init);
+            const url = typeof req === "string" ? req : req.url;
+            if (url.includes("/v1/pull") && n < targets.length) {
+                for (const id of targets[n++]) edit(id);
+            }
+            return resp;
+        };
+        "#,
+    );
+    install.call1(&JsValue::NULL, edit.as_ref()).unwrap();
+    b.sync().await;
+    Function::new_no_args("globalThis.fetch = globalThis.__origFetch;")
+        .call0(&JsValue::NULL)
+        .unwrap();
+    let edited = [
+        "d0007", "d1100", "d0400", "d0600", "d1150", "d1001", "d1199",
+    ];
+    assert_eq!(
+        b.count("tasks").await,
+        1200,
+        "every pulled document is there"
+    );
+    for id in edited {
+        assert_eq!(
+            b.get("tasks", id).await,
+            format!(r#"{{"id":"{id}","v":"b"}}"#),
+            "{id}: the edit made while the pull ran is kept"
+        );
+    }
+    assert_eq!(b.get("tasks", "d0008").await, r#"{"id":"d0008","v":"a"}"#);
+    // The edits are still pending, then pushed, and reach a.
+    b.sync().await;
+    assert_eq!(b.pending().await, 0);
+    a.sync().await;
+    for id in edited {
+        assert_eq!(
+            a.get("tasks", id).await,
+            format!(r#"{{"id":"{id}","v":"b"}}"#)
+        );
+    }
+    drop(edit);
+    a.close_and_destroy().await;
+    b.close_and_destroy().await;
+}
+
+#[wasm_bindgen_test]
 async fn pull_pages_apply_in_order_report_progress_and_notify_once_per_page() {
     clear_faults().await;
     let token = unique("pages");
