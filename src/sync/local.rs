@@ -540,18 +540,13 @@ impl LocalStore for IdbLocal {
     }
 
     async fn load(&self, keys: &[DocKey]) -> Result<Vec<Option<LocalDoc>>> {
-        let pairs: Vec<(String, String)> = keys
-            .iter()
-            .map(|k| (k.collection.clone(), k.id.clone()))
-            .collect();
-        let pairs = &pairs;
         let text = self
             .tx(
                 Stores::AllCollectionsAnd(&[META]),
                 false,
                 |conn, tx| async move {
                     let known = collection_stores(&conn.db);
-                    Ok(local_tx::load_docs(&tx, pairs, &known).await?.0)
+                    Ok(local_tx::load_docs(&tx, keys, &known).await?.0)
                 },
             )
             .await?;
@@ -596,11 +591,6 @@ impl LocalStore for IdbLocal {
         decide: &mut Decide<'_>,
     ) -> Result<ApplyOutcome> {
         self.share_offset();
-        let pairs: Vec<(String, String)> = keys
-            .iter()
-            .map(|k| (k.collection.clone(), k.id.clone()))
-            .collect();
-        let pairs = &pairs;
         let decide = &RefCell::new(decide);
         let written = self
             .tx(
@@ -608,7 +598,7 @@ impl LocalStore for IdbLocal {
                 true,
                 |conn, tx| async move {
                     let known = collection_stores(&conn.db);
-                    let (text, found) = local_tx::load_docs(&tx, pairs, &known).await?;
+                    let (text, found) = local_tx::load_docs(&tx, keys, &known).await?;
                     let loaded = self.local_docs(&text)?;
                     let Some(ops) = (*decide.borrow_mut())(&loaded) else {
                         tx.roll_back().await;

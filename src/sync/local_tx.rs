@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 
+use ferrosync_core::sync::DocKey;
 use js_sys::{Array, Map};
 use serde_json::Value;
 use wasm_bindgen::prelude::*;
@@ -196,13 +197,9 @@ async fn read_groups(tx: &Tx, groups: &BTreeMap<&str, Vec<&str>>) -> Result<Map>
 /// The local versions of `keys` (collection, id) with their outbox state, and the persisted clock,
 /// as JSON text of `{ clock, docs: [{ change, pending: null | "edit" | "resync" } | null] }`; and
 /// the records read (collection -> (id -> record)), for `apply_ops` in the same transaction.
-pub async fn load_docs(
-    tx: &Tx,
-    keys: &[(String, String)],
-    known: &[String],
-) -> Result<(String, Map)> {
+pub async fn load_docs(tx: &Tx, keys: &[DocKey], known: &[String]) -> Result<(String, Map)> {
     let groups = group(
-        keys.iter().map(|(c, i)| (c.as_str(), i.as_str())),
+        keys.iter().map(|k| (k.collection.as_str(), k.id.as_str())),
         Some(known),
     );
     let collections: Vec<String> = groups.keys().map(|c| c.to_string()).collect();
@@ -221,7 +218,7 @@ pub async fn load_docs(
     }
     let keys_js: Array = keys
         .iter()
-        .map(|(c, id)| Array::of2(&JsValue::from_str(c), &JsValue::from_str(id)))
+        .map(|k| Array::of2(&JsValue::from_str(&k.collection), &JsValue::from_str(&k.id)))
         .collect();
     let found = found?;
     Ok((
