@@ -160,12 +160,7 @@ pub trait LocalStore {
         cursor: Option<&str>,
         decide: &mut Decide<'_>,
     ) -> Result<ApplyOutcome, Self::Error> {
-        let loaded = self.load(keys).await?;
-        match decide(&loaded) {
-            Some(ops) if ops.is_empty() && cursor.is_none() => Ok(ApplyOutcome::Committed),
-            Some(ops) => self.apply(&ops, cursor).await,
-            None => Ok(ApplyOutcome::Conflict),
-        }
+        load_then_apply(self, keys, cursor, decide).await
     }
 
     /// The saved pull cursor (None: pull from the start). It embeds the server's epoch.
@@ -175,6 +170,22 @@ pub trait LocalStore {
     /// forget the cursor and put every local document that is not pending into the outbox as
     /// [`PendingKind::Resync`], so that what the server lacks is pushed again.
     async fn reset_for_resync(&self) -> Result<(), Self::Error>;
+}
+
+/// [`LocalStore::load_and_apply`] as two store calls: `load`, `decide`, then `apply` (whose
+/// preconditions catch a write in between). The trait's default.
+pub async fn load_then_apply<S: LocalStore + ?Sized>(
+    store: &S,
+    keys: &[DocKey],
+    cursor: Option<&str>,
+    decide: &mut Decide<'_>,
+) -> Result<ApplyOutcome, S::Error> {
+    let loaded = store.load(keys).await?;
+    match decide(&loaded) {
+        Some(ops) if ops.is_empty() && cursor.is_none() => Ok(ApplyOutcome::Committed),
+        Some(ops) => store.apply(&ops, cursor).await,
+        None => Ok(ApplyOutcome::Conflict),
+    }
 }
 
 /// A shared store (the database object and the engine hold the same one).

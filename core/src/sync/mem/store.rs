@@ -13,7 +13,8 @@ use crate::merge::local_change;
 use crate::protocol::Change;
 use crate::sync::clock::SyncClock;
 use crate::sync::store::{
-    ApplyOutcome, DocKey, LocalDoc, LocalStore, PendingChange, PendingKind, Pushed, StoreOp,
+    load_then_apply, ApplyOutcome, Decide, DocKey, LocalDoc, LocalStore, PendingChange,
+    PendingKind, Pushed, StoreOp,
 };
 
 /// The only way this store fails: on purpose, to test that a failing store loses nothing.
@@ -28,6 +29,8 @@ struct State {
     cursor: Option<String>,
     tracked: HashSet<String>,
     applies: u64,
+    /// Pages settled by `load_and_apply` (read, decide and write in one call).
+    one_call_settles: u64,
 }
 
 /// Cloning gives another handle to the same store (like two tabs on one database).
@@ -107,6 +110,11 @@ impl MemStore {
         self.state.borrow().applies
     }
 
+    /// Pages settled through `load_and_apply` (decided between reading and writing, no await).
+    pub fn one_call_settles(&self) -> u64 {
+        self.state.borrow().one_call_settles
+    }
+
     pub fn sync_clock(&self) -> &SyncClock {
         &self.clock
     }
@@ -179,6 +187,18 @@ impl LocalStore for MemStore {
                 })
             })
             .collect())
+    }
+
+    /// The default (nothing can interleave here anyway: no await is real), counted so tests can
+    /// see which path a page took.
+    async fn load_and_apply(
+        &self,
+        keys: &[DocKey],
+        cursor: Option<&str>,
+        decide: &mut Decide<'_>,
+    ) -> Result<ApplyOutcome, MemStoreError> {
+        self.state.borrow_mut().one_call_settles += 1;
+        load_then_apply(self, keys, cursor, decide).await
     }
 
     async fn apply(

@@ -289,6 +289,41 @@ fn custom_resolver_gets_both_versions_and_its_answer_syncs_back() {
 }
 
 #[test]
+fn pages_are_decided_inside_one_store_call_unless_a_resolver_must_be_awaited() {
+    let w = World::new();
+    let calls = Rc::new(RefCell::new(Vec::new()));
+    let pol = |calls: &Rc<RefCell<Vec<Conflict>>>| {
+        Policies::new(Policy::Lww).with("cards", resolver(calls.clone(), |c| c.remote.clone()))
+    };
+    let a = w.device("a", 0, pol(&calls));
+    let b = w.device("b", 0, pol(&Rc::new(RefCell::new(Vec::new()))));
+    a.put("tasks", "t", json!({"n": 1}));
+    ok(a.sync());
+    // An lww page: read, decided and written in one `load_and_apply` (one transaction in the
+    // browser), no separate `apply`.
+    let (settles, applies) = (b.store.one_call_settles(), b.store.applies());
+    let r = ok(b.sync());
+    assert_eq!(r.pulled, 1);
+    assert_eq!(b.store.one_call_settles(), settles + 1);
+    assert_eq!(b.store.applies(), applies + 1);
+    // A page of a collection with a JS resolver: load, await the resolver, then apply (a
+    // transaction cannot stay open across the resolver's promise).
+    b.put("cards", "c", json!({"n": 10}));
+    a.put("cards", "c", json!({"n": 1}));
+    ok(b.sync());
+    let settles = a.store.one_call_settles();
+    let r = ok(a.sync());
+    assert_eq!(r.conflicts, 1);
+    assert_eq!(calls.borrow().len(), 1);
+    assert_eq!(
+        a.store.one_call_settles(),
+        settles,
+        "the resolver's page went through load + apply"
+    );
+    assert_eq!(a.doc("cards", "c"), Some(json!({"id": "c", "n": 10})));
+}
+
+#[test]
 fn custom_resolver_none_deletes_and_errors_keep_the_change() {
     let w = World::new();
     let pol = Policies::new(Policy::Lww).with("cards", resolver(Rc::default(), |_| None));
