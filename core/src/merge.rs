@@ -48,6 +48,18 @@ pub fn lww<'a>(a: &'a Change, b: &'a Change) -> &'a Change {
     }
 }
 
+/// Whether `change` was made without seeing `current` (another version of the same document),
+/// judged by the version it says it was made on (`Change::base`): `current` is neither that base,
+/// nor the change itself, nor written by the same node (a node sees its own writes, so an edit
+/// made after an acknowledged one of its own is not concurrent with it, whatever base it still
+/// carries). Without a base, nothing is known: false.
+pub fn made_without(change: &Change, current: &Hlc) -> bool {
+    match &change.base {
+        Some(base) => current != base && *current != change.hlc && current.node != change.hlc.node,
+        None => false,
+    }
+}
+
 fn cmp_content(a: &Change, b: &Change) -> Ordering {
     a.deleted
         .cmp(&b.deleted)
@@ -82,6 +94,7 @@ pub fn local_change(
         deleted: doc.is_none(),
         doc,
         fields: None,
+        base: None,
     };
     if !track_fields {
         return plain(doc, hlc);
@@ -268,6 +281,7 @@ impl FieldState {
             deleted,
             doc,
             fields: Some(times),
+            base: None,
         }
     }
 }

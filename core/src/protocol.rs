@@ -25,6 +25,12 @@ pub struct Change {
     /// Per-field timestamps, kept by collections using the `merge` policy; opaque to the server.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fields: Option<BTreeMap<String, Hlc>>,
+    /// Pushes only: the version this edit was made on. The server then answers `stale` when it
+    /// holds a version that is neither this base, nor this change, nor written by the same
+    /// client, whatever the HLC order, so an app's own resolver sees every concurrent edit
+    /// (collections with a custom policy send it). Never in pulls.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<Hlc>,
 }
 
 /// `POST /v1/push` body.

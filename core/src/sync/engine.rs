@@ -6,6 +6,7 @@ use std::cell::Cell;
 use std::collections::{HashMap, HashSet, VecDeque};
 
 use crate::limits::{DEFAULT_MAX_BODY_BYTES, DEFAULT_PULL_LIMIT, MAX_PULL_LIMIT, MAX_PUSH_CHANGES};
+use crate::merge::made_without;
 use crate::protocol::{Change, PushRequest, PushStatus};
 
 use super::policy::{
@@ -248,7 +249,7 @@ impl<S: LocalStore, T: Transport> SyncEngine<S, T> {
         let clock = self.store.clock();
         let req = PushRequest {
             client_id: clock.node(),
-            changes: chunk.iter().map(|p| p.change.clone()).collect(),
+            changes: chunk.iter().map(|p| self.to_push(p)).collect(),
         };
         let sent = clock.wall_ms();
         let resp = self.transport.push(&req).await?;
@@ -273,6 +274,18 @@ impl<S: LocalStore, T: Transport> SyncEngine<S, T> {
             self.settle(&stale, None, false, run).await?;
         }
         Ok(())
+    }
+
+    /// A pending change as pushed: with its base only for an edit of a collection whose app
+    /// resolves conflicts itself (for `lww` and `merge` the server's order is the rule, and a
+    /// resync offers versions of an old server database, not edits).
+    fn to_push(&self, p: &PendingChange) -> Change {
+        let mut c = p.change.clone();
+        let custom = matches!(self.policies.get(&c.collection), Policy::Custom(_));
+        if p.kind != PendingKind::Edit || !custom {
+            c.base = None;
+        }
+        c
     }
 
     async fn pull_all(&self, run: &mut Run<'_>) -> Result<(), SyncError> {
@@ -423,7 +436,7 @@ impl<S: LocalStore, T: Transport> SyncEngine<S, T> {
                 applied += 1;
                 continue;
             };
-            if local.pending.is_some() && remote.hlc > local.change.hlc {
+            if local.pending.is_some() && self.concurrent(&local, remote) {
                 conflicts.insert(DocKey::of(remote));
             }
             match self.decide(&local, remote).await? {
@@ -455,6 +468,8 @@ impl<S: LocalStore, T: Transport> SyncEngine<S, T> {
                             deleted: doc.is_none(),
                             doc,
                             fields,
+                            // Made on the remote version: the server takes it over that one.
+                            base: Some(remote.hlc.clone()),
                         },
                         pending: Some(PendingKind::Edit),
                     });
@@ -471,15 +486,26 @@ impl<S: LocalStore, T: Transport> SyncEngine<S, T> {
         Ok((diff_ops(page.keys, loaded, view), planned))
     }
 
+    /// Whether `remote` is a version the local one was not made on: a newer one, or, for a
+    /// collection whose app resolves conflicts (the only ones whose edits carry a base), another
+    /// device's version written after the base.
+    fn concurrent(&self, local: &LocalDoc, remote: &Change) -> bool {
+        remote.hlc > local.change.hlc
+            || (matches!(self.policies.get(&remote.collection), Policy::Custom(_))
+                && made_without(&local.change, &remote.hlc))
+    }
+
     async fn decide(&self, local: &LocalDoc, remote: &Change) -> Result<Decision, SyncError> {
         match self.policies.get(&remote.collection) {
             Policy::Lww => Ok(decide_by_order(local, remote, false)),
             Policy::Merge => Ok(decide_by_order(local, remote, true)),
             Policy::Custom(resolve) => {
-                // The app is asked only when its own pending edit meets a newer version: the case
-                // the server reports as stale. An older remote loses by order, as it would on the
-                // server, and is never offered twice (our resolution is newer than what it settled).
-                if local.pending != Some(PendingKind::Edit) || remote.hlc <= local.change.hlc {
+                // The app is asked when its own pending edit meets a version it was not made on:
+                // a newer one, or one written meanwhile by another device (judged by the edit's
+                // base; the server refuses such a push as stale whatever the order). A version the
+                // edit was made on, or one of our own, is settled by order, as on the server; a
+                // resolution is made on the remote, so that remote is never offered twice.
+                if local.pending != Some(PendingKind::Edit) || !self.concurrent(local, remote) {
                     return Ok(decide_by_order(local, remote, false));
                 }
                 let fail = |message: String| SyncError::Resolver {

@@ -167,11 +167,11 @@ pub(crate) fn decide_custom(
     } else {
         remote.doc.clone()
     };
-    let local_doc = if l.deleted { None } else { l.doc.clone() };
+    // Never `Keep`, even when the answer is the local document and it is the newer: the app was
+    // asked because the local edit was not made on `remote`, and the server refuses it until it
+    // is written again on top of `remote` (a new HLC, `remote` as its base).
     if resolved == remote_doc && remote.hlc > l.hlc {
         Decision::TakeRemote
-    } else if resolved == local_doc && l.hlc > remote.hlc {
-        Decision::Keep
     } else {
         Decision::Write {
             doc: resolved,

@@ -4,6 +4,7 @@
 use serde_json::Value;
 
 use crate::limits::{validate_collection_name, validate_id};
+use crate::merge::made_without;
 use crate::protocol::{Change, PullResponse, PushRequest, PushResponse, PushStatus};
 
 use super::transport::TransportError;
@@ -59,9 +60,12 @@ pub fn validate_push(req: &PushRequest, resp: &PushResponse) -> Result<(), Trans
                     cur.collection, cur.id, sent.collection, sent.id
                 )));
             }
-            if cur.hlc <= sent.hlc {
+            // Stale means newer, or (for a change that said what it was made on) another
+            // device's version it was not made on.
+            if cur.hlc <= sent.hlc && !made_without(sent, &cur.hlc) {
                 return Err(bad(format!(
-                    "stale result {i}: current version {} is not newer than the pushed {}",
+                    "stale result {i}: current version {} is neither newer than the pushed {} nor \
+                     another device's version it was not made on",
                     cur.hlc, sent.hlc
                 )));
             }

@@ -9,6 +9,7 @@ use std::rc::Rc;
 
 use crate::hlc::{check_drift, validate_node, DEFAULT_MAX_DRIFT_MS};
 use crate::limits::{MAX_PULL_LIMIT, MAX_PUSH_CHANGES};
+use crate::merge::made_without;
 use crate::protocol::{
     codes, Change, PullResponse, PushRequest, PushResponse, PushResult, PushStatus,
 };
@@ -127,14 +128,18 @@ impl MemServer {
         for c in &req.changes {
             let current = ns.docs.get(&DocKey::of(c)).map(|(cur, _)| cur);
             let status = match current {
-                Some(cur) if cur.hlc > c.hlc => PushResult {
+                // Same HLC: the same write again (a retry); applied, and the feed does not move.
+                Some(cur) if cur.hlc == c.hlc => applied(),
+                Some(cur) if cur.hlc > c.hlc || made_without(c, &cur.hlc) => PushResult {
                     status: PushStatus::Stale,
                     current: Some(cur.clone()),
                 },
-                // Same HLC: the same write again (a retry); applied, and the feed does not move.
-                Some(cur) if cur.hlc == c.hlc => applied(),
                 _ => {
-                    ns.write(c.clone());
+                    // The base is a question to this server, not part of the version.
+                    ns.write(Change {
+                        base: None,
+                        ..c.clone()
+                    });
                     applied()
                 }
             };

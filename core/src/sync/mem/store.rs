@@ -25,6 +25,9 @@ pub struct MemStoreError;
 #[derive(Default)]
 struct State {
     docs: BTreeMap<DocKey, Change>,
+    /// The version each local edit was made on (`Change::base`), kept beside the version as the
+    /// browser store keeps it beside the document in the record.
+    bases: BTreeMap<DocKey, Hlc>,
     outbox: BTreeMap<DocKey, (Hlc, PendingKind)>,
     cursor: Option<String>,
     tracked: HashSet<String>,
@@ -70,8 +73,15 @@ impl MemStore {
             }
             d
         });
-        let c = local_change(st.docs.get(&key), collection, id, doc, hlc.clone(), track);
+        let prev = st.docs.get(&key);
+        // The version this edit is made on: the one it replaces, or that one's own base when it
+        // is a local edit too (what the browser store records).
+        let base = prev.map(|p| st.bases.get(&key).unwrap_or(&p.hlc).clone());
+        let c = local_change(prev, collection, id, doc, hlc.clone(), track);
         st.docs.insert(key.clone(), c.clone());
+        if let Some(b) = base {
+            st.bases.insert(key.clone(), b);
+        }
         st.outbox.insert(key, (hlc, PendingKind::Edit));
         c
     }
@@ -133,6 +143,13 @@ impl MemStore {
     }
 }
 
+fn with_base(c: &Change, base: Option<&Hlc>) -> Change {
+    Change {
+        base: base.cloned(),
+        ..c.clone()
+    }
+}
+
 impl LocalStore for MemStore {
     type Error = MemStoreError;
 
@@ -157,7 +174,7 @@ impl LocalStore for MemStore {
             .take(limit)
             .filter_map(|(k, (_, kind))| {
                 st.docs.get(k).map(|c| PendingChange {
-                    change: c.clone(),
+                    change: with_base(c, st.bases.get(k)),
                     kind: *kind,
                 })
             })
@@ -182,7 +199,7 @@ impl LocalStore for MemStore {
             .iter()
             .map(|k| {
                 st.docs.get(k).map(|c| LocalDoc {
-                    change: c.clone(),
+                    change: with_base(c, st.bases.get(k)),
                     pending: st.outbox.get(k).map(|(_, kind)| *kind),
                 })
             })
@@ -225,7 +242,17 @@ impl LocalStore for MemStore {
                     } else {
                         st.outbox.remove(&key);
                     }
-                    st.docs.insert(key, change.clone());
+                    match &change.base {
+                        Some(b) => st.bases.insert(key.clone(), b.clone()),
+                        None => st.bases.remove(&key),
+                    };
+                    st.docs.insert(
+                        key,
+                        Change {
+                            base: None,
+                            ..change.clone()
+                        },
+                    );
                 }
                 StoreOp::Unpend { key, .. } => {
                     st.outbox.remove(key);

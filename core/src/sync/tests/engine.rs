@@ -324,6 +324,67 @@ fn pages_are_decided_inside_one_store_call_unless_a_resolver_must_be_awaited() {
 }
 
 #[test]
+fn custom_resolver_is_asked_when_the_older_edit_synced_first() {
+    // Both devices edit a synced document; the one with the OLDER edit syncs first. Its edit
+    // was made on the synced version, so the server takes it; the newer edit was made on that
+    // same version, not on the other device's edit, so the server refuses it (its base) and
+    // the second device's resolver decides, though its edit is the newer by clock.
+    let w = World::new();
+    let calls = Rc::new(RefCell::new(Vec::new()));
+    let pol = |calls: &Rc<RefCell<Vec<Conflict>>>| {
+        Policies::new(Policy::Lww).with(
+            "cards",
+            resolver(calls.clone(), |c| {
+                let l = c.local.as_ref()?["n"].as_i64().unwrap_or(0);
+                let r = c.remote.as_ref()?["n"].as_i64().unwrap_or(0);
+                Some(json!({"n": l + r}))
+            }),
+        )
+    };
+    let a_calls = Rc::new(RefCell::new(Vec::new()));
+    let a = w.device("a", 0, pol(&a_calls));
+    let b = w.device("b", 0, pol(&calls));
+    a.put("cards", "c", json!({"n": 0}));
+    ok(a.sync());
+    ok(b.sync());
+    a.put("cards", "c", json!({"n": 1}));
+    w.advance(5);
+    b.put("cards", "c", json!({"n": 10}));
+    let r = ok(a.sync());
+    assert_eq!(
+        (r.pushed, r.conflicts),
+        (1, 0),
+        "the older edit, made on the synced version"
+    );
+    let r = ok(b.sync());
+    assert_eq!(r.conflicts, 1);
+    {
+        let calls = calls.borrow();
+        assert_eq!(calls.len(), 1, "the newer edit's device is asked");
+        assert_eq!(calls[0].local, Some(json!({"id": "c", "n": 10})));
+        assert_eq!(calls[0].remote, Some(json!({"id": "c", "n": 1})));
+    }
+    ok(a.sync());
+    let want = Some(json!({"id": "c", "n": 11}));
+    assert_eq!(a.doc("cards", "c"), want);
+    assert_eq!(b.doc("cards", "c"), want);
+    assert_eq!(a.all(), server_all(&w));
+    assert!(
+        a_calls.borrow().is_empty(),
+        "a took the resolution: nothing to resolve"
+    );
+    // An edit made after a device's own acknowledged edit is not a conflict with it.
+    b.put("cards", "c", json!({"n": 12}));
+    ok(b.sync());
+    b.put("cards", "c", json!({"n": 13}));
+    let r = ok(b.sync());
+    assert_eq!((r.pushed, r.conflicts), (1, 0));
+    assert_eq!(calls.borrow().len(), 1);
+    ok(a.sync());
+    assert_eq!(a.doc("cards", "c"), Some(json!({"id": "c", "n": 13})));
+}
+
+#[test]
 fn custom_resolver_none_deletes_and_errors_keep_the_change() {
     let w = World::new();
     let pol = Policies::new(Policy::Lww).with("cards", resolver(Rc::default(), |_| None));
@@ -682,6 +743,7 @@ fn a_far_future_timestamp_is_applied_but_not_adopted_by_the_clock() {
         deleted: false,
         doc: Some(json!({"id": "x", "v": "future"})),
         fields: None,
+        base: None,
     };
     w.server.inject(NS, far.clone());
     ok(a.sync());
@@ -876,20 +938,27 @@ fn merge_results_converge_to_the_join_of_all_edits() {
 #[test]
 fn a_local_write_while_the_resolver_runs_is_not_overwritten() {
     // The resolver is a foreign await (a JS function): the app may write the same document meanwhile.
-    // The store refuses the decisions taken before that write, and the engine decides again.
+    // The store refuses the decisions taken before that write, and the engine decides again: the
+    // new write was not made on the remote version either, so the resolver is asked about it.
     let w = World::new();
     let store_slot: Rc<RefCell<Option<MemStore>>> = Rc::default();
     let during: Rc<RefCell<Option<Change>>> = Rc::default();
-    let calls = Rc::new(RefCell::new(0));
-    let (slot, dur, n) = (store_slot.clone(), during.clone(), calls.clone());
+    let calls: Rc<RefCell<Vec<Conflict>>> = Rc::default();
+    let (slot, dur, seen) = (store_slot.clone(), during.clone(), calls.clone());
     let pol = Policies::new(Policy::Lww).with(
         "cards",
         Policy::Custom(Rc::new(move |c: Conflict| {
-            *n.borrow_mut() += 1;
             if let Some(store) = slot.borrow_mut().take() {
                 *dur.borrow_mut() = Some(store.write("cards", "c", Some(json!({"n": 99}))));
             }
-            let out = c.remote.clone();
+            // Keep the app's own 99 when it is offered, else the remote.
+            let keep_local = c.local.as_ref().is_some_and(|l| l["n"] == 99);
+            let out = if keep_local {
+                c.local.clone()
+            } else {
+                c.remote.clone()
+            };
+            seen.borrow_mut().push(c);
             Box::pin(async move { Ok(out) }) as ResolverFuture
         })),
     );
@@ -901,17 +970,20 @@ fn a_local_write_while_the_resolver_runs_is_not_overwritten() {
     b.put("cards", "c", json!({"n": 2}));
     ok(b.sync());
     ok(a.sync());
-    let during = during.borrow().clone().unwrap();
-    assert_eq!(
-        *calls.borrow(),
-        1,
-        "the newer local write is not a conflict with the older remote"
-    );
-    assert_eq!(a.store.get("cards", "c"), Some(during.clone()));
-    assert!(a.store.is_pending("cards", "c"), "pushed by the next sync");
+    assert!(during.borrow().is_some());
+    {
+        let calls = calls.borrow();
+        assert_eq!(calls.len(), 2, "asked again about the write made meanwhile");
+        assert_eq!(calls[0].local, Some(json!({"id": "c", "n": 1})));
+        assert_eq!(calls[1].local, Some(json!({"id": "c", "n": 99})));
+        assert_eq!(calls[1].remote, Some(json!({"id": "c", "n": 2})));
+    }
     ok(a.sync());
     ok(b.sync());
-    assert_eq!(b.store.get("cards", "c"), Some(during));
+    let want = Some(json!({"id": "c", "n": 99}));
+    assert_eq!(a.doc("cards", "c"), want);
+    assert_eq!(b.doc("cards", "c"), want);
+    assert_eq!(a.all(), server_all(&w));
 }
 
 #[test]
