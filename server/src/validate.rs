@@ -77,6 +77,14 @@ pub fn check_push(req: &PushRequest, now_ms: u64, max_drift_ms: u64) -> Result<(
 fn check_change(c: &Change) -> Result<(), String> {
     validate_collection_name(&c.collection).map_err(|e| format!("collection: {e}"))?;
     validate_id(&c.id).map_err(|e| format!("id: {e}"))?;
+    if let Some(base) = &c.base {
+        if *base >= c.hlc {
+            return Err(format!(
+                "base {base} must be older than the change's hlc {} (an edit is made after the version it edits)",
+                c.hlc
+            ));
+        }
+    }
     match (&c.doc, c.deleted) {
         (Some(_), true) => Err("a delete (deleted: true) must not carry a doc".into()),
         (None, false) => Err("doc is required unless deleted is true".into()),

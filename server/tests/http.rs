@@ -16,6 +16,7 @@ both_backends!(
     remaining_beyond_the_count_cap_is_an_upper_bound,
     retried_push_is_idempotent,
     stale_write_carries_current,
+    a_change_made_on_an_older_base_is_stale,
     tombstones_order_by_hlc,
     namespaces_are_isolated,
     bad_push_input_is_refused_and_changes_nothing,
@@ -295,6 +296,90 @@ async fn retried_push_is_idempotent(b: Backend) {
     s.finish().await;
 }
 
+async fn a_change_made_on_an_older_base_is_stale(b: Backend) {
+    let s = TestServer::start(b).await;
+    let t = token("base");
+    let now = now_ms();
+    let with_base = |change: Value, base: &str| {
+        let mut c = change;
+        c["base"] = json!(base);
+        c
+    };
+    let v0 = hlc(now - 30, 0, "c1");
+    s.push(
+        &t,
+        push_body("c1", vec![put("tasks", "a", &v0, json!({"n": 0}))]),
+    )
+    .await;
+    // c2 edits v0 (older clock), c3 edits v0 too (newer clock); c2 pushes first.
+    let v2 = hlc(now - 20, 0, "c2");
+    let (_, r) = s
+        .push(
+            &t,
+            push_body(
+                "c2",
+                vec![with_base(put("tasks", "a", &v2, json!({"n": 2})), &v0)],
+            ),
+        )
+        .await;
+    assert_eq!(r["results"][0], json!({"status": "applied"}));
+    let v3 = hlc(now - 10, 0, "c3");
+    let (st, r) = s
+        .push(
+            &t,
+            push_body(
+                "c3",
+                vec![with_base(put("tasks", "a", &v3, json!({"n": 3})), &v0)],
+            ),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(
+        r["results"][0]["status"], "stale",
+        "newer, but not made on c2's version: {r}"
+    );
+    assert_eq!(
+        r["results"][0]["current"],
+        json!({"collection": "tasks", "id": "a", "hlc": v2, "doc": {"id": "a", "n": 2}})
+    );
+    // Without a base the same change wins by order (lww collections send none).
+    let (_, r) = s
+        .push(
+            &t,
+            push_body("c4", vec![put("tasks", "b", &v3, json!({"n": 3}))]),
+        )
+        .await;
+    assert_eq!(r["results"][0]["status"], "applied");
+    // The resolution, made on c2's version, is taken; so is c3's next edit on top of its own.
+    let v4 = hlc(now - 5, 0, "c3");
+    let (_, r) = s
+        .push(
+            &t,
+            push_body(
+                "c3",
+                vec![with_base(put("tasks", "a", &v4, json!({"n": 5})), &v2)],
+            ),
+        )
+        .await;
+    assert_eq!(r["results"][0], json!({"status": "applied"}));
+    let v5 = hlc(now, 0, "c3");
+    let (_, r) = s
+        .push(
+            &t,
+            push_body(
+                "c3",
+                vec![with_base(put("tasks", "a", &v5, json!({"n": 6})), &v2)],
+            ),
+        )
+        .await;
+    assert_eq!(r["results"][0], json!({"status": "applied"}), "{r}");
+    let (all, _) = s.pull_all(&t, None).await;
+    let a = all.iter().find(|c| c["id"] == "a").unwrap();
+    assert_eq!(a["doc"], json!({"id": "a", "n": 6}));
+    assert!(a.get("base").is_none(), "pulls never carry a base: {a}");
+    s.finish().await;
+}
+
 async fn stale_write_carries_current(b: Backend) {
     let s = TestServer::start(b).await;
     let t = token("stale");
@@ -518,6 +603,8 @@ async fn bad_push_input_is_refused_and_changes_nothing(b: Backend) {
         ("doc.id differs", push_body("c1", vec![ok.clone(), json!({"collection": "tasks", "id": "a", "hlc": h, "doc": {"id": "b"}})]).to_string(), "INVALID_CHANGE"),
         ("doc without id", push_body("c1", vec![json!({"collection": "tasks", "id": "a", "hlc": h, "doc": {"v": 1}})]).to_string(), "INVALID_CHANGE"),
         ("doc missing", push_body("c1", vec![json!({"collection": "tasks", "id": "a", "hlc": h})]).to_string(), "INVALID_CHANGE"),
+        ("base not older than hlc", push_body("c1", vec![json!({"collection": "tasks", "id": "a", "hlc": h, "base": h, "doc": {"id": "a"}})]).to_string(), "INVALID_CHANGE"),
+        ("malformed base", push_body("c1", vec![json!({"collection": "tasks", "id": "a", "hlc": h, "base": "then", "doc": {"id": "a"}})]).to_string(), "BAD_REQUEST"),
         ("delete with doc", push_body("c1", vec![json!({"collection": "tasks", "id": "a", "hlc": h, "deleted": true, "doc": {"id": "a"}})]).to_string(), "INVALID_CHANGE"),
         ("too many changes", push_body("c1", many).to_string(), "TOO_MANY_CHANGES"),
     ];

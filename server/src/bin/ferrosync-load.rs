@@ -124,6 +124,7 @@ impl Client {
             hlc,
             deleted: false,
             fields: None,
+            base: None,
         }
     }
 

@@ -205,6 +205,7 @@ impl Row {
             deleted,
             doc,
             fields,
+            base: None,
         })
     }
 }

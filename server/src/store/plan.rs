@@ -5,6 +5,7 @@
 
 use std::collections::hash_map::{Entry, HashMap};
 
+use ferrosync_core::merge::made_without;
 use ferrosync_core::protocol::{Change, PushResult, PushStatus};
 
 use super::{Encoded, PushOutcome};
@@ -81,7 +82,8 @@ struct Doc<'a> {
 ///
 /// A change with a higher HLC than the current version replaces it; one with an equal HLC is the
 /// same write seen again and is reported applied without writing; a lower one is stale and the
-/// reply carries the current version. Deletes are ordinary versions (tombstones), so a delete beats
+/// reply carries the current version, as is one whose `base` says it was made without seeing the
+/// current version (another node's, not its base: `merge::made_without`), whatever the order. Deletes are ordinary versions (tombstones), so a delete beats
 /// an older update and loses to a newer one. A job whose hash equals its client's previous push is
 /// a retry: it writes nothing and gets the previous reply again.
 pub fn plan_group<'a>(jobs: &'a [Job], loaded: Loaded) -> GroupPlan<'a> {
@@ -127,15 +129,20 @@ pub fn plan_group<'a>(jobs: &'a [Job], loaded: Loaded) -> GroupPlan<'a> {
             let doc = match docs.entry(key) {
                 Entry::Occupied(e) => {
                     let doc = e.into_mut();
-                    if doc.current.hlc > c.hlc {
-                        results.push(PushResult {
-                            status: PushStatus::Stale,
-                            current: Some(doc.current.clone()),
-                        });
-                        continue;
-                    }
                     if doc.current.hlc == c.hlc {
                         results.push(applied());
+                        continue;
+                    }
+                    // Older, or (for a change that says what it was made on) made without
+                    // seeing the current version: the client settles it (its app's resolver).
+                    if doc.current.hlc > c.hlc || made_without(c, &doc.current.hlc) {
+                        results.push(PushResult {
+                            status: PushStatus::Stale,
+                            current: Some(Change {
+                                base: None,
+                                ..doc.current.clone()
+                            }),
+                        });
                         continue;
                     }
                     doc
@@ -217,6 +224,7 @@ mod tests {
             deleted,
             doc: (!deleted).then(|| json!({"id": id, "w": wall})),
             fields: None,
+            base: None,
         }
     }
 
@@ -290,6 +298,44 @@ mod tests {
         );
         assert_eq!(p.outcomes[0].head, 11);
         assert_eq!(p.heads, vec![("n".to_string(), 11)]);
+    }
+
+    #[test]
+    fn a_change_made_without_seeing_the_current_version_is_stale_whatever_the_order() {
+        let with_base = |id: &str, wall: u64, node: &str, base: (u64, &str)| Change {
+            base: Some(Hlc::new(base.0, 0, base.1).unwrap()),
+            ..ch(id, wall, node, false)
+        };
+        let mut loaded = Loaded::default();
+        // Current versions: `a` by node y (made after x's 5), `b` at its base, `c` by the pusher.
+        for (id, wall, node) in [("a", 6, "y"), ("b", 5, "x"), ("c", 6, "z")] {
+            loaded
+                .current
+                .insert(key("n", id), ch(id, wall, node, false));
+        }
+        let jobs = [job(
+            "n",
+            "z",
+            "h1",
+            vec![
+                with_base("a", 9, "z", (5, "x")), // newer, but not made on y's 6: stale
+                with_base("b", 9, "z", (5, "x")), // made on the current version: applied
+                with_base("c", 9, "z", (5, "x")), // current is z's own (acknowledged) edit
+                with_base("d", 9, "z", (5, "x")), // nothing stored: applied
+            ],
+        )];
+        let p = plan_group(&jobs, loaded);
+        use PushStatus::*;
+        let s: Vec<_> = p.outcomes[0]
+            .results
+            .iter()
+            .map(|r| r.status.clone())
+            .collect();
+        assert_eq!(s, vec![Stale, Applied, Applied, Applied]);
+        let current = p.outcomes[0].results[0].current.as_ref().unwrap();
+        assert_eq!((current.hlc.wall_ms, current.hlc.node.as_str()), (6, "y"));
+        assert_eq!(current.base, None, "a stored version has no base");
+        assert_eq!(p.rows.len(), 3);
     }
 
     #[test]

@@ -615,6 +615,7 @@ mod tests {
             deleted: false,
             doc: Some(json!({"id": id, "w": wall})),
             fields: None,
+            base: None,
         }
     }
 
