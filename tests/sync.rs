@@ -288,6 +288,58 @@ async fn js_resolver_decides_and_its_answer_syncs_back() {
 }
 
 #[wasm_bindgen_test]
+async fn js_resolver_runs_when_the_older_edit_syncs_first() {
+    clear_faults().await;
+    let token = unique("resolver-base");
+    let resolver = r#"(local, remote) => {
+        globalThis.__baseCalls = (globalThis.__baseCalls || 0) + 1;
+        return { ...remote, title: local.title + " & " + remote.title };
+    }"#;
+    let resolvers = [("tasks", resolver)];
+    let opts = || Opts {
+        resolvers: &resolvers,
+        ..Opts::default()
+    };
+    let a = device(&unique("a"), &token, opts()).await;
+    let b = device(&unique("b"), &token, opts()).await;
+    a.put("tasks", r#"{"id": "r", "title": "base"}"#).await;
+    a.sync().await;
+    b.sync().await;
+    a.offline(true);
+    b.offline(true);
+    b.put("tasks", r#"{"id": "r", "title": "B"}"#).await;
+    sleep(300).await;
+    a.put("tasks", r#"{"id": "r", "title": "A"}"#).await;
+    let b_older = b.hlc("tasks", "r").await < a.hlc("tasks", "r").await;
+    let (newer, older) = if b_older { (&a, &b) } else { (&b, &a) };
+    let expected = if b_older {
+        r#"[{"id":"r","title":"A & B"}]"#
+    } else {
+        r#"[{"id":"r","title":"B & A"}]"#
+    };
+    let calls = || {
+        js_sys::Reflect::get(&js_sys::global(), &"__baseCalls".into())
+            .unwrap()
+            .as_f64()
+            .unwrap_or(0.0)
+    };
+    // The OLDER edit syncs first: made on the synced version, the server takes it. The newer one
+    // was made on that same version, not on the older edit: the server refuses it whatever the
+    // clocks say, and the newer device's resolver decides.
+    let (pushed, _, conflicts) = older.online_sync().await;
+    assert_eq!((pushed, conflicts), (1, 0));
+    assert_eq!(calls(), 0.0);
+    let (_, _, conflicts) = newer.online_sync().await;
+    assert_eq!(conflicts, 1);
+    assert_eq!(calls(), 1.0, "the resolver ran once, on the newer side");
+    let all = converge(&[&a, &b], "tasks").await;
+    assert_eq!(all, expected);
+    assert_eq!(calls(), 1.0, "the resolution itself is no conflict");
+    a.close_and_destroy().await;
+    b.close_and_destroy().await;
+}
+
+#[wasm_bindgen_test]
 async fn delete_versus_update_later_one_wins() {
     clear_faults().await;
     let token = unique("delupd");

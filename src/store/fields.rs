@@ -67,6 +67,7 @@ fn previous(collection: &str, record: &JsValue) -> Result<Option<Change>> {
         deleted: doc.is_none(),
         doc,
         fields,
+        base: None,
     }))
 }
 

@@ -87,6 +87,7 @@ pub(crate) struct Inner {
     /// record per-field HLCs (the `merge` policy).
     on_write: RefCell<Option<Rc<dyn Fn()>>>,
     tracked_fields: RefCell<std::collections::BTreeSet<String>>,
+    tracked_bases: RefCell<std::collections::BTreeSet<String>>,
 }
 
 /// A handle on one opened database (cheap to clone; all clones share the connection).
@@ -119,6 +120,7 @@ impl Store {
             live: Registry::default(),
             on_write: RefCell::new(None),
             tracked_fields: RefCell::default(),
+            tracked_bases: RefCell::default(),
         }));
         store.install(db, schema);
         store.0.live.start_broadcast(&store);
@@ -172,6 +174,19 @@ impl Store {
 
     pub(crate) fn tracks_fields(&self, collection: &str) -> bool {
         self.0.tracked_fields.borrow().contains(collection)
+    }
+
+    /// Sync hook: local writes to `collection` record the version they were made on (`base`; a
+    /// custom resolver's collection), so the server can tell a concurrent edit whatever its clock.
+    pub fn track_base(&self, collection: &str) {
+        self.0
+            .tracked_bases
+            .borrow_mut()
+            .insert(collection.to_string());
+    }
+
+    pub(crate) fn tracks_base(&self, collection: &str) -> bool {
+        self.0.tracked_bases.borrow().contains(collection)
     }
 
     /// Fails with `UNKNOWN_COLLECTION` unless `collection` was declared at open.

@@ -16,6 +16,9 @@
 //!   per document; measured in bench/ and docs/BENCHMARKS.md). `resync: true` next to `pend` marks
 //!   a version queued again after a server reset rather than a local edit.
 //! - `fields` (optional, per-field HLCs) is reserved for the `merge` conflict policy.
+//! - `base` (optional, an HLC) is the version a local edit was made on, kept for collections with a
+//!   custom conflict resolver (`Change::base`): a synced record's own `hlc`, carried over further
+//!   local edits, and the remote version for a resolution. Synced (pulled) records have none.
 
 use ferrosync_core::query::{IndexKey, KeyPart};
 use js_sys::{Array, Object, Reflect};
@@ -30,6 +33,29 @@ pub const F_ID: &str = "id";
 pub const F_IX: &str = "ix";
 pub const F_TOMB: &str = "tomb";
 pub const F_PEND: &str = "pend";
+pub const F_BASE: &str = "base";
+
+/// The `base` a local edit replacing `prev` (a stored record, or `undefined`) is made on: `prev`'s
+/// own base if it has one (a local edit not synced yet), else its `hlc`; none without a record.
+pub fn base_of(prev: &JsValue) -> Option<JsValue> {
+    if prev.is_undefined() || prev.is_null() {
+        return None;
+    }
+    let get = |k: &str| Reflect::get(prev, &JsValue::from_str(k)).unwrap_or(JsValue::UNDEFINED);
+    let base = get(F_BASE);
+    Some(if base.is_undefined() {
+        get("hlc")
+    } else {
+        base
+    })
+}
+
+/// Sets `record.base` (see [`base_of`]).
+pub fn set_base(record: &JsValue, base: &JsValue) -> Result<()> {
+    Reflect::set(record, &JsValue::from_str(F_BASE), base)
+        .map_err(|e| super::idb::dom_error(&e))?;
+    Ok(())
+}
 
 #[wasm_bindgen(module = "/src/store/records.js")]
 extern "C" {

@@ -136,6 +136,7 @@ async fn put_requests(
     // Where each index's key is read from (the keys themselves are computed in `buildRecords`).
     let index_paths = records::index_paths(conn.schema.indexes(collection));
     let tracks = store.tracks_fields(collection);
+    let bases = store.tracks_base(collection);
     // Small writes without per-field HLCs to carry forward go out at once, stamped by this
     // instance's clock, together with the read of the persisted clock instead of after it: one
     // round trip to IndexedDB's backend less per write (a third of a single put's time, measured in
@@ -143,7 +144,7 @@ async fn put_requests(
     // value (still inside this transaction) re-stamps everything below, and those puts replace these
     // (a transaction's requests run in order), so what commits is the same. Large batches wait
     // instead: the round trip is nothing next to them, and re-issuing one would not be.
-    let persisted = if !tracks && prepared.len() <= EARLY_MAX {
+    let persisted = if !tracks && !bases && prepared.len() <= EARLY_MAX {
         let hlc = store.tick(None);
         let recs = records::build_records(&hlc.encode(), docs, &index_paths, None)
             .map_err(|e| dom_error(&e))?;
@@ -162,8 +163,9 @@ async fn put_requests(
     } else {
         meta::read_clock(meta_st).await?
     };
-    // Sync hook: `merge` collections read the previous records to carry their per-field HLCs forward.
-    let prev = if tracks {
+    // Sync hook: `merge` collections read the previous records to carry their per-field HLCs
+    // forward, custom-resolver ones to record the version each edit is made on.
+    let prev = if tracks || bases {
         let prev = all(prepared.iter().map(|p| st.get(JsValue::from_str(&p.id)))).await?;
         let prev: Vec<JsValue> = prev
             .into_iter()
@@ -174,12 +176,19 @@ async fn put_requests(
         None
     };
     let hlc = store.tick(persisted.as_ref());
-    let fields = match prev {
-        Some(prev) => Some(super::fields::for_puts(collection, &prev, prepared, &hlc)?),
-        None => None,
+    let fields = match &prev {
+        Some(prev) if tracks => Some(super::fields::for_puts(collection, prev, prepared, &hlc)?),
+        _ => None,
     };
     let recs = records::build_records(&hlc.encode(), docs, &index_paths, fields)
         .map_err(|e| dom_error(&e))?;
+    if let (true, Some(prev)) = (bases, &prev) {
+        for (rec, prev) in recs.iter().zip(prev) {
+            if let Some(base) = records::base_of(prev) {
+                records::set_base(&rec, &base)?;
+            }
+        }
+    }
     let (puts, clock) = futures::join!(put_records(st, &recs), meta::write_clock(meta_st, &hlc));
     puts?;
     clock?;
@@ -229,6 +238,11 @@ async fn delete_requests(
         // Sync hook: the tombstone of a `merge` document records when it was deleted.
         let f = super::fields::for_delete(collection, id, &current, &stamp)?;
         let _ = js_sys::Reflect::set(&tomb, &JsValue::from_str("fields"), &f);
+    }
+    if store.tracks_base(collection) {
+        if let Some(base) = records::base_of(&current) {
+            records::set_base(&tomb, &base)?;
+        }
     }
     let (put, clock) = futures::join!(st.put(&tomb, None), meta::write_clock(meta_st, &stamp));
     idb::rx(put)?;

@@ -15,6 +15,7 @@ function changeOf(collection, record) {
   if (record.doc === undefined) c.deleted = true;
   else c.doc = record.doc;
   if (record.fields !== undefined) c.fields = record.fields;
+  if (record.base !== undefined) c.base = record.base;
   return c;
 }
 

@@ -262,6 +262,9 @@ impl IdbLocal {
                 .collect();
             r.insert("fields".into(), Value::Object(f));
         }
+        if let Some(base) = &change.base {
+            r.insert(records::F_BASE.into(), Value::String(base.encode()));
+        }
         Value::Object(r)
     }
 

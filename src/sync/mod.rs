@@ -28,6 +28,8 @@ pub use schedule::Agent;
 pub use status::Status;
 pub use tabs::Report;
 
+use ferrosync_core::sync::Policy;
+
 use crate::error::Result;
 use crate::js::OpenOptions;
 use crate::store::Store;
@@ -53,8 +55,10 @@ pub fn setup(options: &OpenOptions) -> Result<Setup> {
 pub async fn start(store: &Store, setup: Setup) -> Result<Option<Agent>> {
     let Setup { policies, sync } = setup;
     for collection in store.declared().collections.keys() {
-        if policies.get(collection).tracks_fields() {
-            store.track_fields(collection);
+        match policies.get(collection) {
+            p if p.tracks_fields() => store.track_fields(collection),
+            Policy::Custom(_) => store.track_base(collection),
+            _ => {}
         }
     }
     let Some(sync) = sync else {
