@@ -207,8 +207,9 @@ impl Agent {
         }));
     }
 
-    /// Stops syncing: an in-flight sync is abandoned (nothing half-written: every store call is
-    /// one transaction), the lock is released, pending `db.sync()` calls fail.
+    /// Stops syncing: pending `db.sync()` calls fail at once; an in-flight sync is left to end by
+    /// itself, its result ignored (its next store call fails: the database is closed; nothing is
+    /// half-written, every store call is one transaction), then the lock is released.
     pub fn close(&self) {
         if let Some(tx) = self.shared.close.borrow_mut().take() {
             let _ = tx.send(());
@@ -449,25 +450,31 @@ impl Task {
             plan.due = None;
             shared.set_status(|s| s.progress = Default::default());
             shared.settle_state(true);
-            let result = {
-                let shared2 = shared.clone();
-                let mut on_progress = move |p: Progress| {
-                    shared2.set_status(|s| {
-                        s.progress.pulled = p.pulled;
-                        s.progress.remaining = p.remaining;
-                    })
-                };
-                let sync = engine.sync_once(&mut on_progress).fuse();
-                futures::pin_mut!(sync);
-                futures::select! {
-                    r = sync => Some(r),
-                    _ = &mut self.close_rx => None,
+            let shared2 = shared.clone();
+            let mut on_progress = move |p: Progress| {
+                if shared2.close.borrow().is_none() {
+                    return; // closed: nobody to tell
                 }
+                shared2.set_status(|s| {
+                    s.progress.pulled = p.pulled;
+                    s.progress.remaining = p.remaining;
+                })
+            };
+            let sync = engine.sync_once(&mut on_progress).fuse();
+            futures::pin_mut!(sync);
+            let result = futures::select! {
+                r = sync => Some(r),
+                _ = &mut self.close_rx => None,
             };
             let Some(result) = result else {
                 for w in running {
                     answer(&shared, w, Err(Error::DatabaseClosed(shared.name.clone())));
                 }
+                // Let the abandoned sync run to its end rather than drop it mid-request: its next
+                // store call fails at once (the database is closed), while a request future
+                // dropped before its request ends leaves IndexedDB calling freed handlers (an
+                // uncaught error in the page).
+                let _ = sync.await;
                 break;
             };
             let end = now_ms();
