@@ -282,7 +282,11 @@ impl<S: LocalStore, T: Transport> SyncEngine<S, T> {
     fn to_push(&self, p: &PendingChange) -> Change {
         let mut c = p.change.clone();
         let custom = matches!(self.policies.get(&c.collection), Policy::Custom(_));
-        if p.kind != PendingKind::Edit || !custom {
+        // A base at or after the edit's own HLC (an edit of a far-future version the clock
+        // refused to adopt) would be refused as invalid: without it, the server's order applies
+        // and the edit waits, pending, until the clock passes that version (see `plan`).
+        let usable = c.base.as_ref().is_some_and(|b| *b < c.hlc);
+        if p.kind != PendingKind::Edit || !custom || !usable {
             c.base = None;
         }
         c

@@ -119,6 +119,14 @@ impl MemServer {
         let now = (st.wall)();
         for c in &req.changes {
             validate_change(c).map_err(|e| refuse(400, codes::INVALID_CHANGE, e.to_string()))?;
+            if c.base.as_ref().is_some_and(|b| *b >= c.hlc) {
+                // As the real server: an edit is made after the version it edits.
+                return Err(refuse(
+                    400,
+                    codes::INVALID_CHANGE,
+                    "base not older than hlc".into(),
+                ));
+            }
             check_drift(&c.hlc, now, st.max_drift_ms)
                 .map_err(|e| refuse(422, codes::CLOCK_AHEAD, e.to_string()))?;
         }

@@ -385,6 +385,34 @@ fn custom_resolver_is_asked_when_the_older_edit_synced_first() {
 }
 
 #[test]
+fn an_edit_of_a_far_future_version_is_pushed_without_its_base() {
+    // The clock refuses to adopt a far-future version, so an edit made on it is stamped before
+    // it: such a base would be refused as invalid, so it is left out and the order applies.
+    let w = World::new();
+    let calls = Rc::new(RefCell::new(Vec::new()));
+    let a = w.device(
+        "a",
+        0,
+        Policies::new(Policy::Lww).with("cards", resolver(calls.clone(), |c| c.local.clone())),
+    );
+    let far = Change {
+        collection: "cards".into(),
+        id: "x".into(),
+        hlc: Hlc::new(START + 7_200_000, 0, "broken").unwrap(),
+        deleted: false,
+        doc: Some(json!({"id": "x", "v": "future"})),
+        fields: None,
+        base: None,
+    };
+    w.server.inject(NS, far.clone());
+    ok(a.sync());
+    a.put("cards", "x", json!({"v": "mine"}));
+    let r = ok(a.sync());
+    assert_eq!(r.pushed, 0, "not refused as invalid, just stale");
+    assert!(a.store.is_pending("cards", "x"), "kept for a later sync");
+}
+
+#[test]
 fn custom_resolver_none_deletes_and_errors_keep_the_change() {
     let w = World::new();
     let pol = Policies::new(Policy::Lww).with("cards", resolver(Rc::default(), |_| None));
