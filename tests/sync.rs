@@ -187,6 +187,38 @@ async fn merge_policy_keeps_both_field_edits() {
     b.close_and_destroy().await;
 }
 
+/// Two devices of one namespace whose `tasks` use `resolver`, both holding the synced document
+/// `r`, then both offline with an edit of `r` each (b's first, a's 300 ms later). Returns them
+/// and whether b's edit is the older by HLC (it is, unless the two clock corrections disagree by
+/// more than the gap).
+async fn concurrent_edits(token: &str, resolver: &str) -> (Device, Device, bool) {
+    let resolvers = [("tasks", resolver)];
+    let opts = || Opts {
+        resolvers: &resolvers,
+        ..Opts::default()
+    };
+    let a = device(&unique("a"), token, opts()).await;
+    let b = device(&unique("b"), token, opts()).await;
+    a.put("tasks", r#"{"id": "r", "title": "base"}"#).await;
+    a.sync().await;
+    b.sync().await;
+    a.offline(true);
+    b.offline(true);
+    b.put("tasks", r#"{"id": "r", "title": "B"}"#).await;
+    sleep(300).await;
+    a.put("tasks", r#"{"id": "r", "title": "A"}"#).await;
+    let b_older = b.hlc("tasks", "r").await < a.hlc("tasks", "r").await;
+    (a, b, b_older)
+}
+
+/// A counter the test resolvers keep on `globalThis`.
+fn js_counter(name: &str) -> f64 {
+    js_sys::Reflect::get(&js_sys::global(), &name.into())
+        .unwrap()
+        .as_f64()
+        .unwrap_or(0.0)
+}
+
 #[wasm_bindgen_test]
 async fn js_resolver_decides_and_its_answer_syncs_back() {
     clear_faults().await;
@@ -196,36 +228,15 @@ async fn js_resolver_decides_and_its_answer_syncs_back() {
         if (remote === null || local === null) return null;
         return { ...remote, title: local.title + " & " + remote.title, resolved: true };
     }"#;
-    let resolvers = [("tasks", resolver)];
-    let opts = || Opts {
-        resolvers: &resolvers,
-        ..Opts::default()
-    };
-    let a = device(&unique("a"), &token, opts()).await;
-    let b = device(&unique("b"), &token, opts()).await;
-    a.put("tasks", r#"{"id": "r", "title": "base"}"#).await;
-    a.sync().await;
-    b.sync().await;
-    a.offline(true);
-    b.offline(true);
-    b.put("tasks", r#"{"id": "r", "title": "B"}"#).await;
-    sleep(300).await;
-    a.put("tasks", r#"{"id": "r", "title": "A"}"#).await;
-    // The resolver runs on the device whose pending edit turns out older (b, unless the clock
-    // corrections of the two disagree by more than the gap): sync the newer one first.
-    let b_older = b.hlc("tasks", "r").await < a.hlc("tasks", "r").await;
+    let (a, b, b_older) = concurrent_edits(&token, resolver).await;
+    // Sync the newer edit first: the older one then meets it, and its device's resolver runs.
     let (newer, older) = if b_older { (&a, &b) } else { (&b, &a) };
     let expected = if b_older {
         r#"[{"id":"r","resolved":true,"title":"B & A"}]"#
     } else {
         r#"[{"id":"r","resolved":true,"title":"A & B"}]"#
     };
-    let calls = || {
-        js_sys::Reflect::get(&js_sys::global(), &"__resolverCalls".into())
-            .unwrap()
-            .as_f64()
-            .unwrap_or(0.0)
-    };
+    let calls = || js_counter("__resolverCalls");
     let before = calls();
     newer.online_sync().await;
     let (_, _, conflicts) = older.online_sync().await;
@@ -295,34 +306,14 @@ async fn js_resolver_runs_when_the_older_edit_syncs_first() {
         globalThis.__baseCalls = (globalThis.__baseCalls || 0) + 1;
         return { ...remote, title: local.title + " & " + remote.title };
     }"#;
-    let resolvers = [("tasks", resolver)];
-    let opts = || Opts {
-        resolvers: &resolvers,
-        ..Opts::default()
-    };
-    let a = device(&unique("a"), &token, opts()).await;
-    let b = device(&unique("b"), &token, opts()).await;
-    a.put("tasks", r#"{"id": "r", "title": "base"}"#).await;
-    a.sync().await;
-    b.sync().await;
-    a.offline(true);
-    b.offline(true);
-    b.put("tasks", r#"{"id": "r", "title": "B"}"#).await;
-    sleep(300).await;
-    a.put("tasks", r#"{"id": "r", "title": "A"}"#).await;
-    let b_older = b.hlc("tasks", "r").await < a.hlc("tasks", "r").await;
+    let (a, b, b_older) = concurrent_edits(&token, resolver).await;
     let (newer, older) = if b_older { (&a, &b) } else { (&b, &a) };
     let expected = if b_older {
         r#"[{"id":"r","title":"A & B"}]"#
     } else {
         r#"[{"id":"r","title":"B & A"}]"#
     };
-    let calls = || {
-        js_sys::Reflect::get(&js_sys::global(), &"__baseCalls".into())
-            .unwrap()
-            .as_f64()
-            .unwrap_or(0.0)
-    };
+    let calls = || js_counter("__baseCalls");
     // The OLDER edit syncs first: made on the synced version, the server takes it. The newer one
     // was made on that same version, not on the older edit: the server refuses it whatever the
     // clocks say, and the newer device's resolver decides.

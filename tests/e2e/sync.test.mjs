@@ -278,8 +278,10 @@ e2eTest("a failing server shows the sync error; the app keeps working and recove
 	assert.equal(await page.locator(".sync-error").isVisible(), false);
 });
 
-e2eTest("the keep-both resolver runs when an older offline rename reaches the server after a newer one", async ({ device }) => {
-	const { a, b, pa, pb } = await twoDevices(device, { policy: "keep-both" });
+/** Two keep-both devices that both renamed the synced "buy milk" offline (a first, b 50 ms later). */
+async function offlineRenames(device) {
+	const devices = await twoDevices(device, { policy: "keep-both" });
+	const { a, b, pa, pb } = devices;
 	await addTodos(pa, "buy milk");
 	await expectTitles(pb, ["buy milk"], PROPAGATION);
 	await expectSettled([pa, pb]);
@@ -290,6 +292,11 @@ e2eTest("the keep-both resolver runs when an older offline rename reaches the se
 	await editTodo(pb, "buy milk", "buy almond milk");
 	await eventually(async () => assert.equal(await pendingCount(pa), 1));
 	await eventually(async () => assert.equal(await pendingCount(pb), 1));
+	return devices;
+}
+
+e2eTest("the keep-both resolver runs when an older offline rename reaches the server after a newer one", async ({ device }) => {
+	const { a, b, pa, pb } = await offlineRenames(device);
 
 	// The newer rename lands first; the older one then meets it and goes through the resolver.
 	await b.context.setOffline(false);
@@ -301,17 +308,7 @@ e2eTest("the keep-both resolver runs when an older offline rename reaches the se
 });
 
 e2eTest("the keep-both resolver runs when the older offline rename reaches the server first", async ({ device }) => {
-	const { a, b, pa, pb } = await twoDevices(device, { policy: "keep-both" });
-	await addTodos(pa, "buy milk");
-	await expectTitles(pb, ["buy milk"], PROPAGATION);
-	await expectSettled([pa, pb]);
-	await a.context.setOffline(true);
-	await b.context.setOffline(true);
-	await editTodo(pa, "buy milk", "buy oat milk");
-	await pa.waitForTimeout(50);
-	await editTodo(pb, "buy milk", "buy almond milk");
-	await eventually(async () => assert.equal(await pendingCount(pa), 1));
-	await eventually(async () => assert.equal(await pendingCount(pb), 1));
+	const { a, b, pa, pb } = await offlineRenames(device);
 
 	// The older rename lands first (made on the synced todo, it is taken); the newer one was made on
 	// that same version, not on the older rename, so the server refuses it and b's resolver decides.

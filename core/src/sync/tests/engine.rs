@@ -255,22 +255,24 @@ fn resolver(
     }))
 }
 
+/// `cards` resolved by adding the two sides' `n` (the calls recorded in `calls`), the rest lww.
+fn summing(calls: &Rc<RefCell<Vec<Conflict>>>) -> Policies {
+    Policies::new(Policy::Lww).with(
+        "cards",
+        resolver(calls.clone(), |c| {
+            let l = c.local.as_ref()?["n"].as_i64().unwrap_or(0);
+            let r = c.remote.as_ref()?["n"].as_i64().unwrap_or(0);
+            Some(json!({"n": l + r}))
+        }),
+    )
+}
+
 #[test]
 fn custom_resolver_gets_both_versions_and_its_answer_syncs_back() {
     let w = World::new();
     let calls = Rc::new(RefCell::new(Vec::new()));
-    let pol = |calls: &Rc<RefCell<Vec<Conflict>>>| {
-        Policies::new(Policy::Lww).with(
-            "cards",
-            resolver(calls.clone(), |c| {
-                let l = c.local.as_ref()?["n"].as_i64().unwrap_or(0);
-                let r = c.remote.as_ref()?["n"].as_i64().unwrap_or(0);
-                Some(json!({"n": l + r}))
-            }),
-        )
-    };
-    let a = w.device("a", 0, pol(&calls));
-    let b = w.device("b", 0, pol(&Rc::new(RefCell::new(Vec::new()))));
+    let a = w.device("a", 0, summing(&calls));
+    let b = w.device("b", 0, summing(&Rc::new(RefCell::new(Vec::new()))));
     a.put("cards", "c", json!({"n": 1}));
     b.put("cards", "c", json!({"n": 10}));
     ok(b.sync());
@@ -331,19 +333,9 @@ fn custom_resolver_is_asked_when_the_older_edit_synced_first() {
     // the second device's resolver decides, though its edit is the newer by clock.
     let w = World::new();
     let calls = Rc::new(RefCell::new(Vec::new()));
-    let pol = |calls: &Rc<RefCell<Vec<Conflict>>>| {
-        Policies::new(Policy::Lww).with(
-            "cards",
-            resolver(calls.clone(), |c| {
-                let l = c.local.as_ref()?["n"].as_i64().unwrap_or(0);
-                let r = c.remote.as_ref()?["n"].as_i64().unwrap_or(0);
-                Some(json!({"n": l + r}))
-            }),
-        )
-    };
     let a_calls = Rc::new(RefCell::new(Vec::new()));
-    let a = w.device("a", 0, pol(&a_calls));
-    let b = w.device("b", 0, pol(&calls));
+    let a = w.device("a", 0, summing(&a_calls));
+    let b = w.device("b", 0, summing(&calls));
     a.put("cards", "c", json!({"n": 0}));
     ok(a.sync());
     ok(b.sync());
