@@ -238,6 +238,15 @@ mod tests {
         }
     }
 
+    /// The statuses job `i` got back, in order.
+    fn statuses(p: &GroupPlan<'_>, i: usize) -> Vec<PushStatus> {
+        p.outcomes[i]
+            .results
+            .iter()
+            .map(|r| r.status.clone())
+            .collect()
+    }
+
     fn key(ns: &str, id: &str) -> DocKey {
         (ns.into(), "t".into(), id.into())
     }
@@ -265,11 +274,7 @@ mod tests {
         )];
         let p = plan_group(&jobs, loaded);
         use PushStatus::*;
-        let s: Vec<_> = p.outcomes[0]
-            .results
-            .iter()
-            .map(|r| r.status.clone())
-            .collect();
+        let s = statuses(&p, 0);
         assert_eq!(s, vec![Stale, Applied, Applied, Applied, Applied, Applied]);
         assert_eq!(
             p.outcomes[0].results[0].current.as_ref().unwrap().hlc.node,
@@ -326,11 +331,7 @@ mod tests {
         )];
         let p = plan_group(&jobs, loaded);
         use PushStatus::*;
-        let s: Vec<_> = p.outcomes[0]
-            .results
-            .iter()
-            .map(|r| r.status.clone())
-            .collect();
+        let s = statuses(&p, 0);
         assert_eq!(s, vec![Stale, Applied, Applied, Applied]);
         let current = p.outcomes[0].results[0].current.as_ref().unwrap();
         assert_eq!((current.hlc.wall_ms, current.hlc.node.as_str()), (6, "y"));

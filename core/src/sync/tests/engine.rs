@@ -387,15 +387,7 @@ fn an_edit_of_a_far_future_version_is_pushed_without_its_base() {
         0,
         Policies::new(Policy::Lww).with("cards", resolver(calls.clone(), |c| c.local.clone())),
     );
-    let far = Change {
-        collection: "cards".into(),
-        id: "x".into(),
-        hlc: Hlc::new(START + 7_200_000, 0, "broken").unwrap(),
-        deleted: false,
-        doc: Some(json!({"id": "x", "v": "future"})),
-        fields: None,
-        base: None,
-    };
+    let far = far_future("cards");
     w.server.inject(NS, far.clone());
     ok(a.sync());
     a.put("cards", "x", json!({"v": "mine"}));
@@ -752,19 +744,24 @@ fn a_device_an_hour_behind_converges_and_its_later_edits_win() {
     assert_eq!(a.all(), slow.all());
 }
 
-#[test]
-fn a_far_future_timestamp_is_applied_but_not_adopted_by_the_clock() {
-    let w = World::new();
-    let a = w.device("a", 0, lww());
-    let far = Change {
-        collection: "tasks".into(),
+/// Document `x` of `collection` from a device whose clock is two hours ahead.
+fn far_future(collection: &str) -> Change {
+    Change {
+        collection: collection.into(),
         id: "x".into(),
         hlc: Hlc::new(START + 7_200_000, 0, "broken").unwrap(),
         deleted: false,
         doc: Some(json!({"id": "x", "v": "future"})),
         fields: None,
         base: None,
-    };
+    }
+}
+
+#[test]
+fn a_far_future_timestamp_is_applied_but_not_adopted_by_the_clock() {
+    let w = World::new();
+    let a = w.device("a", 0, lww());
+    let far = far_future("tasks");
     w.server.inject(NS, far.clone());
     ok(a.sync());
     assert_eq!(
