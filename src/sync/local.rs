@@ -292,6 +292,26 @@ impl IdbLocal {
             .collect())
     }
 
+    /// Writes `ops` (and `meta`) in `tx`: `false`, with the transaction rolled back, when an op's
+    /// precondition failed. `found`: the records already read in `tx`, if any (else read here).
+    async fn write_ops(
+        &self,
+        conn: &Conn,
+        tx: &Tx,
+        ops: &[StoreOp],
+        known: &[String],
+        meta: &ApplyMeta,
+        found: Option<js_sys::Map>,
+    ) -> Result<bool> {
+        let built = self.build_ops(conn, ops, known)?;
+        let ops_js = to_js_json(&built)?;
+        let written = local_tx::apply_ops(tx, &built, &ops_js, meta, found).await?;
+        if !written {
+            tx.roll_back().await;
+        }
+        Ok(written)
+    }
+
     /// After `ops` (and `cursor`) committed: the cached cursor, the outbox bookkeeping, and one
     /// live-query notice per collection.
     async fn applied(&self, ops: &[StoreOp], cursor: Option<&str>) -> Result<()> {
@@ -568,13 +588,7 @@ impl LocalStore for IdbLocal {
                 true,
                 |conn, tx| async move {
                     let known = collection_stores(&conn.db);
-                    let ops = self.build_ops(&conn, ops, &known)?;
-                    let ops_js = to_js_json(&ops)?;
-                    let applied = local_tx::apply_ops(&tx, &ops, &ops_js, meta, None).await?;
-                    if !applied {
-                        tx.roll_back().await;
-                    }
-                    Ok(applied)
+                    self.write_ops(&conn, &tx, ops, &known, meta, None).await
                 },
             )
             .await?;
@@ -614,13 +628,10 @@ impl LocalStore for IdbLocal {
                         cursor: cursor.map(str::to_string),
                         clock: self.clock.last().encode(),
                     };
-                    let built = self.build_ops(&conn, &ops, &known)?;
-                    let ops_js = to_js_json(&built)?;
-                    if !local_tx::apply_ops(&tx, &built, &ops_js, &meta, Some(found)).await? {
-                        tx.roll_back().await;
-                        return Ok(None);
-                    }
-                    Ok(Some(ops))
+                    let written = self
+                        .write_ops(&conn, &tx, &ops, &known, &meta, Some(found))
+                        .await?;
+                    Ok(written.then_some(ops))
                 },
             )
             .await?;
