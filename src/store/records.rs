@@ -36,7 +36,9 @@ pub const F_PEND: &str = "pend";
 pub const F_BASE: &str = "base";
 
 /// The `base` a local edit replacing `prev` (a stored record, or `undefined`) is made on: `prev`'s
-/// own base if it has one (a local edit not synced yet), else its `hlc`; none without a record.
+/// own base if it has one (a local edit, acknowledged or not: acknowledging moves a watermark and
+/// leaves the record as it is, and the server does not count a client's own version as concurrent),
+/// else its `hlc` (a synced version); none without a record.
 pub fn base_of(prev: &JsValue) -> Option<JsValue> {
     if prev.is_undefined() || prev.is_null() {
         return None;
