@@ -50,6 +50,10 @@ pub enum PushStatus {
     Applied,
     /// The server holds a newer version; `current` carries it.
     Stale,
+    /// The server refuses this change on its own (a rule it checks, a size limit), whatever else
+    /// the push holds; `error` says why. The rest of the push is answered as usual. The client
+    /// sets the change aside (kept locally, still pending) and lists it for the app.
+    Rejected,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -58,6 +62,9 @@ pub struct PushResult {
     pub status: PushStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub current: Option<Change>,
+    /// Why a `rejected` change was refused (absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorDetail>,
 }
 
 /// `POST /v1/push` reply.
@@ -88,10 +95,15 @@ pub struct PullResponse {
     pub server_time: u64,
 }
 
-/// The body of every 4xx/5xx reply: `{ "error": { "code": "...", "message": "..." } }`.
+/// The body of every 4xx/5xx reply: `{ "error": { "code": "...", "message": "..." }, "serverTime" }`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ErrorBody {
     pub error: ErrorDetail,
+    /// The server's wall clock when it replied (ms since epoch), as in every 2xx reply: a client
+    /// learns its clock offset from refusals too (a `CLOCK_AHEAD` above all).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_time: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -111,6 +123,8 @@ pub mod codes {
     pub const BAD_CURSOR: &str = "BAD_CURSOR";
     /// The cursor belongs to another server database (reset or restored): re-sync from scratch.
     pub const CURSOR_EPOCH_MISMATCH: &str = "CURSOR_EPOCH_MISMATCH";
+    /// The cursor is older than what the server still keeps (410): re-sync from the start.
+    pub const CURSOR_EXPIRED: &str = "CURSOR_EXPIRED";
     pub const INTERNAL: &str = "INTERNAL";
     /// No such endpoint (or method) under `/v1`.
     pub const NOT_FOUND: &str = "NOT_FOUND";
@@ -135,6 +149,30 @@ mod tests {
         let back = serde_json::to_value(&c).unwrap();
         assert_eq!(back["hlc"], "018bcfe56800-000000-c1");
         assert!(back.get("deleted").is_none());
+    }
+
+    #[test]
+    fn rejected_result_shape() {
+        let r: PushResult = serde_json::from_value(json!({
+            "status": "rejected", "error": {"code": "INVALID_CHANGE", "message": "too big"}
+        }))
+        .unwrap();
+        assert_eq!(r.status, PushStatus::Rejected);
+        assert_eq!(r.error.as_ref().unwrap().code, "INVALID_CHANGE");
+        let applied = PushResult {
+            status: PushStatus::Applied,
+            current: None,
+            error: None,
+        };
+        assert_eq!(
+            serde_json::to_value(&applied).unwrap(),
+            json!({"status": "applied"})
+        );
+        let b: ErrorBody = serde_json::from_value(json!({
+            "error": {"code": "CLOCK_AHEAD", "message": "m"}, "serverTime": 5
+        }))
+        .unwrap();
+        assert_eq!(b.server_time, Some(5));
     }
 
     #[test]

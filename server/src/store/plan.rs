@@ -142,6 +142,7 @@ pub fn plan_group<'a>(jobs: &'a [Job], loaded: Loaded) -> GroupPlan<'a> {
                                 base: None,
                                 ..doc.current.clone()
                             }),
+                            error: None,
                         });
                         continue;
                     }
@@ -207,6 +208,7 @@ fn applied() -> PushResult {
     PushResult {
         status: PushStatus::Applied,
         current: None,
+        error: None,
     }
 }
 

@@ -141,6 +141,7 @@ impl MemServer {
                 Some(cur) if cur.hlc > c.hlc || made_without(c, &cur.hlc) => PushResult {
                     status: PushStatus::Stale,
                     current: Some(cur.clone()),
+                    error: None,
                 },
                 _ => {
                     // The base is a question to this server, not part of the version.
@@ -269,6 +270,7 @@ fn applied() -> PushResult {
     PushResult {
         status: PushStatus::Applied,
         current: None,
+        error: None,
     }
 }
 
