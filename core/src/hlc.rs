@@ -177,6 +177,10 @@ impl HlcClock {
         &self.node
     }
 
+    pub fn max_drift_ms(&self) -> u64 {
+        self.max_drift_ms
+    }
+
     /// The last timestamp issued or observed (for persisting the clock across restarts).
     pub fn last(&self) -> Hlc {
         Hlc {

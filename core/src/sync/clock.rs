@@ -15,6 +15,7 @@ pub struct SyncClock {
     hlc: RefCell<HlcClock>,
     offset_ms: Cell<i64>,
     wall: Box<dyn Fn() -> u64>,
+    rewinds: Cell<u64>,
 }
 
 impl SyncClock {
@@ -24,6 +25,7 @@ impl SyncClock {
             hlc: RefCell::new(clock),
             offset_ms: Cell::new(0),
             wall: Box::new(wall),
+            rewinds: Cell::new(0),
         }
     }
 
@@ -80,6 +82,31 @@ impl SyncClock {
 
     pub fn restore(&self, last: &Hlc) {
         self.hlc.borrow_mut().restore(last);
+    }
+
+    /// The drift bound: remote times further ahead of corrected time are refused.
+    pub fn max_drift_ms(&self) -> u64 {
+        self.hlc.borrow().max_drift_ms()
+    }
+
+    /// Winds the clock back to corrected time (or `floor`, if later): after the server refused
+    /// stamps that ran ahead (`CLOCK_AHEAD`), new stamps must be sane again. Only for that case:
+    /// everywhere else the clock only moves forward.
+    pub fn rewind(&self, floor: Option<&Hlc>) {
+        let mut hlc = self.hlc.borrow_mut();
+        // The node was valid when this clock was made, so this cannot fail.
+        if let Ok(mut fresh) = HlcClock::new(hlc.node(), hlc.max_drift_ms()) {
+            if let Some(f) = floor {
+                fresh.restore(f);
+            }
+            *hlc = fresh;
+            self.rewinds.set(self.rewinds.get() + 1);
+        }
+    }
+
+    /// How many times [`SyncClock::rewind`] ran (a store whose write clock is separate follows).
+    pub fn rewinds(&self) -> u64 {
+        self.rewinds.get()
     }
 }
 

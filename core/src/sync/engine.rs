@@ -2,12 +2,13 @@
 //! meets a pending local change. Generic over [`LocalStore`] and [`Transport`], so the same code runs
 //! over IndexedDB + `fetch` in the browser and over the in-memory pair in native tests.
 
-use std::cell::Cell;
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
+use crate::hlc::Hlc;
 use crate::limits::{DEFAULT_MAX_BODY_BYTES, DEFAULT_PULL_LIMIT, MAX_PULL_LIMIT, MAX_PUSH_CHANGES};
 use crate::merge::made_without;
-use crate::protocol::{Change, PushRequest, PushStatus};
+use crate::protocol::{codes, Change, PushRequest, PushStatus};
 
 use super::policy::{
     decide_by_order, decide_custom, normalize_resolved, Conflict, Decision, Policies, Policy,
@@ -112,6 +113,27 @@ pub struct Progress {
     pub remaining: Option<u64>,
 }
 
+/// A pending change sync has set aside: the server refused it on its own (a `rejected` result, or
+/// a 4xx narrowed down to it), or the app's resolver failed on it. It stays in the local store and
+/// in the outbox, is not pushed again until [`SyncEngine::retry`] (or a new local edit of the
+/// document, which retries by itself), and [`SyncEngine::discard`] drops it. Every other document
+/// keeps syncing.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SetAside {
+    pub key: DocKey,
+    /// The version set aside; a newer local edit of the document is pushed again.
+    pub hlc: Hlc,
+    /// A stable code: the server's (`INVALID_CHANGE`, `PAYLOAD_TOO_LARGE`, ...) or
+    /// [`RESOLVER_FAILED`].
+    pub code: String,
+    pub message: String,
+    /// The server's version, when a reply carried it (what [`SyncEngine::discard`] restores).
+    pub current: Option<Change>,
+}
+
+/// [`SetAside::code`] of a document whose conflict resolver threw, timed out or answered badly.
+pub const RESOLVER_FAILED: &str = "RESOLVER_FAILED";
+
 struct Run<'a> {
     report: SyncReport,
     progress: Progress,
@@ -121,6 +143,10 @@ struct Run<'a> {
     conflicted: HashSet<DocKey>,
     /// Settling wrote new pending local versions (or a resync queued documents): push again.
     wrote: bool,
+    /// Pending rows re-stamped after a `CLOCK_AHEAD` in this sync (done at most once).
+    restamped: bool,
+    /// Set-aside rows moved to the end of the outbox in this pass (done once each per pass).
+    requeued: HashSet<DocKey>,
 }
 
 /// Drives push and pull for one local database. Holds no state between syncs but a re-entrancy
@@ -131,6 +157,8 @@ pub struct SyncEngine<S, T> {
     policies: Policies,
     config: SyncConfig,
     running: Cell<bool>,
+    /// Rows set aside, by document. In memory: after a restart each is tried once more.
+    aside: RefCell<BTreeMap<DocKey, SetAside>>,
 }
 
 struct RunGuard<'a>(&'a Cell<bool>);
@@ -149,6 +177,7 @@ impl<S: LocalStore, T: Transport> SyncEngine<S, T> {
             policies,
             config: SyncConfig::default(),
             running: Cell::new(false),
+            aside: RefCell::new(BTreeMap::new()),
         }
     }
 
@@ -194,10 +223,20 @@ impl<S: LocalStore, T: Transport> SyncEngine<S, T> {
             resynced: false,
             conflicted: HashSet::new(),
             wrote: false,
+            restamped: false,
+            requeued: HashSet::new(),
         };
         for _ in 0..self.config.max_rounds {
             run.wrote = false;
-            self.push_all(&mut run).await?;
+            run.requeued.clear();
+            if let Err(e) = self.push_all(&mut run).await {
+                // Whatever the push met, the pull still brings this device up to date, unless
+                // nothing can reach the server (network, token) or the store itself failed.
+                if pull_after(&e) {
+                    let _ = self.pull_all(&mut run).await;
+                }
+                return Err(e);
+            }
             self.pull_all(&mut run).await?;
             if !run.wrote {
                 break;
@@ -205,6 +244,99 @@ impl<S: LocalStore, T: Transport> SyncEngine<S, T> {
         }
         run.report.more = run.wrote;
         Ok(run.report)
+    }
+
+    /// The rows set aside (see [`SetAside`]), in key order.
+    pub fn set_aside(&self) -> Vec<SetAside> {
+        self.aside.borrow().values().cloned().collect()
+    }
+
+    /// Pushes a set-aside row again at the next sync; false if it was not set aside.
+    pub fn retry(&self, key: &DocKey) -> bool {
+        self.aside.borrow_mut().remove(key).is_some()
+    }
+
+    /// Drops a set-aside row's local edit: the document takes the server's version (the one a
+    /// reply carried; otherwise the next sync reads the feed from the start, which brings it
+    /// back, or leaves the document absent when the server never had it). False if it was not
+    /// set aside, or the document changed since (then it is pushed again as a new edit).
+    pub async fn discard(&self, key: &DocKey) -> Result<bool, SyncError> {
+        let Some(entry) = self.aside.borrow_mut().remove(key) else {
+            return Ok(false);
+        };
+        let loaded = self
+            .store
+            .load(std::slice::from_ref(key))
+            .await
+            .map_err(store_err)?;
+        let Some(local) = loaded.into_iter().next().flatten() else {
+            return Ok(false);
+        };
+        if local.change.hlc != entry.hlc {
+            return Ok(false);
+        }
+        let (server, restart) = match entry.current {
+            Some(c) => (c, None),
+            None => {
+                // Below any version: the server's, pulled again from the start, replaces it.
+                let floor = Hlc::new(0, 0, self.store.clock().node())
+                    .map_err(|e| SyncError::Store(Box::new(e)))?;
+                let gone = Change {
+                    collection: key.collection.clone(),
+                    id: key.id.clone(),
+                    hlc: floor,
+                    deleted: true,
+                    doc: None,
+                    fields: None,
+                    base: None,
+                };
+                (gone, Some(FROM_THE_START))
+            }
+        };
+        let op = StoreOp::Put {
+            change: Change {
+                base: None,
+                ..server
+            },
+            pending: false,
+            expect: Some(entry.hlc),
+        };
+        let outcome = self.store.apply(&[op], restart).await.map_err(store_err)?;
+        Ok(outcome == ApplyOutcome::Committed)
+    }
+
+    fn put_aside(
+        &self,
+        key: DocKey,
+        hlc: Hlc,
+        code: &str,
+        message: String,
+        current: Option<Change>,
+    ) {
+        self.aside.borrow_mut().insert(
+            key.clone(),
+            SetAside {
+                key,
+                hlc,
+                code: code.to_string(),
+                message,
+                current,
+            },
+        );
+    }
+
+    /// Whether the row is set aside as it is (a newer edit of the document retries by itself).
+    fn is_aside(&self, row: &PendingChange) -> bool {
+        let key = DocKey::of(&row.change);
+        let mut aside = self.aside.borrow_mut();
+        match aside.get(&key) {
+            Some(a) if a.hlc == row.change.hlc => true,
+            Some(_) => {
+                aside.remove(&key);
+                false
+            }
+            None => false,
+        }
     }
 
     async fn push_all(&self, run: &mut Run<'_>) -> Result<(), SyncError> {
@@ -218,26 +350,120 @@ impl<S: LocalStore, T: Transport> SyncEngine<S, T> {
             let Some(last) = rows.last() else { break };
             after = Some(DocKey::of(&last.change));
             let full = rows.len() >= self.config.push_batch;
+            let (aside, rows): (Vec<_>, Vec<_>) = rows.into_iter().partition(|r| self.is_aside(r));
+            self.requeue(&aside, run).await?;
             let mut queue: VecDeque<Vec<PendingChange>> =
                 split_by_size(rows, self.config.max_body_bytes).into();
             while let Some(chunk) = queue.pop_front() {
                 match self.push_chunk(&chunk, run).await {
-                    // The server's body limit is lower than we assumed: halve and retry.
+                    Ok(()) => {}
                     Err(SyncError::Transport(TransportError::BadRequest {
-                        status: 413, ..
-                    })) if chunk.len() > 1 => {
-                        let mut first = chunk;
-                        let second = first.split_off(first.len() / 2);
-                        queue.push_front(second);
-                        queue.push_front(first);
+                        status,
+                        code,
+                        message,
+                    })) if refuses_rows(status, &code) => {
+                        if chunk.len() > 1 {
+                            // Narrow the refusal down to the change(s) it is about.
+                            let mut first = chunk;
+                            let second = first.split_off(first.len() / 2);
+                            queue.push_front(second);
+                            queue.push_front(first);
+                        } else {
+                            let row = &chunk[0];
+                            let key = DocKey::of(&row.change);
+                            let hlc = row.change.hlc.clone();
+                            self.put_aside(key, hlc, &code, message, None);
+                        }
                     }
-                    r => r?,
+                    Err(SyncError::Transport(TransportError::BadRequest { code, .. }))
+                        if code == codes::CLOCK_AHEAD && !run.restamped =>
+                    {
+                        // The reply corrected the clock's offset; stamp what is too far ahead
+                        // again and start the pass over.
+                        run.restamped = true;
+                        self.restamp().await?;
+                        return Box::pin(self.push_all(run)).await;
+                    }
+                    Err(e) => return Err(e),
                 }
             }
             if !full {
                 break;
             }
         }
+        Ok(())
+    }
+
+    /// Moves set-aside rows to the end of the outbox (once per pass), so the outbox's bookkeeping
+    /// can acknowledge every row after them.
+    async fn requeue(&self, rows: &[PendingChange], run: &mut Run<'_>) -> Result<(), SyncError> {
+        let ops: Vec<StoreOp> = rows
+            .iter()
+            .filter(|r| run.requeued.insert(DocKey::of(&r.change)))
+            .map(|r| StoreOp::Requeue {
+                key: DocKey::of(&r.change),
+                expect: r.change.hlc.clone(),
+            })
+            .collect();
+        if !ops.is_empty() {
+            // A conflict means the document was edited meanwhile: that edit is pushed anyway.
+            self.store.apply(&ops, None).await.map_err(store_err)?;
+        }
+        Ok(())
+    }
+
+    /// After `CLOCK_AHEAD` (the offset is corrected by then): every pending row stamped further
+    /// ahead of corrected time than the server accepts gets a fresh stamp, in their old order,
+    /// from a clock wound back to the corrected time, so later writes are sane too.
+    async fn restamp(&self) -> Result<(), SyncError> {
+        let clock = self.store.clock();
+        let limit = clock.now_ms().saturating_add(clock.max_drift_ms() / 2);
+        let mut far: Vec<PendingChange> = Vec::new();
+        let mut after: Option<DocKey> = None;
+        let mut highest_sane: Option<Hlc> = None;
+        loop {
+            let rows = self
+                .store
+                .pending(after.as_ref(), self.config.push_batch)
+                .await
+                .map_err(store_err)?;
+            let Some(last) = rows.last() else { break };
+            after = Some(DocKey::of(&last.change));
+            let full = rows.len() >= self.config.push_batch;
+            for r in rows {
+                if r.change.hlc.wall_ms > limit {
+                    far.push(r);
+                } else if highest_sane.as_ref().is_none_or(|h| r.change.hlc > *h) {
+                    highest_sane = Some(r.change.hlc.clone());
+                }
+            }
+            if !full {
+                break;
+            }
+        }
+        if far.is_empty() {
+            return Ok(());
+        }
+        clock.rewind(highest_sane.as_ref());
+        far.sort_by(|a, b| a.change.hlc.cmp(&b.change.hlc));
+        let ops: Vec<StoreOp> = far
+            .into_iter()
+            .map(|r| {
+                let hlc = clock.tick();
+                let base = r.change.base.clone().filter(|b| *b < hlc);
+                StoreOp::Put {
+                    expect: Some(r.change.hlc.clone()),
+                    change: Change {
+                        hlc,
+                        base,
+                        ..r.change
+                    },
+                    pending: true,
+                }
+            })
+            .collect();
+        // A conflict: a local write slipped in; the next sync stamps what is still too far ahead.
+        self.store.apply(&ops, None).await.map_err(store_err)?;
         Ok(())
     }
 
@@ -252,9 +478,9 @@ impl<S: LocalStore, T: Transport> SyncEngine<S, T> {
             changes: chunk.iter().map(|p| self.to_push(p)).collect(),
         };
         let sent = clock.wall_ms();
-        let resp = self.transport.push(&req).await?;
+        let resp = self.transport.push(&req).await;
+        let resp = self.learn_time(resp, sent)?;
         validate_push(&req, &resp)?;
-        clock.observe_server_time(resp.server_time, sent, clock.wall_ms());
         let mut acked = Vec::new();
         let mut stale = Vec::new();
         for (c, r) in req.changes.iter().zip(resp.results) {
@@ -264,6 +490,13 @@ impl<S: LocalStore, T: Transport> SyncEngine<S, T> {
                     hlc: c.hlc.clone(),
                 }),
                 PushStatus::Stale => stale.extend(r.current),
+                PushStatus::Rejected => {
+                    let (code, message) = match r.error {
+                        Some(e) => (e.code, e.message),
+                        None => ("REJECTED".to_string(), "refused by the server".to_string()),
+                    };
+                    self.put_aside(DocKey::of(c), c.hlc.clone(), &code, message, r.current);
+                }
             }
         }
         self.store.ack_pushed(&acked).await.map_err(store_err)?;
@@ -276,12 +509,33 @@ impl<S: LocalStore, T: Transport> SyncEngine<S, T> {
         Ok(())
     }
 
+    /// Learns the clock offset from a reply's `serverTime`, error replies included (a
+    /// `CLOCK_AHEAD` above all: the push after it is stamped with the corrected clock).
+    fn learn_time<R: HasServerTime>(
+        &self,
+        reply: Result<R, TransportError>,
+        sent: u64,
+    ) -> Result<R, SyncError> {
+        let clock = self.store.clock();
+        let server_time = match &reply {
+            Ok(r) => Some(r.server_time()),
+            Err(_) => self.transport.error_server_time(),
+        };
+        if let Some(t) = server_time {
+            clock.observe_server_time(t, sent, clock.wall_ms());
+        }
+        Ok(reply?)
+    }
+
     /// A pending change as pushed: with its base only for an edit of a collection whose app
     /// resolves conflicts itself (for `lww` and `merge` the server's order is the rule, and a
     /// resync offers versions of an old server database, not edits).
     fn to_push(&self, p: &PendingChange) -> Change {
         let mut c = p.change.clone();
         let custom = matches!(self.policies.get(&c.collection), Policy::Custom(_));
+        if custom && p.kind == PendingKind::Edit {
+            c.base = self.edit_base(&c);
+        }
         // A base at or after the edit's own HLC (an edit of a far-future version the clock
         // refused to adopt) would be refused as invalid: without it, the server's order applies
         // and the edit waits, pending, until the clock passes that version (see `plan`).
@@ -296,23 +550,37 @@ impl<S: LocalStore, T: Transport> SyncEngine<S, T> {
         let clock = self.store.clock();
         let limit = self.config.pull_limit;
         let mut cursor = self.store.cursor().await.map_err(store_err)?;
+        // An empty saved cursor means "from the start" (see [`SyncEngine::discard`]).
+        cursor = cursor.filter(|c| !c.is_empty());
+        let mut restarted = false;
         loop {
             let sent = clock.wall_ms();
-            let page = match self.transport.pull(cursor.as_deref(), limit).await {
+            let page = self.transport.pull(cursor.as_deref(), limit).await;
+            let page = match self.learn_time(page, sent) {
                 Ok(p) => p,
-                Err(TransportError::CursorEpochMismatch(_)) if !run.resynced => {
-                    // Another server database: keep the outbox, offer it everything we hold, and
-                    // read its feed from the start.
-                    self.store.reset_for_resync().await.map_err(store_err)?;
-                    run.resynced = true;
-                    run.wrote = true;
-                    cursor = None;
-                    continue;
-                }
-                Err(e) => return Err(e.into()),
+                Err(SyncError::Transport(e)) => match cursor_lost(&e) {
+                    Some(CursorLost::ServerLostData) if !run.resynced => {
+                        // Another server database, or this one restored from an older copy:
+                        // keep the outbox, offer it everything we hold, and read its feed from
+                        // the start.
+                        self.store.reset_for_resync().await.map_err(store_err)?;
+                        run.resynced = true;
+                        run.wrote = true;
+                        cursor = None;
+                        continue;
+                    }
+                    Some(CursorLost::Expired) if !restarted && cursor.is_some() => {
+                        // The server no longer keeps history that old: read it all again (the
+                        // outbox is kept; the saved cursor is replaced page by page).
+                        restarted = true;
+                        cursor = None;
+                        continue;
+                    }
+                    _ => return Err(e.into()),
+                },
+                Err(e) => return Err(e),
             };
             validate_pull(&page, limit, cursor.as_deref())?;
-            clock.observe_server_time(page.server_time, sent, clock.wall_ms());
             let moved = cursor.as_deref() != Some(page.cursor.as_str());
             if !page.changes.is_empty() || moved {
                 self.settle(&page.changes, Some(&page.cursor), true, run)
@@ -443,7 +711,24 @@ impl<S: LocalStore, T: Transport> SyncEngine<S, T> {
             if local.pending.is_some() && self.concurrent(&local, remote) {
                 conflicts.insert(DocKey::of(remote));
             }
-            match self.decide(&local, remote).await? {
+            let decision = match self.decide(&local, remote).await {
+                Ok(d) => d,
+                Err(SyncError::Resolver { message, .. }) => {
+                    // The app's resolver failed on this document: keep the local edit, pending,
+                    // and set it aside; the rest of the page goes on. Its push (after a retry)
+                    // meets the remote version again as stale and asks the resolver again.
+                    self.put_aside(
+                        DocKey::of(remote),
+                        local.change.hlc.clone(),
+                        RESOLVER_FAILED,
+                        message,
+                        None,
+                    );
+                    Decision::Keep
+                }
+                Err(e) => return Err(e),
+            };
+            match decision {
                 Decision::Keep => {}
                 Decision::Unpend => {
                     if let Some(l) = view[i].as_mut() {
@@ -461,7 +746,16 @@ impl<S: LocalStore, T: Transport> SyncEngine<S, T> {
                     let hlc = clock.tick();
                     if hlc <= remote.hlc || hlc <= local.change.hlc {
                         // Only possible against a far-future timestamp the clock refused: we
-                        // cannot write after it yet. Keep the local side; a later sync retries.
+                        // cannot write after it yet. A pending edit stays pending (a later sync
+                        // retries); a version the server already has gives way to the server's,
+                        // or it would differ from it for good.
+                        if local.pending.is_none() && remote.hlc > local.change.hlc {
+                            view[i] = Some(LocalDoc {
+                                change: remote.clone(),
+                                pending: None,
+                            });
+                            applied += 1;
+                        }
                         continue;
                     }
                     view[i] = Some(LocalDoc {
@@ -494,9 +788,27 @@ impl<S: LocalStore, T: Transport> SyncEngine<S, T> {
     /// collection whose app resolves conflicts (the only ones whose edits carry a base), another
     /// device's version written after the base.
     fn concurrent(&self, local: &LocalDoc, remote: &Change) -> bool {
-        remote.hlc > local.change.hlc
-            || (matches!(self.policies.get(&remote.collection), Policy::Custom(_))
-                && made_without(&local.change, &remote.hlc))
+        if remote.hlc > local.change.hlc {
+            return true;
+        }
+        if !matches!(self.policies.get(&remote.collection), Policy::Custom(_)) {
+            return false;
+        }
+        let mut edit = local.change.clone();
+        if local.pending == Some(PendingKind::Edit) {
+            edit.base = self.edit_base(&edit);
+        }
+        made_without(&edit, &remote.hlc)
+    }
+
+    /// The version a local edit was made on. A creation (no base) is made on nothing: the lowest
+    /// HLC stands for that, so another device's creation of the same id is concurrent with it,
+    /// on the server (`stale`) and here, and the app's resolver sees both.
+    fn edit_base(&self, c: &Change) -> Option<Hlc> {
+        match &c.base {
+            Some(b) => Some(b.clone()),
+            None => Hlc::new(0, 0, c.hlc.node.clone()).ok(),
+        }
     }
 
     async fn decide(&self, local: &LocalDoc, remote: &Change) -> Result<Decision, SyncError> {
@@ -561,6 +873,70 @@ fn live_doc(c: &Change) -> Option<serde_json::Value> {
         None
     } else {
         c.doc.clone()
+    }
+}
+
+/// Whether a sync still pulls after its push failed with `e`: yes, unless the server cannot be
+/// reached or does not let us in (the pull would fail the same), or the store failed.
+fn pull_after(e: &SyncError) -> bool {
+    !matches!(
+        e,
+        SyncError::Transport(TransportError::Network(_) | TransportError::Unauthorized { .. })
+            | SyncError::Store(_)
+            | SyncError::AlreadyRunning
+    )
+}
+
+/// Whether a whole push refused with this 4xx may be about some of its changes only (so the batch
+/// is narrowed down to them): not a refusal of the request itself (auth, a cursor, an endpoint,
+/// a clock), and not a size the engine fixes by splitting.
+fn refuses_rows(status: u16, code: &str) -> bool {
+    (400..500).contains(&status)
+        && !matches!(status, 401 | 403 | 404 | 405 | 408 | 409 | 410 | 429)
+        && code != codes::CLOCK_AHEAD
+        && code != codes::TOO_MANY_CHANGES
+        && code != codes::BAD_CURSOR
+}
+
+/// How a pull's cursor was refused.
+enum CursorLost {
+    /// `CURSOR_EPOCH_MISMATCH` (another database) or `BAD_CURSOR` (ahead of the feed: restored
+    /// from an older copy): what the server held may be gone, so everything is offered again.
+    ServerLostData,
+    /// `CURSOR_EXPIRED`: the data is there, the history that old is not.
+    Expired,
+}
+
+fn cursor_lost(e: &TransportError) -> Option<CursorLost> {
+    match e {
+        TransportError::CursorEpochMismatch(_) => Some(CursorLost::ServerLostData),
+        TransportError::BadRequest { code, .. } if code == codes::BAD_CURSOR => {
+            Some(CursorLost::ServerLostData)
+        }
+        TransportError::BadRequest { code, .. } if code == codes::CURSOR_EXPIRED => {
+            Some(CursorLost::Expired)
+        }
+        _ => None,
+    }
+}
+
+/// A saved cursor meaning "pull from the start" (written by [`SyncEngine::discard`]).
+const FROM_THE_START: &str = "";
+
+/// Replies carrying the server's clock.
+trait HasServerTime {
+    fn server_time(&self) -> u64;
+}
+
+impl HasServerTime for crate::protocol::PushResponse {
+    fn server_time(&self) -> u64 {
+        self.server_time
+    }
+}
+
+impl HasServerTime for crate::protocol::PullResponse {
+    fn server_time(&self) -> u64 {
+        self.server_time
     }
 }
 

@@ -23,7 +23,9 @@ mod tests;
 
 pub use backoff::{Backoff, RetryClass};
 pub use clock::SyncClock;
-pub use engine::{Progress, SyncConfig, SyncEngine, SyncError, SyncReport};
+pub use engine::{
+    Progress, SetAside, SyncConfig, SyncEngine, SyncError, SyncReport, RESOLVER_FAILED,
+};
 pub use policy::{Conflict, CustomResolver, Policies, Policy, ResolverFuture};
 pub use store::{
     ApplyOutcome, Decide, DocKey, LocalDoc, LocalStore, PendingChange, PendingKind, Pushed, StoreOp,

@@ -83,20 +83,23 @@ pub enum StoreOp {
     },
     /// Remove the outbox row: the server holds exactly this local version.
     Unpend { key: DocKey, expect: Hlc },
+    /// Keep the row pending but move it behind every other row of the outbox (a row set aside:
+    /// the rows after it are acknowledged past it). A store whose outbox has no order ignores it.
+    Requeue { key: DocKey, expect: Hlc },
 }
 
 impl StoreOp {
     pub fn key(&self) -> DocKey {
         match self {
             StoreOp::Put { change, .. } => DocKey::of(change),
-            StoreOp::Unpend { key, .. } => key.clone(),
+            StoreOp::Unpend { key, .. } | StoreOp::Requeue { key, .. } => key.clone(),
         }
     }
 
     pub fn expect(&self) -> Option<&Hlc> {
         match self {
             StoreOp::Put { expect, .. } => expect.as_ref(),
-            StoreOp::Unpend { expect, .. } => Some(expect),
+            StoreOp::Unpend { expect, .. } | StoreOp::Requeue { expect, .. } => Some(expect),
         }
     }
 }
@@ -163,7 +166,7 @@ pub trait LocalStore {
         load_then_apply(self, keys, cursor, decide).await
     }
 
-    /// The saved pull cursor (None: pull from the start). It embeds the server's epoch.
+    /// The saved pull cursor (None, or empty: pull from the start). It embeds the server's epoch.
     async fn cursor(&self) -> Result<Option<String>, Self::Error>;
 
     /// One transaction, when the server no longer knows our cursor (reset or restored database):

@@ -64,6 +64,13 @@ impl TransportError {
         }
     }
 
+    /// The `serverTime` of an error reply's body, if it has one.
+    pub fn server_time_of(body: &str) -> Option<u64> {
+        serde_json::from_str::<ErrorBody>(body)
+            .ok()
+            .and_then(|b| b.server_time)
+    }
+
     /// A 2xx body that does not parse as the expected reply.
     pub fn malformed(what: &str, err: impl std::fmt::Display) -> TransportError {
         TransportError::Malformed(format!("{what}: {err}"))
@@ -81,6 +88,12 @@ pub trait Transport {
         cursor: Option<&str>,
         limit: usize,
     ) -> Result<PullResponse, TransportError>;
+
+    /// The `serverTime` of the error reply the last failed call got, if it carried one (the
+    /// reference server's all do): the engine learns its clock offset from refusals too.
+    fn error_server_time(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// A shared transport (e.g. the app swaps its token through another handle).
@@ -95,6 +108,10 @@ impl<T: Transport + ?Sized> Transport for std::rc::Rc<T> {
         limit: usize,
     ) -> Result<PullResponse, TransportError> {
         (**self).pull(cursor, limit).await
+    }
+
+    fn error_server_time(&self) -> Option<u64> {
+        (**self).error_server_time()
     }
 }
 

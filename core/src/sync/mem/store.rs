@@ -257,6 +257,8 @@ impl LocalStore for MemStore {
                 StoreOp::Unpend { key, .. } => {
                     st.outbox.remove(key);
                 }
+                // One row per document, in key order: nothing to move.
+                StoreOp::Requeue { .. } => {}
             }
         }
         if let Some(c) = cursor {

@@ -1,15 +1,20 @@
 //! One behaviour per test: push, pull, conflicts by policy, failures, clocks, epochs.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::rc::Rc;
 
 use serde_json::{json, Value};
 
 use super::*;
-use crate::hlc::Hlc;
+use crate::hlc::{Hlc, HlcClock, DEFAULT_MAX_DRIFT_MS};
 use crate::merge::FieldState;
-use crate::sync::mem::Fault;
-use crate::sync::{Conflict, PendingKind, ResolverFuture, RetryClass, TransportError};
+use crate::protocol::{
+    codes, ErrorDetail, PullResponse, PushRequest, PushResponse, PushResult, PushStatus,
+};
+use crate::sync::engine::RESOLVER_FAILED;
+use crate::sync::mem::{Fault, MemStore, MemTransport};
+use crate::sync::{Conflict, PendingKind, ResolverFuture, RetryClass, Transport, TransportError};
 
 fn ok(r: Result<SyncReport, SyncError>) -> SyncReport {
     r.unwrap_or_else(|e| panic!("sync failed: {e}"))
@@ -419,12 +424,15 @@ fn custom_resolver_none_deletes_and_errors_keep_the_change() {
     let mine = a.put("cards", "c", json!({"n": 1}));
     b.put("cards", "c", json!({"n": 2}));
     ok(b.sync());
-    let e = a.sync().unwrap_err();
-    assert!(
-        matches!(&e, SyncError::Resolver { id, message, .. } if id == "c" && message.contains("boom")),
-        "{e}"
+    // The document is set aside (listed with the resolver's message); the sync itself goes on.
+    ok(a.sync());
+    let aside = a.engine.set_aside();
+    assert_eq!(aside.len(), 1);
+    assert_eq!(
+        (aside[0].key.id.as_str(), aside[0].code.as_str()),
+        ("c", RESOLVER_FAILED)
     );
-    assert_eq!(e.retry_class(), RetryClass::StopUntilChange);
+    assert!(aside[0].message.contains("boom"), "{}", aside[0].message);
     assert_eq!(a.store.get("cards", "c"), Some(mine));
     assert!(a.store.is_pending("cards", "c"));
 }
@@ -645,12 +653,13 @@ fn malformed_push_replies_are_never_applied() {
         a.net().corrupt_push(Some(Box::new(corrupt)));
         let msg = malformed(a.sync().unwrap_err());
         assert!(!msg.is_empty(), "{what}");
-        assert!(
-            a.store.is_pending("tasks", "x"),
-            "{what}: must not be acknowledged"
-        );
+        // The reply is not applied; the pull that still runs after the failed push is what
+        // may acknowledge the version (the server's feed holds exactly it).
         assert_eq!(a.store.get("tasks", "x"), Some(v.clone()), "{what}");
-        assert_eq!(a.store.saved_cursor(), None, "{what}");
+        assert!(
+            a.store.is_pending("tasks", "x") || w.server.docs(NS) == vec![v.clone()],
+            "{what}: acknowledged only by the server's own feed"
+        );
         a.net().corrupt_push(None);
         ok(a.sync());
         assert_eq!(
@@ -1014,4 +1023,447 @@ fn shared_handles_drive_the_engine() {
     let r = futures::executor::block_on(engine.sync_once(&mut |_| {})).unwrap();
     assert_eq!(r.pushed, 1);
     assert_eq!(net.requests(), 2);
+}
+
+// ---- Faults that must never stop sync or leave replicas silently different (issue 13) ----
+
+/// The in-memory transport with what the in-memory server lacks: a rule refusing chosen documents
+/// (the whole push with a 4xx, or that change alone as `rejected`), scripted pull errors, and the
+/// server's clock on every error reply (as the reference server sends it).
+struct Scripted {
+    inner: MemTransport,
+    time: Rc<Cell<u64>>,
+    /// Document -> true: refuse any push holding it (400); false: answer it `rejected`.
+    refuse: RefCell<HashMap<DocKey, bool>>,
+    pull_errors: RefCell<VecDeque<TransportError>>,
+    error_time: Cell<Option<u64>>,
+    pushes: RefCell<Vec<Vec<String>>>,
+}
+
+impl Scripted {
+    fn refuse(&self, collection: &str, id: &str, whole: bool) {
+        self.refuse
+            .borrow_mut()
+            .insert(DocKey::new(collection, id), whole);
+    }
+
+    fn fail_pull(&self, status: u16, code: &str) {
+        let body = format!(r#"{{"error":{{"code":"{code}","message":"scripted"}}}}"#);
+        self.pull_errors
+            .borrow_mut()
+            .push_back(TransportError::from_status(status, &body));
+    }
+
+    fn failed<T>(&self, e: TransportError) -> Result<T, TransportError> {
+        self.error_time.set(Some(self.time.get()));
+        Err(e)
+    }
+}
+
+impl Transport for Scripted {
+    async fn push(&self, req: &PushRequest) -> Result<PushResponse, TransportError> {
+        self.error_time.set(None);
+        self.pushes
+            .borrow_mut()
+            .push(req.changes.iter().map(|c| c.id.clone()).collect());
+        let rules = self.refuse.borrow().clone();
+        let rule = |c: &Change| rules.get(&DocKey::of(c)).copied();
+        if req.changes.iter().any(|c| rule(c) == Some(true)) {
+            return self.failed(TransportError::from_status(
+                400,
+                r#"{"error":{"code":"INVALID_CHANGE","message":"document too large"}}"#,
+            ));
+        }
+        let kept: Vec<Change> = req
+            .changes
+            .iter()
+            .filter(|c| rule(c).is_none())
+            .cloned()
+            .collect();
+        let mut inner = if kept.is_empty() {
+            PushResponse {
+                results: vec![],
+                cursor: None,
+                server_time: self.time.get(),
+            }
+        } else {
+            let sub = PushRequest {
+                client_id: req.client_id.clone(),
+                changes: kept,
+            };
+            match self.inner.push(&sub).await {
+                Ok(r) => r,
+                Err(e) => return self.failed(e),
+            }
+        }
+        .results
+        .into_iter();
+        let results = req
+            .changes
+            .iter()
+            .map(|c| match rule(c) {
+                Some(_) => PushResult {
+                    status: PushStatus::Rejected,
+                    current: None,
+                    error: Some(ErrorDetail {
+                        code: "FORBIDDEN_FIELD".into(),
+                        message: "field secret is not allowed".into(),
+                    }),
+                },
+                None => inner.next().unwrap(),
+            })
+            .collect();
+        Ok(PushResponse {
+            results,
+            cursor: None,
+            server_time: self.time.get(),
+        })
+    }
+
+    async fn pull(
+        &self,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<PullResponse, TransportError> {
+        self.error_time.set(None);
+        let scripted = self.pull_errors.borrow_mut().pop_front();
+        if let Some(e) = scripted {
+            return self.failed(e);
+        }
+        match self.inner.pull(cursor, limit).await {
+            Ok(p) => Ok(p),
+            Err(e) => self.failed(e),
+        }
+    }
+
+    fn error_server_time(&self) -> Option<u64> {
+        self.error_time.get()
+    }
+}
+
+struct Faulty {
+    store: MemStore,
+    engine: SyncEngine<MemStore, Rc<Scripted>>,
+    net: Rc<Scripted>,
+}
+
+impl Faulty {
+    fn new(w: &World, name: &str, skew_ms: i64, policies: Policies) -> Faulty {
+        let t = w.time.clone();
+        let clock = SyncClock::new(
+            HlcClock::new(name, DEFAULT_MAX_DRIFT_MS).unwrap(),
+            move || (t.get() as i64 + skew_ms) as u64,
+        );
+        let store = MemStore::new(clock);
+        let net = Rc::new(Scripted {
+            inner: MemTransport::new(w.server.clone(), NS),
+            time: w.time.clone(),
+            refuse: RefCell::default(),
+            pull_errors: RefCell::default(),
+            error_time: Cell::new(None),
+            pushes: RefCell::default(),
+        });
+        let engine = SyncEngine::new(store.clone(), net.clone(), policies);
+        Faulty { store, engine, net }
+    }
+
+    fn sync(&self) -> Result<SyncReport, SyncError> {
+        futures::executor::block_on(self.engine.sync_once(&mut |_| {}))
+    }
+
+    fn put(&self, collection: &str, id: &str, doc: Value) -> Change {
+        self.store.write(collection, id, Some(doc))
+    }
+
+    fn doc(&self, collection: &str, id: &str) -> Option<Value> {
+        self.store
+            .get(collection, id)
+            .filter(|c| !c.deleted)
+            .and_then(|c| c.doc)
+    }
+
+    fn aside(&self) -> Vec<(String, String)> {
+        self.engine
+            .set_aside()
+            .into_iter()
+            .map(|a| (a.key.id, a.code))
+            .collect()
+    }
+}
+
+#[test]
+fn a_document_the_server_refuses_whole_is_set_aside_and_the_rest_syncs() {
+    // Failed before the fix: the 400 aborted the sync before the pull, every time.
+    let w = World::new();
+    let b = w.device("b", 0, lww());
+    b.put("tasks", "from-b", json!({"v": 1}));
+    ok(b.sync());
+    let a = Faulty::new(&w, "a", 0, lww());
+    for i in 0..8 {
+        a.put("tasks", &format!("t{i}"), json!({"v": i}));
+    }
+    let bad = a.put("tasks", "t3", json!({"v": "too big"}));
+    a.net.refuse("tasks", "t3", true);
+    let r = ok(a.sync());
+    assert_eq!(r.pushed, 7, "every other document was pushed");
+    assert_eq!(r.pulled, 1, "and the pull ran");
+    assert_eq!(a.aside(), vec![("t3".into(), "INVALID_CHANGE".into())]);
+    assert_eq!(
+        a.store.get("tasks", "t3"),
+        Some(bad.clone()),
+        "kept locally"
+    );
+    assert!(a.store.is_pending("tasks", "t3"), "still pending");
+    assert_eq!(w.server.docs(NS).len(), 8);
+    // Not pushed again until retried.
+    let pushes = a.net.pushes.borrow().len();
+    ok(a.sync());
+    assert_eq!(a.net.pushes.borrow().len(), pushes);
+    // Retried: refused again, set aside again.
+    assert!(a.engine.retry(&DocKey::new("tasks", "t3")));
+    ok(a.sync());
+    assert_eq!(a.net.pushes.borrow().len(), pushes + 1);
+    assert_eq!(a.aside().len(), 1);
+    // A new edit of the document retries by itself; once the server takes it, it is gone.
+    a.net.refuse.borrow_mut().clear();
+    a.put("tasks", "t3", json!({"v": "small"}));
+    let r = ok(a.sync());
+    assert_eq!(r.pushed, 1);
+    assert!(a.aside().is_empty());
+    assert_eq!(a.store.pending_count(), 0);
+}
+
+#[test]
+fn a_rejected_change_is_set_aside_and_can_be_discarded() {
+    // Failed before the fix: `rejected` did not exist (such a reply did not even parse).
+    let w = World::new();
+    let a = Faulty::new(&w, "a", 0, lww());
+    a.put("tasks", "ok", json!({"v": 1}));
+    a.put("tasks", "bad", json!({"secret": 1}));
+    a.net.refuse("tasks", "bad", false);
+    let r = ok(a.sync());
+    assert_eq!(r.pushed, 1);
+    assert_eq!(a.aside(), vec![("bad".into(), "FORBIDDEN_FIELD".into())]);
+    assert_eq!(a.net.pushes.borrow().len(), 1, "no bisection needed");
+    // Discard: the local edit goes; the server never had the document, so it is gone here too.
+    assert!(futures::executor::block_on(a.engine.discard(&DocKey::new("tasks", "bad"))).unwrap());
+    assert!(a.aside().is_empty());
+    assert_eq!(a.store.pending_count(), 0);
+    assert_eq!(a.doc("tasks", "bad"), None);
+    ok(a.sync());
+    assert_eq!(a.doc("tasks", "ok"), Some(json!({"id": "ok", "v": 1})));
+
+    // Discarding an edit of a document the server has brings the server's version back.
+    let b = w.device("b", 0, lww());
+    b.put("tasks", "shared", json!({"v": "server"}));
+    ok(b.sync());
+    ok(a.sync());
+    a.put("tasks", "shared", json!({"v": "refused edit"}));
+    a.net.refuse("tasks", "shared", true);
+    ok(a.sync());
+    assert_eq!(a.aside().len(), 1);
+    assert!(
+        futures::executor::block_on(a.engine.discard(&DocKey::new("tasks", "shared"))).unwrap()
+    );
+    ok(a.sync());
+    assert_eq!(
+        a.doc("tasks", "shared"),
+        Some(json!({"id": "shared", "v": "server"}))
+    );
+    assert!(!a.store.is_pending("tasks", "shared"));
+}
+
+#[test]
+fn a_failing_resolver_sets_its_document_aside_and_the_rest_syncs() {
+    // Failed before the fix: the resolver's error aborted the whole sync.
+    let failing = Policy::Custom(Rc::new(|c: Conflict| {
+        let id = c.id.clone();
+        Box::pin(async move {
+            if id == "boom" {
+                Err("resolver threw: boom".to_string())
+            } else {
+                Ok(c.remote)
+            }
+        }) as ResolverFuture
+    }));
+    let w = World::new();
+    let a = Faulty::new(
+        &w,
+        "a",
+        0,
+        Policies::new(Policy::Lww).with("cards", failing),
+    );
+    let b = w.device("b", 0, lww());
+    let mine = a.put("cards", "boom", json!({"n": 1}));
+    a.put("cards", "fine", json!({"n": 1}));
+    a.put("tasks", "t", json!({"n": 1}));
+    w.advance(5);
+    b.put("cards", "boom", json!({"n": 2}));
+    b.put("cards", "fine", json!({"n": 2}));
+    b.put("tasks", "other", json!({"n": 2}));
+    ok(b.sync());
+    let r = ok(a.sync());
+    assert_eq!(a.aside(), vec![("boom".into(), RESOLVER_FAILED.into())]);
+    assert!(r.pushed >= 1);
+    assert_eq!(a.store.get("cards", "boom"), Some(mine));
+    assert!(a.store.is_pending("cards", "boom"));
+    assert_eq!(a.doc("cards", "fine"), Some(json!({"id": "fine", "n": 2})));
+    assert_eq!(
+        a.doc("tasks", "other"),
+        Some(json!({"id": "other", "n": 2}))
+    );
+    ok(b.sync());
+    assert_eq!(b.doc("tasks", "t"), Some(json!({"id": "t", "n": 1})));
+}
+
+#[test]
+fn the_pull_runs_after_a_push_that_failed_with_a_server_error() {
+    // Failed before the fix: a 5xx on the push skipped the pull.
+    let w = World::new();
+    let b = w.device("b", 0, lww());
+    b.put("tasks", "from-b", json!({"v": 1}));
+    ok(b.sync());
+    let a = w.device("a", 0, lww());
+    a.put("tasks", "mine", json!({"v": 1}));
+    a.net().fail_next(Fault::Status(500));
+    let e = a.sync().unwrap_err();
+    assert!(matches!(
+        e,
+        SyncError::Transport(TransportError::Server { .. })
+    ));
+    assert_eq!(
+        a.doc("tasks", "from-b"),
+        Some(json!({"id": "from-b", "v": 1}))
+    );
+    assert!(a.store.is_pending("tasks", "mine"));
+    // Network or auth failures do not try a pull that would fail the same way.
+    let c = w.device("c", 0, lww());
+    c.put("tasks", "x", json!({"v": 1}));
+    c.net().fail_next(Fault::Network);
+    let before = c.net().requests();
+    assert!(c.sync().is_err());
+    assert_eq!(c.net().requests(), before + 1);
+}
+
+#[test]
+fn bad_and_expired_cursors_pull_from_the_start_keeping_pending_edits() {
+    // Failed before the fix: BAD_CURSOR and CURSOR_EXPIRED failed every sync for good.
+    let w = World::new();
+    let b = w.device("b", 0, lww());
+    b.put("tasks", "x", json!({"v": 1}));
+    ok(b.sync());
+    let a = Faulty::new(&w, "a", 0, lww());
+    ok(a.sync());
+    b.put("tasks", "y", json!({"v": 2}));
+    ok(b.sync());
+    let mine = a.put("tasks", "mine", json!({"v": 3}));
+    a.net.fail_pull(410, codes::CURSOR_EXPIRED);
+    let r = ok(a.sync());
+    assert_eq!(r.pushed, 1);
+    assert_eq!(a.doc("tasks", "y"), Some(json!({"id": "y", "v": 2})));
+    assert_eq!(a.store.get("tasks", "mine"), Some(mine));
+
+    b.put("tasks", "z", json!({"v": 4}));
+    ok(b.sync());
+    a.put("tasks", "mine", json!({"v": 5}));
+    a.net.fail_pull(400, codes::BAD_CURSOR);
+    ok(a.sync());
+    assert_eq!(a.doc("tasks", "z"), Some(json!({"id": "z", "v": 4})));
+    assert_eq!(a.store.pending_count(), 0);
+    assert_eq!(
+        a.store
+            .docs()
+            .into_iter()
+            .map(|c| (DocKey::of(&c), c))
+            .collect::<BTreeMap<_, _>>(),
+        server_all(&w)
+    );
+}
+
+#[test]
+fn a_device_two_hours_ahead_gets_every_pending_write_accepted_in_one_sync() {
+    // Failed before the fix: every push was refused with CLOCK_AHEAD until the server's clock
+    // caught up two hours later.
+    let w = World::new();
+    let a = Faulty::new(&w, "a", 2 * 3_600_000, lww());
+    let first = a.put("tasks", "t1", json!({"v": 1}));
+    let second = a.put("tasks", "t0", json!({"v": 2}));
+    a.put("tasks", "t1", json!({"v": 3}));
+    let r = ok(a.sync());
+    assert_eq!(r.pushed, 2);
+    assert_eq!(a.store.pending_count(), 0);
+    let on_server = w.server.docs(NS);
+    for c in &on_server {
+        assert!(
+            c.hlc.wall_ms <= w.time.get() + 60_000,
+            "sane stamp: {}",
+            c.hlc
+        );
+    }
+    // Order kept: t0 was written before the last write of t1.
+    let t0 = on_server.iter().find(|c| c.id == "t0").unwrap();
+    let t1 = on_server.iter().find(|c| c.id == "t1").unwrap();
+    assert!(t0.hlc < t1.hlc);
+    assert!(first.hlc < second.hlc);
+    assert_eq!(t1.doc, Some(json!({"id": "t1", "v": 3})));
+    // Later writes are sane too.
+    let later = a.put("tasks", "t2", json!({"v": 4}));
+    assert!(later.hlc.wall_ms <= w.time.get() + 60_000);
+    assert!(later.hlc > t1.hlc);
+}
+
+#[test]
+fn the_clock_offset_is_learnt_from_error_replies() {
+    let w = World::new();
+    let a = Faulty::new(&w, "a", -3_600_000, lww());
+    a.net.fail_pull(500, codes::INTERNAL);
+    assert!(a.sync().is_err());
+    let off = a.store.sync_clock().offset_ms();
+    assert!((3_599_000..=3_601_000).contains(&off), "offset {off}");
+}
+
+#[test]
+fn two_devices_creating_the_same_id_both_reach_the_resolver() {
+    // Failed before the fix: the later creation silently replaced the earlier one.
+    let w = World::new();
+    let calls = Rc::new(RefCell::new(Vec::new()));
+    let a = w.device("a", 0, summing(&calls));
+    let b_calls = Rc::new(RefCell::new(Vec::new()));
+    let b = w.device("b", 0, summing(&b_calls));
+    a.put("cards", "settings", json!({"n": 1}));
+    w.advance(5);
+    b.put("cards", "settings", json!({"n": 10}));
+    ok(a.sync());
+    let r = ok(b.sync());
+    assert_eq!(r.conflicts, 1);
+    assert_eq!(b_calls.borrow().len(), 1);
+    ok(a.sync());
+    let want = Some(json!({"id": "settings", "n": 11}));
+    assert_eq!(a.doc("cards", "settings"), want);
+    assert_eq!(b.doc("cards", "settings"), want);
+    assert_eq!(a.all(), server_all(&w));
+}
+
+#[test]
+fn a_far_future_remote_version_under_merge_does_not_leave_a_synced_document_different() {
+    // Failed before the fix: the join could not be written after the far-future version, and
+    // the synced local document kept its own content for good.
+    let w = World::new();
+    let a = w.device("a", 0, merge_notes());
+    a.put("notes", "x", json!({"title": "a", "extra": 1}));
+    ok(a.sync());
+    let far = Change {
+        collection: "notes".into(),
+        id: "x".into(),
+        hlc: Hlc::new(START + 7_200_000, 0, "broken").unwrap(),
+        deleted: false,
+        doc: Some(json!({"id": "x", "title": "future"})),
+        fields: None,
+        base: None,
+    };
+    w.server.inject(NS, far.clone());
+    ok(a.sync());
+    assert_eq!(a.store.get("notes", "x").map(|c| c.doc), Some(far.doc));
+    assert!(!a.store.is_pending("notes", "x"));
+    assert_eq!(a.all(), server_all(&w));
 }
