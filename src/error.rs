@@ -23,6 +23,26 @@ pub mod codes {
     pub const SYNC_RESOLVER_FAILED: &str = "SYNC_RESOLVER_FAILED";
     pub const SYNC_BUSY: &str = "SYNC_BUSY";
     pub const SYNC_NOT_CONFIGURED: &str = "SYNC_NOT_CONFIGURED";
+
+    /// Every code above, once (the TypeScript `ErrorCode` union lists the same).
+    pub const ALL: &[&str] = &[
+        UNKNOWN_COLLECTION,
+        INVALID_DOCUMENT,
+        INVALID_QUERY,
+        INVALID_OPTIONS,
+        QUOTA_EXCEEDED,
+        DATABASE_CLOSED,
+        STORAGE_ERROR,
+        SYNC_UNAUTHORIZED,
+        SYNC_NETWORK,
+        SYNC_SERVER,
+        SYNC_MALFORMED_REPLY,
+        SYNC_REFUSED,
+        SYNC_OFFLINE,
+        SYNC_RESOLVER_FAILED,
+        SYNC_BUSY,
+        SYNC_NOT_CONFIGURED,
+    ];
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -263,7 +263,8 @@ async fn js_resolver_decides_and_its_answer_syncs_back() {
     let all = converge(&[&a, &b], "tasks").await;
     assert_eq!(all, "[]");
 
-    // A resolver that throws: the sync fails with its code, the local edit stays pending.
+    // A resolver that throws: its document is set aside (listed in status.rejected with the
+    // resolver's message), the local edit stays pending, and the sync itself succeeds.
     let bad = [("tasks", "(local, remote) => { throw new Error('nope'); }")];
     let bad_opts = || Opts {
         resolvers: &bad,
@@ -281,17 +282,15 @@ async fn js_resolver_decides_and_its_answer_syncs_back() {
     let c_older = c.hlc("tasks", "q").await < d.hlc("tasks", "q").await;
     let (newer, older) = if c_older { (&d, &c) } else { (&c, &d) };
     newer.online_sync().await;
-    older.offline(false);
-    let msg = older.sync_fails("SYNC_RESOLVER_FAILED").await;
-    assert!(msg.contains("nope"), "{msg}");
+    older.online_sync().await;
     assert_eq!(older.pending().await, 1, "the local edit is kept");
-    assert_eq!(older.state(), "error");
-    assert_eq!(
-        prop(&prop(&older.status(), "error"), "code")
-            .as_string()
-            .unwrap(),
-        "SYNC_RESOLVER_FAILED"
-    );
+    assert_eq!(older.state(), "idle");
+    let rejected = prop(&older.status(), "rejected");
+    let first = js_sys::Reflect::get_u32(&rejected, 0).unwrap();
+    assert_eq!(prop(&first, "code").as_string().unwrap(), "RESOLVER_FAILED");
+    assert_eq!(prop(&first, "id").as_string().unwrap(), "q");
+    let msg = prop(&first, "message").as_string().unwrap();
+    assert!(msg.contains("nope"), "{msg}");
     d.close_and_destroy().await;
     a.close_and_destroy().await;
     b.close_and_destroy().await;

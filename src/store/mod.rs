@@ -237,6 +237,16 @@ impl Store {
         clock.tick(self.now_ms())
     }
 
+    /// Winds the write clock back to `to` (sync, after the server refused stamps that ran ahead
+    /// of its clock: `CLOCK_AHEAD`); everywhere else the clock only moves forward.
+    pub fn rewind_clock(&self, to: &Hlc) {
+        let mut clock = self.0.clock.borrow_mut();
+        if let Ok(mut fresh) = HlcClock::new(clock.node(), clock.max_drift_ms()) {
+            fresh.restore(to);
+            *clock = fresh;
+        }
+    }
+
     /// Absorbs a remote timestamp (sync); refused when too far ahead of the corrected wall clock.
     pub fn observe(&self, remote: &Hlc) -> Result<(), ferrosync_core::HlcError> {
         let now = self.now_ms();

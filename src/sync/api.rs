@@ -52,6 +52,11 @@ export interface SyncOptions {
   pullLimit?: number;
   /** Changes per push request, 1 to 1000 (default 1000). */
   pushBatch?: number;
+  /**
+   * How long a conflict resolver may take, in ms (default 10000). A resolver that throws, rejects
+   * or does not settle in time sets its document aside (see `SyncStatus.rejected`).
+   */
+  resolverTimeoutMs?: number;
 }
 
 export interface DatabaseOptions {
@@ -69,6 +74,22 @@ export interface SyncStatus {
   error: { code: ErrorCode; message: string } | null;
   /** Documents pulled so far in the running (or last) sync, and how many remain when known. */
   progress: { pulled: number; remaining: number | null };
+  /**
+   * Local changes sync has set aside: the server refused that change alone (`code` is the
+   * server's, e.g. "INVALID_CHANGE" or "PAYLOAD_TOO_LARGE"), or the collection's resolver threw
+   * or timed out ("RESOLVER_FAILED"). Each stays in the database and pending, and is not pushed
+   * again until `db.retryRejected(collection, id)`, a new local edit of the document, or
+   * `db.discardRejected(collection, id)` (which restores the server's version). Every other
+   * change keeps syncing.
+   */
+  rejected: RejectedChange[];
+}
+
+export interface RejectedChange {
+  collection: string;
+  id: string;
+  code: string;
+  message: string;
 }
 
 export interface SyncReport {
@@ -82,6 +103,16 @@ export interface SyncReport {
 
 export type StatusCallback = (status: SyncStatus) => void;
 "#;
+
+fn aside_key(db: &Database, collection: &JsValue, id: &JsValue) -> Result<(String, String), Error> {
+    let (Some(collection), Some(id)) = (collection.as_string(), id.as_string()) else {
+        return Err(Error::InvalidOptions(
+            "retryRejected/discardRejected expect (collection, id) as strings".into(),
+        ));
+    };
+    db.store().check_collection(&collection)?;
+    Ok((collection, id))
+}
 
 fn agent(db: &Database) -> Result<&Agent, Error> {
     db.store().check_open()?;
@@ -182,6 +213,32 @@ impl Database {
             Error::InvalidOptions("setToken expects the token as a string".into())
         })?;
         agent(self)?.set_token(&token);
+        Ok(())
+    }
+
+    /// Pushes a set-aside change (`status.rejected`) again, and syncs. Resolves once the
+    /// request is handed to the syncing instance; the outcome shows in `status`.
+    #[wasm_bindgen(js_name = retryRejected)]
+    pub fn retry_rejected(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string")] collection: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue,
+    ) -> Result<(), JsValue> {
+        let (collection, id) = aside_key(self, &collection, &id)?;
+        agent(self)?.aside(&collection, &id, false);
+        Ok(())
+    }
+
+    /// Drops the local edit of a set-aside change (`status.rejected`): the document goes back to
+    /// the server's version (absent if the server never had it) at the sync that follows.
+    #[wasm_bindgen(js_name = discardRejected)]
+    pub fn discard_rejected(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string")] collection: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue,
+    ) -> Result<(), JsValue> {
+        let (collection, id) = aside_key(self, &collection, &id)?;
+        agent(self)?.aside(&collection, &id, true);
         Ok(())
     }
 

@@ -111,6 +111,8 @@ pub struct IdbLocal {
     /// Per collection, the rows handed to the engine this sync and not yet acknowledged, in outbox
     /// order: a watermark may move only over a leading run of acknowledged rows.
     outstanding: RefCell<BTreeMap<String, VecDeque<Outstanding>>>,
+    /// The sync clock's rewinds already handed to the store (see [`IdbLocal::take_rewind`]).
+    rewinds_seen: std::cell::Cell<u64>,
 }
 
 impl IdbLocal {
@@ -128,7 +130,21 @@ impl IdbLocal {
             prefetch: RefCell::new(None),
             last_read: RefCell::new(None),
             outstanding: RefCell::new(BTreeMap::new()),
+            rewinds_seen: std::cell::Cell::new(0),
         })
+    }
+
+    /// Whether the engine wound the sync clock back (after `CLOCK_AHEAD`) since the last write:
+    /// then the store's write clock is wound back with it, and the next write persists the clock
+    /// as it is instead of keeping the higher stored one, so later writes in this tab and after a
+    /// reload are stamped sanely too.
+    fn take_rewind(&self) -> bool {
+        let n = self.clock.rewinds();
+        if n == self.rewinds_seen.replace(n) {
+            return false;
+        }
+        self.store.rewind_clock(&self.clock.last());
+        true
     }
 
     pub fn store(&self) -> &Store {
@@ -319,8 +335,13 @@ impl IdbLocal {
             *self.cursor.borrow_mut() = Some(Some(c.to_string()));
         }
         // A settled version was rewritten (or unmarked): its old place in the outbox is gone.
+        // Except a pending version re-stamped lower (after `CLOCK_AHEAD`): its new place is
+        // below the old one, so the watermark must not pass the old one.
         let settled: Vec<(DocKey, Hlc)> = ops
             .iter()
+            .filter(|op| {
+                !matches!(op, StoreOp::Put { change, pending: true, expect: Some(e) } if change.hlc < *e)
+            })
             .filter_map(|op| op.expect().map(|h| (op.key(), h.clone())))
             .collect();
         self.handled(settled.iter().map(|(k, h)| (k, h)));
@@ -355,7 +376,7 @@ impl IdbLocal {
         for (collection, positions) in &by_collection {
             let docs = positions.iter().filter_map(|&i| match &ops[i] {
                 StoreOp::Put { change, .. } => change.doc.as_ref(),
-                StoreOp::Unpend { .. } => None,
+                StoreOp::Unpend { .. } | StoreOp::Requeue { .. } => None,
             });
             if let Some(text) = records::projections_json(docs, conn.schema.indexes(collection)) {
                 let list: Vec<Value> = serde_json::from_str(&text)
@@ -389,6 +410,14 @@ impl IdbLocal {
                     "id": key.id,
                     "expect": expect,
                     "outbox": "delete",
+                }),
+                // Behind every row now in the outbox: a fresh stamp of this client's clock.
+                StoreOp::Requeue { .. } => json!({
+                    "c": key.collection,
+                    "id": key.id,
+                    "expect": expect,
+                    "outbox": "requeue",
+                    "pend": self.clock.tick().encode(),
                 }),
             };
             out.push(item);
@@ -581,6 +610,7 @@ impl LocalStore for IdbLocal {
         let meta = &ApplyMeta {
             cursor: cursor.map(str::to_string),
             clock: self.clock.last().encode(),
+            rewound: self.take_rewind(),
         };
         let committed = self
             .tx(
@@ -627,6 +657,7 @@ impl LocalStore for IdbLocal {
                     let meta = ApplyMeta {
                         cursor: cursor.map(str::to_string),
                         clock: self.clock.last().encode(),
+                        rewound: self.take_rewind(),
                     };
                     let written = self
                         .write_ops(&conn, &tx, &ops, &known, &meta, Some(found))
@@ -665,6 +696,25 @@ impl LocalStore for IdbLocal {
     }
 
     async fn reset_for_resync(&self) -> Result<()> {
+        // The outbox is rebuilt: nothing read before (positions, a prefetched batch) holds.
+        self.outstanding.borrow_mut().clear();
+        *self.last_read.borrow_mut() = None;
+        *self.prefetch.borrow_mut() = None;
+        // Stamped after everything any tab wrote: the stored clock first.
+        let stored = self
+            .tx(Stores::Fixed(&[META]), false, |_, tx| async move {
+                local_tx::read_meta(&tx, &[crate::store::meta::CLOCK]).await
+            })
+            .await?;
+        if let Some(clock) = stored
+            .into_iter()
+            .next()
+            .flatten()
+            .and_then(|v| v.as_string())
+            .and_then(|c| c.parse::<Hlc>().ok())
+        {
+            self.clock.restore(&clock);
+        }
         let stamp = self.clock.tick().encode();
         let stamp = &stamp;
         self.tx(

@@ -231,6 +231,8 @@ pub async fn load_docs(tx: &Tx, keys: &[DocKey], known: &[String]) -> Result<(St
 pub struct ApplyMeta {
     pub cursor: Option<String>,
     pub clock: String,
+    /// The clock was wound back (after `CLOCK_AHEAD`): persist it even though it is lower.
+    pub rewound: bool,
 }
 
 /// Applies the engine's ops (`ops`, the JSON value, and `ops_js`, the same as a JS value; see
@@ -280,7 +282,7 @@ pub async fn apply_ops(
             JsValue::from_str(super::local::keys::CURSOR),
         ));
     }
-    if persisted.as_deref().is_none_or(|p| p < meta.clock.as_str()) {
+    if meta.rewound || persisted.as_deref().is_none_or(|p| p < meta.clock.as_str()) {
         meta_puts.push((JsValue::from_str(&meta.clock), JsValue::from_str(CLOCK)));
     }
     let records = all(stores

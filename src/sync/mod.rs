@@ -43,9 +43,11 @@ pub struct Setup {
 
 /// Reads and checks the `sync` option and every collection's `conflict` option.
 pub fn setup(options: &OpenOptions) -> Result<Setup> {
+    let sync = options::sync_options(options.sync.as_ref())?;
+    let timeout = options::resolver_timeout_ms(options.sync.as_ref())?;
     Ok(Setup {
-        policies: options::policies(&options.conflicts)?,
-        sync: options::sync_options(options.sync.as_ref())?,
+        policies: options::policies(&options.conflicts, timeout)?,
+        sync,
     })
 }
 

@@ -15,6 +15,8 @@ use crate::error::{Error, Result};
 pub const DEFAULT_INTERVAL_MS: f64 = 30_000.0;
 /// How long after a local write the push starts (writes in a burst share one push).
 pub const DEFAULT_DEBOUNCE_MS: f64 = 100.0;
+/// How long a conflict resolver may take before its document is set aside.
+pub const DEFAULT_RESOLVER_TIMEOUT_MS: f64 = 10_000.0;
 
 /// The `sync` option.
 #[derive(Clone, Debug)]
@@ -32,6 +34,15 @@ pub struct SyncOptions {
     pub push_batch: Option<usize>,
     /// Test hook: pretend this device's clock is off by this much.
     pub clock_skew_ms: f64,
+}
+
+/// How long a resolver may take (`sync.resolverTimeoutMs`), also for a database without `sync`.
+pub fn resolver_timeout_ms(v: Option<&JsValue>) -> Result<f64> {
+    match v.filter(|v| v.is_object()) {
+        Some(v) => Ok(number(v, "resolverTimeoutMs", 1.0, 86_400_000.0)?
+            .unwrap_or(DEFAULT_RESOLVER_TIMEOUT_MS)),
+        None => Ok(DEFAULT_RESOLVER_TIMEOUT_MS),
+    }
 }
 
 fn bad(msg: impl Into<String>) -> Error {
@@ -78,6 +89,7 @@ const ALLOWED: &[&str] = &[
     "backoffMaxMs",
     "pullLimit",
     "pushBatch",
+    "resolverTimeoutMs",
     "clockSkewMs",
 ];
 
@@ -99,7 +111,7 @@ pub fn sync_options(v: Option<&JsValue>) -> Result<Option<SyncOptions>> {
         if !ALLOWED.contains(&k.as_str()) {
             return Err(bad(format!(
                 "unknown option {k:?} in sync (allowed: url, token, intervalMs, debounceMs, \
-                 events, backoffBaseMs, backoffMaxMs, pullLimit, pushBatch)"
+                 events, backoffBaseMs, backoffMaxMs, pullLimit, pushBatch, resolverTimeoutMs)"
             )));
         }
     }
@@ -150,11 +162,14 @@ pub fn sync_options(v: Option<&JsValue>) -> Result<Option<SyncOptions>> {
 }
 
 /// Reads each collection's `conflict` option: `"lww"` (default), `"merge"`, or a resolver function.
-pub fn policies(conflicts: &BTreeMap<String, JsValue>) -> Result<Policies> {
+pub fn policies(
+    conflicts: &BTreeMap<String, JsValue>,
+    resolver_timeout_ms: f64,
+) -> Result<Policies> {
     let mut p = Policies::new(Policy::Lww);
     for (collection, v) in conflicts {
         let policy = if let Some(f) = v.dyn_ref::<Function>() {
-            Policy::Custom(js_resolver(f.clone()))
+            Policy::Custom(js_resolver(f.clone(), resolver_timeout_ms))
         } else {
             match v.as_string().as_deref() {
                 Some("lww") => Policy::Lww,

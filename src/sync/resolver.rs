@@ -68,8 +68,9 @@ fn validate(id: &str, value: Option<Value>) -> Result<Option<Value>, String> {
     Ok(Some(v))
 }
 
-/// Wraps `f` for the engine.
-pub fn js_resolver(f: Function) -> CustomResolver {
+/// Wraps `f` for the engine. A promise that does not settle within `timeout_ms` fails (the
+/// engine then sets the document aside), so one stuck resolver never stalls sync.
+pub fn js_resolver(f: Function, timeout_ms: f64) -> CustomResolver {
     Rc::new(move |c: Conflict| {
         let f = f.clone();
         Box::pin(async move {
@@ -77,9 +78,18 @@ pub fn js_resolver(f: Function) -> CustomResolver {
                 .call2(&JsValue::NULL, &to_js(&c.local), &to_js(&c.remote))
                 .map_err(|e| message(&e))?;
             let out = if out.has_type::<Promise>() || is_thenable(&out) {
-                JsFuture::from(Promise::resolve(&out))
-                    .await
-                    .map_err(|e| format!("its promise was rejected ({})", message(&e)))?
+                let settled = Box::pin(JsFuture::from(Promise::resolve(&out)));
+                let timer = Box::pin(crate::env::sleep(timeout_ms));
+                match futures::future::select(settled, timer).await {
+                    futures::future::Either::Left((r, _)) => {
+                        r.map_err(|e| format!("its promise was rejected ({})", message(&e)))?
+                    }
+                    futures::future::Either::Right(_) => {
+                        return Err(format!(
+                            "it did not settle within {timeout_ms} ms (sync.resolverTimeoutMs)"
+                        ))
+                    }
+                }
             } else {
                 out
             };

@@ -20,7 +20,8 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use ferrosync_core::sync::{
-    Policies, Progress, RetryClass, SyncConfig, SyncEngine, SyncError, SyncReport,
+    DocKey, Policies, Progress, RetryClass, SyncConfig, SyncEngine, SyncError, SyncReport,
+    Transport,
 };
 use futures::channel::{mpsc, oneshot};
 use futures::future::Either;
@@ -30,7 +31,7 @@ use super::events;
 use super::local::IdbLocal;
 use super::lock;
 use super::options::SyncOptions;
-use super::status::{State, Status, StatusCell, StatusError};
+use super::status::{Rejected, State, Status, StatusCell, StatusError};
 use super::tabs::{Channel, Report, TabMsg};
 use super::time::{now_ms, sleep};
 use super::transport::{Endpoint, HttpTransport};
@@ -56,7 +57,16 @@ enum Msg {
     Token {
         forward: bool,
     },
+    /// `db.retryRejected()` / `db.discardRejected()` on this instance.
+    Aside(AsideOp),
     Tab(TabMsg),
+}
+
+/// Retry (or discard) a change sync set aside.
+#[derive(Clone, Debug)]
+struct AsideOp {
+    key: DocKey,
+    discard: bool,
 }
 
 /// Shared by the `Database` (API calls) and the agent's task.
@@ -192,6 +202,15 @@ impl Agent {
         })
     }
 
+    /// Pushes a set-aside change again (`discard`: drops its local edit instead), in whichever
+    /// instance syncs; a sync follows at once.
+    pub fn aside(&self, collection: &str, id: &str, discard: bool) {
+        self.shared.send(Msg::Aside(AsideOp {
+            key: DocKey::new(collection, id),
+            discard,
+        }));
+    }
+
     pub fn set_token(&self, token: &str) {
         *self.shared.endpoint.token.borrow_mut() = token.to_string();
         self.shared.send(Msg::Token { forward: true });
@@ -268,6 +287,8 @@ struct Plan {
     /// Refused as sent: no automatic sync until a local write.
     stalled: bool,
     last_run_end: f64,
+    /// Retries and discards of set-aside changes, done before the next sync.
+    aside: Vec<AsideOp>,
 }
 
 impl Task {
@@ -358,6 +379,11 @@ impl Task {
                     });
                 }
             }
+            Msg::Aside(op) => shared.post(&TabMsg::Aside {
+                collection: op.key.collection,
+                id: op.key.id,
+                discard: op.discard,
+            }),
             Msg::Browser(_) => shared.settle_state(false),
             Msg::Poke(_) => {}
             Msg::Tab(t) => match t {
@@ -382,7 +408,7 @@ impl Task {
                 TabMsg::Token { token } => {
                     *shared.endpoint.token.borrow_mut() = token;
                 }
-                TabMsg::Wrote | TabMsg::Sync { .. } | TabMsg::Hello => {}
+                TabMsg::Wrote | TabMsg::Sync { .. } | TabMsg::Hello | TabMsg::Aside { .. } => {}
             },
         }
     }
@@ -442,6 +468,17 @@ impl Task {
                 if wrote {
                     self.refresh_pending().await;
                 }
+                for op in std::mem::take(&mut plan.aside) {
+                    if op.discard {
+                        if let Err(e) = engine.discard(&op.key).await {
+                            let err = Error::from(e);
+                            shared.set_status(|s| s.error = Some(status_error(&err)));
+                        }
+                    } else {
+                        engine.retry(&op.key);
+                    }
+                    show_rejected(&shared, &engine);
+                }
                 continue;
             }
 
@@ -467,9 +504,7 @@ impl Task {
                 _ = &mut self.close_rx => None,
             };
             let Some(result) = result else {
-                for w in running {
-                    answer(&shared, w, Err(Error::DatabaseClosed(shared.name.clone())));
-                }
+                closing(&shared, running);
                 // Let the abandoned sync run to its end rather than drop it mid-request: its next
                 // store call fails at once (the database is closed), while a request future
                 // dropped before its request ends leaves IndexedDB calling freed handlers (an
@@ -523,16 +558,15 @@ impl Task {
                     Err(err)
                 }
             };
-            // The status is final (state, pending) before anyone hears the outcome.
+            // The status is final (state, pending, rejected) before anyone hears the outcome.
+            show_rejected(&shared, &engine);
             self.refresh_pending().await;
             shared.settle_state(false);
             for w in running {
                 answer(&shared, w, outcome.clone());
             }
         }
-        for w in waiters {
-            answer(&shared, w, Err(Error::DatabaseClosed(shared.name.clone())));
-        }
+        closing(&shared, waiters);
     }
 
     fn subscribe(&self) -> Option<events::Subscription> {
@@ -622,7 +656,23 @@ impl Task {
                 plan.due = Some(now);
                 *stream = None;
             }
+            Msg::Aside(op) => {
+                plan.aside.push(op);
+                plan.stalled = false;
+                plan.due = Some(now);
+            }
             Msg::Tab(t) => match t {
+                TabMsg::Aside {
+                    collection,
+                    id,
+                    discard,
+                } => {
+                    let op = AsideOp {
+                        key: DocKey::new(collection, id),
+                        discard,
+                    };
+                    return self.plan_msg(Msg::Aside(op), plan, waiters, stream);
+                }
                 TabMsg::Wrote => {
                     wrote(plan);
                     return true;
@@ -650,27 +700,44 @@ impl Task {
 
 /// An error another instance reported, with its code kept when it is one of ours.
 fn remote_error(e: StatusError) -> Error {
-    use crate::error::codes::*;
-    let code = [
-        SYNC_UNAUTHORIZED,
-        SYNC_NETWORK,
-        SYNC_SERVER,
-        SYNC_MALFORMED_REPLY,
-        SYNC_REFUSED,
-        SYNC_OFFLINE,
-        SYNC_RESOLVER_FAILED,
-        SYNC_BUSY,
-        QUOTA_EXCEEDED,
-        DATABASE_CLOSED,
-        STORAGE_ERROR,
-    ]
-    .into_iter()
-    .find(|c| *c == e.code)
-    .unwrap_or(SYNC_BUSY);
+    let code = crate::error::codes::ALL
+        .iter()
+        .copied()
+        .find(|c| *c == e.code)
+        .unwrap_or(crate::error::codes::SYNC_BUSY);
     Error::SyncRemote {
         code,
         message: e.message,
     }
+}
+
+/// This instance stops leading (closed): its own `db.sync()` calls fail with `DATABASE_CLOSED`;
+/// other instances' are left unanswered, and they send them again to the next leader (its
+/// `Leader` message), so closing the syncing tab never fails another tab's `db.sync()`.
+fn closing(shared: &Shared, waiters: Vec<Waiter>) {
+    for w in waiters {
+        if let Waiter::Here(reply) = w {
+            let _ = reply.send(Err(Error::DatabaseClosed(shared.name.clone())));
+        }
+    }
+}
+
+/// The engine's set-aside changes, into the status.
+fn show_rejected<S, T: Transport>(shared: &Shared, engine: &SyncEngine<S, T>)
+where
+    S: ferrosync_core::sync::LocalStore,
+{
+    let rejected: Vec<Rejected> = engine
+        .set_aside()
+        .into_iter()
+        .map(|a| Rejected {
+            collection: a.key.collection,
+            id: a.key.id,
+            code: a.code,
+            message: a.message,
+        })
+        .collect();
+    shared.set_status(|s| s.rejected = rejected);
 }
 
 fn answer(shared: &Shared, w: Waiter, result: Result<Report, Error>) {

@@ -1,5 +1,5 @@
 //! `db.status` and `db.onStatus(cb)`: what the sync engine is doing, as a plain object an app can
-//! render (`{ state, pending, lastSyncAt, error, progress: { pulled, remaining } }`).
+//! render (`{ state, pending, lastSyncAt, error, progress: { pulled, remaining }, rejected }`).
 
 use std::cell::{Cell, RefCell};
 
@@ -35,6 +35,32 @@ pub struct StatusProgress {
     pub remaining: Option<u64>,
 }
 
+/// A pending local change sync has set aside (core's `SetAside`): the server refused it on its
+/// own, or the collection's resolver failed on it. It stays local and pending until the app
+/// retries or discards it (or edits the document again); every other change keeps syncing.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rejected {
+    pub collection: String,
+    pub id: String,
+    pub code: String,
+    pub message: String,
+}
+
+impl Rejected {
+    fn to_js(&self) -> JsValue {
+        let o = Object::new();
+        for (k, v) in [
+            ("collection", &self.collection),
+            ("id", &self.id),
+            ("code", &self.code),
+            ("message", &self.message),
+        ] {
+            let _ = Reflect::set(&o, &k.into(), &JsValue::from_str(v));
+        }
+        o.into()
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Status {
@@ -45,6 +71,8 @@ pub struct Status {
     pub last_sync_at: Option<u64>,
     pub error: Option<StatusError>,
     pub progress: StatusProgress,
+    /// Changes set aside, in (collection, id) order.
+    pub rejected: Vec<Rejected>,
 }
 
 impl Default for Status {
@@ -55,6 +83,7 @@ impl Default for Status {
             last_sync_at: None,
             error: None,
             progress: StatusProgress::default(),
+            rejected: Vec::new(),
         }
     }
 }
@@ -106,6 +135,8 @@ impl Status {
                 .map_or(JsValue::NULL, |r| JsValue::from_f64(r as f64)),
         );
         set("progress", progress.into());
+        let rejected: js_sys::Array = self.rejected.iter().map(Rejected::to_js).collect();
+        set("rejected", rejected.into());
         o.into()
     }
 }

@@ -37,6 +37,12 @@ pub enum TabMsg {
     Hello,
     /// `db.setToken()` in some instance: the leader uses the new token from now on.
     Token { token: String },
+    /// `db.retryRejected()` / `db.discardRejected()` in some instance: the leader does it.
+    Aside {
+        collection: String,
+        id: String,
+        discard: bool,
+    },
 }
 
 /// This instance's end of the channel; dropping it closes the channel.

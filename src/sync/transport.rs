@@ -6,7 +6,7 @@
 //! does not parse as the expected reply is [`TransportError::Malformed`], so it is never applied.
 //! Pulls read one page ahead (see [`HttpTransport`]'s `pull`).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use ferrosync_core::protocol::{PullResponse, PushRequest, PushResponse};
@@ -68,6 +68,8 @@ pub struct HttpTransport {
     endpoint: Rc<Endpoint>,
     timeout_ms: f64,
     ahead: RefCell<Option<Ahead>>,
+    /// `serverTime` of the last error reply (see [`Transport::error_server_time`]).
+    error_time: Cell<Option<u64>>,
 }
 
 impl HttpTransport {
@@ -76,6 +78,7 @@ impl HttpTransport {
             endpoint,
             timeout_ms: DEFAULT_TIMEOUT_MS,
             ahead: RefCell::new(None),
+            error_time: Cell::new(None),
         }
     }
 
@@ -85,7 +88,8 @@ impl HttpTransport {
         let (endpoint, timeout, c) = (self.endpoint.clone(), self.timeout_ms, cursor.to_string());
         wasm_bindgen_futures::spawn_local(async move {
             let sent = now_ms();
-            let page = fetch_pull(&endpoint, timeout, Some(&c), limit).await;
+            // A failed read-ahead is never reported (the page is requested again), nor its time.
+            let page = fetch_pull(&endpoint, timeout, Some(&c), limit, &Cell::new(None)).await;
             let _ = tx.send((page, sent, now_ms()));
         });
         *self.ahead.borrow_mut() = Some(Ahead {
@@ -134,6 +138,7 @@ async fn fetch_pull(
     timeout_ms: f64,
     cursor: Option<&str>,
     limit: usize,
+    error_time: &Cell<Option<u64>>,
 ) -> Result<PullResponse, TransportError> {
     let limit = limit.to_string();
     let mut params = vec![("limit", limit.as_str())];
@@ -146,11 +151,16 @@ async fn fetch_pull(
         .build()
         .map_err(build_error)?;
     let resp = send(request, timeout_ms).await?;
-    reply(resp, "pull").await
+    reply(resp, "pull", error_time).await
 }
 
-/// Reads the body and turns it into the expected reply, or the error the status stands for.
-async fn reply<T: DeserializeOwned>(resp: Response, what: &str) -> Result<T, TransportError> {
+/// Reads the body and turns it into the expected reply, or the error the status stands for (and
+/// notes the error body's `serverTime` in `error_time`).
+async fn reply<T: DeserializeOwned>(
+    resp: Response,
+    what: &str,
+    error_time: &Cell<Option<u64>>,
+) -> Result<T, TransportError> {
     let status = resp.status();
     let ok = resp.ok();
     // A connection dropped while the body streams in is a network failure, not a bad reply.
@@ -159,6 +169,7 @@ async fn reply<T: DeserializeOwned>(resp: Response, what: &str) -> Result<T, Tra
         .await
         .map_err(|e| TransportError::Network(format!("reading the {what} reply: {e}")))?;
     if !ok {
+        error_time.set(TransportError::server_time_of(&body));
         return Err(TransportError::from_status(status, &body));
     }
     serde_json::from_str(&body).map_err(|e| TransportError::malformed(what, e))
@@ -175,6 +186,7 @@ fn build_error(e: gloo_net::Error) -> TransportError {
 
 impl Transport for HttpTransport {
     async fn push(&self, req: &PushRequest) -> Result<PushResponse, TransportError> {
+        self.error_time.set(None);
         let body = serde_json::to_string(req)
             .map_err(|e| TransportError::Network(format!("encoding the push: {e}")))?;
         let request = self
@@ -184,7 +196,11 @@ impl Transport for HttpTransport {
             .body(body)
             .map_err(build_error)?;
         let resp = send(request, self.timeout_ms).await?;
-        reply(resp, "push").await
+        reply(resp, "push", &self.error_time).await
+    }
+
+    fn error_server_time(&self) -> Option<u64> {
+        self.error_time.get()
     }
 
     /// A page; when more follow, the next one is requested at once, so the network works while
@@ -196,9 +212,19 @@ impl Transport for HttpTransport {
         cursor: Option<&str>,
         limit: usize,
     ) -> Result<PullResponse, TransportError> {
+        self.error_time.set(None);
         let page = match self.take_ahead(cursor, limit).await {
             Some(p) => p,
-            None => fetch_pull(&self.endpoint, self.timeout_ms, cursor, limit).await?,
+            None => {
+                fetch_pull(
+                    &self.endpoint,
+                    self.timeout_ms,
+                    cursor,
+                    limit,
+                    &self.error_time,
+                )
+                .await?
+            }
         };
         if page.has_more && !page.changes.is_empty() && Some(page.cursor.as_str()) != cursor {
             self.read_ahead(&page.cursor, limit);

@@ -9,6 +9,9 @@ after the server applied the push, a malformed body, a killed and restarted serv
   POST /__control/fault     {"mode": M, "path": "/v1/push"|"/v1/pull"|"" , "count": N}
         M = none | down (connection closed, no reply) | error500 | status401 | malformed
             | kill_after_forward (forward, then kill -9 the server and drop the reply; restarted at once)
+            | refuse_marker (a request whose body contains "marker" gets 400 INVALID_CHANGE, as a
+              rule the server checks and the client does not; counts only such requests)
+            | delay (wait "ms" milliseconds, then forward)
   POST /__control/restart   kill -9 and start the server again on the same database
   POST /__control/reset     kill, delete the database files, start again (a new epoch)
   GET  /__control/stats     {"requests": {path: count}, "faultsLeft": N}
@@ -30,7 +33,7 @@ import http.client
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 LOCK = threading.RLock()
-STATE = {"mode": "none", "path": "", "count": 0, "stats": {}}
+STATE = {"mode": "none", "path": "", "count": 0, "stats": {}, "marker": "", "ms": 0}
 SERVER = {"proc": None}
 ARGS = None
 
@@ -58,8 +61,10 @@ def kill_server():
             p.wait()
 
 
-def take_fault(path):
+def take_fault(path, body=b""):
     with LOCK:
+        if STATE["mode"] == "refuse_marker" and STATE["marker"].encode() not in body:
+            return None
         if STATE["count"] > 0 and STATE["mode"] != "none" and path.startswith(STATE["path"]):
             STATE["count"] -= 1
             return STATE["mode"]
@@ -116,7 +121,8 @@ class Handler(BaseHTTPRequestHandler):
         with LOCK:
             if cmd == "fault":
                 f = json.loads(body or b"{}")
-                STATE.update(mode=f.get("mode", "none"), path=f.get("path", ""), count=int(f.get("count", 1)))
+                STATE.update(mode=f.get("mode", "none"), path=f.get("path", ""), count=int(f.get("count", 1)),
+                             marker=f.get("marker", ""), ms=int(f.get("ms", 0)))
             elif cmd == "restart":
                 kill_server()
                 start_server()
@@ -138,7 +144,13 @@ class Handler(BaseHTTPRequestHandler):
         if self.command != "OPTIONS":
             with LOCK:
                 STATE["stats"][path] = STATE["stats"].get(path, 0) + 1
-        fault = take_fault(path) if self.command != "OPTIONS" else None
+        fault = take_fault(path, body) if self.command != "OPTIONS" else None
+        if fault == "refuse_marker":
+            return self.reply(400, json.dumps({
+                "error": {"code": "INVALID_CHANGE", "message": "refused by a server-side rule (test)"},
+                "serverTime": int(time.time() * 1000)}))
+        if fault == "delay":
+            time.sleep(STATE["ms"] / 1000.0)
         if fault == "down":
             self.close_connection = True
             self.connection.shutdown(socket.SHUT_RDWR)

@@ -1,0 +1,374 @@
+//! Browser tests of the faults that must never stop sync or leave replicas silently different
+//! (issue 13): refused rows, failing resolvers, clocks, lost cursors, create-create, a syncing tab
+//! closing under a forwarded `db.sync()`. Real headless Chromium, real IndexedDB, the real
+//! ferrosync-server behind `tests/support/faultproxy.py` (run like `tests/sync.rs`).
+
+mod sync_support;
+
+use js_sys::{Function, Promise};
+use sync_support::*;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
+use wasm_bindgen_test::*;
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+/// `status.rejected` as `[(collection, id, code)]`.
+fn rejected(d: &Device) -> Vec<(String, String, String)> {
+    let list: js_sys::Array = prop(&d.status(), "rejected").into();
+    list.iter()
+        .map(|r| {
+            let s = |k: &str| prop(&r, k).as_string().unwrap();
+            (s("collection"), s("id"), s("code"))
+        })
+        .collect()
+}
+
+fn rejected_message(d: &Device, i: u32) -> String {
+    let list: js_sys::Array = prop(&d.status(), "rejected").into();
+    prop(&list.get(i), "message").as_string().unwrap()
+}
+
+async fn refuse_marker(marker: &str) {
+    control(
+        "fault",
+        &format!(
+            r#"{{"mode":"refuse_marker","path":"/v1/push","count":1000,"marker":"{marker}"}}"#
+        ),
+    )
+    .await;
+}
+
+#[wasm_bindgen_test]
+async fn a_change_the_server_refuses_is_set_aside_and_every_other_change_syncs() {
+    // Failed before the fix: the 400 failed every sync with SYNC_REFUSED, before the pull, and
+    // nothing else of the device was ever pushed again.
+    clear_faults().await;
+    let token = unique("aside");
+    let a = device(&unique("a"), &token, Opts::default()).await;
+    let b = device(&unique("b"), &token, Opts::default()).await;
+    a.settled().await;
+    b.settled().await;
+    b.put("tasks", r#"{"id": "from-b", "v": 1}"#).await;
+    b.sync().await;
+    a.offline(true);
+    for i in 0..6 {
+        a.put("tasks", &format!(r#"{{"id": "t{i}", "v": {i}}}"#))
+            .await;
+    }
+    a.put("tasks", r#"{"id": "t3", "v": "POISON"}"#).await;
+    refuse_marker("POISON").await;
+    let (pushed, pulled, _) = a.online_sync().await;
+    assert_eq!(
+        (pushed, pulled),
+        (5, 1),
+        "the rest pushed, and the pull ran"
+    );
+    assert_eq!(
+        rejected(&a),
+        vec![("tasks".into(), "t3".into(), "INVALID_CHANGE".into())]
+    );
+    assert!(rejected_message(&a, 0).contains("server-side rule"));
+    assert_eq!(a.pending().await, 1, "the refused change stays pending");
+    assert_eq!(a.get("tasks", "t3").await, r#"{"id":"t3","v":"POISON"}"#);
+    assert_eq!(a.state(), "idle");
+    b.sync().await;
+    assert_eq!(b.count("tasks").await, 6);
+    assert_eq!(b.get("tasks", "t3").await, "undefined");
+
+    // Not pushed again by itself.
+    clear_stats().await;
+    a.sync().await;
+    assert_eq!(requests("/v1/push").await, 0);
+    // Retried on request: refused again, listed again.
+    a.db.retry_rejected("tasks".into(), "t3".into()).unwrap();
+    a.sync().await;
+    assert_eq!(requests("/v1/push").await, 1);
+    assert_eq!(rejected(&a).len(), 1);
+
+    // A new edit of the document retries by itself; the server takes it now.
+    clear_faults().await;
+    a.put("tasks", r#"{"id": "t3", "v": "fixed"}"#).await;
+    a.sync().await;
+    assert!(rejected(&a).is_empty());
+    assert_eq!(a.pending().await, 0);
+
+    // Discard: the local edit goes, the server's version comes back.
+    refuse_marker("POISON").await;
+    a.put("tasks", r#"{"id": "t1", "v": "POISON again"}"#).await;
+    a.sync().await;
+    assert_eq!(rejected(&a).len(), 1);
+    a.db.discard_rejected("tasks".into(), "t1".into()).unwrap();
+    a.sync().await;
+    assert!(rejected(&a).is_empty());
+    assert_eq!(a.get("tasks", "t1").await, r#"{"id":"t1","v":1}"#);
+    assert_eq!(a.pending().await, 0);
+    clear_faults().await;
+    let all = converge(&[&a, &b], "tasks").await;
+    assert_eq!(b.all("tasks").await, all);
+    a.close_and_destroy().await;
+    b.close_and_destroy().await;
+}
+
+/// Two devices whose `tasks` use `resolver` (a's with `extra` sync options), each with an
+/// offline edit of the synced document `r`; b's edit is synced first, then a syncs and meets it.
+async fn conflict_on_a(token: &str, resolver: &str, extra: &str) -> (Device, Device) {
+    let resolvers = [("tasks", resolver)];
+    let a = device(
+        &unique("a"),
+        token,
+        Opts {
+            resolvers: &resolvers,
+            sync_extra: extra,
+            ..Opts::default()
+        },
+    )
+    .await;
+    let b = device(&unique("b"), token, Opts::default()).await;
+    a.put("tasks", r#"{"id": "r", "title": "base"}"#).await;
+    a.put("tasks", r#"{"id": "other", "title": "base"}"#).await;
+    a.sync().await;
+    b.sync().await;
+    a.offline(true);
+    a.put("tasks", r#"{"id": "r", "title": "A"}"#).await;
+    a.put("tasks", r#"{"id": "mine", "title": "A"}"#).await;
+    sleep(50).await;
+    b.put("tasks", r#"{"id": "r", "title": "B"}"#).await;
+    b.put("tasks", r#"{"id": "other", "title": "B"}"#).await;
+    b.sync().await;
+    (a, b)
+}
+
+#[wasm_bindgen_test]
+async fn a_resolver_that_throws_or_hangs_sets_its_document_aside() {
+    // Failed before the fix: a throwing resolver failed every sync (SYNC_RESOLVER_FAILED) and a
+    // hanging one stalled sync for good.
+    clear_faults().await;
+    let token = unique("resolver-aside");
+    let (a, b) = conflict_on_a(
+        &token,
+        "(local, remote) => { throw new Error('nope'); }",
+        "{}",
+    )
+    .await;
+    let (pushed, pulled, _) = a.online_sync().await;
+    assert!(pushed >= 1 && pulled >= 1, "{pushed} {pulled}");
+    assert_eq!(
+        rejected(&a),
+        vec![("tasks".into(), "r".into(), "RESOLVER_FAILED".into())]
+    );
+    assert!(rejected_message(&a, 0).contains("nope"));
+    assert_eq!(a.get("tasks", "r").await, r#"{"id":"r","title":"A"}"#);
+    assert_eq!(
+        a.get("tasks", "other").await,
+        r#"{"id":"other","title":"B"}"#
+    );
+    assert_eq!(a.pending().await, 1);
+    b.sync().await;
+    assert_eq!(b.get("tasks", "mine").await, r#"{"id":"mine","title":"A"}"#);
+    a.close_and_destroy().await;
+    b.close_and_destroy().await;
+
+    let token = unique("resolver-hang");
+    let (a, b) = conflict_on_a(
+        &token,
+        "(local, remote) => new Promise(() => {})",
+        r#"{"resolverTimeoutMs": 300}"#,
+    )
+    .await;
+    a.online_sync().await;
+    assert_eq!(
+        rejected(&a),
+        vec![("tasks".into(), "r".into(), "RESOLVER_FAILED".into())]
+    );
+    assert!(
+        rejected_message(&a, 0).contains("did not settle"),
+        "{}",
+        rejected_message(&a, 0)
+    );
+    assert_eq!(
+        a.get("tasks", "other").await,
+        r#"{"id":"other","title":"B"}"#
+    );
+    a.close_and_destroy().await;
+    b.close_and_destroy().await;
+}
+
+#[wasm_bindgen_test]
+async fn a_device_two_hours_ahead_gets_every_write_accepted_in_one_sync() {
+    // Failed before the fix: every push was refused with CLOCK_AHEAD (its writes were stamped
+    // before any reply told it the server's time), for two hours.
+    clear_faults().await;
+    let token = unique("ahead");
+    // The server cannot be reached at first: nothing corrects the clock before the writes.
+    fault("down", "", 1000).await;
+    let a = device(
+        &unique("a"),
+        &token,
+        Opts {
+            sync_extra: r#"{"clockSkewMs": 7200000, "backoffBaseMs": 600000}"#,
+            ..Opts::default()
+        },
+    )
+    .await;
+    for i in 0..3 {
+        a.put("tasks", &format!(r#"{{"id": "w{i}", "v": {i}}}"#))
+            .await;
+    }
+    a.put("tasks", r#"{"id": "w0", "v": "last"}"#).await;
+    let ahead = hlc_wall(&a.record("tasks", "w0").await) - js_sys::Date::now();
+    assert!(ahead > 3_600_000.0, "stamped two hours ahead: {ahead}");
+    clear_faults().await;
+    clear_stats().await;
+    let (pushed, _, _) = a.sync().await;
+    assert_eq!(
+        pushed,
+        3,
+        "every write accepted in that one sync: {} {}",
+        to_json(&a.status()),
+        to_json(&control("stats", "{}").await)
+    );
+    assert_eq!(a.pending().await, 0);
+    let fixed = hlc_wall(&a.record("tasks", "w0").await) - js_sys::Date::now();
+    assert!(fixed.abs() < 60_000.0, "re-stamped: {fixed}");
+    // Later writes are stamped sanely too (the clock came back).
+    a.put("tasks", r#"{"id": "later", "v": 1}"#).await;
+    let later = hlc_wall(&a.record("tasks", "later").await) - js_sys::Date::now();
+    assert!(later.abs() < 60_000.0, "later write: {later}");
+    a.sync().await;
+    let b = device(&unique("b"), &token, Opts::default()).await;
+    b.settled().await;
+    assert_eq!(
+        b.all("tasks").await,
+        r#"[{"id":"later","v":1},{"id":"w0","v":"last"},{"id":"w1","v":1},{"id":"w2","v":2}]"#
+    );
+    a.close_and_destroy().await;
+    b.close_and_destroy().await;
+}
+
+fn hlc_wall(record: &JsValue) -> f64 {
+    let hlc = prop(record, "hlc").as_string().unwrap();
+    u64::from_str_radix(&hlc[..12], 16).unwrap() as f64
+}
+
+/// Runs `body` (JS, with `db` an open IndexedDB connection to database `name`) and awaits it.
+async fn with_raw_idb(name: &str, body: &str) -> JsValue {
+    let f = Function::new_with_args(
+        "name",
+        &format!(
+            "return new Promise((resolve, reject) => {{
+                const open = indexedDB.open(name);
+                open.onerror = () => reject(open.error);
+                open.onsuccess = () => {{
+                    const db = open.result;
+                    Promise.resolve((async () => {{ {body} }})())
+                        .then((v) => {{ db.close(); resolve(v); }}, (e) => {{ db.close(); reject(e); }});
+                }};
+            }});"
+        ),
+    );
+    let p: Promise = f.call1(&JsValue::NULL, &name.into()).unwrap().into();
+    JsFuture::from(p).await.unwrap()
+}
+
+#[wasm_bindgen_test]
+async fn a_cursor_the_server_does_not_know_restarts_the_pull_keeping_pending_edits() {
+    // Failed before the fix: 400 BAD_CURSOR failed every sync for good.
+    clear_faults().await;
+    let token = unique("badcursor");
+    let name = unique("a");
+    let a = device(&name, &token, Opts::default()).await;
+    let b = device(&unique("b"), &token, Opts::default()).await;
+    a.settled().await;
+    b.put("tasks", r#"{"id": "x", "v": 1}"#).await;
+    b.sync().await;
+    a.sync().await;
+    a.db.close();
+    // A cursor ahead of the server's feed (as after a restore from an older copy).
+    let cursor = with_raw_idb(
+        &name,
+        r#"const tx = db.transaction("_meta", "readwrite");
+           const st = tx.objectStore("_meta");
+           const got = await new Promise((ok, ko) => { const r = st.get("syncCursor"); r.onsuccess = () => ok(r.result); r.onerror = () => ko(r.error); });
+           const bad = got.split(":")[0] + ":999999999";
+           st.put(bad, "syncCursor");
+           await new Promise((ok, ko) => { tx.oncomplete = ok; tx.onerror = () => ko(tx.error); });
+           return bad;"#,
+    )
+    .await;
+    assert!(cursor.as_string().unwrap().ends_with(":999999999"));
+    let a = device(&name, &token, Opts::default()).await;
+    a.offline(true);
+    a.put("tasks", r#"{"id": "mine", "v": 2}"#).await;
+    b.put("tasks", r#"{"id": "y", "v": 3}"#).await;
+    b.sync().await;
+    a.online_sync().await;
+    assert_eq!(a.pending().await, 0);
+    assert!(prop(&a.status(), "error").is_null());
+    let all = converge(&[&a, &b], "tasks").await;
+    assert_eq!(
+        all,
+        r#"[{"id":"mine","v":2},{"id":"x","v":1},{"id":"y","v":3}]"#
+    );
+    a.close_and_destroy().await;
+    b.close_and_destroy().await;
+}
+
+#[wasm_bindgen_test]
+async fn two_devices_creating_the_same_id_both_reach_the_resolver() {
+    // Failed before the fix: the later creation silently replaced the earlier one.
+    clear_faults().await;
+    let token = unique("create-create");
+    let resolver = r#"(local, remote) => {
+        globalThis.__createCalls = (globalThis.__createCalls || 0) + 1;
+        return { id: "settings", themes: [local && local.theme, remote && remote.theme].sort() };
+    }"#;
+    let resolvers = [("tasks", resolver)];
+    let opts = || Opts {
+        resolvers: &resolvers,
+        ..Opts::default()
+    };
+    let a = device(&unique("a"), &token, opts()).await;
+    let b = device(&unique("b"), &token, opts()).await;
+    a.settled().await;
+    b.settled().await;
+    a.offline(true);
+    b.offline(true);
+    a.put("tasks", r#"{"id": "settings", "theme": "dark"}"#)
+        .await;
+    sleep(50).await;
+    b.put("tasks", r#"{"id": "settings", "theme": "light"}"#)
+        .await;
+    a.online_sync().await;
+    let (_, _, conflicts) = b.online_sync().await;
+    assert_eq!(conflicts, 1, "the second creation met the first");
+    let all = converge(&[&a, &b], "tasks").await;
+    assert_eq!(all, r#"[{"id":"settings","themes":["dark","light"]}]"#);
+    a.close_and_destroy().await;
+    b.close_and_destroy().await;
+}
+
+#[wasm_bindgen_test]
+async fn a_forwarded_sync_survives_the_syncing_tab_closing() {
+    // Failed before the fix: the follower's db.sync() rejected with DATABASE_CLOSED.
+    clear_faults().await;
+    let token = unique("handover");
+    let name = unique("tab");
+    let t1 = device(&name, &token, Opts::default()).await;
+    t1.settled().await;
+    let t2 = device(&name, &token, Opts::default()).await;
+    sleep(200).await;
+    // t1 leads; its next pull is slow, and t1 closes while it runs t2's forwarded sync.
+    control(
+        "fault",
+        r#"{"mode":"delay","path":"/v1/pull","count":1,"ms":1500}"#,
+    )
+    .await;
+    let forwarded = t2.db.sync();
+    sleep(400).await;
+    t1.db.close();
+    let report = ok(forwarded).await;
+    assert!(prop(&report, "pushed").as_f64().is_some());
+    clear_faults().await;
+    t2.close_and_destroy().await;
+}
