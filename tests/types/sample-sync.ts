@@ -65,6 +65,12 @@ export async function sync(): Promise<void> {
     const code: ErrorCode | undefined = status.error?.code;
     const progress: number | null = status.progress.remaining;
     void [state, pending, last, code, progress, status.progress.pulled];
+    for (const r of status.rejected) {
+      const what: string = `${r.collection}/${r.id}: ${r.code} ${r.message}`;
+      void what;
+      db.retryRejected(r.collection, r.id);
+      db.discardRejected(r.collection, r.id);
+    }
   }
   const sub: StatusSubscription = db.onStatus((s: SyncStatus) => s.state === "error" && s.error?.message);
   sub.unsubscribe();
