@@ -372,3 +372,29 @@ async fn a_forwarded_sync_survives_the_syncing_tab_closing() {
     clear_faults().await;
     t2.close_and_destroy().await;
 }
+
+#[wasm_bindgen_test]
+async fn a_follower_tab_stamps_writes_with_the_syncing_tabs_clock_offset() {
+    // Failed before the fix: a tab opened before the first sync kept the offset it read at open
+    // (none) and stamped its writes an hour behind.
+    clear_faults().await;
+    let token = unique("follower-clock");
+    let name = unique("tab");
+    let skewed = || Opts {
+        sync_extra: r#"{"clockSkewMs": -3600000}"#,
+        ..Opts::default()
+    };
+    // The server is unreachable while both tabs open: nothing is learnt or stored yet.
+    fault("down", "", 1000).await;
+    let t1 = device(&name, &token, skewed()).await;
+    let t2 = device(&name, &token, skewed()).await;
+    sleep(200).await;
+    clear_faults().await;
+    t1.sync().await;
+    sleep(200).await;
+    t2.put("tasks", r#"{"id": "from-follower", "v": 1}"#).await;
+    let off = hlc_wall(&t2.record("tasks", "from-follower").await) - js_sys::Date::now();
+    assert!(off.abs() < 60_000.0, "follower stamped {off} ms off");
+    t2.db.close();
+    t1.close_and_destroy().await;
+}

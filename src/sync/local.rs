@@ -156,6 +156,18 @@ impl IdbLocal {
         self.cursor.borrow().clone()
     }
 
+    /// The offset to the server's clock learnt by the syncing instance (another tab): a follower
+    /// stamps its writes with it, not with the one stored when it opened.
+    pub fn adopt_offset(&self, offset_ms: i64) {
+        self.clock.set_offset_ms(offset_ms);
+        self.share_offset();
+    }
+
+    /// The offset to the server's clock, as this instance knows it.
+    pub fn offset_ms(&self) -> i64 {
+        self.clock.offset_ms()
+    }
+
     /// Hands the offset to the server's clock (learnt by the engine) to the store's write clock.
     fn share_offset(&self) {
         self.store

@@ -408,6 +408,7 @@ impl Task {
                 TabMsg::Token { token } => {
                     *shared.endpoint.token.borrow_mut() = token;
                 }
+                TabMsg::Clock { offset_ms } => self.local.adopt_offset(offset_ms),
                 TabMsg::Wrote | TabMsg::Sync { .. } | TabMsg::Hello | TabMsg::Aside { .. } => {}
             },
         }
@@ -513,6 +514,9 @@ impl Task {
                 break;
             };
             let end = now_ms();
+            shared.post(&TabMsg::Clock {
+                offset_ms: local.offset_ms(),
+            });
             plan.last_run_end = end;
             let outcome = match result {
                 Ok(report) => {
@@ -684,14 +688,22 @@ impl Task {
                         answer(shared, Waiter::Tab(id), Err(Error::SyncOffline));
                     }
                 }
-                TabMsg::Hello => shared.post(&TabMsg::Status {
-                    status: shared.status.get(),
-                }),
+                TabMsg::Hello => {
+                    shared.post(&TabMsg::Status {
+                        status: shared.status.get(),
+                    });
+                    shared.post(&TabMsg::Clock {
+                        offset_ms: self.local.offset_ms(),
+                    });
+                }
                 TabMsg::Token { token } => {
                     *shared.endpoint.token.borrow_mut() = token;
                     return self.plan_msg(Msg::Token { forward: false }, plan, waiters, stream);
                 }
-                TabMsg::Synced { .. } | TabMsg::Status { .. } | TabMsg::Leader => {}
+                TabMsg::Synced { .. }
+                | TabMsg::Status { .. }
+                | TabMsg::Leader
+                | TabMsg::Clock { .. } => {}
             },
         }
         false

@@ -37,6 +37,9 @@ pub enum TabMsg {
     Hello,
     /// `db.setToken()` in some instance: the leader uses the new token from now on.
     Token { token: String },
+    /// The leader's offset to the server's clock (after each sync, and to a new instance):
+    /// followers stamp their writes with it.
+    Clock { offset_ms: i64 },
     /// `db.retryRejected()` / `db.discardRejected()` in some instance: the leader does it.
     Aside {
         collection: String,
