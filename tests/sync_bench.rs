@@ -135,6 +135,7 @@ impl Transport for PushOnly {
             has_more: false,
             remaining: Some(0),
             server_time: js_sys::Date::now() as u64,
+            max_drift_ms: None,
         })
     }
 }

@@ -181,6 +181,10 @@ impl HlcClock {
         self.max_drift_ms
     }
 
+    pub fn set_max_drift_ms(&mut self, bound: u64) {
+        self.max_drift_ms = bound;
+    }
+
     /// The last timestamp issued or observed (for persisting the clock across restarts).
     pub fn last(&self) -> Hlc {
         Hlc {

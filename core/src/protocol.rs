@@ -78,6 +78,11 @@ pub struct PushResponse {
     /// The server's wall clock (ms since epoch) when it replied; clients correct their HLC wall time by
     /// it, so a device whose clock is off still stamps sensible times and checks drift correctly.
     pub server_time: u64,
+    /// The server's drift bound (`--max-drift-ms`): how far ahead of its clock it accepts an HLC.
+    /// Clients apply the same bound to remote versions and to re-stamping. Optional (older
+    /// servers omit it: clients then assume the default, 60 000 ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_drift_ms: Option<u64>,
 }
 
 /// `GET /v1/pull` reply.
@@ -93,6 +98,9 @@ pub struct PullResponse {
     pub remaining: Option<u64>,
     /// The server's wall clock (ms since epoch) when it replied; see [`PushResponse::server_time`].
     pub server_time: u64,
+    /// See [`PushResponse::max_drift_ms`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_drift_ms: Option<u64>,
 }
 
 /// The body of every 4xx/5xx reply: `{ "error": { "code": "...", "message": "..." }, "serverTime" }`.

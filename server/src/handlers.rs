@@ -50,6 +50,8 @@ pub async fn push(
         results: outcome.results,
         cursor: Some(cursor.encode()),
         server_time: now_ms(),
+        // Advertising the drift bound (PROTOCOL.md 7.1) is left to the server's owners.
+        max_drift_ms: None,
     }))
 }
 

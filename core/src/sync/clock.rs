@@ -89,6 +89,11 @@ impl SyncClock {
         self.hlc.borrow().max_drift_ms()
     }
 
+    /// Adopts the server's drift bound (its replies advertise it).
+    pub fn set_max_drift_ms(&self, bound: u64) {
+        self.hlc.borrow_mut().set_max_drift_ms(bound);
+    }
+
     /// Winds the clock back to corrected time (or `floor`, if later): after the server refused
     /// stamps that ran ahead (`CLOCK_AHEAD`), new stamps must be sane again. Only for that case:
     /// everywhere else the clock only moves forward.

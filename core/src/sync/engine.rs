@@ -518,7 +518,12 @@ impl<S: LocalStore, T: Transport> SyncEngine<S, T> {
     ) -> Result<R, SyncError> {
         let clock = self.store.clock();
         let server_time = match &reply {
-            Ok(r) => Some(r.server_time()),
+            Ok(r) => {
+                if let Some(bound) = r.max_drift_ms() {
+                    clock.set_max_drift_ms(bound);
+                }
+                Some(r.server_time())
+            }
             Err(_) => self.transport.error_server_time(),
         };
         if let Some(t) = server_time {
@@ -926,17 +931,24 @@ const FROM_THE_START: &str = "";
 /// Replies carrying the server's clock.
 trait HasServerTime {
     fn server_time(&self) -> u64;
+    fn max_drift_ms(&self) -> Option<u64>;
 }
 
 impl HasServerTime for crate::protocol::PushResponse {
     fn server_time(&self) -> u64 {
         self.server_time
     }
+    fn max_drift_ms(&self) -> Option<u64> {
+        self.max_drift_ms
+    }
 }
 
 impl HasServerTime for crate::protocol::PullResponse {
     fn server_time(&self) -> u64 {
         self.server_time
+    }
+    fn max_drift_ms(&self) -> Option<u64> {
+        self.max_drift_ms
     }
 }
 

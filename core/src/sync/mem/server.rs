@@ -160,6 +160,7 @@ impl MemServer {
             results,
             cursor: Some(cursor),
             server_time: now,
+            max_drift_ms: None,
         })
     }
 
@@ -206,6 +207,7 @@ impl MemServer {
             has_more: remaining > 0,
             remaining: Some(remaining),
             server_time: (st.wall)(),
+            max_drift_ms: None,
         })
     }
 

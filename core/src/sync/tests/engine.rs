@@ -1085,6 +1085,7 @@ impl Transport for Scripted {
                 results: vec![],
                 cursor: None,
                 server_time: self.time.get(),
+                max_drift_ms: None,
             }
         } else {
             let sub = PushRequest {
@@ -1117,6 +1118,7 @@ impl Transport for Scripted {
             results,
             cursor: None,
             server_time: self.time.get(),
+            max_drift_ms: None,
         })
     }
 
@@ -1466,4 +1468,33 @@ fn a_far_future_remote_version_under_merge_does_not_leave_a_synced_document_diff
     assert_eq!(a.store.get("notes", "x").map(|c| c.doc), Some(far.doc));
     assert!(!a.store.is_pending("notes", "x"));
     assert_eq!(a.all(), server_all(&w));
+}
+
+#[test]
+fn the_drift_bound_is_the_one_the_server_advertises() {
+    // Failed before the fix: a reply with maxDriftMs did not even parse, and the bound was
+    // always the built-in 60 s.
+    let w = World::new();
+    let a = w.device("a", 0, lww());
+    a.net()
+        .corrupt_pull(Some(Box::new(|v| v["maxDriftMs"] = json!(600_000))));
+    let ahead = Hlc::new(START + 300_000, 0, "fast").unwrap();
+    w.server.inject(
+        NS,
+        Change {
+            collection: "tasks".into(),
+            id: "x".into(),
+            hlc: ahead.clone(),
+            deleted: false,
+            doc: Some(json!({"id": "x"})),
+            fields: None,
+            base: None,
+        },
+    );
+    ok(a.sync());
+    assert_eq!(a.store.sync_clock().max_drift_ms(), 600_000);
+    assert!(
+        a.store.sync_clock().last().wall_ms >= ahead.wall_ms,
+        "5 min ahead is within the server's 10 min bound: adopted"
+    );
 }
