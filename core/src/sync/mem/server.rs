@@ -1,7 +1,13 @@
-//! An in-memory sync server with the reference server's rules: one feed per namespace (token),
-//! last-write-wins by HLC, idempotent retries, stale replies carrying the current version, cursors
-//! tied to an epoch, pagination with a remaining count, drift and shape checks, all-or-nothing
-//! pushes.
+//! An in-memory sync server with the reference server's rules (`server/src/store/plan.rs`,
+//! `server/src/handlers.rs`, `docs/PROTOCOL.md` section 7): one feed per namespace (token),
+//! last-write-wins by HLC, idempotent retries, the last push of each client replayed exactly, stale
+//! replies carrying the current version, cursors tied to an epoch (`400 BAD_CURSOR` for a malformed
+//! one or one ahead of the feed, `409` for another epoch), pagination with a remaining count, drift,
+//! shape and body-size checks, all-or-nothing pushes.
+//!
+//! Faults a real deployment can have are available on purpose: a restore from an older copy that
+//! keeps the epoch ([`MemServer::restore_keeping_epoch`]: cursors run ahead of the head, positions
+//! are reused), and rows the server refuses whatever the client does ([`MemServer::refuse`]).
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -17,13 +23,30 @@ use crate::sync::store::DocKey;
 use crate::sync::transport::TransportError;
 use crate::sync::validate::validate_change;
 
-/// One namespace's data: the current version of each document and its position in the feed.
+/// One namespace's data: the current version of each document and its position in the feed, and
+/// the last push of each client with the reply it got (`ferrosync_client_pushes`: part of the
+/// database, so a backup holds it too).
 #[derive(Clone, Debug, Default)]
 pub struct Namespace {
     docs: HashMap<DocKey, (Change, u64)>,
     feed: BTreeMap<u64, DocKey>,
     seq: u64,
+    last_push: HashMap<String, LastPush>,
 }
+
+/// A client's last push: its fingerprint (the canonical request, as the real server hashes it),
+/// the results and the head it replied with.
+#[derive(Clone, Debug)]
+struct LastPush {
+    fingerprint: String,
+    results: Vec<PushResult>,
+    head: u64,
+}
+
+/// Decides whether the server refuses a change on its own (a rule the client does not check):
+/// `Some((status, code, message))` refuses the whole push, as the real server refuses a push
+/// with one bad change.
+pub type RefuseRule = Box<dyn Fn(&Change) -> Option<(u16, String, String)>>;
 
 impl Namespace {
     fn write(&mut self, c: Change) {
@@ -56,7 +79,10 @@ struct State {
     revoked: HashSet<String>,
     wall: Box<dyn Fn() -> u64>,
     max_drift_ms: u64,
+    max_body_bytes: Option<usize>,
+    refuse: Option<RefuseRule>,
     push_sizes: Vec<usize>,
+    replays: u64,
 }
 
 /// Cloning gives another handle to the same server.
@@ -84,7 +110,10 @@ impl MemServer {
                 revoked: HashSet::new(),
                 wall: Box::new(wall),
                 max_drift_ms: DEFAULT_MAX_DRIFT_MS,
+                max_body_bytes: None,
+                refuse: None,
                 push_sizes: Vec::new(),
+                replays: 0,
             })),
         }
     }
@@ -105,8 +134,21 @@ impl MemServer {
         token: Option<&str>,
         req: &PushRequest,
     ) -> Result<PushResponse, TransportError> {
-        let mut st = self.state.borrow_mut();
-        let ns_name = Self::namespace_of(&st, token)?;
+        let mut guard = self.state.borrow_mut();
+        let st = &mut *guard;
+        let ns_name = Self::namespace_of(st, token)?;
+        // The canonical request: what the real server hashes to recognise a retry.
+        let fingerprint = serde_json::to_string(req)
+            .map_err(|e| refuse(400, codes::BAD_REQUEST, e.to_string()))?;
+        if let Some(max) = st.max_body_bytes {
+            if fingerprint.len() > max {
+                return Err(refuse(
+                    413,
+                    codes::PAYLOAD_TOO_LARGE,
+                    format!("body of {} bytes, limit {max}", fingerprint.len()),
+                ));
+            }
+        }
         if req.changes.len() > MAX_PUSH_CHANGES {
             return Err(refuse(
                 400,
@@ -130,8 +172,27 @@ impl MemServer {
             check_drift(&c.hlc, now, st.max_drift_ms)
                 .map_err(|e| refuse(422, codes::CLOCK_AHEAD, e.to_string()))?;
         }
-        st.push_sizes.push(req.changes.len());
+        if let Some(rule) = &st.refuse {
+            for (i, c) in req.changes.iter().enumerate() {
+                if let Some((status, code, message)) = rule(c) {
+                    return Err(refuse(status, &code, format!("changes[{i}]: {message}")));
+                }
+            }
+        }
         let ns = st.namespaces.entry(ns_name).or_default();
+        if let Some(last) = ns.last_push.get(&req.client_id) {
+            if last.fingerprint == fingerprint {
+                // A retry whose reply was lost: the same reply, nothing written.
+                let reply = PushResponse {
+                    results: last.results.clone(),
+                    cursor: Some(format!("{}:{}", st.epoch, last.head)),
+                    server_time: now,
+                };
+                st.replays += 1;
+                return Ok(reply);
+            }
+        }
+        st.push_sizes.push(req.changes.len());
         let mut results = Vec::with_capacity(req.changes.len());
         for c in &req.changes {
             let current = ns.docs.get(&DocKey::of(c)).map(|(cur, _)| cur);
@@ -155,6 +216,14 @@ impl MemServer {
             results.push(status);
         }
         let seq = ns.seq;
+        ns.last_push.insert(
+            req.client_id.clone(),
+            LastPush {
+                fingerprint,
+                results: results.clone(),
+                head: seq,
+            },
+        );
         let cursor = format!("{}:{seq}", st.epoch);
         Ok(PushResponse {
             results,
@@ -194,6 +263,18 @@ impl MemServer {
         let limit = limit.clamp(1, MAX_PULL_LIMIT);
         let empty = Namespace::default();
         let ns = st.namespaces.get(&ns_name).unwrap_or(&empty);
+        if after > ns.seq {
+            // As the real server: a position this feed never reached (a restored database that
+            // kept its epoch, or a forged cursor).
+            return Err(refuse(
+                400,
+                codes::BAD_CURSOR,
+                format!(
+                    "cursor {after} is ahead of this server's feed (head {})",
+                    ns.seq
+                ),
+            ));
+        }
         let mut changes = Vec::new();
         let mut last = after;
         for (seq, key) in ns.feed.range(after + 1..).take(limit) {
@@ -237,6 +318,35 @@ impl MemServer {
         st.epochs_made += 1;
         st.epoch = epoch_name(st.epochs_made);
         st.namespaces = restored.into_iter().collect();
+    }
+
+    /// Replaces the database with an older copy of it that kept its epoch, as restoring a backup
+    /// of the whole database does (the epoch lives in `ferrosync_meta`, inside the backup): cursors
+    /// handed out since run ahead of the restored head, and the positions after it are reused by
+    /// new writes. Each client's last push is the one the backup remembers.
+    pub fn restore_keeping_epoch(&self, restored: Vec<(String, Namespace)>) {
+        self.state.borrow_mut().namespaces = restored.into_iter().collect();
+    }
+
+    /// The server's epoch (the part of every cursor before the colon).
+    pub fn epoch(&self) -> String {
+        self.state.borrow().epoch.clone()
+    }
+
+    /// Refuses every push holding a change `rule` picks (a server-side rule, or a document over
+    /// the body limit), whatever the client does; `None` lifts it.
+    pub fn refuse(&self, rule: Option<RefuseRule>) {
+        self.state.borrow_mut().refuse = rule;
+    }
+
+    /// Pushes whose JSON body is over `max` bytes get `413 PAYLOAD_TOO_LARGE`.
+    pub fn set_max_body_bytes(&self, max: Option<usize>) {
+        self.state.borrow_mut().max_body_bytes = max;
+    }
+
+    /// Pushes answered from a client's remembered last push (retries whose reply was lost).
+    pub fn replays(&self) -> u64 {
+        self.state.borrow().replays
     }
 
     /// Refuses `token` from now on (401).

@@ -17,10 +17,17 @@ use crate::sync::store::{
     PendingKind, Pushed, StoreOp,
 };
 
-/// The only way this store fails: on purpose, to test that a failing store loses nothing.
+/// How this store fails: on purpose, to test that a failing store loses nothing.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("injected store failure")]
-pub struct MemStoreError;
+pub enum MemStoreError {
+    #[error("injected store failure")]
+    Injected,
+    /// The database was wiped ([`MemStore::wipe`]) after the cursor this write carries was read:
+    /// writing it into the new, empty database would skip every document before it for good. The
+    /// browser store refuses the same way (`DATABASE_WIPED`); the next sync starts from scratch.
+    #[error("the local database was wiped while a sync was running; sync starts over")]
+    Wiped,
+}
 
 #[derive(Default)]
 struct State {
@@ -34,6 +41,11 @@ struct State {
     applies: u64,
     /// Pages settled by `load_and_apply` (read, decide and write in one call).
     one_call_settles: u64,
+    /// Bumped by every wipe: which database this is.
+    lineage: u64,
+    /// The lineage when the cursor was last read: a cursor write from an older one is refused.
+    cursor_lineage: u64,
+    wipes: u64,
 }
 
 /// Cloning gives another handle to the same store (like two tabs on one database).
@@ -134,12 +146,41 @@ impl MemStore {
         self.fail_next.set(true);
     }
 
+    /// The database is wiped under the running app ("clear site data", eviction): every document,
+    /// outbox row and the cursor are gone; the clock (in memory) and the sync engine survive. A
+    /// write that carries a cursor read before the wipe is then refused
+    /// ([`MemStoreError::Wiped`]), as the browser store refuses it.
+    pub fn wipe(&self) {
+        let mut st = self.state.borrow_mut();
+        st.docs.clear();
+        st.bases.clear();
+        st.outbox.clear();
+        st.cursor = None;
+        st.lineage += 1;
+        st.wipes += 1;
+    }
+
+    /// How many times [`MemStore::wipe`] ran.
+    pub fn wipes(&self) -> u64 {
+        self.state.borrow().wipes
+    }
+
     fn check(&self) -> Result<(), MemStoreError> {
         if self.fail_next.replace(false) {
-            Err(MemStoreError)
+            Err(MemStoreError::Injected)
         } else {
             Ok(())
         }
+    }
+
+    /// Refuses a cursor read from a database that was wiped since.
+    fn check_cursor_lineage(&self, cursor: Option<&str>) -> Result<(), MemStoreError> {
+        let mut st = self.state.borrow_mut();
+        if cursor.is_some() && st.cursor_lineage != st.lineage {
+            st.cursor_lineage = st.lineage;
+            return Err(MemStoreError::Wiped);
+        }
+        Ok(())
     }
 }
 
@@ -214,6 +255,7 @@ impl LocalStore for MemStore {
         cursor: Option<&str>,
         decide: &mut Decide<'_>,
     ) -> Result<ApplyOutcome, MemStoreError> {
+        self.check_cursor_lineage(cursor)?;
         self.state.borrow_mut().one_call_settles += 1;
         load_then_apply(self, keys, cursor, decide).await
     }
@@ -224,6 +266,7 @@ impl LocalStore for MemStore {
         cursor: Option<&str>,
     ) -> Result<ApplyOutcome, MemStoreError> {
         self.check()?;
+        self.check_cursor_lineage(cursor)?;
         let mut st = self.state.borrow_mut();
         for op in ops {
             if st.docs.get(&op.key()).map(|c| &c.hlc) != op.expect() {
@@ -270,7 +313,9 @@ impl LocalStore for MemStore {
 
     async fn cursor(&self) -> Result<Option<String>, MemStoreError> {
         self.check()?;
-        Ok(self.state.borrow().cursor.clone())
+        let mut st = self.state.borrow_mut();
+        st.cursor_lineage = st.lineage;
+        Ok(st.cursor.clone())
     }
 
     async fn reset_for_resync(&self) -> Result<(), MemStoreError> {
@@ -278,6 +323,7 @@ impl LocalStore for MemStore {
         let mut guard = self.state.borrow_mut();
         let st = &mut *guard;
         st.cursor = None;
+        st.cursor_lineage = st.lineage;
         for (k, c) in &st.docs {
             st.outbox
                 .entry(k.clone())

@@ -2,6 +2,9 @@
 //! `futures::executor::block_on`; time is simulated, shared by the server and every device.
 
 mod engine;
+mod faults;
+mod faults_repro;
+mod mem_server;
 mod sim;
 
 use std::cell::Cell;
