@@ -10,5 +10,8 @@ pub mod merge;
 pub mod protocol;
 pub mod query;
 pub mod sync;
+pub mod topk;
+pub mod walk;
+pub mod window;
 
 pub use hlc::{Hlc, HlcClock, HlcError};

@@ -507,28 +507,22 @@ impl Query {
 
     /// Filters, orders and pages candidates; returns the positions of the result, in result order.
     /// Candidates may contain non-matching documents (an index only narrows) but each id once.
+    /// With a `limit`, only the best `offset + limit` matches are kept while scanning (a bounded
+    /// heap, `topk.rs`): memory and sorting stay proportional to the page, not to the matches.
     pub fn select<F: Fields>(&self, candidates: &[F]) -> Vec<usize> {
-        let mut hits: Vec<usize> = candidates
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| self.matches(*c))
-            .map(|(i, _)| i)
-            .collect();
         let order = |a: &usize, b: &usize| match (candidates.get(*a), candidates.get(*b)) {
             (Some(x), Some(y)) => self.compare(x, y),
             _ => Ordering::Equal,
         };
-        let end = self.limit.map_or(hits.len(), |l| {
-            self.offset.saturating_add(l).min(hits.len())
-        });
-        if end < hits.len() && end > 0 {
-            // Only the first `end` need to be in order.
-            hits.select_nth_unstable_by(end - 1, order);
-            hits.truncate(end);
-        } else if end == 0 {
-            hits.clear();
-        }
-        hits.sort_unstable_by(order);
+        let hits = (0..candidates.len()).filter(|&i| self.matches(&candidates[i]));
+        let mut hits = match self.limit {
+            Some(l) => crate::topk::top_k(hits, self.offset.saturating_add(l), order),
+            None => {
+                let mut all: Vec<usize> = hits.collect();
+                all.sort_unstable_by(order);
+                all
+            }
+        };
         let start = self.offset.min(hits.len());
         hits.drain(..start);
         hits
@@ -580,7 +574,7 @@ impl Query {
 
 /// The key ranges one field's conditions allow, with a selectivity class (0 equality, 1 `$in`,
 /// 2 two-sided range, 3 one-sided range).
-fn narrow(ops: &[&Op]) -> Option<(u8, Vec<KeyRange>)> {
+pub(crate) fn narrow(ops: &[&Op]) -> Option<(u8, Vec<KeyRange>)> {
     for op in ops {
         if let Op::Eq(v) = op {
             if let Some(k) = IndexKey::of(Some(v)) {
@@ -724,6 +718,12 @@ impl KeyRange {
             }),
             upper: Some(Bound { key, open: false }),
         }
+    }
+
+    /// One key exactly (an equality or `$in` point): its records come in id order.
+    pub fn is_point(&self) -> bool {
+        matches!((&self.lower, &self.upper), (Some(l), Some(u))
+            if !l.open && !u.open && l.key.cmp_idb(&u.key) == Ordering::Equal)
     }
 
     /// Every key of one type: `[tag]` inclusive to `[tag + 1]` exclusive.

@@ -7,7 +7,9 @@
 //! then it waits, with every other notice of that window, for one message at the window's end. A
 //! `postMessage` costs about a quarter of a millisecond in Chromium (a tenth of a single `put`'s time,
 //! profiled in bench/), so a burst of small writes pays it once per window instead of once per write,
-//! and a lone write is still announced at once. Receivers handle each notice as before.
+//! and a lone write is still announced at once. Receivers handle each notice as before. A tab that
+//! is hidden for good or unloaded (`pagehide` on the global scope) sends what waits at once: a timer
+//! of a page being torn down may never fire, and other tabs would miss those changes.
 
 use std::cell::{Cell, RefCell};
 use std::rc::{Rc, Weak};
@@ -15,7 +17,7 @@ use std::rc::{Rc, Weak};
 use js_sys::{Array, Object, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use web_sys::{BroadcastChannel, MessageEvent};
+use web_sys::{BroadcastChannel, EventTarget, MessageEvent};
 
 use super::Notice;
 use crate::store::Store;
@@ -26,6 +28,7 @@ const THROTTLE_MS: f64 = 16.0;
 pub struct Broadcast {
     out: Rc<Outgoing>,
     _on_message: Closure<dyn FnMut(MessageEvent)>,
+    on_pagehide: Closure<dyn FnMut()>,
 }
 
 /// The sending side: notices waiting for the end of the current window.
@@ -70,15 +73,31 @@ impl Broadcast {
             }
         });
         channel.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+        let out = Rc::new(Outgoing {
+            channel,
+            queued: RefCell::new(Vec::new()),
+            last_sent: Cell::new(f64::NEG_INFINITY),
+            scheduled: Cell::new(false),
+        });
+        let weak_out: Weak<Outgoing> = Rc::downgrade(&out);
+        let on_pagehide = Closure::<dyn FnMut()>::new(move || {
+            if let Some(out) = weak_out.upgrade() {
+                out.flush();
+            }
+        });
+        let global: EventTarget = js_sys::global().unchecked_into();
+        let _ = global
+            .add_event_listener_with_callback("pagehide", on_pagehide.as_ref().unchecked_ref());
         Some(Broadcast {
-            out: Rc::new(Outgoing {
-                channel,
-                queued: RefCell::new(Vec::new()),
-                last_sent: Cell::new(f64::NEG_INFINITY),
-                scheduled: Cell::new(false),
-            }),
+            out,
             _on_message: on_message,
+            on_pagehide,
         })
+    }
+
+    /// Notices waiting for the end of the throttle window (tests).
+    pub fn queued(&self) -> usize {
+        self.out.queued.borrow().len()
     }
 
     pub fn post(&self, collection: &str, ids: &[String], hlc: Option<&str>) {
@@ -117,6 +136,11 @@ impl Drop for Broadcast {
     fn drop(&mut self) {
         // Notices still waiting for their window go out now: closing must not lose one.
         self.out.flush();
+        let global: EventTarget = js_sys::global().unchecked_into();
+        let _ = global.remove_event_listener_with_callback(
+            "pagehide",
+            self.on_pagehide.as_ref().unchecked_ref(),
+        );
         self.out.channel.set_onmessage(None);
         self.out.channel.close();
     }

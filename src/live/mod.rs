@@ -2,33 +2,37 @@
 //! alters it: writes through this instance, through other instances and tabs (`broadcast.rs`), and
 //! pulls applied by the sync engine (`Store::notify_changed`).
 //!
-//! Each watch keeps its last result: the records (`id`, `hlc`, `doc`) and, for each, the fields the
-//! query orders by (`Row`). A change notice names a collection, the ids one transaction wrote and its
-//! HLC; a whole `bulkPut` is one notice, so at most one callback.
-//! - Notices from this instance carry the new versions. If no changed id is in the result and no new
-//!   version matches, nothing can have changed: no work at all. Otherwise the result is *patched in
-//!   memory*: changed ids are removed, matching new versions inserted at their sorted position (a
-//!   clone of the stored object, so the application's own object is never shared with the result).
+//! Each watch keeps its last result: the records (`id`, `hlc`, `doc`) and core's incremental window
+//! (`ferrosync_core::window`) over their rows. A change notice names a collection, the ids one
+//! transaction wrote and its HLC; a whole `bulkPut` is one notice, so at most one callback.
+//! - Notices from this instance carry the new versions. If no changed id is in the window and no
+//!   new version enters it (matches, and on a full page sorts before its last row), nothing can have
+//!   changed: no work at all, no callback. Otherwise the window is *patched*: the changed rows leave,
+//!   the matching new versions are inserted at their sorted position (a clone of the stored object,
+//!   so the application's own object is never shared with the result) and the same edits are
+//!   replayed on the records: work proportional to the change, not to the result.
 //! - Notices from other instances carry ids and the HLC: the changed records are read by id; if each
 //!   still has that HLC the result is patched the same way, else (a later write overtook the notice)
 //!   the query runs again, so a callback never shows a state that mixes two transactions.
-//! - The query runs again from IndexedDB whenever patching cannot be exact: an `offset`, a full
-//!   `limit` page losing a member (the next one is unknown), many changes, or a sync notice.
+//! - A notice older than the version a result already shows (or last saw leave) is ignored, so a
+//!   result never goes back to an older version (another tab's notice overtaken by a newer write).
+//! - The query runs again from IndexedDB only when patching cannot be exact: an `offset`, a full
+//!   `limit` page left with a free slot (the next match is unknown: the re-run reads the index only
+//!   as far as the page, `Query::walk`), many changes, or a sync notice.
 //!
-//! The callback fires only if ids, order or content differ (`records.js` `diffResult`; unchanged
-//! documents keep their object identity). Work on one watch never overlaps: a notice arriving while
-//! it runs marks it dirty, and one full re-query follows.
+//! The callback fires only if ids, order or content differ (an identical rewrite is no change;
+//! unchanged documents keep their object identity). Work on one watch never overlaps: a notice
+//! arriving while it runs marks it dirty, and one full re-query follows.
 
 mod broadcast;
 
 use std::cell::{Cell, RefCell};
-use std::cmp::Ordering;
 use std::rc::Rc;
 
 use ferrosync_core::query::{Query, Row};
+use ferrosync_core::window::{Change, Edit, Outcome, Window};
 use ferrosync_core::Hlc;
 use js_sys::{Array, Function};
-use serde_json::Value;
 use wasm_bindgen::{JsCast, JsValue};
 
 use crate::error::{Error, Result};
@@ -71,17 +75,17 @@ impl Notice {
     }
 }
 
-/// A result as delivered: records in order, and the query's fields of each.
-#[derive(Clone)]
+/// A result as delivered: records in order, and the window over their rows (`None` for queries
+/// with an `offset`, which are always re-run).
 pub struct Snapshot {
     pub records: Array,
-    pub rows: Vec<Row>,
+    pub window: Option<Window>,
 }
 
 /// One `watch`.
 pub struct Watch {
     collection: String,
-    query: Query,
+    query: Rc<Query>,
     callback: Function,
     active: Cell<bool>,
     running: Cell<bool>,
@@ -133,7 +137,7 @@ impl Store {
         self.check_collection(collection)?;
         let watch = Rc::new(Watch {
             collection: collection.to_string(),
-            query,
+            query: Rc::new(query),
             callback,
             active: Cell::new(true),
             running: Cell::new(false),
@@ -161,11 +165,10 @@ impl Store {
             .filter(|w| w.collection == notice.collection)
             .cloned()
             .collect();
-        let mut ids_js: Option<Array> = None;
         for w in watches {
             if w.running.get() {
                 w.dirty.set(true);
-            } else if !cannot_change(&w, &notice, &mut ids_js) {
+            } else if !cannot_change(&w, &notice) {
                 schedule(self, &w, Work::Patch(notice.clone()));
             }
         }
@@ -176,6 +179,16 @@ impl Store {
         }
     }
 
+    /// Test hook: notices waiting to be broadcast (throttled, or not yet flushed by `pagehide`).
+    #[doc(hidden)]
+    pub fn queued_notices_for_test(&self) -> usize {
+        self.live()
+            .broadcast
+            .borrow()
+            .as_ref()
+            .map_or(0, Broadcast::queued)
+    }
+
     /// For the sync engine: documents `ids` of `collection` were changed by a committed transaction
     /// that did not go through `put_all`/`delete` (a pulled page). Live queries here and in other
     /// tabs catch up.
@@ -184,29 +197,30 @@ impl Store {
     }
 }
 
-/// True when the notice provably leaves the watch's last result as it is: no changed id in it and
-/// no new version matching (local notices, which know the new versions, only).
-fn cannot_change(w: &Watch, notice: &Notice, ids_js: &mut Option<Array>) -> bool {
+/// True when the notice provably leaves the watch's last result as it is: no changed id in its
+/// window and no new version entering it (local notices, which know the new versions, only).
+fn cannot_change(w: &Watch, notice: &Notice) -> bool {
     let Some(docs) = &notice.docs else {
         return false;
     };
-    if w.query.offset() > 0 || docs.len() > PATCH_MAX {
+    if docs.len() > PATCH_MAX {
         return false;
     }
-    let last = match &*w.last.borrow() {
-        Some(s) => s.records.clone(),
-        None => return false,
+    let last = w.last.borrow();
+    let Some(window) = last.as_ref().and_then(|s| s.window.as_ref()) else {
+        return false;
     };
-    let may_match = docs
-        .iter()
-        .flatten()
-        .any(|p| p.value().map_or(true, |v| w.query.matches_doc(v)));
-    if may_match {
-        return false;
+    let mut rows = Vec::with_capacity(docs.len());
+    for p in docs.iter().flatten() {
+        match p.value() {
+            Ok(v) if w.query.matches_doc(v) => rows.push(Row::from_doc(v, w.query.paths())),
+            Ok(_) => {}
+            Err(_) => return false,
+        }
     }
-    let ids =
-        ids_js.get_or_insert_with(|| notice.ids.iter().map(|s| JsValue::from_str(s)).collect());
-    !records::contains_any(Some(last), ids)
+    let ids: Vec<&str> = notice.ids.iter().map(String::as_str).collect();
+    let rows: Vec<Option<&Row>> = rows.iter().map(Some).collect();
+    !window.may_change(&ids, &rows)
 }
 
 fn schedule(store: &Store, watch: &Rc<Watch>, work: Work) {
@@ -229,10 +243,10 @@ fn schedule(store: &Store, watch: &Rc<Watch>, work: Work) {
 async fn run(store: &Store, watch: &Watch, mut work: Work) {
     loop {
         let outcome = match work {
-            Work::Requery => requery(store, watch).await,
+            Work::Requery => requery(store, watch).await.map(Some),
             Work::Patch(notice) => match patch(store, watch, &notice).await {
-                Ok(Some(s)) => Ok(s),
-                Ok(None) => requery(store, watch).await,
+                Ok(Patched::Done) => Ok(None),
+                Ok(Patched::Refill) => requery(store, watch).await.map(Some),
                 Err(e) => Err(e),
             },
         };
@@ -240,7 +254,8 @@ async fn run(store: &Store, watch: &Watch, mut work: Work) {
             return;
         }
         match outcome {
-            Ok(snapshot) => deliver(watch, snapshot),
+            Ok(Some((records, rows))) => deliver(watch, records, rows),
+            Ok(None) => {}
             Err(Error::DatabaseClosed(_) | Error::DatabaseDeleted(_)) => {
                 watch.active.set(false);
                 return;
@@ -262,120 +277,153 @@ async fn run(store: &Store, watch: &Watch, mut work: Work) {
     }
 }
 
-async fn requery(store: &Store, watch: &Watch) -> Result<Snapshot> {
-    let (records, rows) = store
+async fn requery(store: &Store, watch: &Watch) -> Result<(Array, Vec<Row>)> {
+    store
         .query_result(&watch.collection, &watch.query, true)
-        .await?;
-    Ok(Snapshot { records, rows })
+        .await
 }
 
-/// Calls back if the visible result differs from the last one delivered.
-fn deliver(watch: &Watch, next: Snapshot) {
-    let prev = watch.last.borrow().as_ref().map(|s| s.records.clone());
-    let diff = records::diff_result(prev, &next.records);
+/// Takes a fresh result; calls back if the visible result differs from the last one delivered.
+fn deliver(watch: &Watch, records: Array, rows: Vec<Row>) {
+    let mut last = watch.last.borrow_mut();
+    let prev = last.as_ref().map(|s| s.records.clone());
+    let diff = records::diff_result(prev.clone(), &records);
+    let window = match last.take().and_then(|s| s.window) {
+        Some(mut w) => {
+            w.refresh(rows);
+            Some(w)
+        }
+        None => Window::supports(&watch.query).then(|| Window::new(watch.query.clone(), rows)),
+    };
     if diff.is_undefined() {
+        // Same visible result; keep the records shown (their identities) with the new window.
+        let records = prev.unwrap_or(records);
+        *last = Some(Snapshot { records, window });
         return;
     }
     let current: Array = diff.unchecked_into();
-    *watch.last.borrow_mut() = Some(Snapshot {
+    *last = Some(Snapshot {
         records: current.clone(),
-        rows: next.rows,
+        window,
     });
-    let docs = records::docs_of(&current);
+    drop(last);
+    call(watch, &current);
+}
+
+fn call(watch: &Watch, records: &Array) {
+    let docs = records::docs_of(records);
     if let Err(e) = watch.callback.call1(&JsValue::NULL, &docs) {
         web_sys::console::error_2(&JsValue::from_str("ferrosync: a watch callback threw:"), &e);
     }
 }
 
-/// A new version that belongs in the result: its row and record.
-struct Entry {
-    row: Row,
-    record: JsValue,
+enum Patched {
+    /// Applied (or nothing to do); called back if anything visible changed.
+    Done,
+    /// Only a re-run of the query can be exact.
+    Refill,
 }
 
-/// The last result with `notice` applied, or `None` when only a re-query can be exact.
-async fn patch(store: &Store, watch: &Watch, notice: &Notice) -> Result<Option<Snapshot>> {
+/// Applies `notice` to the last result through its window.
+async fn patch(store: &Store, watch: &Watch, notice: &Notice) -> Result<Patched> {
     let query = &watch.query;
-    let Some(last) = watch.last.borrow().clone() else {
-        return Ok(None);
-    };
-    if query.offset() > 0 || notice.ids.len() > PATCH_MAX {
-        return Ok(None);
+    let has_window = watch
+        .last
+        .borrow()
+        .as_ref()
+        .is_some_and(|s| s.window.is_some());
+    if !has_window || notice.ids.len() > PATCH_MAX {
+        return Ok(Patched::Refill);
     }
     let Some(hlc) = &notice.hlc else {
-        return Ok(None);
+        return Ok(Patched::Refill);
     };
-    // The new version of each changed id, if it matches the query.
-    let mut changes: Vec<(&str, Option<Entry>)> = Vec::with_capacity(notice.ids.len());
+    // The new version of each changed id (its row when it matches) and its record.
+    let mut changes: Vec<Change> = Vec::with_capacity(notice.ids.len());
+    let fresh = Array::new();
     match &notice.docs {
         Some(docs) => {
             for (id, doc) in notice.ids.iter().zip(docs.iter()) {
-                let entry = match doc {
-                    Some(p) => {
-                        let Ok(value) = p.value() else {
-                            return Ok(None);
-                        };
-                        query.matches_doc(value).then(|| Entry {
-                            row: Row::from_doc(value, query.paths()),
-                            record: records::fresh_record(id, hlc, &p.doc),
-                        })
+                let mut row = None;
+                let mut record = JsValue::UNDEFINED;
+                if let Some(p) = doc {
+                    let Ok(value) = p.value() else {
+                        return Ok(Patched::Refill);
+                    };
+                    if query.matches_doc(value) {
+                        row = Some(Row::from_doc(value, query.paths()));
+                        record = records::fresh_record(id, hlc, &p.doc);
                     }
-                    None => None,
-                };
-                changes.push((id, entry));
+                }
+                fresh.push(&record);
+                changes.push(Change {
+                    id: id.clone(),
+                    hlc: Some(hlc.clone()),
+                    row,
+                });
             }
         }
         None => {
             let fetched = store.records_by_id(&watch.collection, &notice.ids).await?;
             for (id, record) in notice.ids.iter().zip(fetched) {
-                if record.is_undefined() {
-                    changes.push((id, None));
-                    continue;
-                }
-                if records::hlc_of(&record).as_deref() != Some(hlc.as_str()) {
-                    return Ok(None); // overtaken by a later write: read a consistent state
-                }
-                let entry = match records::doc_of(&record) {
-                    None => None,
-                    Some(doc) => {
-                        let Ok(value) = records::json_of(&doc) else {
-                            return Ok(None);
-                        };
-                        query.matches_doc(&value).then(|| Entry {
-                            row: Row::from_doc(&value, query.paths()),
-                            record,
-                        })
+                let mut row = None;
+                if !record.is_undefined() {
+                    if records::hlc_of(&record).as_deref() != Some(hlc.as_str()) {
+                        return Ok(Patched::Refill); // overtaken by a later write: read a consistent state
                     }
-                };
-                changes.push((id, entry));
+                    if let Some(doc) = records::doc_of(&record) {
+                        let Ok(value) = records::json_of(&doc) else {
+                            return Ok(Patched::Refill);
+                        };
+                        if query.matches_doc(&value) {
+                            row = Some(Row::from_doc(&value, query.paths()));
+                        }
+                    }
+                }
+                fresh.push(&record);
+                changes.push(Change {
+                    id: id.clone(),
+                    hlc: Some(hlc.clone()),
+                    row,
+                });
             }
         }
     }
-    let records = last.records.slice(0, last.records.length());
-    let mut rows = last.rows;
-    let page_was_full = query.limit().is_some_and(|l| rows.len() >= l);
-    let mut removed = false;
-    for (id, entry) in changes {
-        if let Some(pos) = rows
-            .iter()
-            .position(|r| r.0.first().and_then(Value::as_str) == Some(id))
-        {
-            rows.remove(pos);
-            records::remove_at(&records, pos as u32);
-            removed = true;
-        }
-        if let Some(Entry { row, record }) = entry {
-            let pos = rows.partition_point(|r| query.compare(r, &row) == Ordering::Less);
-            rows.insert(pos, row);
-            records::insert_at(&records, pos as u32, &record);
-        }
+    if !watch.active.get() {
+        return Ok(Patched::Done);
     }
-    if let Some(limit) = query.limit() {
-        if removed && page_was_full {
-            return Ok(None); // the document after the page is unknown
-        }
-        rows.truncate(limit);
-        records::truncate(&records, limit.min(u32::MAX as usize) as u32);
+    let mut last = watch.last.borrow_mut();
+    let Some(Snapshot {
+        records,
+        window: Some(window),
+    }) = last.as_mut()
+    else {
+        return Ok(Patched::Refill);
+    };
+    let shown = records.clone();
+    let outcome = window.apply(&changes, |pos| {
+        records::hlc_of(&shown.get(pos.min(u32::MAX as usize) as u32))
+    });
+    let edits = match outcome {
+        Outcome::Unchanged => return Ok(Patched::Done),
+        Outcome::Refill => return Ok(Patched::Refill),
+        Outcome::Patched(edits) => edits,
+    };
+    let mut flat: Vec<u32> = Vec::with_capacity(edits.len() * 2);
+    for e in edits {
+        let (op, x, y) = match e {
+            Edit::Remove(pos) => (0, pos, 0),
+            Edit::Insert { pos, change } => (1, pos, change),
+            Edit::Truncate(len) => (2, len, 0),
+        };
+        let clamp = |n: usize| n.min(u32::MAX as usize) as u32;
+        flat.extend([op, clamp(x), clamp(y)]);
     }
-    Ok(Some(Snapshot { records, rows }))
+    let visible = records::replay(records, &flat, &fresh);
+    let current = records.clone();
+    drop(last);
+    if visible {
+        call(watch, &current);
+    }
+    Ok(Patched::Done)
 }

@@ -7,6 +7,7 @@
 //! core filters, orders and pages them. Documents themselves never cross into WASM.
 
 use ferrosync_core::query::{IdRange, KeyRange, Op, Query, Row, Source};
+use ferrosync_core::walk::Walk;
 use js_sys::{Array, Reflect};
 use serde_json::Value;
 use wasm_bindgen::{JsCast, JsValue};
@@ -66,11 +67,18 @@ impl Store {
         .await
     }
 
-    /// Which source a query reads: `"scan"`, `"ids"` or `"index:<path>"` (tests and debugging).
+    /// Which source a query reads: `"scan"`, `"ids"` or `"index:<path>"`, prefixed with `"walk:"`
+    /// when a limit is read in result order (tests and debugging).
     #[doc(hidden)]
     pub async fn explain(&self, collection: &str, query: &Query) -> Result<String> {
         self.check_collection(collection)?;
         self.run(|conn| async move {
+            if let Some(walk) = query.walk(|p| conn.schema.is_indexed(collection, p)) {
+                return Ok(match walk.source {
+                    Source::Ids(_) => "walk:ids".to_string(),
+                    Source::Index { path, .. } => format!("walk:index:{path}"),
+                });
+            }
             let tx = Tx::read(&conn.db, &[collection])?;
             let st = tx.store(collection)?;
             let sources = query.plan(|p| conn.schema.is_indexed(collection, p));
@@ -203,6 +211,16 @@ async fn query_tx(
 ) -> Result<(Array, Vec<Row>)> {
     let tx = Tx::read(&conn.db, &[collection])?;
     let st = tx.store(collection)?;
+    if Walk::need(query) == Some(0) {
+        return Ok((Array::new(), Vec::new()));
+    }
+    if let Some(walk) = query.walk(|p| conn.schema.is_indexed(collection, p)) {
+        if let Some(lists) = walk_read(&st, query, &walk).await? {
+            // One exactly answered range read in result order: only paging is left.
+            let plain = walk.exact && !with_rows && walk_ranges(&walk) == 1;
+            return select(query, &lists, plain, with_rows);
+        }
+    }
     let sources = query.plan(|p| conn.schema.is_indexed(collection, p));
     let source = choose(&st, sources).await?;
     let lists = fetch(&st, &source).await?;
@@ -210,25 +228,44 @@ async fn query_tx(
     // order): what was read is the result, only paging is left. Live queries still need the rows.
     let plain = query.order().is_empty()
         && (query.terms().is_empty() || (!with_rows && answered_by_index(query, &source)));
-    let paths: JsValue = if plain {
+    select(query, &lists, plain, with_rows)
+}
+
+/// The paths a query reads, as `[[segment, ...], ...]` for `records.js`.
+fn paths_js(query: &Query) -> JsValue {
+    query
+        .paths()
+        .iter()
+        .map(|p| {
+            p.segments()
+                .iter()
+                .map(|s| JsValue::from_str(s))
+                .collect::<Array>()
+        })
+        .collect::<Array>()
+        .into()
+}
+
+/// The rows of `extracted` (`records.js` `extract` with paths).
+fn rows_of(extracted: &JsValue) -> Result<Vec<Row>> {
+    let rows_json = js(Reflect::get(extracted, &"rows".into()))?
+        .as_string()
+        .unwrap_or_default();
+    serde_json::from_str(&rows_json)
+        .map_err(|e| Error::storage("DataError", format!("reading stored documents: {e}")))
+}
+
+/// Filters, orders and pages what was read. `plain`: `lists` already hold exactly the matches in
+/// result order (tombstones aside), so only the page is cut.
+fn select(query: &Query, lists: &Array, plain: bool, with_rows: bool) -> Result<(Array, Vec<Row>)> {
+    let paths = if plain {
         JsValue::UNDEFINED
     } else {
-        query
-            .paths()
-            .iter()
-            .map(|p| {
-                p.segments()
-                    .iter()
-                    .map(|s| JsValue::from_str(s))
-                    .collect::<Array>()
-            })
-            .collect::<Array>()
-            .into()
+        paths_js(query)
     };
-    let extracted = records::extract(&lists, paths);
+    let extracted = records::extract(lists, paths);
     let live: Array = js(Reflect::get(&extracted, &"live".into()))?.unchecked_into();
     if plain {
-        // Already in id order (a scan of the primary key, or one key of an index).
         let len = live.length() as usize;
         let start = query.offset().min(len);
         let end = query
@@ -245,11 +282,7 @@ async fn query_tx(
         };
         return Ok((page, rows));
     }
-    let rows_json = js(Reflect::get(&extracted, &"rows".into()))?
-        .as_string()
-        .unwrap_or_default();
-    let rows: Vec<Row> = serde_json::from_str(&rows_json)
-        .map_err(|e| Error::storage("DataError", format!("reading stored documents: {e}")))?;
+    let rows = rows_of(&extracted)?;
     let selected = query.select(&rows);
     let indices: Vec<u32> = selected.iter().map(|i| *i as u32).collect();
     let page = records::pick(&live, &indices);
@@ -263,6 +296,103 @@ async fn query_tx(
         Vec::new()
     };
     Ok((page, rows))
+}
+
+fn walk_ranges(walk: &Walk) -> usize {
+    match &walk.source {
+        Source::Ids(r) => r.len(),
+        Source::Index { ranges, .. } => ranges.len(),
+    }
+}
+
+/// Largest single `getAll` of a walk that must read on (filtered or skipping tombstones).
+const WALK_BATCH_MAX: usize = 4096;
+
+/// Reads each range of `walk` only as far as the query's first `offset + limit` matches (core's
+/// `walk.rs` says why that is enough): `getAll(range, n)`. An exact index range is one request.
+/// The primary key may hold tombstones and a filtered walk non-matches, so those read on in
+/// batches: the primary key from just after the last id read, an index (which cannot resume
+/// inside one key) again from its start with four times the count. `None` when an incomplete walk
+/// ran out first: the caller reads everything.
+async fn walk_read(st: &rexie::Store, query: &Query, walk: &Walk) -> Result<Option<Array>> {
+    let need = Walk::need(query).unwrap_or(usize::MAX);
+    let paths = (!walk.exact).then(|| paths_js(query));
+    // Matches among `batch` (exact walks: its live records).
+    let matches = |batch: &Array| -> Result<usize> {
+        let extracted = records::extract(
+            &Array::of1(batch),
+            paths.clone().unwrap_or(JsValue::UNDEFINED),
+        );
+        if paths.is_none() {
+            let live: Array = js(Reflect::get(&extracted, &"live".into()))?.unchecked_into();
+            return Ok(live.length() as usize);
+        }
+        Ok(rows_of(&extracted)?
+            .iter()
+            .filter(|r| query.matches(*r))
+            .count())
+    };
+    let count = |n: usize| Some(n.min(u32::MAX as usize) as u32);
+    let lists = Array::new();
+    match &walk.source {
+        Source::Ids(ranges) => {
+            for r in ranges {
+                if let Some(id) = r.as_point() {
+                    let found = rx(st.get(JsValue::from_str(id)).await)?;
+                    lists.push(&found.into_iter().collect::<Array>());
+                    continue;
+                }
+                let mut range = r.clone();
+                let (mut found, mut batch) = (0usize, need);
+                loop {
+                    let got: Array = rx(st.get_all(id_range_js(&range)?, count(batch)).await)?
+                        .into_iter()
+                        .collect();
+                    let n = got.length() as usize;
+                    found += matches(&got)?;
+                    let last = (n > 0)
+                        .then(|| records::ids_of(&got.slice(n as u32 - 1, n as u32)))
+                        .and_then(|v| v.into_iter().next());
+                    lists.push(&got);
+                    if found >= need || n < batch {
+                        break;
+                    }
+                    let Some(last) = last else { break };
+                    range.lower = Some((last, true));
+                    let missing = need - found;
+                    batch = if walk.exact {
+                        missing
+                    } else {
+                        (batch * 2).max(missing)
+                    }
+                    .clamp(1, WALK_BATCH_MAX);
+                }
+            }
+        }
+        Source::Index { path, ranges } => {
+            let ix = rx(st.index(path))?;
+            for r in ranges {
+                let range = key_range_js(r)?;
+                let mut batch = need;
+                loop {
+                    let got: Array = rx(ix.get_all(range.clone(), count(batch)).await)?
+                        .into_iter()
+                        .collect();
+                    let n = got.length() as usize;
+                    let exhausted = n < batch;
+                    if walk.exact || exhausted || matches(&got)? >= need {
+                        if exhausted && !walk.complete {
+                            return Ok(None);
+                        }
+                        lists.push(&got);
+                        break;
+                    }
+                    batch = batch.saturating_mul(4);
+                }
+            }
+        }
+    }
+    Ok(Some(lists))
 }
 
 /// True when `source` reads exactly the query's result: its only condition is an equality with a

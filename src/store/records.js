@@ -152,19 +152,6 @@ export function diffResult(prev, next) {
   });
 }
 
-/** Whether any of `ids` is in `records`. */
-export function containsAny(records, ids) {
-  if (records === undefined) return true;
-  if (ids.length === 1) {
-    const id = ids[0];
-    for (const r of records) if (r.id === id) return true;
-    return false;
-  }
-  const set = new Set(ids);
-  for (const r of records) if (set.has(r.id)) return true;
-  return false;
-}
-
 /** A record for a document just written, holding a clone: the application's object stays its own. */
 export function freshRecord(id, hlc, doc) {
   return { id, hlc, doc: structuredClone(doc) };
@@ -174,16 +161,46 @@ export function hlcOf(record) {
   return record === undefined || record === null ? undefined : record.hlc;
 }
 
-export function removeAt(records, pos) {
-  records.splice(pos, 1);
+/**
+ * Replays a live window's edits on `records` (flat triples `[op, x, y]`: 0 remove at x, 1 insert
+ * `fresh[y]` at x, 2 keep the first x). Returns whether anything visible changed: a removal followed
+ * by the same document inserted at the same place with equal content (an identical rewrite) does
+ * not count, and the record shown keeps its object identity then.
+ */
+export function replay(records, edits, fresh) {
+  let visible = false;
+  let removed = undefined;
+  let removedAt = -1;
+  for (let i = 0; i < edits.length; i += 3) {
+    const op = edits[i], x = edits[i + 1], y = edits[i + 2];
+    if (op === 1) {
+      const r = fresh[y];
+      if (removed !== undefined && removedAt === x && removed.id === r.id && sameDoc(removed.doc, r.doc)) {
+        records.splice(x, 0, { id: r.id, hlc: r.hlc, doc: removed.doc });
+      } else {
+        if (removed !== undefined) visible = true;
+        records.splice(x, 0, r);
+        visible = true;
+      }
+      removed = undefined;
+      continue;
+    }
+    if (removed !== undefined) visible = true;
+    removed = undefined;
+    if (op === 0) {
+      removed = records.splice(x, 1)[0];
+      removedAt = x;
+    } else if (records.length > x) {
+      records.length = x;
+      visible = true;
+    }
+  }
+  if (removed !== undefined) visible = true;
+  return visible;
 }
 
-export function insertAt(records, pos, record) {
-  records.splice(pos, 0, record);
-}
-
-export function truncate(records, n) {
-  if (records.length > n) records.length = n;
+function sameDoc(a, b) {
+  return a === b || JSON.stringify(a) === JSON.stringify(b);
 }
 
 /** Ids of records, in order. */

@@ -94,22 +94,15 @@ extern "C" {
     #[wasm_bindgen(js_name = diffResult)]
     pub fn diff_result(prev: Option<Array>, next: &Array) -> JsValue;
 
-    #[wasm_bindgen(js_name = containsAny)]
-    pub fn contains_any(records: Option<Array>, ids: &Array) -> bool;
-
     #[wasm_bindgen(js_name = freshRecord)]
     pub fn fresh_record(id: &str, hlc: &str, doc: &JsValue) -> JsValue;
 
     #[wasm_bindgen(js_name = hlcOf)]
     pub fn hlc_of(record: &JsValue) -> Option<String>;
 
-    #[wasm_bindgen(js_name = removeAt)]
-    pub fn remove_at(records: &Array, pos: u32);
-
-    #[wasm_bindgen(js_name = insertAt)]
-    pub fn insert_at(records: &Array, pos: u32, record: &JsValue);
-
-    pub fn truncate(records: &Array, n: u32);
+    /// Replays a live window's edits (`[op, x, y]` triples: 0 remove at x, 1 insert `fresh[y]` at
+    /// x, 2 keep the first x) on `records`; true when anything the application sees changed.
+    pub fn replay(records: &Array, edits: &[u32], fresh: &Array) -> bool;
 
     #[wasm_bindgen(js_name = idsOf)]
     pub fn ids_of(records: &Array) -> Vec<String>;
