@@ -7,7 +7,7 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::rc::Rc;
 
-use crate::hlc::{check_drift, validate_node, DEFAULT_MAX_DRIFT_MS};
+use crate::hlc::{validate_node, DEFAULT_MAX_DRIFT_MS};
 use crate::limits::{MAX_PULL_LIMIT, MAX_PUSH_CHANGES};
 use crate::merge::made_without;
 use crate::protocol::{
@@ -15,7 +15,7 @@ use crate::protocol::{
 };
 use crate::sync::store::DocKey;
 use crate::sync::transport::TransportError;
-use crate::sync::validate::validate_change;
+use crate::sync::validate::{check_pushed_change, check_pushed_clock, PushedChangeError};
 
 /// One namespace's data: the current version of each document and its position in the feed.
 #[derive(Clone, Debug, Default)]
@@ -118,17 +118,13 @@ impl MemServer {
             .map_err(|e| refuse(400, codes::BAD_REQUEST, e.to_string()))?;
         let now = (st.wall)();
         for c in &req.changes {
-            validate_change(c).map_err(|e| refuse(400, codes::INVALID_CHANGE, e.to_string()))?;
-            if c.base.as_ref().is_some_and(|b| *b >= c.hlc) {
-                // As the real server: an edit is made after the version it edits.
-                return Err(refuse(
-                    400,
-                    codes::INVALID_CHANGE,
-                    "base not older than hlc".into(),
-                ));
-            }
-            check_drift(&c.hlc, now, st.max_drift_ms)
-                .map_err(|e| refuse(422, codes::CLOCK_AHEAD, e.to_string()))?;
+            // The reference server's rules, from the same function.
+            check_pushed_change(c, &req.client_id)
+                .and_then(|()| check_pushed_clock(c, now, st.max_drift_ms))
+                .map_err(|e| match e {
+                    PushedChangeError::Invalid(m) => refuse(400, codes::INVALID_CHANGE, m),
+                    PushedChangeError::ClockAhead(m) => refuse(422, codes::CLOCK_AHEAD, m),
+                })?;
         }
         st.push_sizes.push(req.changes.len());
         let ns = st.namespaces.entry(ns_name).or_default();
