@@ -137,8 +137,12 @@ pub mod codes {
     /// No such endpoint (or method) under `/v1`.
     pub const NOT_FOUND: &str = "NOT_FOUND";
     pub const METHOD_NOT_ALLOWED: &str = "METHOD_NOT_ALLOWED";
-    /// The server cannot reach its database right now; retry later.
+    /// The server cannot reach its database right now, or is at a capacity limit; retry later.
     pub const UNAVAILABLE: &str = "UNAVAILABLE";
+    /// The request body did not arrive in time (408); retry.
+    pub const REQUEST_TIMEOUT: &str = "REQUEST_TIMEOUT";
+    /// The namespace already has as many event streams open as the server allows (429).
+    pub const TOO_MANY_STREAMS: &str = "TOO_MANY_STREAMS";
 }
 
 #[cfg(test)]

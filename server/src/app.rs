@@ -4,7 +4,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::http::{header, HeaderValue, Method, Request};
+use axum::http::{header, HeaderValue, Method, Request, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use tokio::net::TcpListener;
@@ -17,10 +18,12 @@ use tracing::Level;
 
 use crate::auth::Auth;
 use crate::config::{AuthMode, Config};
+use crate::error::ApiError;
 use crate::events::Events;
 use crate::handlers;
+use crate::listen::{self, ListenLimits};
 use crate::sse;
-use crate::store::{Store, StoreError};
+use crate::store::{DbTuning, RequestLimits, Store, StoreError};
 
 /// What every handler can reach.
 pub struct AppState {
@@ -31,6 +34,14 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// Turns true when the server shuts down; ends the event streams.
     pub shutdown: watch::Receiver<bool>,
+    /// Reply and page bounds of pushes and pulls.
+    pub limits: RequestLimits,
+    /// A request body must arrive within this (408 after).
+    pub body_read_timeout: Duration,
+    /// A push must commit within this (503 after).
+    pub push_timeout: Duration,
+    /// Open event streams, against their caps.
+    pub streams: sse::StreamSlots,
 }
 
 /// Why the server could not start.
@@ -74,10 +85,19 @@ impl Server {
 
 /// Opens the database, binds the listener and starts serving in the background.
 pub async fn start(config: Config) -> Result<Server, StartError> {
-    let auth = Auth::new(config.auth, config.jwt_secret.as_deref()).map_err(StartError::Config)?;
+    check_dev_auth(&config)?;
+    let auth = Auth::from_config(&config)
+        .await
+        .map_err(StartError::Config)?;
     let cors = cors_layer(&config)?;
     let events = Events::new();
-    let store = Store::open(&config.database, config.db_connections, events.clone()).await?;
+    let store = Store::open_tuned(
+        &config.database,
+        config.db_connections,
+        events.clone(),
+        DbTuning::from_config(&config),
+    )
+    .await?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     store.spawn_listener(shutdown_rx.clone());
     let epoch = store.epoch().to_string();
@@ -88,6 +108,16 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         max_drift_ms: config.max_drift_ms,
         max_body_bytes: config.max_body_bytes,
         shutdown: shutdown_rx.clone(),
+        limits: RequestLimits {
+            max_reply_bytes: config.max_reply_bytes,
+            max_page_bytes: config.max_page_bytes.max(1),
+        },
+        body_read_timeout: Duration::from_millis(config.body_read_timeout_ms),
+        push_timeout: Duration::from_millis(config.push_timeout_ms),
+        streams: sse::StreamSlots::new(
+            config.max_event_streams,
+            config.max_event_streams_per_namespace,
+        ),
     });
 
     let v1 = Router::new()
@@ -101,10 +131,14 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         .nest("/v1", v1)
         .method_not_allowed_fallback(handlers::method_not_allowed);
     app = match &config.static_dir {
-        Some(dir) => app.fallback_service(ServeDir::new(dir)),
+        Some(dir) => app
+            .fallback_service(ServeDir::new(dir))
+            .layer(axum::middleware::from_fn(refuse_dotfiles)),
         None => app.fallback(handlers::not_found),
     };
     let app = app
+        // Every error reply is JSON, including the router's and the file server's own.
+        .layer(axum::middleware::map_response(json_errors))
         .layer(cors)
         .layer(
             TraceLayer::new_for_http()
@@ -133,16 +167,12 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         );
     }
 
-    let mut stop = shutdown_rx;
+    let limits = ListenLimits {
+        header_read_timeout: Duration::from_millis(config.header_read_timeout_ms.max(1)),
+        max_connections: listen::connection_cap(config.max_connections),
+    };
     let task = tokio::spawn(async move {
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stop.wait_for(|s| *s).await;
-            })
-            .await;
-        if let Err(e) = served {
-            tracing::error!(error = %e, "server stopped with an error");
-        }
+        listen::serve(listener, app, limits, shutdown_rx).await;
         // In-flight requests are done; give background tasks a moment, then close the pools.
         tokio::time::sleep(Duration::from_millis(10)).await;
         state.store.close().await;
@@ -182,16 +212,102 @@ fn cors_layer(config: &Config) -> Result<CorsLayer, StartError> {
         .max_age(Duration::from_secs(3600)))
 }
 
-/// A database URL without its password, for logs.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
+/// `--auth dev` accepts any token: only on loopback, unless the operator says so explicitly.
+fn check_dev_auth(config: &Config) -> Result<(), StartError> {
+    if config.auth == AuthMode::Dev && !config.listen.ip().is_loopback() && !config.allow_dev_auth {
+        return Err(StartError::Config(format!(
+            "--auth dev accepts any bearer token as its namespace, and {} is not a loopback \
+             address: use --auth jwt, or pass --allow-dev-auth (FERROSYNC_ALLOW_DEV_AUTH=true) \
+             to run it anyway",
+            config.listen
+        )));
+    }
+    Ok(())
+}
+
+/// Query parameters of a database URL whose values are secrets (matched as substrings of the
+/// lower-cased name: `password`, `sslpassword`, `sslkey`, `token`...).
+const SECRET_PARAMS: [&str; 5] = ["pass", "secret", "token", "key", "auth"];
+
+/// A database URL without its secrets (the user-info password and secret-looking query
+/// parameters), for logs and errors.
+pub fn redact(url: &str) -> String {
+    let (main, query) = match url.split_once('?') {
+        Some((m, q)) => (m, Some(q)),
+        None => (url, None),
+    };
+    let mut out = match (main.find("://"), main.rfind('@')) {
         (Some(s), Some(at)) if at > s => {
-            let creds = &url[s + 3..at];
+            let creds = &main[s + 3..at];
             match creds.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
-                None => url.to_string(),
+                Some((user, _)) => format!("{}{user}:***{}", &main[..s + 3], &main[at..]),
+                None => main.to_string(),
             }
         }
-        _ => url.to_string(),
+        _ => main.to_string(),
+    };
+    if let Some(q) = query {
+        let params: Vec<String> = q
+            .split('&')
+            .map(|kv| match kv.split_once('=') {
+                Some((k, _))
+                    if SECRET_PARAMS
+                        .iter()
+                        .any(|s| k.to_ascii_lowercase().contains(s)) =>
+                {
+                    format!("{k}=***")
+                }
+                _ => kv.to_string(),
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&params.join("&"));
+    }
+    out
+}
+
+/// Refuses paths with a segment starting with `.` (`/.env`, `/.git/config`, also
+/// percent-encoded): dotfiles are never served.
+async fn refuse_dotfiles(req: Request<axum::body::Body>, next: axum::middleware::Next) -> Response {
+    let path = percent_decode(req.uri().path());
+    if path.split(['/', '\\']).any(|seg| seg.starts_with('.')) {
+        return ApiError::NotFound("no such file".into()).into_response();
+    }
+    next.run(req).await
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Turns a bodiless 404 or 405 (axum's own, or the static file server's) into the JSON error
+/// every other reply uses.
+async fn json_errors(response: Response) -> Response {
+    use axum::body::HttpBody as _;
+    let empty = response.body().size_hint().exact() == Some(0);
+    match response.status() {
+        StatusCode::NOT_FOUND if empty => {
+            ApiError::NotFound("no such endpoint or file; see docs/PROTOCOL.md".into())
+                .into_response()
+        }
+        StatusCode::METHOD_NOT_ALLOWED if empty => {
+            ApiError::MethodNotAllowed("method not allowed here".into()).into_response()
+        }
+        _ => response,
     }
 }

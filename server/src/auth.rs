@@ -1,56 +1,98 @@
 //! Bearer tokens to namespaces. A namespace is the unit of isolation: every document row carries
 //! one, and a request can only ever read or write its own.
+//!
+//! `--auth jwt` checks tokens with a shared secret (HS256, at least 32 bytes), a PEM public key
+//! (RS256 or ES256) or a JWKS (file or URL, as identity providers publish them; a URL is fetched
+//! again when a token names a key id it does not hold, at most every [`JWKS_REFETCH`]). `exp` is
+//! required, `nbf` is honoured, and `aud`/`iss` are checked when configured.
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+use std::time::{Duration, Instant};
 
 use axum::http::{header, HeaderMap};
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 
-use crate::config::AuthMode;
+use crate::config::{AuthMode, Config};
 use crate::error::ApiError;
 
 /// Longest namespace (a dev token, or a JWT `sub`).
 pub const MAX_NAMESPACE_LEN: usize = 256;
+/// Shortest accepted HS256 secret (RFC 7518 section 3.2: at least the hash's size).
+pub const MIN_SECRET_BYTES: usize = 32;
+/// A JWKS URL is fetched again for an unknown `kid` at most this often.
+pub const JWKS_REFETCH: Duration = Duration::from_secs(30);
+/// Clock leeway for `exp` and `nbf`, in seconds.
+const LEEWAY_S: u64 = 30;
 
 pub enum Auth {
     Dev,
-    Jwt {
-        key: Box<DecodingKey>,
-        validation: Box<Validation>,
-    },
+    Jwt(Box<JwtAuth>),
+}
+
+/// Who a request is: its namespace, and until when (the token's `exp`, in seconds since the Unix
+/// epoch; `None` for dev tokens).
+#[derive(Clone, Debug)]
+pub struct Identity {
+    pub namespace: String,
+    pub expires_at: Option<u64>,
+}
+
+pub struct JwtAuth {
+    keys: Keys,
+    /// Audience and issuer checks and leeway; the algorithm is set per key.
+    validation: Validation,
+}
+
+enum Keys {
+    /// A secret or a PEM key: one key, one algorithm.
+    Fixed(DecodingKey, Algorithm),
+    Jwks(Jwks),
+}
+
+struct Jwks {
+    /// A URL to fetch, or `None` for a file read at start.
+    url: Option<String>,
+    keys: RwLock<HashMap<String, (DecodingKey, Algorithm)>>,
+    /// When the URL was last fetched (no refetch storms on unknown `kid`s).
+    fetched: tokio::sync::Mutex<Option<Instant>>,
+    http: reqwest::Client,
 }
 
 #[derive(Deserialize)]
 struct Claims {
     sub: String,
+    exp: u64,
 }
 
 impl Auth {
-    pub fn new(mode: AuthMode, secret: Option<&str>) -> Result<Auth, String> {
-        match mode {
+    /// Builds the authenticator from the flags; a missing or weak key is refused here, at start.
+    pub async fn from_config(config: &Config) -> Result<Auth, String> {
+        match config.auth {
             AuthMode::Dev => Ok(Auth::Dev),
-            AuthMode::Jwt => {
-                let secret = secret
-                    .filter(|s| !s.is_empty())
-                    .ok_or("--auth jwt needs --jwt-secret (or FERROSYNC_JWT_SECRET)")?;
-                let mut validation = Validation::new(Algorithm::HS256);
-                validation.set_required_spec_claims(&["exp", "sub"]);
-                validation.leeway = 30;
-                Ok(Auth::Jwt {
-                    key: Box::new(DecodingKey::from_secret(secret.as_bytes())),
-                    validation: Box::new(validation),
-                })
-            }
+            AuthMode::Jwt => Ok(Auth::Jwt(Box::new(JwtAuth::new(config).await?))),
         }
     }
 
-    /// The namespace of a request, from `Authorization: Bearer <token>`, or from `fallback` (the
-    /// `token` query parameter, which only the event stream accepts because browsers' EventSource
-    /// cannot set headers).
-    pub fn namespace(
+    /// The namespace of a request (see [`Auth::identity`]).
+    pub async fn namespace(
         &self,
         headers: &HeaderMap,
         fallback: Option<&str>,
     ) -> Result<String, ApiError> {
+        Ok(self.identity(headers, fallback).await?.namespace)
+    }
+
+    /// Who a request is, from `Authorization: Bearer <token>`, or from `fallback` (the `token`
+    /// query parameter, which only the event stream accepts because browsers' EventSource cannot
+    /// set headers).
+    pub async fn identity(
+        &self,
+        headers: &HeaderMap,
+        fallback: Option<&str>,
+    ) -> Result<Identity, ApiError> {
         let token = match headers.get(header::AUTHORIZATION) {
             Some(v) => {
                 let v = v
@@ -76,15 +118,195 @@ impl Auth {
         match self {
             Auth::Dev => {
                 check_namespace(token)?;
-                Ok(token.to_string())
+                Ok(Identity {
+                    namespace: token.to_string(),
+                    expires_at: None,
+                })
             }
-            Auth::Jwt { key, validation } => {
-                let data = jsonwebtoken::decode::<Claims>(token, key, validation)
-                    .map_err(|e| unauthorized(&format!("invalid token: {e}")))?;
-                check_namespace(&data.claims.sub)?;
-                Ok(data.claims.sub)
+            Auth::Jwt(jwt) => {
+                let claims = jwt.decode(token).await?;
+                check_namespace(&claims.sub)?;
+                Ok(Identity {
+                    namespace: claims.sub,
+                    expires_at: Some(claims.exp),
+                })
             }
         }
+    }
+}
+
+impl JwtAuth {
+    async fn new(config: &Config) -> Result<JwtAuth, String> {
+        let secret = config.jwt_secret.as_deref().filter(|s| !s.is_empty());
+        let sources = [
+            secret.is_some(),
+            config.jwt_public_key.is_some(),
+            config.jwt_jwks.is_some(),
+        ];
+        if sources.iter().filter(|s| **s).count() != 1 {
+            return Err(
+                "--auth jwt needs exactly one of --jwt-secret, --jwt-public-key or --jwt-jwks"
+                    .into(),
+            );
+        }
+        let keys = if let Some(secret) = secret {
+            if secret.len() < MIN_SECRET_BYTES {
+                return Err(format!(
+                    "--jwt-secret is {} bytes; HS256 needs at least {MIN_SECRET_BYTES} bytes (e.g. `openssl rand -hex 32`)",
+                    secret.len()
+                ));
+            }
+            Keys::Fixed(
+                DecodingKey::from_secret(secret.as_bytes()),
+                Algorithm::HS256,
+            )
+        } else if let Some(path) = &config.jwt_public_key {
+            let pem = std::fs::read(path)
+                .map_err(|e| format!("--jwt-public-key {}: {e}", path.display()))?;
+            if let Ok(k) = DecodingKey::from_rsa_pem(&pem) {
+                Keys::Fixed(k, Algorithm::RS256)
+            } else if let Ok(k) = DecodingKey::from_ec_pem(&pem) {
+                Keys::Fixed(k, Algorithm::ES256)
+            } else {
+                return Err(format!(
+                    "--jwt-public-key {}: not a PEM RSA or EC public key",
+                    path.display()
+                ));
+            }
+        } else {
+            let source = config.jwt_jwks.clone().unwrap_or_default();
+            let jwks = Jwks {
+                url: (source.starts_with("https://") || source.starts_with("http://"))
+                    .then(|| source.clone()),
+                keys: RwLock::new(HashMap::new()),
+                fetched: tokio::sync::Mutex::new(None),
+                http: reqwest::Client::builder()
+                    .timeout(Duration::from_secs(10))
+                    .build()
+                    .map_err(|e| e.to_string())?,
+            };
+            let text = match &jwks.url {
+                Some(url) => jwks.fetch(url).await?,
+                None => std::fs::read_to_string(&source)
+                    .map_err(|e| format!("--jwt-jwks {source}: {e}"))?,
+            };
+            jwks.load(&text)?;
+            *jwks.fetched.lock().await = Some(Instant::now());
+            Keys::Jwks(jwks)
+        };
+        let mut validation = Validation::new(Algorithm::HS256);
+        let mut required = vec!["exp", "sub"];
+        validation.leeway = LEEWAY_S;
+        validation.validate_nbf = true;
+        if config.jwt_audience.is_empty() {
+            validation.validate_aud = false;
+        } else {
+            validation.set_audience(&config.jwt_audience);
+            required.push("aud");
+        }
+        if !config.jwt_issuer.is_empty() {
+            validation.set_issuer(&config.jwt_issuer);
+            required.push("iss");
+        }
+        validation.set_required_spec_claims(&required);
+        Ok(JwtAuth { keys, validation })
+    }
+
+    async fn decode(&self, token: &str) -> Result<Claims, ApiError> {
+        let invalid = |e: jsonwebtoken::errors::Error| unauthorized(&format!("invalid token: {e}"));
+        let (key, alg) = match &self.keys {
+            Keys::Fixed(k, alg) => (k.clone(), *alg),
+            Keys::Jwks(jwks) => {
+                let header = jsonwebtoken::decode_header(token).map_err(invalid)?;
+                let kid = header
+                    .kid
+                    .ok_or_else(|| unauthorized("invalid token: no `kid` in its header"))?;
+                jwks.key(&kid).await?
+            }
+        };
+        let mut validation = self.validation.clone();
+        validation.algorithms = vec![alg];
+        jsonwebtoken::decode::<Claims>(token, &key, &validation)
+            .map(|d| d.claims)
+            .map_err(invalid)
+    }
+}
+
+impl Jwks {
+    async fn fetch(&self, url: &str) -> Result<String, String> {
+        let r = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| format!("JWKS {url}: {e}"))?;
+        if !r.status().is_success() {
+            return Err(format!("JWKS {url}: HTTP {}", r.status()));
+        }
+        r.text().await.map_err(|e| format!("JWKS {url}: {e}"))
+    }
+
+    /// Replaces the keys with the RS256 and ES256 keys of `text` (other keys are skipped).
+    fn load(&self, text: &str) -> Result<(), String> {
+        let set: JwkSet = serde_json::from_str(text).map_err(|e| format!("JWKS: {e}"))?;
+        let mut keys = HashMap::new();
+        for jwk in &set.keys {
+            let Some(kid) = &jwk.common.key_id else {
+                continue;
+            };
+            let alg = match &jwk.algorithm {
+                AlgorithmParameters::RSA(_) => Algorithm::RS256,
+                AlgorithmParameters::EllipticCurve(p) if p.curve == EllipticCurve::P256 => {
+                    Algorithm::ES256
+                }
+                _ => continue,
+            };
+            if let Ok(key) = DecodingKey::from_jwk(jwk) {
+                keys.insert(kid.clone(), (key, alg));
+            }
+        }
+        if keys.is_empty() {
+            return Err("JWKS holds no RS256 or ES256 key with a `kid`".into());
+        }
+        *self.keys.write().unwrap_or_else(|e| e.into_inner()) = keys;
+        Ok(())
+    }
+
+    fn get(&self, kid: &str) -> Option<(DecodingKey, Algorithm)> {
+        self.keys
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(kid)
+            .cloned()
+    }
+
+    /// The key named `kid`; an unknown one makes a URL be fetched again (rate-limited).
+    async fn key(&self, kid: &str) -> Result<(DecodingKey, Algorithm), ApiError> {
+        if let Some(k) = self.get(kid) {
+            return Ok(k);
+        }
+        if let Some(url) = &self.url {
+            let mut fetched = self.fetched.lock().await;
+            if let Some(k) = self.get(kid) {
+                return Ok(k);
+            }
+            if fetched.is_none_or(|at| at.elapsed() >= JWKS_REFETCH) {
+                *fetched = Some(Instant::now());
+                match self.fetch(url).await.and_then(|t| self.load(&t)) {
+                    Ok(()) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "JWKS refresh failed; keeping the old keys")
+                    }
+                }
+                if let Some(k) = self.get(kid) {
+                    return Ok(k);
+                }
+            }
+        }
+        Err(unauthorized(&format!(
+            "invalid token: unknown key id {:?}",
+            kid.chars().take(80).collect::<String>()
+        )))
     }
 }
 

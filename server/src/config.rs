@@ -31,7 +31,8 @@ pub struct Config {
     pub static_dir: Option<PathBuf>,
 
     /// `dev`: any bearer token is accepted and is its own namespace (demo and tests only).
-    /// `jwt`: HS256 tokens signed with --jwt-secret; the `sub` claim is the namespace.
+    /// `jwt`: tokens signed with --jwt-secret (HS256, at least 32 bytes) or checked with
+    /// --jwt-public-key / --jwt-jwks (RS256, ES256); the `sub` claim is the namespace.
     #[arg(long, env = "FERROSYNC_AUTH", value_enum, default_value_t = AuthMode::Dev)]
     pub auth: AuthMode,
 
@@ -61,6 +62,134 @@ pub struct Config {
     /// Log format: human-readable text or one JSON object per line. Levels via RUST_LOG.
     #[arg(long, env = "FERROSYNC_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+
+    // ---- Limits against slow, idle and hostile clients ----
+    /// A connection must send a request's headers within this many ms, and an idle keep-alive
+    /// connection is closed after it.
+    #[arg(
+        long,
+        env = "FERROSYNC_HEADER_READ_TIMEOUT_MS",
+        default_value_t = 10_000,
+        help_heading = "Limits"
+    )]
+    pub header_read_timeout_ms: u64,
+
+    /// A request body must arrive within this many ms (408 REQUEST_TIMEOUT).
+    #[arg(
+        long,
+        env = "FERROSYNC_BODY_READ_TIMEOUT_MS",
+        default_value_t = 30_000,
+        help_heading = "Limits"
+    )]
+    pub body_read_timeout_ms: u64,
+
+    /// Most open connections (event streams included); more wait to be accepted. Also kept below
+    /// the process's open-file limit.
+    #[arg(
+        long,
+        env = "FERROSYNC_MAX_CONNECTIONS",
+        default_value_t = 8192,
+        help_heading = "Limits"
+    )]
+    pub max_connections: usize,
+
+    /// Most open event streams in all (503 UNAVAILABLE beyond).
+    #[arg(
+        long,
+        env = "FERROSYNC_MAX_EVENT_STREAMS",
+        default_value_t = 4096,
+        help_heading = "Limits"
+    )]
+    pub max_event_streams: usize,
+
+    /// Most open event streams of one namespace (429 TOO_MANY_STREAMS beyond).
+    #[arg(
+        long,
+        env = "FERROSYNC_MAX_EVENT_STREAMS_PER_NAMESPACE",
+        default_value_t = 32,
+        help_heading = "Limits"
+    )]
+    pub max_event_streams_per_namespace: usize,
+
+    /// A pull page stops before passing this many bytes of changes (one change always comes).
+    #[arg(long, env = "FERROSYNC_MAX_PAGE_BYTES", default_value_t = crate::store::DEFAULT_MAX_PAGE_BYTES, help_heading = "Limits")]
+    pub max_page_bytes: usize,
+
+    /// A push of several changes whose reply (current versions of stale changes) would pass this
+    /// many bytes is refused with 413 before anything is written (the client splits it).
+    #[arg(long, env = "FERROSYNC_MAX_REPLY_BYTES", default_value_t = crate::store::DEFAULT_MAX_REPLY_BYTES, help_heading = "Limits")]
+    pub max_reply_bytes: usize,
+
+    /// A push must commit within this many ms, else 503 UNAVAILABLE (nothing written).
+    #[arg(
+        long,
+        env = "FERROSYNC_PUSH_TIMEOUT_MS",
+        default_value_t = 30_000,
+        help_heading = "Limits"
+    )]
+    pub push_timeout_ms: u64,
+
+    /// PostgreSQL `lock_timeout` of every connection, ms: a push waiting this long for a lock
+    /// another transaction holds fails with 503.
+    #[arg(
+        long,
+        env = "FERROSYNC_PG_LOCK_TIMEOUT_MS",
+        default_value_t = 5_000,
+        help_heading = "Limits"
+    )]
+    pub pg_lock_timeout_ms: u64,
+
+    /// PostgreSQL `statement_timeout` of every connection, ms.
+    #[arg(
+        long,
+        env = "FERROSYNC_PG_STATEMENT_TIMEOUT_MS",
+        default_value_t = 30_000,
+        help_heading = "Limits"
+    )]
+    pub pg_statement_timeout_ms: u64,
+
+    /// PostgreSQL `idle_in_transaction_session_timeout` of every connection, ms.
+    #[arg(
+        long,
+        env = "FERROSYNC_PG_IDLE_IN_TRANSACTION_TIMEOUT_MS",
+        default_value_t = 60_000,
+        help_heading = "Limits"
+    )]
+    pub pg_idle_in_transaction_timeout_ms: u64,
+
+    // ---- Identity ----
+    /// `--auth jwt`: accepted `aud` values (comma-separated); when set, a token must carry one.
+    #[arg(
+        long,
+        env = "FERROSYNC_JWT_AUDIENCE",
+        value_delimiter = ',',
+        help_heading = "Identity"
+    )]
+    pub jwt_audience: Vec<String>,
+
+    /// `--auth jwt`: accepted `iss` values (comma-separated); when set, a token must carry one.
+    #[arg(
+        long,
+        env = "FERROSYNC_JWT_ISSUER",
+        value_delimiter = ',',
+        help_heading = "Identity"
+    )]
+    pub jwt_issuer: Vec<String>,
+
+    /// `--auth jwt`: a PEM public key (RSA or EC P-256) for RS256/ES256 tokens, instead of
+    /// --jwt-secret.
+    #[arg(long, env = "FERROSYNC_JWT_PUBLIC_KEY", help_heading = "Identity")]
+    pub jwt_public_key: Option<PathBuf>,
+
+    /// `--auth jwt`: a JWKS (file path or https:// URL) with the identity provider's RS256/ES256
+    /// keys; a URL is cached and fetched again when a token names an unknown `kid`.
+    #[arg(long, env = "FERROSYNC_JWT_JWKS", help_heading = "Identity")]
+    pub jwt_jwks: Option<String>,
+
+    /// Allow `--auth dev` (any token accepted) on an address other than loopback. Without it the
+    /// server refuses to start there.
+    #[arg(long, env = "FERROSYNC_ALLOW_DEV_AUTH", help_heading = "Identity")]
+    pub allow_dev_auth: bool,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]

@@ -1,6 +1,11 @@
-//! The pull cursor: `<epoch>:<seq>`, opaque to clients. The epoch names the database the sequence
-//! belongs to, so a cursor from a reset or restored server is recognised instead of silently
-//! skipping or repeating changes.
+//! The pull cursor: `<epoch>.<namespace tag>:<seq>`, opaque to clients. The epoch names the
+//! database the sequence belongs to, so a cursor from a reset or restored server is recognised
+//! instead of silently skipping or repeating changes; the namespace tag (8 hex digits of
+//! SHA-256 of `<epoch>:<namespace>`) names the feed, so a cursor kept across a change of account
+//! is refused instead of skipping the other namespace's first changes. Cursors written before the
+//! tag existed (`<epoch>:<seq>`) are still accepted.
+
+use sha2::{Digest, Sha256};
 
 use crate::error::ApiError;
 
@@ -8,26 +13,44 @@ use crate::error::ApiError;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Cursor {
     pub epoch: String,
+    /// [`namespace_tag`] of the feed's namespace.
+    pub tag: String,
     pub seq: u64,
 }
 
 /// Length of an epoch: 16 lower-case hex digits (64 random bits).
 pub const EPOCH_LEN: usize = 16;
+/// Length of a namespace tag: 8 lower-case hex digits.
+pub const TAG_LEN: usize = 8;
+
+/// The namespace's tag in cursors of database `epoch`.
+pub fn namespace_tag(epoch: &str, namespace: &str) -> String {
+    let digest = Sha256::digest(format!("{epoch}:{namespace}").as_bytes());
+    digest[..TAG_LEN / 2]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
 
 impl Cursor {
-    pub fn encode(&self) -> String {
-        format!("{}:{}", self.epoch, self.seq)
+    /// Position `seq` of `namespace`'s feed in database `epoch`.
+    pub fn at(epoch: &str, namespace: &str, seq: u64) -> Cursor {
+        Cursor {
+            epoch: epoch.to_string(),
+            tag: namespace_tag(epoch, namespace),
+            seq,
+        }
     }
 
-    /// Parses a client's cursor and checks it belongs to `epoch`. Absent or empty means "from the start".
-    pub fn parse(raw: Option<&str>, epoch: &str) -> Result<Cursor, ApiError> {
+    pub fn encode(&self) -> String {
+        format!("{}.{}:{}", self.epoch, self.tag, self.seq)
+    }
+
+    /// Parses a client's cursor and checks it belongs to `epoch` and to `namespace`. Absent or
+    /// empty means "from the start".
+    pub fn parse(raw: Option<&str>, epoch: &str, namespace: &str) -> Result<Cursor, ApiError> {
         let raw = match raw {
-            None | Some("") => {
-                return Ok(Cursor {
-                    epoch: epoch.to_string(),
-                    seq: 0,
-                })
-            }
+            None | Some("") => return Ok(Cursor::at(epoch, namespace, 0)),
             Some(r) => r,
         };
         let bad = || {
@@ -36,9 +59,17 @@ impl Cursor {
                 raw.chars().take(80).collect::<String>()
             ))
         };
-        let (e, s) = raw.split_once(':').ok_or_else(bad)?;
-        let hex = |x: &str| x.len() == EPOCH_LEN && x.bytes().all(|b| b.is_ascii_hexdigit());
-        if !hex(e) || s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        let (head, s) = raw.split_once(':').ok_or_else(bad)?;
+        let (e, tag) = match head.split_once('.') {
+            Some((e, tag)) => (e, Some(tag)),
+            None => (head, None),
+        };
+        let hex = |x: &str, n: usize| x.len() == n && x.bytes().all(|b| b.is_ascii_hexdigit());
+        if !hex(e, EPOCH_LEN)
+            || !tag.is_none_or(|t| hex(t, TAG_LEN))
+            || s.is_empty()
+            || !s.bytes().all(|b| b.is_ascii_digit())
+        {
             return Err(bad());
         }
         let seq: u64 = s.parse().map_err(|_| bad())?;
@@ -48,10 +79,15 @@ impl Cursor {
                  (reset or restored): discard the cursor and pull from the start"
             )));
         }
-        Ok(Cursor {
-            epoch: e.to_string(),
-            seq,
-        })
+        let mine = Cursor::at(epoch, namespace, seq);
+        if tag.is_some_and(|t| !t.eq_ignore_ascii_case(&mine.tag)) {
+            return Err(ApiError::BadCursor(
+                "cursor belongs to another namespace (another account's feed): discard it and \
+                 pull from the start"
+                    .into(),
+            ));
+        }
+        Ok(mine)
     }
 }
 
@@ -68,30 +104,41 @@ mod tests {
     fn round_trip_and_errors() {
         let e = new_epoch();
         assert_eq!(e.len(), EPOCH_LEN);
-        let c = Cursor {
-            epoch: e.clone(),
-            seq: 42,
-        };
-        assert_eq!(Cursor::parse(Some(&c.encode()), &e).unwrap(), c);
-        assert_eq!(Cursor::parse(None, &e).unwrap().seq, 0);
-        assert_eq!(Cursor::parse(Some(""), &e).unwrap().seq, 0);
+        let c = Cursor::at(&e, "ns", 42);
+        assert_eq!(Cursor::parse(Some(&c.encode()), &e, "ns").unwrap(), c);
+        assert_eq!(Cursor::parse(None, &e, "ns").unwrap().seq, 0);
+        assert_eq!(Cursor::parse(Some(""), &e, "ns").unwrap().seq, 0);
+        // A cursor from before the tag.
+        assert_eq!(
+            Cursor::parse(Some(&format!("{e}:42")), &e, "ns").unwrap(),
+            c
+        );
         for bad in [
             "x",
             "abc:1",
             &format!("{e}:"),
             &format!("{e}:-1"),
             &format!("{e}:1x"),
+            &format!("{e}.zz:1"),
+            &format!("{e}.:1"),
             &format!("{e}:99999999999999999999999"),
         ] {
             assert!(
-                matches!(Cursor::parse(Some(bad), &e), Err(ApiError::BadCursor(_))),
+                matches!(
+                    Cursor::parse(Some(bad), &e, "ns"),
+                    Err(ApiError::BadCursor(_))
+                ),
                 "{bad}"
             );
         }
         let other = "0123456789abcdef";
         assert!(matches!(
-            Cursor::parse(Some(&format!("{other}:3")), &e),
+            Cursor::parse(Some(&format!("{other}:3")), &e, "ns"),
             Err(ApiError::EpochMismatch(_))
         ));
+        match Cursor::parse(Some(&c.encode()), &e, "other") {
+            Err(ApiError::BadCursor(m)) => assert!(m.contains("another namespace"), "{m}"),
+            r => panic!("{r:?}"),
+        }
     }
 }

@@ -31,6 +31,16 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     MethodNotAllowed(String),
+    /// The request body did not arrive within its deadline.
+    #[error("{0}")]
+    RequestTimeout(String),
+    /// A namespace's event streams are at their cap.
+    #[error("{0}")]
+    TooManyStreams(String),
+    /// A capacity limit or a deadline (event streams in all, a lock held elsewhere, a push that
+    /// could not commit in time): worth a retry later. The message is sent as is.
+    #[error("{0}")]
+    Busy(String),
     /// The database could not be reached (pool timeout, connection refused): worth a retry.
     #[error("database unavailable: {0}")]
     Unavailable(#[source] sqlx::Error),
@@ -44,6 +54,13 @@ impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
         match e {
             sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                ApiError::Unavailable(e)
+            }
+            // PostgreSQL's lock_timeout (55P03), statement_timeout (57014) and
+            // idle_in_transaction_session_timeout (25P03): nothing was written; retry later.
+            sqlx::Error::Database(ref d)
+                if matches!(d.code().as_deref(), Some("55P03" | "57014" | "25P03")) =>
+            {
                 ApiError::Unavailable(e)
             }
             e => ApiError::Database(e),
@@ -68,7 +85,11 @@ impl ApiError {
             ApiError::MethodNotAllowed(_) => {
                 (StatusCode::METHOD_NOT_ALLOWED, codes::METHOD_NOT_ALLOWED)
             }
-            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, codes::UNAVAILABLE),
+            ApiError::RequestTimeout(_) => (StatusCode::REQUEST_TIMEOUT, codes::REQUEST_TIMEOUT),
+            ApiError::TooManyStreams(_) => (StatusCode::TOO_MANY_REQUESTS, codes::TOO_MANY_STREAMS),
+            ApiError::Unavailable(_) | ApiError::Busy(_) => {
+                (StatusCode::SERVICE_UNAVAILABLE, codes::UNAVAILABLE)
+            }
             ApiError::Database(_) | ApiError::Internal(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, codes::INTERNAL)
             }
@@ -113,7 +134,7 @@ impl IntoResponse for ApiError {
         let mut response = (status, Json(body)).into_response();
         if matches!(
             self,
-            ApiError::PayloadTooLarge(_) | ApiError::Unauthorized(_)
+            ApiError::PayloadTooLarge(_) | ApiError::Unauthorized(_) | ApiError::RequestTimeout(_)
         ) {
             // The request body may be left unread: tell the client not to reuse this connection,
             // or its next request could be sent on a connection the server is closing.
@@ -131,6 +152,8 @@ impl From<crate::store::StoreError> for ApiError {
         use crate::store::StoreError;
         match e {
             StoreError::Db(e) => e.into(),
+            StoreError::ReplyTooLarge(m) => ApiError::PayloadTooLarge(m),
+            StoreError::Busy(m) => ApiError::Busy(m),
             other => ApiError::Internal(other.to_string()),
         }
     }

@@ -17,7 +17,7 @@ use crate::app::AppState;
 use crate::clock::now_ms;
 use crate::cursor::Cursor;
 use crate::error::ApiError;
-use crate::validate::{check_push, parse_json, read_body};
+use crate::validate::{check_push, parse_json, read_body_within};
 use crate::wire::pull_reply;
 
 /// `POST /v1/push`: applies a batch of changes all or nothing.
@@ -26,8 +26,8 @@ pub async fn push(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<PushResponse>, ApiError> {
-    let namespace = s.auth.namespace(&headers, None)?;
-    let bytes = read_body(&headers, body, s.max_body_bytes).await?;
+    let namespace = s.auth.namespace(&headers, None).await?;
+    let bytes = read_body_within(&headers, body, s.max_body_bytes, s.body_read_timeout).await?;
     let req: PushRequest = parse_json(&bytes)?;
     check_push(&req, now_ms(), s.max_drift_ms)?;
     // The same client sending the same changes again is a retry whose reply was lost. Hashed
@@ -38,14 +38,19 @@ pub async fn push(
         .map(|b| format!("{b:02x}"))
         .collect();
     drop(canonical);
-    let outcome = s
+    let pushed = s
         .store
-        .push(&namespace, &req.client_id, hash, req.changes)
-        .await?;
-    let cursor = Cursor {
-        epoch: s.store.epoch().to_string(),
-        seq: outcome.head,
-    };
+        .push_with(&namespace, &req.client_id, hash, req.changes, s.limits);
+    // Past the deadline the push may still commit: its retry is then answered by the replay.
+    let outcome = tokio::time::timeout(s.push_timeout, pushed)
+        .await
+        .map_err(|_| {
+            ApiError::Busy(format!(
+                "the push did not complete within {} ms; retry it (a retry of the same push is answered as the first)",
+                s.push_timeout.as_millis()
+            ))
+        })??;
+    let cursor = Cursor::at(s.store.epoch(), &namespace, outcome.head);
     Ok(Json(PushResponse {
         results: outcome.results,
         cursor: Some(cursor.encode()),
@@ -68,7 +73,7 @@ pub async fn pull(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    let namespace = s.auth.namespace(&headers, None)?;
+    let namespace = s.auth.namespace(&headers, None).await?;
     let params: PullParams = serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
         .map_err(|e| ApiError::BadRequest(format!("invalid query: {e}")))?;
     let limit = match params.limit.as_deref() {
@@ -83,16 +88,19 @@ pub async fn pull(
             }
         },
     };
-    let cursor = Cursor::parse(params.cursor.as_deref(), s.store.epoch())?;
-    let page = s.store.pull(&namespace, cursor.seq, limit).await?;
+    let cursor = Cursor::parse(params.cursor.as_deref(), s.store.epoch(), &namespace)?;
+    let page = s
+        .store
+        .pull_within(&namespace, cursor.seq, limit, s.limits.max_page_bytes)
+        .await?;
     if cursor.seq > page.head {
         return Err(ApiError::BadCursor(
             "cursor is ahead of this server's feed: pass back a cursor this server returned".into(),
         ));
     }
     let next = Cursor {
-        epoch: cursor.epoch,
         seq: page.last_seq.unwrap_or(cursor.seq),
+        ..cursor
     };
     let body = pull_reply(
         page.changes,

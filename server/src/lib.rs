@@ -9,6 +9,7 @@ pub mod cursor;
 pub mod error;
 pub mod events;
 pub mod handlers;
+pub mod listen;
 pub mod sse;
 pub mod store;
 pub mod validate;

@@ -2,8 +2,9 @@
 //! so online clients pull at once instead of waiting for a timer. Notices are hints: a client that
 //! misses one still gets everything on its next pull.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::{RawQuery, State};
@@ -12,14 +13,13 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::Stream;
 use serde::Deserialize;
 use serde_json::json;
-use tokio::sync::broadcast::error::RecvError;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::watch;
 
 use crate::app::AppState;
 use crate::clock::now_ms;
 use crate::cursor::Cursor;
 use crate::error::ApiError;
-use crate::events::Notice;
+use crate::events::{Notice, RecvError, Subscription};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -31,10 +31,76 @@ struct EventParams {
 struct StreamState {
     app: Arc<AppState>,
     namespace: String,
-    rx: broadcast::Receiver<Notice>,
+    rx: Subscription,
     shutdown: watch::Receiver<bool>,
     /// Head last announced; `None` before the first event.
     sent: Option<u64>,
+    /// When the token expires: the stream ends then (the client reconnects with a fresh one).
+    expires: Option<tokio::time::Instant>,
+    /// The stream's place among the open ones, given back when it ends.
+    _slot: StreamSlot,
+}
+
+/// Counts open event streams, in all and per namespace, against their caps.
+pub struct StreamSlots {
+    total: usize,
+    per_namespace: usize,
+    open: Arc<Mutex<(usize, HashMap<String, usize>)>>,
+}
+
+/// One open stream's place; dropping it frees the place.
+pub struct StreamSlot {
+    namespace: String,
+    open: Arc<Mutex<(usize, HashMap<String, usize>)>>,
+}
+
+impl StreamSlots {
+    pub fn new(total: usize, per_namespace: usize) -> StreamSlots {
+        StreamSlots {
+            total,
+            per_namespace,
+            open: Arc::default(),
+        }
+    }
+
+    /// A place for one more stream of `namespace`: 429 when the namespace is at its cap, 503
+    /// when the server is.
+    pub fn take(&self, namespace: &str) -> Result<StreamSlot, ApiError> {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let (all, by_ns) = &mut *open;
+        let mine = by_ns.get(namespace).copied().unwrap_or(0);
+        if mine >= self.per_namespace {
+            return Err(ApiError::TooManyStreams(format!(
+                "this namespace already has {mine} event streams open (limit {}); close one",
+                self.per_namespace
+            )));
+        }
+        if *all >= self.total {
+            return Err(ApiError::Busy(format!(
+                "the server has {all} event streams open, its limit; retry later"
+            )));
+        }
+        *all += 1;
+        *by_ns.entry(namespace.to_string()).or_insert(0) += 1;
+        Ok(StreamSlot {
+            namespace: namespace.to_string(),
+            open: self.open.clone(),
+        })
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let (all, by_ns) = &mut *open;
+        *all -= 1;
+        if let Some(n) = by_ns.get_mut(&self.namespace) {
+            *n -= 1;
+            if *n == 0 {
+                by_ns.remove(&self.namespace);
+            }
+        }
+    }
 }
 
 pub async fn events(
@@ -44,9 +110,15 @@ pub async fn events(
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let params: EventParams = serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
         .map_err(|e| ApiError::BadRequest(format!("invalid query: {e}")))?;
-    let namespace = app.auth.namespace(&headers, params.token.as_deref())?;
+    let who = app.auth.identity(&headers, params.token.as_deref()).await?;
+    let slot = app.streams.take(&who.namespace)?;
+    let namespace = who.namespace;
+    let expires = who.expires_at.map(|exp| {
+        let left = (exp * 1000).saturating_sub(now_ms());
+        tokio::time::Instant::now() + Duration::from_millis(left)
+    });
     // Subscribe before reading the head, so nothing committed in between is missed.
-    let rx = app.events.subscribe();
+    let rx = app.events.subscribe(&namespace);
     let shutdown = app.shutdown.clone();
     let state = StreamState {
         app,
@@ -54,14 +126,13 @@ pub async fn events(
         rx,
         shutdown,
         sent: None,
+        expires,
+        _slot: slot,
     };
     let stream = futures::stream::unfold(state, |mut st| async move {
         let head = next_head(&mut st).await?;
         st.sent = Some(head);
-        let cursor = Cursor {
-            epoch: st.app.store.epoch().to_string(),
-            seq: head,
-        };
+        let cursor = Cursor::at(st.app.store.epoch(), &st.namespace, head);
         let data = json!({ "cursor": cursor.encode(), "serverTime": now_ms() });
         let event = Event::default().event("changes").data(data.to_string());
         Some((Ok(event), st))
@@ -74,15 +145,23 @@ async fn next_head(st: &mut StreamState) -> Option<u64> {
     if st.sent.is_none() {
         return read_head(st).await;
     }
+    let expires = st.expires;
+    let expired = async move {
+        match expires {
+            Some(at) => tokio::time::sleep_until(at).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(expired);
     loop {
         if *st.shutdown.borrow() {
             return None;
         }
         let head = tokio::select! {
             _ = st.shutdown.changed() => return None,
+            () = &mut expired => return None,
             notice = st.rx.recv() => match notice {
-                Ok(Notice { namespace: Some(ns), head }) if *ns == *st.namespace => head,
-                Ok(Notice { namespace: Some(_), .. }) => continue,
+                Ok(Notice { namespace: Some(_), head }) => head,
                 // Unknown or missed notices: look at the database.
                 Ok(Notice { namespace: None, .. }) | Err(RecvError::Lagged(_)) => read_head(st).await?,
                 Err(RecvError::Closed) => return None,

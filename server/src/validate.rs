@@ -1,16 +1,15 @@
 //! Turning request bytes into checked protocol values. Everything a push is refused for is found
 //! here, before the database is touched, so a refused push changes nothing.
 
+use crate::error::ApiError;
 use axum::body::Body;
 use axum::http::{header, HeaderMap};
-use ferrosync_core::hlc::{check_drift, validate_node};
-use ferrosync_core::limits::{validate_collection_name, validate_id, MAX_PUSH_CHANGES};
+use ferrosync_core::hlc::validate_node;
+use ferrosync_core::limits::MAX_PUSH_CHANGES;
 use ferrosync_core::protocol::{Change, PushRequest};
+use ferrosync_core::sync::validate::{check_pushed_change, check_pushed_clock};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde::de::DeserializeOwned;
-use serde_json::Value;
-
-use crate::error::ApiError;
 
 /// Reads a request body of at most `limit` bytes.
 pub async fn read_body(
@@ -39,6 +38,24 @@ pub async fn read_body(
     }
 }
 
+/// [`read_body`] within `deadline` (408 REQUEST_TIMEOUT after it): a client that sends a body
+/// byte by byte, or never, cannot hold a request open.
+pub async fn read_body_within(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+    deadline: std::time::Duration,
+) -> Result<bytes::Bytes, ApiError> {
+    tokio::time::timeout(deadline, read_body(headers, body, limit))
+        .await
+        .map_err(|_| {
+            ApiError::RequestTimeout(format!(
+                "the request body did not arrive within {} ms",
+                deadline.as_millis()
+            ))
+        })?
+}
+
 /// Parses JSON, naming what was wrong (syntax, a missing or unknown field, a wrong type) and where.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(bytes).map_err(|e| {
@@ -51,7 +68,8 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     })
 }
 
-/// Checks a push as a whole: the client id, the batch size, and each change's shape and clock.
+/// Checks a push as a whole: the client id, the batch size, and each change by core's rules
+/// ([`check_pushed_change`], the same function the in-memory server uses), clocks last.
 pub fn check_push(req: &PushRequest, now_ms: u64, max_drift_ms: u64) -> Result<(), ApiError> {
     validate_node(&req.client_id).map_err(|e| ApiError::BadRequest(format!("clientId: {e}")))?;
     if req.changes.len() > MAX_PUSH_CHANGES {
@@ -60,53 +78,33 @@ pub fn check_push(req: &PushRequest, now_ms: u64, max_drift_ms: u64) -> Result<(
             req.changes.len()
         )));
     }
+    let at = |i: usize, c: &Change| {
+        format!(
+            "changes[{i}] ({}/{})",
+            c.collection.chars().take(64).collect::<String>(),
+            c.id.chars().take(80).collect::<String>()
+        )
+    };
     for (i, c) in req.changes.iter().enumerate() {
-        check_change(c).map_err(|m| ApiError::InvalidChange(format!("changes[{i}]: {m}")))?;
+        check_pushed_change(c, &req.client_id)
+            .map_err(|e| ApiError::InvalidChange(format!("{}: {e}", at(i, c))))?;
     }
     // Clock last: a malformed change is reported as such even if its clock is also off.
     for (i, c) in req.changes.iter().enumerate() {
-        check_drift(&c.hlc, now_ms, max_drift_ms).map_err(|e| {
+        check_pushed_clock(c, now_ms, max_drift_ms).map_err(|e| {
             ApiError::ClockAhead(format!(
-                "changes[{i}]: {e}; correct the clock by the reply's serverTime and retry later"
+                "{}: {e}; correct the clock by the reply's serverTime and retry later",
+                at(i, c)
             ))
         })?;
     }
     Ok(())
 }
 
-fn check_change(c: &Change) -> Result<(), String> {
-    validate_collection_name(&c.collection).map_err(|e| format!("collection: {e}"))?;
-    validate_id(&c.id).map_err(|e| format!("id: {e}"))?;
-    if let Some(base) = &c.base {
-        if *base >= c.hlc {
-            return Err(format!(
-                "base {base} must be older than the change's hlc {} (an edit is made after the version it edits)",
-                c.hlc
-            ));
-        }
-    }
-    match (&c.doc, c.deleted) {
-        (Some(_), true) => Err("a delete (deleted: true) must not carry a doc".into()),
-        (None, false) => Err("doc is required unless deleted is true".into()),
-        (None, true) => Ok(()),
-        (Some(Value::Object(map)), false) => match map.get("id") {
-            Some(Value::String(id)) if *id == c.id => Ok(()),
-            Some(Value::String(id)) => Err(format!(
-                "doc.id {:?} differs from the change's id {:?}",
-                id.chars().take(80).collect::<String>(),
-                c.id.chars().take(80).collect::<String>()
-            )),
-            Some(_) => Err("doc.id must be a string".into()),
-            None => Err("doc must include its id".into()),
-        },
-        (Some(_), false) => Err("doc must be a JSON object".into()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{json, Value};
 
     fn req(changes: Value) -> PushRequest {
         serde_json::from_value(json!({"clientId": "c1", "changes": changes})).unwrap()

@@ -88,6 +88,11 @@ impl ChangesJson {
         self.count
     }
 
+    /// Bytes written so far (the page's size, give or take the reply's envelope).
+    pub fn bytes(&self) -> usize {
+        self.buf.len()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.count == 0
     }

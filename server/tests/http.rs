@@ -788,7 +788,7 @@ fn jwt(secret: &str, claims: Value) -> String {
 }
 
 async fn jwt_sub_is_the_namespace(b: Backend) {
-    let secret = "test-secret-0123456789";
+    let secret = "test-secret-0123456789-0123456789";
     let s = TestServer::start_with(b, |c| {
         c.auth = ferrosync_server::config::AuthMode::Jwt;
         c.jwt_secret = Some(secret.into());

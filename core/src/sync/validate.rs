@@ -3,8 +3,10 @@
 
 use serde_json::Value;
 
+use crate::document;
+use crate::hlc::check_drift;
 use crate::limits::{validate_collection_name, validate_id};
-use crate::merge::made_without;
+use crate::merge::{made_without, DELETED_AT};
 use crate::protocol::{Change, PullResponse, PushRequest, PushResponse, PushStatus};
 
 use super::transport::TransportError;
@@ -48,12 +50,19 @@ pub fn validate_push(req: &PushRequest, resp: &PushResponse) -> Result<(), Trans
             resp.results.len()
         )));
     }
+    // A document's current version is sent once per reply: a later stale result for the same
+    // document may leave `current` out.
+    let mut carried: Vec<(&str, &str)> = Vec::new();
     for (i, (sent, r)) in req.changes.iter().zip(&resp.results).enumerate() {
         if r.status == PushStatus::Stale {
-            let cur = r
-                .current
-                .as_ref()
-                .ok_or_else(|| bad(format!("stale result {i} without the current version")))?;
+            let key = (sent.collection.as_str(), sent.id.as_str());
+            let Some(cur) = r.current.as_ref() else {
+                if carried.contains(&key) {
+                    continue;
+                }
+                return Err(bad(format!("stale result {i} without the current version")));
+            };
+            carried.push(key);
             if cur.collection != sent.collection || cur.id != sent.id {
                 return Err(bad(format!(
                     "stale result {i} carries {}/{} for {}/{}",
@@ -98,6 +107,97 @@ pub fn validate_pull(
     }
     for c in &resp.changes {
         validate_change(c)?;
+    }
+    Ok(())
+}
+
+/// Why a server refuses one pushed change (`400 INVALID_CHANGE` or `422 CLOCK_AHEAD`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PushedChangeError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    ClockAhead(String),
+}
+
+/// The rules a server applies to each pushed change before storing anything, the same for the
+/// reference server and the in-memory one (the client's own writes pass them by construction):
+/// names and id, the document rules of [`crate::document::validate`] (reserved `$` names, depth),
+/// the document's own id, `base` older than `hlc`, `fields` times no later than `hlc` (so a field
+/// cannot outrank its own version, and the drift bound on `hlc` bounds every field), and an edit
+/// carrying a `base` stamped by the pushing client itself (`base` exempts the client's own
+/// versions, so its node must be the client's). Clock drift is [`check_pushed_clock`], checked
+/// after every change's shape.
+pub fn check_pushed_change(c: &Change, client_id: &str) -> Result<(), PushedChangeError> {
+    let invalid = |m: String| PushedChangeError::Invalid(m);
+    validate_collection_name(&c.collection).map_err(|e| invalid(format!("collection: {e}")))?;
+    validate_id(&c.id).map_err(|e| invalid(format!("id: {e}")))?;
+    if let Some(base) = &c.base {
+        if *base >= c.hlc {
+            return Err(invalid(format!(
+                "base {base} must be older than the change's hlc {} (an edit is made after the version it edits)",
+                c.hlc
+            )));
+        }
+        if c.hlc.node != client_id {
+            return Err(invalid(format!(
+                "hlc node {:?} is not the pushing clientId {client_id:?}: an edit is stamped by the client that pushes it",
+                c.hlc.node
+            )));
+        }
+    }
+    match (&c.doc, c.deleted) {
+        (Some(_), true) => {
+            return Err(invalid(
+                "a delete (deleted: true) must not carry a doc".into(),
+            ))
+        }
+        (None, false) => return Err(invalid("doc is required unless deleted is true".into())),
+        (None, true) => {}
+        (Some(doc), false) => match document::validate(doc) {
+            Ok(Some(id)) if id == c.id => {}
+            Ok(Some(id)) => {
+                return Err(invalid(format!(
+                    "doc.id {:?} differs from the change's id {:?}",
+                    id.chars().take(80).collect::<String>(),
+                    c.id.chars().take(80).collect::<String>()
+                )))
+            }
+            Ok(None) => return Err(invalid("doc must include its id".into())),
+            Err(e) => return Err(invalid(format!("doc: {e}"))),
+        },
+    }
+    if let Some(fields) = &c.fields {
+        for (name, at) in fields {
+            if name.starts_with('$') && name != DELETED_AT {
+                return Err(invalid(format!(
+                    "fields: name {:?} is reserved (only {DELETED_AT:?} may start with '$')",
+                    name.chars().take(80).collect::<String>()
+                )));
+            }
+            if *at > c.hlc {
+                return Err(invalid(format!(
+                    "fields.{}: time {at} is later than the change's hlc {} (a field is written at or before its version)",
+                    name.chars().take(80).collect::<String>(),
+                    c.hlc
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A pushed change's clock: `hlc` at most `max_drift_ms` ahead of `now_ms` (every `fields` time is
+/// at most `hlc`, see [`check_pushed_change`], so this bounds them too; checked here as well).
+pub fn check_pushed_clock(
+    c: &Change,
+    now_ms: u64,
+    max_drift_ms: u64,
+) -> Result<(), PushedChangeError> {
+    let ahead = |e: crate::hlc::HlcError| PushedChangeError::ClockAhead(e.to_string());
+    check_drift(&c.hlc, now_ms, max_drift_ms).map_err(ahead)?;
+    for at in c.fields.iter().flat_map(|f| f.values()) {
+        check_drift(at, now_ms, max_drift_ms).map_err(ahead)?;
     }
     Ok(())
 }

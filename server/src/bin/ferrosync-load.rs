@@ -14,6 +14,12 @@
 //! up by a slow reply (or by its own pull) counts the delay instead of hiding it (no coordinated
 //! omission). A server that cannot keep up shows it as a falling rate and a growing p99.
 //!
+//! `--hostile <seconds>` adds the attack rows: one client of an unrelated namespace pushes single
+//! changes back to back, quietly, then while an attacker sends the amplification push (1000 stale
+//! changes naming one document that holds a 100 KB field, about 81 KB), then beside 300 half-open
+//! connections (half the headers, or 1 byte of a 100,000-byte body), then quietly again; each row
+//! prints that client's push p50/p99, what the attacker got back and the process's RSS.
+//!
 //! cargo run --release -p ferrosync-server --bin ferrosync-load -- --seconds 10 --database sqlite:///tmp/load.db
 
 use std::collections::{HashMap, HashSet};
@@ -58,6 +64,10 @@ struct Args {
     /// second in batches (0,0 skips them).
     #[arg(long, value_delimiter = ',', num_args = 2, default_values_t = [2000, 20000])]
     fixed_rates: Vec<u64>,
+    /// Seconds per attack row (quiet, amplification, 300 half-open connections, quiet); 0 skips
+    /// them.
+    #[arg(long, default_value_t = 0)]
+    hostile: u64,
 }
 
 /// A pull reply as the simulated devices read it during the run: ids and clocks only, so that the
@@ -337,6 +347,177 @@ fn report(name: &str, r: &mut PhaseResult) {
     );
 }
 
+/// Resident memory of this process (server and clients), in MB.
+fn rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// Single-change pushes to `token`, one after another, for `seconds`: their latencies (µs).
+async fn victim(http: &reqwest::Client, base: &str, token: &str, seconds: u64) -> Vec<u32> {
+    let name = format!("victim-{:08x}", rand::random::<u32>());
+    let mut clock = HlcClock::new(name.clone(), 60_000).expect("valid node");
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let mut us = Vec::new();
+    let mut n = 0u64;
+    while Instant::now() < deadline {
+        n += 1;
+        let id = format!("{name}-{n}");
+        let req = PushRequest {
+            client_id: name.clone(),
+            changes: vec![Change {
+                collection: "tasks".into(),
+                doc: Some(json!({ "id": id, "title": "victim" })),
+                id,
+                hlc: clock.tick(now_ms()),
+                deleted: false,
+                fields: None,
+                base: None,
+            }],
+        };
+        let t = Instant::now();
+        let ok = http
+            .post(format!("{base}/v1/push"))
+            .bearer_auth(token)
+            .json(&req)
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success());
+        if ok {
+            us.push(t.elapsed().as_micros() as u32);
+        }
+    }
+    us.sort_unstable();
+    us
+}
+
+/// The attack rows (see the module docs).
+async fn hostile(
+    http: &reqwest::Client,
+    base: &str,
+    run: &str,
+    seconds: u64,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let row = |name: &str, us: &[u32], extra: String| {
+        println!(
+            "{name:<26} unrelated namespace: {:>5} pushes, push p50 {:>7.2} ms  p99 {:>7.2} ms; {extra}RSS {:.0} MB; load {}",
+            us.len(),
+            pct(us, 0.50),
+            pct(us, 0.99),
+            rss_mb(),
+            load_average(),
+        )
+    };
+    let victim_ns = format!("load-{run}-victim");
+    let quiet = victim(http, base, &victim_ns, seconds).await;
+    row("hostile: quiet", &quiet, String::new());
+
+    // Amplification: a document with a 100 KB field, then pushes of 1000 stale changes to it.
+    let attacker_ns = format!("load-{run}-attacker");
+    let now = now_ms();
+    let hlc = |wall: u64, c: u32, node: &str| format!("{wall:012x}-{c:06x}-{node}");
+    let seed = json!({"clientId": "a1", "changes": [{"collection": "t", "id": "a",
+        "hlc": hlc(now, 5, "a1"), "doc": {"id": "a", "title": "x".repeat(100_000)}}]});
+    http.post(format!("{base}/v1/push"))
+        .bearer_auth(&attacker_ns)
+        .json(&seed)
+        .send()
+        .await?
+        .error_for_status()?;
+    let stale: Vec<serde_json::Value> = (0..1000)
+        .map(|i| json!({"collection": "t", "id": "a", "hlc": hlc(now - 10_000, i, "a2"), "doc": {"id": "a"}}))
+        .collect();
+    let attack = serde_json::to_vec(&json!({"clientId": "a2", "changes": stale}))?;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let attacker = {
+        let (http, base, ns, body, stop) = (
+            http.clone(),
+            base.to_string(),
+            attacker_ns.clone(),
+            attack.clone(),
+            stop.clone(),
+        );
+        tokio::spawn(async move {
+            let (mut sent, mut largest) = (0u64, 0usize);
+            let mut i = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                // A different request each time (no replay): the same changes, another client.
+                i += 1;
+                let text = String::from_utf8_lossy(&body).replace("\"a2\"", &format!("\"a2x{i}\""));
+                let text = text.replace("-a2\"", &format!("-a2x{i}\""));
+                let r = http
+                    .post(format!("{base}/v1/push"))
+                    .bearer_auth(&ns)
+                    .header("content-type", "application/json")
+                    .body(text)
+                    .send()
+                    .await;
+                if let Ok(r) = r {
+                    largest = largest.max(r.bytes().await.map_or(0, |b| b.len()));
+                    sent += 1;
+                }
+            }
+            (sent, largest)
+        })
+    };
+    let during = victim(http, base, &victim_ns, seconds).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (sent, largest) = attacker.await?;
+    row(
+        "hostile: amplification",
+        &during,
+        format!(
+            "attacker sent {sent} pushes of {} KB, largest reply {} KB; ",
+            attack.len() / 1024,
+            largest / 1024
+        ),
+    );
+
+    // Slowloris: 300 connections that never finish their request.
+    let addr = base.trim_start_matches("http://").to_string();
+    let mut held = Vec::new();
+    for i in 0..300 {
+        use tokio::io::AsyncWriteExt;
+        if let Ok(mut sock) = tokio::net::TcpStream::connect(&addr).await {
+            let part: &[u8] = if i % 2 == 0 {
+                b"GET /healthz HTTP/1.1\r\nHost: x\r\n"
+            } else {
+                b"POST /v1/push HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer s\r\nContent-Length: 100000\r\n\r\n{"
+            };
+            let _ = sock.write_all(part).await;
+            held.push(sock);
+        }
+    }
+    let health = Instant::now();
+    let healthy = http
+        .get(format!("{base}/healthz"))
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success());
+    let health_ms = health.elapsed().as_secs_f64() * 1e3;
+    let during = victim(http, base, &victim_ns, seconds).await;
+    row(
+        "hostile: 300 half-open",
+        &during,
+        format!(
+            "{} held, /healthz {} in {health_ms:.1} ms; ",
+            held.len(),
+            if healthy { "answered" } else { "FAILED" }
+        ),
+    );
+    drop(held);
+    let after = victim(http, base, &victim_ns, seconds).await;
+    row("hostile: quiet again", &after, String::new());
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
@@ -393,6 +574,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         })
         .collect();
 
+    if args.hostile > 0 {
+        hostile(&http, &base, &run, args.hostile).await?;
+    }
     let pull_every = Duration::from_millis(args.pull_every_ms);
     let mut single = phase(&mut clients, 1, args.seconds, pull_every, None).await;
     report("single-change pushes", &mut single);

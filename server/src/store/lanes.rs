@@ -8,7 +8,7 @@ use std::future::Future;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use super::plan::Job;
 use super::{PushOutcome, StoreError};
@@ -35,12 +35,15 @@ pub(crate) fn gather(first: Pending, mut next: impl FnMut() -> Option<Pending>) 
     group
 }
 
-/// A database that can apply several pushes in one transaction, all or nothing.
+/// A database that can apply several pushes in one transaction, all or nothing. Without `wait`,
+/// a job whose namespace another transaction has locked may be answered
+/// [`StoreError::LockedElsewhere`] (and written by a later call with `wait`).
 pub(crate) trait GroupWriter: Send + Sync + 'static {
     fn write_group(
         &self,
         jobs: &[Job],
-    ) -> impl Future<Output = Result<Vec<PushOutcome>, StoreError>> + Send;
+        wait: bool,
+    ) -> impl Future<Output = Result<Vec<Result<PushOutcome, StoreError>>, StoreError>> + Send;
 }
 
 /// A queued push and where its outcome goes.
@@ -53,12 +56,17 @@ pub(crate) struct Lanes {
     senders: Vec<mpsc::Sender<Pending>>,
 }
 
+/// Most pushes waiting at once for a namespace locked elsewhere (each holds a connection while it
+/// waits, at most the lock time-out).
+const MAX_WAITERS: usize = 4;
+
 impl Lanes {
     pub fn spawn<W: GroupWriter>(writer: Arc<W>, lanes: usize) -> Lanes {
+        let waiters = Arc::new(Semaphore::new(MAX_WAITERS));
         let senders = (0..lanes.max(1))
             .map(|_| {
                 let (tx, rx) = mpsc::channel(1024);
-                tokio::spawn(run_lane(writer.clone(), rx));
+                tokio::spawn(run_lane(writer.clone(), rx, waiters.clone()));
                 tx
             })
             .collect();
@@ -78,14 +86,18 @@ impl Lanes {
     }
 }
 
-async fn run_lane<W: GroupWriter>(writer: Arc<W>, mut rx: mpsc::Receiver<Pending>) {
+async fn run_lane<W: GroupWriter>(
+    writer: Arc<W>,
+    mut rx: mpsc::Receiver<Pending>,
+    waiters: Arc<Semaphore>,
+) {
     while let Some(first) = rx.recv().await {
         let group = gather(first, || rx.try_recv().ok());
         let changes: usize = group.iter().map(|p| p.job.changes.len()).sum();
         let (jobs, replies): (Vec<Job>, Vec<_>) =
             group.into_iter().map(|p| (p.job, p.reply)).unzip();
         let started = std::time::Instant::now();
-        let written = writer.write_group(&jobs).await;
+        let written = writer.write_group(&jobs, false).await;
         tracing::debug!(
             pushes = jobs.len(),
             changes,
@@ -94,9 +106,24 @@ async fn run_lane<W: GroupWriter>(writer: Arc<W>, mut rx: mpsc::Receiver<Pending
         );
         match written {
             Ok(outcomes) => {
-                for (reply, outcome) in replies.into_iter().zip(outcomes) {
-                    // The requester may have gone away; the push stands (a retry replays it).
-                    let _ = reply.send(Ok(outcome));
+                for ((job, reply), outcome) in jobs.into_iter().zip(replies).zip(outcomes) {
+                    match outcome {
+                        Err(StoreError::LockedElsewhere) => {
+                            let (writer, waiters) = (writer.clone(), waiters.clone());
+                            tokio::spawn(async move {
+                                let _permit = waiters.acquire_owned().await;
+                                let single = writer
+                                    .write_group(std::slice::from_ref(&job), true)
+                                    .await
+                                    .and_then(|mut o| o.pop().ok_or(StoreError::Closed)?);
+                                let _ = reply.send(single);
+                            });
+                        }
+                        // The requester may have gone away; the push stands (a retry replays it).
+                        outcome => {
+                            let _ = reply.send(outcome);
+                        }
+                    }
                 }
             }
             Err(e) if jobs.len() > 1 => {
@@ -104,9 +131,9 @@ async fn run_lane<W: GroupWriter>(writer: Arc<W>, mut rx: mpsc::Receiver<Pending
                 tracing::warn!(error = %e, pushes = jobs.len(), "group commit failed; retrying pushes one by one");
                 for (job, reply) in jobs.into_iter().zip(replies) {
                     let single = writer
-                        .write_group(std::slice::from_ref(&job))
+                        .write_group(std::slice::from_ref(&job), true)
                         .await
-                        .and_then(|mut o| o.pop().ok_or(StoreError::Closed));
+                        .and_then(|mut o| o.pop().ok_or(StoreError::Closed)?);
                     let _ = reply.send(single);
                 }
             }

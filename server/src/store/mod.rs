@@ -40,6 +40,51 @@ pub enum StoreError {
     Closed,
     #[error("database thread failed: {0}")]
     Thread(String),
+    /// The push's reply would exceed its cap; nothing was written (413 to the client).
+    #[error("{0}")]
+    ReplyTooLarge(String),
+    /// PostgreSQL: the namespace's head row is locked by another transaction (another process,
+    /// perhaps frozen); the lane hands the push to a task of its own that waits for the lock, so
+    /// the lane's other namespaces are not held up.
+    #[error("the namespace is locked by another transaction")]
+    LockedElsewhere,
+    /// The push did not commit within its deadline, or waited too long for a lock another
+    /// transaction holds (PostgreSQL); nothing was written (503 to the client).
+    #[error("{0}")]
+    Busy(String),
+}
+
+/// Bounds on one request's work, from the server's flags.
+#[derive(Clone, Copy, Debug)]
+pub struct RequestLimits {
+    /// See [`Job::max_reply_bytes`].
+    pub max_reply_bytes: usize,
+    /// A pull page stops before passing this many bytes of changes (one change always comes).
+    pub max_page_bytes: usize,
+}
+
+impl Default for RequestLimits {
+    fn default() -> Self {
+        RequestLimits {
+            max_reply_bytes: DEFAULT_MAX_REPLY_BYTES,
+            max_page_bytes: DEFAULT_MAX_PAGE_BYTES,
+        }
+    }
+}
+
+/// Default of `--max-reply-bytes`.
+pub const DEFAULT_MAX_REPLY_BYTES: usize = 16 * 1024 * 1024;
+/// Default of `--max-page-bytes`.
+pub const DEFAULT_MAX_PAGE_BYTES: usize = 4 * 1024 * 1024;
+
+/// What a client's last push is remembered by, to answer its retry: the feed head it got and which
+/// changes were stale. No document copies: a retry gets the documents' current versions as they
+/// are then (each still newer than what it pushed), so the record stays small whatever the reply.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct StoredReply {
+    pub head: u64,
+    /// Positions of the stale changes in the push.
+    pub stale: Vec<u32>,
 }
 
 /// What a push did.
@@ -73,6 +118,35 @@ pub enum Store {
     Postgres(PgStore),
 }
 
+/// PostgreSQL session settings (ms; 0 turns one off), so a stuck lock, statement or transaction
+/// fails instead of holding a connection and everyone queued behind it.
+#[derive(Clone, Copy, Debug)]
+pub struct DbTuning {
+    pub lock_timeout_ms: u64,
+    pub statement_timeout_ms: u64,
+    pub idle_in_transaction_timeout_ms: u64,
+}
+
+impl Default for DbTuning {
+    fn default() -> Self {
+        DbTuning {
+            lock_timeout_ms: 5_000,
+            statement_timeout_ms: 30_000,
+            idle_in_transaction_timeout_ms: 60_000,
+        }
+    }
+}
+
+impl DbTuning {
+    pub fn from_config(c: &crate::config::Config) -> DbTuning {
+        DbTuning {
+            lock_timeout_ms: c.pg_lock_timeout_ms,
+            statement_timeout_ms: c.pg_statement_timeout_ms,
+            idle_in_transaction_timeout_ms: c.pg_idle_in_transaction_timeout_ms,
+        }
+    }
+}
+
 impl Store {
     /// Opens (creating if needed) the database at `url`.
     pub async fn open(
@@ -80,16 +154,28 @@ impl Store {
         max_connections: u32,
         events: Events,
     ) -> Result<Store, StoreError> {
+        Self::open_tuned(url, max_connections, events, DbTuning::default()).await
+    }
+
+    /// [`Store::open`] with the given PostgreSQL session settings.
+    pub async fn open_tuned(
+        url: &str,
+        max_connections: u32,
+        events: Events,
+        tuning: DbTuning,
+    ) -> Result<Store, StoreError> {
         if url.starts_with("sqlite:") {
             Ok(Store::Sqlite(
                 SqliteStore::open(url, max_connections, events).await?,
             ))
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             Ok(Store::Postgres(
-                PgStore::open(url, max_connections, events).await?,
+                PgStore::open(url, max_connections, events, tuning).await?,
             ))
         } else {
-            Err(StoreError::BadUrl(url.chars().take(40).collect()))
+            Err(StoreError::BadUrl(
+                crate::app::redact(url).chars().take(80).collect(),
+            ))
         }
     }
 
@@ -110,7 +196,27 @@ impl Store {
         request_hash: String,
         changes: Vec<Change>,
     ) -> Result<PushOutcome, StoreError> {
+        self.push_with(
+            namespace,
+            client_id,
+            request_hash,
+            changes,
+            RequestLimits::default(),
+        )
+        .await
+    }
+
+    /// [`Store::push`] within the given limits.
+    pub async fn push_with(
+        &self,
+        namespace: &str,
+        client_id: &str,
+        request_hash: String,
+        changes: Vec<Change>,
+        limits: RequestLimits,
+    ) -> Result<PushOutcome, StoreError> {
         let job = Job {
+            max_reply_bytes: limits.max_reply_bytes,
             namespace: namespace.to_string(),
             client_id: client_id.to_string(),
             hash: request_hash,
@@ -131,9 +237,22 @@ impl Store {
         after: u64,
         limit: usize,
     ) -> Result<PullPage, StoreError> {
+        self.pull_within(namespace, after, limit, DEFAULT_MAX_PAGE_BYTES)
+            .await
+    }
+
+    /// [`Store::pull`], stopping before the page passes `max_bytes` (one change always comes, so
+    /// a document larger than the budget comes alone); `has_more` then says more follow.
+    pub async fn pull_within(
+        &self,
+        namespace: &str,
+        after: u64,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<PullPage, StoreError> {
         match self {
-            Store::Sqlite(s) => s.pull(namespace, after, limit).await,
-            Store::Postgres(s) => s.pull(namespace, after, limit).await,
+            Store::Sqlite(s) => s.pull(namespace, after, limit, max_bytes).await,
+            Store::Postgres(s) => s.pull(namespace, after, limit, max_bytes).await,
         }
     }
 
@@ -230,10 +349,27 @@ pub fn encode(c: &Change) -> Encoded {
     }
 }
 
-pub(crate) fn encode_outcome(o: &PushOutcome) -> String {
-    serde_json::to_string(o).unwrap_or_default()
+pub(crate) fn encode_reply(r: &StoredReply) -> String {
+    serde_json::to_string(r).unwrap_or_default()
 }
 
-pub(crate) fn decode_outcome(s: &str) -> Result<PushOutcome, StoreError> {
-    serde_json::from_str(s).map_err(|e| StoreError::Corrupt(format!("stored push reply: {e}")))
+/// Reads a replay record; records written before they were made small (a whole [`PushOutcome`],
+/// document copies included) are read as what they stand for.
+pub(crate) fn decode_reply(s: &str) -> Result<StoredReply, StoreError> {
+    let corrupt = |e: serde_json::Error| StoreError::Corrupt(format!("stored push reply: {e}"));
+    if s.starts_with("{\"results\"") {
+        let old: PushOutcome = serde_json::from_str(s).map_err(corrupt)?;
+        let stale = old
+            .results
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.status == ferrosync_core::protocol::PushStatus::Stale)
+            .map(|(i, _)| i as u32)
+            .collect();
+        return Ok(StoredReply {
+            head: old.head,
+            stale,
+        });
+    }
+    serde_json::from_str(s).map_err(corrupt)
 }

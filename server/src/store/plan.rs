@@ -8,7 +8,7 @@ use std::collections::hash_map::{Entry, HashMap};
 use ferrosync_core::merge::made_without;
 use ferrosync_core::protocol::{Change, PushResult, PushStatus};
 
-use super::{Encoded, PushOutcome};
+use super::{Encoded, PushOutcome, StoreError, StoredReply};
 
 /// One push waiting to be applied.
 #[derive(Clone, Debug)]
@@ -20,6 +20,10 @@ pub struct Job {
     pub changes: Vec<Change>,
     /// `changes` encoded for the database, one each, in order.
     pub encoded: Vec<Encoded>,
+    /// Largest reply (the stale results' current versions) this push may get; a push of more than
+    /// one change that would get more is refused before anything is written, so that a few bytes
+    /// of stale changes cannot ask for megabytes of documents back.
+    pub max_reply_bytes: usize,
 }
 
 /// `(namespace, collection, id)`.
@@ -32,8 +36,8 @@ pub type ClientKey = (String, String);
 pub struct Loaded {
     /// Feed heads of the namespaces (absent: 0).
     pub heads: HashMap<String, u64>,
-    /// Each client's last push: its hash and the reply it got.
-    pub replies: HashMap<ClientKey, (String, PushOutcome)>,
+    /// Each client's last push: its hash and what is needed to answer it again.
+    pub replies: HashMap<ClientKey, (String, StoredReply)>,
     /// Current version of each document (absent: never written).
     pub current: HashMap<DocKey, Change>,
 }
@@ -52,14 +56,14 @@ pub struct WriteRow<'a> {
 /// Everything a group of jobs writes, and what each job gets back.
 #[derive(Debug, Default)]
 pub struct GroupPlan<'a> {
-    /// One per job, in order.
-    pub outcomes: Vec<PushOutcome>,
+    /// One per job, in order: a job refused for its reply's size writes nothing.
+    pub outcomes: Vec<Result<PushOutcome, StoreError>>,
     /// The final version of each written document.
     pub rows: Vec<WriteRow<'a>>,
     /// New heads of the namespaces that moved.
     pub heads: Vec<(String, u64)>,
     /// The last push of each client in the group, remembered for retries.
-    pub replies: Vec<(ClientKey, String, PushOutcome)>,
+    pub replies: Vec<(ClientKey, String, StoredReply)>,
 }
 
 impl GroupPlan<'_> {
@@ -115,16 +119,46 @@ pub fn plan_group<'a>(jobs: &'a [Job], loaded: Loaded) -> GroupPlan<'a> {
 
     for job in jobs {
         let client_key = (job.namespace.clone(), job.client_id.clone());
-        if let Some((hash, outcome)) = replies.get(&client_key) {
+        if let Some((hash, stored)) = replies.get(&client_key) {
             if *hash == job.hash {
-                outcomes.push(outcome.clone());
+                // A retry: the same statuses, with today's current versions (each still newer
+                // than what was pushed), each document's once.
+                let mut carried = Vec::new();
+                let results = job
+                    .changes
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| {
+                        if !stored.stale.contains(&(i as u32)) {
+                            return applied();
+                        }
+                        let key = (job.namespace.as_str(), c.collection.as_str(), c.id.as_str());
+                        stale(docs.get(&key).map(|d| d.current), key, &mut carried)
+                    })
+                    .collect();
+                outcomes.push(Ok(PushOutcome {
+                    results,
+                    head: stored.head,
+                }));
+                continue;
+            }
+        }
+        if job.changes.len() > 1 {
+            let bytes = reply_bytes(job, &docs, job.max_reply_bytes);
+            if bytes > job.max_reply_bytes {
+                outcomes.push(Err(StoreError::ReplyTooLarge(format!(
+                    "the current versions this push would get back exceed {} bytes; push fewer changes at once",
+                    job.max_reply_bytes
+                ))));
                 continue;
             }
         }
         let head = heads.entry(job.namespace.clone()).or_insert(0);
         let mut results = Vec::with_capacity(job.changes.len());
+        let mut carried: Vec<DocRef<'_>> = Vec::new();
+        let mut stale_at = Vec::new();
         let mut wrote = false;
-        for (c, encoded) in job.changes.iter().zip(&job.encoded) {
+        for (i, (c, encoded)) in job.changes.iter().zip(&job.encoded).enumerate() {
             let key = (job.namespace.as_str(), c.collection.as_str(), c.id.as_str());
             let doc = match docs.entry(key) {
                 Entry::Occupied(e) => {
@@ -136,14 +170,8 @@ pub fn plan_group<'a>(jobs: &'a [Job], loaded: Loaded) -> GroupPlan<'a> {
                     // Older, or (for a change that says what it was made on) made without
                     // seeing the current version: the client settles it (its app's resolver).
                     if doc.current.hlc > c.hlc || made_without(c, &doc.current.hlc) {
-                        results.push(PushResult {
-                            status: PushStatus::Stale,
-                            current: Some(Change {
-                                base: None,
-                                ..doc.current.clone()
-                            }),
-                            error: None,
-                        });
+                        results.push(stale(Some(doc.current), key, &mut carried));
+                        stale_at.push(i as u32);
                         continue;
                     }
                     doc
@@ -183,8 +211,12 @@ pub fn plan_group<'a>(jobs: &'a [Job], loaded: Loaded) -> GroupPlan<'a> {
         if !replied.contains(&client_key) {
             replied.push(client_key.clone());
         }
-        replies.insert(client_key, (job.hash.clone(), outcome.clone()));
-        outcomes.push(outcome);
+        let stored = StoredReply {
+            head: *head,
+            stale: stale_at,
+        };
+        replies.insert(client_key, (job.hash.clone(), stored));
+        outcomes.push(Ok(outcome));
     }
 
     GroupPlan {
@@ -202,6 +234,60 @@ pub fn plan_group<'a>(jobs: &'a [Job], loaded: Loaded) -> GroupPlan<'a> {
             .filter_map(|k| replies.remove(&k).map(|(h, o)| (k, h, o)))
             .collect(),
     }
+}
+
+/// A stale result: the document's current version, unless this reply already carries it.
+fn stale<'a>(
+    current: Option<&Change>,
+    key: DocRef<'a>,
+    carried: &mut Vec<DocRef<'a>>,
+) -> PushResult {
+    let current = match current {
+        Some(c) if !carried.contains(&key) => {
+            carried.push(key);
+            Some(Change {
+                base: None,
+                ..c.clone()
+            })
+        }
+        _ => None,
+    };
+    PushResult {
+        status: PushStatus::Stale,
+        current,
+        error: None,
+    }
+}
+
+/// The bytes of current versions `job` would get back, decided as [`plan_group`] decides, counted
+/// until `cap` is passed.
+fn reply_bytes(job: &Job, docs: &HashMap<DocRef<'_>, Doc<'_>>, cap: usize) -> usize {
+    let mut written: HashMap<DocRef<'_>, &Change> = HashMap::new();
+    let mut carried: Vec<DocRef<'_>> = Vec::new();
+    let mut bytes = 0;
+    for c in &job.changes {
+        let key = (job.namespace.as_str(), c.collection.as_str(), c.id.as_str());
+        let current = written
+            .get(&key)
+            .copied()
+            .or_else(|| docs.get(&key).map(|d| d.current));
+        match current {
+            Some(cur) if cur.hlc == c.hlc => {}
+            Some(cur) if cur.hlc > c.hlc || made_without(c, &cur.hlc) => {
+                if !carried.contains(&key) {
+                    carried.push(key);
+                    bytes += serde_json::to_vec(cur).map_or(0, |v| v.len());
+                    if bytes > cap {
+                        return bytes;
+                    }
+                }
+            }
+            _ => {
+                written.insert(key, c);
+            }
+        }
+    }
+    bytes
 }
 
 fn applied() -> PushResult {
@@ -237,12 +323,15 @@ mod tests {
             hash: hash.into(),
             encoded: changes.iter().map(crate::store::encode).collect(),
             changes,
+            max_reply_bytes: usize::MAX,
         }
     }
 
     /// The statuses job `i` got back, in order.
     fn statuses(p: &GroupPlan<'_>, i: usize) -> Vec<PushStatus> {
         p.outcomes[i]
+            .as_ref()
+            .unwrap()
             .results
             .iter()
             .map(|r| r.status.clone())
@@ -279,7 +368,12 @@ mod tests {
         let s = statuses(&p, 0);
         assert_eq!(s, vec![Stale, Applied, Applied, Applied, Applied, Applied]);
         assert_eq!(
-            p.outcomes[0].results[0].current.as_ref().unwrap().hlc.node,
+            p.outcomes[0].as_ref().unwrap().results[0]
+                .current
+                .as_ref()
+                .unwrap()
+                .hlc
+                .node,
             "x"
         );
         let w: Vec<_> = p
@@ -303,7 +397,7 @@ mod tests {
                 ("c", "x", true, 11)
             ]
         );
-        assert_eq!(p.outcomes[0].head, 11);
+        assert_eq!(p.outcomes[0].as_ref().unwrap().head, 11);
         assert_eq!(p.heads, vec![("n".to_string(), 11)]);
     }
 
@@ -335,7 +429,10 @@ mod tests {
         use PushStatus::*;
         let s = statuses(&p, 0);
         assert_eq!(s, vec![Stale, Applied, Applied, Applied]);
-        let current = p.outcomes[0].results[0].current.as_ref().unwrap();
+        let current = p.outcomes[0].as_ref().unwrap().results[0]
+            .current
+            .as_ref()
+            .unwrap();
         assert_eq!((current.hlc.wall_ms, current.hlc.node.as_str()), (6, "y"));
         assert_eq!(current.base, None, "a stored version has no base");
         assert_eq!(p.rows.len(), 3);
@@ -348,9 +445,13 @@ mod tests {
             results: vec![applied()],
             head: 3,
         };
+        let stored = StoredReply {
+            head: 3,
+            stale: vec![],
+        };
         loaded
             .replies
-            .insert(("n".into(), "c1".into()), ("old".into(), earlier.clone()));
+            .insert(("n".into(), "c1".into()), ("old".into(), stored));
         let jobs = [
             job("n", "c1", "old", vec![ch("a", 1, "c1", false)]), // retry of the stored push
             job("n", "c1", "h2", vec![ch("a", 5, "c1", false)]),
@@ -359,11 +460,12 @@ mod tests {
             job("n", "c1", "h2", vec![ch("a", 5, "c1", false)]), // retry within the group
         ];
         let p = plan_group(&jobs, loaded);
-        assert_eq!(p.outcomes[0], earlier);
-        assert_eq!(p.outcomes[1].head, 1);
-        assert_eq!(p.outcomes[2].head, 1);
-        assert_eq!(p.outcomes[3].results[0].status, PushStatus::Stale);
-        assert_eq!(p.outcomes[4], p.outcomes[1]);
+        let o: Vec<&PushOutcome> = p.outcomes.iter().map(|o| o.as_ref().unwrap()).collect();
+        assert_eq!(*o[0], earlier);
+        assert_eq!(o[1].head, 1);
+        assert_eq!(o[2].head, 1);
+        assert_eq!(o[3].results[0].status, PushStatus::Stale);
+        assert_eq!(o[4], o[1]);
         assert_eq!(p.rows.len(), 2);
         let mut replies: Vec<_> = p
             .replies
@@ -375,5 +477,33 @@ mod tests {
             replies,
             vec![("m", "c2", "h3"), ("n", "c1", "h2"), ("n", "c2", "h4")]
         );
+    }
+
+    #[test]
+    fn a_current_version_is_sent_once_per_push_and_replies_are_capped() {
+        let mut loaded = Loaded::default();
+        loaded
+            .current
+            .insert(key("n", "a"), ch("a", 10, "x", false));
+        loaded
+            .current
+            .insert(key("n", "b"), ch("b", 10, "x", false));
+        let many = (0..5).map(|i| ch("a", 1 + i, "z", false)).collect();
+        let mut capped = job(
+            "n",
+            "z",
+            "h2",
+            vec![ch("a", 1, "z", false), ch("b", 1, "z", false)],
+        );
+        capped.max_reply_bytes = 100;
+        let jobs = [job("n", "z", "h1", many), capped];
+        let p = plan_group(&jobs, loaded);
+        let first = p.outcomes[0].as_ref().unwrap();
+        let carried: Vec<bool> = first.results.iter().map(|r| r.current.is_some()).collect();
+        assert_eq!(carried, vec![true, false, false, false, false]);
+        assert!(matches!(p.outcomes[1], Err(StoreError::ReplyTooLarge(_))));
+        assert!(p.rows.is_empty());
+        assert_eq!(p.replies.len(), 1);
+        assert_eq!(p.replies[0].2.stale, vec![0, 1, 2, 3, 4]);
     }
 }

@@ -11,14 +11,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnection, PgListener, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgListener, PgPool, PgPoolOptions};
 use sqlx::Row as _;
 use tokio::sync::watch;
 
 use super::lanes::{GroupWriter, Lanes};
 use super::{
-    decode_outcome, encode_outcome, plan_group, GroupPlan, Job, Loaded, PullPage, PushOutcome, Row,
-    StoreError, REMAINING_COUNT_CAP,
+    decode_reply, encode_reply, plan_group, DbTuning, GroupPlan, Job, Loaded, PullPage,
+    PushOutcome, Row, StoreError, REMAINING_COUNT_CAP,
 };
 use crate::cursor::new_epoch;
 use crate::events::{decode_payload, encode_payload, Events, Notice};
@@ -77,11 +77,24 @@ impl PgStore {
         url: &str,
         max_connections: u32,
         events: Events,
+        tuning: DbTuning,
     ) -> Result<PgStore, StoreError> {
+        use std::str::FromStr;
+        let options = PgConnectOptions::from_str(url)?.options([
+            ("lock_timeout", format!("{}ms", tuning.lock_timeout_ms)),
+            (
+                "statement_timeout",
+                format!("{}ms", tuning.statement_timeout_ms),
+            ),
+            (
+                "idle_in_transaction_session_timeout",
+                format!("{}ms", tuning.idle_in_transaction_timeout_ms),
+            ),
+        ]);
         let pool = PgPoolOptions::new()
             .max_connections(max_connections.max(2))
             .acquire_timeout(Duration::from_secs(30))
-            .connect(url)
+            .connect_with(options)
             .await?;
         let mut conn = pool.acquire().await?;
         sqlx::query("SELECT pg_advisory_lock($1)")
@@ -135,7 +148,9 @@ impl PgStore {
         namespace: &str,
         after: u64,
         limit: usize,
+        max_bytes: usize,
     ) -> Result<PullPage, StoreError> {
+        use futures::TryStreamExt;
         // One snapshot for the page, the head and the count.
         let mut tx = self
             .pool
@@ -147,32 +162,45 @@ impl PgStore {
                 .fetch_optional(&mut *tx)
                 .await?
                 .unwrap_or(0);
-        let rows = sqlx::query(
-            "SELECT collection, id, hlc, deleted, doc, fields, seq FROM ferrosync_docs \
-             WHERE namespace = $1 AND seq > $2 ORDER BY seq LIMIT $3",
-        )
-        .bind(namespace)
-        .bind(after as i64)
-        .bind(limit as i64 + 1)
-        .fetch_all(&mut *tx)
-        .await?;
-        let has_more = rows.len() > limit;
-        let mut changes = ChangesJson::with_capacity(rows.len().min(limit) * 256);
+        let mut changes = ChangesJson::with_capacity(limit.min(256) * 256);
         let mut last_seq = None;
-        for r in rows.iter().take(limit) {
-            let seq = r.try_get::<i64, _>(6)? as u64;
-            let change = StoredRef {
-                collection: r.try_get(0)?,
-                id: r.try_get(1)?,
-                hlc: r.try_get(2)?,
-                deleted: r.try_get(3)?,
-                doc: r.try_get::<Option<&str>, _>(4)?.map(str::as_bytes),
-                fields: r.try_get::<Option<&str>, _>(5)?.map(str::as_bytes),
-            };
-            changes
-                .push(&change)
-                .map_err(|e| StoreError::Corrupt(format!("{namespace} seq {seq}: {e}")))?;
-            last_seq = Some(seq);
+        let mut has_more = false;
+        {
+            // Row by row, so that a page of large documents is never all in memory twice.
+            let mut rows = sqlx::query(
+                "SELECT collection, id, hlc, deleted, doc, fields, seq FROM ferrosync_docs \
+                 WHERE namespace = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+            )
+            .bind(namespace)
+            .bind(after as i64)
+            .bind(limit as i64 + 1)
+            .fetch(&mut *tx);
+            while let Some(r) = rows.try_next().await? {
+                if changes.len() == limit {
+                    has_more = true;
+                    break;
+                }
+                let seq = r.try_get::<i64, _>(6)? as u64;
+                let doc = r.try_get::<Option<&str>, _>(4)?.map(str::as_bytes);
+                let fields = r.try_get::<Option<&str>, _>(5)?.map(str::as_bytes);
+                let size = doc.map_or(0, <[u8]>::len) + fields.map_or(0, <[u8]>::len);
+                if !changes.is_empty() && changes.bytes() + size > max_bytes {
+                    has_more = true;
+                    break;
+                }
+                let change = StoredRef {
+                    collection: r.try_get(0)?,
+                    id: r.try_get(1)?,
+                    hlc: r.try_get(2)?,
+                    deleted: r.try_get(3)?,
+                    doc,
+                    fields,
+                };
+                changes
+                    .push(&change)
+                    .map_err(|e| StoreError::Corrupt(format!("{namespace} seq {seq}: {e}")))?;
+                last_seq = Some(seq);
+            }
         }
         let remaining = Some(if has_more {
             let n: i64 = sqlx::query_scalar(
@@ -280,14 +308,81 @@ async fn connect_listener(pool: &PgPool, channel: &str) -> Result<PgListener, sq
 }
 
 impl GroupWriter for PgWriter {
-    async fn write_group(&self, jobs: &[Job]) -> Result<Vec<PushOutcome>, StoreError> {
+    async fn write_group(
+        &self,
+        jobs: &[Job],
+        wait: bool,
+    ) -> Result<Vec<Result<PushOutcome, StoreError>>, StoreError> {
         let mut tx = self.pool.begin().await?;
+        if !wait {
+            // Namespaces whose head row another transaction holds: their jobs leave the group
+            // (the lane has them wait elsewhere), so one stuck namespace stalls only itself.
+            let held = locked_elsewhere(&mut tx, jobs).await?;
+            if !held.is_empty() {
+                let ready: Vec<Job> = jobs
+                    .iter()
+                    .filter(|j| !held.contains(&j.namespace))
+                    .cloned()
+                    .collect();
+                let mut decided = if ready.is_empty() {
+                    Vec::new()
+                } else {
+                    let loaded = load(&mut tx, &ready).await?;
+                    let plan = plan_group(&ready, loaded);
+                    write(&mut tx, &plan, &self.channel).await?;
+                    plan.outcomes
+                }
+                .into_iter();
+                tx.commit().await?;
+                return Ok(jobs
+                    .iter()
+                    .map(|j| {
+                        if held.contains(&j.namespace) {
+                            Err(StoreError::LockedElsewhere)
+                        } else {
+                            decided.next().unwrap_or(Err(StoreError::Closed))
+                        }
+                    })
+                    .collect());
+            }
+        }
         let loaded = load(&mut tx, jobs).await?;
         let plan = plan_group(jobs, loaded);
         write(&mut tx, &plan, &self.channel).await?;
         tx.commit().await?;
         Ok(plan.outcomes)
     }
+}
+
+/// The namespaces of `jobs` whose head row exists and is locked by another transaction; the
+/// others' rows are locked by this one from here on.
+async fn locked_elsewhere(
+    conn: &mut PgConnection,
+    jobs: &[Job],
+) -> Result<Vec<String>, StoreError> {
+    let mut namespaces: Vec<&str> = jobs.iter().map(|j| j.namespace.as_str()).collect();
+    namespaces.sort_unstable();
+    namespaces.dedup();
+    let existing: Vec<String> = sqlx::query_scalar(
+        "SELECT namespace FROM ferrosync_namespaces WHERE namespace = ANY($1::text[])",
+    )
+    .bind(&namespaces)
+    .fetch_all(&mut *conn)
+    .await?;
+    if existing.is_empty() {
+        return Ok(existing);
+    }
+    let locked: Vec<String> = sqlx::query_scalar(
+        "SELECT namespace FROM ferrosync_namespaces WHERE namespace = ANY($1::text[]) \
+         ORDER BY namespace FOR UPDATE SKIP LOCKED",
+    )
+    .bind(&existing)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(existing
+        .into_iter()
+        .filter(|ns| !locked.contains(ns))
+        .collect())
 }
 
 /// Locks the namespaces a group writes (in a fixed order, so groups never deadlock) and reads what
@@ -343,7 +438,7 @@ async fn load(conn: &mut PgConnection, jobs: &[Job]) -> Result<Loaded, StoreErro
         let reply: String = r.try_get(3)?;
         loaded.replies.insert(
             (r.try_get(0)?, r.try_get(1)?),
-            (r.try_get(2)?, decode_outcome(&reply)?),
+            (r.try_get(2)?, decode_reply(&reply)?),
         );
     }
     let mut dn = Vec::with_capacity(docs.len());
@@ -444,11 +539,11 @@ async fn write(
     let mut rc = Vec::new();
     let mut rh = Vec::new();
     let mut rr = Vec::new();
-    for ((ns, client), hash, outcome) in &plan.replies {
+    for ((ns, client), hash, stored) in &plan.replies {
         rn.push(ns.as_str());
         rc.push(client.as_str());
         rh.push(hash.as_str());
-        rr.push(encode_outcome(outcome));
+        rr.push(encode_reply(stored));
     }
     sqlx::query(
         "WITH h AS (UPDATE ferrosync_namespaces n SET head = u.head \

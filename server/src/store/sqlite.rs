@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use super::lanes::{gather, Pending};
 use super::{
-    decode_outcome, encode_outcome, plan_group, GroupPlan, Job, Loaded, PullPage, PushOutcome, Row,
+    decode_reply, encode_reply, plan_group, GroupPlan, Job, Loaded, PullPage, PushOutcome, Row,
     StoreError, REMAINING_COUNT_CAP,
 };
 use crate::cursor::new_epoch;
@@ -59,8 +59,15 @@ CREATE TABLE IF NOT EXISTS ferrosync_client_pushes (
     request_hash TEXT NOT NULL,
     reply        TEXT NOT NULL,
     PRIMARY KEY (namespace, client_id)
-) WITHOUT ROWID;
+);
 "#;
+
+/// The replay table is a rowid table: a lookup walks its primary-key index (the two short keys)
+/// and reads one record. As a `WITHOUT ROWID` table (before) every key comparison read the whole
+/// record, overflow pages included, so one large stored reply slowed every push of every
+/// namespace. Databases created before are rebuilt once, their records made small.
+const REPLAY_TABLE_SQL: &str =
+    "SELECT sql FROM sqlite_master WHERE name = 'ferrosync_client_pushes'";
 
 /// How long a connection waits for a lock held by another process before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -211,10 +218,11 @@ impl SqliteStore {
         namespace: &str,
         after: u64,
         limit: usize,
+        max_bytes: usize,
     ) -> Result<PullPage, StoreError> {
         let namespace = namespace.to_string();
         self.readers
-            .run(move |conn| pull(conn, &namespace, after, limit))
+            .run(move |conn| pull(conn, &namespace, after, limit, max_bytes))
             .await
     }
 
@@ -323,11 +331,57 @@ fn open_writer(target: &Target) -> Result<Connection, StoreError> {
         "PRAGMA wal_autocheckpoint = {WRITER_CHECKPOINT_PAGES}"
     ))?;
     conn.execute_batch(SCHEMA)?;
+    migrate_replay_table(&conn)?;
     conn.execute(
         "INSERT INTO ferrosync_meta (key, value) VALUES ('epoch', ?1) ON CONFLICT DO NOTHING",
         [new_epoch()],
     )?;
     Ok(conn)
+}
+
+/// Rebuilds a `WITHOUT ROWID` replay table (see [`REPLAY_TABLE_SQL`]) as a rowid table, with
+/// each record rewritten in the small form.
+fn migrate_replay_table(conn: &Connection) -> Result<(), StoreError> {
+    let sql: String = conn.query_row(REPLAY_TABLE_SQL, [], |r| r.get(0))?;
+    if !sql.contains("WITHOUT ROWID") {
+        return Ok(());
+    }
+    conn.execute_batch(
+        "BEGIN IMMEDIATE;
+         ALTER TABLE ferrosync_client_pushes RENAME TO ferrosync_client_pushes_old;",
+    )?;
+    let migrated = (|| {
+        conn.execute_batch(SCHEMA)?;
+        let mut read = conn.prepare(
+            "SELECT namespace, client_id, request_hash, reply FROM ferrosync_client_pushes_old",
+        )?;
+        let mut write = conn.prepare(
+            "INSERT INTO ferrosync_client_pushes (namespace, client_id, request_hash, reply) \
+             VALUES (?1, ?2, ?3, ?4)",
+        )?;
+        let mut rows = read.query([])?;
+        while let Some(r) = rows.next()? {
+            let reply: String = r.get(3)?;
+            // An unreadable record only costs a retry its replay.
+            let Ok(small) = decode_reply(&reply) else {
+                continue;
+            };
+            write.execute(params![
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                encode_reply(&small)
+            ])?;
+        }
+        drop(rows);
+        conn.execute_batch("DROP TABLE ferrosync_client_pushes_old; COMMIT;")?;
+        tracing::info!("replay table rebuilt as a rowid table");
+        Ok::<_, StoreError>(())
+    })();
+    if migrated.is_err() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    migrated
 }
 
 /// Copies the write-ahead log back into the database file every [`CHECKPOINT_EVERY`], until
@@ -371,7 +425,7 @@ fn run_writer(mut conn: Connection, mut rx: mpsc::Receiver<Pending>, events: Eve
             Ok(outcomes) => {
                 for (reply, outcome) in replies.into_iter().zip(outcomes) {
                     // The requester may have gone away; the push stands (a retry replays it).
-                    let _ = reply.send(Ok(outcome));
+                    let _ = reply.send(outcome);
                 }
             }
             Err(e) if jobs.len() > 1 => {
@@ -379,7 +433,7 @@ fn run_writer(mut conn: Connection, mut rx: mpsc::Receiver<Pending>, events: Eve
                 tracing::warn!(error = %e, pushes = jobs.len(), "group commit failed; retrying pushes one by one");
                 for (job, reply) in jobs.iter().zip(replies) {
                     let single = write_group(&mut conn, std::slice::from_ref(job), &events)
-                        .and_then(|mut o| o.pop().ok_or(StoreError::Closed));
+                        .and_then(|mut o| o.pop().ok_or(StoreError::Closed)?);
                     let _ = reply.send(single);
                 }
             }
@@ -397,7 +451,7 @@ fn write_group(
     conn: &mut Connection,
     jobs: &[Job],
     events: &Events,
-) -> Result<Vec<PushOutcome>, StoreError> {
+) -> Result<Vec<Result<PushOutcome, StoreError>>, StoreError> {
     // Take the write lock up front: feed numbers are assigned under it, in commit order.
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let loaded = load(&tx, jobs)?;
@@ -439,7 +493,7 @@ fn load(conn: &Connection, jobs: &[Job]) -> Result<Loaded, StoreError> {
                 })
                 .optional()?;
             if let Some((hash, text)) = found {
-                slot.insert((hash, decode_outcome(&text)?));
+                slot.insert((hash, decode_reply(&text)?));
             }
         }
         for c in &job.changes {
@@ -503,19 +557,21 @@ fn write(conn: &Connection, plan: &GroupPlan<'_>) -> Result<(), StoreError> {
          ON CONFLICT (namespace, client_id) DO UPDATE SET \
          request_hash = excluded.request_hash, reply = excluded.reply",
     )?;
-    for ((ns, client), hash, outcome) in &plan.replies {
-        reply.execute(params![ns, client, hash, encode_outcome(outcome)])?;
+    for ((ns, client), hash, stored) in &plan.replies {
+        reply.execute(params![ns, client, hash, encode_reply(stored)])?;
     }
     Ok(())
 }
 
-/// Up to `limit` changes with `seq > after`, in feed order. One read transaction: the page, the
-/// head and the count come from the same snapshot.
+/// Up to `limit` changes with `seq > after`, in feed order, within `max_bytes` (see
+/// [`super::Store::pull_within`]). One read transaction: the page, the head and the count come
+/// from the same snapshot.
 fn pull(
     conn: &Connection,
     namespace: &str,
     after: u64,
     limit: usize,
+    max_bytes: usize,
 ) -> Result<PullPage, StoreError> {
     let tx = conn.unchecked_transaction()?;
     let head: i64 = tx
@@ -533,6 +589,15 @@ fn pull(
     let mut has_more = false;
     while let Some(r) = rows.next()? {
         if changes.len() == limit {
+            has_more = true;
+            break;
+        }
+        // Sizes without reading the values (SQLite reads overflow pages only when asked).
+        let size = |i: usize| {
+            r.get_ref(i)
+                .map(|v| v.as_bytes_or_null().map_or(0, |b| b.map_or(0, <[u8]>::len)))
+        };
+        if !changes.is_empty() && changes.bytes() + size(4)? + size(5)? > max_bytes {
             has_more = true;
             break;
         }
@@ -604,6 +669,7 @@ mod tests {
             hash: hash.into(),
             encoded: changes.iter().map(encode).collect(),
             changes,
+            max_reply_bytes: usize::MAX,
         }
     }
 
@@ -640,7 +706,7 @@ mod tests {
         assert_eq!(stale.results[0].current, Some(change("a", 10)));
         store.push(job("h3", vec![change("a", 20)])).await.unwrap();
 
-        let page = store.pull("ns", 0, 1).await.unwrap();
+        let page = store.pull("ns", 0, 1, usize::MAX).await.unwrap();
         assert_eq!(
             (page.last_seq, page.has_more, page.head),
             (Some(2), true, 3)
@@ -649,7 +715,7 @@ mod tests {
         let text = crate::wire::pull_reply(page.changes, "e:2", true, Some(1), 0);
         let reply: ferrosync_core::protocol::PullResponse = serde_json::from_slice(&text).unwrap();
         assert_eq!(reply.changes, vec![change("b", 10)]);
-        let rest = store.pull("ns", 2, 10).await.unwrap();
+        let rest = store.pull("ns", 2, 10, usize::MAX).await.unwrap();
         assert_eq!((rest.last_seq, rest.has_more), (Some(3), false));
         store.close().await;
         // The writer closes last and removes the log: one file after a clean stop.
@@ -697,7 +763,15 @@ mod tests {
             .unwrap();
         store.push(job("h1", vec![change("a", 10)])).await.unwrap();
         assert_eq!(store.head("ns").await.unwrap(), 1);
-        assert_eq!(store.pull("ns", 0, 10).await.unwrap().changes.len(), 1);
+        assert_eq!(
+            store
+                .pull("ns", 0, 10, usize::MAX)
+                .await
+                .unwrap()
+                .changes
+                .len(),
+            1
+        );
         store.close().await;
     }
 }

@@ -13,7 +13,7 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::rc::Rc;
 
-use crate::hlc::{check_drift, validate_node, DEFAULT_MAX_DRIFT_MS};
+use crate::hlc::{validate_node, DEFAULT_MAX_DRIFT_MS};
 use crate::limits::{MAX_PULL_LIMIT, MAX_PUSH_CHANGES};
 use crate::merge::made_without;
 use crate::protocol::{
@@ -21,7 +21,7 @@ use crate::protocol::{
 };
 use crate::sync::store::DocKey;
 use crate::sync::transport::TransportError;
-use crate::sync::validate::validate_change;
+use crate::sync::validate::{check_pushed_change, check_pushed_clock, PushedChangeError};
 
 /// One namespace's data: the current version of each document and its position in the feed, and
 /// the last push of each client with the reply it got (`ferrosync_client_pushes`: part of the
@@ -160,17 +160,13 @@ impl MemServer {
             .map_err(|e| refuse(400, codes::BAD_REQUEST, e.to_string()))?;
         let now = (st.wall)();
         for c in &req.changes {
-            validate_change(c).map_err(|e| refuse(400, codes::INVALID_CHANGE, e.to_string()))?;
-            if c.base.as_ref().is_some_and(|b| *b >= c.hlc) {
-                // As the real server: an edit is made after the version it edits.
-                return Err(refuse(
-                    400,
-                    codes::INVALID_CHANGE,
-                    "base not older than hlc".into(),
-                ));
-            }
-            check_drift(&c.hlc, now, st.max_drift_ms)
-                .map_err(|e| refuse(422, codes::CLOCK_AHEAD, e.to_string()))?;
+            // The reference server's rules, from the same function.
+            check_pushed_change(c, &req.client_id)
+                .and_then(|()| check_pushed_clock(c, now, st.max_drift_ms))
+                .map_err(|e| match e {
+                    PushedChangeError::Invalid(m) => refuse(400, codes::INVALID_CHANGE, m),
+                    PushedChangeError::ClockAhead(m) => refuse(422, codes::CLOCK_AHEAD, m),
+                })?;
         }
         if let Some(rule) = &st.refuse {
             for (i, c) in req.changes.iter().enumerate() {
@@ -187,6 +183,7 @@ impl MemServer {
                     results: last.results.clone(),
                     cursor: Some(format!("{}:{}", st.epoch, last.head)),
                     server_time: now,
+                    max_drift_ms: None,
                 };
                 st.replays += 1;
                 return Ok(reply);
