@@ -1,5 +1,6 @@
 //! The `/v1` endpoints and the health check.
 
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -8,7 +9,7 @@ use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use ferrosync_core::limits::{DEFAULT_PULL_LIMIT, MAX_PULL_LIMIT};
-use ferrosync_core::protocol::{PushRequest, PushResponse};
+use ferrosync_core::protocol::{PushRequest, PushResponse, PushStatus};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -17,22 +18,35 @@ use crate::app::AppState;
 use crate::clock::now_ms;
 use crate::cursor::Cursor;
 use crate::error::ApiError;
+use crate::hook::{self, ScreenedResponse};
 use crate::validate::{check_push, parse_json, read_body};
 use crate::wire::pull_reply;
 
-/// `POST /v1/push`: applies a batch of changes all or nothing.
+/// `POST /v1/push`: applies a batch of changes all or nothing (after the push hook, if any).
 pub async fn push(
     State(s): State<Arc<AppState>>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<PushResponse>, ApiError> {
+) -> Result<Response, ApiError> {
     let namespace = s.auth.namespace(&headers, None)?;
     let bytes = read_body(&headers, body, s.max_body_bytes).await?;
     let req: PushRequest = parse_json(&bytes)?;
     check_push(&req, now_ms(), s.max_drift_ms)?;
+    let (req, refusals) = match &s.hook {
+        Some(h) => {
+            let (kept, refusals) =
+                hook::screen(h.as_ref(), &s.metrics, &namespace, &headers, req).await?;
+            (kept, Some(refusals))
+        }
+        None => (req, None),
+    };
     // The same client sending the same changes again is a retry whose reply was lost. Hashed
     // in one piece: serde writes in many small pieces, each a call into the hasher otherwise.
-    let canonical = serde_json::to_vec(&req).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let mut canonical = serde_json::to_vec(&req).map_err(|e| ApiError::Internal(e.to_string()))?;
+    if let Some(r) = &refusals {
+        // What the hook refused is part of the push as stored.
+        canonical.extend_from_slice(format!("|refused:{}", r.fingerprint_suffix()).as_bytes());
+    }
     let hash: String = Sha256::digest(&canonical)
         .iter()
         .map(|b| format!("{b:02x}"))
@@ -42,15 +56,30 @@ pub async fn push(
         .store
         .push(&namespace, &req.client_id, hash, req.changes)
         .await?;
+    for r in &outcome.results {
+        match r.status {
+            PushStatus::Applied => s.metrics.changes_applied.fetch_add(1, Relaxed),
+            PushStatus::Stale => s.metrics.changes_stale.fetch_add(1, Relaxed),
+        };
+    }
     let cursor = Cursor {
         epoch: s.store.epoch().to_string(),
         seq: outcome.head,
     };
+    if let Some(refusals) = refusals {
+        return Ok(Json(ScreenedResponse {
+            results: refusals.merge(outcome.results)?,
+            cursor: Some(cursor.encode()),
+            server_time: now_ms(),
+        })
+        .into_response());
+    }
     Ok(Json(PushResponse {
         results: outcome.results,
         cursor: Some(cursor.encode()),
         server_time: now_ms(),
-    }))
+    })
+    .into_response())
 }
 
 #[derive(Deserialize)]
@@ -86,6 +115,15 @@ pub async fn pull(
     if cursor.seq > page.head {
         return Err(ApiError::BadCursor(
             "cursor is ahead of this server's feed: pass back a cursor this server returned".into(),
+        ));
+    }
+    // After the page: a purge that committed before the page was read is seen here.
+    if cursor.seq > 0 && cursor.seq < s.store.expiry_floor(&namespace).await? {
+        s.metrics.cursors_expired.fetch_add(1, Relaxed);
+        return Err(ApiError::CursorExpired(
+            "cursor is older than this server's history (deletes since were compacted away): \
+             discard it and pull from the start, keeping pending changes"
+                .into(),
         ));
     }
     let next = Cursor {
