@@ -206,7 +206,7 @@ async fn compaction_under_load_skips_nothing(b: Backend) {
                     .map(|k| {
                         let id = format!("d{}", (round * 7 + k * 13 + n * 5) % 40);
                         let h = hlc(now_ms(), counter.fetch_add(1, SeqCst) % 0xffff, &client);
-                        if (round + k) % 2 == 0 {
+                        if (round + k).is_multiple_of(2) {
                             del("t", &id, &h)
                         } else {
                             put("t", &id, &h, json!({"by": client, "round": round}))
@@ -444,4 +444,226 @@ async fn backup_under_load_then_restore_resyncs_everyone() {
         }
     }
     s.finish().await;
+}
+
+/// `/metrics` after known traffic: exact counters by route and status, latency counts, stale
+/// changes, an open event stream; request ids in the header and in error bodies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_and_request_ids_after_known_traffic() {
+    let s = TestServer::start(Backend::Sqlite).await;
+    let t = token("metrics");
+    let w = now_ms();
+    let (st, _) = s
+        .push(
+            &t,
+            push_body(
+                "c",
+                vec![
+                    put("t", "a", &hlc(w, 5, "c"), json!({})),
+                    put("t", "b", &hlc(w, 0, "c"), json!({})),
+                ],
+            ),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    let (st, body) = s
+        .push(
+            &t,
+            push_body("d", vec![put("t", "a", &hlc(w, 1, "d"), json!({}))]),
+        )
+        .await;
+    assert_eq!(body["results"][0]["status"], "stale", "{st} {body}");
+    for _ in 0..2 {
+        assert_eq!(s.pull(&t, None, None).await.0, StatusCode::OK);
+    }
+    // An error: its body and header carry the same request id; a client's own id is kept.
+    let r = s
+        .http
+        .get(s.url("/v1/pull"))
+        .header("x-request-id", "support-42")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["x-request-id"], "support-42");
+    let (st, body) = json_reply(r).await;
+    assert_eq!(
+        (st, body["requestId"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("support-42"))
+    );
+    let stream = s
+        .http
+        .get(s.url("/v1/events"))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap();
+    let mut events = SseReader::new(stream);
+    events.next(Duration::from_secs(5)).await;
+
+    let m = scrape(&s.http, &s.url("/metrics")).await;
+    let req = |route: &str, method: &str, status: u16| {
+        m.get(&format!(
+            "ferrosync_http_requests_total{{route=\"{route}\",method=\"{method}\",status=\"{status}\"}}"
+        ))
+        .copied()
+        .unwrap_or(0.0)
+    };
+    assert_eq!(req("/v1/push", "POST", 200), 2.0);
+    assert_eq!(req("/v1/pull", "GET", 200), 2.0);
+    assert_eq!(req("/v1/pull", "GET", 401), 1.0);
+    assert_eq!(req("/v1/events", "GET", 200), 1.0);
+    assert_eq!(m["ferrosync_push_duration_seconds_count"], 2.0);
+    assert_eq!(
+        m["ferrosync_push_duration_seconds_bucket{le=\"+Inf\"}"],
+        2.0
+    );
+    assert_eq!(m["ferrosync_pull_duration_seconds_count"], 2.0);
+    assert_eq!(m["ferrosync_changes_applied_total"], 2.0);
+    assert_eq!(m["ferrosync_changes_stale_total"], 1.0);
+    assert!(m["ferrosync_pulled_bytes_total"] > 100.0);
+    assert_eq!(m["ferrosync_event_streams_open"], 1.0);
+    drop(events);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let m = scrape(&s.http, &s.url("/metrics")).await;
+    assert_eq!(
+        m["ferrosync_event_streams_open"], 0.0,
+        "a closed stream is counted out"
+    );
+    s.finish().await;
+}
+
+/// The app's rules as Rust code: titles over 200 characters refused, whitespace trimmed. The
+/// trimmed version is stored above the pushed HLC, so the writer's own pull brings it back.
+struct TitleRules;
+
+impl ferrosync_server::PushHook for TitleRules {
+    fn check<'a>(
+        &'a self,
+        req: &'a ferrosync_server::HookRequest,
+    ) -> ferrosync_server::hook::HookFuture<'a> {
+        use ferrosync_server::Verdict;
+        Box::pin(async move {
+            Ok(req
+                .changes
+                .iter()
+                .map(|c| {
+                    let title = c
+                        .doc
+                        .as_ref()
+                        .and_then(|d| d["title"].as_str())
+                        .unwrap_or("");
+                    if title.chars().count() > 200 {
+                        Verdict::Reject {
+                            code: "TITLE_TOO_LONG".into(),
+                            message: "titles are at most 200 characters".into(),
+                        }
+                    } else if title.trim() != title {
+                        let mut doc = c.doc.clone().unwrap();
+                        doc["title"] = json!(title.trim());
+                        Verdict::Replace { doc }
+                    } else {
+                        Verdict::Accept
+                    }
+                })
+                .collect())
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_hook_refuses_and_replaces() {
+    let db = FreshDb::new(Backend::Sqlite).await;
+    let config = ferrosync_server::Config::for_database(db.url.clone());
+    let server = ferrosync_server::start_with(config, Some(Arc::new(TitleRules)))
+        .await
+        .unwrap();
+    let base = format!("http://{}", server.addr);
+    let http = reqwest::Client::new();
+    let t = token("hook");
+    let w = now_ms();
+    let pushed = hlc(w, 0, "c");
+    let body = push_body(
+        "c",
+        vec![
+            put("t", "ok", &hlc(w, 1, "c"), json!({"title": "fine"})),
+            put(
+                "t",
+                "long",
+                &hlc(w, 2, "c"),
+                json!({"title": "x".repeat(201)}),
+            ),
+            put("t", "pad", &pushed, json!({"title": "  padded  "})),
+        ],
+    );
+    let send = || {
+        http.post(format!("{base}/v1/push"))
+            .bearer_auth(&t)
+            .json(&body)
+            .send()
+    };
+    let (st, reply) = json_reply(send().await.unwrap()).await;
+    assert_eq!(st, StatusCode::OK, "{reply}");
+    let r = &reply["results"];
+    assert_eq!(r[0], json!({"status": "applied"}));
+    assert_eq!(r[1]["status"], "rejected");
+    assert_eq!(r[1]["error"]["code"], "TITLE_TOO_LONG");
+    assert_eq!(r[2], json!({"status": "applied"}));
+    // A retry gets the same answer.
+    let (_, again) = json_reply(send().await.unwrap()).await;
+    assert_eq!(again["results"], reply["results"]);
+    let r = http
+        .get(format!("{base}/v1/pull"))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap();
+    let (_, page) = json_reply(r).await;
+    let changes = page["changes"].as_array().unwrap();
+    assert_eq!(changes.len(), 2, "the refused change is not stored: {page}");
+    let pad = changes.iter().find(|c| c["id"] == "pad").unwrap();
+    assert_eq!(pad["doc"]["title"], "padded");
+    let stored = pad["hlc"].as_str().unwrap();
+    assert!(
+        stored > pushed.as_str() && stored.ends_with("-ferrosync-hook"),
+        "{stored}"
+    );
+    server.shutdown().await;
+}
+
+/// An HTTP hook that is down or too slow: 503 HOOK_UNAVAILABLE and nothing stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_hook_down_or_slow_is_503() {
+    let slow = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let slow_addr = slow.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((sock, _)) = slow.accept().await {
+            held.push(sock); // never answers
+        }
+    });
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    for hook in [
+        format!("http://{closed}/hook"),
+        format!("http://{slow_addr}/hook"),
+    ] {
+        let s = TestServer::start_with(Backend::Sqlite, |c| {
+            c.push_hook = Some(hook.clone());
+            c.push_hook_timeout = Duration::from_millis(300);
+        })
+        .await;
+        let t = token("hookdown");
+        let (st, body) = s
+            .push_raw(
+                &t,
+                push_body("c", vec![put("t", "a", &hlc(now_ms(), 0, "c"), json!({}))]).to_string(),
+            )
+            .await;
+        assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert_eq!(body["error"]["code"], "HOOK_UNAVAILABLE");
+        assert!(s.pull_all(&t, None).await.0.is_empty(), "nothing stored");
+        s.finish().await;
+    }
 }
