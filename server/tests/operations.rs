@@ -667,3 +667,57 @@ async fn push_hook_down_or_slow_is_503() {
         s.finish().await;
     }
 }
+
+/// `examples/push-hook/hook.py` behind a real server: a long title is refused, a padded one
+/// trimmed and brought back to the writer above its own version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_example_hook_end_to_end() {
+    use tokio::io::AsyncBufReadExt;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/push-hook/hook.py");
+    let mut hook = tokio::process::Command::new("python3")
+        .args([script, "--port", "0"])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("python3 runs");
+    let mut lines = tokio::io::BufReader::new(hook.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let url = format!("{}/hook", line.trim_start_matches("listening on "));
+    let s = TestServer::start_with(Backend::Sqlite, |c| c.push_hook = Some(url)).await;
+    let t = token("pyhook");
+    let w = now_ms();
+    let pushed = hlc(w, 0, "c");
+    let (st, reply) = s
+        .push_raw(
+            &t,
+            push_body(
+                "c",
+                vec![
+                    put(
+                        "t",
+                        "long",
+                        &hlc(w, 1, "c"),
+                        json!({"title": "y".repeat(201)}),
+                    ),
+                    put("t", "pad", &pushed, json!({"title": " hi "})),
+                    del("t", "gone", &hlc(w, 2, "c")),
+                ],
+            )
+            .to_string(),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{reply}");
+    assert_eq!(reply["results"][0]["error"]["code"], "TITLE_TOO_LONG");
+    assert_eq!(reply["results"][1]["status"], "applied");
+    assert_eq!(reply["results"][2]["status"], "applied");
+    let (changes, _) = s.pull_all(&t, None).await;
+    let pad = changes.iter().find(|c| c["id"] == "pad").unwrap();
+    assert_eq!(pad["doc"]["title"], "hi");
+    assert!(pad["hlc"].as_str().unwrap() > pushed.as_str());
+    assert!(changes.iter().all(|c| c["id"] != "long"));
+    s.finish().await;
+}
