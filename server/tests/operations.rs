@@ -826,3 +826,74 @@ async fn sigterm_mid_load_loses_nothing() {
     }
     s.finish().await;
 }
+
+/// Database size before and after compacting a delete-heavy history (SQLite): 20,000 documents
+/// written then deleted; the `compact` command (run beside the live server, horizon 0) purges
+/// the tombstones and the pages they used become free. Prints the figures (docs/BENCHMARKS.md).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_heavy_history_shrinks_after_compaction() {
+    let s = TestServer::start_with(Backend::Sqlite, |c| c.compact_interval = Duration::ZERO).await;
+    let t = token("size");
+    let n = 20_000u32;
+    let w = now_ms();
+    for deleted in [false, true] {
+        for chunk in (0..n).collect::<Vec<_>>().chunks(1000) {
+            let changes = chunk
+                .iter()
+                .map(|i| {
+                    let id = format!("doc-{i:06}");
+                    if deleted {
+                        del("t", &id, &hlc(w, i + 1, "c"))
+                    } else {
+                        put(
+                            "t",
+                            &id,
+                            &hlc(w - 1, *i, "c"),
+                            json!({"title": "x".repeat(150)}),
+                        )
+                    }
+                })
+                .collect();
+            let (st, body) = s.push_raw(&t, push_body("c", changes).to_string()).await;
+            assert_eq!(st, StatusCode::OK, "{body}");
+        }
+    }
+    let used = "SELECT (page_count - freelist_count) * page_size FROM pragma_page_count, pragma_freelist_count, pragma_page_size";
+    let before = count(&s.db, used).await;
+    assert_eq!(
+        count(&s.db, "SELECT count(*) FROM ferrosync_docs WHERE deleted").await,
+        n as i64
+    );
+    let out = run_command(&["compact", "--database", &s.db.url, "--retention", "0s"]).await;
+    assert_eq!(out["tombstonesPurged"], n, "{out}");
+    let after = count(&s.db, used).await;
+    assert_eq!(count(&s.db, "SELECT count(*) FROM ferrosync_docs").await, 0);
+    eprintln!(
+        "delete-heavy history, {n} documents written then deleted: {before} bytes in use before \
+         compaction, {after} after ({} ms)",
+        out["ms"]
+    );
+    assert!(after * 4 < before, "{before} -> {after}");
+    // A cursor from before the purge has expired; a fresh device starts empty.
+    let (st, body) = s
+        .pull(&t, Some(&format!("{}:1", epoch_of(&s).await)), None)
+        .await;
+    assert_eq!(
+        (st, body["error"]["code"].as_str()),
+        (StatusCode::GONE, Some("CURSOR_EXPIRED"))
+    );
+    assert!(s.pull_all(&t, None).await.0.is_empty());
+    s.finish().await;
+}
+
+/// The epoch in this server's cursors.
+async fn epoch_of(s: &TestServer) -> String {
+    let (_, body) = s.pull(&token("epoch"), None, None).await;
+    body["cursor"]
+        .as_str()
+        .unwrap()
+        .split(':')
+        .next()
+        .unwrap()
+        .to_string()
+}
