@@ -897,3 +897,78 @@ async fn epoch_of(s: &TestServer) -> String {
         .unwrap()
         .to_string()
 }
+
+/// The real binary with `--log-format json --metrics-listen`: the request's log lines carry its
+/// id; `/metrics` is served on its own address only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_carry_request_ids_and_metrics_listen_apart() {
+    use tokio::io::AsyncBufReadExt;
+    let db = FreshDb::new(Backend::Sqlite).await;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_ferrosync-server"))
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--database",
+            &db.url,
+            "--log-format",
+            "json",
+        ])
+        .args(["--metrics-listen", "127.0.0.1:0"])
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut addr, mut metrics) = (None, None);
+    while addr.is_none() || metrics.is_none() {
+        let v = next_json(&mut lines).await;
+        match v["fields"]["message"].as_str() {
+            Some("ferrosync-server listening") => {
+                addr = v["fields"]["addr"].as_str().map(String::from)
+            }
+            Some("metrics listening") => metrics = v["fields"]["addr"].as_str().map(String::from),
+            _ => {}
+        }
+    }
+    let (addr, metrics) = (addr.unwrap(), metrics.unwrap());
+    let http = reqwest::Client::new();
+    let r = http
+        .get(format!("http://{addr}/v1/pull"))
+        .bearer_auth("ns")
+        .header("x-request-id", "trace-me-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    loop {
+        let v = next_json(&mut lines).await;
+        if v.to_string().contains("trace-me-1") {
+            assert_eq!(v["span"]["request_id"], "trace-me-1", "{v}");
+            break;
+        }
+    }
+    let r = http
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let m = scrape(&http, &format!("http://{metrics}/metrics")).await;
+    assert_eq!(
+        m["ferrosync_http_requests_total{route=\"/v1/pull\",method=\"GET\",status=\"200\"}"],
+        1.0
+    );
+}
+
+/// The next line of a child's JSON log.
+async fn next_json(
+    lines: &mut tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+) -> Value {
+    let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+        .await
+        .expect("a log line in time")
+        .unwrap()
+        .expect("server still running");
+    serde_json::from_str::<Value>(&line).unwrap_or_else(|e| panic!("not JSON: {e}: {line}"))
+}
