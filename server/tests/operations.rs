@@ -972,3 +972,45 @@ async fn next_json(
         .expect("server still running");
     serde_json::from_str::<Value>(&line).unwrap_or_else(|e| panic!("not JSON: {e}: {line}"))
 }
+
+/// An app mounts the server's router in its own axum app, under its own prefix, next to its
+/// own routes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn router_mounts_in_an_app() {
+    let db = FreshDb::new(Backend::Sqlite).await;
+    let config = ferrosync_server::Config::for_database(db.url.clone());
+    let (sync, handle) = ferrosync_server::router(config, None).await.unwrap();
+    let app = axum::Router::new()
+        .route("/app/hello", axum::routing::get(|| async { "hi" }))
+        .nest("/sync", sync);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let served = tokio::spawn(async move { axum::serve(listener, app).await });
+    let http = reqwest::Client::new();
+    let t = token("mounted");
+    let body = push_body("c", vec![put("t", "a", &hlc(now_ms(), 0, "c"), json!({}))]);
+    let r = http
+        .post(format!("http://{addr}/sync/v1/push"))
+        .bearer_auth(&t)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = http
+        .get(format!("http://{addr}/sync/v1/pull"))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap();
+    let (_, page) = json_reply(r).await;
+    assert_eq!(page["changes"][0]["id"], "a");
+    let r = http
+        .get(format!("http://{addr}/app/hello"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.text().await.unwrap(), "hi");
+    served.abort();
+    handle.close().await;
+}
