@@ -123,6 +123,10 @@ mod tests {
             E::CursorEpochMismatch(_)
         ));
         assert!(matches!(
+            E::from_status(410, &body(codes::CURSOR_EXPIRED)),
+            E::CursorEpochMismatch(_)
+        ));
+        assert!(matches!(
             E::from_status(409, &body("OTHER")),
             E::BadRequest { status: 409, .. }
         ));
