@@ -131,8 +131,11 @@ pub mod codes {
     pub const BAD_CURSOR: &str = "BAD_CURSOR";
     /// The cursor belongs to another server database (reset or restored): re-sync from scratch.
     pub const CURSOR_EPOCH_MISMATCH: &str = "CURSOR_EPOCH_MISMATCH";
-    /// The cursor is older than what the server still keeps (410): re-sync from the start.
+    /// The cursor is older than the server's history horizon (deleted documents it has not seen
+    /// were compacted away): forget it, pull from the start, keep pending edits.
     pub const CURSOR_EXPIRED: &str = "CURSOR_EXPIRED";
+    /// The server's push hook (the app's own rules) refused a change, or could not be reached.
+    pub const HOOK_UNAVAILABLE: &str = "HOOK_UNAVAILABLE";
     pub const INTERNAL: &str = "INTERNAL";
     /// No such endpoint (or method) under `/v1`.
     pub const NOT_FOUND: &str = "NOT_FOUND";

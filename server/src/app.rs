@@ -7,7 +7,7 @@ use std::time::Duration;
 use axum::http::{header, HeaderValue, Method, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::Router;
+use axum::{middleware, Router};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -21,9 +21,13 @@ use crate::config::{AuthMode, Config};
 use crate::error::ApiError;
 use crate::events::Events;
 use crate::handlers;
+use crate::hook::{HttpHook, SharedHook};
 use crate::listen::{self, ListenLimits};
+use crate::metrics::{Metrics, MetricsState};
+use crate::request_id::{self, RequestId};
 use crate::sse;
 use crate::store::{DbTuning, RequestLimits, Store, StoreError};
+use crate::{compact, metrics};
 
 /// What every handler can reach.
 pub struct AppState {
@@ -42,6 +46,9 @@ pub struct AppState {
     pub push_timeout: Duration,
     /// Open event streams, against their caps.
     pub streams: sse::StreamSlots,
+    pub metrics: Arc<Metrics>,
+    /// The app's own rules on every push, if configured.
+    pub hook: SharedHook,
 }
 
 /// Why the server could not start.
@@ -62,6 +69,8 @@ pub enum StartError {
 pub struct Server {
     /// The bound address (useful with port 0).
     pub addr: SocketAddr,
+    /// Where `/metrics` is served when `--metrics-listen` is set.
+    pub metrics_addr: Option<SocketAddr>,
     /// The database's epoch.
     pub epoch: String,
     shutdown: watch::Sender<bool>,
@@ -85,11 +94,103 @@ impl Server {
 
 /// Opens the database, binds the listener and starts serving in the background.
 pub async fn start(config: Config) -> Result<Server, StartError> {
+    start_with(config, None).await
+}
+
+/// [`start`], with the push hook given as code (`--push-hook` is ignored then).
+pub async fn start_with(config: Config, hook: SharedHook) -> Result<Server, StartError> {
     check_dev_auth(&config)?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| StartError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Listen {
+        addr: config.listen,
+        source,
+    })?;
+    let metrics_listener = match config.metrics_listen {
+        Some(a) => Some(
+            TcpListener::bind(a)
+                .await
+                .map_err(|source| StartError::Listen { addr: a, source })?,
+        ),
+        None => None,
+    };
+    let metrics_addr = match &metrics_listener {
+        Some(l) => Some(
+            l.local_addr()
+                .map_err(|source| StartError::Listen { addr, source })?,
+        ),
+        None => None,
+    };
+    let (app, handle) = router(config.clone(), hook).await?;
+    let epoch = handle.state.store.epoch().to_string();
+    tracing::info!(%addr, epoch, database = %redact(&config.database), "ferrosync-server listening");
+    if let Some(a) = metrics_addr {
+        tracing::info!(addr = %a, "metrics listening");
+    }
+    if config.auth == AuthMode::Dev {
+        tracing::warn!(
+            "--auth dev: any bearer token is accepted as its own namespace; not for production"
+        );
+    }
+
+    let stop = handle.shutdown.subscribe();
+    let deadline = config.shutdown_timeout;
+    let limits = ListenLimits {
+        header_read_timeout: Duration::from_millis(config.header_read_timeout_ms.max(1)),
+        max_connections: listen::connection_cap(config.max_connections),
+    };
+    let state = handle.state.clone();
+    let metrics_app = metrics_listener.map(|l| (l, handle.metrics_router()));
+    let task = tokio::spawn(async move {
+        if let Some((l, m)) = metrics_app {
+            tokio::spawn(listen::serve(l, m, limits, stop.clone()));
+        }
+        let served = listen::serve(listener, app, limits, stop.clone());
+        let mut late = stop;
+        let overdue = async move {
+            let _ = late.wait_for(|s| *s).await;
+            tokio::time::sleep(deadline).await;
+        };
+        tokio::select! {
+            () = served => {}
+            _ = overdue => tracing::warn!(
+                ?deadline,
+                "shutdown deadline passed with requests still open; closing anyway"
+            ),
+        }
+        // In-flight requests are done; give background tasks a moment, then close the pools
+        // (queued pushes are committed first).
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        state.store.close().await;
+        tracing::info!("stopped");
+    });
+    Ok(Server {
+        addr,
+        metrics_addr,
+        epoch,
+        shutdown: handle.shutdown,
+        task,
+    })
+}
+
+/// The server without a listener, for an app that mounts it in its own axum app. Serve
+/// `router` (with `into_make_service`), and call [`Handle::close`] when the app stops.
+pub async fn router(config: Config, hook: SharedHook) -> Result<(Router, Handle), StartError> {
     let auth = Auth::from_config(&config)
         .await
         .map_err(StartError::Config)?;
     let cors = cors_layer(&config)?;
+    let hook = match (hook, &config.push_hook) {
+        (Some(h), _) => Some(h),
+        (None, Some(url)) => Some(Arc::new(
+            HttpHook::new(url, config.push_hook_timeout).map_err(StartError::Config)?,
+        ) as Arc<dyn crate::hook::PushHook>),
+        (None, None) => None,
+    };
     let events = Events::new();
     let store = Store::open_tuned(
         &config.database,
@@ -100,7 +201,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
     .await?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     store.spawn_listener(shutdown_rx.clone());
-    let epoch = store.epoch().to_string();
+    let metrics = Arc::new(Metrics::default());
     let state = Arc::new(AppState {
         store,
         events,
@@ -118,7 +219,20 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
             config.max_event_streams,
             config.max_event_streams_per_namespace,
         ),
+        metrics: metrics.clone(),
+        hook,
     });
+    compact::spawn(
+        state.clone(),
+        config.compact_interval,
+        config.retention,
+        config.compact_batch,
+        shutdown_rx.clone(),
+    );
+    let handle = Handle {
+        state: state.clone(),
+        shutdown: shutdown_tx,
+    };
 
     let v1 = Router::new()
         .route("/push", post(handlers::push))
@@ -136,6 +250,10 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
             .layer(axum::middleware::from_fn(refuse_dotfiles)),
         None => app.fallback(handlers::not_found),
     };
+    let mut app = app.with_state(state.clone());
+    if config.metrics_listen.is_none() {
+        app = app.merge(handle.metrics_router());
+    }
     let app = app
         // Every error reply is JSON, including the router's and the file server's own.
         .layer(axum::middleware::map_response(json_errors))
@@ -144,46 +262,45 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
             TraceLayer::new_for_http()
                 // The path only: query strings may carry tokens.
                 .make_span_with(|req: &Request<_>| {
-                    tracing::info_span!("request", method = %req.method(), path = %req.uri().path())
+                    let id = req.extensions().get::<RequestId>().map_or("", |r| r.0.as_str());
+                    tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
                 })
                 .on_response(DefaultOnResponse::new().level(Level::INFO)),
         )
-        .with_state(state.clone());
+        .layer(middleware::from_fn_with_state(metrics, metrics::track))
+        .layer(middleware::from_fn(request_id::assign));
+    Ok((app, handle))
+}
 
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| StartError::Listen {
-            addr: config.listen,
-            source,
-        })?;
-    let addr = listener.local_addr().map_err(|source| StartError::Listen {
-        addr: config.listen,
-        source,
-    })?;
-    tracing::info!(%addr, epoch, database = %redact(&config.database), "ferrosync-server listening");
-    if config.auth == AuthMode::Dev {
-        tracing::warn!(
-            "--auth dev: any bearer token is accepted as its own namespace; not for production"
-        );
+/// Stops what [`router`] started: event streams, compaction, then the database.
+pub struct Handle {
+    state: Arc<AppState>,
+    shutdown: watch::Sender<bool>,
+}
+
+impl Handle {
+    /// The shared state (the store, the metrics), e.g. to run [`compact::run_once`].
+    pub fn state(&self) -> &Arc<AppState> {
+        &self.state
     }
 
-    let limits = ListenLimits {
-        header_read_timeout: Duration::from_millis(config.header_read_timeout_ms.max(1)),
-        max_connections: listen::connection_cap(config.max_connections),
-    };
-    let task = tokio::spawn(async move {
-        listen::serve(listener, app, limits, shutdown_rx).await;
-        // In-flight requests are done; give background tasks a moment, then close the pools.
-        tokio::time::sleep(Duration::from_millis(10)).await;
-        state.store.close().await;
-        tracing::info!("stopped");
-    });
-    Ok(Server {
-        addr,
-        epoch,
-        shutdown: shutdown_tx,
-        task,
-    })
+    /// `GET /metrics` alone.
+    pub fn metrics_router(&self) -> Router {
+        let state = self.state.clone();
+        let ms = Arc::new(MetricsState {
+            metrics: self.state.metrics.clone(),
+            pool: Arc::new(move || state.store.pool_stats()),
+        });
+        Router::new()
+            .route("/metrics", get(metrics::endpoint))
+            .with_state(ms)
+    }
+
+    /// Ends event streams and compaction, lets queued pushes commit, closes the database.
+    pub async fn close(self) {
+        let _ = self.shutdown.send(true);
+        self.state.store.close().await;
+    }
 }
 
 fn cors_layer(config: &Config) -> Result<CorsLayer, StartError> {

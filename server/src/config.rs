@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 use ferrosync_core::hlc::DEFAULT_MAX_DRIFT_MS;
@@ -11,7 +12,12 @@ use ferrosync_core::limits::DEFAULT_MAX_BODY_BYTES;
 #[command(
     name = "ferrosync-server",
     version,
-    about = "Reference sync server for ferrosync"
+    about = "Reference sync server for ferrosync",
+    after_help = "Operations (run `ferrosync-server <command> --help`; docs/OPERATIONS.md):\n  \
+                  backup        copy a running SQLite database consistently to a file\n  \
+                  restore       put a SQLite backup in place (server stopped) with a new epoch\n  \
+                  rotate-epoch  give a database a new epoch (after any restore; server stopped)\n  \
+                  compact       run one compaction pass now"
 )]
 pub struct Config {
     /// Address to listen on.
@@ -190,6 +196,38 @@ pub struct Config {
     /// server refuses to start there.
     #[arg(long, env = "FERROSYNC_ALLOW_DEV_AUTH", help_heading = "Identity")]
     pub allow_dev_auth: bool,
+
+    // ---- Operations (docs/OPERATIONS.md) ----
+    /// How long tombstones and clients' replay rows are kept (e.g. 30d, 12h). A device offline
+    /// longer than this re-syncs from the start (410 CURSOR_EXPIRED).
+    #[arg(long, env = "FERROSYNC_RETENTION", default_value = "30d", value_parser = crate::duration::parse)]
+    pub retention: Duration,
+
+    /// How often compaction runs (0: never). Each run purges in small transactions.
+    #[arg(long, env = "FERROSYNC_COMPACT_INTERVAL", default_value = "1h", value_parser = crate::duration::parse)]
+    pub compact_interval: Duration,
+
+    /// Most feed rows one compaction transaction examines (how long it may hold the write lock).
+    #[arg(long, env = "FERROSYNC_COMPACT_BATCH", default_value_t = 500)]
+    pub compact_batch: usize,
+
+    /// Serve `/metrics` on this address only, instead of on --listen.
+    #[arg(long, env = "FERROSYNC_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+
+    /// On SIGTERM: stop accepting, let requests in flight finish, end event streams; exit after
+    /// this long at most.
+    #[arg(long, env = "FERROSYNC_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = crate::duration::parse)]
+    pub shutdown_timeout: Duration,
+
+    /// URL the server POSTs every push to before commit (the app's own rules; see
+    /// docs/OPERATIONS.md). Unreachable or late: the push gets 503 HOOK_UNAVAILABLE.
+    #[arg(long, env = "FERROSYNC_PUSH_HOOK")]
+    pub push_hook: Option<String>,
+
+    /// How long to wait for the push hook.
+    #[arg(long, env = "FERROSYNC_PUSH_HOOK_TIMEOUT", default_value = "2s", value_parser = crate::duration::parse)]
+    pub push_hook_timeout: Duration,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]

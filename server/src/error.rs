@@ -29,6 +29,12 @@ pub enum ApiError {
     EpochMismatch(String),
     #[error("{0}")]
     NotFound(String),
+    /// The cursor is older than the compaction horizon (410 `CURSOR_EXPIRED`).
+    #[error("{0}")]
+    CursorExpired(String),
+    /// The push hook did not answer in time or answered nonsense (503 `HOOK_UNAVAILABLE`).
+    #[error("push hook unavailable: {0}")]
+    HookUnavailable(String),
     #[error("{0}")]
     MethodNotAllowed(String),
     /// The request body did not arrive within its deadline.
@@ -82,6 +88,10 @@ impl ApiError {
             ApiError::BadCursor(_) => (StatusCode::BAD_REQUEST, codes::BAD_CURSOR),
             ApiError::EpochMismatch(_) => (StatusCode::CONFLICT, codes::CURSOR_EPOCH_MISMATCH),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, codes::NOT_FOUND),
+            ApiError::CursorExpired(_) => (StatusCode::GONE, codes::CURSOR_EXPIRED),
+            ApiError::HookUnavailable(_) => {
+                (StatusCode::SERVICE_UNAVAILABLE, codes::HOOK_UNAVAILABLE)
+            }
             ApiError::MethodNotAllowed(_) => {
                 (StatusCode::METHOD_NOT_ALLOWED, codes::METHOD_NOT_ALLOWED)
             }
@@ -102,6 +112,9 @@ impl ApiError {
 struct Body<'a> {
     error: Detail<'a>,
     server_time: u64,
+    /// The request's id (also in its log lines and the `x-request-id` header), for support.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_id: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -122,6 +135,10 @@ impl IntoResponse for ApiError {
                 tracing::error!(error = %self, "request failed: internal error");
                 "internal server error".to_string()
             }
+            ApiError::HookUnavailable(_) => {
+                tracing::warn!(error = %self, "push refused: hook unavailable");
+                "the server's push hook is unavailable; retry later".to_string()
+            }
             other => {
                 tracing::debug!(code, error = %other, "request refused");
                 other.to_string()
@@ -130,6 +147,7 @@ impl IntoResponse for ApiError {
         let body = Body {
             error: Detail { code, message },
             server_time: now_ms(),
+            request_id: crate::request_id::current(),
         };
         let mut response = (status, Json(body)).into_response();
         if matches!(

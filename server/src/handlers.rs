@@ -1,5 +1,6 @@
 //! The `/v1` endpoints and the health check.
 
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -8,7 +9,7 @@ use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use ferrosync_core::limits::{DEFAULT_PULL_LIMIT, MAX_PULL_LIMIT};
-use ferrosync_core::protocol::{PushRequest, PushResponse};
+use ferrosync_core::protocol::{PushRequest, PushResponse, PushStatus};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -17,10 +18,11 @@ use crate::app::AppState;
 use crate::clock::now_ms;
 use crate::cursor::Cursor;
 use crate::error::ApiError;
+use crate::hook;
 use crate::validate::{check_push, parse_json, read_body_within};
 use crate::wire::pull_reply;
 
-/// `POST /v1/push`: applies a batch of changes all or nothing.
+/// `POST /v1/push`: applies a batch of changes all or nothing (after the push hook, if any).
 pub async fn push(
     State(s): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -30,9 +32,21 @@ pub async fn push(
     let bytes = read_body_within(&headers, body, s.max_body_bytes, s.body_read_timeout).await?;
     let req: PushRequest = parse_json(&bytes)?;
     check_push(&req, now_ms(), s.max_drift_ms)?;
+    let (req, refusals) = match &s.hook {
+        Some(h) => {
+            let (kept, refusals) =
+                hook::screen(h.as_ref(), &s.metrics, &namespace, &headers, req).await?;
+            (kept, Some(refusals))
+        }
+        None => (req, None),
+    };
     // The same client sending the same changes again is a retry whose reply was lost. Hashed
     // in one piece: serde writes in many small pieces, each a call into the hasher otherwise.
-    let canonical = serde_json::to_vec(&req).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let mut canonical = serde_json::to_vec(&req).map_err(|e| ApiError::Internal(e.to_string()))?;
+    if let Some(r) = &refusals {
+        // What the hook refused is part of the push as stored.
+        canonical.extend_from_slice(format!("|refused:{}", r.fingerprint_suffix()).as_bytes());
+    }
     let hash: String = Sha256::digest(&canonical)
         .iter()
         .map(|b| format!("{b:02x}"))
@@ -51,12 +65,22 @@ pub async fn push(
             ))
         })??;
     let cursor = Cursor::at(s.store.epoch(), &namespace, outcome.head);
+    for r in &outcome.results {
+        match r.status {
+            PushStatus::Applied => s.metrics.changes_applied.fetch_add(1, Relaxed),
+            PushStatus::Stale => s.metrics.changes_stale.fetch_add(1, Relaxed),
+            PushStatus::Rejected => 0,
+        };
+    }
+    let results = match refusals {
+        Some(refusals) => refusals.merge(outcome.results)?,
+        None => outcome.results,
+    };
     Ok(Json(PushResponse {
-        results: outcome.results,
+        results,
         cursor: Some(cursor.encode()),
         server_time: now_ms(),
-        // Advertising the drift bound (PROTOCOL.md 7.1) is left to the server's owners.
-        max_drift_ms: None,
+        max_drift_ms: Some(s.max_drift_ms),
     }))
 }
 
@@ -98,6 +122,15 @@ pub async fn pull(
             "cursor is ahead of this server's feed: pass back a cursor this server returned".into(),
         ));
     }
+    // After the page: a purge that committed before the page was read is seen here.
+    if cursor.seq > 0 && cursor.seq < s.store.expiry_floor(&namespace).await? {
+        s.metrics.cursors_expired.fetch_add(1, Relaxed);
+        return Err(ApiError::CursorExpired(
+            "cursor is older than this server's history (deletes since were compacted away): \
+             discard it and pull from the start, keeping pending changes"
+                .into(),
+        ));
+    }
     let next = Cursor {
         seq: page.last_seq.unwrap_or(cursor.seq),
         ..cursor
@@ -108,6 +141,7 @@ pub async fn pull(
         page.has_more,
         page.remaining,
         now_ms(),
+        Some(s.max_drift_ms),
     );
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }

@@ -4,16 +4,23 @@
 pub mod app;
 pub mod auth;
 pub mod clock;
+pub mod compact;
 pub mod config;
 pub mod cursor;
+pub mod duration;
 pub mod error;
 pub mod events;
 pub mod handlers;
+pub mod hook;
 pub mod listen;
+pub mod metrics;
+pub mod ops;
+pub mod request_id;
 pub mod sse;
 pub mod store;
 pub mod validate;
 pub mod wire;
 
-pub use app::{start, Server, StartError};
+pub use app::{router, start, start_with, Handle, Server, StartError};
 pub use config::Config;
+pub use hook::{HookRequest, PushHook, Verdict};

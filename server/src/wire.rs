@@ -111,6 +111,7 @@ pub fn pull_reply(
     has_more: bool,
     remaining: Option<u64>,
     server_time: u64,
+    max_drift_ms: Option<u64>,
 ) -> Vec<u8> {
     let mut out = changes.buf;
     out.push(b']');
@@ -124,7 +125,11 @@ pub fn pull_reply(
     if let Some(n) = remaining {
         out.extend_from_slice(format!(",\"remaining\":{n}").as_bytes());
     }
-    out.extend_from_slice(format!(",\"serverTime\":{server_time}}}").as_bytes());
+    out.extend_from_slice(format!(",\"serverTime\":{server_time}").as_bytes());
+    if let Some(bound) = max_drift_ms {
+        out.extend_from_slice(format!(",\"maxDriftMs\":{bound}").as_bytes());
+    }
+    out.push(b'}');
     out
 }
 
@@ -167,18 +172,26 @@ mod tests {
                 .unwrap();
         }
         assert_eq!(changes.len(), 2);
-        let text = pull_reply(changes, "0123456789abcdef:2", true, Some(7), 5);
+        let text = pull_reply(
+            changes,
+            "0123456789abcdef:2",
+            true,
+            Some(7),
+            5,
+            Some(60_000),
+        );
         let parsed: PullResponse = serde_json::from_slice(&text).unwrap();
         assert_eq!(parsed.changes, core);
         assert!(parsed.has_more);
         assert_eq!(parsed.remaining, Some(7));
+        assert_eq!(parsed.max_drift_ms, Some(60_000));
         // Byte for byte what serde writes for the core type.
         assert_eq!(
             String::from_utf8(text).unwrap(),
             serde_json::to_string(&parsed).unwrap()
         );
 
-        let empty = pull_reply(ChangesJson::default(), "e:0", false, None, 9);
+        let empty = pull_reply(ChangesJson::default(), "e:0", false, None, 9, None);
         let parsed: PullResponse = serde_json::from_slice(&empty).unwrap();
         assert_eq!(
             String::from_utf8(empty).unwrap(),

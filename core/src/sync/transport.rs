@@ -50,6 +50,7 @@ impl TransportError {
             409 if code == codes::CURSOR_EPOCH_MISMATCH => {
                 TransportError::CursorEpochMismatch(message)
             }
+            410 if code == codes::CURSOR_EXPIRED => TransportError::CursorEpochMismatch(message),
             408 | 429 | 500..=599 => TransportError::Server {
                 status,
                 code,
@@ -136,6 +137,10 @@ mod tests {
         ));
         assert!(matches!(
             E::from_status(409, &body(codes::CURSOR_EPOCH_MISMATCH)),
+            E::CursorEpochMismatch(_)
+        ));
+        assert!(matches!(
+            E::from_status(410, &body(codes::CURSOR_EXPIRED)),
             E::CursorEpochMismatch(_)
         ));
         assert!(matches!(

@@ -6,6 +6,7 @@
 //! values become visible in commit order and `seq > cursor` never skips a change.
 
 mod lanes;
+pub mod ops;
 mod plan;
 mod postgres;
 mod sqlite;
@@ -164,19 +165,17 @@ impl Store {
         events: Events,
         tuning: DbTuning,
     ) -> Result<Store, StoreError> {
-        if url.starts_with("sqlite:") {
-            Ok(Store::Sqlite(
-                SqliteStore::open(url, max_connections, events).await?,
-            ))
+        let store = if url.starts_with("sqlite:") {
+            Store::Sqlite(SqliteStore::open(url, max_connections, events).await?)
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Ok(Store::Postgres(
-                PgStore::open(url, max_connections, events, tuning).await?,
-            ))
+            Store::Postgres(PgStore::open(url, max_connections, events, tuning).await?)
         } else {
-            Err(StoreError::BadUrl(
+            return Err(StoreError::BadUrl(
                 crate::app::redact(url).chars().take(80).collect(),
-            ))
-        }
+            ));
+        };
+        store.ensure_ops_schema().await?;
+        Ok(store)
     }
 
     /// The random id created with the database; part of every cursor.

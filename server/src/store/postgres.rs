@@ -24,6 +24,9 @@ use crate::cursor::new_epoch;
 use crate::events::{decode_payload, encode_payload, Events, Notice};
 use crate::wire::{ChangesJson, StoredRef};
 
+/// Compaction, the expiry floor and pool figures (operations; `store/postgres/ops.rs`).
+mod ops;
+
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS ferrosync_meta (
     key   TEXT COLLATE "C" PRIMARY KEY,

@@ -27,6 +27,9 @@ use crate::cursor::new_epoch;
 use crate::events::{Events, Notice};
 use crate::wire::{ChangesJson, StoredRef};
 
+/// Compaction, the expiry floor, backups and pool figures (operations; `store/sqlite/ops.rs`).
+mod ops;
+
 /// `ferrosync_docs` is a rowid table: a pull walks the feed index `(namespace, seq)` and reaches
 /// each row by its integer rowid, where a `WITHOUT ROWID` table (keyed by the three text columns)
 /// cost a text-key search per pulled row. Databases created before keep their layout; the
@@ -87,6 +90,10 @@ pub struct SqliteStore {
     checkpointer: Mutex<Option<(std::sync::mpsc::Sender<()>, JoinHandle<()>)>>,
     readers: Readers,
     epoch: String,
+    /// For the operations' own connections (compaction).
+    target: Target,
+    /// How many read connections there are (for the pool figures).
+    reader_count: usize,
 }
 
 /// Where the database lives, as rusqlite opens it.
@@ -153,6 +160,7 @@ impl SqliteStore {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         let readers = (max_connections as usize).clamp(1, cores);
         let in_memory = target.in_memory;
+        let kept = target.clone();
         let (conn, epoch, read_conns, checkpoint_conn) = blocking(move || {
             let conn = open_writer(&target)?;
             let epoch: String = conn.query_row(
@@ -194,6 +202,8 @@ impl SqliteStore {
                 permits: Arc::new(Semaphore::new(readers)),
             },
             epoch,
+            target: kept,
+            reader_count: readers,
         })
     }
 
@@ -712,7 +722,7 @@ mod tests {
             (Some(2), true, 3)
         );
         assert_eq!(page.remaining, Some(1));
-        let text = crate::wire::pull_reply(page.changes, "e:2", true, Some(1), 0);
+        let text = crate::wire::pull_reply(page.changes, "e:2", true, Some(1), 0, None);
         let reply: ferrosync_core::protocol::PullResponse = serde_json::from_slice(&text).unwrap();
         assert_eq!(reply.changes, vec![change("b", 10)]);
         let rest = store.pull("ns", 2, 10, usize::MAX).await.unwrap();
