@@ -1,7 +1,7 @@
 // ferrosync/react: hooks over useSyncExternalStore, so a render never mixes two results (no
 // tearing under concurrent rendering), plus a provider for the database.
 import { createContext, createElement, useContext, useMemo, useRef, useSyncExternalStore } from "react";
-import { documentQuery, firstOf, queryKey, querySource, startWatch, statusSource } from "./source.js";
+import { documentQuery, firstOf, identity, queryKey, querySource, startWatch, statusSource } from "./source.js";
 
 const DatabaseContext = createContext(null);
 
@@ -80,7 +80,9 @@ function useSource(key, create) {
  * The query is compared by content, so an inline object literal does not restart it.
  */
 export function useLiveQuery(collection, query, options) {
-  const key = queryKey(collection, query);
+  // By the collection's name, not its object (`db.collection()` in a render makes a new one each
+  // time), and by the provider's database, so that switching databases restarts the query.
+  const key = `${identity(useContext(DatabaseContext))}\u0000${queryKey(collection, query)}`;
   const suspense = options?.suspense === true;
   return useSource(key, () => {
     const initial = suspense ? firstResult(collection, query, key) : undefined;

@@ -53,6 +53,20 @@ export function queryKey(collection, query) {
   return `${collection?.name}\u0000${query === undefined ? "" : JSON.stringify(query)}`;
 }
 
+const identities = new WeakMap();
+let nextIdentity = 1;
+
+/** A number naming an object for as long as it lives (0 for none), to put its identity in a key. */
+export function identity(object) {
+  if (object === null || object === undefined) return 0;
+  let id = identities.get(object);
+  if (id === undefined) {
+    id = nextIdentity++;
+    identities.set(object, id);
+  }
+  return id;
+}
+
 /** The id query of one document. */
 export function documentQuery(id) {
   return { where: { id }, limit: 1 };

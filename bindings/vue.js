@@ -1,7 +1,7 @@
 // ferrosync/vue: composables returning shallow refs, released with the effect scope (component or
 // effectScope()) that created them.
 import { computed, inject, onScopeDispose, provide, shallowRef, toValue, watch } from "vue";
-import { documentQuery, firstOf, queryKey, startStatus, startWatch } from "./source.js";
+import { documentQuery, firstOf, identity, queryKey, startStatus, startWatch } from "./source.js";
 
 /** The injection key of the database given to `provideDatabase`. */
 export const DatabaseKey = Symbol("ferrosync.database");
@@ -31,7 +31,11 @@ function live(collection, query, map) {
     }
   };
   // Restart only when the collection or the query's content changes (refs and getters followed).
-  const key = computed(() => queryKey(toValue(collection), toValue(query)));
+  // (A setup function runs once, so the collection object itself names it here.)
+  const key = computed(() => {
+    const c = toValue(collection);
+    return `${identity(c)}\u0000${queryKey(c, toValue(query))}`;
+  });
   watch(
     key,
     () => {
