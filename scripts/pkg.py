@@ -25,6 +25,11 @@ import tomllib
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The texts of the dual license declared in package.json, shipped in the package.
 LICENSES = ["LICENSE-MIT", "LICENSE-APACHE"]
+# The framework bindings (hand-written JS + .d.ts in bindings/, copied as they are): subpath
+# `ferrosync/<name>` -> bindings/<name>.js. source.js is their shared internals, not an export.
+BINDINGS = ["observable", "react", "vue", "svelte"]
+# Optional peers: an app that uses no binding installs (and bundles) none of them.
+PEERS = {"react": ">=18", "vue": ">=3.3", "svelte": ">=3"}
 
 
 def load(name):
@@ -74,6 +79,8 @@ def package_json(cfg, version, targets):
         exports[f"./{name}_bg.wasm"] = f"{web}{name}_bg.wasm"
     if "bundler" in targets:
         exports["./bundler"] = {"types": f"./bundler/{name}.d.ts", "default": f"./bundler/{name}.js"}
+    for b in BINDINGS:
+        exports[f"./{b}"] = {"types": f"./bindings/{b}.d.ts", "default": f"./bindings/{b}.js"}
     exports["./package.json"] = "./package.json"
     return {
         "name": p["name"],
@@ -88,9 +95,11 @@ def package_json(cfg, version, targets):
         "main": f"{web}{name}.js" if web else None,
         "types": f"{web}{name}.d.ts" if web else None,
         "exports": exports,
-        "files": [f"{t}/" for t in targets] + ["README.md", *LICENSES],
+        "files": [f"{t}/" for t in targets] + ["bindings/", "README.md", *LICENSES],
+        "peerDependencies": PEERS,
+        "peerDependenciesMeta": {k: {"optional": True} for k in PEERS},
         # The web target's entry only defines things until init() runs; the bundler entry instantiates
-        # the module on import, so bundlers must keep it.
+        # the module on import, so bundlers must keep it. The bindings have no side effects.
         "sideEffects": ["./bundler/*.js", "./bundler/snippets/*"],
     }
 
@@ -135,6 +144,8 @@ def build(cfg, dev, only, out_root=None):
                         ignore=shutil.ignore_patterns("package.json", ".gitignore", "README*", "LICENSE*"))
         self_contained_dts(os.path.join(dst, f"{name}.d.ts"))
         names.append(t["name"])
+    shutil.copytree(os.path.join(ROOT, "bindings"), os.path.join(npm_dir, "bindings"),
+                    ignore=shutil.ignore_patterns("README*", ".*"))
     pj = {k: v for k, v in package_json(cfg, version, names).items() if v is not None}
     with open(os.path.join(npm_dir, "package.json"), "w") as f:
         json.dump(pj, f, indent=2)

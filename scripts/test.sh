@@ -3,7 +3,8 @@
 # lint; native tests (core; server on SQLite and on PostgreSQL); browser tests in headless Chromium
 # against real IndexedDB and a real server behind the fault proxy (debug and release builds, main
 # thread and dedicated worker); a real QuotaExceededError on a small volume; the release npm package
-# (size budget, TypeScript declarations, a Vite consumer app); and the PWA end to end with Playwright.
+# (size budget, TypeScript declarations, a Vite consumer app, React/Vue/Svelte/RxJS apps using the
+# framework bindings); and the PWA end to end with Playwright.
 # Exits non-zero on the first failure and says which stage failed.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -90,6 +91,9 @@ bash tests/types/run.sh
 
 stage "package: consumer app (npm pack -> Vite + TypeScript -> headless Chromium)"
 bash tests/consumer/run.sh
+
+stage "package: framework bindings (React, Vue, Svelte, RxJS apps -> headless Chromium + sync server)"
+FERROSYNC_SERVER="$ROOT/$SERVER" bash tests/frameworks/run.sh
 
 stage "PWA end to end: Playwright against the server serving www/ (release package)"
 E2E="$(free_port)"
