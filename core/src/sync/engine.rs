@@ -444,18 +444,33 @@ impl<S: LocalStore, T: Transport> SyncEngine<S, T> {
         if far.is_empty() {
             return Ok(());
         }
-        clock.rewind(highest_sane.as_ref());
+        // Back to the highest stamp the server accepts with room to spare, not to corrected
+        // time: versions this device stamped up to there may already be on the server, and a
+        // later edit must still sort after them.
+        let ceiling = Hlc::new(limit, 0, clock.node()).ok();
+        clock.rewind(highest_sane.max(ceiling).as_ref());
         far.sort_by(|a, b| a.change.hlc.cmp(&b.change.hlc));
         let ops: Vec<StoreOp> = far
             .into_iter()
             .map(|r| {
                 let hlc = clock.tick();
                 let base = r.change.base.clone().filter(|b| *b < hlc);
+                // The fields this edit wrote carry its old time: a field is never later than
+                // its version, so they take the new stamp too.
+                let fields = r.change.fields.clone().map(|mut f| {
+                    for t in f.values_mut() {
+                        if *t > hlc {
+                            *t = hlc.clone();
+                        }
+                    }
+                    f
+                });
                 StoreOp::Put {
                     expect: Some(r.change.hlc.clone()),
                     change: Change {
                         hlc,
                         base,
+                        fields,
                         ..r.change
                     },
                     pending: true,

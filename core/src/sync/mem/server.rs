@@ -326,6 +326,11 @@ impl MemServer {
     }
 
     /// The server's epoch (the part of every cursor before the colon).
+    /// The server's clock now: the `serverTime` every reply carries, error replies included.
+    pub fn server_time(&self) -> u64 {
+        (self.state.borrow().wall)()
+    }
+
     pub fn epoch(&self) -> String {
         self.state.borrow().epoch.clone()
     }

@@ -46,6 +46,9 @@ struct State {
     /// The lineage when the cursor was last read: a cursor write from an older one is refused.
     cursor_lineage: u64,
     wipes: u64,
+    /// Local edits given a new stamp (old HLC, the edit as re-stamped), in order: a test's record
+    /// of writes follows them (issue 13 item 2).
+    restamps: Vec<(Hlc, Change)>,
 }
 
 /// Cloning gives another handle to the same store (like two tabs on one database).
@@ -161,6 +164,11 @@ impl MemStore {
     }
 
     /// How many times [`MemStore::wipe`] ran.
+    /// Local edits given a new stamp so far: (old HLC, the edit as re-stamped).
+    pub fn restamps(&self) -> Vec<(Hlc, Change)> {
+        self.state.borrow().restamps.clone()
+    }
+
     pub fn wipes(&self) -> u64 {
         self.state.borrow().wipes
     }
@@ -276,9 +284,18 @@ impl LocalStore for MemStore {
         for op in ops {
             match op {
                 StoreOp::Put {
-                    change, pending, ..
+                    change,
+                    pending,
+                    expect,
                 } => {
                     let key = DocKey::of(change);
+                    if let Some(old) = expect {
+                        // Only a re-stamp moves a local edit's stamp back.
+                        if *pending && old.node == change.hlc.node && change.hlc < *old {
+                            let entry = (old.clone(), change.clone());
+                            st.restamps.push(entry);
+                        }
+                    }
                     if *pending {
                         st.outbox
                             .insert(key.clone(), (change.hlc.clone(), PendingKind::Edit));

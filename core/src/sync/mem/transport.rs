@@ -41,6 +41,8 @@ pub struct MemTransport {
     corrupt_push: RefCell<Option<Mutator>>,
     corrupt_pull: RefCell<Option<Mutator>>,
     requests: Cell<u64>,
+    /// `serverTime` of the last call's error reply, when the server answered one.
+    error_time: Cell<Option<u64>>,
 }
 
 impl MemTransport {
@@ -55,6 +57,7 @@ impl MemTransport {
             corrupt_push: RefCell::default(),
             corrupt_pull: RefCell::default(),
             requests: Cell::new(0),
+            error_time: Cell::new(None),
         }
     }
 
@@ -107,16 +110,21 @@ impl MemTransport {
 
     fn before(&self) -> Result<Option<Fault>, TransportError> {
         self.requests.set(self.requests.get() + 1);
+        self.error_time.set(None);
         if self.offline.get() {
             return Err(TransportError::Network("offline".into()));
         }
         let fault = self.faults.borrow_mut().pop_front();
         match fault {
             Some(Fault::Network) => Err(TransportError::Network("connection refused".into())),
-            Some(Fault::Status(s)) => Err(TransportError::from_status(
-                s,
-                r#"{"error":{"code":"INTERNAL","message":"injected"}}"#,
-            )),
+            Some(Fault::Status(s)) => {
+                // The server answered: its error body carries `serverTime`, as the real one's.
+                self.error_time.set(Some(self.server.server_time()));
+                Err(TransportError::from_status(
+                    s,
+                    r#"{"error":{"code":"INTERNAL","message":"injected"}}"#,
+                ))
+            }
             other => Ok(other),
         }
     }
@@ -160,6 +168,9 @@ impl Transport for MemTransport {
             })?;
         let token = self.token.borrow().clone();
         let result = self.server.push(token.as_deref(), &parsed);
+        if result.is_err() {
+            self.error_time.set(Some(self.server.server_time()));
+        }
         Self::run_hook(&self.push_hook);
         YieldNow(false).await;
         if fault == Some(Fault::DropReply) {
@@ -179,12 +190,19 @@ impl Transport for MemTransport {
         let fault = self.before()?;
         let token = self.token.borrow().clone();
         let result = self.server.pull(token.as_deref(), cursor, limit);
+        if result.is_err() {
+            self.error_time.set(Some(self.server.server_time()));
+        }
         Self::run_hook(&self.pull_hook);
         YieldNow(false).await;
         if fault == Some(Fault::DropReply) {
             return Err(TransportError::Network("connection lost".into()));
         }
         Self::reply(&result?, &self.corrupt_pull)
+    }
+
+    fn error_server_time(&self) -> Option<u64> {
+        self.error_time.get()
     }
 }
 

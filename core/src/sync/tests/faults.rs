@@ -675,7 +675,17 @@ pub(super) fn run(seed: u64, steps: usize, faults: Faults) -> Result<Stats, Stri
         violations.extend(lost_writes(&sim));
     }
     if !violations.is_empty() {
-        let tail: Vec<&String> = sim.trace.iter().rev().take(30).collect();
+        let tail: Vec<&String> = sim
+            .trace
+            .iter()
+            .rev()
+            .take(
+                std::env::var("FERROSYNC_SIM_TRACE")
+                    .ok()
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(30),
+            )
+            .collect();
         let tail: Vec<&String> = tail.into_iter().rev().collect();
         return Err(format!(
             "seed {seed:#x} faults {faults:?}:\n  {}\ntrace tail:\n  {}",
@@ -733,6 +743,11 @@ fn differences(sim: &Sim) -> String {
         }
     }
     out.truncate(6);
+    for d in &sim.devices {
+        for a in d.engine.set_aside() {
+            out.push(format!("{} set aside {:?}", d.name, a));
+        }
+    }
     out.join("; ")
 }
 
@@ -744,9 +759,25 @@ fn lost_writes(sim: &Sim) -> Vec<String> {
     let t = sim.track.borrow();
     let server = without_poison(sim.server.docs(NS));
     let mut out = Vec::new();
+    // A write re-stamped after CLOCK_AHEAD is that write at its new time.
+    let mut log = t.log.clone();
+    for d in &sim.devices {
+        for (old, new) in d.store.restamps() {
+            for c in log.iter_mut().filter(|c| c.hlc == old) {
+                *c = new.clone();
+            }
+        }
+    }
+    // A device's later edit of a document supersedes its earlier ones, whatever their stamps:
+    // after a clock rewind (CLOCK_AHEAD) the later edit may carry the lower stamp. So each
+    // device's last edit of each document counts.
+    let mut last: BTreeMap<(DocKey, String), &Change> = BTreeMap::new();
+    for c in &log {
+        last.insert((DocKey::of(c), c.hlc.node.clone()), c);
+    }
     let mut by_key: BTreeMap<DocKey, Vec<&Change>> = BTreeMap::new();
-    for c in &t.log {
-        by_key.entry(DocKey::of(c)).or_default().push(c);
+    for ((key, _), c) in last {
+        by_key.entry(key).or_default().push(c);
     }
     for (key, versions) in &by_key {
         let Some(fin) = server.get(key) else {
@@ -882,7 +913,6 @@ fn sim_wiped_store_with_merge() {
 }
 
 #[test]
-#[ignore = "issue 13 item 1: a row the server always refuses stops every sync before the pull: replicas never converge (property 4)"]
 fn sim_refused_row() {
     assert_survives(
         Faults {
@@ -895,7 +925,6 @@ fn sim_refused_row() {
 }
 
 #[test]
-#[ignore = "issue 13 item 1: a resolver that keeps throwing for one document fails every sync: the other documents never converge (property 4)"]
 fn sim_resolver_throws() {
     assert_survives(
         Faults {
@@ -908,7 +937,7 @@ fn sim_resolver_throws() {
 }
 
 #[test]
-#[ignore = "issue 13 item 1: a resolver that never settles hangs the sync for good (no time-out)"]
+#[ignore = "issue 13 item 1: the resolver time-out lives in the browser layer (src/sync/resolver.rs, tested in tests/sync_faults.rs); core has no timer to race a resolver against yet"]
 fn sim_resolver_hangs() {
     assert_survives(
         Faults {
@@ -947,7 +976,6 @@ fn sim_killed_mid_push() {
 }
 
 #[test]
-#[ignore = "issue 13 item 2: a device 2 h ahead gets 422 CLOCK_AHEAD on every push and never syncs (property 4)"]
 fn sim_clock_ahead() {
     assert_survives(
         Faults {
@@ -960,7 +988,7 @@ fn sim_clock_ahead() {
 }
 
 #[test]
-#[ignore = "issue 13 item 2: after a +1 h clock jump a device's pushes get 422 CLOCK_AHEAD and it stops syncing (property 4)"]
+#[ignore = "issue 13 item 2: 1 of 200 seeds breaks property 3 for a merge edit stamped +1 h: the record of writes does not follow one path that moves its stamp back (model or engine: not settled yet)"]
 fn sim_clock_jumps() {
     assert_survives(
         Faults {
@@ -973,7 +1001,7 @@ fn sim_clock_jumps() {
 }
 
 #[test]
-#[ignore = "issue 13 item 3: a server restored keeping its epoch answers 400 BAD_CURSOR and the device stops syncing; reused positions are skipped for good"]
+#[ignore = "issue 13 item 3: BAD_CURSOR now re-syncs, but positions a restore keeping its epoch hands out again are skipped; the reference server restores with a new epoch (docs/OPERATIONS.md), so only a server restored by other means does this"]
 fn sim_restored_server() {
     assert_survives(
         Faults {
@@ -986,7 +1014,6 @@ fn sim_restored_server() {
 }
 
 #[test]
-#[ignore = "issue 13 item 5: the later of two creations of one id silently replaces the earlier (property 3)"]
 fn sim_create_create() {
     assert_survives(
         Faults {
