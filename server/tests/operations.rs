@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
+use ferrosync_server::cursor::Cursor;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -876,7 +877,11 @@ async fn delete_heavy_history_shrinks_after_compaction() {
     assert!(after * 4 < before, "{before} -> {after}");
     // A cursor from before the purge has expired; a fresh device starts empty.
     let (st, body) = s
-        .pull(&t, Some(&format!("{}:1", epoch_of(&s).await)), None)
+        .pull(
+            &t,
+            Some(&Cursor::at(&epoch_of(&s).await, &t, 1).encode()),
+            None,
+        )
         .await;
     assert_eq!(
         (st, body["error"]["code"].as_str()),
@@ -889,10 +894,11 @@ async fn delete_heavy_history_shrinks_after_compaction() {
 /// The epoch in this server's cursors.
 async fn epoch_of(s: &TestServer) -> String {
     let (_, body) = s.pull(&token("epoch"), None, None).await;
+    // A cursor is `<epoch>.<namespace tag>:<seq>`.
     body["cursor"]
         .as_str()
         .unwrap()
-        .split(':')
+        .split(['.', ':'])
         .next()
         .unwrap()
         .to_string()
