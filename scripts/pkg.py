@@ -131,7 +131,7 @@ def build(cfg, dev, only, out_root=None):
     for t in targets:
         out = os.path.join(ROOT, t["out_dir"])
         run(["wasm-pack", "build", "--target", t["name"], "--out-dir", out, "--out-name", name,
-             "--dev" if dev else "--release", "--no-opt", "--no-pack"])
+             *(["--dev"] if dev else ["--profile", "wasm"]), "--no-opt", "--no-pack"])
         if not dev:
             wasm_opt(cfg, os.path.join(out, f"{name}_bg.wasm"))
     npm_dir = os.path.join(out_root, "npm") if out_root else os.path.join(ROOT, cfg["package"]["out_dir"])
