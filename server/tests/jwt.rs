@@ -19,6 +19,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 /// A generated key pair: the private key to sign with, the public key as a PEM file and as a JWK.
+#[derive(Clone)]
 struct Key {
     alg: Algorithm,
     kid: String,
@@ -52,55 +53,43 @@ fn from_hex(hex: &str) -> Vec<u8> {
         .collect()
 }
 
-/// A 2048-bit RSA key (public exponent 65537, openssl's default).
-fn rsa_key(dir: &Path, kid: &str) -> Key {
+/// A new key pair in `dir` made by `openssl genpkey -algorithm <algorithm> -pkeyopt <option>`:
+/// the private key file's name (PKCS#8 PEM) and the public key as a PEM file.
+fn generate(dir: &Path, kid: &str, algorithm: &str, option: &str) -> (String, PathBuf) {
     let private = format!("{kid}.pem");
     let public = format!("{kid}.pub.pem");
-    openssl(
-        dir,
-        &[
-            "genpkey",
-            "-algorithm",
-            "RSA",
-            "-pkeyopt",
-            "rsa_keygen_bits:2048",
-            "-out",
-            &private,
-        ],
-    );
+    let args = [
+        "genpkey",
+        "-algorithm",
+        algorithm,
+        "-pkeyopt",
+        option,
+        "-out",
+        &private,
+    ];
+    openssl(dir, &args);
     openssl(dir, &["pkey", "-in", &private, "-pubout", "-out", &public]);
-    let modulus = String::from_utf8(openssl(
-        dir,
-        &["rsa", "-in", &private, "-noout", "-modulus"],
-    ))
-    .unwrap();
+    (private, dir.join(public))
+}
+
+/// A 2048-bit RSA key (public exponent 65537, openssl's default).
+fn rsa_key(dir: &Path, kid: &str) -> Key {
+    let (private, public_pem) = generate(dir, kid, "RSA", "rsa_keygen_bits:2048");
+    let modulus = openssl(dir, &["rsa", "-in", &private, "-noout", "-modulus"]);
+    let modulus = String::from_utf8(modulus).unwrap();
     let n = from_hex(modulus.trim().strip_prefix("Modulus=").unwrap());
     Key {
         alg: Algorithm::RS256,
         kid: kid.into(),
         private_pem: std::fs::read(dir.join(&private)).unwrap(),
-        public_pem: dir.join(&public),
+        public_pem,
         jwk: json!({"kty": "RSA", "kid": kid, "use": "sig", "alg": "RS256", "n": b64(&n), "e": "AQAB"}),
     }
 }
 
-/// An EC P-256 key (PKCS#8, which `jsonwebtoken` signs with).
+/// An EC P-256 key.
 fn ec_key(dir: &Path, kid: &str) -> Key {
-    let private = format!("{kid}.pem");
-    let public = format!("{kid}.pub.pem");
-    openssl(
-        dir,
-        &[
-            "genpkey",
-            "-algorithm",
-            "EC",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-out",
-            &private,
-        ],
-    );
-    openssl(dir, &["pkey", "-in", &private, "-pubout", "-out", &public]);
+    let (private, public_pem) = generate(dir, kid, "EC", "ec_paramgen_curve:P-256");
     // The DER public key ends with the uncompressed point: 0x04, x (32 bytes), y (32 bytes).
     let der = openssl(
         dir,
@@ -112,9 +101,17 @@ fn ec_key(dir: &Path, kid: &str) -> Key {
         alg: Algorithm::ES256,
         kid: kid.into(),
         private_pem: std::fs::read(dir.join(&private)).unwrap(),
-        public_pem: dir.join(&public),
+        public_pem,
         jwk: json!({"kty": "EC", "kid": kid, "use": "sig", "crv": "P-256",
                     "x": b64(&point[1..33]), "y": b64(&point[33..])}),
+    }
+}
+
+/// `key` signing under another `kid`.
+fn named(key: &Key, kid: &str) -> Key {
+    Key {
+        kid: kid.into(),
+        ..key.clone()
     }
 }
 
@@ -198,68 +195,40 @@ async fn rs256_and_es256_tokens_are_checked_with_a_pem_public_key() {
     let ec = ec_key(dir.path(), "ec1");
     let other_rsa = rsa_key(dir.path(), "rsa2");
     let other_ec = ec_key(dir.path(), "ec2");
+    for (key, stranger, other_kind) in [(&rsa, &other_rsa, &ec), (&ec, &other_ec, &rsa)] {
+        let s = server(|c| c.jwt_public_key = Some(key.public_pem.clone())).await;
+        let t = sign(key, &claims());
+        accepted(&s, &t).await;
+        // The token's `sub` is its namespace: what it writes, it reads back; another `sub` does not.
+        let now = now_ms();
+        let one = put("t", "a", &hlc(now, 0, "c1"), json!({}));
+        let (st, r) = s.push(&t, push_body("c1", vec![one])).await;
+        assert_eq!(st, StatusCode::OK, "{r}");
+        assert_eq!(s.pull_all(&t, None).await.0.len(), 1);
+        assert!(s.pull_all(&sign(key, &claims()), None).await.0.is_empty());
+        refuses_forgeries(&s, key, stranger, other_kind).await;
+        s.finish().await;
+    }
+}
 
-    let s = server(|c| c.jwt_public_key = Some(rsa.public_pem.clone())).await;
-    let mine = claims();
-    let t = sign(&rsa, &mine);
-    accepted(&s, &t).await;
-    // The token's `sub` is its namespace: what it writes, it reads back.
-    let now = now_ms();
-    let (st, r) = s
-        .push(
-            &t,
-            push_body("c1", vec![put("t", "a", &hlc(now, 0, "c1"), json!({}))]),
-        )
-        .await;
-    assert_eq!(st, StatusCode::OK, "{r}");
-    let (all, _) = s.pull_all(&t, None).await;
-    assert_eq!(all.len(), 1);
-    let (all, _) = s.pull_all(&sign(&rsa, &claims()), None).await;
-    assert!(all.is_empty(), "another `sub` is another namespace");
-
-    refused(
-        &s,
-        &sign(&other_rsa, &claims()),
-        "signed by another RSA key",
-    )
-    .await;
-    refused(&s, &sign(&ec, &claims()), "an ES256 token for an RSA key").await;
-    // Alg confusion: HS256 with the public key's PEM bytes as the HMAC secret.
-    let pem = std::fs::read(&rsa.public_pem).unwrap();
-    refused(
-        &s,
-        &hs256(&pem, None, &claims()),
-        "HS256 signed with the public key",
-    )
-    .await;
-    // `alg: none`, unsigned.
-    let none = format!(
-        "{}.{}.",
-        segment(&json!({"alg": "none", "typ": "JWT"})),
-        segment(&claims())
-    );
-    refused(&s, &none, "alg none").await;
-    // A valid signature over a tampered payload.
-    let good = sign(&rsa, &claims());
+/// What a server checking tokens with `key` must refuse: a signature by `stranger` (a key of the
+/// same kind), a token of `other_kind`'s algorithm, HS256 "signed" with the public key's bytes
+/// (alg confusion), `alg: none`, and a payload changed after signing.
+async fn refuses_forgeries(s: &TestServer, key: &Key, stranger: &Key, other_kind: &Key) {
+    refused(s, &sign(stranger, &claims()), "signed by another key").await;
+    refused(s, &sign(other_kind, &claims()), "the other algorithm").await;
+    let pem = std::fs::read(&key.public_pem).unwrap();
+    let confused = hs256(&pem, Some(&key.kid), &claims());
+    refused(s, &confused, "HS256 signed with the public key").await;
+    let header = json!({"alg": "none", "typ": "JWT", "kid": key.kid});
+    let none = format!("{}.{}.", segment(&header), segment(&claims()));
+    refused(s, &none, "alg none").await;
+    let good = sign(key, &claims());
     let parts: Vec<&str> = good.split('.').collect();
     let mut tampered = claims();
     tampered["sub"] = json!("someone-else");
     let forged = format!("{}.{}.{}", parts[0], segment(&tampered), parts[2]);
-    refused(&s, &forged, "payload changed after signing").await;
-    s.finish().await;
-
-    let s = server(|c| c.jwt_public_key = Some(ec.public_pem.clone())).await;
-    accepted(&s, &sign(&ec, &claims())).await;
-    refused(&s, &sign(&other_ec, &claims()), "signed by another EC key").await;
-    refused(&s, &sign(&rsa, &claims()), "an RS256 token for an EC key").await;
-    let pem = std::fs::read(&ec.public_pem).unwrap();
-    refused(
-        &s,
-        &hs256(&pem, None, &claims()),
-        "HS256 signed with the public key",
-    )
-    .await;
-    s.finish().await;
+    refused(s, &forged, "payload changed after signing").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -333,26 +302,11 @@ async fn a_jwks_file_holds_several_keys_named_by_kid() {
     )
     .await;
     refused(&s, &sign(&stranger, &claims()), "a kid the JWKS lacks").await;
-    // A key signing under another key's `kid`.
-    let mut imposter = rsa_key(dir.path(), "rsa3");
-    imposter.kid = "rsa1".into();
-    refused(
-        &s,
-        &sign(&imposter, &claims()),
-        "another key under a known kid",
-    )
-    .await;
-    // The EC key's kid on an RS256 token, and HS256 with the RSA key's bytes under its kid.
-    let mut wrong_alg = rsa_key(dir.path(), "rsa4");
-    wrong_alg.kid = "ec1".into();
-    refused(&s, &sign(&wrong_alg, &claims()), "RS256 under an EC kid").await;
-    let pem = std::fs::read(&rsa.public_pem).unwrap();
-    refused(
-        &s,
-        &hs256(&pem, Some("rsa1"), &claims()),
-        "HS256 with the public key under its kid",
-    )
-    .await;
+    // Under each key's own `kid`: another key of its kind, the other kind, HS256 with its bytes.
+    let imposter_rsa = rsa_key(dir.path(), "rsa3");
+    let imposter_ec = ec_key(dir.path(), "ec3");
+    refuses_forgeries(&s, &rsa, &named(&imposter_rsa, "rsa1"), &named(&ec, "rsa1")).await;
+    refuses_forgeries(&s, &ec, &named(&imposter_ec, "ec1"), &named(&rsa, "ec1")).await;
     let mut nokid = Header::new(Algorithm::RS256);
     nokid.kid = None;
     let t = jsonwebtoken::encode(
@@ -413,15 +367,8 @@ impl Idp {
 async fn spray(s: &TestServer, key: &Key, n: usize) {
     let tokens: Vec<String> = (0..n)
         .map(|_| {
-            let mut k = Key {
-                alg: key.alg,
-                kid: format!("{:016x}", rand::random::<u64>()),
-                private_pem: key.private_pem.clone(),
-                public_pem: key.public_pem.clone(),
-                jwk: Value::Null,
-            };
-            k.kid.push_str("-spray");
-            sign(&k, &claims())
+            let kid = format!("{:016x}-spray", rand::random::<u64>());
+            sign(&named(key, &kid), &claims())
         })
         .collect();
     let replies =
