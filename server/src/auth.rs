@@ -3,8 +3,9 @@
 //!
 //! `--auth jwt` checks tokens with a shared secret (HS256, at least 32 bytes), a PEM public key
 //! (RS256 or ES256) or a JWKS (file or URL, as identity providers publish them; a URL is fetched
-//! again when a token names a key id it does not hold, at most once per `--jwt-jwks-cooldown`). `exp` is
-//! required, `nbf` is honoured, and `aud`/`iss` are checked when configured.
+//! again when its keys reach `--jwt-jwks-max-age`, and when a token names a key id it does not
+//! hold, at most once per `--jwt-jwks-cooldown`). `exp` is required, `nbf` is honoured, and
+//! `aud`/`iss` are checked when configured.
 
 use std::collections::HashMap;
 use std::sync::RwLock;
@@ -58,8 +59,10 @@ struct Jwks {
     keys: RwLock<HashMap<String, (DecodingKey, Algorithm)>>,
     /// When the URL was last fetched (no refetch storms on unknown `kid`s).
     fetched: tokio::sync::Mutex<Option<Instant>>,
-    /// Least time between two fetches of the URL.
+    /// Least time between two fetches of the URL for unknown `kid`s.
     cooldown: Duration,
+    /// Keys this old are fetched again (a withdrawn key stops verifying).
+    max_age: Duration,
     http: reqwest::Client,
 }
 
@@ -183,6 +186,7 @@ impl JwtAuth {
                 keys: RwLock::new(HashMap::new()),
                 fetched: tokio::sync::Mutex::new(None),
                 cooldown: config.jwt_jwks_cooldown,
+                max_age: config.jwt_jwks_max_age,
                 http: reqwest::Client::builder()
                     .timeout(Duration::from_secs(10))
                     .build()
@@ -297,6 +301,14 @@ impl Jwks {
         Ok(())
     }
 
+    /// Fetches and loads the URL; a failure keeps the keys held (the provider may be down for a
+    /// moment; refusing every token meanwhile would take the whole service down with it).
+    async fn refresh(&self, url: &str) {
+        if let Err(e) = self.fetch(url).await.and_then(|t| self.load(&t)) {
+            tracing::warn!(error = %e, "JWKS refresh failed; keeping the old keys");
+        }
+    }
+
     fn get(&self, kid: &str) -> Option<(DecodingKey, Algorithm)> {
         self.keys
             .read()
@@ -305,8 +317,18 @@ impl Jwks {
             .cloned()
     }
 
-    /// The key named `kid`; an unknown one makes a URL be fetched again (rate-limited).
+    /// The key named `kid`. From a URL: keys older than the maximum age are fetched again first
+    /// (by one request; the others meanwhile use the keys held), and an unknown `kid` makes the
+    /// URL be fetched again at most once per cool-down.
     async fn key(&self, kid: &str) -> Result<(DecodingKey, Algorithm), ApiError> {
+        if let Some(url) = &self.url {
+            if let Ok(mut fetched) = self.fetched.try_lock() {
+                if fetched.is_none_or(|at| at.elapsed() >= self.max_age) {
+                    *fetched = Some(Instant::now());
+                    self.refresh(url).await;
+                }
+            }
+        }
         if let Some(k) = self.get(kid) {
             return Ok(k);
         }
@@ -317,12 +339,7 @@ impl Jwks {
             }
             if fetched.is_none_or(|at| at.elapsed() >= self.cooldown) {
                 *fetched = Some(Instant::now());
-                match self.fetch(url).await.and_then(|t| self.load(&t)) {
-                    Ok(()) => {}
-                    Err(e) => {
-                        tracing::warn!(error = %e, "JWKS refresh failed; keeping the old keys")
-                    }
-                }
+                self.refresh(url).await;
                 if let Some(k) = self.get(kid) {
                     return Ok(k);
                 }

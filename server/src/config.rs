@@ -203,6 +203,17 @@ pub struct Config {
     )]
     pub jwt_jwks_cooldown: Duration,
 
+    /// `--auth jwt` with a JWKS URL: fetch it again once the keys held are this old, so a key the
+    /// identity provider withdrew (rotated out, compromised) stops verifying tokens.
+    #[arg(
+        long,
+        env = "FERROSYNC_JWT_JWKS_MAX_AGE",
+        default_value = "10m",
+        value_parser = crate::duration::parse,
+        help_heading = "Identity"
+    )]
+    pub jwt_jwks_max_age: Duration,
+
     /// Allow `--auth dev` (any token accepted) on an address other than loopback. Without it the
     /// server refuses to start there.
     #[arg(long, env = "FERROSYNC_ALLOW_DEV_AUTH", help_heading = "Identity")]

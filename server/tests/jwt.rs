@@ -449,12 +449,46 @@ async fn a_jwks_url_is_cached_and_fetched_again_for_a_new_kid_at_a_bounded_rate(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_default_jwks_cool_down_is_a_safe_one() {
+async fn a_key_the_provider_withdrew_stops_verifying_once_the_cache_is_old() {
+    let dir = tempfile::tempdir().unwrap();
+    let k1 = rsa_key(dir.path(), "k1");
+    let k2 = ec_key(dir.path(), "k2");
+    let idp = Idp::start(jwks(&[&k1, &k2])).await;
+    let max_age = Duration::from_millis(1500);
+    let s = server(|c| {
+        c.jwt_jwks = Some(idp.url.clone());
+        c.jwt_jwks_max_age = max_age;
+    })
+    .await;
+    accepted(&s, &sign(&k1, &claims())).await;
+    // The provider withdraws k1 (say it leaked); no token names an unknown kid.
+    idp.publish(jwks(&[&k2]));
+    accepted(&s, &sign(&k1, &claims())).await;
+    assert_eq!(idp.fetches(), 1, "within its age the cache is used as is");
+    tokio::time::sleep(max_age + Duration::from_millis(200)).await;
+    // Requests at once after the cache aged: one of them fetches, none waits on the others.
+    let tokens: Vec<String> = (0..8).map(|_| sign(&k2, &claims())).collect();
+    let replies = futures::future::join_all(tokens.iter().map(|t| pull(&s, t))).await;
+    assert!(replies.iter().all(|(st, _)| *st == StatusCode::OK));
+    assert_eq!(idp.fetches(), 2, "an old cache is fetched again once");
+    refused(&s, &sign(&k1, &claims()), "a withdrawn key").await;
+    accepted(&s, &sign(&k2, &claims())).await;
+    assert_eq!(idp.fetches(), 2);
+    s.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_default_jwks_timings_are_safe_ones() {
     let c = ferrosync_server::Config::for_database("sqlite://unused.db");
     assert!(
         c.jwt_jwks_cooldown >= Duration::from_secs(10),
         "{:?}",
         c.jwt_jwks_cooldown
+    );
+    assert!(
+        c.jwt_jwks_max_age <= Duration::from_secs(3600) && c.jwt_jwks_max_age > c.jwt_jwks_cooldown,
+        "{:?}",
+        c.jwt_jwks_max_age
     );
 }
 
