@@ -3,15 +3,16 @@
 //!
 //! `--auth jwt` checks tokens with a shared secret (HS256, at least 32 bytes), a PEM public key
 //! (RS256 or ES256) or a JWKS (file or URL, as identity providers publish them; a URL is fetched
-//! again when a token names a key id it does not hold, at most every [`JWKS_REFETCH`]). `exp` is
-//! required, `nbf` is honoured, and `aud`/`iss` are checked when configured.
+//! again when its keys reach `--jwt-jwks-max-age`, and when a token names a key id it does not
+//! hold, at most once per `--jwt-jwks-cooldown`). `exp` is required, `nbf` is honoured, and
+//! `aud`/`iss` are checked when configured.
 
 use std::collections::HashMap;
 use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
 use axum::http::{header, HeaderMap};
-use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet};
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 
@@ -22,8 +23,8 @@ use crate::error::ApiError;
 pub const MAX_NAMESPACE_LEN: usize = 256;
 /// Shortest accepted HS256 secret (RFC 7518 section 3.2: at least the hash's size).
 pub const MIN_SECRET_BYTES: usize = 32;
-/// A JWKS URL is fetched again for an unknown `kid` at most this often.
-pub const JWKS_REFETCH: Duration = Duration::from_secs(30);
+/// Largest JWKS accepted from a URL (identity providers' sets are a few KiB).
+pub const MAX_JWKS_BYTES: usize = 1 << 20;
 /// Clock leeway for `exp` and `nbf`, in seconds.
 const LEEWAY_S: u64 = 30;
 
@@ -58,6 +59,10 @@ struct Jwks {
     keys: RwLock<HashMap<String, (DecodingKey, Algorithm)>>,
     /// When the URL was last fetched (no refetch storms on unknown `kid`s).
     fetched: tokio::sync::Mutex<Option<Instant>>,
+    /// Least time between two fetches of the URL for unknown `kid`s.
+    cooldown: Duration,
+    /// Keys this old are fetched again (a withdrawn key stops verifying).
+    max_age: Duration,
     http: reqwest::Client,
 }
 
@@ -180,6 +185,8 @@ impl JwtAuth {
                     .then(|| source.clone()),
                 keys: RwLock::new(HashMap::new()),
                 fetched: tokio::sync::Mutex::new(None),
+                cooldown: config.jwt_jwks_cooldown,
+                max_age: config.jwt_jwks_max_age,
                 http: reqwest::Client::builder()
                     .timeout(Duration::from_secs(10))
                     .build()
@@ -233,35 +240,57 @@ impl JwtAuth {
 }
 
 impl Jwks {
+    /// The JWKS at `url`, at most [`MAX_JWKS_BYTES`] of it.
     async fn fetch(&self, url: &str) -> Result<String, String> {
-        let r = self
-            .http
-            .get(url)
-            .send()
-            .await
-            .map_err(|e| format!("JWKS {url}: {e}"))?;
+        let fail = |e: &dyn std::fmt::Display| format!("JWKS {url}: {e}");
+        let mut r = self.http.get(url).send().await.map_err(|e| fail(&e))?;
         if !r.status().is_success() {
-            return Err(format!("JWKS {url}: HTTP {}", r.status()));
+            return Err(fail(&format!("HTTP {}", r.status())));
         }
-        r.text().await.map_err(|e| format!("JWKS {url}: {e}"))
+        let mut body = Vec::new();
+        while let Some(chunk) = r.chunk().await.map_err(|e| fail(&e))? {
+            body.extend_from_slice(&chunk);
+            if body.len() > MAX_JWKS_BYTES {
+                return Err(fail(&format!("larger than {MAX_JWKS_BYTES} bytes")));
+            }
+        }
+        String::from_utf8(body).map_err(|e| fail(&e))
     }
 
-    /// Replaces the keys with the RS256 and ES256 keys of `text` (other keys are skipped).
+    /// Replaces the keys with the signing RS256 and ES256 keys of `text`. Other keys (another
+    /// algorithm or curve, `use: enc`, a kind this library does not know) are skipped, not fatal:
+    /// identity providers publish several kinds side by side.
     fn load(&self, text: &str) -> Result<(), String> {
-        let set: JwkSet = serde_json::from_str(text).map_err(|e| format!("JWKS: {e}"))?;
+        #[derive(Deserialize)]
+        struct RawSet {
+            keys: Vec<serde_json::Value>,
+        }
+        let set: RawSet = serde_json::from_str(text).map_err(|e| format!("JWKS: {e}"))?;
         let mut keys = HashMap::new();
-        for jwk in &set.keys {
+        for raw in set.keys {
+            let Ok(jwk) = serde_json::from_value::<Jwk>(raw) else {
+                continue;
+            };
             let Some(kid) = &jwk.common.key_id else {
                 continue;
             };
-            let alg = match &jwk.algorithm {
-                AlgorithmParameters::RSA(_) => Algorithm::RS256,
+            if matches!(
+                jwk.common.public_key_use,
+                Some(PublicKeyUse::Encryption | PublicKeyUse::Other(_))
+            ) {
+                continue;
+            }
+            let (alg, named) = match &jwk.algorithm {
+                AlgorithmParameters::RSA(_) => (Algorithm::RS256, KeyAlgorithm::RS256),
                 AlgorithmParameters::EllipticCurve(p) if p.curve == EllipticCurve::P256 => {
-                    Algorithm::ES256
+                    (Algorithm::ES256, KeyAlgorithm::ES256)
                 }
                 _ => continue,
             };
-            if let Ok(key) = DecodingKey::from_jwk(jwk) {
+            if jwk.common.key_algorithm.is_some_and(|a| a != named) {
+                continue;
+            }
+            if let Ok(key) = DecodingKey::from_jwk(&jwk) {
                 keys.insert(kid.clone(), (key, alg));
             }
         }
@@ -272,6 +301,14 @@ impl Jwks {
         Ok(())
     }
 
+    /// Fetches and loads the URL; a failure keeps the keys held (the provider may be down for a
+    /// moment; refusing every token meanwhile would take the whole service down with it).
+    async fn refresh(&self, url: &str) {
+        if let Err(e) = self.fetch(url).await.and_then(|t| self.load(&t)) {
+            tracing::warn!(error = %e, "JWKS refresh failed; keeping the old keys");
+        }
+    }
+
     fn get(&self, kid: &str) -> Option<(DecodingKey, Algorithm)> {
         self.keys
             .read()
@@ -280,8 +317,18 @@ impl Jwks {
             .cloned()
     }
 
-    /// The key named `kid`; an unknown one makes a URL be fetched again (rate-limited).
+    /// The key named `kid`. From a URL: keys older than the maximum age are fetched again first
+    /// (by one request; the others meanwhile use the keys held), and an unknown `kid` makes the
+    /// URL be fetched again at most once per cool-down.
     async fn key(&self, kid: &str) -> Result<(DecodingKey, Algorithm), ApiError> {
+        if let Some(url) = &self.url {
+            if let Ok(mut fetched) = self.fetched.try_lock() {
+                if fetched.is_none_or(|at| at.elapsed() >= self.max_age) {
+                    *fetched = Some(Instant::now());
+                    self.refresh(url).await;
+                }
+            }
+        }
         if let Some(k) = self.get(kid) {
             return Ok(k);
         }
@@ -290,14 +337,9 @@ impl Jwks {
             if let Some(k) = self.get(kid) {
                 return Ok(k);
             }
-            if fetched.is_none_or(|at| at.elapsed() >= JWKS_REFETCH) {
+            if fetched.is_none_or(|at| at.elapsed() >= self.cooldown) {
                 *fetched = Some(Instant::now());
-                match self.fetch(url).await.and_then(|t| self.load(&t)) {
-                    Ok(()) => {}
-                    Err(e) => {
-                        tracing::warn!(error = %e, "JWKS refresh failed; keeping the old keys")
-                    }
-                }
+                self.refresh(url).await;
                 if let Some(k) = self.get(kid) {
                     return Ok(k);
                 }

@@ -192,6 +192,28 @@ pub struct Config {
     #[arg(long, env = "FERROSYNC_JWT_JWKS", help_heading = "Identity")]
     pub jwt_jwks: Option<String>,
 
+    /// `--auth jwt` with a JWKS URL: fetch it again for an unknown `kid` at most this often, so
+    /// tokens naming random key ids cannot make the server hammer the identity provider.
+    #[arg(
+        long,
+        env = "FERROSYNC_JWT_JWKS_COOLDOWN",
+        default_value = "30s",
+        value_parser = crate::duration::parse,
+        help_heading = "Identity"
+    )]
+    pub jwt_jwks_cooldown: Duration,
+
+    /// `--auth jwt` with a JWKS URL: fetch it again once the keys held are this old, so a key the
+    /// identity provider withdrew (rotated out, compromised) stops verifying tokens.
+    #[arg(
+        long,
+        env = "FERROSYNC_JWT_JWKS_MAX_AGE",
+        default_value = "10m",
+        value_parser = crate::duration::parse,
+        help_heading = "Identity"
+    )]
+    pub jwt_jwks_max_age: Duration,
+
     /// Allow `--auth dev` (any token accepted) on an address other than loopback. Without it the
     /// server refuses to start there.
     #[arg(long, env = "FERROSYNC_ALLOW_DEV_AUTH", help_heading = "Identity")]

@@ -88,6 +88,8 @@ pub fn check_push(req: &PushRequest, now_ms: u64, max_drift_ms: u64) -> Result<(
     for (i, c) in req.changes.iter().enumerate() {
         check_pushed_change(c, &req.client_id)
             .map_err(|e| ApiError::InvalidChange(format!("{}: {e}", at(i, c))))?;
+        check_offer(c, &req.client_id, now_ms)
+            .map_err(|e| ApiError::InvalidChange(format!("{}: {e}", at(i, c))))?;
     }
     // Clock last: a malformed change is reported as such even if its clock is also off.
     for (i, c) in req.changes.iter().enumerate() {
@@ -99,6 +101,28 @@ pub fn check_push(req: &PushRequest, now_ms: u64, max_drift_ms: u64) -> Result<(
         })?;
     }
     Ok(())
+}
+
+/// A change stamped with another node than the pushing client's is not an edit of this client's:
+/// it is a re-sync offer of a version that node wrote (a device whose server lost its database
+/// pushes every version it holds, with the stamps they were written with). Such a version
+/// already existed, so its stamp cannot be after the server's time; only the node itself stamps
+/// the present and the future. Without this a writer could claim a stamp another writer is about
+/// to make (predictable once that writer has adopted a time ahead of the wall clock), get there
+/// first, and leave the real writer's push answered "applied" (an equal HLC is the same write)
+/// with the forger's content stored. Core's rule already refuses another node on an edit with a
+/// `base`, so the base rule's same-client exemption cannot be claimed either.
+fn check_offer(c: &Change, client_id: &str, now_ms: u64) -> Result<(), String> {
+    if c.hlc.node == client_id || c.hlc.wall_ms <= now_ms {
+        return Ok(());
+    }
+    Err(format!(
+        "hlc node {:?} is not the pushing clientId {client_id:?}, and its time is {} ms after the server's: \
+         a client stamps its changes with its own id; only a re-sync offer carries another writer's \
+         stamp, and that version was written in the past",
+        c.hlc.node.chars().take(64).collect::<String>(),
+        c.hlc.wall_ms - now_ms
+    ))
 }
 
 #[cfg(test)]
@@ -134,6 +158,15 @@ mod tests {
                 "{c}"
             );
         }
+        // Another node's stamp: an offer from the past is accepted, one from the future is not.
+        let offer = |node: &str| {
+            req(
+                json!([{"collection": "t", "id": "a", "hlc": format!("018bcfe56800-000000-{node}"), "deleted": true}]),
+            )
+        };
+        assert!(check_push(&offer("c2"), now, 60_000).is_ok());
+        assert!(check_push(&offer("c2"), now - 1, 60_000).is_err());
+        assert!(check_push(&offer("c1"), now - 1, 60_000).is_ok());
         let ahead = req(
             json!([{"collection": "t", "id": "a", "hlc": "018bcfe56800-000000-c1", "deleted": true}]),
         );

@@ -18,6 +18,8 @@ both_backends!(
     fields_times_are_bounded_by_the_change,
     document_rules_of_core_apply,
     an_edit_with_a_base_is_stamped_by_its_client,
+    another_writers_version_is_only_offered_from_the_past,
+    a_resync_offers_other_writers_versions_to_a_new_database,
     a_cursor_from_another_namespace_is_refused,
 );
 
@@ -242,6 +244,113 @@ async fn an_edit_with_a_base_is_stamped_by_its_client(b: Backend) {
     let (st, r) = s.push(&t, push_body("c1", vec![c])).await;
     assert_eq!(st, StatusCode::OK, "{r}");
     s.finish().await;
+}
+
+/// A change stamped with another writer's node is a re-sync offer of a version that writer made
+/// (PROTOCOL.md 6.x): accepted only from the past. A forger cannot claim a stamp the writer has yet
+/// to make, so it cannot get there first and leave the writer's own push "applied" but not stored.
+async fn another_writers_version_is_only_offered_from_the_past(b: Backend) {
+    let s = TestServer::start(b).await;
+    let t = token("offer");
+    let now = now_ms();
+    // m pushes a version ahead of time (within the drift bound) under its own node: allowed, and
+    // every device that pulls it moves its clock there, so c1's next stamp is predictable.
+    let (st, r) = s
+        .push(
+            &t,
+            push_body(
+                "m",
+                vec![put("t", "x", &hlc(now + 30_000, 0, "m"), json!({}))],
+            ),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{r}");
+    // m claims c1's predictable next stamp, on a document c1 is about to write.
+    let forged = put("t", "y", &hlc(now + 30_000, 1, "c1"), json!({"by": "m"}));
+    let fine = put("t", "z", &hlc(now, 0, "m"), json!({}));
+    for changes in [vec![forged.clone()], vec![fine.clone(), forged.clone()]] {
+        let at = changes.len() - 1;
+        let (st, r) = s.push(&t, push_body("m", changes)).await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "{r}");
+        assert_eq!(r["error"]["code"], "INVALID_CHANGE");
+        let msg = r["error"]["message"].as_str().unwrap();
+        assert!(
+            msg.contains(&format!("changes[{at}] (t/y)"))
+                && msg.contains("\"c1\"")
+                && msg.contains("clientId"),
+            "{msg}"
+        );
+    }
+    let (all, _) = s.pull_all(&t, None).await;
+    assert_eq!(all.len(), 1, "a refused push stores nothing: {all:?}");
+    // c1 itself makes that stamp, and it is stored as c1 wrote it.
+    let mine = put("t", "y", &hlc(now + 30_000, 1, "c1"), json!({"by": "c1"}));
+    let (st, r) = s.push(&t, push_body("c1", vec![mine])).await;
+    assert_eq!(st, StatusCode::OK, "{r}");
+    assert_eq!(r["results"][0]["status"], "applied", "{r}");
+    let (all, _) = s.pull_all(&t, None).await;
+    let y = all.iter().find(|c| c["id"] == "y").unwrap();
+    assert_eq!(y["doc"]["by"], "c1");
+    // A delete under another node is held to the same rule.
+    let (st, r) = s
+        .push(
+            &t,
+            push_body("m", vec![del("t", "y", &hlc(now + 30_000, 2, "c1"))]),
+        )
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{r}");
+    s.finish().await;
+}
+
+/// A device whose server lost its database offers the new one every version it holds, stamped by
+/// whoever wrote them: the new database ends with the same versions, stamps and nodes.
+async fn a_resync_offers_other_writers_versions_to_a_new_database(b: Backend) {
+    let old = TestServer::start(b).await;
+    let t = token("resync");
+    let now = now_ms();
+    for (client, id, wall) in [("c1", "a", now - 5_000), ("c2", "b", now - 4_000)] {
+        let (st, r) = old
+            .push(
+                &t,
+                push_body(
+                    client,
+                    vec![put("t", id, &hlc(wall, 0, client), json!({"by": client}))],
+                ),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "{r}");
+    }
+    let (held, _) = old.pull_all(&t, None).await;
+    assert_eq!(held.len(), 2);
+    old.finish().await;
+
+    let new = TestServer::start(b).await;
+    // c3 held both, plus a version of its own.
+    let mut offer = held.clone();
+    offer.push(put("t", "c", &hlc(now, 0, "c3"), json!({"by": "c3"})));
+    let (st, r) = new.push(&t, push_body("c3", offer)).await;
+    assert_eq!(st, StatusCode::OK, "{r}");
+    for res in r["results"].as_array().unwrap() {
+        assert_eq!(res["status"], "applied", "{r}");
+    }
+    let (got, _) = new.pull_all(&t, None).await;
+    let stamps = |cs: &[Value]| {
+        let mut v: Vec<(String, String)> = cs
+            .iter()
+            .map(|c| {
+                (
+                    c["id"].as_str().unwrap().to_string(),
+                    c["hlc"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let mut want = stamps(&held);
+    want.push(("c".into(), hlc(now, 0, "c3")));
+    assert_eq!(stamps(&got), want);
+    new.finish().await;
 }
 
 async fn a_cursor_from_another_namespace_is_refused(b: Backend) {
