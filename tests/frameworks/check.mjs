@@ -204,10 +204,34 @@ async function rxjsPage(browser) {
       errorCode: "INVALID_QUERY",
       interop: true,
       plain: "first",
-      // liveQuery, two liveDocument, syncStatus, the plain subscribe (the failed one opened nothing)
-      stats: { open: 0, opened: 5, stillActive: 0 },
+      ends: {
+        // The failing live query: its first result, then one error with a stable code; nothing
+        // after it (not the repaired result), no complete, and its live query stopped.
+        failing: { next: 1, errors: ["STORAGE_ERROR"], completes: 0 },
+        failClosed: true,
+        // The other one kept its results and completed, once, inside db.close().
+        ending: {
+          seen: [
+            ["b", "a"],
+            ["c", "b", "a"],
+            ["d", "c", "b", "a"],
+          ],
+          errors: 0,
+          completes: 1,
+        },
+        completedInClose: 1,
+        endClosed: true,
+        openWhileBoth: 2,
+        openAfterError: 1,
+        openAfterClose: 0,
+      },
+      mainCompleted: 1,
+      mainClosed: true,
+      // liveQuery, two liveDocument, syncStatus, the plain subscribe (the failed one opened
+      // nothing), the two of endings() and the last one on the synced database
+      stats: { open: 0, opened: 8, stillActive: 0 },
     });
-    console.log("  rxjs: ok (from(), error to error, nothing after unsubscribe, 0 left open)");
+    console.log("  rxjs: ok (from(), error to error (subscribing and a failed re-run), complete on close, nothing after unsubscribe, 0 left open)");
   } finally {
     await context.close();
   }
