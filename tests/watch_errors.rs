@@ -267,3 +267,40 @@ async fn on_error_and_on_end_must_be_functions() {
     db.close();
     destroy(&name).await;
 }
+
+#[wasm_bindgen_test]
+async fn an_on_end_callback_may_unsubscribe_other_watches_during_close() {
+    let name = unique("watch-reentrant");
+    let db = open(&name, r#"{"items": {}}"#).await;
+    let subs: Rc<RefCell<Vec<JsValue>>> = Rc::default();
+    let first_ends = Rc::new(RefCell::new(0));
+    // The first watch's onEnd unsubscribes every watch (itself included), as an app tearing down
+    // its views on close would; the registry must not be borrowed while it runs.
+    let on_end = {
+        let (subs, first_ends) = (subs.clone(), first_ends.clone());
+        Closure::<dyn FnMut()>::new(move || {
+            *first_ends.borrow_mut() += 1;
+            for s in subs.borrow().iter() {
+                unsubscribe(s);
+            }
+        })
+    };
+    let (r1, r2, h2) = (Recorder::new(), Recorder::new(), Handlers::new());
+    let obj = JsValue::from(coll(&db, "items"));
+    let watch: Function = prop(&obj, "watch").unchecked_into();
+    let args = Array::of4(
+        &JsValue::UNDEFINED,
+        &r1.function(),
+        &JsValue::UNDEFINED,
+        on_end.as_ref(),
+    );
+    let s1 = watch.apply(&obj, &args).unwrap();
+    let s2 = js_watch(coll(&db, "items"), "{}", &r2, &h2).unwrap();
+    subs.borrow_mut().extend([s1.clone(), s2.clone()]);
+    assert!(r1.wait_for(1, 5000.0).await && r2.wait_for(1, 5000.0).await);
+    db.close();
+    assert_eq!(*first_ends.borrow(), 1);
+    assert_eq!(h2.ends(), 0, "ended after the application unsubscribed it");
+    assert_eq!(prop(&s2, "active").as_bool(), Some(false));
+    destroy(&name).await;
+}

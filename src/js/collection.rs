@@ -206,6 +206,7 @@ impl Subscription {
         self.store.unwatch(&self.watch);
     }
 
+    /// False after `unsubscribe()`, and once the watch ended with its database (`onEnd`).
     #[wasm_bindgen(getter)]
     pub fn active(&self) -> bool {
         self.watch.is_active()
