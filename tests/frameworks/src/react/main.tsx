@@ -1,4 +1,4 @@
-import { StrictMode, Suspense, useEffect, useState } from "react";
+import { Component, StrictMode, Suspense, useEffect, useState, type ReactNode } from "react";
 import { createRoot } from "react-dom/client";
 import type { Database, SyncStatus } from "ferrosync";
 import {
@@ -10,6 +10,7 @@ import {
   useSyncStatus,
 } from "ferrosync/react";
 import { nextRank, start, type Task } from "../shared/harness";
+import { breakNextRun, itemsDatabase, RERUN_QUERY, until, type FailureReport, type Item } from "../shared/failure";
 
 function TaskList() {
   const tasks = useCollection<Task>("tasks");
@@ -70,6 +71,51 @@ function Status() {
   );
 }
 
+class Boundary extends Component<{ children: ReactNode }, { error: unknown }> {
+  state = { error: undefined as unknown };
+  static getDerivedStateFromError(error: unknown) {
+    return { error };
+  }
+  render() {
+    if (this.state.error === undefined) return this.props.children;
+    return <p id="failed">{String((this.state.error as { code?: string }).code)}</p>;
+  }
+}
+
+function Ranked() {
+  const list = useLiveQuery(useCollection<Item>("items"), RERUN_QUERY);
+  return <p id="ranked">{list === undefined ? "…" : list.map((i) => i.id).join(",")}</p>;
+}
+
+/** A live query whose later run fails: the error reaches the error boundary (and onCaughtError). */
+async function failure(): Promise<FailureReport> {
+  const { name, db, items } = await itemsDatabase();
+  const before = window.__fw!.stats().open;
+  const el = document.createElement("div");
+  document.body.append(el);
+  let handled: string | null = null;
+  const root = createRoot(el, {
+    onCaughtError: (error) => {
+      handled = String((error as { code?: string }).code);
+    },
+  });
+  root.render(
+    <FerrosyncProvider database={db}>
+      <Boundary>
+        <Ranked />
+      </Boundary>
+    </FerrosyncProvider>,
+  );
+  await until(() => el.textContent === "b", "the first result");
+  await breakNextRun(name, items);
+  await until(() => el.querySelector("#failed") !== null, "the error boundary");
+  const shown = el.textContent;
+  root.unmount();
+  el.remove();
+  db.close();
+  return { shown, handled, leftOpen: window.__fw!.stats().open - before };
+}
+
 void start((db) => {
   const el = document.getElementById("app")!;
   const root = createRoot(el);
@@ -86,4 +132,4 @@ void start((db) => {
     </StrictMode>,
   );
   return () => root.unmount();
-});
+}, failure);

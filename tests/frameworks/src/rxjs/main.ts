@@ -2,9 +2,9 @@
 // subscribing, and when a later run of the query fails), `complete` when the database is closed,
 // nothing delivered after `unsubscribe()`, `error` or `complete`, and no subscription left open.
 import { firstValueFrom, from, map } from "rxjs";
-import { Database } from "ferrosync";
 import { liveDocument, liveQuery, subscriptionStats, syncStatus } from "ferrosync/observable";
 import { openDatabase, type Task } from "../shared/harness";
+import { itemsDatabase, RERUN_QUERY, tamper, tooDeep, until } from "../shared/failure";
 
 declare global {
   interface Window {
@@ -12,56 +12,15 @@ declare global {
   }
 }
 
-/** Sets `field` of stored document `id` through a raw IndexedDB connection (behind ferrosync's back). */
-function tamper(dbName: string, store: string, id: string, field: string, value: unknown): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const open = indexedDB.open(dbName);
-    open.onerror = () => reject(open.error);
-    open.onsuccess = () => {
-      const raw = open.result;
-      const tx = raw.transaction(store, "readwrite");
-      const st = tx.objectStore(store);
-      const get = st.get(id);
-      get.onsuccess = () => {
-        const rec = get.result;
-        rec.doc[field] = value;
-        st.put(rec);
-      };
-      tx.oncomplete = () => {
-        raw.close();
-        resolve();
-      };
-      tx.onabort = () => {
-        raw.close();
-        reject(tx.error);
-      };
-    };
-  });
-}
-
-/** An array nested deeper than ferrosync can read back: a run that reads it fails (STORAGE_ERROR). */
-function tooDeep(): unknown {
-  let v: unknown = 1;
-  for (let i = 0; i < 300; i++) v = [v];
-  return v;
-}
-
 /**
  * The end of a live Observable on a database of its own (no sync): a later run that fails goes to
  * `error` once and stops the live query; closing the database calls `complete`.
  */
 async function endings() {
-  const name = `fw-rx-endings-${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
-  const db = await Database.open({ name, collections: { items: {} } });
-  const items = db.collection<{ id: string; rank: number }>("items");
-  await items.bulkPut([
-    { id: "a", rank: 1 },
-    { id: "b", rank: 2 },
-  ]);
+  const { name, db, items } = await itemsDatabase();
   const openBefore = subscriptionStats().open;
-  // `offset` makes every change re-run the query from IndexedDB.
   const failing = { next: 0, errors: [] as string[], completes: 0 };
-  const failSub = from(liveQuery(items, { orderBy: { rank: "asc" }, offset: 1 })).subscribe({
+  const failSub = from(liveQuery(items, RERUN_QUERY)).subscribe({
     next: () => failing.next++,
     error: (e: { code?: string }) => failing.errors.push(String(e.code)),
     complete: () => failing.completes++,
@@ -98,14 +57,6 @@ async function endings() {
     openAfterClose: subscriptionStats().open - openBefore,
   };
 }
-
-const until = async (cond: () => boolean, what: string) => {
-  const t0 = Date.now();
-  while (!cond()) {
-    if (Date.now() - t0 > 10000) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-};
 
 async function run() {
   const { db, tasks } = await openDatabase();
