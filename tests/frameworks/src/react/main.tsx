@@ -10,7 +10,7 @@ import {
   useSyncStatus,
 } from "ferrosync/react";
 import { nextRank, start, type Task } from "../shared/harness";
-import { breakNextRun, itemsDatabase, RERUN_QUERY, until, type FailureReport, type Item } from "../shared/failure";
+import { probeFailure, RERUN_QUERY, type FailureReport, type Item } from "../shared/failure";
 
 function TaskList() {
   const tasks = useCollection<Task>("tasks");
@@ -88,32 +88,22 @@ function Ranked() {
 }
 
 /** A live query whose later run fails: the error reaches the error boundary (and onCaughtError). */
-async function failure(): Promise<FailureReport> {
-  const { name, db, items } = await itemsDatabase();
-  const before = window.__fw!.stats().open;
-  const el = document.createElement("div");
-  document.body.append(el);
-  let handled: string | null = null;
-  const root = createRoot(el, {
-    onCaughtError: (error) => {
-      handled = String((error as { code?: string }).code);
+function failure(): Promise<FailureReport> {
+  return probeFailure(
+    (db, el, handled) => {
+      const root = createRoot(el, { onCaughtError: handled });
+      root.render(
+        <FerrosyncProvider database={db}>
+          <Boundary>
+            <Ranked />
+          </Boundary>
+        </FerrosyncProvider>,
+      );
+      return () => root.unmount();
     },
-  });
-  root.render(
-    <FerrosyncProvider database={db}>
-      <Boundary>
-        <Ranked />
-      </Boundary>
-    </FerrosyncProvider>,
+    (el) => el.querySelector("#failed")?.textContent ?? null,
+    "the error boundary",
   );
-  await until(() => el.textContent === "b", "the first result");
-  await breakNextRun(name, items);
-  await until(() => el.querySelector("#failed") !== null, "the error boundary");
-  const shown = el.textContent;
-  root.unmount();
-  el.remove();
-  db.close();
-  return { shown, handled, leftOpen: window.__fw!.stats().open - before };
 }
 
 void start((db) => {

@@ -3,6 +3,7 @@
 // connection (behind ferrosync's back) so that the next run of a query reading it fails with
 // STORAGE_ERROR.
 import { Database, type Collection } from "ferrosync";
+import { subscriptionStats } from "ferrosync/observable";
 
 export interface Item {
   id: string;
@@ -80,4 +81,33 @@ export interface FailureReport {
   handled: string | null;
   /** Subscriptions the probe left open (after unmounting its view). */
   leftOpen: number;
+}
+
+/**
+ * Mounts `view` (a live query of `RERUN_QUERY` over the items of `db` in `el`; errors its framework
+ * handles go to `handled`), waits for its first result ("b"), breaks the next run, waits until
+ * `shown(el)` shows the failure, then unmounts and closes.
+ */
+export async function probeFailure(
+  view: (db: Database, el: HTMLElement, handled: (error: unknown) => void) => () => void,
+  shown: (el: HTMLElement) => string | null,
+  what: string,
+): Promise<FailureReport> {
+  const { name, db, items } = await itemsDatabase();
+  const before = subscriptionStats().open;
+  const el = document.createElement("div");
+  document.body.append(el);
+  let handled: string | null = null;
+  const unmount = view(db, el, (error) => {
+    handled = String((error as { code?: string }).code);
+  });
+  await until(() => el.textContent === "b", "the first result");
+  await breakNextRun(name, items);
+  await until(() => shown(el) !== null, what);
+  const report = { shown: shown(el), handled, leftOpen: 0 };
+  unmount();
+  el.remove();
+  db.close();
+  report.leftOpen = subscriptionStats().open - before;
+  return report;
 }

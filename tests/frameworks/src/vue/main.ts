@@ -2,7 +2,7 @@ import { createApp, defineComponent, h } from "vue";
 import { DatabaseKey, useDatabase, useLiveQuery } from "ferrosync/vue";
 import App from "./App.vue";
 import { start } from "../shared/harness";
-import { breakNextRun, itemsDatabase, RERUN_QUERY, until, type FailureReport, type Item } from "../shared/failure";
+import { probeFailure, RERUN_QUERY, type FailureReport, type Item } from "../shared/failure";
 
 const Ranked = defineComponent({
   setup() {
@@ -12,27 +12,21 @@ const Ranked = defineComponent({
 });
 
 /** A live query whose later run fails: the error reaches Vue's error handling where the ref is read. */
-async function failure(): Promise<FailureReport> {
-  const { name, db, items } = await itemsDatabase();
-  const before = window.__fw!.stats().open;
-  const el = document.createElement("div");
-  document.body.append(el);
-  let handled: string | null = null;
-  const app = createApp(Ranked);
-  app.provide(DatabaseKey, db);
-  app.config.errorHandler = (error) => {
-    handled = String((error as { code?: string }).code);
-    el.setAttribute("data-failed", handled);
-  };
-  app.mount(el);
-  await until(() => el.textContent === "b", "the first result");
-  await breakNextRun(name, items);
-  await until(() => el.hasAttribute("data-failed"), "Vue's error handler");
-  const shown = el.getAttribute("data-failed");
-  app.unmount();
-  el.remove();
-  db.close();
-  return { shown, handled, leftOpen: window.__fw!.stats().open - before };
+function failure(): Promise<FailureReport> {
+  return probeFailure(
+    (db, el, handled) => {
+      const app = createApp(Ranked);
+      app.provide(DatabaseKey, db);
+      app.config.errorHandler = (error) => {
+        handled(error);
+        el.setAttribute("data-failed", String((error as { code?: string }).code));
+      };
+      app.mount(el);
+      return () => app.unmount();
+    },
+    (el) => el.getAttribute("data-failed"),
+    "Vue's error handler",
+  );
 }
 
 void start((db) => {
