@@ -3,8 +3,10 @@
 // For React, Vue and Svelte: the app renders from the store, re-renders on a local write (through
 // its UI and through the API), on another tab's write, and on a sync from a second device; its sync
 // status shows; a query object made anew on every render does not restart the live query; React
-// runs under StrictMode (double mount); after unmount no subscription is left. Then the RxJS page
-// and the plain app. Any page error, console error or warning, or failed request fails the test.
+// runs under StrictMode (double mount); after unmount no subscription is left; for React and Vue, a
+// live query whose later run really fails (a record corrupted through raw IndexedDB) reaches the
+// error boundary / Vue's error handler. Then the RxJS page (errors, complete on db.close()) and the
+// plain app. Any page error, console error or warning, or failed request fails the test.
 //
 //   node check.mjs http://127.0.0.1:PORT
 import assert from "node:assert/strict";
