@@ -15,14 +15,17 @@ export interface Observer<T> {
 
 export interface Unsubscribable {
   unsubscribe(): void;
-  /** True after `unsubscribe()`, or when `subscribe` failed (the error went to `error`). */
+  /** True after `unsubscribe()`, `error` or `complete` (also when `subscribe` itself failed). */
   readonly closed: boolean;
 }
 
 /**
  * A live value honouring the Observable contract: `subscribe` starts one live query (its current
- * value arrives asynchronously, then every change), returns `{ unsubscribe }`; errors go to
- * `error` (a `FerrosyncError`, e.g. `INVALID_QUERY`). It never completes on its own. Works with
+ * value arrives asynchronously, then every change), returns `{ unsubscribe }`. Errors go to
+ * `error` (a `FerrosyncError`: `INVALID_QUERY` when subscribing, `STORAGE_ERROR` when a later run
+ * of the query fails, ...); the subscription ends there: its live query is stopped and nothing
+ * follows (subscribe again to retry). A live query (`liveQuery`, `liveDocument`) calls `complete`
+ * when its database is closed (`db.close()`) or deleted; `syncStatus` never completes. Works with
  * `rxjs.from(o)`, Svelte's `$o` and anything that accepts `Symbol.observable`/`"@@observable"`.
  */
 export interface Observable<T> {

@@ -22,7 +22,8 @@ export function useCollection<T extends DocumentShape = Document>(name: string):
  * The live result of `collection.find(query)`: `undefined` until the first result, then
  * re-rendered after every change that alters it (this tab, other tabs, sync). Built on
  * `useSyncExternalStore` (no tearing); the query is compared by content (JSON), so an inline object
- * literal does not restart it. A query error (`INVALID_QUERY`, ...) is thrown to the error boundary.
+ * literal does not restart it. A query error (`INVALID_QUERY`, ...) and a later run's failure
+ * (`STORAGE_ERROR`, ...) are thrown to the error boundary. After `db.close()` the last result stays.
  */
 export function useLiveQuery<T extends DocumentShape>(
   collection: Collection<T>,

@@ -45,13 +45,19 @@ function firstResult(collection, query, key) {
       let stop = null;
       let done = false;
       try {
-        stop = startWatch(collection, query, (docs) => {
+        const first = (status, value, error) => {
           if (done) return;
           done = true;
-          settle("done", docs);
-          // Called from inside the watch callback: stop after it returns.
+          settle(status, value, error);
+          // Called from inside a watch callback: stop after it returns.
           queueMicrotask(() => stop?.());
-        });
+        };
+        stop = startWatch(
+          collection,
+          query,
+          (docs) => first("done", docs),
+          (error) => first("error", undefined, error),
+        );
       } catch (error) {
         settle("error", undefined, error);
       }

@@ -24,12 +24,16 @@ function track(sub) {
   return () => close(sub);
 }
 
-/** Starts `collection.watch(query, onDocs)`; returns its stop function. Throws what `watch` throws. */
-export function startWatch(collection, query, onDocs) {
+/**
+ * Starts `collection.watch(query, onDocs, onError, onEnd)`; returns its stop function. Throws what
+ * `watch` throws. `onError` gets a later run's `FerrosyncError` (the watch keeps running), `onEnd`
+ * is called once when the database is closed or deleted.
+ */
+export function startWatch(collection, query, onDocs, onError, onEnd) {
   if (collection == null || typeof collection.watch !== "function") {
     throw new TypeError(`ferrosync: expected a Collection (from db.collection(name)), got ${collection === null ? "null" : typeof collection}`);
   }
-  return track(collection.watch(query, onDocs));
+  return track(collection.watch(query, onDocs, onError, onEnd));
 }
 
 /** Starts `db.onStatus(onStatus)`; returns its stop function. */
@@ -75,7 +79,8 @@ export function documentQuery(id) {
 /**
  * A ref-counted source. `start(set, fail)` opens the underlying subscription and returns its stop
  * function; `state` is `{ value, error }`, replaced (never mutated) on every change so it can be
- * compared by identity.
+ * compared by identity. `fail(error)` (a later run failed) keeps the last value beside the error;
+ * a later successful run clears it. A source whose database closed keeps its last value.
  */
 export function createSource(start, initial) {
   let state = { value: initial, error: undefined };
@@ -114,7 +119,7 @@ export function createSource(start, initial) {
 
 /** A source of `collection.watch(query)`'s results (`undefined` until the first one). */
 export function querySource(collection, query, initial) {
-  return createSource((set) => startWatch(collection, query, set), initial);
+  return createSource((set, fail) => startWatch(collection, query, set, fail), initial);
 }
 
 /** A source of the first document of an id query: the document, `null` when absent. */

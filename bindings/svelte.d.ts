@@ -9,7 +9,9 @@ export interface Readable<T> {
 /**
  * The live result of `collection.find(query)`: `undefined` until the first result, then every
  * change. The first subscriber starts the live query, the last one leaving stops it. A query error
- * (`INVALID_QUERY`, ...) is thrown by `subscribe`.
+ * (`INVALID_QUERY`, ...) is thrown by `subscribe`; a later run's failure (`STORAGE_ERROR`, ...) is
+ * reported as an uncaught error (the store contract has no error channel) and the last value stays.
+ * After `db.close()` the last value stays; use `ferrosync/observable` for `error`/`complete`.
  */
 export function liveQuery<T extends DocumentShape>(collection: Collection<T>, query?: NoInfer<Query<T>>): Readable<T[] | undefined>;
 

@@ -13,8 +13,24 @@ function readable(source, map) {
         return map ? map(value) : value;
       };
       let last = {};
+      let started = false;
+      let reported;
       const push = () => {
-        const value = read();
+        let value;
+        try {
+          value = read();
+        } catch (e) {
+          // The store contract has no error channel: an error while subscribing is thrown by
+          // `subscribe`; a later run's failure is reported (once) and the last value stays.
+          if (!started) throw e;
+          if (e !== reported) {
+            reported = e;
+            setTimeout(() => {
+              throw e;
+            });
+          }
+          return;
+        }
         if (value !== last) {
           last = value;
           run(value);
@@ -27,6 +43,7 @@ function readable(source, map) {
         unsubscribe();
         throw e;
       }
+      started = true;
       return unsubscribe;
     },
   };

@@ -14,7 +14,9 @@ export function useDatabase(): Database;
  * The live result of `collection.find(query)` as a read-only ref: `undefined` until the first
  * result, then every change. `collection` and `query` may be refs or getters; the live query
  * restarts when the query's content changes and stops with the effect scope (the component, or an
- * `effectScope()`). A query error (`INVALID_QUERY`, ...) goes to Vue's error handling.
+ * `effectScope()`). A query error (`INVALID_QUERY`, ...) goes to Vue's error handling; a later
+ * run's failure (`STORAGE_ERROR`, ...) is thrown where the ref is read (a render: Vue's error
+ * handling) until a later run succeeds. After `db.close()` the last result stays.
  */
 export function useLiveQuery<T extends DocumentShape>(
   collection: MaybeRefOrGetter<Collection<T>>,

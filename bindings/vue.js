@@ -22,6 +22,9 @@ export function useDatabase() {
 
 function live(collection, query, map) {
   const result = shallowRef(undefined);
+  // A later run's failure: thrown where the ref is read (a render: Vue's error handling,
+  // onErrorCaptured / app.config.errorHandler); a later successful run clears it.
+  const failure = shallowRef(undefined);
   let stop = null;
   const release = () => {
     if (stop !== null) {
@@ -41,17 +44,29 @@ function live(collection, query, map) {
     () => {
       release();
       result.value = undefined;
+      failure.value = undefined;
       const c = toValue(collection);
       const q = toValue(query);
-      stop = startWatch(c, q === undefined ? undefined : JSON.parse(JSON.stringify(q)), (docs) => {
-        result.value = map ? map(docs) : docs;
-      });
+      stop = startWatch(
+        c,
+        q === undefined ? undefined : JSON.parse(JSON.stringify(q)),
+        (docs) => {
+          failure.value = undefined;
+          result.value = map ? map(docs) : docs;
+        },
+        (error) => {
+          failure.value = error;
+        },
+      );
     },
     { immediate: true },
   );
   onScopeDispose(release);
   // Read-only to the app, and the documents stay plain objects (no reactive proxies).
-  return computed(() => result.value);
+  return computed(() => {
+    if (failure.value !== undefined) throw failure.value;
+    return result.value;
+  });
 }
 
 /**

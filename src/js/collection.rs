@@ -9,7 +9,7 @@ use wasm_bindgen_futures::future_to_promise;
 
 use super::{convert, reject};
 use crate::error::{Error, Result};
-use crate::live::Watch;
+use crate::live::{Handlers, Watch};
 use crate::store::{records, Store};
 
 /// The documents of one collection. Its TypeScript declaration is written by hand in `types.rs`
@@ -120,11 +120,16 @@ impl Collection {
     }
 
     /// Calls `callback` with the current result, then after every committed change that alters it
-    /// (from this instance, other tabs, or sync) until `unsubscribe()`.
-    pub fn watch(
+    /// (from this instance, other tabs, or sync) until `unsubscribe()`. A run that fails goes to
+    /// `onError` (a `FerrosyncError`; the watch keeps running and re-runs on the next change);
+    /// `onEnd` is called once when the database is closed or deleted (not after `unsubscribe()`).
+    #[wasm_bindgen(js_name = watch)]
+    pub fn watch_with(
         &self,
         #[wasm_bindgen(unchecked_param_type = "Query | undefined")] query: JsValue,
         #[wasm_bindgen(unchecked_param_type = "WatchCallback")] callback: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "WatchErrorCallback | undefined")] on_error: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "WatchEndCallback | undefined")] on_end: JsValue,
     ) -> Result<Subscription, JsValue> {
         let callback: Function = callback.dyn_into().map_err(|v| {
             Error::InvalidQuery(format!(
@@ -132,13 +137,59 @@ impl Collection {
                 convert::kind_of(&v)
             ))
         })?;
+        let on_error = optional_function("onError", on_error)?;
+        let on_end = optional_function("onEnd", on_end)?;
         let query = convert::query(&query)?;
-        let watch = self.store.watch(&self.name, query, callback)?;
+        let handlers = Handlers {
+            on_error: on_error.map(|f| -> Box<dyn Fn(Error)> {
+                Box::new(move |e: Error| {
+                    let err = JsValue::from(e);
+                    if let Err(thrown) = f.call1(&JsValue::NULL, &err) {
+                        log_thrown("onError", &thrown);
+                    }
+                })
+            }),
+            on_end: on_end.map(|f| -> Box<dyn Fn()> {
+                Box::new(move || {
+                    if let Err(thrown) = f.call0(&JsValue::NULL) {
+                        log_thrown("onEnd", &thrown);
+                    }
+                })
+            }),
+        };
+        let watch = self.store.watch(&self.name, query, callback, handlers)?;
         Ok(Subscription {
             store: self.store.clone(),
             watch,
         })
     }
+}
+
+impl Collection {
+    /// `watch(query, callback)` without `onError`/`onEnd`, for Rust callers.
+    pub fn watch(&self, query: JsValue, callback: JsValue) -> Result<Subscription, JsValue> {
+        self.watch_with(query, callback, JsValue::UNDEFINED, JsValue::UNDEFINED)
+    }
+}
+
+/// An optional callback argument: `undefined`/`null` for none, else it must be a function.
+fn optional_function(what: &str, value: JsValue) -> Result<Option<Function>> {
+    if value.is_undefined() || value.is_null() {
+        return Ok(None);
+    }
+    value.dyn_into().map(Some).map_err(|v| {
+        Error::InvalidQuery(format!(
+            "watch expects {what} to be a function or undefined, got {}",
+            convert::kind_of(&v)
+        ))
+    })
+}
+
+fn log_thrown(what: &str, thrown: &JsValue) {
+    web_sys::console::error_2(
+        &JsValue::from_str(&format!("ferrosync: a watch {what} callback threw:")),
+        thrown,
+    );
 }
 
 /// A running live query.
@@ -150,11 +201,12 @@ pub struct Subscription {
 
 #[wasm_bindgen]
 impl Subscription {
-    /// Stops the live query; the callback is not called again.
+    /// Stops the live query; none of its callbacks is called again.
     pub fn unsubscribe(&self) {
         self.store.unwatch(&self.watch);
     }
 
+    /// False after `unsubscribe()`, and once the watch ended with its database (`onEnd`).
     #[wasm_bindgen(getter)]
     pub fn active(&self) -> bool {
         self.watch.is_active()

@@ -132,6 +132,19 @@ export interface Query<T extends DocumentShape = Document> {
 export type WatchCallback<T extends DocumentShape = Document> = (docs: T[]) => void;
 
 /**
+ * A run of a live query failed after `watch` returned (a stored record that cannot be read, an
+ * IndexedDB failure: `STORAGE_ERROR`, ...). The watch keeps running with its last result and runs
+ * the query again on the next change.
+ */
+export type WatchErrorCallback = (error: FerrosyncError) => void;
+
+/**
+ * The live query ended because its database was closed (`db.close()`) or deleted
+ * (`Database.destroy`): no callback follows. Called once; not after `unsubscribe()`.
+ */
+export type WatchEndCallback = () => void;
+
+/**
  * The documents of one collection, typed as `T` (`db.collection<Task>("tasks")`; plain
  * `Document`s without a type argument). Every method validates its arguments and rejects with a
  * `FerrosyncError` (`INVALID_DOCUMENT`, `INVALID_QUERY`, ...) before anything is written.
@@ -155,9 +168,16 @@ export class Collection<T extends DocumentShape = Document> {
   count(query?: Query<T>): Promise<number>;
   /**
    * Calls `callback` with the current result, then after every committed change that alters it
-   * (from this instance, other tabs, or sync) until `unsubscribe()`.
+   * (from this instance, other tabs, or sync) until `unsubscribe()`. A run that fails later goes to
+   * `onError` (logged without one) and the watch keeps running; `onEnd` is called once when the
+   * database is closed or deleted. Invalid arguments throw at once.
    */
-  watch(query: Query<T> | undefined, callback: WatchCallback<T>): Subscription;
+  watch(
+    query: Query<T> | undefined,
+    callback: WatchCallback<T>,
+    onError?: WatchErrorCallback,
+    onEnd?: WatchEndCallback,
+  ): Subscription;
 }
 
 export interface Database {

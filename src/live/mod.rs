@@ -23,6 +23,14 @@
 //! The callback fires only if ids, order or content differ (an identical rewrite is no change;
 //! unchanged documents keep their object identity). Work on one watch never overlaps: a notice
 //! arriving while it runs marks it dirty, and one full re-query follows.
+//!
+//! Besides results a watch reports two things through its [`Handlers`] (filled by the JS layer):
+//! - A run that fails (the first query or a re-run: a record that cannot be read, an IndexedDB
+//!   error) goes to `on_error` (logged without one). The watch keeps running and keeps its last
+//!   result, but forgets its window, so the next change re-runs the query in full rather than
+//!   patching a result that may have missed the change that failed.
+//! - The end: when the database is closed (`Store::close`) or deleted, every watch of it stops and
+//!   `on_end` is called once. Not after `unwatch` (the application ended it itself).
 
 mod broadcast;
 
@@ -82,11 +90,21 @@ pub struct Snapshot {
     pub window: Option<Window>,
 }
 
+/// What a watch reports besides results; the JS layer fills these with the application's callbacks.
+#[derive(Default)]
+pub struct Handlers {
+    /// A run failed; the watch keeps going (its next change re-runs the query).
+    pub on_error: Option<Box<dyn Fn(Error)>>,
+    /// The watch ended with its database (closed or deleted); called at most once.
+    pub on_end: Option<Box<dyn Fn()>>,
+}
+
 /// One `watch`.
 pub struct Watch {
     collection: String,
     query: Rc<Query>,
     callback: Function,
+    handlers: Handlers,
     active: Cell<bool>,
     running: Cell<bool>,
     dirty: Cell<bool>,
@@ -96,6 +114,30 @@ pub struct Watch {
 impl Watch {
     pub fn is_active(&self) -> bool {
         self.active.get()
+    }
+
+    /// Stops the watch because its database went away and tells the application, once.
+    fn end(&self) {
+        if !self.active.replace(false) {
+            return; // already unwatched or ended
+        }
+        if let Some(f) = &self.handlers.on_end {
+            f();
+        }
+    }
+
+    fn fail(&self, e: Error) {
+        // The failed run may have carried a change the window never saw: re-run in full next time.
+        if let Some(s) = self.last.borrow_mut().as_mut() {
+            s.window = None;
+        }
+        match &self.handlers.on_error {
+            Some(f) => f(e),
+            None => web_sys::console::error_1(&JsValue::from_str(&format!(
+                "ferrosync: live query on {:?} failed: {e}",
+                self.collection
+            ))),
+        }
     }
 }
 
@@ -116,29 +158,45 @@ impl Registry {
         *self.broadcast.borrow_mut() = Broadcast::open(store);
     }
 
-    /// Stops every watch and the channel (database closed).
+    /// Ends every watch (each one's `on_end`) and closes the channel: the database was closed or
+    /// deleted. No borrow is held while the application's callbacks run (they may unsubscribe).
     pub(crate) fn shutdown(&self) {
-        for w in self.watches.borrow_mut().drain(..) {
-            w.active.set(false);
-        }
+        let watches: Vec<Rc<Watch>> = self.watches.borrow_mut().drain(..).collect();
         self.broadcast.borrow_mut().take();
+        for w in watches {
+            w.end();
+        }
+    }
+
+    /// Takes `watch` out of the registry; `unwatch` also marks it inactive (no `on_end`).
+    fn forget(&self, watch: &Watch) {
+        self.watches
+            .borrow_mut()
+            .retain(|w| !std::ptr::eq(Rc::as_ptr(w), watch));
     }
 
     fn remove(&self, watch: &Rc<Watch>) {
         watch.active.set(false);
-        self.watches.borrow_mut().retain(|w| !Rc::ptr_eq(w, watch));
+        self.forget(watch);
     }
 }
 
 impl Store {
     /// Starts a live query; the first callback (current result) follows asynchronously.
-    pub fn watch(&self, collection: &str, query: Query, callback: Function) -> Result<Rc<Watch>> {
+    pub fn watch(
+        &self,
+        collection: &str,
+        query: Query,
+        callback: Function,
+        handlers: Handlers,
+    ) -> Result<Rc<Watch>> {
         self.check_open()?;
         self.check_collection(collection)?;
         let watch = Rc::new(Watch {
             collection: collection.to_string(),
             query: Rc::new(query),
             callback,
+            handlers,
             active: Cell::new(true),
             running: Cell::new(false),
             dirty: Cell::new(false),
@@ -257,15 +315,12 @@ async fn run(store: &Store, watch: &Watch, mut work: Work) {
             Ok(Some((records, rows))) => deliver(watch, records, rows),
             Ok(None) => {}
             Err(Error::DatabaseClosed(_) | Error::DatabaseDeleted(_)) => {
-                watch.active.set(false);
+                // Closed or deleted (by another tab, say) and not yet shut down here: it ends.
+                store.live().forget(watch);
+                watch.end();
                 return;
             }
-            Err(e) => {
-                web_sys::console::error_1(&JsValue::from_str(&format!(
-                    "ferrosync: live query on {:?} failed: {e}",
-                    watch.collection
-                )));
-            }
+            Err(e) => watch.fail(e),
         }
         if !watch.dirty.get() || !watch.active.get() {
             return;

@@ -289,12 +289,17 @@ impl Store {
     }
 
     /// Forgets connection `generation` (closing it, so an upgrade or delete elsewhere can proceed).
+    /// Deleted: live queries end (after the state borrow is released; their callbacks run).
     fn mark_lost(&self, generation: u64, deleted: bool) {
         let mut state = self.0.state.borrow_mut();
         if let State::Open(conn, _) = &*state {
             if conn.generation == generation {
                 conn.db.close();
                 *state = if deleted { State::Deleted } else { State::Lost };
+                drop(state);
+                if deleted {
+                    self.0.live.shutdown();
+                }
             }
         }
     }

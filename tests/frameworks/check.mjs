@@ -3,8 +3,10 @@
 // For React, Vue and Svelte: the app renders from the store, re-renders on a local write (through
 // its UI and through the API), on another tab's write, and on a sync from a second device; its sync
 // status shows; a query object made anew on every render does not restart the live query; React
-// runs under StrictMode (double mount); after unmount no subscription is left. Then the RxJS page
-// and the plain app. Any page error, console error or warning, or failed request fails the test.
+// runs under StrictMode (double mount); after unmount no subscription is left; for React and Vue, a
+// live query whose later run really fails (a record corrupted through raw IndexedDB) reaches the
+// error boundary / Vue's error handler. Then the RxJS page (errors, complete on db.close()) and the
+// plain app. Any page error, console error or warning, or failed request fails the test.
 //
 //   node check.mjs http://127.0.0.1:PORT
 import assert from "node:assert/strict";
@@ -170,8 +172,16 @@ async function frameworkApp(browser, app) {
     await a.evaluate(() => window.__fw.tasks.put({ id: "late", title: "after unmount", done: false, rank: 30 }));
     await new Promise((r) => setTimeout(r, 300));
     assert.equal(await a.$("#list"), null, `${app}: the list is gone after unmount`);
+    // A later run of a live query fails (a record corrupted through raw IndexedDB): the binding
+    // reports it where its framework handles errors, and leaves no subscription behind.
+    let failure = "";
+    if (await a.evaluate(() => typeof window.__fw.failure === "function")) {
+      const report = await a.evaluate(() => window.__fw.failure());
+      assert.deepEqual(report, { shown: "STORAGE_ERROR", handled: "STORAGE_ERROR", leftOpen: 0 }, `${app}: a failed re-run`);
+      failure = ", a failed re-run reaches its error handling";
+    }
     console.log(
-      `  ${app}: ok (${want.open} subscriptions while mounted, ${unmounted.opened} opened in all, 0 left after unmount)`,
+      `  ${app}: ok (${want.open} subscriptions while mounted, ${unmounted.opened} opened in all, 0 left after unmount${failure})`,
     );
   } finally {
     await deviceA.close();
@@ -204,10 +214,34 @@ async function rxjsPage(browser) {
       errorCode: "INVALID_QUERY",
       interop: true,
       plain: "first",
-      // liveQuery, two liveDocument, syncStatus, the plain subscribe (the failed one opened nothing)
-      stats: { open: 0, opened: 5, stillActive: 0 },
+      ends: {
+        // The failing live query: its first result, then one error with a stable code; nothing
+        // after it (not the repaired result), no complete, and its live query stopped.
+        failing: { next: 1, errors: ["STORAGE_ERROR"], completes: 0 },
+        failClosed: true,
+        // The other one kept its results and completed, once, inside db.close().
+        ending: {
+          seen: [
+            ["b", "a"],
+            ["c", "b", "a"],
+            ["d", "c", "b", "a"],
+          ],
+          errors: 0,
+          completes: 1,
+        },
+        completedInClose: 1,
+        endClosed: true,
+        openWhileBoth: 2,
+        openAfterError: 1,
+        openAfterClose: 0,
+      },
+      mainCompleted: 1,
+      mainClosed: true,
+      // liveQuery, two liveDocument, syncStatus, the plain subscribe (the failed one opened
+      // nothing), the two of endings() and the last one on the synced database
+      stats: { open: 0, opened: 8, stillActive: 0 },
     });
-    console.log("  rxjs: ok (from(), error to error, nothing after unsubscribe, 0 left open)");
+    console.log("  rxjs: ok (from(), error to error (subscribing and a failed re-run), complete on close, nothing after unsubscribe, 0 left open)");
   } finally {
     await context.close();
   }

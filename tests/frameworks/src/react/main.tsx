@@ -1,4 +1,4 @@
-import { StrictMode, Suspense, useEffect, useState } from "react";
+import { Component, StrictMode, Suspense, useEffect, useState, type ReactNode } from "react";
 import { createRoot } from "react-dom/client";
 import type { Database, SyncStatus } from "ferrosync";
 import {
@@ -10,6 +10,7 @@ import {
   useSyncStatus,
 } from "ferrosync/react";
 import { nextRank, start, type Task } from "../shared/harness";
+import { probeFailure, RERUN_QUERY, type FailureReport, type Item } from "../shared/failure";
 
 function TaskList() {
   const tasks = useCollection<Task>("tasks");
@@ -70,6 +71,41 @@ function Status() {
   );
 }
 
+class Boundary extends Component<{ children: ReactNode }, { error: unknown }> {
+  state = { error: undefined as unknown };
+  static getDerivedStateFromError(error: unknown) {
+    return { error };
+  }
+  render() {
+    if (this.state.error === undefined) return this.props.children;
+    return <p id="failed">{String((this.state.error as { code?: string }).code)}</p>;
+  }
+}
+
+function Ranked() {
+  const list = useLiveQuery(useCollection<Item>("items"), RERUN_QUERY);
+  return <p id="ranked">{list === undefined ? "…" : list.map((i) => i.id).join(",")}</p>;
+}
+
+/** A live query whose later run fails: the error reaches the error boundary (and onCaughtError). */
+function failure(): Promise<FailureReport> {
+  return probeFailure(
+    (db, el, handled) => {
+      const root = createRoot(el, { onCaughtError: handled });
+      root.render(
+        <FerrosyncProvider database={db}>
+          <Boundary>
+            <Ranked />
+          </Boundary>
+        </FerrosyncProvider>,
+      );
+      return () => root.unmount();
+    },
+    (el) => el.querySelector("#failed")?.textContent ?? null,
+    "the error boundary",
+  );
+}
+
 void start((db) => {
   const el = document.getElementById("app")!;
   const root = createRoot(el);
@@ -86,4 +122,4 @@ void start((db) => {
     </StrictMode>,
   );
   return () => root.unmount();
-});
+}, failure);

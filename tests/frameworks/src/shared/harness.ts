@@ -2,6 +2,7 @@
 // task type, and the handle the test driver (check.mjs) uses through `window.__fw`.
 import init, { Database, type Collection } from "ferrosync";
 import { subscriptionStats } from "ferrosync/observable";
+import type { FailureReport } from "./failure";
 
 export interface Task {
   id: string;
@@ -18,6 +19,8 @@ export interface Harness {
   stats: typeof subscriptionStats;
   /** How many times the app's list effect ran on mount (2 under React StrictMode in development). */
   mounts: number;
+  /** Where the app has one: a live query whose later run fails, as its binding reports it. */
+  failure?: () => Promise<FailureReport>;
 }
 
 declare global {
@@ -41,7 +44,10 @@ export async function openDatabase(): Promise<{ db: Database; tasks: Collection<
 }
 
 /** Opens the database and publishes the harness; the app mounts when the driver says so. */
-export async function start(mountApp: (db: Database, tasks: Collection<Task>) => () => void): Promise<void> {
+export async function start(
+  mountApp: (db: Database, tasks: Collection<Task>) => () => void,
+  failure?: () => Promise<FailureReport>,
+): Promise<void> {
   try {
     const { db, tasks } = await openDatabase();
     let unmount: (() => void) | null = null;
@@ -50,6 +56,7 @@ export async function start(mountApp: (db: Database, tasks: Collection<Task>) =>
       tasks,
       stats: subscriptionStats,
       mounts: 0,
+      failure,
       mount() {
         if (!unmount) unmount = mountApp(db, tasks);
       },
