@@ -34,6 +34,8 @@ _fs_apt=()
 [ -x /usr/bin/chromium ] || _fs_apt+=(chromium)
 [ -x /usr/bin/chromedriver ] || _fs_apt+=(chromium-driver)
 if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then _fs_apt+=(postgresql); fi
+# openssl: server/tests/jwt.rs makes real RSA and EC keys with it.
+command -v openssl >/dev/null 2>&1 || _fs_apt+=(openssl)
 if [ ${#_fs_apt[@]} -gt 0 ]; then
   _fs_log "apt-get install ${_fs_apt[*]}"
   apt-get update
