@@ -310,7 +310,6 @@ fn positions_reused_after_a_restore_keeping_the_epoch_are_not_skipped() {
 /// E2 was made on E1: it is not a conflict, and A's resolver must not be asked (an overlay
 /// resolver would write E1 back over E2, losing B's edit).
 #[test]
-#[ignore = "issue 13 item 4: after a lost reply the resolver is offered a remote made on top of its own local, and B's edit is lost"]
 fn a_lost_reply_never_offers_the_resolver_a_remote_made_on_its_local() {
     let w = World::new();
     let seen: Seen = Rc::default();
@@ -346,7 +345,6 @@ fn a_lost_reply_never_offers_the_resolver_a_remote_made_on_its_local() {
 
 /// Item 4, killed tab: the same, with the tab killed after the server applied its push.
 #[test]
-#[ignore = "issue 13 item 4: a tab killed mid-push later offers its resolver a remote made on top of its own local"]
 fn a_tab_killed_mid_push_never_offers_the_resolver_a_remote_made_on_its_local() {
     let w = World::new();
     let seen: Seen = Rc::default();
