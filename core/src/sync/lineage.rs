@@ -40,15 +40,25 @@ pub fn lineage_after(
     if cur.hlc >= change.hlc {
         return None;
     }
-    let mut l = current_lineage.cloned().unwrap_or_default();
-    for h in [&cur.hlc, &change.hlc] {
-        let e = l.entry(h.node.clone()).or_insert_with(|| h.clone());
-        if *e < *h {
-            *e = h.clone();
-        }
+    let mut l = current_lineage
+        .filter(|l| belongs(l, cur))
+        .cloned()
+        .unwrap_or_default();
+    let e = l
+        .entry(cur.hlc.node.clone())
+        .or_insert_with(|| cur.hlc.clone());
+    if *e < cur.hlc {
+        *e = cur.hlc.clone();
     }
+    // The version's own entry is the version itself: that is how a lineage is known to belong
+    // to the version stored beside it ([`belongs`]).
+    l.insert(change.hlc.node.clone(), change.hlc.clone());
     while l.len() > MAX_LINEAGE_WRITERS {
-        let oldest = l.iter().min_by(|a, b| a.1.cmp(b.1)).map(|(n, _)| n.clone());
+        let oldest = l
+            .iter()
+            .filter(|(n, _)| **n != change.hlc.node)
+            .min_by(|a, b| a.1.cmp(b.1))
+            .map(|(n, _)| n.clone());
         if let Some(n) = oldest {
             l.remove(&n);
         }
@@ -69,8 +79,16 @@ pub fn applied_before(
     change.hlc.node == client_id
         && change.hlc < current.hlc
         && lineage
+            .filter(|l| belongs(l, current))
             .and_then(|l| l.get(&change.hlc.node))
             .is_some_and(|h| *h == change.hlc)
+}
+
+/// Whether `l` was written with `version` (its writer's entry is the version itself). A lineage
+/// left beside another version (written by a server that does not keep lineages, during a
+/// rolling upgrade) is not believed.
+fn belongs(l: &Lineage, version: &Change) -> bool {
+    l.get(&version.hlc.node) == Some(&version.hlc)
 }
 
 /// A lineage as the server stores it (JSON text).
@@ -114,6 +132,22 @@ mod tests {
         assert!(!applied_before(&e1, "b", &e3, Some(&l3)));
         assert!(!applied_before(&e0, "a", &e3, Some(&l3)));
         assert!(!applied_before(&v(2, "a", None), "a", &e3, None));
+    }
+
+    #[test]
+    fn a_lineage_left_beside_another_version_is_not_believed() {
+        let e0 = v(1, "a", None);
+        let e1 = v(2, "a", Some((1, "a")));
+        let e2 = v(3, "b", Some((2, "a")));
+        let l2 = lineage_after(&e2, Some(&e1), None).unwrap();
+        assert!(applied_before(&e1, "a", &e2, Some(&l2)));
+        // Another version stored by a server that left the lineage in place.
+        let other = v(4, "c", None);
+        assert!(!applied_before(&e1, "a", &other, Some(&l2)));
+        let e3 = v(5, "d", Some((4, "c")));
+        let l3 = lineage_after(&e3, Some(&other), Some(&l2)).unwrap();
+        assert!(!l3.contains_key("a"), "{l3:?}");
+        assert!(!applied_before(&e0, "a", &e3, Some(&l3)));
     }
 
     #[test]

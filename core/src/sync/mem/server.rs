@@ -1,7 +1,8 @@
 //! An in-memory sync server with the reference server's rules (`server/src/store/plan.rs`,
 //! `server/src/handlers.rs`, `docs/PROTOCOL.md` section 7): one feed per namespace (token),
 //! last-write-wins by HLC, idempotent retries, the last push of each client replayed exactly, stale
-//! replies carrying the current version, cursors tied to an epoch (`400 BAD_CURSOR` for a malformed
+//! replies carrying the current version, lineages (an edit applied before whose reply was lost is
+//! answered `applied` with what replaced it: [`crate::sync::lineage`]), cursors tied to an epoch (`400 BAD_CURSOR` for a malformed
 //! one or one ahead of the feed, `409` for another epoch), pagination with a remaining count, drift,
 //! shape and body-size checks, all-or-nothing pushes.
 //!
