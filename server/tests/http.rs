@@ -18,6 +18,7 @@ both_backends!(
     stale_write_carries_current,
     a_change_made_on_an_older_base_is_stale,
     an_edit_applied_before_is_answered_applied_with_what_replaced_it,
+    a_database_from_before_lineages_gains_them,
     tombstones_order_by_hlc,
     namespaces_are_isolated,
     bad_push_input_is_refused_and_changes_nothing,
@@ -453,6 +454,62 @@ async fn an_edit_applied_before_is_answered_applied_with_what_replaced_it(b: Bac
     let (all, _) = s.pull_all(&t, None).await;
     let a = all.iter().find(|c| c["id"] == "a").unwrap();
     assert_eq!(*a, current);
+    s.finish().await;
+}
+
+/// A database created before `ferrosync_docs.lineage` existed (one document in it) is upgraded
+/// when the server starts: the document is still there, and edits made on it from then on get
+/// lineages.
+async fn a_database_from_before_lineages_gains_them(b: Backend) {
+    let db = FreshDb::new(b).await;
+    let t = token("upgrade");
+    let now = now_ms();
+    let e0 = hlc(now - 50, 0, "c1");
+    let old = format!(
+        r#"CREATE TABLE ferrosync_namespaces (namespace TEXT PRIMARY KEY, head BIGINT NOT NULL);
+        CREATE TABLE ferrosync_docs (namespace TEXT NOT NULL, collection TEXT NOT NULL,
+            id TEXT NOT NULL, hlc TEXT NOT NULL, client_id TEXT NOT NULL, deleted BOOLEAN NOT NULL,
+            doc TEXT, fields TEXT, seq BIGINT NOT NULL, PRIMARY KEY (namespace, collection, id));
+        INSERT INTO ferrosync_namespaces VALUES ('{t}', 1);
+        INSERT INTO ferrosync_docs VALUES ('{t}', 'tasks', 'a', '{e0}', 'c1', FALSE,
+            '{{"id":"a","n":0}}', NULL, 1);"#
+    );
+    match b {
+        Backend::Sqlite => {
+            let path = db.url.trim_start_matches("sqlite://");
+            std::fs::create_dir_all(std::path::Path::new(path).parent().unwrap()).unwrap();
+            let pool = sqlx::SqlitePool::connect(&format!("{}?mode=rwc", db.url))
+                .await
+                .unwrap();
+            sqlx::raw_sql(&old).execute(&pool).await.unwrap();
+            pool.close().await;
+        }
+        Backend::Postgres => {
+            let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+            sqlx::raw_sql(&old).execute(&pool).await.unwrap();
+            pool.close().await;
+        }
+    }
+    let s = TestServer::start_on(db, |_| {}).await;
+    let (all, _) = s.pull_all(&t, None).await;
+    assert_eq!(all.len(), 1, "{all:?}");
+    let e1 = hlc(now - 40, 0, "c1");
+    let e2 = hlc(now - 30, 0, "c2");
+    let e1_change = with_base(put("tasks", "a", &e1, json!({"by": "c1"})), &e0);
+    for (client, change) in [
+        ("c1", e1_change.clone()),
+        (
+            "c2",
+            with_base(put("tasks", "a", &e2, json!({"by": "c2"})), &e1),
+        ),
+    ] {
+        let (_, r) = s.push(&t, push_body(client, vec![change])).await;
+        assert_eq!(r["results"][0], json!({"status": "applied"}), "{r}");
+    }
+    let other = put("tasks", "b", &hlc(now - 10, 0, "c1"), json!({}));
+    let (_, r) = s.push(&t, push_body("c1", vec![e1_change, other])).await;
+    assert_eq!(r["results"][0]["status"], "applied", "{r}");
+    assert_eq!(r["results"][0]["current"]["hlc"], json!(e2), "{r}");
     s.finish().await;
 }
 
