@@ -446,7 +446,10 @@ async fn a_lost_push_reply_never_offers_the_resolver_a_version_made_on_its_edit(
     a.put("tasks", r#"{"id": "other", "title": "A"}"#).await;
     a.online_sync().await;
     let called = prop(&js_sys::global(), &calls);
-    assert!(called.is_undefined(), "the resolver was asked {called:?} times");
+    assert!(
+        called.is_undefined(),
+        "the resolver was asked {called:?} times"
+    );
     assert_eq!(a.get("tasks", "r").await, r#"{"id":"r","title":"E2 by b"}"#);
     assert_eq!(a.pending().await, 0);
     b.sync().await;
