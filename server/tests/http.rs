@@ -432,24 +432,14 @@ async fn an_edit_applied_before_is_answered_applied_with_what_replaced_it(b: Bac
         .await;
     assert_eq!(again["results"], r["results"]);
     // Not for another client pushing c1's version, nor for a version of c1 the server never had.
-    let (_, r) = s
-        .push(
-            &t,
-            push_body("c9", vec![put("tasks", "a", &e1, json!({"by": "c1"}))]),
-        )
-        .await;
-    assert_eq!(r["results"][0]["status"], "stale", "{r}");
     let never = hlc(now - 35, 0, "c1");
-    let (_, r) = s
-        .push(
-            &t,
-            push_body(
-                "c1",
-                vec![with_base(put("tasks", "a", &never, json!({})), &e0)],
-            ),
-        )
-        .await;
-    assert_eq!(r["results"][0]["status"], "stale", "{r}");
+    for (client, change) in [
+        ("c9", put("tasks", "a", &e1, json!({"by": "c1"}))),
+        ("c1", with_base(put("tasks", "a", &never, json!({})), &e0)),
+    ] {
+        let (_, r) = s.push(&t, push_body(client, vec![change])).await;
+        assert_eq!(r["results"][0]["status"], "stale", "{client}: {r}");
+    }
     // The lineage is the server's own record: pulls carry the versions as before.
     let (all, _) = s.pull_all(&t, None).await;
     let a = all.iter().find(|c| c["id"] == "a").unwrap();
