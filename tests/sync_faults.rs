@@ -398,3 +398,62 @@ async fn a_follower_tab_stamps_writes_with_the_syncing_tabs_clock_offset() {
     t2.db.close();
     t1.close_and_destroy().await;
 }
+
+#[wasm_bindgen_test]
+async fn a_lost_push_reply_never_offers_the_resolver_a_version_made_on_its_edit() {
+    // Failed before the fix (issue 13 item 4): a's edit E1 was applied, its reply lost; b edited
+    // on E1 (E2); a's next push differed, the server answered E1 stale with E2, and a's resolver
+    // (remote with the local fields on top) wrote E1 back over E2: b's edit was lost.
+    clear_faults().await;
+    let token = unique("lost-reply");
+    let calls = unique("resolverCalls");
+    let overlay = format!(
+        "(local, remote) => {{ globalThis['{calls}'] = (globalThis['{calls}'] || 0) + 1; \
+         return Object.assign({{}}, remote, local); }}"
+    );
+    let resolvers = [("tasks", overlay.as_str())];
+    let opts = || Opts {
+        resolvers: &resolvers,
+        // No background retry between the steps below.
+        sync_extra: r#"{"backoffBaseMs": 600000}"#,
+        ..Opts::default()
+    };
+    let a = device(&unique("a"), &token, opts()).await;
+    let b = device(&unique("b"), &token, opts()).await;
+    a.settled().await;
+    b.settled().await;
+    a.put("tasks", r#"{"id": "r", "title": "E0"}"#).await;
+    a.sync().await;
+    b.sync().await;
+    a.offline(true);
+    a.put("tasks", r#"{"id": "r", "title": "E1 by a"}"#).await;
+    // The server applies the push, then dies before replying; so does every push until the sync
+    // fails (Chromium may resend a request whose connection died before any reply, and the sync
+    // going online starts runs before ours: their replies must be lost too).
+    fault("kill_after_forward", "/v1/push", 10).await;
+    a.offline(false);
+    let first = JsFuture::from(a.db.sync()).await;
+    a.offline(true);
+    clear_faults().await;
+    let e = first.expect_err("the push's reply is lost");
+    assert_eq!(code(&e), "SYNC_NETWORK", "{}", message(&e));
+    sleep(300).await;
+    b.sync().await;
+    assert_eq!(b.get("tasks", "r").await, r#"{"id":"r","title":"E1 by a"}"#);
+    b.put("tasks", r#"{"id": "r", "title": "E2 by b"}"#).await;
+    b.sync().await;
+    // a's next push differs from the lost one, so the server does not replay it.
+    a.put("tasks", r#"{"id": "other", "title": "A"}"#).await;
+    a.online_sync().await;
+    let called = prop(&js_sys::global(), &calls);
+    assert!(
+        called.is_undefined(),
+        "the resolver was asked {called:?} times"
+    );
+    assert_eq!(a.get("tasks", "r").await, r#"{"id":"r","title":"E2 by b"}"#);
+    assert_eq!(a.pending().await, 0);
+    b.sync().await;
+    assert_eq!(b.get("tasks", "r").await, r#"{"id":"r","title":"E2 by b"}"#);
+    a.close_and_destroy().await;
+    b.close_and_destroy().await;
+}

@@ -17,6 +17,8 @@ both_backends!(
     retried_push_is_idempotent,
     stale_write_carries_current,
     a_change_made_on_an_older_base_is_stale,
+    an_edit_applied_before_is_answered_applied_with_what_replaced_it,
+    a_database_from_before_lineages_gains_them,
     tombstones_order_by_hlc,
     namespaces_are_isolated,
     bad_push_input_is_refused_and_changes_nothing,
@@ -296,15 +298,16 @@ async fn retried_push_is_idempotent(b: Backend) {
     s.finish().await;
 }
 
+/// `change` made on the version `base`.
+fn with_base(mut change: Value, base: &str) -> Value {
+    change["base"] = json!(base);
+    change
+}
+
 async fn a_change_made_on_an_older_base_is_stale(b: Backend) {
     let s = TestServer::start(b).await;
     let t = token("base");
     let now = now_ms();
-    let with_base = |change: Value, base: &str| {
-        let mut c = change;
-        c["base"] = json!(base);
-        c
-    };
     let v0 = hlc(now - 30, 0, "c1");
     s.push(
         &t,
@@ -377,6 +380,126 @@ async fn a_change_made_on_an_older_base_is_stale(b: Backend) {
     let a = all.iter().find(|c| c["id"] == "a").unwrap();
     assert_eq!(a["doc"], json!({"id": "a", "n": 6}));
     assert!(a.get("base").is_none(), "pulls never carry a base: {a}");
+    s.finish().await;
+}
+
+/// Issue 13 item 4: c1's E1 is applied but its reply is lost; c2 edits on E1, c3 on c2's
+/// version; c1 pushes E1 again in a different push (no replay). The server recognises E1 in the
+/// current version's lineage: `applied`, with the version that replaced it, never `stale` (a
+/// stale E1 would be offered to c1's resolver against versions made on it). Another client
+/// pushing c1's version, or c1 a version the server never had, still gets `stale`.
+async fn an_edit_applied_before_is_answered_applied_with_what_replaced_it(b: Backend) {
+    let s = TestServer::start(b).await;
+    let t = token("lineage");
+    let now = now_ms();
+    let e0 = hlc(now - 50, 0, "c1");
+    let e1 = hlc(now - 40, 0, "c1");
+    let e2 = hlc(now - 30, 0, "c2");
+    let e3 = hlc(now - 20, 0, "c3");
+    let e1_change = with_base(put("tasks", "a", &e1, json!({"by": "c1"})), &e0);
+    for (client, change) in [
+        ("c1", put("tasks", "a", &e0, json!({"n": 0}))),
+        ("c1", e1_change.clone()), // applied; suppose its reply is lost
+        (
+            "c2",
+            with_base(put("tasks", "a", &e2, json!({"by": "c2"})), &e1),
+        ),
+        (
+            "c3",
+            with_base(put("tasks", "a", &e3, json!({"by": "c3"})), &e2),
+        ),
+    ] {
+        let (_, r) = s.push(&t, push_body(client, vec![change])).await;
+        assert_eq!(r["results"][0], json!({"status": "applied"}), "{r}");
+    }
+    let current =
+        json!({"collection": "tasks", "id": "a", "hlc": e3, "doc": {"id": "a", "by": "c3"}});
+    // c1 pushes E1 again with another change (so not a replay of its last push).
+    let other = put("tasks", "b", &hlc(now - 10, 0, "c1"), json!({"n": 1}));
+    let (_, r) = s
+        .push(&t, push_body("c1", vec![e1_change.clone(), other]))
+        .await;
+    assert_eq!(
+        r["results"][0],
+        json!({"status": "applied", "current": current}),
+        "{r}"
+    );
+    assert_eq!(r["results"][1], json!({"status": "applied"}));
+    // Its retry is answered the same (the replay).
+    let other = put("tasks", "b", &hlc(now - 10, 0, "c1"), json!({"n": 1}));
+    let (_, again) = s
+        .push(&t, push_body("c1", vec![e1_change.clone(), other]))
+        .await;
+    assert_eq!(again["results"], r["results"]);
+    // Not for another client pushing c1's version, nor for a version of c1 the server never had.
+    let never = hlc(now - 35, 0, "c1");
+    for (client, change) in [
+        ("c9", put("tasks", "a", &e1, json!({"by": "c1"}))),
+        ("c1", with_base(put("tasks", "a", &never, json!({})), &e0)),
+    ] {
+        let (_, r) = s.push(&t, push_body(client, vec![change])).await;
+        assert_eq!(r["results"][0]["status"], "stale", "{client}: {r}");
+    }
+    // The lineage is the server's own record: pulls carry the versions as before.
+    let (all, _) = s.pull_all(&t, None).await;
+    let a = all.iter().find(|c| c["id"] == "a").unwrap();
+    assert_eq!(*a, current);
+    s.finish().await;
+}
+
+/// A database created before `ferrosync_docs.lineage` existed (one document in it) is upgraded
+/// when the server starts: the document is still there, and edits made on it from then on get
+/// lineages.
+async fn a_database_from_before_lineages_gains_them(b: Backend) {
+    let db = FreshDb::new(b).await;
+    let t = token("upgrade");
+    let now = now_ms();
+    let e0 = hlc(now - 50, 0, "c1");
+    let old = format!(
+        r#"CREATE TABLE ferrosync_namespaces (namespace TEXT PRIMARY KEY, head BIGINT NOT NULL);
+        CREATE TABLE ferrosync_docs (namespace TEXT NOT NULL, collection TEXT NOT NULL,
+            id TEXT NOT NULL, hlc TEXT NOT NULL, client_id TEXT NOT NULL, deleted BOOLEAN NOT NULL,
+            doc TEXT, fields TEXT, seq BIGINT NOT NULL, PRIMARY KEY (namespace, collection, id));
+        INSERT INTO ferrosync_namespaces VALUES ('{t}', 1);
+        INSERT INTO ferrosync_docs VALUES ('{t}', 'tasks', 'a', '{e0}', 'c1', FALSE,
+            '{{"id":"a","n":0}}', NULL, 1);"#
+    );
+    match b {
+        Backend::Sqlite => {
+            let path = db.url.trim_start_matches("sqlite://");
+            std::fs::create_dir_all(std::path::Path::new(path).parent().unwrap()).unwrap();
+            let pool = sqlx::SqlitePool::connect(&format!("{}?mode=rwc", db.url))
+                .await
+                .unwrap();
+            sqlx::raw_sql(&old).execute(&pool).await.unwrap();
+            pool.close().await;
+        }
+        Backend::Postgres => {
+            let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+            sqlx::raw_sql(&old).execute(&pool).await.unwrap();
+            pool.close().await;
+        }
+    }
+    let s = TestServer::start_on(db, |_| {}).await;
+    let (all, _) = s.pull_all(&t, None).await;
+    assert_eq!(all.len(), 1, "{all:?}");
+    let e1 = hlc(now - 40, 0, "c1");
+    let e2 = hlc(now - 30, 0, "c2");
+    let e1_change = with_base(put("tasks", "a", &e1, json!({"by": "c1"})), &e0);
+    for (client, change) in [
+        ("c1", e1_change.clone()),
+        (
+            "c2",
+            with_base(put("tasks", "a", &e2, json!({"by": "c2"})), &e1),
+        ),
+    ] {
+        let (_, r) = s.push(&t, push_body(client, vec![change])).await;
+        assert_eq!(r["results"][0], json!({"status": "applied"}), "{r}");
+    }
+    let other = put("tasks", "b", &hlc(now - 10, 0, "c1"), json!({}));
+    let (_, r) = s.push(&t, push_body("c1", vec![e1_change, other])).await;
+    assert_eq!(r["results"][0]["status"], "applied", "{r}");
+    assert_eq!(r["results"][0]["current"]["hlc"], json!(e2), "{r}");
     s.finish().await;
 }
 

@@ -147,6 +147,10 @@ struct Run<'a> {
     restamped: bool,
     /// Set-aside rows moved to the end of the outbox in this pass (done once each per pass).
     requeued: HashSet<DocKey>,
+    /// The push failed without an answer for every row: a pending edit may be on the server
+    /// already (applied, the reply lost), so the pull does not settle it against another
+    /// device's version; the next push asks the server, which knows (`applied` or `stale`).
+    in_doubt: bool,
 }
 
 /// Drives push and pull for one local database. Holds no state between syncs but a re-entrancy
@@ -225,6 +229,7 @@ impl<S: LocalStore, T: Transport> SyncEngine<S, T> {
             wrote: false,
             restamped: false,
             requeued: HashSet::new(),
+            in_doubt: false,
         };
         for _ in 0..self.config.max_rounds {
             run.wrote = false;
@@ -233,6 +238,7 @@ impl<S: LocalStore, T: Transport> SyncEngine<S, T> {
                 // Whatever the push met, the pull still brings this device up to date, unless
                 // nothing can reach the server (network, token) or the store itself failed.
                 if pull_after(&e) {
+                    run.in_doubt = true;
                     let _ = self.pull_all(&mut run).await;
                 }
                 return Err(e);
@@ -500,10 +506,16 @@ impl<S: LocalStore, T: Transport> SyncEngine<S, T> {
         let mut stale = Vec::new();
         for (c, r) in req.changes.iter().zip(resp.results) {
             match r.status {
-                PushStatus::Applied => acked.push(Pushed {
-                    key: DocKey::of(c),
-                    hlc: c.hlc.clone(),
-                }),
+                PushStatus::Applied => {
+                    acked.push(Pushed {
+                        key: DocKey::of(c),
+                        hlc: c.hlc.clone(),
+                    });
+                    // Applied by an earlier push whose reply was lost, and replaced since by a
+                    // version made on it: that version supersedes ours (settled by order after
+                    // the ack, never offered to a resolver against it).
+                    stale.extend(r.current);
+                }
                 PushStatus::Stale => stale.extend(r.current),
                 PushStatus::Rejected => {
                     let (code, message) = match r.error {
@@ -653,6 +665,7 @@ impl<S: LocalStore, T: Transport> SyncEngine<S, T> {
             remotes,
             keys: &keys,
             index: &index,
+            in_doubt: from_pull && run.in_doubt,
         };
         let asks_app = remotes
             .iter()
@@ -728,7 +741,13 @@ impl<S: LocalStore, T: Transport> SyncEngine<S, T> {
                 applied += 1;
                 continue;
             };
-            if local.pending.is_some() && self.concurrent(&local, remote) {
+            let concurrent = local.pending.is_some() && self.concurrent(&local, remote);
+            if concurrent && page.in_doubt && self.asks_app(&local, remote) {
+                // Perhaps made on this very edit, whose push got no answer: the edit stays
+                // pending, and its next push learns from the server which it is.
+                continue;
+            }
+            if concurrent {
                 conflicts.insert(DocKey::of(remote));
             }
             let decision = match self.decide(&local, remote).await {
@@ -821,6 +840,12 @@ impl<S: LocalStore, T: Transport> SyncEngine<S, T> {
         made_without(&edit, &remote.hlc)
     }
 
+    /// Whether settling `local` against `remote` would ask the app's resolver.
+    fn asks_app(&self, local: &LocalDoc, remote: &Change) -> bool {
+        local.pending == Some(PendingKind::Edit)
+            && matches!(self.policies.get(&remote.collection), Policy::Custom(_))
+    }
+
     /// The version a local edit was made on. A creation (no base) is made on nothing: the lowest
     /// HLC stands for that, so another device's creation of the same id is concurrent with it,
     /// on the server (`stale`) and here, and the app's resolver sees both.
@@ -868,6 +893,8 @@ struct Page<'a> {
     remotes: &'a [Change],
     keys: &'a [DocKey],
     index: &'a HashMap<DocKey, usize>,
+    /// Pending edits may be on the server already (see `Run::in_doubt`).
+    in_doubt: bool,
 }
 
 /// What a page's decisions mean for the sync's report.

@@ -12,6 +12,7 @@
 pub mod backoff;
 pub mod clock;
 pub mod engine;
+pub mod lineage;
 pub mod mem;
 pub mod policy;
 pub mod store;

@@ -54,6 +54,18 @@ pub fn validate_push(req: &PushRequest, resp: &PushResponse) -> Result<(), Trans
     // document may leave `current` out.
     let mut carried: Vec<(&str, &str)> = Vec::new();
     for (i, (sent, r)) in req.changes.iter().zip(&resp.results).enumerate() {
+        if r.status == PushStatus::Applied {
+            // Applied before, and replaced since by a version made on it (its reply was lost).
+            if let Some(cur) = r.current.as_ref() {
+                if cur.collection != sent.collection || cur.id != sent.id || cur.hlc <= sent.hlc {
+                    return Err(bad(format!(
+                        "applied result {i} carries {}/{} {} for {}/{} {}: not a newer version of it",
+                        cur.collection, cur.id, cur.hlc, sent.collection, sent.id, sent.hlc
+                    )));
+                }
+                validate_change(cur)?;
+            }
+        }
         if r.status == PushStatus::Stale {
             let key = (sent.collection.as_str(), sent.id.as_str());
             let Some(cur) = r.current.as_ref() else {

@@ -12,6 +12,7 @@ mod postgres;
 mod sqlite;
 
 use ferrosync_core::protocol::{Change, PushResult};
+use ferrosync_core::sync::lineage::{self, Lineage};
 use ferrosync_core::Hlc;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
@@ -86,6 +87,10 @@ pub struct StoredReply {
     pub head: u64,
     /// Positions of the stale changes in the push.
     pub stale: Vec<u32>,
+    /// Positions of the changes applied by an earlier push and replaced since by a version made
+    /// on them (answered `applied` with that version: `ferrosync_core::sync::lineage`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub superseded: Vec<u32>,
 }
 
 /// What a push did.
@@ -293,10 +298,14 @@ pub(crate) struct Row {
     pub deleted: bool,
     pub doc: Option<String>,
     pub fields: Option<String>,
+    /// `ferrosync_docs.lineage` (`ferrosync_core::sync::lineage`).
+    pub lineage: Option<String>,
 }
 
 impl Row {
-    pub fn into_change(self) -> Result<Change, StoreError> {
+    /// The version, and its lineage (an unreadable one counts as none: it only costs a resolver
+    /// call).
+    pub fn into_change(self) -> Result<(Change, Option<Lineage>), StoreError> {
         let Row {
             collection,
             id,
@@ -304,7 +313,9 @@ impl Row {
             deleted,
             doc,
             fields,
+            lineage,
         } = self;
+        let lineage = lineage.as_deref().and_then(lineage::decode);
         let corrupt =
             |e: &dyn std::fmt::Display| StoreError::Corrupt(format!("{collection}/{id}: {e}"));
         let hlc: Hlc = hlc.parse().map_err(|e| corrupt(&e))?;
@@ -316,7 +327,7 @@ impl Row {
             .map(|s| serde_json::from_str(&s))
             .transpose()
             .map_err(|e| corrupt(&e))?;
-        Ok(Change {
+        let change = Change {
             collection,
             id,
             hlc,
@@ -324,7 +335,8 @@ impl Row {
             doc,
             fields,
             base: None,
-        })
+        };
+        Ok((change, lineage))
     }
 }
 
@@ -368,6 +380,7 @@ pub(crate) fn decode_reply(s: &str) -> Result<StoredReply, StoreError> {
         return Ok(StoredReply {
             head: old.head,
             stale,
+            superseded: Vec::new(),
         });
     }
     serde_json::from_str(s).map_err(corrupt)

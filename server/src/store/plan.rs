@@ -7,6 +7,7 @@ use std::collections::hash_map::{Entry, HashMap};
 
 use ferrosync_core::merge::made_without;
 use ferrosync_core::protocol::{Change, PushResult, PushStatus};
+use ferrosync_core::sync::lineage::{self, applied_before, lineage_after, Lineage};
 
 use super::{Encoded, PushOutcome, StoreError, StoredReply};
 
@@ -40,6 +41,19 @@ pub struct Loaded {
     pub replies: HashMap<ClientKey, (String, StoredReply)>,
     /// Current version of each document (absent: never written).
     pub current: HashMap<DocKey, Change>,
+    /// The lineage stored beside a current version (absent: the version alone).
+    pub lineages: HashMap<DocKey, Lineage>,
+}
+
+impl Loaded {
+    /// Records a document's current version as read from the database, with its lineage.
+    pub fn insert_current(&mut self, namespace: String, (change, l): (Change, Option<Lineage>)) {
+        let key = (namespace, change.collection.clone(), change.id.clone());
+        if let Some(l) = l {
+            self.lineages.insert(key.clone(), l);
+        }
+        self.current.insert(key, change);
+    }
 }
 
 /// A document version to store, with its new feed number. Borrows from the pushed jobs: a
@@ -51,6 +65,8 @@ pub struct WriteRow<'a> {
     pub change: &'a Change,
     pub encoded: &'a Encoded,
     pub seq: u64,
+    /// `ferrosync_docs.lineage`: JSON text, or none.
+    pub lineage: Option<String>,
 }
 
 /// Everything a group of jobs writes, and what each job gets back.
@@ -78,6 +94,7 @@ type DocRef<'a> = (&'a str, &'a str, &'a str);
 /// A document while a group is decided.
 struct Doc<'a> {
     current: &'a Change,
+    lineage: Option<Lineage>,
     /// Index in `rows` when this group writes the document.
     row: Option<usize>,
 }
@@ -95,6 +112,7 @@ pub fn plan_group<'a>(jobs: &'a [Job], loaded: Loaded) -> GroupPlan<'a> {
         mut heads,
         mut replies,
         current: stored,
+        mut lineages,
     } = loaded;
     // Each touched document: its current version (as stored, or as written earlier in this
     // group) and its row if this group writes it. Borrowed keys and versions, one hash lookup
@@ -106,6 +124,7 @@ pub fn plan_group<'a>(jobs: &'a [Job], loaded: Loaded) -> GroupPlan<'a> {
                 (ns.as_str(), coll.as_str(), id.as_str()),
                 Doc {
                     current: c,
+                    lineage: lineages.remove(&(ns.clone(), coll.clone(), id.clone())),
                     row: None,
                 },
             )
@@ -129,11 +148,15 @@ pub fn plan_group<'a>(jobs: &'a [Job], loaded: Loaded) -> GroupPlan<'a> {
                     .iter()
                     .enumerate()
                     .map(|(i, c)| {
+                        let key = (job.namespace.as_str(), c.collection.as_str(), c.id.as_str());
+                        let current = docs.get(&key).map(|d| d.current);
+                        if stored.superseded.contains(&(i as u32)) {
+                            return carrying(PushStatus::Applied, current, key, &mut carried);
+                        }
                         if !stored.stale.contains(&(i as u32)) {
                             return applied();
                         }
-                        let key = (job.namespace.as_str(), c.collection.as_str(), c.id.as_str());
-                        stale(docs.get(&key).map(|d| d.current), key, &mut carried)
+                        carrying(PushStatus::Stale, current, key, &mut carried)
                     })
                     .collect();
                 outcomes.push(Ok(PushOutcome {
@@ -157,10 +180,11 @@ pub fn plan_group<'a>(jobs: &'a [Job], loaded: Loaded) -> GroupPlan<'a> {
         let mut results = Vec::with_capacity(job.changes.len());
         let mut carried: Vec<DocRef<'_>> = Vec::new();
         let mut stale_at = Vec::new();
+        let mut superseded_at = Vec::new();
         let mut wrote = false;
         for (i, (c, encoded)) in job.changes.iter().zip(&job.encoded).enumerate() {
             let key = (job.namespace.as_str(), c.collection.as_str(), c.id.as_str());
-            let doc = match docs.entry(key) {
+            let (doc, lineage) = match docs.entry(key) {
                 Entry::Occupied(e) => {
                     let doc = e.into_mut();
                     if doc.current.hlc == c.hlc {
@@ -168,18 +192,31 @@ pub fn plan_group<'a>(jobs: &'a [Job], loaded: Loaded) -> GroupPlan<'a> {
                         continue;
                     }
                     // Older, or (for a change that says what it was made on) made without
-                    // seeing the current version: the client settles it (its app's resolver).
+                    // seeing the current version: the client settles it (its app's resolver)...
                     if doc.current.hlc > c.hlc || made_without(c, &doc.current.hlc) {
-                        results.push(stale(Some(doc.current), key, &mut carried));
-                        stale_at.push(i as u32);
+                        let cur = Some(doc.current);
+                        // ...unless this server applied it before (the reply was lost) and the
+                        // current version was made on it: applied, and here is what replaced it.
+                        if applied_before(c, &job.client_id, doc.current, doc.lineage.as_ref()) {
+                            results.push(carrying(PushStatus::Applied, cur, key, &mut carried));
+                            superseded_at.push(i as u32);
+                        } else {
+                            results.push(carrying(PushStatus::Stale, cur, key, &mut carried));
+                            stale_at.push(i as u32);
+                        }
                         continue;
                     }
-                    doc
+                    let lineage = lineage_after(c, Some(doc.current), doc.lineage.as_ref());
+                    (doc, lineage)
                 }
-                Entry::Vacant(e) => e.insert(Doc {
-                    current: c,
-                    row: None,
-                }),
+                Entry::Vacant(e) => {
+                    let doc = e.insert(Doc {
+                        current: c,
+                        lineage: None,
+                        row: None,
+                    });
+                    (doc, None)
+                }
             };
             *head += 1;
             let row = WriteRow {
@@ -188,6 +225,7 @@ pub fn plan_group<'a>(jobs: &'a [Job], loaded: Loaded) -> GroupPlan<'a> {
                 change: c,
                 encoded,
                 seq: *head,
+                lineage: lineage.as_ref().map(lineage::encode),
             };
             match doc.row {
                 // Written earlier in this group: only the final version is stored.
@@ -198,6 +236,7 @@ pub fn plan_group<'a>(jobs: &'a [Job], loaded: Loaded) -> GroupPlan<'a> {
                 }
             }
             doc.current = c;
+            doc.lineage = lineage;
             wrote = true;
             results.push(applied());
         }
@@ -214,6 +253,7 @@ pub fn plan_group<'a>(jobs: &'a [Job], loaded: Loaded) -> GroupPlan<'a> {
         let stored = StoredReply {
             head: *head,
             stale: stale_at,
+            superseded: superseded_at,
         };
         replies.insert(client_key, (job.hash.clone(), stored));
         outcomes.push(Ok(outcome));
@@ -236,8 +276,10 @@ pub fn plan_group<'a>(jobs: &'a [Job], loaded: Loaded) -> GroupPlan<'a> {
     }
 }
 
-/// A stale result: the document's current version, unless this reply already carries it.
-fn stale<'a>(
+/// A result carrying the document's current version (`stale`, or `applied` for a change applied
+/// before and replaced since), unless this reply already carries it.
+fn carrying<'a>(
+    status: PushStatus,
     current: Option<&Change>,
     key: DocRef<'a>,
     carried: &mut Vec<DocRef<'a>>,
@@ -253,7 +295,7 @@ fn stale<'a>(
         _ => None,
     };
     PushResult {
-        status: PushStatus::Stale,
+        status,
         current,
         error: None,
     }
@@ -448,6 +490,7 @@ mod tests {
         let stored = StoredReply {
             head: 3,
             stale: vec![],
+            superseded: vec![],
         };
         loaded
             .replies

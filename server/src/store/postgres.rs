@@ -49,6 +49,8 @@ CREATE TABLE IF NOT EXISTS ferrosync_docs (
     PRIMARY KEY (namespace, collection, id)
 );
 CREATE UNIQUE INDEX IF NOT EXISTS ferrosync_docs_feed ON ferrosync_docs (namespace, seq);
+-- Added after the first release: databases created before get it here (no rewrite: nullable).
+ALTER TABLE ferrosync_docs ADD COLUMN IF NOT EXISTS lineage TEXT;
 CREATE TABLE IF NOT EXISTS ferrosync_client_pushes (
     namespace    TEXT COLLATE "C" NOT NULL,
     client_id    TEXT COLLATE "C" NOT NULL,
@@ -453,7 +455,7 @@ async fn load(conn: &mut PgConnection, jobs: &[Job]) -> Result<Loaded, StoreErro
         di.push(i);
     }
     let rows = sqlx::query(
-        "SELECT d.namespace, d.collection, d.id, d.hlc, d.deleted, d.doc, d.fields FROM ferrosync_docs d \
+        "SELECT d.namespace, d.collection, d.id, d.hlc, d.deleted, d.doc, d.fields, d.lineage FROM ferrosync_docs d \
          JOIN UNNEST($1::text[], $2::text[], $3::text[]) AS k(ns, collection, id) \
            ON d.namespace = k.ns COLLATE \"C\" AND d.collection = k.collection COLLATE \"C\" \
           AND d.id = k.id COLLATE \"C\"",
@@ -465,18 +467,16 @@ async fn load(conn: &mut PgConnection, jobs: &[Job]) -> Result<Loaded, StoreErro
     .await?;
     for r in rows {
         let ns: String = r.try_get(0)?;
-        let change = Row {
+        let row = Row {
             collection: r.try_get(1)?,
             id: r.try_get(2)?,
             hlc: r.try_get(3)?,
             deleted: r.try_get(4)?,
             doc: r.try_get(5)?,
             fields: r.try_get(6)?,
-        }
-        .into_change()?;
-        loaded
-            .current
-            .insert((ns, change.collection.clone(), change.id.clone()), change);
+            lineage: r.try_get(7)?,
+        };
+        loaded.insert_current(ns, row.into_change()?);
     }
     Ok(loaded)
 }
@@ -499,6 +499,7 @@ async fn write(
         let mut docs = Vec::with_capacity(n);
         let mut fields = Vec::with_capacity(n);
         let mut seqs = Vec::with_capacity(n);
+        let mut lineages = Vec::with_capacity(n);
         for r in &plan.rows {
             let e = r.encoded;
             namespaces.push(r.namespace.as_str());
@@ -510,14 +511,15 @@ async fn write(
             docs.push(e.doc.as_deref());
             fields.push(e.fields.as_deref());
             seqs.push(r.seq as i64);
+            lineages.push(r.lineage.as_deref());
         }
         sqlx::query(
-            "INSERT INTO ferrosync_docs (namespace, collection, id, hlc, client_id, deleted, doc, fields, seq) \
+            "INSERT INTO ferrosync_docs (namespace, collection, id, hlc, client_id, deleted, doc, fields, seq, lineage) \
              SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bool[], \
-                                  $7::text[], $8::text[], $9::int8[]) \
+                                  $7::text[], $8::text[], $9::int8[], $10::text[]) \
              ON CONFLICT (namespace, collection, id) DO UPDATE SET \
              hlc = excluded.hlc, client_id = excluded.client_id, deleted = excluded.deleted, \
-             doc = excluded.doc, fields = excluded.fields, seq = excluded.seq",
+             doc = excluded.doc, fields = excluded.fields, seq = excluded.seq, lineage = excluded.lineage",
         )
         .bind(&namespaces)
         .bind(&collections)
@@ -528,6 +530,7 @@ async fn write(
         .bind(&docs)
         .bind(&fields)
         .bind(&seqs)
+        .bind(&lineages)
         .execute(&mut *conn)
         .await?;
     }

@@ -53,6 +53,7 @@ CREATE TABLE IF NOT EXISTS ferrosync_docs (
     doc        TEXT,
     fields     TEXT,
     seq        INTEGER NOT NULL,
+    lineage    TEXT,
     PRIMARY KEY (namespace, collection, id)
 );
 CREATE UNIQUE INDEX IF NOT EXISTS ferrosync_docs_feed ON ferrosync_docs (namespace, seq);
@@ -342,6 +343,7 @@ fn open_writer(target: &Target) -> Result<Connection, StoreError> {
     ))?;
     conn.execute_batch(SCHEMA)?;
     migrate_replay_table(&conn)?;
+    add_lineage_column(&conn)?;
     conn.execute(
         "INSERT INTO ferrosync_meta (key, value) VALUES ('epoch', ?1) ON CONFLICT DO NOTHING",
         [new_epoch()],
@@ -392,6 +394,21 @@ fn migrate_replay_table(conn: &Connection) -> Result<(), StoreError> {
         let _ = conn.execute_batch("ROLLBACK");
     }
     migrated
+}
+
+/// Adds `ferrosync_docs.lineage` to a database created before it (every existing version then
+/// stands alone: only later edits build lineages).
+fn add_lineage_column(conn: &Connection) -> Result<(), StoreError> {
+    let has: bool = conn.query_row(
+        "SELECT count(*) > 0 FROM pragma_table_info('ferrosync_docs') WHERE name = 'lineage'",
+        [],
+        |r| r.get(0),
+    )?;
+    if !has {
+        conn.execute_batch("ALTER TABLE ferrosync_docs ADD COLUMN lineage TEXT")?;
+        tracing::info!("ferrosync_docs: lineage column added");
+    }
+    Ok(())
 }
 
 /// Copies the write-ahead log back into the database file every [`CHECKPOINT_EVERY`], until
@@ -486,7 +503,7 @@ fn load(conn: &Connection, jobs: &[Job]) -> Result<Loaded, StoreError> {
         "SELECT request_hash, reply FROM ferrosync_client_pushes WHERE namespace = ?1 AND client_id = ?2",
     )?;
     let mut doc = conn.prepare_cached(
-        "SELECT hlc, deleted, doc, fields FROM ferrosync_docs \
+        "SELECT hlc, deleted, doc, fields, lineage FROM ferrosync_docs \
          WHERE namespace = ?1 AND collection = ?2 AND id = ?3",
     )?;
     for job in jobs {
@@ -516,15 +533,12 @@ fn load(conn: &Connection, jobs: &[Job]) -> Result<Loaded, StoreError> {
                         deleted: r.get(1)?,
                         doc: r.get(2)?,
                         fields: r.get(3)?,
+                        lineage: r.get(4)?,
                     })
                 })
                 .optional()?;
             if let Some(row) = found {
-                let change = row.into_change()?;
-                loaded.current.insert(
-                    (ns.clone(), change.collection.clone(), change.id.clone()),
-                    change,
-                );
+                loaded.insert_current(ns.clone(), row.into_change()?);
             }
         }
     }
@@ -534,11 +548,11 @@ fn load(conn: &Connection, jobs: &[Job]) -> Result<Loaded, StoreError> {
 /// Writes a decided group: document rows, namespace heads, remembered replies.
 fn write(conn: &Connection, plan: &GroupPlan<'_>) -> Result<(), StoreError> {
     let mut doc = conn.prepare_cached(
-        "INSERT INTO ferrosync_docs (namespace, collection, id, hlc, client_id, deleted, doc, fields, seq) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
+        "INSERT INTO ferrosync_docs (namespace, collection, id, hlc, client_id, deleted, doc, fields, seq, lineage) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
          ON CONFLICT (namespace, collection, id) DO UPDATE SET \
          hlc = excluded.hlc, client_id = excluded.client_id, deleted = excluded.deleted, \
-         doc = excluded.doc, fields = excluded.fields, seq = excluded.seq",
+         doc = excluded.doc, fields = excluded.fields, seq = excluded.seq, lineage = excluded.lineage",
     )?;
     for r in &plan.rows {
         let e = r.encoded;
@@ -552,6 +566,7 @@ fn write(conn: &Connection, plan: &GroupPlan<'_>) -> Result<(), StoreError> {
             e.doc,
             e.fields,
             r.seq as i64,
+            r.lineage,
         ])?;
     }
     let mut head = conn.prepare_cached(
@@ -727,9 +742,36 @@ mod tests {
         assert_eq!(reply.changes, vec![change("b", 10)]);
         let rest = store.pull("ns", 2, 10, usize::MAX).await.unwrap();
         assert_eq!((rest.last_seq, rest.has_more), (Some(3), false));
+        lineage_round_trip(&store).await;
         store.close().await;
         // The writer closes last and removes the log: one file after a clean stop.
         assert!(!path.with_extension("db-wal").exists());
+    }
+
+    /// A lineage is written with a version and read back by the next push: c1's edit of `l`,
+    /// applied (its reply lost) and replaced by c2's edit made on it, is answered `applied`.
+    async fn lineage_round_trip(store: &SqliteStore) {
+        let based = |mut c: Change, node: &str, base: u64, base_node: &str| {
+            c.hlc = Hlc::new(c.hlc.wall_ms, 0, node).unwrap();
+            c.base = Some(Hlc::new(base, 0, base_node).unwrap());
+            c
+        };
+        store.push(job("l1", vec![change("l", 10)])).await.unwrap();
+        let e1 = based(change("l", 11), "c1", 10, "c1");
+        store.push(job("l2", vec![e1.clone()])).await.unwrap();
+        let e2 = based(change("l", 12), "c2", 11, "c1");
+        let by_c2 = Job {
+            client_id: "c2".into(),
+            ..job("l3", vec![e2.clone()])
+        };
+        store.push(by_c2).await.unwrap();
+        let again = store
+            .push(job("l4", vec![e1, change("m", 1)]))
+            .await
+            .unwrap();
+        assert_eq!(again.results[0].status, PushStatus::Applied);
+        let current = again.results[0].current.as_ref().unwrap();
+        assert_eq!(current.hlc, e2.hlc);
     }
 
     /// How the documents table was created (which layout the file has).
@@ -764,6 +806,10 @@ mod tests {
         round_trip(&path).await;
         let sql = docs_table_sql(&path);
         assert!(sql.contains("WITHOUT ROWID"), "{sql}");
+        assert!(
+            sql.contains("lineage"),
+            "the lineage column was added: {sql}"
+        );
     }
 
     #[tokio::test]

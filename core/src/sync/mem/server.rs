@@ -1,7 +1,8 @@
 //! An in-memory sync server with the reference server's rules (`server/src/store/plan.rs`,
 //! `server/src/handlers.rs`, `docs/PROTOCOL.md` section 7): one feed per namespace (token),
 //! last-write-wins by HLC, idempotent retries, the last push of each client replayed exactly, stale
-//! replies carrying the current version, cursors tied to an epoch (`400 BAD_CURSOR` for a malformed
+//! replies carrying the current version, lineages (an edit applied before whose reply was lost is
+//! answered `applied` with what replaced it: [`crate::sync::lineage`]), cursors tied to an epoch (`400 BAD_CURSOR` for a malformed
 //! one or one ahead of the feed, `409` for another epoch), pagination with a remaining count, drift,
 //! shape and body-size checks, all-or-nothing pushes.
 //!
@@ -19,6 +20,7 @@ use crate::merge::made_without;
 use crate::protocol::{
     codes, Change, PullResponse, PushRequest, PushResponse, PushResult, PushStatus,
 };
+use crate::sync::lineage::{applied_before, lineage_after, Lineage};
 use crate::sync::store::DocKey;
 use crate::sync::transport::TransportError;
 use crate::sync::validate::{check_pushed_change, check_pushed_clock, PushedChangeError};
@@ -32,6 +34,9 @@ pub struct Namespace {
     feed: BTreeMap<u64, DocKey>,
     seq: u64,
     last_push: HashMap<String, LastPush>,
+    /// Beside each current version, its lineage (`ferrosync_docs.lineage`; absent: the version
+    /// alone).
+    lineages: HashMap<DocKey, Lineage>,
 }
 
 /// A client's last push: its fingerprint (the canonical request, as the real server hashes it),
@@ -49,8 +54,12 @@ struct LastPush {
 pub type RefuseRule = Box<dyn Fn(&Change) -> Option<(u16, String, String)>>;
 
 impl Namespace {
-    fn write(&mut self, c: Change) {
+    fn write(&mut self, c: Change, lineage: Option<Lineage>) {
         let key = DocKey::of(&c);
+        match lineage {
+            Some(l) => self.lineages.insert(key.clone(), l),
+            None => self.lineages.remove(&key),
+        };
         if let Some((_, old)) = self.docs.get(&key) {
             self.feed.remove(old);
         }
@@ -192,21 +201,39 @@ impl MemServer {
         st.push_sizes.push(req.changes.len());
         let mut results = Vec::with_capacity(req.changes.len());
         for c in &req.changes {
-            let current = ns.docs.get(&DocKey::of(c)).map(|(cur, _)| cur);
+            let key = DocKey::of(c);
+            let current = ns.docs.get(&key).map(|(cur, _)| cur);
+            let lineage = ns.lineages.get(&key);
             let status = match current {
                 // Same HLC: the same write again (a retry); applied, and the feed does not move.
                 Some(cur) if cur.hlc == c.hlc => applied(),
+                // Applied before (its reply lost), and replaced since by a version made on it:
+                // applied, with that version, never a conflict.
+                Some(cur)
+                    if (cur.hlc > c.hlc || made_without(c, &cur.hlc))
+                        && applied_before(c, &req.client_id, cur, lineage) =>
+                {
+                    PushResult {
+                        status: PushStatus::Applied,
+                        current: Some(cur.clone()),
+                        error: None,
+                    }
+                }
                 Some(cur) if cur.hlc > c.hlc || made_without(c, &cur.hlc) => PushResult {
                     status: PushStatus::Stale,
                     current: Some(cur.clone()),
                     error: None,
                 },
                 _ => {
+                    let lineage = lineage_after(c, current, lineage);
                     // The base is a question to this server, not part of the version.
-                    ns.write(Change {
-                        base: None,
-                        ..c.clone()
-                    });
+                    ns.write(
+                        Change {
+                            base: None,
+                            ..c.clone()
+                        },
+                        lineage,
+                    );
                     applied()
                 }
             };
@@ -363,7 +390,7 @@ impl MemServer {
             .namespaces
             .entry(namespace.to_string())
             .or_default()
-            .write(change);
+            .write(change, None);
     }
 
     /// Sizes of the pushes accepted so far.

@@ -950,7 +950,6 @@ fn sim_resolver_hangs() {
 }
 
 #[test]
-#[ignore = "issue 13 item 4: after a lost reply the resolver is offered a remote made on top of its local (property 2)"]
 fn sim_dropped_reply() {
     assert_survives(
         Faults {
@@ -963,7 +962,6 @@ fn sim_dropped_reply() {
 }
 
 #[test]
-#[ignore = "issue 13 item 4: a tab killed mid-push later offers its resolver a remote made on top of its local (property 2)"]
 fn sim_killed_mid_push() {
     assert_survives(
         Faults {
