@@ -63,6 +63,15 @@ python3 tests/support/faultproxy.py --listen "$PROXY" --upstream-port "$UP" --db
 PIDS+=($!)
 wait_http "http://127.0.0.1:$PROXY/__control/stats"
 export FERROSYNC_TEST_SERVER="http://127.0.0.1:$PROXY" FERROSYNC_TEST_CONTROL="http://127.0.0.1:$PROXY"
+# A second server with the example push hook (tests/push_hook.rs).
+HOOK="$(free_port)"; HOOKED="$(free_port)"
+python3 examples/push-hook/hook.py --port "$HOOK" > "$SCRATCH/hook.log" 2>&1 &
+PIDS+=($!)
+"$SERVER" --listen "127.0.0.1:$HOOKED" --database "sqlite://$SCRATCH/hooked.db" --auth dev \
+  --push-hook "http://127.0.0.1:$HOOK/hook" > "$SCRATCH/hooked.log" 2>&1 &
+PIDS+=($!)
+wait_http "http://127.0.0.1:$HOOKED/healthz"
+export FERROSYNC_TEST_HOOK_SERVER="http://127.0.0.1:$HOOKED"
 # The benchmark test files run here as small smoke tests of their code paths (correctness asserted,
 # figures printed); their headers say how to run them at full size. Debug builds are slow: long timeout.
 export WASM_BINDGEN_TEST_TIMEOUT=300
