@@ -23,6 +23,7 @@ pub mod codes {
     pub const SYNC_RESOLVER_FAILED: &str = "SYNC_RESOLVER_FAILED";
     pub const SYNC_BUSY: &str = "SYNC_BUSY";
     pub const SYNC_NOT_CONFIGURED: &str = "SYNC_NOT_CONFIGURED";
+    pub const SYNC_NAMESPACE_MISMATCH: &str = "SYNC_NAMESPACE_MISMATCH";
 
     /// Every code above, once (the TypeScript `ErrorCode` union lists the same).
     pub const ALL: &[&str] = &[
@@ -42,6 +43,7 @@ pub mod codes {
         SYNC_RESOLVER_FAILED,
         SYNC_BUSY,
         SYNC_NOT_CONFIGURED,
+        SYNC_NAMESPACE_MISMATCH,
     ];
 }
 
@@ -73,6 +75,10 @@ pub enum Error {
     /// 401/403: no automatic sync until `db.setToken()`.
     #[error("sync unauthorized ({0}); set a valid token with db.setToken()")]
     SyncUnauthorized(String),
+    /// The token is for another account than the one this device synced with: nothing is pushed
+    /// or pulled until `db.setToken()` gives that account's token again.
+    #[error("sync stopped: {0}; set that account's token again with db.setToken(), or delete this database (Database.destroy) and open an empty one for the new account")]
+    SyncNamespaceMismatch(String),
     #[error("sync failed: the server could not be reached ({0})")]
     SyncNetwork(String),
     #[error("sync failed: server error ({0})")]
@@ -106,6 +112,7 @@ impl Error {
             Error::DatabaseClosed(_) | Error::DatabaseDeleted(_) => codes::DATABASE_CLOSED,
             Error::ConnectionLost(_) | Error::Storage { .. } => codes::STORAGE_ERROR,
             Error::SyncUnauthorized(_) => codes::SYNC_UNAUTHORIZED,
+            Error::SyncNamespaceMismatch(_) => codes::SYNC_NAMESPACE_MISMATCH,
             Error::SyncNetwork(_) => codes::SYNC_NETWORK,
             Error::SyncServer(_) => codes::SYNC_SERVER,
             Error::SyncMalformedReply(_) => codes::SYNC_MALFORMED_REPLY,

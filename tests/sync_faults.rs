@@ -457,3 +457,45 @@ async fn a_lost_push_reply_never_offers_the_resolver_a_version_made_on_its_edit(
     a.close_and_destroy().await;
     b.close_and_destroy().await;
 }
+
+#[wasm_bindgen_test]
+async fn another_accounts_token_never_receives_this_devices_documents() {
+    // Failed before the fix: the other namespace's cursor was answered 400 BAD_CURSOR, so the
+    // device forgot it, pulled the new account's feed from the start and pushed the first
+    // account's pending edit into it.
+    clear_faults().await;
+    let alice = unique("alice");
+    let bob = unique("bob");
+    let a = device(&unique("a"), &alice, Opts::default()).await;
+    a.settled().await;
+    a.put("tasks", r#"{"id": "x", "v": 1}"#).await;
+    a.sync().await;
+    a.offline(true);
+    a.put("tasks", r#"{"id": "y", "v": 2}"#).await;
+    // Someone else signs in on this device; the app hands the database their token.
+    a.db.set_token(JsValue::from_str(&bob)).unwrap();
+    a.offline(false);
+    let msg = a.sync_fails("SYNC_NAMESPACE_MISMATCH").await;
+    assert!(msg.contains("setToken"), "{msg}");
+    assert_eq!(
+        prop(&prop(&a.status(), "error"), "code")
+            .as_string()
+            .unwrap(),
+        "SYNC_NAMESPACE_MISMATCH"
+    );
+    assert!(server_feed(&bob).await.is_empty(), "nothing reached bob");
+    assert_eq!(a.pending().await, 1, "alice's edit is kept");
+    // Alice's token back: her edit syncs to her account.
+    a.db.set_token(JsValue::from_str(&alice)).unwrap();
+    let aa = &a;
+    eventually("pushed after alice's token", 5000.0, || async move {
+        match (aa.pending().await, aa.state().as_str()) {
+            (0, "idle") => Ok(()),
+            (n, s) => Err(format!("{n} pending, {s}")),
+        }
+    })
+    .await;
+    assert_eq!(server_feed(&alice).await.len(), 2);
+    assert!(server_feed(&bob).await.is_empty());
+    a.close_and_destroy().await;
+}

@@ -40,6 +40,11 @@ pub struct PushRequest {
     /// The pushing client's id (also the node of its HLCs).
     pub client_id: String,
     pub changes: Vec<Change>,
+    /// The device's saved pull cursor, if it has one: where it has been syncing. A server refuses
+    /// the push (403 `NAMESPACE_MISMATCH`, nothing stored) when it names another namespace's
+    /// feed, so a device signed in as someone else never pushes the last account's edits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
 }
 
 /// Outcome of one change of a push, in the same position as the change.
@@ -134,6 +139,9 @@ pub mod codes {
     /// The cursor is older than the server's history horizon (deleted documents it has not seen
     /// were compacted away): forget it, pull from the start, keep pending edits.
     pub const CURSOR_EXPIRED: &str = "CURSOR_EXPIRED";
+    /// The cursor (of a pull, or the one a push names) belongs to another namespace's feed: the
+    /// token is another account's than the one this device synced with (403). Not retried.
+    pub const NAMESPACE_MISMATCH: &str = "NAMESPACE_MISMATCH";
     /// The server's push hook (the app's own rules) refused a change, or could not be reached.
     pub const HOOK_UNAVAILABLE: &str = "HOOK_UNAVAILABLE";
     pub const INTERNAL: &str = "INTERNAL";

@@ -70,6 +70,7 @@ fn random_doubles_round_trip_exactly_through_push_and_pull() {
     let push = PushRequest {
         client_id: "a".into(),
         changes: vec![change_with(doc)],
+        cursor: None,
     };
     // Client -> server (the server parses the push), server stores the doc as text, -> client.
     let wire = serde_json::to_string(&push).unwrap();

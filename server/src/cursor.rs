@@ -81,14 +81,38 @@ impl Cursor {
         }
         let mine = Cursor::at(epoch, namespace, seq);
         if tag.is_some_and(|t| !t.eq_ignore_ascii_case(&mine.tag)) {
-            return Err(ApiError::BadCursor(
-                "cursor belongs to another namespace (another account's feed): discard it and \
-                 pull from the start"
-                    .into(),
-            ));
+            return Err(another_namespace());
         }
         Ok(mine)
     }
+
+    /// The check of the cursor a push names (where its device has been syncing): refused only
+    /// when it is this database's cursor of another namespace. Anything else about it (old
+    /// format, another epoch, malformed) is for the device's next pull to find out.
+    pub fn check_pushed(raw: &str, epoch: &str, namespace: &str) -> Result<(), ApiError> {
+        let Some((head, _)) = raw.split_once(':') else {
+            return Ok(());
+        };
+        let Some((e, tag)) = head.split_once('.') else {
+            return Ok(());
+        };
+        if e == epoch && !tag.eq_ignore_ascii_case(&namespace_tag(epoch, namespace)) {
+            return Err(another_namespace());
+        }
+        Ok(())
+    }
+}
+
+/// A cursor of another namespace: the token is another account's than the one the device
+/// synced with. Its own code, not `BAD_CURSOR`: a client answers that one by re-syncing from the
+/// start, which would offer the last account's documents to this one.
+fn another_namespace() -> ApiError {
+    ApiError::NamespaceMismatch(
+        "cursor belongs to another namespace (another account's feed): this device synced \
+         with another account; use that account's token, or start over with an empty local \
+         database for this one"
+            .into(),
+    )
 }
 
 /// A fresh random epoch.

@@ -27,6 +27,9 @@ pub enum ApiError {
     BadCursor(String),
     #[error("{0}")]
     EpochMismatch(String),
+    /// A cursor of another namespace (403 `NAMESPACE_MISMATCH`): another account's token.
+    #[error("{0}")]
+    NamespaceMismatch(String),
     #[error("{0}")]
     NotFound(String),
     /// The cursor is older than the compaction horizon (410 `CURSOR_EXPIRED`).
@@ -87,6 +90,7 @@ impl ApiError {
             ApiError::ClockAhead(_) => (StatusCode::UNPROCESSABLE_ENTITY, codes::CLOCK_AHEAD),
             ApiError::BadCursor(_) => (StatusCode::BAD_REQUEST, codes::BAD_CURSOR),
             ApiError::EpochMismatch(_) => (StatusCode::CONFLICT, codes::CURSOR_EPOCH_MISMATCH),
+            ApiError::NamespaceMismatch(_) => (StatusCode::FORBIDDEN, codes::NAMESPACE_MISMATCH),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, codes::NOT_FOUND),
             ApiError::CursorExpired(_) => (StatusCode::GONE, codes::CURSOR_EXPIRED),
             ApiError::HookUnavailable(_) => {

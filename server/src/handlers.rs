@@ -30,8 +30,13 @@ pub async fn push(
 ) -> Result<Json<PushResponse>, ApiError> {
     let namespace = s.auth.namespace(&headers, None).await?;
     let bytes = read_body_within(&headers, body, s.max_body_bytes, s.body_read_timeout).await?;
-    let req: PushRequest = parse_json(&bytes)?;
+    let mut req: PushRequest = parse_json(&bytes)?;
     check_push(&req, now_ms(), s.max_drift_ms)?;
+    // Where the device has been syncing: not part of the push as stored (nor of its replay's
+    // fingerprint, since a pull may move it between a push and its retry).
+    if let Some(cursor) = req.cursor.take() {
+        Cursor::check_pushed(&cursor, s.store.epoch(), &namespace)?;
+    }
     let (req, refusals) = match &s.hook {
         Some(h) => {
             let (kept, refusals) =

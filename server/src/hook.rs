@@ -240,6 +240,7 @@ pub async fn screen(
         PushRequest {
             client_id,
             changes: kept,
+            cursor: None,
         },
         Refusals { slots },
     ))

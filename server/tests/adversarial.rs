@@ -364,9 +364,12 @@ async fn a_cursor_from_another_namespace_is_refused(b: Backend) {
         assert_eq!(s.push(t, push_body("c1", changes)).await.0, StatusCode::OK);
     }
     let (_, cursor_a) = s.pull_all(&ta, None).await;
+    // Issue 13 item 3: a device that synced with account A and now holds B's token. Its cursor is
+    // refused with its own code (not BAD_CURSOR, which a client answers by re-syncing from the
+    // start: it would offer A's documents to B).
     let (st, r) = s.pull(&tb, Some(&cursor_a), None).await;
-    assert_eq!(st, StatusCode::BAD_REQUEST, "{r}");
-    assert_eq!(r["error"]["code"], "BAD_CURSOR");
+    assert_eq!(st, StatusCode::FORBIDDEN, "{r}");
+    assert_eq!(r["error"]["code"], "NAMESPACE_MISMATCH");
     assert!(
         r["error"]["message"]
             .as_str()
@@ -374,9 +377,29 @@ async fn a_cursor_from_another_namespace_is_refused(b: Backend) {
             .contains("another namespace"),
         "{r}"
     );
+    // A push that says where its device has been syncing (`cursor`) is refused the same way,
+    // before anything of it is stored.
+    let mut body = push_body(
+        "c9",
+        vec![put("t", "from-a", &hlc(now, 9, "c9"), json!({"secret": 1}))],
+    );
+    body["cursor"] = json!(cursor_a);
+    let (st, r) = s.push(&tb, body.clone()).await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "{r}");
+    assert_eq!(r["error"]["code"], "NAMESPACE_MISMATCH");
+    let (docs, _) = s.pull_all(&tb, None).await;
+    assert!(
+        docs.iter().all(|c| c["id"] != "from-a"),
+        "nothing of the refused push is stored: {docs:?}"
+    );
+    // The same push in its own namespace (cursor A, token A) is stored.
+    assert_eq!(s.push(&ta, body).await.0, StatusCode::OK);
     // Its own cursor still works, and so do the push reply's and the event stream's.
     let (_, cursor_b) = s.pull_all(&tb, None).await;
     assert_eq!(s.pull(&tb, Some(&cursor_b), None).await.0, StatusCode::OK);
+    let mut own = push_body("c9", vec![]);
+    own["cursor"] = json!(cursor_b);
+    assert_eq!(s.push(&tb, own).await.0, StatusCode::OK);
     s.finish().await;
 }
 

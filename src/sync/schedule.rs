@@ -780,6 +780,7 @@ impl From<SyncError> for Error {
                 T::Unauthorized { status, message } => {
                     Error::SyncUnauthorized(format!("HTTP {status}: {message}"))
                 }
+                T::NamespaceMismatch(m) => Error::SyncNamespaceMismatch(m),
                 T::CursorEpochMismatch(m) => Error::SyncServer(format!(
                     "the server database changed twice during one sync: {m}"
                 )),

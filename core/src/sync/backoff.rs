@@ -65,7 +65,9 @@ impl SyncError {
                 | TransportError::Server { .. }
                 | TransportError::Malformed(_)
                 | TransportError::CursorEpochMismatch(_) => RetryClass::Backoff,
-                TransportError::Unauthorized { .. } => RetryClass::StopUntilTokenChange,
+                TransportError::Unauthorized { .. } | TransportError::NamespaceMismatch(_) => {
+                    RetryClass::StopUntilTokenChange
+                }
                 // Our clock (corrected or not) ran ahead of the server's: time fixes it.
                 TransportError::BadRequest { code, .. } if code == codes::CLOCK_AHEAD => {
                     RetryClass::Backoff

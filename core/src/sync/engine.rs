@@ -49,6 +49,7 @@ impl SyncError {
                 TransportError::Server { .. } => "SERVER_ERROR",
                 TransportError::Unauthorized { .. } => "UNAUTHORIZED",
                 TransportError::CursorEpochMismatch(_) => "CURSOR_EPOCH_MISMATCH",
+                TransportError::NamespaceMismatch(_) => "NAMESPACE_MISMATCH",
                 TransportError::BadRequest { .. } => "REQUEST_REFUSED",
                 TransportError::Malformed(_) => "MALFORMED_REPLY",
             },
@@ -494,9 +495,13 @@ impl<S: LocalStore, T: Transport> SyncEngine<S, T> {
         run: &mut Run<'_>,
     ) -> Result<(), SyncError> {
         let clock = self.store.clock();
+        // Where this device has been syncing: a server refuses the push when the token is for
+        // another account's namespace (issue 13 item 3).
+        let cursor = self.store.cursor().await.map_err(store_err)?;
         let req = PushRequest {
             client_id: clock.node(),
             changes: chunk.iter().map(|p| self.to_push(p)).collect(),
+            cursor: cursor.filter(|c| !c.is_empty()),
         };
         let sent = clock.wall_ms();
         let resp = self.transport.push(&req).await;
@@ -928,8 +933,11 @@ fn live_doc(c: &Change) -> Option<serde_json::Value> {
 fn pull_after(e: &SyncError) -> bool {
     !matches!(
         e,
-        SyncError::Transport(TransportError::Network(_) | TransportError::Unauthorized { .. })
-            | SyncError::Store(_)
+        SyncError::Transport(
+            TransportError::Network(_)
+                | TransportError::Unauthorized { .. }
+                | TransportError::NamespaceMismatch(_)
+        ) | SyncError::Store(_)
             | SyncError::AlreadyRunning
     )
 }

@@ -19,6 +19,11 @@ pub enum TransportError {
     /// 401/403: the token is missing, wrong or expired; retrying will not help until it changes.
     #[error("unauthorized ({status}): {message}")]
     Unauthorized { status: u16, message: String },
+    /// 403 `NAMESPACE_MISMATCH`: the token is another account's than the one this device synced
+    /// with (its cursor names another namespace). Nothing is pushed or pulled until the token
+    /// changes: re-syncing from the start would offer the last account's documents to this one.
+    #[error("the token is for another account than this device synced with: {0}")]
+    NamespaceMismatch(String),
     /// 409 `CURSOR_EPOCH_MISMATCH`: our cursor belongs to another server database.
     #[error("cursor belongs to another server database: {0}")]
     CursorEpochMismatch(String),
@@ -46,6 +51,7 @@ impl TransportError {
             None => (String::new(), body.chars().take(200).collect::<String>()),
         };
         match status {
+            403 if code == codes::NAMESPACE_MISMATCH => TransportError::NamespaceMismatch(message),
             401 | 403 => TransportError::Unauthorized { status, message },
             409 if code == codes::CURSOR_EPOCH_MISMATCH => {
                 TransportError::CursorEpochMismatch(message)

@@ -145,6 +145,7 @@ impl Client {
         let req = PushRequest {
             client_id: self.name.clone(),
             changes,
+            cursor: None,
         };
         let t = scheduled.unwrap_or_else(Instant::now);
         let res = self
@@ -371,6 +372,7 @@ async fn victim(http: &reqwest::Client, base: &str, token: &str, seconds: u64) -
         let id = format!("{name}-{n}");
         let req = PushRequest {
             client_id: name.clone(),
+            cursor: None,
             changes: vec![Change {
                 collection: "tasks".into(),
                 doc: Some(json!({ "id": id, "title": "victim" })),

@@ -100,6 +100,24 @@ pub struct MemServer {
     state: Rc<RefCell<State>>,
 }
 
+/// A cursor: `<epoch>.<namespace tag>:<seq>`, the real server's layout.
+fn cursor_at(epoch: &str, namespace: &str, seq: u64) -> String {
+    format!("{epoch}.{}:{seq}", namespace_tag(epoch, namespace))
+}
+
+/// The feed's tag in cursors (FNV-1a of `<epoch>:<namespace>`; the real server uses SHA-256).
+fn namespace_tag(epoch: &str, namespace: &str) -> String {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in epoch.bytes().chain([b':']).chain(namespace.bytes()) {
+        h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
+    }
+    format!("{h:08x}")
+}
+
+fn another_namespace() -> TransportError {
+    TransportError::NamespaceMismatch("cursor belongs to another namespace".into())
+}
+
 fn refuse(status: u16, code: &str, message: String) -> TransportError {
     TransportError::BadRequest {
         status,
@@ -184,13 +202,28 @@ impl MemServer {
                 }
             }
         }
-        let ns = st.namespaces.entry(ns_name).or_default();
+        if let Some(raw) = &req.cursor {
+            // As the real server: a push naming this database's cursor of another namespace is
+            // another account's device (nothing stored).
+            if let Some((epoch, tag)) = raw.split_once(':').and_then(|(h, _)| h.split_once('.')) {
+                if epoch == st.epoch && tag != namespace_tag(&st.epoch, &ns_name) {
+                    return Err(another_namespace());
+                }
+            }
+        }
+        let fingerprint = {
+            let mut stored = req.clone();
+            stored.cursor = None;
+            serde_json::to_string(&stored)
+                .map_err(|e| refuse(400, codes::BAD_REQUEST, e.to_string()))?
+        };
+        let ns = st.namespaces.entry(ns_name.clone()).or_default();
         if let Some(last) = ns.last_push.get(&req.client_id) {
             if last.fingerprint == fingerprint {
                 // A retry whose reply was lost: the same reply, nothing written.
                 let reply = PushResponse {
                     results: last.results.clone(),
-                    cursor: Some(format!("{}:{}", st.epoch, last.head)),
+                    cursor: Some(cursor_at(&st.epoch, &ns_name, last.head)),
                     server_time: now,
                     max_drift_ms: None,
                 };
@@ -248,7 +281,7 @@ impl MemServer {
                 head: seq,
             },
         );
-        let cursor = format!("{}:{seq}", st.epoch);
+        let cursor = cursor_at(&st.epoch, &ns_name, seq);
         Ok(PushResponse {
             results,
             cursor: Some(cursor),
@@ -270,8 +303,12 @@ impl MemServer {
             None | Some("") => 0,
             Some(raw) => {
                 let bad = || refuse(400, codes::BAD_CURSOR, format!("malformed cursor {raw:?}"));
-                let (epoch, seq) = raw.split_once(':').ok_or_else(bad)?;
+                let (head, seq) = raw.split_once(':').ok_or_else(bad)?;
                 let seq: u64 = seq.parse().map_err(|_| bad())?;
+                let (epoch, tag) = match head.split_once('.') {
+                    Some((e, t)) => (e, Some(t)),
+                    None => (head, None),
+                };
                 if epoch.len() != 16 || !epoch.bytes().all(|b| b.is_ascii_hexdigit()) {
                     return Err(bad());
                 }
@@ -280,6 +317,9 @@ impl MemServer {
                         "cursor of epoch {epoch}, server is epoch {}",
                         st.epoch
                     )));
+                }
+                if tag.is_some_and(|t| t != namespace_tag(&st.epoch, &ns_name)) {
+                    return Err(another_namespace());
                 }
                 seq
             }
@@ -308,7 +348,7 @@ impl MemServer {
         let remaining = ns.feed.range(last + 1..).count() as u64;
         Ok(PullResponse {
             changes,
-            cursor: format!("{}:{last}", st.epoch),
+            cursor: cursor_at(&st.epoch, &ns_name, last),
             has_more: remaining > 0,
             remaining: Some(remaining),
             server_time: (st.wall)(),

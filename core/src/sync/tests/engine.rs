@@ -1091,6 +1091,7 @@ impl Transport for Scripted {
             let sub = PushRequest {
                 client_id: req.client_id.clone(),
                 changes: kept,
+                cursor: req.cursor.clone(),
             };
             match self.inner.push(&sub).await {
                 Ok(r) => r,
@@ -1497,4 +1498,35 @@ fn the_drift_bound_is_the_one_the_server_advertises() {
         a.store.sync_clock().last().wall_ms >= ahead.wall_ms,
         "5 min ahead is within the server's 10 min bound: adopted"
     );
+}
+
+/// Issue 13 item 3: a device that synced as one account and is handed another account's token
+/// must neither push the first account's edits into the second's namespace nor re-sync them
+/// there from the start; it stops until the token changes back.
+#[test]
+fn another_accounts_token_stops_sync_and_moves_nothing() {
+    let w = World::new();
+    let a = w.device("a", 0, lww());
+    let mine = a.put("tasks", "x", json!({"v": 1}));
+    ok(a.sync());
+    a.put("tasks", "y", json!({"v": 2}));
+    a.net().set_token(Some("someone-else"));
+    let e = a.sync().unwrap_err();
+    assert!(
+        matches!(
+            e,
+            SyncError::Transport(TransportError::NamespaceMismatch(_))
+        ),
+        "{e}"
+    );
+    assert_eq!(e.code(), "NAMESPACE_MISMATCH");
+    assert_eq!(e.retry_class(), RetryClass::StopUntilTokenChange);
+    assert!(w.server.docs("someone-else").is_empty(), "nothing pushed");
+    assert!(a.store.is_pending("tasks", "y"), "the edit is kept");
+    assert!(a.store.saved_cursor().is_some(), "the cursor is kept");
+    a.net().set_token(Some(NS));
+    ok(a.sync());
+    assert_eq!(w.server.docs(NS).len(), 2);
+    assert_eq!(w.server.docs(NS)[0], mine);
+    assert!(w.server.docs("someone-else").is_empty());
 }

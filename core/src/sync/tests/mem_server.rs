@@ -24,6 +24,7 @@ fn push(client: &str, changes: Vec<Change>) -> PushRequest {
     PushRequest {
         client_id: client.into(),
         changes,
+        cursor: None,
     }
 }
 
