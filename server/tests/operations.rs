@@ -590,7 +590,7 @@ async fn pg_dump_under_load_then_restore_resyncs_everyone() {
             let mut i = 0u32;
             while !stop.load(SeqCst) {
                 w.edit(&format!("d{n}-{i}"), false);
-                if i % 3 == 0 {
+                if i.is_multiple_of(3) {
                     w.edit(&format!("shared-{}", i % 5), false);
                 }
                 if i % 7 == 6 {
