@@ -549,6 +549,41 @@ async fn pg_tool(base: &str, name: &str) -> (String, u32) {
     (path, major)
 }
 
+/// Drops the test's schema and restored database when the test ends, even by a panic.
+#[cfg(ferrosync_pg)]
+struct PgCleanup {
+    base: String,
+    schema: String,
+    database: String,
+}
+
+#[cfg(ferrosync_pg)]
+impl Drop for PgCleanup {
+    fn drop(&mut self) {
+        let base = self.base.clone();
+        let sql = [
+            format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema),
+            format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.database),
+        ];
+        // On its own thread: `drop` cannot await, and the test's runtime may be unwinding.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                if let Ok(pool) = sqlx::PgPool::connect(&base).await {
+                    for q in &sql {
+                        let _ = sqlx::query(q).execute(&pool).await;
+                    }
+                    pool.close().await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
 /// Runs a PostgreSQL tool; panics with its output when it fails.
 #[cfg(ferrosync_pg)]
 async fn run_pg_tool(path: &str, args: &[&str]) {
@@ -579,6 +614,12 @@ async fn pg_dump_under_load_then_restore_resyncs_everyone() {
     let (pg_restore, _) = pg_tool(&base, "pg_restore").await;
     let s = Arc::new(TestServer::start(Backend::Postgres).await);
     let schema = s.db.schema().unwrap().to_string();
+    let name = format!("fs_restore_{:016x}", rand::random::<u64>());
+    let _cleanup = PgCleanup {
+        base: base.clone(),
+        schema: schema.clone(),
+        database: name.clone(),
+    };
     let old_epoch = epoch_of(&s).await;
     let t = token("pgbackup");
     let stop = Arc::new(AtomicBool::new(false));
@@ -630,7 +671,7 @@ async fn pg_dump_under_load_then_restore_resyncs_everyone() {
     }
     let live_docs = count(&s.db, "SELECT count(*) FROM ferrosync_docs").await;
     // Stop every server process first (they cache the epoch).
-    let old = Arc::into_inner(s).unwrap().stop().await;
+    Arc::into_inner(s).unwrap().stop().await;
 
     // Offline after the dump: a new document, a rewrite and a delete of documents the dump holds.
     let mut offline = Vec::new();
@@ -642,12 +683,12 @@ async fn pg_dump_under_load_then_restore_resyncs_everyone() {
     }
 
     // A fresh database in the same cluster, restored as the doc says.
-    let name = format!("fs_restore_{:016x}", rand::random::<u64>());
     let admin = sqlx::PgPool::connect(&base).await.unwrap();
     sqlx::query(&format!("CREATE DATABASE {name}"))
         .execute(&admin)
         .await
         .unwrap();
+    admin.close().await;
     let (head, query) = base.split_once('?').unwrap_or((&base, ""));
     let restored = format!("{}/{name}", head.rsplit_once('/').unwrap().0);
     let restored = if query.is_empty() {
@@ -724,12 +765,6 @@ async fn pg_dump_under_load_then_restore_resyncs_everyone() {
         }
     }
     s.stop().await;
-    old.drop_schema().await;
-    sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
-        .execute(&admin)
-        .await
-        .unwrap();
-    admin.close().await;
 }
 
 /// `/metrics` after known traffic: exact counters by route and status, latency counts, stale
