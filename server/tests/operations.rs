@@ -17,7 +17,8 @@ use serde_json::{json, Value};
 
 both_backends!(
     compaction_under_load_skips_nothing,
-    rotate_epoch_makes_every_device_resync
+    rotate_epoch_makes_every_device_resync,
+    rotate_epoch_refuses_while_a_server_runs
 );
 
 /// `(collection, id)` -> `(hlc, deleted)`.
@@ -327,6 +328,55 @@ async fn rotate_epoch_makes_every_device_resync(b: Backend) {
     assert_eq!(dev.mismatched, 1);
     assert_eq!(dev.view, server_view(&s, &t).await);
     assert_eq!(dev.view.len(), 6);
+    s.finish().await;
+}
+
+/// `rotate-epoch` with a server still running on the database is refused: that server keeps its
+/// cached epoch and would go on answering old cursors over the restored data, skipping changes
+/// at reused positions without an error anywhere. Nothing changes; after the server stops it works.
+async fn rotate_epoch_refuses_while_a_server_runs(b: Backend) {
+    let s = TestServer::start(b).await;
+    let t = token("rotate-live");
+    let (st, _) = s
+        .push(
+            &t,
+            push_body("w", vec![put("t", "a", &hlc(now_ms(), 0, "w"), json!({}))]),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    let (_, cursor) = s.pull_all(&t, None).await;
+    let epoch = epoch_of(&s).await;
+    if b == Backend::Postgres {
+        // A server is seen by its notification connection, which it opens just after starting.
+        let listening = format!("ferrosync_{epoch}");
+        let mut seen = false;
+        for _ in 0..100 {
+            let sql = format!(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+                 AND pid <> pg_backend_pid() AND query ILIKE 'listen%{listening}%'"
+            );
+            if count(&s.db, &sql).await > 0 {
+                seen = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(seen, "the server never listened on {listening}");
+    }
+    let err = run_failing(&["rotate-epoch", "--database", &s.db.url]).await;
+    assert!(err.contains("in use"), "{err}");
+    // The running server's cursors are still this epoch's.
+    assert_eq!(s.pull(&t, Some(&cursor), None).await.0, StatusCode::OK);
+    assert_eq!(epoch_of(&s).await, epoch);
+    let db = s.stop().await;
+    let out = run_command(&["rotate-epoch", "--database", &db.url]).await;
+    assert_eq!(out["previousEpoch"], epoch.as_str(), "{out}");
+    let s = TestServer::start_on(db, |_| {}).await;
+    let (st, body) = s.pull(&t, Some(&cursor), None).await;
+    assert_eq!(
+        (st, body["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("CURSOR_EPOCH_MISMATCH"))
+    );
     s.finish().await;
 }
 
