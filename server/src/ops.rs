@@ -55,7 +55,8 @@ enum Command {
         database: String,
     },
     /// Gives a database a new epoch, so every device re-syncs from the start. Run it after any
-    /// restore done by other means (a PostgreSQL restore, a file copy), with the servers stopped.
+    /// restore done by other means (a PostgreSQL restore, a file copy), with the servers stopped
+    /// (refused while one has the database open).
     RotateEpoch {
         #[arg(long, env = "FERROSYNC_DATABASE")]
         database: String,
@@ -303,6 +304,32 @@ async fn rotate(url: &str) -> Result<serde_json::Value, String> {
             .fetch_one(&pool)
             .await
             .map_err(|e| format!("not a ferrosync database (no epoch): {e}"))?;
+    // A running server caches the epoch and would go on accepting old cursors over the restored
+    // rows (skipping changes at reused positions): refuse while one listens for this epoch's
+    // notices. Only sessions of roles whose queries we may see are found. A server that has just
+    // stopped leaves its session behind for a moment: look again for up to two seconds.
+    let mut servers = 0;
+    for _ in 0..20 {
+        servers = sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+             AND pid <> pg_backend_pid() AND query ILIKE 'listen%' AND strpos(query, $1) > 0",
+        )
+        .bind(format!("ferrosync_{previous}"))
+        .fetch_one(&pool)
+        .await
+        .map_err(|e| format!("postgres: {e}"))?;
+        if servers == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    if servers > 0 {
+        pool.close().await;
+        return Err(format!(
+            "the database is in use by {servers} running server process(es) \
+             (listening for epoch {previous}): stop every server process first"
+        ));
+    }
     sqlx::query("UPDATE ferrosync_meta SET value = $1 WHERE key = 'epoch'")
         .bind(&epoch)
         .execute(&pool)

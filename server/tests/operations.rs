@@ -17,7 +17,8 @@ use serde_json::{json, Value};
 
 both_backends!(
     compaction_under_load_skips_nothing,
-    rotate_epoch_makes_every_device_resync
+    rotate_epoch_makes_every_device_resync,
+    rotate_epoch_refuses_while_a_server_runs
 );
 
 /// `(collection, id)` -> `(hlc, deleted)`.
@@ -330,6 +331,55 @@ async fn rotate_epoch_makes_every_device_resync(b: Backend) {
     s.finish().await;
 }
 
+/// `rotate-epoch` with a server still running on the database is refused: that server keeps its
+/// cached epoch and would go on answering old cursors over the restored data, skipping changes
+/// at reused positions without an error anywhere. Nothing changes; after the server stops it works.
+async fn rotate_epoch_refuses_while_a_server_runs(b: Backend) {
+    let s = TestServer::start(b).await;
+    let t = token("rotate-live");
+    let (st, _) = s
+        .push(
+            &t,
+            push_body("w", vec![put("t", "a", &hlc(now_ms(), 0, "w"), json!({}))]),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    let (_, cursor) = s.pull_all(&t, None).await;
+    let epoch = epoch_of(&s).await;
+    if b == Backend::Postgres {
+        // A server is seen by its notification connection, which it opens just after starting.
+        let listening = format!("ferrosync_{epoch}");
+        let mut seen = false;
+        for _ in 0..100 {
+            let sql = format!(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+                 AND pid <> pg_backend_pid() AND query ILIKE 'listen%{listening}%'"
+            );
+            if count(&s.db, &sql).await > 0 {
+                seen = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(seen, "the server never listened on {listening}");
+    }
+    let err = run_failing(&["rotate-epoch", "--database", &s.db.url]).await;
+    assert!(err.contains("in use"), "{err}");
+    // The running server's cursors are still this epoch's.
+    assert_eq!(s.pull(&t, Some(&cursor), None).await.0, StatusCode::OK);
+    assert_eq!(epoch_of(&s).await, epoch);
+    let db = s.stop().await;
+    let out = run_command(&["rotate-epoch", "--database", &db.url]).await;
+    assert_eq!(out["previousEpoch"], epoch.as_str(), "{out}");
+    let s = TestServer::start_on(db, |_| {}).await;
+    let (st, body) = s.pull(&t, Some(&cursor), None).await;
+    assert_eq!(
+        (st, body["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("CURSOR_EPOCH_MISMATCH"))
+    );
+    s.finish().await;
+}
+
 /// Runs `ferrosync-server <args>`; returns its JSON summary (panics on failure).
 async fn run_command(args: &[&str]) -> Value {
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_ferrosync-server"))
@@ -445,6 +495,326 @@ async fn backup_under_load_then_restore_resyncs_everyone() {
         }
     }
     s.finish().await;
+}
+
+/// A device that writes as well as reads: its edits wait in `pending` until a push is answered.
+#[cfg(ferrosync_pg)]
+struct Writer {
+    dev: Device,
+    client: String,
+    next: u32,
+    pending: Vec<Value>,
+}
+
+#[cfg(ferrosync_pg)]
+impl Writer {
+    fn new(token: &str, client: &str) -> Writer {
+        Writer {
+            dev: Device::new(token),
+            client: client.to_string(),
+            next: 0,
+            pending: Vec::new(),
+        }
+    }
+
+    /// Queues a change to `id`, versioned above everything this device wrote before.
+    fn edit(&mut self, id: &str, deleted: bool) -> (String, String) {
+        let h = hlc(now_ms(), self.next, &self.client);
+        self.next += 1;
+        self.pending.push(if deleted {
+            del("t", id, &h)
+        } else {
+            put("t", id, &h, json!({ "by": self.client }))
+        });
+        (id.to_string(), h)
+    }
+
+    /// Pushes every pending change; they leave `pending` only once the server answered 200.
+    async fn push(&mut self, s: &TestServer) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let (st, body) = s
+            .push(
+                &self.dev.token,
+                push_body(&self.client, self.pending.clone()),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "{body}");
+        for r in body["results"].as_array().unwrap() {
+            assert_ne!(r["status"], "rejected", "{body}");
+        }
+        self.pending.clear();
+    }
+}
+
+/// The PostgreSQL client tools matching the test cluster: the binary's path and the server's
+/// major version. Debian keeps them in `/usr/lib/postgresql/<major>/bin` (`/usr/bin/pg_dump` is a
+/// wrapper that picks a version by its own rules); otherwise whatever is on PATH.
+#[cfg(ferrosync_pg)]
+async fn pg_tool(base: &str, name: &str) -> (String, u32) {
+    let pool = sqlx::PgPool::connect(base).await.unwrap();
+    let num: String = sqlx::query_scalar("SHOW server_version_num")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let major = num.parse::<u32>().unwrap() / 10000;
+    let mut dirs: Vec<(u32, String)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let v = e.file_name().to_str()?.parse::<u32>().ok()?;
+            let bin = e.path().join("bin").join(name);
+            bin.exists().then(|| (v, bin.display().to_string()))
+        })
+        .collect();
+    dirs.sort();
+    // The server's own version, else the newest (pg_dump reads older servers, never newer ones).
+    let path = dirs
+        .iter()
+        .find(|(v, _)| *v == major)
+        .or(dirs.last())
+        .map(|(_, p)| p.clone())
+        .unwrap_or_else(|| name.to_string());
+    let out = tokio::process::Command::new(&path)
+        .arg("--version")
+        .output()
+        .await
+        .unwrap_or_else(|e| {
+            panic!("{name} not found ({path}): {e}; install the PostgreSQL client tools")
+        });
+    let version = String::from_utf8_lossy(&out.stdout).into_owned();
+    let tool_major: u32 = version
+        .split_whitespace()
+        .find_map(|w| w.split('.').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("cannot read the version of {path}: {version}"));
+    assert!(
+        tool_major >= major,
+        "{path} is version {tool_major} ({}) but the server is PostgreSQL {major}: \
+         {name} must be at least the server's major version",
+        version.trim()
+    );
+    (path, major)
+}
+
+/// Drops the test's schema and restored database when the test ends, even by a panic.
+#[cfg(ferrosync_pg)]
+struct PgCleanup {
+    base: String,
+    schema: String,
+    database: String,
+}
+
+#[cfg(ferrosync_pg)]
+impl Drop for PgCleanup {
+    fn drop(&mut self) {
+        let base = self.base.clone();
+        let sql = [
+            format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema),
+            format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.database),
+        ];
+        // On its own thread: `drop` cannot await, and the test's runtime may be unwinding.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                if let Ok(pool) = sqlx::PgPool::connect(&base).await {
+                    for q in &sql {
+                        let _ = sqlx::query(q).execute(&pool).await;
+                    }
+                    pool.close().await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// Runs a PostgreSQL tool; panics with its output when it fails.
+#[cfg(ferrosync_pg)]
+async fn run_pg_tool(path: &str, args: &[&str]) {
+    let out = tokio::process::Command::new(path)
+        .args(args)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{path} {args:?} failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The PostgreSQL procedure of docs/OPERATIONS.md, under load: `pg_dump -Fc` of the server's
+/// schema while four devices push and pull (a fifth last pulled before it); pushes go on after
+/// the dump; the dump is restored with `pg_restore --clean --if-exists` into a fresh database,
+/// `rotate-epoch` runs, and a server starts on it. Every device's next pull is answered 409 `CURSOR_EPOCH_MISMATCH`, it re-syncs
+/// from the start and receives every change the restored database holds, once; the edits each
+/// device made offline after the dump are pushed and end on the server.
+#[cfg(ferrosync_pg)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_dump_under_load_then_restore_resyncs_everyone() {
+    let base = std::env::var("DATABASE_URL").unwrap();
+    let (pg_dump, major) = pg_tool(&base, "pg_dump").await;
+    let (pg_restore, _) = pg_tool(&base, "pg_restore").await;
+    let s = Arc::new(TestServer::start(Backend::Postgres).await);
+    let schema = s.db.schema().unwrap().to_string();
+    let name = format!("fs_restore_{:016x}", rand::random::<u64>());
+    let _cleanup = PgCleanup {
+        base: base.clone(),
+        schema: schema.clone(),
+        database: name.clone(),
+    };
+    let old_epoch = epoch_of(&s).await;
+    let t = token("pgbackup");
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for n in 0..4 {
+        let (s, t, stop) = (s.clone(), t.clone(), stop.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut w = Writer::new(&t, &format!("d{n}"));
+            let mut i = 0u32;
+            while !stop.load(SeqCst) {
+                w.edit(&format!("d{n}-{i}"), false);
+                if i.is_multiple_of(3) {
+                    w.edit(&format!("shared-{}", i % 5), false);
+                }
+                if i % 7 == 6 {
+                    w.edit(&format!("d{n}-{}", i - 3), true);
+                }
+                w.push(&s).await;
+                w.dev.sync(&s).await;
+                i += 1;
+            }
+            w
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    // A reader that last pulled before the dump: its cursor is behind the restored head.
+    let mut behind = Writer::new(&t, "behind");
+    behind.dev.sync(&s).await;
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let dump = tempfile::tempdir().unwrap();
+    let file = dump.path().join("db.dump").display().to_string();
+    run_pg_tool(
+        &pg_dump,
+        &[
+            "-Fc",
+            "-n",
+            &schema,
+            "-f",
+            &file,
+            &format!("--dbname={base}"),
+        ],
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, SeqCst);
+    let mut writers = vec![behind];
+    for task in tasks {
+        writers.push(task.await.unwrap());
+    }
+    let live_docs = count(&s.db, "SELECT count(*) FROM ferrosync_docs").await;
+    // Stop every server process first (they cache the epoch).
+    Arc::into_inner(s).unwrap().stop().await;
+
+    // Offline after the dump: a new document, a rewrite and a delete of documents the dump holds.
+    let mut offline = Vec::new();
+    for w in &mut writers[1..] {
+        let c = w.client.clone();
+        offline.push(w.edit(&format!("{c}-offline"), false));
+        offline.push(w.edit(&format!("{c}-0"), false));
+        offline.push(w.edit(&format!("{c}-1"), true));
+    }
+
+    // A fresh database in the same cluster, restored as the doc says.
+    let admin = sqlx::PgPool::connect(&base).await.unwrap();
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    admin.close().await;
+    let (head, query) = base.split_once('?').unwrap_or((&base, ""));
+    let restored = format!("{}/{name}", head.rsplit_once('/').unwrap().0);
+    let restored = if query.is_empty() {
+        restored
+    } else {
+        format!("{restored}?{query}")
+    };
+    run_pg_tool(
+        &pg_restore,
+        &["--clean", "--if-exists", "-d", &restored, &file],
+    )
+    .await;
+    let sep = if restored.contains('?') { '&' } else { '?' };
+    let url = format!("{restored}{sep}options[search_path]={schema}");
+    let db = FreshDb::existing(url.clone(), Backend::Postgres);
+    // Consistent: every namespace's head is its highest feed position; pushes went on after it.
+    let torn = count(
+        &db,
+        "SELECT count(*) FROM ferrosync_namespaces n WHERE n.head != \
+         (SELECT max(seq) FROM ferrosync_docs d WHERE d.namespace = n.namespace)",
+    )
+    .await;
+    assert_eq!(torn, 0, "pg_dump {major} gave a torn copy");
+    let dumped = count(&db, "SELECT count(*) FROM ferrosync_docs").await;
+    assert!(
+        0 < dumped && dumped < live_docs,
+        "the dump ({dumped} documents) was not taken under load ({live_docs} at the end)"
+    );
+
+    let out = run_command(&["rotate-epoch", "--database", &url]).await;
+    assert_eq!(out["previousEpoch"], old_epoch.as_str(), "{out}");
+    assert_ne!(out["epoch"], out["previousEpoch"]);
+    let s = TestServer::start_on(db, |_| {}).await;
+    assert_eq!(epoch_of(&s).await, out["epoch"].as_str().unwrap());
+    // Half the devices pull first, half push their offline edits first.
+    for (n, w) in writers.iter_mut().enumerate() {
+        if n % 2 == 0 {
+            w.dev.sync(&s).await;
+            w.push(&s).await;
+        } else {
+            w.push(&s).await;
+            w.dev.sync(&s).await;
+        }
+    }
+    for w in &mut writers {
+        w.dev.sync(&s).await;
+    }
+    let (feed, _) = s.pull_all(&t, None).await;
+    let truth = server_view(&s, &t).await;
+    assert_eq!(feed.len(), truth.len(), "a document twice in the feed");
+    assert_eq!(
+        truth.len() as i64,
+        count(&s.db, "SELECT count(*) FROM ferrosync_docs").await
+    );
+    for (id, h) in &offline {
+        assert_eq!(
+            truth.get(id).map(|v| &v.0),
+            Some(h),
+            "the offline edit {id}@{h} is not on the restored server"
+        );
+    }
+    for w in &writers {
+        assert_eq!(
+            w.dev.mismatched, 1,
+            "{}: the old epoch's cursor is refused once",
+            w.client
+        );
+        for (id, (h, _)) in &truth {
+            assert!(
+                w.dev.seen.contains(&(id.clone(), h.clone())),
+                "{}: {id}@{h} skipped after the restore",
+                w.client
+            );
+        }
+    }
+    s.stop().await;
 }
 
 /// `/metrics` after known traffic: exact counters by route and status, latency counts, stale

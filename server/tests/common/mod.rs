@@ -59,6 +59,21 @@ impl FreshDb {
         }
     }
 
+    /// A database the test made itself (e.g. a restored copy): nothing is dropped with it.
+    pub fn existing(url: String, backend: Backend) -> FreshDb {
+        FreshDb {
+            url,
+            backend,
+            _dir: None,
+            schema: None,
+        }
+    }
+
+    /// The PostgreSQL schema the server's tables live in.
+    pub fn schema(&self) -> Option<&str> {
+        self.schema.as_deref()
+    }
+
     /// Drops the PostgreSQL schema (the SQLite directory goes with the value).
     pub async fn drop_schema(&self) {
         if let Some(schema) = &self.schema {
