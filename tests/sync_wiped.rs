@@ -93,6 +93,18 @@ async fn meta_value(name: &str, key: &str) -> JsValue {
     .await
 }
 
+/// Brings `d` online and starts `d.sync()` with its next request to `path` held 1.5 s by the
+/// proxy, and wipes the database while that request is on the wire; returns the sync's promise.
+async fn sync_wiped_midway(d: &Device, path: &str) -> Promise {
+    let delay = format!(r#"{{"mode":"delay","path":"{path}","count":1,"ms":1500}}"#);
+    control("fault", &delay).await;
+    d.offline(false);
+    let running = d.db.sync();
+    sleep(500).await;
+    wipe(&[d]).await;
+    running
+}
+
 /// Sync options that start no sync by themselves after the open one (the test says when).
 fn quiet() -> Opts<'static> {
     Opts {
@@ -108,31 +120,40 @@ async fn put_docs(d: &Device, ids: std::ops::Range<u32>) {
     }
 }
 
-#[wasm_bindgen_test]
-async fn a_database_wiped_while_a_pull_is_in_flight_is_pulled_again_from_the_start() {
-    // Failed before the fix: the pulled page was written into the new, empty database with its
-    // cursor, the sync succeeded, and d0..d5 were never pulled again.
+/// Device `a` and device `b` (which syncs only when asked) in a new namespace `prefix`-..., with
+/// `n` documents of a's synced to both.
+async fn a_and_b(prefix: &str, n: u32) -> (Device, Device) {
     clear_faults().await;
-    let token = unique("wiped-pull");
+    let token = unique(prefix);
     let a = device(&unique("a"), &token, Opts::default()).await;
     let b = device(&unique("b"), &token, quiet()).await;
     a.settled().await;
     b.settled().await;
-    put_docs(&a, 0..6).await;
+    put_docs(&a, 0..n).await;
     a.sync().await;
-    assert_eq!(b.sync().await.1, 6);
+    assert_eq!(b.sync().await.1, u64::from(n));
+    (a, b)
+}
+
+/// Syncs both until they agree; b then holds `n` documents, and a has b's `after`.
+async fn ends_converged(a: Device, b: Device, n: u32) {
+    let all = converge(&[&a, &b], "tasks").await;
+    assert_eq!(b.count("tasks").await, n, "{all}");
+    assert_eq!(a.get("tasks", "after").await, r#"{"id":"after","v":"b"}"#);
+    a.close_and_destroy().await;
+    b.close_and_destroy().await;
+}
+
+#[wasm_bindgen_test]
+async fn a_database_wiped_while_a_pull_is_in_flight_is_pulled_again_from_the_start() {
+    // Failed before the fix: the pulled page was written into the new, empty database with its
+    // cursor, the sync succeeded, and d0..d5 were never pulled again.
+    let (a, b) = a_and_b("wiped-pull", 6).await;
     put_docs(&a, 6..8).await;
     a.sync().await;
 
     // b's next pull (d6, d7 and a cursor after them) is slow; the database is wiped meanwhile.
-    control(
-        "fault",
-        r#"{"mode":"delay","path":"/v1/pull","count":1,"ms":1500}"#,
-    )
-    .await;
-    let first = b.db.sync();
-    sleep(500).await;
-    wipe(&[&b]).await;
+    let first = sync_wiped_midway(&b, "/v1/pull").await;
     let msg = rejects(first, "DATABASE_WIPED").await;
     assert!(msg.contains("wiped"), "{msg}");
     let error = prop(&b.status(), "error");
@@ -155,27 +176,15 @@ async fn a_database_wiped_while_a_pull_is_in_flight_is_pulled_again_from_the_sta
     assert_eq!(pushed, 1, "the edit made after the wipe");
     assert_eq!(pulled, 9, "everything again, from the start");
     assert!(prop(&b.status(), "error").is_null());
-    let all = converge(&[&a, &b], "tasks").await;
-    assert_eq!(b.count("tasks").await, 10, "{all}");
     assert_eq!(b.get("tasks", "d0").await, r#"{"id":"d0","v":0}"#);
-    assert_eq!(a.get("tasks", "after").await, r#"{"id":"after","v":"b"}"#);
-    a.close_and_destroy().await;
-    b.close_and_destroy().await;
+    ends_converged(a, b, 10).await;
 }
 
 #[wasm_bindgen_test]
 async fn a_database_wiped_while_a_push_is_in_flight_keeps_the_edits_made_after_it() {
     // Failed before the fix: the pull after the push read from the cursor remembered in memory,
     // so the new database never got the documents pulled before the wipe.
-    clear_faults().await;
-    let token = unique("wiped-push");
-    let a = device(&unique("a"), &token, Opts::default()).await;
-    let b = device(&unique("b"), &token, quiet()).await;
-    a.settled().await;
-    b.settled().await;
-    put_docs(&a, 0..3).await;
-    a.sync().await;
-    assert_eq!(b.sync().await.1, 3);
+    let (a, b) = a_and_b("wiped-push", 3).await;
     b.offline(true);
     for i in 0..3 {
         b.put("tasks", &format!(r#"{{"id": "p{i}", "v": "b"}}"#))
@@ -183,15 +192,7 @@ async fn a_database_wiped_while_a_push_is_in_flight_keeps_the_edits_made_after_i
     }
 
     // b's push is slow; the database is wiped meanwhile, and b writes again into the new one.
-    control(
-        "fault",
-        r#"{"mode":"delay","path":"/v1/push","count":1,"ms":1500}"#,
-    )
-    .await;
-    b.offline(false);
-    let first = b.db.sync();
-    sleep(500).await;
-    wipe(&[&b]).await;
+    let first = sync_wiped_midway(&b, "/v1/push").await;
     b.put("tasks", r#"{"id": "after", "v": "b"}"#).await;
     let report = ok(first).await;
     clear_faults().await;
@@ -204,26 +205,14 @@ async fn a_database_wiped_while_a_push_is_in_flight_keeps_the_edits_made_after_i
     assert_eq!(b.count("tasks").await, 7, "pulled from the start");
     let (pushed, _, _) = b.sync().await;
     assert_eq!(pushed, 1);
-    let all = converge(&[&a, &b], "tasks").await;
-    assert_eq!(b.count("tasks").await, 7, "{all}");
-    assert_eq!(a.get("tasks", "after").await, r#"{"id":"after","v":"b"}"#);
-    a.close_and_destroy().await;
-    b.close_and_destroy().await;
+    ends_converged(a, b, 7).await;
 }
 
 #[wasm_bindgen_test]
 async fn a_database_wiped_while_idle_resyncs_at_the_next_call() {
     // Failed before the fix: the sync after the wipe pulled from the cursor remembered in memory
     // and brought only what was newer than it (1 of 6 documents).
-    clear_faults().await;
-    let token = unique("wiped-idle");
-    let a = device(&unique("a"), &token, Opts::default()).await;
-    let b = device(&unique("b"), &token, quiet()).await;
-    a.settled().await;
-    b.settled().await;
-    put_docs(&a, 0..5).await;
-    a.sync().await;
-    assert_eq!(b.sync().await.1, 5);
+    let (a, b) = a_and_b("wiped-idle", 5).await;
 
     // Force-closed and wiped; the next call is a sync.
     wipe(&[&b]).await;
@@ -243,10 +232,7 @@ async fn a_database_wiped_while_idle_resyncs_at_the_next_call() {
     assert_eq!(pushed, 1);
     assert_eq!(b.count("tasks").await, 7);
     assert_eq!(b.pending().await, 0);
-    converge(&[&a, &b], "tasks").await;
-    assert_eq!(a.get("tasks", "after").await, r#"{"id":"after","v":"b"}"#);
-    a.close_and_destroy().await;
-    b.close_and_destroy().await;
+    ends_converged(a, b, 7).await;
 }
 
 #[wasm_bindgen_test]
