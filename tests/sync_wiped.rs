@@ -223,15 +223,37 @@ async fn a_database_wiped_while_idle_resyncs_at_the_next_call() {
     assert_eq!(b.all("tasks").await, a.all("tasks").await);
 
     // Closed without an event and wiped; the next call is a local write, which lands in the new
-    // database and is pushed.
+    // database and is pushed. A live query shows the new database, not the old one plus the write.
+    let seen = js_sys::Object::new();
+    let recorder = Function::new_with_args("seen", "return (docs) => { seen.n = docs.length; };")
+        .call1(&JsValue::NULL, &seen)
+        .unwrap();
+    let _watch = b.coll("tasks").watch(JsValue::UNDEFINED, recorder).unwrap();
+    let live = |want: f64| {
+        let seen = seen.clone();
+        async move {
+            let n = prop(&seen, "n").as_f64();
+            if n == Some(want) {
+                Ok(())
+            } else {
+                Err(format!("live query has {n:?} documents"))
+            }
+        }
+    };
+    eventually("the live query shows 6", 5000.0, || live(6.0)).await;
     wipe_silently(&b).await;
     b.put("tasks", r#"{"id": "after", "v": "b"}"#).await;
     assert_eq!(b.count("tasks").await, 1);
+    eventually("the live query shows the new database", 5000.0, || {
+        live(1.0)
+    })
+    .await;
     assert_eq!(b.pending().await, 1);
     let (pushed, _, _) = b.sync().await;
     assert_eq!(pushed, 1);
     assert_eq!(b.count("tasks").await, 7);
     assert_eq!(b.pending().await, 0);
+    eventually("the live query shows the resync", 5000.0, || live(7.0)).await;
     ends_converged(a, b, 7).await;
 }
 

@@ -12,7 +12,7 @@
 //! marker is missing or another: eviction or "clear site data" deleted it, and the reopen created it
 //! anew, empty), the store moves to a new [`Store::lineage`] and calls the write hook, so that sync
 //! drops what it remembered of the old database (cursor, outbox positions) and runs again from the
-//! start. `versionchange` to no version is not a wipe but a deletion (`Database.destroy`, or the
+//! start; live queries run again. `versionchange` to no version is not a wipe but a deletion (`Database.destroy`, or the
 //! app deleting the database itself): the instance ends (`DATABASE_CLOSED`) instead of recreating it.
 
 pub mod fields;
@@ -387,6 +387,10 @@ impl Store {
             )));
             // Sync reacts as to a local write: it runs soon, and finds the new lineage.
             self.wrote();
+            // Live queries read everything again (a notice without ids or version re-runs them).
+            for collection in self.0.declared.collections.keys() {
+                self.notify_changed(collection, Vec::new());
+            }
         }
         Ok(conn)
     }
