@@ -12,6 +12,8 @@ pub mod codes {
     pub const INVALID_OPTIONS: &str = "INVALID_OPTIONS";
     pub const QUOTA_EXCEEDED: &str = "QUOTA_EXCEEDED";
     pub const DATABASE_CLOSED: &str = "DATABASE_CLOSED";
+    /// The database was wiped while open (eviction, "clear site data") under a running sync.
+    pub const DATABASE_WIPED: &str = "DATABASE_WIPED";
     pub const STORAGE_ERROR: &str = "STORAGE_ERROR";
     // Sync (src/sync): why a `db.sync()` failed, also in `db.status.error.code`.
     pub const SYNC_UNAUTHORIZED: &str = "SYNC_UNAUTHORIZED";
@@ -33,6 +35,7 @@ pub mod codes {
         INVALID_OPTIONS,
         QUOTA_EXCEEDED,
         DATABASE_CLOSED,
+        DATABASE_WIPED,
         STORAGE_ERROR,
         SYNC_UNAUTHORIZED,
         SYNC_NETWORK,
@@ -66,6 +69,11 @@ pub enum Error {
     DatabaseClosed(String),
     #[error("database {0:?} was deleted (Database.destroy); open it again to use it")]
     DatabaseDeleted(String),
+    /// The database was deleted and created anew, empty, under a running sync (eviction, "clear
+    /// site data"): what that sync read from the old one (its cursor) was not written into the new
+    /// one. The next sync starts from scratch.
+    #[error("database {0:?} was wiped while a sync was running (eviction or cleared site data); nothing of that sync was saved, the next one pulls everything again")]
+    DatabaseWiped(String),
     /// The browser closed the IndexedDB connection under us; retried once after reopening.
     #[error("the IndexedDB connection was closed by the browser: {0}")]
     ConnectionLost(String),
@@ -110,6 +118,7 @@ impl Error {
             Error::InvalidOptions(_) => codes::INVALID_OPTIONS,
             Error::QuotaExceeded(_) => codes::QUOTA_EXCEEDED,
             Error::DatabaseClosed(_) | Error::DatabaseDeleted(_) => codes::DATABASE_CLOSED,
+            Error::DatabaseWiped(_) => codes::DATABASE_WIPED,
             Error::ConnectionLost(_) | Error::Storage { .. } => codes::STORAGE_ERROR,
             Error::SyncUnauthorized(_) => codes::SYNC_UNAUTHORIZED,
             Error::SyncNamespaceMismatch(_) => codes::SYNC_NAMESPACE_MISMATCH,

@@ -1,4 +1,11 @@
-//! The `_meta` store: the client id (also the node of this client's HLCs) and the clock.
+//! The `_meta` store: the client id (also the node of this client's HLCs), the clock, and the
+//! database's instance marker.
+//!
+//! The instance marker is a random id written when the database is created (or first opened by a
+//! version that knows it). A connection the browser closed is reopened by the next operation; if
+//! the database it finds has no marker, or another one, the database was deleted meanwhile
+//! (eviction, "clear site data") and this is a new, empty one, so nothing the running instance
+//! remembers of the old one (the sync cursor first of all) holds for it (`Store::lineage`).
 //!
 //! The clock is read and written inside every write transaction instead of living only in memory:
 //! readwrite transactions over `_meta` are serialized by IndexedDB across tabs and instances, so
@@ -14,6 +21,7 @@ use crate::error::{Error, Result};
 
 pub const CLIENT_ID: &str = "clientId";
 pub const CLOCK: &str = "clock";
+pub const INSTANCE: &str = "instance";
 
 /// 16 lower-case hex digits (64 random bits): short, because it is part of every HLC.
 pub fn new_client_id() -> String {
@@ -23,19 +31,38 @@ pub fn new_client_id() -> String {
         .collect()
 }
 
-/// Reads the client id, creating it if this database has none yet.
-pub async fn client_id(db: &IdbDatabase) -> Result<String> {
+/// The client id and the instance marker, read in one transaction, writing what is missing. A
+/// database without a marker gets one; `keep` (the client id of a store reopening a database that
+/// was wiped under it) then replaces the id the new database was created with, so one running
+/// instance keeps stamping with one node and the tabs it shares the database with agree on it.
+pub async fn identity(db: &IdbDatabase, keep: Option<&str>) -> Result<(String, String)> {
     let tx = Tx::write(db, &[META])?;
     let work = async {
         let meta = tx.store(META)?;
-        if let Some(id) = rx(meta.get(CLIENT_ID.into()).await)?.and_then(|v| v.as_string()) {
-            return Ok(id);
+        let (id, marker) = futures::join!(meta.get(CLIENT_ID.into()), meta.get(INSTANCE.into()));
+        let id = rx(id)?.and_then(|v| v.as_string());
+        let marker = rx(marker)?.and_then(|v| v.as_string());
+        let (id, write_id) = match (marker.is_some(), keep, id) {
+            (false, Some(keep), _) => (keep.to_string(), true),
+            (_, _, Some(id)) => (id, false),
+            (_, _, None) => (new_client_id(), true),
+        };
+        if write_id {
+            rx(meta
+                .put(&JsValue::from_str(&id), Some(&CLIENT_ID.into()))
+                .await)?;
         }
-        let id = new_client_id();
-        rx(meta
-            .put(&JsValue::from_str(&id), Some(&CLIENT_ID.into()))
-            .await)?;
-        Ok(id)
+        let marker = match marker {
+            Some(m) => m,
+            None => {
+                let m = new_client_id();
+                rx(meta
+                    .put(&JsValue::from_str(&m), Some(&INSTANCE.into()))
+                    .await)?;
+                m
+            }
+        };
+        Ok((id, marker))
     }
     .await;
     tx.finish(work).await

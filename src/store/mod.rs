@@ -7,6 +7,13 @@
 //! because the connection went away mid-way (`InvalidStateError`, or an abort while it closed) is
 //! retried once on the new connection. Transactions are all-or-nothing, so a retry never doubles a
 //! write.
+//!
+//! Wiped database: when the reopened database is not the one this store had (its `_meta` instance
+//! marker is missing or another: eviction or "clear site data" deleted it, and the reopen created it
+//! anew, empty), the store moves to a new [`Store::lineage`] and calls the write hook, so that sync
+//! drops what it remembered of the old database (cursor, outbox positions) and runs again from the
+//! start; live queries run again. `versionchange` to no version is not a wipe but a deletion (`Database.destroy`, or the
+//! app deleting the database itself): the instance ends (`DATABASE_CLOSED`) instead of recreating it.
 
 pub mod fields;
 pub mod idb;
@@ -42,6 +49,14 @@ pub struct Conn {
     pub db: IdbDatabase,
     pub schema: Rc<Schema>,
     generation: u64,
+    lineage: u64,
+}
+
+impl Conn {
+    /// The [`Store::lineage`] of the database this connection is on.
+    pub fn lineage(&self) -> u64 {
+        self.lineage
+    }
 }
 
 enum State {
@@ -88,6 +103,10 @@ pub(crate) struct Inner {
     on_write: RefCell<Option<Rc<dyn Fn()>>>,
     tracked_fields: RefCell<std::collections::BTreeSet<String>>,
     tracked_bases: RefCell<std::collections::BTreeSet<String>>,
+    /// The `_meta` instance marker of the database this store is on.
+    instance: RefCell<String>,
+    /// Bumped each time the database turned out to be wiped and recreated under this store.
+    lineage: Cell<u64>,
 }
 
 /// A handle on one opened database (cheap to clone; all clones share the connection).
@@ -98,8 +117,8 @@ impl Store {
     /// Opens or creates the database, upgrading its schema to include `declared`.
     pub async fn open(name: String, declared: Declared) -> Result<Store> {
         let (db, schema) = schema::open(&name, &declared).await?;
-        let client_id = match meta::client_id(&db).await {
-            Ok(id) => id,
+        let (client_id, instance) = match meta::identity(&db, None).await {
+            Ok(ids) => ids,
             Err(e) => {
                 db.close();
                 return Err(e);
@@ -121,6 +140,8 @@ impl Store {
             on_write: RefCell::new(None),
             tracked_fields: RefCell::default(),
             tracked_bases: RefCell::default(),
+            instance: RefCell::new(instance),
+            lineage: Cell::new(0),
         }));
         store.install(db, schema);
         store.0.live.start_broadcast(&store);
@@ -162,6 +183,13 @@ impl Store {
         if let Some(f) = hook {
             f();
         }
+    }
+
+    /// Which database this store is on: bumped each time the database was found wiped (deleted
+    /// and created anew, empty) when a lost connection was reopened. Sync remembers the lineage
+    /// its cursor was read in, and never writes that cursor into another.
+    pub fn lineage(&self) -> u64 {
+        self.0.lineage.get()
     }
 
     /// Sync hook: local writes to `collection` record per-field HLCs (`fields`; merge policy).
@@ -279,6 +307,7 @@ impl Store {
             db: db.clone(),
             schema: Rc::new(schema),
             generation,
+            lineage: self.0.lineage.get(),
         };
         let handlers = ConnHandlers {
             db,
@@ -329,16 +358,46 @@ impl Store {
     }
 
     async fn reopen(&self) -> Result<Conn> {
-        let opened = schema::open(&self.0.name, &self.0.declared).await;
+        let opened = match schema::open(&self.0.name, &self.0.declared).await {
+            Ok((db, schema)) => match meta::identity(&db, Some(&self.0.client_id)).await {
+                Ok((_, marker)) => Ok((db, schema, marker)),
+                Err(e) => {
+                    db.close();
+                    Err(e)
+                }
+            },
+            Err(e) => Err(e),
+        };
         self.0.opening.borrow_mut().take();
-        let (db, schema) = opened?;
+        let (db, schema, marker) = opened?;
         let lost = matches!(&*self.0.state.borrow(), State::Lost);
         if !lost {
             // Closed (or deleted) by the application meanwhile.
             db.close();
             return Err(Error::DatabaseClosed(self.0.name.clone()));
         }
-        Ok(self.install(db, schema))
+        let wiped = *self.0.instance.borrow() != marker;
+        if wiped {
+            // Not the database this store had: deleted and created anew (by this reopen or by
+            // another instance's), empty.
+            *self.0.instance.borrow_mut() = marker;
+            self.0.lineage.set(self.0.lineage.get() + 1);
+        }
+        let conn = self.install(db, schema);
+        if wiped {
+            web_sys::console::warn_1(&JsValue::from_str(&format!(
+                "ferrosync: the IndexedDB database {:?} was wiped while open (eviction or cleared \
+                 site data); sync starts again from the start",
+                self.0.name
+            )));
+            // Sync reacts as to a local write: it runs soon, and finds the new lineage.
+            self.wrote();
+            // Live queries read everything again (a notice without ids or version re-runs them).
+            for collection in self.0.declared.collections.keys() {
+                self.notify_changed(collection, Vec::new());
+            }
+        }
+        Ok(conn)
     }
 
     /// Runs `op` on the connection; if the connection was lost during it, reopens and runs it once

@@ -9,8 +9,15 @@
 //! `apply` persists what the sync clock observed, in the same transaction as the page, so local
 //! writes made afterwards (in any tab) order after every remote version they saw. The offset to the
 //! server's clock learnt from replies is handed to the store, which stamps writes with it.
+//!
+//! Wiped database (eviction, "clear site data"): the store reopens it empty, under a new
+//! [`Store::lineage`]. Everything remembered here of the old one (the cursor, outbox positions,
+//! rows awaiting an ack, a prefetched batch) is dropped at the first call that sees the new lineage,
+//! and a write carrying a cursor read in another lineage is refused (`DATABASE_WIPED`) inside its
+//! transaction: saved in the new database, that cursor would skip every document before it for
+//! good. The next sync reads no cursor there, so it pulls everything from the start.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, VecDeque};
 
 use ferrosync_core::hlc::{HlcClock, DEFAULT_MAX_DRIFT_MS};
@@ -112,7 +119,12 @@ pub struct IdbLocal {
     /// order: a watermark may move only over a leading run of acknowledged rows.
     outstanding: RefCell<BTreeMap<String, VecDeque<Outstanding>>>,
     /// The sync clock's rewinds already handed to the store (see [`IdbLocal::take_rewind`]).
-    rewinds_seen: std::cell::Cell<u64>,
+    rewinds_seen: Cell<u64>,
+    /// The [`Store::lineage`] everything remembered above was read in (see the module doc).
+    lineage: Cell<u64>,
+    /// The lineage of the database the cursor last handed to the engine was read in: the engine
+    /// carries it (and the cursors of the pages it pulls from there) into `apply`.
+    cursor_lineage: Cell<u64>,
 }
 
 impl IdbLocal {
@@ -123,15 +135,45 @@ impl IdbLocal {
         let clock = SyncClock::new(hlc, move || (js_sys::Date::now() + skew_ms).max(0.0) as u64);
         store.set_clock_offset(skew_ms);
         Ok(IdbLocal {
-            store,
             clock,
             skew_ms,
             cursor: RefCell::new(None),
             prefetch: RefCell::new(None),
             last_read: RefCell::new(None),
             outstanding: RefCell::new(BTreeMap::new()),
-            rewinds_seen: std::cell::Cell::new(0),
+            rewinds_seen: Cell::new(0),
+            lineage: Cell::new(store.lineage()),
+            cursor_lineage: Cell::new(store.lineage()),
+            store,
         })
+    }
+
+    /// Moves to `lineage` (a store call ran there), dropping what was remembered of an older
+    /// database. False when `lineage` is older than the one known: that call read a database
+    /// that is gone since, and its result must not be used.
+    fn follow_lineage(&self, lineage: u64) -> bool {
+        let known = self.lineage.get();
+        if lineage > known {
+            self.lineage.set(lineage);
+            *self.cursor.borrow_mut() = None;
+            self.outstanding.borrow_mut().clear();
+            *self.last_read.borrow_mut() = None;
+            *self.prefetch.borrow_mut() = None;
+        }
+        lineage >= known
+    }
+
+    /// Inside a write transaction on `conn`: refuses to save `cursor` into a database other than
+    /// the one the engine's cursor was read in. An empty cursor (read from the start) is a
+    /// position in no database, and safe in any.
+    fn check_cursor(&self, conn: &Conn, cursor: Option<&str>) -> Result<()> {
+        self.follow_lineage(conn.lineage());
+        match cursor {
+            Some(c) if !c.is_empty() && conn.lineage() != self.cursor_lineage.get() => {
+                Err(Error::DatabaseWiped(self.store.name().to_string()))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Whether the engine wound the sync clock back (after `CLOCK_AHEAD`) since the last write:
@@ -185,11 +227,13 @@ impl IdbLocal {
     /// Reads sync's `_meta` values at open: restores the clock offset, returns `lastSyncAt`.
     pub async fn restore(&self) -> Result<Option<u64>> {
         let wanted = [keys::CURSOR, keys::CLOCK_OFFSET, keys::LAST_SYNC_AT];
-        let values = self
-            .tx(Stores::Fixed(&[META]), false, |_, tx| async move {
-                local_tx::read_meta(&tx, &wanted).await
+        let (values, lineage) = self
+            .tx(Stores::Fixed(&[META]), false, |conn, tx| async move {
+                Ok((local_tx::read_meta(&tx, &wanted).await?, conn.lineage()))
             })
             .await?;
+        self.follow_lineage(lineage);
+        self.cursor_lineage.set(lineage);
         let [cursor, offset, last]: [Option<JsValue>; 3] = values
             .try_into()
             .map_err(|_| Error::storage("DataError", "reading sync state"))?;
@@ -256,6 +300,11 @@ impl IdbLocal {
         // commit is not awaited: the next batch goes out meanwhile. Should it fail, the rows stay
         // pending and are pushed again (the server answers a repeated version as applied).
         let conn = self.store.conn().await?;
+        if conn.lineage() != self.lineage.get() {
+            // Positions in a database that was wiped since: they mean nothing in the new one.
+            self.follow_lineage(conn.lineage());
+            return Ok(());
+        }
         let tx = Tx::write(&conn.db, &[META])?;
         wasm_bindgen_futures::spawn_local(async move {
             let work = local_tx::advance_marks(&tx, &marks).await;
@@ -476,19 +525,25 @@ where
         .await
 }
 
-/// One batch of the outbox from `from` (one read transaction).
-async fn read_batch(store: &Store, from: &OutboxPos, limit: usize) -> Result<Vec<PendingRow>> {
+/// One batch of the outbox from `from` (one read transaction), and the lineage it was read in.
+async fn read_batch(
+    store: &Store,
+    from: &OutboxPos,
+    limit: usize,
+) -> Result<(Vec<PendingRow>, u64)> {
     let limit = limit.min(u32::MAX as usize) as u32;
-    let text = run_tx(
+    let (text, lineage) = run_tx(
         store,
         Stores::AllCollectionsAnd(&[META]),
         false,
         |conn, tx| async move {
-            local_tx::read_pending(&tx, collection_stores(&conn.db), from, limit).await
+            let text =
+                local_tx::read_pending(&tx, collection_stores(&conn.db), from, limit).await?;
+            Ok((text, conn.lineage()))
         },
     )
     .await?;
-    parse(&text, "outbox")
+    Ok((parse(&text, "outbox")?, lineage))
 }
 
 /// A read of the next push batch, started while the current one is on the wire.
@@ -496,7 +551,7 @@ struct Prefetch {
     after: DocKey,
     limit: usize,
     started: f64,
-    rows: oneshot::Receiver<Result<Vec<PendingRow>>>,
+    rows: oneshot::Receiver<Result<(Vec<PendingRow>, u64)>>,
 }
 
 /// A prefetched batch older than this is read again instead.
@@ -521,6 +576,7 @@ impl LocalStore for IdbLocal {
     /// prefetched batch is an earlier snapshot: a document edited since is pushed in its older
     /// version, its record has the newer HLC (so the ack leaves it pending), and it goes next sync.
     async fn pending(&self, after: Option<&DocKey>, limit: usize) -> Result<Vec<PendingChange>> {
+        self.follow_lineage(self.store.lineage());
         let from = match after {
             None => {
                 // A new pass over the outbox: nothing handed out before is waiting for an ack.
@@ -546,12 +602,21 @@ impl LocalStore for IdbLocal {
             }
             _ => None,
         };
-        let rows = match hit {
+        let read = match hit {
             Some(rx) => match rx.await {
-                Ok(Ok(rows)) => rows,
+                Ok(Ok(read)) => read,
                 _ => read_batch(&self.store, &from, limit).await?,
             },
             None => read_batch(&self.store, &from, limit).await?,
+        };
+        let rows = match read {
+            (rows, lineage) if self.follow_lineage(lineage) => rows,
+            // Prefetched from a database wiped since: read the new one.
+            _ => {
+                let (rows, lineage) = read_batch(&self.store, &from, limit).await?;
+                self.follow_lineage(lineage);
+                rows
+            }
         };
         if let Some(last) = rows.last() {
             let key = DocKey::of(&last.change);
@@ -629,6 +694,7 @@ impl LocalStore for IdbLocal {
                 Stores::AllCollectionsAnd(&[META]),
                 true,
                 |conn, tx| async move {
+                    self.check_cursor(&conn, cursor)?;
                     let known = collection_stores(&conn.db);
                     self.write_ops(&conn, &tx, ops, &known, meta, None).await
                 },
@@ -656,6 +722,7 @@ impl LocalStore for IdbLocal {
                 Stores::AllCollectionsAnd(&[META]),
                 true,
                 |conn, tx| async move {
+                    self.check_cursor(&conn, cursor)?;
                     let known = collection_stores(&conn.db);
                     let (text, found) = local_tx::load_docs(&tx, keys, &known).await?;
                     let loaded = self.local_docs(&text)?;
@@ -690,12 +757,17 @@ impl LocalStore for IdbLocal {
     }
 
     async fn cursor(&self) -> Result<Option<String>> {
+        self.follow_lineage(self.store.lineage());
         if let Some(c) = self.cursor.borrow().clone() {
+            self.cursor_lineage.set(self.lineage.get());
             return Ok(c);
         }
-        let values = self
-            .tx(Stores::Fixed(&[META]), false, |_, tx| async move {
-                local_tx::read_meta(&tx, &[keys::CURSOR]).await
+        let (values, lineage) = self
+            .tx(Stores::Fixed(&[META]), false, |conn, tx| async move {
+                Ok((
+                    local_tx::read_meta(&tx, &[keys::CURSOR]).await?,
+                    conn.lineage(),
+                ))
             })
             .await?;
         let c = values
@@ -703,7 +775,9 @@ impl LocalStore for IdbLocal {
             .next()
             .flatten()
             .and_then(|v| v.as_string());
+        self.follow_lineage(lineage);
         *self.cursor.borrow_mut() = Some(c.clone());
+        self.cursor_lineage.set(lineage);
         Ok(c)
     }
 
@@ -729,15 +803,19 @@ impl LocalStore for IdbLocal {
         }
         let stamp = self.clock.tick().encode();
         let stamp = &stamp;
-        self.tx(
-            Stores::AllCollectionsAnd(&[META]),
-            true,
-            |conn, tx| async move {
-                local_tx::queue_resync(&tx, &collection_stores(&conn.db), stamp).await
-            },
-        )
-        .await?;
+        let lineage = self
+            .tx(
+                Stores::AllCollectionsAnd(&[META]),
+                true,
+                |conn, tx| async move {
+                    local_tx::queue_resync(&tx, &collection_stores(&conn.db), stamp).await?;
+                    Ok(conn.lineage())
+                },
+            )
+            .await?;
+        self.follow_lineage(lineage);
         *self.cursor.borrow_mut() = Some(None);
+        self.cursor_lineage.set(lineage);
         Ok(())
     }
 }
