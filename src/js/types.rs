@@ -53,8 +53,12 @@ export type DocumentShape = { id: string };
 export type NewDocument<T extends DocumentShape = Document> = Omit<T, "id"> & { id?: string };
 
 export interface CollectionOptions {
-  /** Field paths (dotted for nested fields) to keep an index on. `id` is always indexed. */
-  indexes?: string[];
+  /**
+   * Field paths (dotted for nested fields) to keep an index on, and compound indexes as arrays of
+   * 2 to 8 paths (`["done", "title"]`: "open tasks by title" is one index walk). `id` is always
+   * indexed.
+   */
+  indexes?: (string | string[])[];
 }
 
 export interface DatabaseOptions {
@@ -127,6 +131,11 @@ export interface Query<T extends DocumentShape = Document> {
   orderBy?: { [P in FieldPath<T>]?: "asc" | "desc" };
   limit?: number;
   offset?: number;
+  /**
+   * The previous page's last document (or its `orderBy` fields and `id`): results start just
+   * after it, without reading earlier pages.
+   */
+  after?: Partial<T> & { id: string };
 }
 
 export type WatchCallback<T extends DocumentShape = Document> = (docs: T[]) => void;

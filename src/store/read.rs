@@ -6,7 +6,9 @@
 //! candidates are reduced in JavaScript to the fields the query reads (`records.js` `extract`), and
 //! core filters, orders and pages them. Documents themselves never cross into WASM.
 
-use ferrosync_core::query::{IdRange, KeyRange, Op, Query, Row, Source};
+use ferrosync_core::query::{
+    IdRange, KeyComp, KeyRange, Op, Query, Row, Source, TupleRange, TAG_TOP,
+};
 use ferrosync_core::walk::Walk;
 use js_sys::{Array, Reflect};
 use serde_json::Value;
@@ -73,10 +75,11 @@ impl Store {
     pub async fn explain(&self, collection: &str, query: &Query) -> Result<String> {
         self.check_collection(collection)?;
         self.run(|conn| async move {
-            if let Some(walk) = query.walk(|p| conn.schema.is_indexed(collection, p)) {
+            if let Some(walk) = walk_of(&conn, collection, query) {
                 return Ok(match walk.source {
                     Source::Ids(_) => "walk:ids".to_string(),
                     Source::Index { path, .. } => format!("walk:index:{path}"),
+                    Source::Compound { name, .. } => format!("walk:index:{name}"),
                 });
             }
             let tx = Tx::read(&conn.db, &[collection])?;
@@ -86,6 +89,7 @@ impl Store {
                 None => "scan".to_string(),
                 Some(Source::Ids(_)) => "ids".to_string(),
                 Some(Source::Index { path, .. }) => format!("index:{path}"),
+                Some(Source::Compound { name, .. }) => format!("index:{name}"),
             })
         })
         .await
@@ -114,6 +118,41 @@ fn key_range_js(r: &KeyRange) -> Result<Option<rexie::KeyRange>> {
             .map(|b| (records::key_to_js(&b.key), b.open)),
     )
     .map(idb::range)
+}
+
+/// A compound key (or prefix) as IndexedDB's array key.
+fn tuple_js(key: &[KeyComp]) -> JsValue {
+    key.iter()
+        .map(|c| match c {
+            KeyComp::Key(k) => records::key_to_js(k),
+            KeyComp::Id(id) => JsValue::from_str(id),
+            KeyComp::Top => Array::of1(&JsValue::from_f64(f64::from(TAG_TOP))).into(),
+        })
+        .collect::<Array>()
+        .into()
+}
+
+fn tuple_range_js(r: &TupleRange) -> Result<Option<rexie::KeyRange>> {
+    idb::key_range(
+        Some((tuple_js(&r.lower.key), r.lower.open)),
+        Some((tuple_js(&r.upper.key), r.upper.open)),
+    )
+    .map(idb::range)
+}
+
+/// The index name and IndexedDB ranges of an index or compound source.
+fn index_ranges(source: &Source) -> Result<(String, Vec<Option<rexie::KeyRange>>)> {
+    Ok(match source {
+        Source::Index { path, ranges } => (
+            path.clone(),
+            ranges.iter().map(key_range_js).collect::<Result<_>>()?,
+        ),
+        Source::Compound { name, ranges } => (
+            name.clone(),
+            ranges.iter().map(tuple_range_js).collect::<Result<_>>()?,
+        ),
+        Source::Ids(_) => (String::new(), Vec::new()),
+    })
 }
 
 fn id_range_js(r: &IdRange) -> Result<Option<rexie::KeyRange>> {
@@ -180,11 +219,10 @@ async fn fetch(st: &rexie::Store, source: &Option<Source>) -> Result<Array> {
                 });
             }
         }
-        Some(Source::Index { path, ranges }) => {
-            index = Some(rx(st.index(path))?);
-            for r in ranges {
-                reads.push(Read::All(key_range_js(r)?));
-            }
+        Some(source) => {
+            let (name, ranges) = index_ranges(source)?;
+            index = Some(rx(st.index(&name))?);
+            reads.extend(ranges.into_iter().map(Read::All));
         }
     }
     let results = all(reads.into_iter().map(|read| {
@@ -214,7 +252,7 @@ async fn query_tx(
     if Walk::need(query) == Some(0) {
         return Ok((Array::new(), Vec::new()));
     }
-    if let Some(walk) = query.walk(|p| conn.schema.is_indexed(collection, p)) {
+    if let Some(walk) = walk_of(&conn, collection, query) {
         if let Some(lists) = walk_read(&st, query, &walk).await? {
             // One exactly answered range read in result order: only paging is left.
             let plain = walk.exact && !with_rows && walk_ranges(&walk) == 1;
@@ -227,8 +265,17 @@ async fn query_tx(
     // No conditions, or one equality the index read answered exactly (one key: records come in id
     // order): what was read is the result, only paging is left. Live queries still need the rows.
     let plain = query.order().is_empty()
+        && query.after().is_none()
         && (query.terms().is_empty() || (!with_rows && answered_by_index(query, &source)));
     select(query, &lists, plain, with_rows)
+}
+
+/// The walk that reads `query` in result order, compound indexes included.
+fn walk_of(conn: &Conn, collection: &str, query: &Query) -> Option<Walk> {
+    query.walk_with(
+        |p| conn.schema.is_indexed(collection, p),
+        &conn.schema.compounds(collection),
+    )
 }
 
 /// The paths a query reads, as `[[segment, ...], ...]` for `records.js`.
@@ -302,6 +349,7 @@ fn walk_ranges(walk: &Walk) -> usize {
     match &walk.source {
         Source::Ids(r) => r.len(),
         Source::Index { ranges, .. } => ranges.len(),
+        Source::Compound { ranges, .. } => ranges.len(),
     }
 }
 
@@ -369,10 +417,10 @@ async fn walk_read(st: &rexie::Store, query: &Query, walk: &Walk) -> Result<Opti
                 }
             }
         }
-        Source::Index { path, ranges } => {
-            let ix = rx(st.index(path))?;
-            for r in ranges {
-                let range = key_range_js(r)?;
+        Source::Index { .. } | Source::Compound { .. } => {
+            let (name, ranges) = index_ranges(&walk.source)?;
+            let ix = rx(st.index(&name))?;
+            for range in ranges {
                 let mut batch = need;
                 loop {
                     let got: Array = rx(ix.get_all(range.clone(), count(batch)).await)?
@@ -418,7 +466,7 @@ fn answered_by_index(query: &Query, source: &Option<Source>) -> bool {
 /// Counts without reading documents when IndexedDB can answer exactly: no conditions (all records
 /// minus tombstones), or a single equality on an indexed field.
 async fn count_fast(conn: &Conn, collection: &str, query: &Query) -> Result<Option<usize>> {
-    if query.limit().is_some() || query.offset() > 0 {
+    if query.limit().is_some() || query.offset() > 0 || query.after().is_some() {
         return Ok(None);
     }
     let tx = Tx::read(&conn.db, &[collection])?;
