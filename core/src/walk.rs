@@ -93,8 +93,8 @@ impl Query {
     }
 
     /// [`Query::walk`] with compound indexes too. A compound index serves the query when equality
-    /// conditions fix its first fields and `orderBy` names the rest, ascending (or, with every
-    /// field fixed, orders by `id`): one range of its keys is then the result in order, and with
+    /// conditions fix all its fields but the last and `orderBy` names that one, ascending (or, with
+    /// every field fixed, orders by `id`): one range of its keys is then the result in order, and with
     /// `after` the range starts just after the previous page's last entry. Such a walk is preferred
     /// to every single-field walk; one walked for its order alone only when nothing narrows.
     pub fn walk_with(
@@ -157,9 +157,13 @@ impl Query {
                 order = rest;
             }
         }
-        // The most fixed fields whose remaining fields are exactly the order.
+        // The most fixed fields whose remaining fields are exactly the order. At most one field is
+        // left free: a document with an array or object there is missing from the index but sorts
+        // after every scalar, so only a walk that runs out can miss it; in an earlier free field
+        // it would be missing from the middle of the order.
         let fixed = (0..=keys.len()).rev().find(|&m| {
-            order.len() == n - m
+            n - m <= 1
+                && order.len() == n - m
                 && order
                     .iter()
                     .zip(&c.paths[m..])
@@ -697,10 +701,16 @@ mod tests {
             .unwrap();
         assert!(w.exact && w.complete);
         assert!(matches!(&w.source, Source::Compound { name, .. } if name == r#"$["a","b"]"#));
-        let w = q(json!({"where": {"c": 1}, "orderBy": {"a": "asc", "b": "asc"}, "limit": 5}))
+        let w = q(json!({"where": {"c": 1, "a": 2}, "orderBy": {"b": "asc"}, "limit": 5}))
             .walk_with(|_| false, &c)
             .unwrap();
         assert!(matches!(&w.source, Source::Compound { name, .. } if name == r#"$["c","a","b"]"#));
+        assert_eq!(
+            q(json!({"where": {"c": 1}, "orderBy": {"a": "asc", "b": "asc"}, "limit": 5}))
+                .walk_with(|_| false, &c),
+            None,
+            "an array in `a` would be missing from the middle of the order"
+        );
         assert_eq!(
             q(json!({"where": {"c": 1}, "orderBy": {"b": "desc"}, "limit": 5}))
                 .walk_with(|_| false, &c),

@@ -133,9 +133,10 @@ export interface Query<T extends DocumentShape = Document> {
   offset?: number;
   /**
    * The previous page's last document (or its `orderBy` fields and `id`): results start just
-   * after it, without reading earlier pages.
+   * after it, without reading earlier pages. `undefined` (an empty previous page's `at(-1)`)
+   * starts at the first page.
    */
-  after?: Partial<T> & { id: string };
+  after?: (Partial<T> & { id: string }) | undefined;
 }
 
 export type WatchCallback<T extends DocumentShape = Document> = (docs: T[]) => void;
