@@ -626,3 +626,60 @@ async fn pages_after_pages_equal_one_query() {
     db.close();
     destroy(&name).await;
 }
+
+/// A compound key is the same whichever way a record is written: `records.js` for local writes,
+/// `records::projection_of` for pulled documents and the back-fill (booleans, nulls, missing and
+/// nested fields, numbers of both kinds; none for an array or object).
+#[wasm_bindgen_test]
+fn compound_keys_agree_between_javascript_and_rust() {
+    use ferrosync::store::records::{build_records, index_paths, projections_json};
+    use ferrosync::store::schema::{compound_ident, ident, IndexInfo};
+    use ferrosync_core::query::Path;
+    use ferrosync_core::walk::CompoundIndex;
+    let p = |s: &str| Path::parse(s).unwrap();
+    let c = CompoundIndex {
+        paths: vec![p("done"), p("meta.rank"), p("title")],
+    };
+    let infos = vec![
+        IndexInfo {
+            path: p("done"),
+            ident: ident(&p("done")),
+            compound: None,
+        },
+        IndexInfo {
+            path: p("done"),
+            ident: compound_ident(&c),
+            compound: Some(c),
+        },
+    ];
+    let docs = r#"[
+        {"id": "a", "done": false, "meta": {"rank": 2}, "title": "x"},
+        {"id": "b", "done": true, "meta": {"rank": 2.5}, "title": null},
+        {"id": "c", "meta": {}, "title": "\u00e9"},
+        {"id": "d", "done": 1, "meta": {"rank": -0.0}, "title": ""},
+        {"id": "e", "done": false, "meta": {"rank": [1]}, "title": "x"},
+        {"id": "f", "done": false, "meta": {"rank": 1}, "title": {"a": 1}},
+        {"id": "g", "done": "yes", "meta": 3, "title": "\ud83d\ude00"}
+    ]"#;
+    let values: Vec<serde_json::Value> = serde_json::from_str(docs).unwrap();
+    let from_rust = projections_json(values.iter(), &infos).unwrap();
+    let arr: js_sys::Array = wasm_bindgen::JsCast::unchecked_into(json(docs));
+    let recs = build_records("h", &arr, &index_paths(&infos), None).unwrap();
+    let from_js: Vec<String> = recs.iter().map(|r| to_json(&prop(&r, "ix"))).collect();
+    let from_js = format!("[{}]", from_js.join(","));
+    // Through JavaScript's JSON both ways, so `2.0` and `2` (the same IndexedDB key) compare equal.
+    let (rust, js): (serde_json::Value, serde_json::Value) = (
+        serde_json::from_str(&to_json(&json(&from_rust))).unwrap(),
+        serde_json::from_str(&from_js).unwrap(),
+    );
+    assert_eq!(rust, js);
+    let key = &rust[0][compound_ident(&CompoundIndex {
+        paths: vec![p("done"), p("meta.rank"), p("title")],
+    })];
+    assert_eq!(key, &serde_json::json!([[1, 0], [2, 2], [3, "x"], "a"]));
+    assert_eq!(
+        rust[4].as_object().unwrap().len(),
+        1,
+        "an array: no compound key"
+    );
+}
