@@ -72,6 +72,10 @@ pub struct Walk {
     /// document whose value there is an array or object has no index key (it sorts after every
     /// scalar), so when the walk runs out before `need` matches the store must read everything.
     pub complete: bool,
+    /// Set for index points read in id order with `after`: each point is read from just after
+    /// this id (a cursor's `continuePrimaryKey`), which answers `after` exactly; `exact` then
+    /// speaks of what is read from there.
+    pub after_id: Option<String>,
 }
 
 impl Walk {
@@ -213,6 +217,7 @@ impl Query {
             // With every field fixed each match has a key; otherwise an array or object in an
             // ordered field leaves a match out of the index (it sorts after every scalar).
             complete: fixed == n,
+            after_id: None,
         };
         Some((fixed, walk))
     }
@@ -237,7 +242,12 @@ impl Query {
                     .first()
                     .is_some_and(|k| self.paths()[k.path].as_str() == path.as_str());
                 let key = a.values.first().and_then(|v| IndexKey::of(v.as_ref()));
-                if let (true, Some(key)) = (by_path, key) {
+                if !by_path {
+                    // Points in id order: each starts just after the id.
+                    w.after_id = Some(a.id.clone());
+                    return w;
+                }
+                if let Some(key) = key {
                     for r in ranges.iter_mut() {
                         r.tighten_lower(Bound {
                             key: key.clone(),
@@ -286,6 +296,7 @@ impl Query {
                     }]),
                     exact: self.terms().is_empty(),
                     complete: true,
+                    after_id: None,
                 });
             }
             return None;
@@ -316,6 +327,7 @@ impl Query {
                 },
                 exact: self.terms().is_empty(),
                 complete: false,
+                after_id: None,
             });
         }
         let (_, ranges) = narrow(&terms)?;
@@ -351,6 +363,7 @@ impl Query {
             source,
             exact,
             complete,
+            after_id: None,
         }
     }
 }
@@ -586,7 +599,15 @@ mod tests {
                                 x.1["id"].as_str().unwrap().cmp(y.1["id"].as_str().unwrap())
                             })
                         });
-                        hits.into_iter().map(|(_, d)| Some(d)).collect()
+                        hits.into_iter()
+                            .filter(|(_, d)| {
+                                walk.after_id.as_deref().is_none_or(|a| {
+                                    crate::query::cmp_str(d["id"].as_str().unwrap(), a)
+                                        == std::cmp::Ordering::Greater
+                                })
+                            })
+                            .map(|(_, d)| Some(d))
+                            .collect()
                     })
                     .collect()
             }
@@ -807,7 +828,10 @@ mod tests {
                 // Every live record in the ranges matches.
                 if let Source::Index { path, ranges } = &walk.source {
                     let p = Path::parse(path).unwrap();
-                    for d in store.iter().flatten() {
+                    let past = |d: &Value| walk.after_id.as_deref().is_none_or(|a| {
+                        crate::query::cmp_str(d["id"].as_str().unwrap(), a) == std::cmp::Ordering::Greater
+                    });
+                    for d in store.iter().flatten().filter(|d| past(d)) {
                         if let Some(k) = IndexKey::at(d, &p) {
                             if ranges.iter().any(|r| r.contains(&k)) {
                                 prop_assert!(query.matches_doc(d), "{} exact but {} fails", text, d);

@@ -12,7 +12,11 @@ use ferrosync_core::query::{
 use ferrosync_core::walk::Walk;
 use js_sys::{Array, Reflect};
 use serde_json::Value;
+use std::cmp::Ordering;
+
+use ferrosync_core::query::cmp_str;
 use wasm_bindgen::{JsCast, JsValue};
+use web_sys::{IdbCursorWithValue, IdbIndex, IdbKeyRange};
 
 use super::idb::{self, all, js, rx, Tx};
 use super::schema::TOMBSTONES;
@@ -247,13 +251,22 @@ async fn query_tx(
     query: &Query,
     with_rows: bool,
 ) -> Result<(Array, Vec<Row>)> {
-    let tx = Tx::read(&conn.db, &[collection])?;
-    let st = tx.store(collection)?;
+    // The raw transaction too: cursors (`continuePrimaryKey`) are not in rexie's API.
+    let raw = idb::transaction(&conn.db, &[collection], false)?;
+    let rexie_tx = rexie::Transaction::from(raw.clone());
+    let st = rx(rexie_tx.store(collection))?;
     if Walk::need(query) == Some(0) {
         return Ok((Array::new(), Vec::new()));
     }
     if let Some(walk) = walk_of(&conn, collection, query) {
-        if let Some(lists) = walk_read(&st, query, &walk).await? {
+        let lists = match &walk.after_id {
+            Some(after) => {
+                let ix = js(idb::store(&raw, collection)?.index(&index_ranges(&walk.source)?.0))?;
+                points_after(&ix, query, &walk, after).await?
+            }
+            None => walk_read(&st, query, &walk).await?,
+        };
+        if let Some(lists) = lists {
             // One exactly answered range read in result order: only paging is left.
             let plain = walk.exact && !with_rows && walk_ranges(&walk) == 1;
             return select(query, &lists, plain, with_rows);
@@ -441,6 +454,91 @@ async fn walk_read(st: &rexie::Store, query: &Query, walk: &Walk) -> Result<Opti
         }
     }
     Ok(Some(lists))
+}
+
+/// Reads the index points of `walk` (id order) each from just after the id `after`, as far as the
+/// query's first `offset + limit` matches: a cursor jumps there (`continuePrimaryKey`), so earlier
+/// pages are not read again. `None` (read by the planner instead) for a range that is not a point.
+async fn points_after(
+    ix: &IdbIndex,
+    query: &Query,
+    walk: &Walk,
+    after: &str,
+) -> Result<Option<Array>> {
+    let Source::Index { ranges, .. } = &walk.source else {
+        return Ok(None);
+    };
+    let need = Walk::need(query).unwrap_or(usize::MAX);
+    let paths = (!walk.exact).then(|| paths_js(query));
+    let lists = Array::new();
+    for r in ranges {
+        let Some(point) = r.lower.as_ref().filter(|_| r.is_point()) else {
+            return Ok(None);
+        };
+        let key = records::key_to_js(&point.key);
+        let (mut from, mut found, mut batch) = (after.to_string(), 0usize, need);
+        loop {
+            let (got, last) = cursor_after(ix, &key, &from, batch).await?;
+            let n = got.length() as usize;
+            found += match &paths {
+                None => n,
+                Some(paths) => {
+                    let extracted = records::extract(&Array::of1(&got), paths.clone());
+                    rows_of(&extracted)?
+                        .iter()
+                        .filter(|r| query.matches(*r))
+                        .count()
+                }
+            };
+            lists.push(&got);
+            let Some(last) = last.filter(|_| found < need && n == batch) else {
+                break;
+            };
+            from = last;
+            batch = (batch.saturating_mul(2)).clamp(1, WALK_BATCH_MAX);
+        }
+    }
+    Ok(Some(lists))
+}
+
+/// Up to `n` records of index key `key` whose id is after `from`, in id order, and the last id.
+async fn cursor_after(
+    ix: &IdbIndex,
+    key: &JsValue,
+    from: &str,
+    n: usize,
+) -> Result<(Array, Option<String>)> {
+    let out = Array::new();
+    let range: JsValue = js(IdbKeyRange::only(key))?.into();
+    let req = js(ix.open_cursor_with_range(&range))?;
+    let (mut last, mut first) = (None, true);
+    loop {
+        let v = idb::wait(&req).await?;
+        if v.is_null() || v.is_undefined() {
+            break;
+        }
+        let cursor: IdbCursorWithValue = v.unchecked_into();
+        let id = js(cursor.primary_key())?.as_string().unwrap_or_default();
+        let order = cmp_str(&id, from);
+        if order != Ordering::Greater {
+            // Before the start: jump to it once (the start itself is stepped over).
+            if first && order == Ordering::Less {
+                js(cursor.continue_primary_key(key, &JsValue::from_str(from)))?;
+            } else {
+                js(cursor.continue_())?;
+            }
+            first = false;
+            continue;
+        }
+        first = false;
+        out.push(&js(cursor.value())?);
+        last = Some(id);
+        if out.length() as usize >= n {
+            break;
+        }
+        js(cursor.continue_())?;
+    }
+    Ok((out, last))
 }
 
 /// True when `source` reads exactly the query's result: its only condition is an equality with a
