@@ -119,6 +119,20 @@ async fn time_raw(name: &str, bucket: u32, n: u32) -> f64 {
     pct(&mut t, 0.5)
 }
 
+/// Times page 10 of bucket 7 (`order`: the query's orderBy part) read with `offset` and with
+/// `after` (the last document of page 9).
+async fn page_ten(items: &ferrosync::Collection, order: &str, by: &str, k: u32) {
+    let page = |extra: &str| format!(r#"{{"where": {{"bucket": 7}}{order}, "limit": {k}{extra}}}"#);
+    let ninth = ids(items, &page(&format!(r#", "offset": {}"#, 9 * k - 1))).await;
+    let last = get(items, &ninth[0]).await;
+    let (by_offset, a) = time_find(items, &page(&format!(r#", "offset": {}"#, 9 * k))).await;
+    let (by_after, b) = time_find(items, &page(&format!(r#", "after": {last}"#))).await;
+    assert_eq!(a, b, "the same page either way");
+    log(&format!(
+        "  page 10 of bucket 7 by {by}, {k} a page: offset {by_offset:.2} ms, after {by_after:.2} ms ({b} docs)"
+    ));
+}
+
 /// A watch callback that only counts calls (reading 66,000 ids per call would be the figure).
 struct Counter {
     calls: std::rc::Rc<std::cell::Cell<usize>>,
@@ -300,32 +314,12 @@ async fn queries_and_live_windows_at_scale() {
     log(&format!(
         "  compound [bucket, title]: built on open in {built:.0} ms; find {by_title}: {after:.2} ms ({n} docs), {before:.2} ms before (top-k); raw getAll of 50: {raw50:.2} ms"
     ));
-    // Page 10 of bucket 7 by title (pages of 50, fewer on small runs): `offset` reads the 9 pages
-    // before it, `after` does not.
+    // Page 10 of bucket 7 (pages of 50, fewer on small runs): `offset` reads the 9 pages before
+    // it, `after` does not: by title through the compound index, by id inside one key of the
+    // single-field index (a cursor jumps there).
     let k = (per_bucket / 10).clamp(1, 50);
-    let page = |extra: &str| {
-        format!(
-            r#"{{"where": {{"bucket": 7}}, "orderBy": {{"title": "asc"}}, "limit": {k}{extra}}}"#
-        )
-    };
-    let ninth = ids(&items, &page(&format!(r#", "offset": {}"#, 9 * k - 1))).await;
-    let last = get(&items, &ninth[0]).await;
-    let (by_offset, a) = time_find(&items, &page(&format!(r#", "offset": {}"#, 9 * k))).await;
-    let (by_after, b) = time_find(&items, &page(&format!(r#", "after": {last}"#))).await;
-    assert_eq!(a, b, "the same page either way");
-    log(&format!(
-        "  page 10 of bucket 7 by title, {k} a page: offset {by_offset:.2} ms, after {by_after:.2} ms ({b} docs)"
-    ));
-    // The same in id order (one key of the single-field index: a cursor jumps inside it).
-    let page = |extra: &str| format!(r#"{{"where": {{"bucket": 7}}, "limit": {k}{extra}}}"#);
-    let ninth = ids(&items, &page(&format!(r#", "offset": {}"#, 9 * k - 1))).await;
-    let last = get(&items, &ninth[0]).await;
-    let (by_offset, a) = time_find(&items, &page(&format!(r#", "offset": {}"#, 9 * k))).await;
-    let (by_after, b) = time_find(&items, &page(&format!(r#", "after": {last}"#))).await;
-    assert_eq!(a, b, "the same page either way");
-    log(&format!(
-        "  page 10 of bucket 7 by id, {k} a page: offset {by_offset:.2} ms, after {by_after:.2} ms ({b} docs)"
-    ));
+    page_ten(&items, r#", "orderBy": {"title": "asc"}"#, "title", k).await;
+    page_ten(&items, "", "id", k).await;
     db.close();
     destroy(&name).await;
 }
