@@ -70,6 +70,9 @@ extern "C" {
         fields_json: Option<String>,
     ) -> Result<Array, JsValue>;
 
+    /// The `ix` object of a document for `index_paths` (what `buildRecords` stores).
+    pub fn projection(doc: &JsValue, index_paths: &Array) -> JsValue;
+
     /// The JavaScript twin of `IndexKey::of` (what `buildRecords` stores); for tests.
     #[wasm_bindgen(js_name = keyOf)]
     pub fn key_of(value: &JsValue) -> JsValue;

@@ -25,7 +25,6 @@ use std::rc::Rc;
 use ferrosync_core::query::Path;
 use ferrosync_core::walk::CompoundIndex;
 use js_sys::{Array, Reflect};
-use serde_json::Value;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::{
@@ -396,6 +395,8 @@ fn backfill(
 ) -> Result<()> {
     let req = js(store.open_cursor())?;
     let (req2, tx, failure) = (req.clone(), tx.clone(), failure.clone());
+    // The keys come from the same JavaScript as every local write's (no JSON round trip).
+    let paths = records::index_paths(&added);
     let step = move || -> Result<()> {
         let cursor = js(req2.result())?;
         if cursor.is_null() || cursor.is_undefined() {
@@ -404,18 +405,11 @@ fn backfill(
         let cursor: IdbCursorWithValue = cursor.unchecked_into();
         let record = js(cursor.value())?;
         if let Some(doc) = records::doc_of(&record) {
-            let text = js(js_sys::JSON::stringify(&doc))?
-                .as_string()
-                .unwrap_or_default();
-            let value: Value = serde_json::from_str(&text)
-                .map_err(|e| Error::storage("DataError", format!("stored document: {e}")))?;
             let ix = records::ix_of(&record)?;
-            for info in &added {
-                if let Some(key) = records::projection_of(&value, info) {
-                    let key = js(js_sys::JSON::parse(&key.to_string()))?;
-                    js(Reflect::set(&ix, &JsValue::from_str(&info.ident), &key))?;
-                }
-            }
+            let keys = records::projection(&doc, &paths);
+            let (ix, keys): (&js_sys::Object, &js_sys::Object) =
+                (ix.unchecked_ref(), keys.unchecked_ref());
+            js_sys::Object::assign(ix, keys);
             js(cursor.update(&record))?;
         }
         js(cursor.continue_())
