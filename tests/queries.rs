@@ -7,6 +7,7 @@ mod common;
 use common::*;
 use ferrosync::live::Notice;
 use ferrosync::store::Prepared;
+use ferrosync::Database;
 use ferrosync_core::query::Query;
 use wasm_bindgen::JsValue;
 use wasm_bindgen_test::*;
@@ -15,7 +16,12 @@ wasm_bindgen_test_configure!(run_in_browser);
 
 /// 240 documents with ties, missing fields and mixed types, and some tombstones.
 async fn seeded(name: &str) -> ferrosync::Database {
-    let db = open(name, r#"{"items": {"indexes": ["bucket", "title"]}}"#).await;
+    seeded_with(name, r#"["bucket", "title"]"#).await
+}
+
+/// [`seeded`] with other declared indexes.
+async fn seeded_with(name: &str, indexes: &str) -> ferrosync::Database {
+    let db = open(name, &format!(r#"{{"items": {{"indexes": {indexes}}}}}"#)).await;
     let items = coll(&db, "items");
     let mut docs = Vec::new();
     for n in 0..240u32 {
@@ -65,12 +71,30 @@ async fn paged_reference(items: &ferrosync::Collection, text: &str) -> Vec<Strin
         .collect()
 }
 
+/// Each query of `items` returns (and counts) what the planner's full read gives, read the way
+/// named (`Store::explain`).
+async fn check_plans(db: &ferrosync::Database, cases: &[(&str, &str)]) {
+    let items = coll(db, "items");
+    for (text, plan) in cases {
+        let got = ids(&items, text).await;
+        let want = paged_reference(&items, text).await;
+        assert_eq!(got, want, "{text}");
+        let parsed = Query::parse(text).unwrap();
+        assert_eq!(
+            &db.store().explain("items", &parsed).await.unwrap(),
+            plan,
+            "{text}"
+        );
+        let n = count(&items, text).await as usize;
+        assert_eq!(n, want.len(), "count {text}");
+    }
+}
+
 #[wasm_bindgen_test]
 async fn limits_are_read_from_the_index_and_equal_full_reads() {
     let name = unique("walks");
     let db = seeded(&name).await;
     let items = coll(&db, "items");
-    let store = db.store();
     let cases: &[(&str, &str)] = &[
         (
             r#"{"where": {"bucket": 1}, "limit": 7}"#,
@@ -149,19 +173,7 @@ async fn limits_are_read_from_the_index_and_equal_full_reads() {
             "walk:index:bucket",
         ),
     ];
-    for (text, plan) in cases {
-        let got = ids(&items, text).await;
-        let want = paged_reference(&items, text).await;
-        assert_eq!(got, want, "{text}");
-        let parsed = Query::parse(text).unwrap();
-        assert_eq!(
-            &store.explain("items", &parsed).await.unwrap(),
-            plan,
-            "{text}"
-        );
-        let n = count(&items, text).await as usize;
-        assert_eq!(n, want.len(), "count {text}");
-    }
+    check_plans(&db, cases).await;
     assert!(
         !ids(&items, r#"{"where": {"bucket": 1}, "limit": 7}"#)
             .await
@@ -379,4 +391,295 @@ async fn pagehide_flushes_queued_notices() {
     other.close();
     db.close();
     destroy(&name).await;
+}
+
+const DONE_TITLE: &str = r#"walk:index:$["done","title"]"#;
+
+/// Compound walks (booleans, nulls, arrays left out of the index, ties) equal the planner's full
+/// reads, on a fresh database and on an existing one that gains the index (back-filled on open).
+#[wasm_bindgen_test]
+async fn compound_indexes_walk_and_equal_full_reads() {
+    let cases: &[(&str, &str)] = &[
+        (
+            r#"{"where": {"done": false}, "orderBy": {"title": "asc"}, "limit": 9}"#,
+            DONE_TITLE,
+        ),
+        (
+            r#"{"where": {"done": true}, "orderBy": {"title": "asc", "id": "asc"}, "limit": 6, "offset": 3}"#,
+            DONE_TITLE,
+        ),
+        // Runs past the indexed titles: the arrays left out are read by the planner.
+        (
+            r#"{"where": {"done": true}, "orderBy": {"title": "asc"}, "limit": 500}"#,
+            DONE_TITLE,
+        ),
+        (
+            r#"{"where": {"done": false, "title": "t3"}, "limit": 4}"#,
+            DONE_TITLE,
+        ),
+        (
+            r#"{"where": {"done": false, "title": null}, "orderBy": {"id": "asc"}, "limit": 50}"#,
+            DONE_TITLE,
+        ),
+        (
+            r#"{"where": {"done": false, "bucket": 2, "title": {"$ne": "t1"}}, "orderBy": {"title": "asc"}, "limit": 5}"#,
+            r#"walk:index:$["bucket","done","title"]"#,
+        ),
+        (
+            r#"{"where": {"bucket": 3, "done": false}, "orderBy": {"title": "asc"}, "limit": 5}"#,
+            r#"walk:index:$["bucket","done","title"]"#,
+        ),
+        (
+            r#"{"where": {"bucket": 3}, "orderBy": {"done": "asc", "title": "asc"}, "limit": 7}"#,
+            "index:bucket",
+        ),
+        (
+            r#"{"where": {"done": false}, "orderBy": {"title": "desc"}, "limit": 5}"#,
+            "scan",
+        ),
+    ];
+    let indexes = r#"["bucket", ["done", "title"], ["bucket", "done", "title"]]"#;
+    // A fresh database, and one created with only `bucket` that gains the compound indexes.
+    let fresh = unique("compound");
+    let grown = unique("compound-grown");
+    seeded_with(&fresh, indexes).await.close();
+    seeded_with(&grown, r#"["bucket"]"#).await.close();
+    for name in [&fresh, &grown] {
+        let db = open(name, &format!(r#"{{"items": {{"indexes": {indexes}}}}}"#)).await;
+        let items = coll(&db, "items");
+        check_plans(&db, cases).await;
+        assert_eq!(
+            ids(
+                &items,
+                r#"{"where": {"done": false}, "orderBy": {"title": "asc"}, "limit": 3}"#
+            )
+            .await
+            .len(),
+            3
+        );
+        // Writes after the upgrade keep the index: a title moving to the front, one leaving.
+        put(&items, r#"{"id": "z1", "done": false, "title": "a-first"}"#).await;
+        put(
+            &items,
+            r#"{"id": "i001", "done": false, "title": ["now an array"]}"#,
+        )
+        .await;
+        let text = r#"{"where": {"done": false}, "orderBy": {"title": "asc"}, "limit": 40}"#;
+        let got = ids(&items, text).await;
+        assert!(got.contains(&"z1".to_string()) && !got.contains(&"i001".to_string()));
+        assert_eq!(got, paged_reference(&items, text).await);
+        db.close();
+        destroy(name).await;
+    }
+}
+
+/// Every bad compound declaration is refused by name, and nothing is created.
+#[wasm_bindgen_test]
+async fn bad_compound_declarations_are_named() {
+    let nine = r#"["a","b","c","d","e","f","g","h","i"]"#;
+    let cases = [
+        (r#"[[]]"#.to_string(), "lists 2 to 8 field paths, got 0"),
+        (
+            r#"[["a"]]"#.to_string(),
+            "got 1 (for one field write the path itself)",
+        ),
+        (format!("[{nine}]"), "got 9"),
+        (r#"[["a", "a"]]"#.to_string(), "names \"a\" twice"),
+        (r#"[["a", 1]]"#.to_string(), "holds a number"),
+        (r#"[["a", ["b"]]]"#.to_string(), "holds an array"),
+        (r#"[{"a": 1}]"#.to_string(), "holds an object"),
+        (r#"[["id", "a"]]"#.to_string(), "\"id\" is always indexed"),
+        (r#"[["a", "b..c"]]"#.to_string(), "empty segment"),
+        (r#"[["a", "b"], ["a", "b"]]"#.to_string(), "twice"),
+    ];
+    for (indexes, want) in cases {
+        let o = json(&format!(
+            r#"{{"name": "bad-compound", "collections": {{"t": {{"indexes": {indexes}}}}}}}"#
+        ));
+        let msg = rejects(Database::open(o), "INVALID_OPTIONS").await;
+        assert!(
+            msg.contains(want),
+            "{indexes}: {msg:?} should contain {want:?}"
+        );
+    }
+}
+
+/// `find(query)` paged with `after` until a short page, as ids.
+async fn pages(items: &ferrosync::Collection, text: &str, limit: usize) -> Vec<Vec<String>> {
+    let base = format!("{}, \"limit\": {limit}}}", &text[..text.len() - 1]);
+    let mut out: Vec<Vec<String>> = vec![ids(items, &base).await];
+    while out.last().unwrap().len() == limit {
+        let last = get(items, out.last().unwrap().last().unwrap()).await;
+        let q = format!("{}, \"after\": {last}}}", &base[..base.len() - 1]);
+        out.push(ids(items, &q).await);
+        assert!(out.len() <= 400, "{text}: pages never end");
+    }
+    out
+}
+
+/// Paging with `after` through every page equals one unpaged query, whatever reads it: a
+/// compound walk, an index ordered by its field, equality points in id order, the primary key,
+/// a top-k over everything; ties (many equal titles) included. Deletes between pages neither
+/// repeat nor skip a document that is still there.
+#[wasm_bindgen_test]
+async fn pages_after_pages_equal_one_query() {
+    let name = unique("pages");
+    let db = seeded_with(&name, r#"["bucket", "title", ["done", "title"]]"#).await;
+    let items = coll(&db, "items");
+    let store = db.store();
+    let queries: &[(&str, &str)] = &[
+        (
+            r#"{"where": {"done": false}, "orderBy": {"title": "asc"}}"#,
+            DONE_TITLE,
+        ),
+        (r#"{"orderBy": {"title": "asc"}}"#, "walk:index:title"),
+        (r#"{"where": {"bucket": 2}}"#, "walk:index:bucket"),
+        (
+            r#"{"where": {"bucket": {"$in": [1, 3]}}, "orderBy": {"id": "asc"}}"#,
+            "walk:index:bucket",
+        ),
+        (r#"{"where": {"done": true}}"#, "walk:ids"),
+        (r#"{"orderBy": {"done": "desc", "title": "desc"}}"#, "scan"),
+        (
+            r#"{"where": {"bucket": 1}, "orderBy": {"title": "desc"}}"#,
+            "index:bucket",
+        ),
+    ];
+    for (text, plan) in queries {
+        let all = ids(&items, text).await;
+        assert!(all.len() > 10, "{text}: the data has several pages");
+        for limit in [1, 7, 50] {
+            let got: Vec<String> = pages(&items, text, limit).await.concat();
+            assert_eq!(got, all, "{text} by {limit}");
+        }
+        let second = format!(
+            "{}, \"limit\": 5, \"after\": {}}}",
+            &text[..text.len() - 1],
+            get(&items, &all[4]).await
+        );
+        assert_eq!(
+            &store
+                .explain("items", &Query::parse(&second).unwrap())
+                .await
+                .unwrap(),
+            plan,
+            "{second}"
+        );
+        assert_eq!(ids(&items, &second).await, all[5..10].to_vec());
+    }
+    // Deletes between pages: a document of the previous page (the page start itself) and one
+    // not yet read.
+    let text = r#"{"where": {"done": false}, "orderBy": {"title": "asc"}}"#;
+    let all = ids(&items, text).await;
+    let base = r#"{"where": {"done": false}, "orderBy": {"title": "asc"}, "limit": 6}"#;
+    let mut got = ids(&items, base).await;
+    let mut gone = Vec::new();
+    while got.len() < all.len() - gone.len() {
+        let last_id = got.last().unwrap().clone();
+        let last = get(&items, &last_id).await;
+        ok(items.delete(JsValue::from_str(&last_id))).await;
+        if let Some(ahead) = all.get(got.len() + gone.len() + 3) {
+            ok(items.delete(JsValue::from_str(ahead))).await;
+            gone.push(ahead.clone());
+        }
+        let q = format!("{}, \"after\": {last}}}", &base[..base.len() - 1]);
+        let page = ids(&items, &q).await;
+        assert!(!page.is_empty(), "pages stop early: {got:?}");
+        got.extend(page);
+    }
+    let want: Vec<String> = all.into_iter().filter(|i| !gone.contains(i)).collect();
+    assert_eq!(got, want);
+    // A live second page: maintained after its start (enter before its end, leave, a write before
+    // the start stays out), equal to `find` after every write.
+    let start = get(&items, &ids(&items, text).await[5]).await;
+    let q = format!(
+        r#"{{"where": {{"done": false}}, "orderBy": {{"title": "asc"}}, "limit": 4, "after": {start}}}"#
+    );
+    let rec = Recorder::new();
+    let _sub = items.watch(json(&q), rec.function()).unwrap();
+    assert!(rec.wait_for(1, 2000.0).await);
+    settles(&rec, &items, &q, "second page").await;
+    let title = |id: &str| format!(r#"{{"id": "{id}", "done": false, "title": "t0"}}"#);
+    put(&items, &title("zz-enters")).await;
+    settles(&rec, &items, &q, "a title after the start enters").await;
+    put(
+        &items,
+        r#"{"id": "zz-before", "done": false, "title": null}"#,
+    )
+    .await;
+    settles(&rec, &items, &q, "a title before the start stays out").await;
+    assert!(!rec.last().contains(&"zz-before".to_string()));
+    let first = rec.last()[0].clone();
+    ok(items.delete(JsValue::from_str(&first))).await;
+    settles(&rec, &items, &q, "a member leaves").await;
+    assert!(!rec.last().contains(&first));
+    // Bad page starts are named.
+    for (after, want) in [
+        ("3", "after must be the previous page's last document"),
+        (r#"{"title": "t1"}"#, "it has no id"),
+        (r#"{"id": 5}"#, "after.id must be a string"),
+    ] {
+        let q = format!(r#"{{"limit": 3, "after": {after}}}"#);
+        let msg = rejects(items.find(json(&q)), "INVALID_QUERY").await;
+        assert!(msg.contains(want), "{q}: {msg:?}");
+    }
+    db.close();
+    destroy(&name).await;
+}
+
+/// A compound key is the same whichever way a record is written: `records.js` for local writes,
+/// `records::projection_of` for pulled documents and the back-fill (booleans, nulls, missing and
+/// nested fields, numbers of both kinds; none for an array or object).
+#[wasm_bindgen_test]
+fn compound_keys_agree_between_javascript_and_rust() {
+    use ferrosync::store::records::{build_records, index_paths, projections_json};
+    use ferrosync::store::schema::{compound_ident, ident, IndexInfo};
+    use ferrosync_core::query::Path;
+    use ferrosync_core::walk::CompoundIndex;
+    let p = |s: &str| Path::parse(s).unwrap();
+    let c = CompoundIndex {
+        paths: vec![p("done"), p("meta.rank"), p("title")],
+    };
+    let infos = vec![
+        IndexInfo {
+            path: p("done"),
+            ident: ident(&p("done")),
+            compound: None,
+        },
+        IndexInfo {
+            path: p("done"),
+            ident: compound_ident(&c),
+            compound: Some(c),
+        },
+    ];
+    let docs = r#"[
+        {"id": "a", "done": false, "meta": {"rank": 2}, "title": "x"},
+        {"id": "b", "done": true, "meta": {"rank": 2.5}, "title": null},
+        {"id": "c", "meta": {}, "title": "\u00e9"},
+        {"id": "d", "done": 1, "meta": {"rank": -0.0}, "title": ""},
+        {"id": "e", "done": false, "meta": {"rank": [1]}, "title": "x"},
+        {"id": "f", "done": false, "meta": {"rank": 1}, "title": {"a": 1}},
+        {"id": "g", "done": "yes", "meta": 3, "title": "\ud83d\ude00"}
+    ]"#;
+    let values: Vec<serde_json::Value> = serde_json::from_str(docs).unwrap();
+    let from_rust = projections_json(values.iter(), &infos).unwrap();
+    let arr: js_sys::Array = wasm_bindgen::JsCast::unchecked_into(json(docs));
+    let recs = build_records("h", &arr, &index_paths(&infos), None).unwrap();
+    let from_js: Vec<String> = recs.iter().map(|r| to_json(&prop(&r, "ix"))).collect();
+    let from_js = format!("[{}]", from_js.join(","));
+    // Through JavaScript's JSON both ways, so `2.0` and `2` (the same IndexedDB key) compare equal.
+    let (rust, js): (serde_json::Value, serde_json::Value) = (
+        serde_json::from_str(&to_json(&json(&from_rust))).unwrap(),
+        serde_json::from_str(&from_js).unwrap(),
+    );
+    assert_eq!(rust, js);
+    let key = &rust[0][compound_ident(&CompoundIndex {
+        paths: vec![p("done"), p("meta.rank"), p("title")],
+    })];
+    assert_eq!(key, &serde_json::json!([[1, 0], [2, 2], [3, "x"], "a"]));
+    assert_eq!(
+        rust[4].as_object().unwrap().len(),
+        1,
+        "an array: no compound key"
+    );
 }

@@ -305,7 +305,7 @@ impl Fields for DocFields<'_> {
     }
 }
 
-/// A parsed query: `{ where, orderBy, limit, offset }`.
+/// A parsed query: `{ where, orderBy, limit, offset, after }`.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Query {
     paths: Vec<Path>,
@@ -313,6 +313,16 @@ pub struct Query {
     order: Vec<SortKey>,
     limit: Option<usize>,
     offset: usize,
+    after: Option<After>,
+}
+
+/// Where a page starts: the previous page's last document, reduced to its `orderBy` values (one per
+/// sort key, `None` when missing) and its id. Results are the matches strictly after it in result
+/// order, so a page never repeats or skips a document, ties included (they are ordered by id).
+#[derive(Debug, Clone, PartialEq)]
+pub struct After {
+    pub id: String,
+    pub values: Vec<Option<Value>>,
 }
 
 /// Largest `limit`/`offset` accepted (JavaScript's safe integers).
@@ -338,12 +348,12 @@ impl Query {
     fn from_raw(raw: RawQuery) -> Result<Query, QueryError> {
         if let Some(found) = raw.not_an_object {
             return err(format!(
-                "a query must be an object like {{ where, orderBy, limit, offset }}, got {found}"
+                "a query must be an object like {{ where, orderBy, limit, offset, after }}, got {found}"
             ));
         }
         if let Some(k) = raw.unknown.first() {
             return err(format!(
-                "unknown query key {k:?} (allowed: where, orderBy, limit, offset)"
+                "unknown query key {k:?} (allowed: where, orderBy, limit, offset, after)"
             ));
         }
         let mut q = Query::default();
@@ -388,6 +398,38 @@ impl Query {
         }
         q.limit = parse_count("limit", raw.limit)?;
         q.offset = parse_count("offset", raw.offset)?.unwrap_or(0);
+        q.after = match raw.after {
+            None | Some(Value::Null) => None,
+            Some(Value::Object(doc)) => {
+                let id = match doc.get("id") {
+                    Some(Value::String(id)) => id.clone(),
+                    Some(other) => {
+                        return err(format!(
+                            "after.id must be a string (the id of the previous page's last document), got {}",
+                            type_name(other)
+                        ))
+                    }
+                    None => {
+                        return err(
+                            "after must be the previous page's last document (or its orderBy fields and id); it has no id",
+                        )
+                    }
+                };
+                let doc = Value::Object(doc);
+                let values = q
+                    .order
+                    .iter()
+                    .map(|k| q.paths[k.path].resolve(&doc).cloned())
+                    .collect();
+                Some(After { id, values })
+            }
+            Some(other) => {
+                return err(format!(
+                    "after must be the previous page's last document (an object with its id and orderBy fields), got {}",
+                    type_name(&other)
+                ))
+            }
+        };
         Ok(q)
     }
 
@@ -480,9 +522,27 @@ impl Query {
         self.offset
     }
 
-    /// Whether the document satisfies every condition.
+    /// The page start (`after`), if any.
+    pub fn after(&self) -> Option<&After> {
+        self.after.as_ref()
+    }
+
+    /// Whether the document satisfies every condition and, with `after`, comes after it.
     pub fn matches<F: Fields + ?Sized>(&self, doc: &F) -> bool {
         self.terms.iter().all(|t| t.op.test(doc.field(t.path)))
+            && self.after.as_ref().is_none_or(|a| self.is_after(doc, a))
+    }
+
+    /// Whether `doc` comes strictly after the page start in result order.
+    fn is_after<F: Fields + ?Sized>(&self, doc: &F, after: &After) -> bool {
+        for (k, v) in self.order.iter().zip(&after.values) {
+            let c = compare(doc.field(k.path), v.as_ref());
+            let c = if k.descending { c.reverse() } else { c };
+            if c != Ordering::Equal {
+                return c == Ordering::Greater;
+            }
+        }
+        cmp_str(doc.id(), &after.id) == Ordering::Greater
     }
 
     /// [`Query::matches`] on a whole document.
@@ -744,7 +804,7 @@ impl KeyRange {
         self.lower.as_ref().map_or(0, |b| b.key.tag)
     }
 
-    fn tighten_lower(&mut self, b: Bound) {
+    pub(crate) fn tighten_lower(&mut self, b: Bound) {
         let tighter = match &self.lower {
             None => true,
             Some(cur) => match b.key.cmp_idb(&cur.key) {
@@ -769,6 +829,18 @@ impl KeyRange {
         };
         if tighter {
             self.upper = Some(b);
+        }
+    }
+
+    /// True when no key can lie in the range (IndexedDB refuses to build such a range).
+    pub fn is_empty(&self) -> bool {
+        match (&self.lower, &self.upper) {
+            (Some(l), Some(u)) => match l.key.cmp_idb(&u.key) {
+                Ordering::Greater => true,
+                Ordering::Equal => l.open || u.open,
+                Ordering::Less => false,
+            },
+            _ => false,
         }
     }
 
@@ -842,6 +914,29 @@ impl IdRange {
         above && below
     }
 
+    /// Raises the lower end to just above `id` (a page start), if that is tighter.
+    pub fn start_after(&mut self, id: &str) {
+        let tighter = self
+            .lower
+            .as_ref()
+            .is_none_or(|(k, _)| cmp_str(id, k) != Ordering::Less);
+        if tighter {
+            self.lower = Some((id.to_string(), true));
+        }
+    }
+
+    /// True when no id can lie in the range.
+    pub fn is_empty(&self) -> bool {
+        match (&self.lower, &self.upper) {
+            (Some((l, lo)), Some((u, uo))) => match cmp_str(l, u) {
+                Ordering::Greater => true,
+                Ordering::Equal => *lo || *uo,
+                Ordering::Less => false,
+            },
+            _ => false,
+        }
+    }
+
     /// A single id, when the range is one point.
     pub fn as_point(&self) -> Option<&str> {
         match (&self.lower, &self.upper) {
@@ -858,6 +953,74 @@ pub enum Source {
     Ids(Vec<IdRange>),
     /// Records whose index key for `path` lies in one of the ranges (an empty list: none can match).
     Index { path: String, ranges: Vec<KeyRange> },
+    /// Records of the compound index `name` whose key lies in one of the ranges.
+    Compound {
+        name: String,
+        ranges: Vec<TupleRange>,
+    },
+}
+
+/// One component of a compound index key. The stored key of a compound index on fields
+/// `f1..fn` is `[key(f1), ..., key(fn), id]`: each field's [`IndexKey`] (an array), then the id (a
+/// string), so entries are unique and come in (f1, ..., fn, id) order, which is the result order
+/// of a query that fixes a prefix and orders by the rest; a page can start after any entry.
+#[derive(Debug, Clone, PartialEq)]
+pub enum KeyComp {
+    Key(IndexKey),
+    Id(String),
+    /// Above every key and id (`[4]`: an array, greater than every string and every `[tag, ..]`).
+    Top,
+}
+
+/// The tag of [`KeyComp::Top`].
+pub const TAG_TOP: u8 = 4;
+
+/// One end of a compound key range: a (prefix of a) compound key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TupleBound {
+    pub key: Vec<KeyComp>,
+    /// Exclusive when true.
+    pub open: bool,
+}
+
+/// A range of compound keys, both ends bounded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TupleRange {
+    pub lower: TupleBound,
+    pub upper: TupleBound,
+}
+
+/// IndexedDB's order of compound keys: component by component, a prefix first; within one
+/// component an id (a string) sorts before a key (an array), and `Top` after everything.
+pub fn cmp_tuple(a: &[KeyComp], b: &[KeyComp]) -> Ordering {
+    fn class(c: &KeyComp) -> u8 {
+        match c {
+            KeyComp::Id(_) => 0,
+            KeyComp::Key(_) => 1,
+            KeyComp::Top => 2,
+        }
+    }
+    for (x, y) in a.iter().zip(b) {
+        let c = match (x, y) {
+            (KeyComp::Key(p), KeyComp::Key(q)) => p.cmp_idb(q),
+            (KeyComp::Id(p), KeyComp::Id(q)) => cmp_str(p, q),
+            _ => class(x).cmp(&class(y)),
+        };
+        if c != Ordering::Equal {
+            return c;
+        }
+    }
+    a.len().cmp(&b.len())
+}
+
+impl TupleRange {
+    /// Whether the compound key `key` lies in the range (IndexedDB semantics).
+    pub fn contains(&self, key: &[KeyComp]) -> bool {
+        let lo = cmp_tuple(key, &self.lower.key);
+        let hi = cmp_tuple(key, &self.upper.key);
+        (lo == Ordering::Greater || (lo == Ordering::Equal && !self.lower.open))
+            && (hi == Ordering::Less || (hi == Ordering::Equal && !self.upper.open))
+    }
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -894,6 +1057,7 @@ struct RawQuery {
     order_by: Option<OrderSpec>,
     limit: Option<Value>,
     offset: Option<Value>,
+    after: Option<Value>,
 }
 
 enum OrderSpec {
@@ -917,6 +1081,7 @@ impl<'de> Visitor<'de> for RawQueryVisitor {
                 "orderBy" => raw.order_by = Some(map.next_value()?),
                 "limit" => raw.limit = Some(map.next_value()?),
                 "offset" => raw.offset = Some(map.next_value()?),
+                "after" => raw.after = Some(map.next_value()?),
                 _ => {
                     map.next_value::<IgnoredAny>()?;
                     raw.unknown.push(key);
@@ -1251,6 +1416,12 @@ mod tests {
                 "offset must be a non-negative integer, got a string",
             ),
             (r#"{"limit": 1e300}"#, "limit must be"),
+            (
+                r#"{"after": 3}"#,
+                "after must be the previous page's last document",
+            ),
+            (r#"{"after": {"title": "a"}}"#, "it has no id"),
+            (r#"{"after": {"id": 7}}"#, "after.id must be a string"),
             ("{", "a query must be a JSON object"),
         ];
         for (text, want) in cases {
@@ -1494,6 +1665,7 @@ mod tests {
                             let key = IndexKey::at(doc, &Path::parse(path).unwrap());
                             key.is_some_and(|k| ranges.iter().any(|r| r.contains(&k)))
                         }
+                        Source::Compound { .. } => unreachable!("plan() never yields compound ranges"),
                     };
                     prop_assert!(covered, "{} lost {} via {:?}", text, doc, source);
                 }

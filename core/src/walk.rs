@@ -9,7 +9,55 @@
 //! what was read with [`Query::select`]. Anything else (a descending order, an order the source does
 //! not serve) goes through the planner of `query.rs`, reading every candidate.
 
-use crate::query::{narrow, KeyRange, Op, Query, Source};
+use serde_json::Value;
+
+use crate::query::{
+    narrow, Bound, IndexKey, KeyComp, KeyRange, Op, Path, Query, Source, TupleBound, TupleRange,
+};
+
+/// Most fields in one compound index (each adds to every record's stored key).
+pub const MAX_COMPOUND_FIELDS: usize = 8;
+
+/// A compound index over several fields, in key order (`indexes: [["done", "title"]]`). Its
+/// stored key is `[key(f1), ..., key(fn), id]` (see [`KeyComp`]); a record with an array or object
+/// in any of the fields has no key and is left out, like a single-field index.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompoundIndex {
+    pub paths: Vec<Path>,
+}
+
+impl CompoundIndex {
+    /// The IndexedDB index name: `$` and the JSON array of the paths (`$["done","title"]`). Field
+    /// paths cannot start with `$`, so it never collides with a single-field index.
+    pub fn name(&self) -> String {
+        let list: Vec<Value> = self
+            .paths
+            .iter()
+            .map(|p| Value::String(p.as_str().to_string()))
+            .collect();
+        format!("${}", Value::Array(list))
+    }
+
+    /// The index an index name denotes, if it is a compound index's name.
+    pub fn from_name(name: &str) -> Option<CompoundIndex> {
+        let list: Vec<String> = serde_json::from_str(name.strip_prefix('$')?).ok()?;
+        let paths = list
+            .iter()
+            .map(|p| Path::parse(p).ok())
+            .collect::<Option<Vec<_>>>()?;
+        (paths.len() >= 2).then_some(CompoundIndex { paths })
+    }
+
+    /// The stored key of a document, `None` when a field holds an array or object.
+    pub fn key_of(&self, doc: &Value) -> Option<Vec<KeyComp>> {
+        let mut key = Vec::with_capacity(self.paths.len() + 1);
+        for p in &self.paths {
+            key.push(KeyComp::Key(IndexKey::at(doc, p)?));
+        }
+        key.push(KeyComp::Id(doc.get("id")?.as_str()?.to_string()));
+        Some(key)
+    }
+}
 
 /// How to read a query with a limit in result order.
 #[derive(Debug, Clone, PartialEq)]
@@ -24,6 +72,10 @@ pub struct Walk {
     /// document whose value there is an array or object has no index key (it sorts after every
     /// scalar), so when the walk runs out before `need` matches the store must read everything.
     pub complete: bool,
+    /// Set for index points read in id order with `after`: each point is read from just after
+    /// this id (a cursor's `continuePrimaryKey`), which answers `after` exactly; `exact` then
+    /// speaks of what is read from there.
+    pub after_id: Option<String>,
 }
 
 impl Walk {
@@ -41,7 +93,177 @@ impl Query {
     /// ordered by id, an equality ordered by another field) this returns `None`: counting and
     /// reading that index, then keeping a bounded top-k, is cheaper than filtering a long walk.
     pub fn walk(&self, is_indexed: impl Fn(&str) -> bool) -> Option<Walk> {
+        self.walk_with(is_indexed, &[])
+    }
+
+    /// [`Query::walk`] with compound indexes too. A compound index serves the query when equality
+    /// conditions fix all its fields but the last and `orderBy` names that one, ascending (or, with
+    /// every field fixed, orders by `id`): one range of its keys is then the result in order, and with
+    /// `after` the range starts just after the previous page's last entry. Such a walk is preferred
+    /// to every single-field walk; one walked for its order alone only when nothing narrows.
+    pub fn walk_with(
+        &self,
+        is_indexed: impl Fn(&str) -> bool,
+        compounds: &[CompoundIndex],
+    ) -> Option<Walk> {
         self.limit()?;
+        let mut best: Option<(usize, Walk)> = None;
+        for c in compounds {
+            if let Some((fixed, w)) = self.compound_walk(c) {
+                let better = best
+                    .as_ref()
+                    .is_none_or(|(f, b)| (fixed, w.exact) > (*f, b.exact));
+                if better {
+                    best = Some((fixed, w));
+                }
+            }
+        }
+        if let Some((fixed, w)) = &best {
+            if *fixed > 0 {
+                return Some(w.clone());
+            }
+        }
+        if let Some(w) = self.single_walk(&is_indexed) {
+            return Some(self.start_after(w));
+        }
+        match best {
+            Some((_, w)) if self.plan(&is_indexed).is_empty() => Some(w),
+            _ => None,
+        }
+    }
+
+    /// The walk of compound index `c` and how many of its fields equalities fix, if it serves
+    /// the query's order.
+    fn compound_walk(&self, c: &CompoundIndex) -> Option<(usize, Walk)> {
+        let n = c.paths.len();
+        // Equality keys of the leading fields.
+        let mut keys = Vec::new();
+        for p in &c.paths {
+            let Some(pi) = self.paths().iter().position(|q| q == p) else {
+                break;
+            };
+            let key = self
+                .terms()
+                .iter()
+                .filter(|t| t.path == pi)
+                .find_map(|t| match &t.op {
+                    Op::Eq(v) => IndexKey::of(Some(v)),
+                    _ => None,
+                });
+            match key {
+                Some(k) => keys.push(k),
+                None => break,
+            }
+        }
+        let mut order = self.order();
+        if let [rest @ .., last] = order {
+            if !last.descending && self.paths()[last.path].as_str() == "id" {
+                order = rest;
+            }
+        }
+        // The most fixed fields whose remaining fields are exactly the order. At most one field is
+        // left free: a document with an array or object there is missing from the index but sorts
+        // after every scalar, so only a walk that runs out can miss it; in an earlier free field
+        // it would be missing from the middle of the order.
+        let fixed = (0..=keys.len()).rev().find(|&m| {
+            n - m <= 1
+                && order.len() == n - m
+                && order
+                    .iter()
+                    .zip(&c.paths[m..])
+                    .all(|(k, p)| !k.descending && self.paths()[k.path] == *p)
+        })?;
+        let prefix: Vec<KeyComp> = keys[..fixed].iter().cloned().map(KeyComp::Key).collect();
+        let mut upper = prefix.clone();
+        upper.push(KeyComp::Top);
+        let mut range = TupleRange {
+            lower: TupleBound {
+                key: prefix.clone(),
+                open: false,
+            },
+            upper: TupleBound {
+                key: upper,
+                open: true,
+            },
+        };
+        // Exact: the only conditions are the fixing equalities (one per field), and `after`, if
+        // any, became the lower bound.
+        let mut exact = self.terms().len() == fixed
+            && self.terms().iter().all(|t| {
+                matches!(&t.op, Op::Eq(v) if IndexKey::of(Some(v)).is_some())
+                    && c.paths[..fixed].contains(&self.paths()[t.path])
+            });
+        if let Some(a) = self.after() {
+            let rest: Option<Vec<KeyComp>> = a.values[..n - fixed]
+                .iter()
+                .map(|v| IndexKey::of(v.as_ref()).map(KeyComp::Key))
+                .collect();
+            match rest {
+                Some(rest) => {
+                    let mut key = prefix;
+                    key.extend(rest);
+                    key.push(KeyComp::Id(a.id.clone()));
+                    range.lower = TupleBound { key, open: true };
+                }
+                None => exact = false,
+            }
+        }
+        let walk = Walk {
+            source: Source::Compound {
+                name: c.name(),
+                ranges: vec![range],
+            },
+            exact,
+            // With every field fixed each match has a key; otherwise an array or object in an
+            // ordered field leaves a match out of the index (it sorts after every scalar).
+            complete: fixed == n,
+            after_id: None,
+        };
+        Some((fixed, walk))
+    }
+
+    /// Starts a single-field or primary-key walk after the page start: id ranges exactly (ids
+    /// are unique), an index ordered by its path at the start's key (its ties are read again and
+    /// filtered), a point range not at all (it is filtered).
+    fn start_after(&self, mut w: Walk) -> Walk {
+        let Some(a) = self.after() else {
+            return w;
+        };
+        match &mut w.source {
+            Source::Ids(ranges) => {
+                for r in ranges.iter_mut() {
+                    r.start_after(&a.id);
+                }
+                ranges.retain(|r| !r.is_empty());
+            }
+            Source::Index { path, ranges } => {
+                let by_path = self
+                    .order()
+                    .first()
+                    .is_some_and(|k| self.paths()[k.path].as_str() == path.as_str());
+                let key = a.values.first().and_then(|v| IndexKey::of(v.as_ref()));
+                if !by_path {
+                    // Points in id order: each starts just after the id.
+                    w.after_id = Some(a.id.clone());
+                    return w;
+                }
+                if let Some(key) = key {
+                    for r in ranges.iter_mut() {
+                        r.tighten_lower(Bound {
+                            key: key.clone(),
+                            open: false,
+                        });
+                    }
+                    ranges.retain(|r| !r.is_empty());
+                }
+                w.exact = false;
+            }
+            Source::Compound { .. } => {}
+        }
+        w
+    }
+
+    fn single_walk(&self, is_indexed: impl Fn(&str) -> bool) -> Option<Walk> {
         let id_order = match self.order() {
             [] => true,
             [k] => !k.descending && self.paths()[k.path].as_str() == "id",
@@ -74,6 +296,7 @@ impl Query {
                     }]),
                     exact: self.terms().is_empty(),
                     complete: true,
+                    after_id: None,
                 });
             }
             return None;
@@ -104,6 +327,7 @@ impl Query {
                 },
                 exact: self.terms().is_empty(),
                 complete: false,
+                after_id: None,
             });
         }
         let (_, ranges) = narrow(&terms)?;
@@ -139,6 +363,7 @@ impl Query {
             source,
             exact,
             complete,
+            after_id: None,
         }
     }
 }
@@ -169,7 +394,7 @@ fn exactly_answered<'a>(ops: impl Iterator<Item = &'a Op>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::query::{DocFields, IdRange, IndexKey, Path};
+    use crate::query::{cmp_tuple, DocFields, IdRange};
     use proptest::prelude::*;
     use serde_json::{json, Value};
 
@@ -314,17 +539,22 @@ mod tests {
             )),
             0usize..6,
             prop::option::of(0usize..3),
+            prop::option::of(prop::sample::select(vec!["b", "c"])),
         )
-            .prop_map(|(w, order, limit, offset)| {
+            .prop_map(|(w, order, limit, offset, second)| {
                 let mut text = format!("{{\"where\": {}", json!(w));
                 if let Some((p, desc, tie)) = order {
                     let dir = if desc { "desc" } else { "asc" };
+                    let second = second
+                        .filter(|s| *s != p && p != "id")
+                        .map(|s| format!(", \"{s}\": \"asc\""))
+                        .unwrap_or_default();
                     if tie && p != "id" {
                         text.push_str(&format!(
-                            ", \"orderBy\": {{\"{p}\": \"{dir}\", \"id\": \"asc\"}}"
+                            ", \"orderBy\": {{\"{p}\": \"{dir}\"{second}, \"id\": \"asc\"}}"
                         ));
                     } else {
-                        text.push_str(&format!(", \"orderBy\": {{\"{p}\": \"{dir}\"}}"));
+                        text.push_str(&format!(", \"orderBy\": {{\"{p}\": \"{dir}\"{second}}}"));
                     }
                 }
                 text.push_str(&format!(", \"limit\": {limit}"));
@@ -369,6 +599,30 @@ mod tests {
                                 x.1["id"].as_str().unwrap().cmp(y.1["id"].as_str().unwrap())
                             })
                         });
+                        hits.into_iter()
+                            .filter(|(_, d)| {
+                                walk.after_id.as_deref().is_none_or(|a| {
+                                    crate::query::cmp_str(d["id"].as_str().unwrap(), a)
+                                        == std::cmp::Ordering::Greater
+                                })
+                            })
+                            .map(|(_, d)| Some(d))
+                            .collect()
+                    })
+                    .collect()
+            }
+            Source::Compound { name, ranges } => {
+                let c = CompoundIndex::from_name(name).unwrap();
+                ranges
+                    .iter()
+                    .map(|r| {
+                        let mut hits: Vec<(Vec<KeyComp>, &Value)> = store
+                            .iter()
+                            .flatten()
+                            .filter_map(|d| c.key_of(d).map(|k| (k, d)))
+                            .filter(|(k, _)| r.contains(k))
+                            .collect();
+                        hits.sort_by(|x, y| cmp_tuple(&x.0, &y.0));
                         hits.into_iter().map(|(_, d)| Some(d)).collect()
                     })
                     .collect()
@@ -432,6 +686,111 @@ mod tests {
             .collect()
     }
 
+    fn compounds() -> Vec<CompoundIndex> {
+        [vec!["a", "b"], vec!["c", "b"], vec!["c", "a", "b"]]
+            .into_iter()
+            .map(|ps| CompoundIndex {
+                paths: ps.into_iter().map(|p| Path::parse(p).unwrap()).collect(),
+            })
+            .collect()
+    }
+
+    /// `text` with `"after": after` added.
+    fn with_after(text: &str, after: &Value) -> String {
+        format!("{}, \"after\": {}}}", &text[..text.len() - 1], after)
+    }
+
+    /// The result the store returns: the walk's, or everything read and selected.
+    fn store_result(query: &Query, store: &[Option<Value>], idx_a: bool) -> Vec<String> {
+        let indexed = |p: &str| p == "b" || (idx_a && p == "a");
+        query
+            .walk_with(indexed, &compounds())
+            .and_then(|w| run_walk(query, &w, store))
+            .unwrap_or_else(|| naive(query, store))
+    }
+
+    #[test]
+    fn compound_walks_fix_a_prefix_and_follow_the_order() {
+        let c = compounds();
+        let w = q(json!({"where": {"c": 1}, "orderBy": {"b": "asc"}, "limit": 5}))
+            .walk_with(|_| false, &c)
+            .unwrap();
+        assert!(w.exact && !w.complete, "{w:?}");
+        assert!(matches!(&w.source, Source::Compound { name, .. } if name == r#"$["c","b"]"#));
+        let w = q(json!({"where": {"a": "x", "b": 2}, "limit": 5}))
+            .walk_with(|p| p == "a", &c)
+            .unwrap();
+        assert!(w.exact && w.complete);
+        assert!(matches!(&w.source, Source::Compound { name, .. } if name == r#"$["a","b"]"#));
+        let w = q(json!({"where": {"c": 1, "a": 2}, "orderBy": {"b": "asc"}, "limit": 5}))
+            .walk_with(|_| false, &c)
+            .unwrap();
+        assert!(matches!(&w.source, Source::Compound { name, .. } if name == r#"$["c","a","b"]"#));
+        assert_eq!(
+            q(json!({"where": {"c": 1}, "orderBy": {"a": "asc", "b": "asc"}, "limit": 5}))
+                .walk_with(|_| false, &c),
+            None,
+            "an array in `a` would be missing from the middle of the order"
+        );
+        assert_eq!(
+            q(json!({"where": {"c": 1}, "orderBy": {"b": "desc"}, "limit": 5}))
+                .walk_with(|_| false, &c),
+            None,
+            "descending orders are not walked"
+        );
+        // With `after`, the range starts just after the previous page's last entry.
+        let text = json!({"where": {"c": 1}, "orderBy": {"b": "asc"}, "limit": 5}).to_string();
+        let w = Query::parse(&with_after(&text, &json!({"id": "d07", "c": 1, "b": true})))
+            .unwrap()
+            .walk_with(|_| false, &c)
+            .unwrap();
+        let Source::Compound { ranges, .. } = &w.source else {
+            panic!()
+        };
+        assert!(ranges[0].lower.open && w.exact);
+        assert_eq!(
+            ranges[0].lower.key,
+            [
+                KeyComp::Key(IndexKey::of(Some(&json!(1))).unwrap()),
+                KeyComp::Key(IndexKey::of(Some(&json!(true))).unwrap()),
+                KeyComp::Id("d07".into())
+            ]
+        );
+        assert_eq!(
+            CompoundIndex::from_name(r#"$["c","b"]"#),
+            Some(c[1].clone())
+        );
+        assert_eq!(CompoundIndex::from_name("$tombstones"), None);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(600))]
+
+        /// Paging with `after` (the previous page's last document) through every page gives
+        /// exactly the unpaged result, ties, missing fields and mixed types included, whichever
+        /// way the store reads (compound, single-field, primary key or everything).
+        #[test]
+        fn pages_after_pages_equal_one_query(store in arb_store(), text in arb_walk_query(), idx_a in any::<bool>()) {
+            let first = Query::parse(&text).unwrap();
+            let Some(limit) = first.limit().filter(|l| *l > 0) else { return Ok(()); };
+            if first.offset() > 0 { return Ok(()); }
+            let all_text = text.replace(&format!(", \"limit\": {limit}"), "");
+            let all = naive(&Query::parse(&all_text).unwrap(), &store);
+            let by_id: std::collections::HashMap<&str, &Value> =
+                store.iter().flatten().map(|d| (d["id"].as_str().unwrap(), d)).collect();
+            let mut got: Vec<String> = store_result(&first, &store, idx_a);
+            let mut page = got.clone();
+            while page.len() == limit {
+                let last = by_id[page[limit - 1].as_str()];
+                let next = Query::parse(&with_after(&text, last)).unwrap();
+                page = store_result(&next, &store, idx_a);
+                prop_assert!(got.len() <= all.len(), "{} pages run past the result", text);
+                got.extend(page.iter().cloned());
+            }
+            prop_assert_eq!(got, all, "{}", text);
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(1500))]
 
@@ -439,10 +798,26 @@ mod tests {
         /// naive result (filter everything, sort, page), and exact walks never skip a filter that
         /// mattered.
         #[test]
-        fn walks_equal_naive_evaluation(store in arb_store(), text in arb_walk_query(), idx_a in any::<bool>()) {
+        fn walks_equal_naive_evaluation(
+            store in arb_store(),
+            text in arb_walk_query(),
+            idx_a in any::<bool>(),
+            after in prop::option::of((arb_field(), arb_field(), 0u8..3, 0usize..26)),
+        ) {
+            let text = match after {
+                None => text,
+                Some((a, b, c, i)) => {
+                    let mut m = serde_json::Map::new();
+                    m.insert("id".into(), json!(format!("d{i:02}")));
+                    if let Some(a) = a { m.insert("a".into(), a); }
+                    if let Some(b) = b { m.insert("b".into(), b); }
+                    m.insert("c".into(), json!(c));
+                    with_after(&text, &Value::Object(m))
+                }
+            };
             let query = Query::parse(&text).unwrap();
             let indexed = |p: &str| p == "b" || (idx_a && p == "a");
-            let Some(walk) = query.walk(indexed) else { return Ok(()); };
+            let Some(walk) = query.walk_with(indexed, &compounds()) else { return Ok(()); };
             let want = naive(&query, &store);
             if let Some(got) = run_walk(&query, &walk, &store) {
                 prop_assert_eq!(&got, &want, "{} via {:?}", text, walk);
@@ -453,8 +828,21 @@ mod tests {
                 // Every live record in the ranges matches.
                 if let Source::Index { path, ranges } = &walk.source {
                     let p = Path::parse(path).unwrap();
-                    for d in store.iter().flatten() {
+                    let past = |d: &Value| walk.after_id.as_deref().is_none_or(|a| {
+                        crate::query::cmp_str(d["id"].as_str().unwrap(), a) == std::cmp::Ordering::Greater
+                    });
+                    for d in store.iter().flatten().filter(|d| past(d)) {
                         if let Some(k) = IndexKey::at(d, &p) {
+                            if ranges.iter().any(|r| r.contains(&k)) {
+                                prop_assert!(query.matches_doc(d), "{} exact but {} fails", text, d);
+                            }
+                        }
+                    }
+                }
+                if let Source::Compound { name, ranges } = &walk.source {
+                    let c = CompoundIndex::from_name(name).unwrap();
+                    for d in store.iter().flatten() {
+                        if let Some(k) = c.key_of(d) {
                             if ranges.iter().any(|r| r.contains(&k)) {
                                 prop_assert!(query.matches_doc(d), "{} exact but {} fails", text, d);
                             }

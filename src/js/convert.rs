@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use ferrosync_core::document::{ID_FIELD, MAX_DEPTH};
 use ferrosync_core::limits::{validate_collection_name, MAX_ID_LEN};
 use ferrosync_core::query::{Path, Query};
+use ferrosync_core::walk::{CompoundIndex, MAX_COMPOUND_FIELDS};
 use js_sys::{Array, Object, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -110,6 +111,44 @@ pub fn check_document_for_test(doc: &JsValue) -> std::result::Result<Option<Stri
 pub fn query(q: &JsValue) -> Result<Query> {
     let text = prepare_query(q, MAX_DEPTH as u32).map_err(|e| Error::InvalidQuery(thrown(e)))?;
     Ok(Query::parse(&text)?)
+}
+
+/// One field path of `collections.<cname>.indexes` (alone or inside a compound index).
+fn index_path(cname: &str, item: &JsValue) -> Result<Path> {
+    let text = item.as_string().ok_or_else(|| {
+        bad(format!(
+            "collections.{cname}.indexes holds {}, expected field path strings or arrays of them (a compound index)",
+            kind_of(item)
+        ))
+    })?;
+    if text == ID_FIELD {
+        return Err(bad(format!(
+            "collections.{cname}.indexes: \"id\" is always indexed (it is the primary key; compound index entries end with it anyway)"
+        )));
+    }
+    Path::parse(&text).map_err(|m| bad(format!("collections.{cname}.indexes: {m}")))
+}
+
+/// A compound index `["done", "title"]`: two to `MAX_COMPOUND_FIELDS` distinct field paths.
+fn compound_index(cname: &str, list: &Array) -> Result<CompoundIndex> {
+    let n = list.length() as usize;
+    if !(2..=MAX_COMPOUND_FIELDS).contains(&n) {
+        return Err(bad(format!(
+            "collections.{cname}.indexes: a compound index lists 2 to {MAX_COMPOUND_FIELDS} field paths, got {n} (for one field write the path itself)"
+        )));
+    }
+    let mut paths: Vec<Path> = Vec::with_capacity(n);
+    for item in list.iter() {
+        let path = index_path(cname, &item)?;
+        if paths.contains(&path) {
+            return Err(bad(format!(
+                "collections.{cname}.indexes: the compound index names {:?} twice",
+                path.as_str()
+            )));
+        }
+        paths.push(path);
+    }
+    Ok(CompoundIndex { paths })
 }
 
 /// A document id argument (`get`, `delete`).
@@ -210,19 +249,20 @@ pub fn options(o: &JsValue) -> Result<OpenOptions> {
                     ))
                 })?;
                 for item in arr.iter() {
-                    let text = item.as_string().ok_or_else(|| {
-                        bad(format!(
-                            "collections.{cname}.indexes holds {}, expected field path strings",
-                            kind_of(&item)
-                        ))
-                    })?;
-                    if text == ID_FIELD {
-                        return Err(bad(format!(
-                            "collections.{cname}.indexes: \"id\" is always indexed (it is the primary key)"
-                        )));
+                    if let Some(list) = item.dyn_ref::<Array>() {
+                        let c = compound_index(&cname, list)?;
+                        let same = |d: &CompoundIndex| d.paths == c.paths;
+                        let list = declared.compounds.entry(cname.clone()).or_default();
+                        if list.iter().any(same) {
+                            return Err(bad(format!(
+                                "collections.{cname}.indexes lists the compound index {} twice",
+                                c.name().trim_start_matches('$')
+                            )));
+                        }
+                        list.push(c);
+                        continue;
                     }
-                    let path = Path::parse(&text)
-                        .map_err(|m| bad(format!("collections.{cname}.indexes: {m}")))?;
+                    let path = index_path(&cname, &item)?;
                     if !paths.contains(&path) {
                         paths.push(path);
                     }

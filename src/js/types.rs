@@ -55,8 +55,12 @@ export type DocumentShape = { id: string };
 export type NewDocument<T extends DocumentShape = Document> = Omit<T, "id"> & { id?: string };
 
 export interface CollectionOptions {
-  /** Field paths (dotted for nested fields) to keep an index on. `id` is always indexed. */
-  indexes?: string[];
+  /**
+   * Field paths (dotted for nested fields) to keep an index on, and compound indexes as arrays of
+   * 2 to 8 paths (`["done", "title"]`: "open tasks by title" is one index walk). `id` is always
+   * indexed.
+   */
+  indexes?: (string | string[])[];
 }
 
 export interface DatabaseOptions {
@@ -129,6 +133,12 @@ export interface Query<T extends DocumentShape = Document> {
   orderBy?: { [P in FieldPath<T>]?: "asc" | "desc" };
   limit?: number;
   offset?: number;
+  /**
+   * The previous page's last document (or its `orderBy` fields and `id`): results start just
+   * after it, without reading earlier pages. `undefined` (an empty previous page's `at(-1)`)
+   * starts at the first page.
+   */
+  after?: (Partial<T> & { id: string }) | undefined;
 }
 
 export type WatchCallback<T extends DocumentShape = Document> = (docs: T[]) => void;

@@ -6,11 +6,17 @@
 //! candidates are reduced in JavaScript to the fields the query reads (`records.js` `extract`), and
 //! core filters, orders and pages them. Documents themselves never cross into WASM.
 
-use ferrosync_core::query::{IdRange, KeyRange, Op, Query, Row, Source};
+use ferrosync_core::query::{
+    IdRange, KeyComp, KeyRange, Op, Query, Row, Source, TupleRange, TAG_TOP,
+};
 use ferrosync_core::walk::Walk;
 use js_sys::{Array, Reflect};
 use serde_json::Value;
+use std::cmp::Ordering;
+
+use ferrosync_core::query::cmp_str;
 use wasm_bindgen::{JsCast, JsValue};
+use web_sys::{IdbCursorWithValue, IdbIndex, IdbKeyRange};
 
 use super::idb::{self, all, js, rx, Tx};
 use super::schema::TOMBSTONES;
@@ -73,10 +79,11 @@ impl Store {
     pub async fn explain(&self, collection: &str, query: &Query) -> Result<String> {
         self.check_collection(collection)?;
         self.run(|conn| async move {
-            if let Some(walk) = query.walk(|p| conn.schema.is_indexed(collection, p)) {
+            if let Some(walk) = walk_of(&conn, collection, query) {
                 return Ok(match walk.source {
                     Source::Ids(_) => "walk:ids".to_string(),
                     Source::Index { path, .. } => format!("walk:index:{path}"),
+                    Source::Compound { name, .. } => format!("walk:index:{name}"),
                 });
             }
             let tx = Tx::read(&conn.db, &[collection])?;
@@ -86,6 +93,7 @@ impl Store {
                 None => "scan".to_string(),
                 Some(Source::Ids(_)) => "ids".to_string(),
                 Some(Source::Index { path, .. }) => format!("index:{path}"),
+                Some(Source::Compound { name, .. }) => format!("index:{name}"),
             })
         })
         .await
@@ -114,6 +122,41 @@ fn key_range_js(r: &KeyRange) -> Result<Option<rexie::KeyRange>> {
             .map(|b| (records::key_to_js(&b.key), b.open)),
     )
     .map(idb::range)
+}
+
+/// A compound key (or prefix) as IndexedDB's array key.
+fn tuple_js(key: &[KeyComp]) -> JsValue {
+    key.iter()
+        .map(|c| match c {
+            KeyComp::Key(k) => records::key_to_js(k),
+            KeyComp::Id(id) => JsValue::from_str(id),
+            KeyComp::Top => Array::of1(&JsValue::from_f64(f64::from(TAG_TOP))).into(),
+        })
+        .collect::<Array>()
+        .into()
+}
+
+fn tuple_range_js(r: &TupleRange) -> Result<Option<rexie::KeyRange>> {
+    idb::key_range(
+        Some((tuple_js(&r.lower.key), r.lower.open)),
+        Some((tuple_js(&r.upper.key), r.upper.open)),
+    )
+    .map(idb::range)
+}
+
+/// The index name and IndexedDB ranges of an index or compound source.
+fn index_ranges(source: &Source) -> Result<(String, Vec<Option<rexie::KeyRange>>)> {
+    Ok(match source {
+        Source::Index { path, ranges } => (
+            path.clone(),
+            ranges.iter().map(key_range_js).collect::<Result<_>>()?,
+        ),
+        Source::Compound { name, ranges } => (
+            name.clone(),
+            ranges.iter().map(tuple_range_js).collect::<Result<_>>()?,
+        ),
+        Source::Ids(_) => (String::new(), Vec::new()),
+    })
 }
 
 fn id_range_js(r: &IdRange) -> Result<Option<rexie::KeyRange>> {
@@ -180,11 +223,10 @@ async fn fetch(st: &rexie::Store, source: &Option<Source>) -> Result<Array> {
                 });
             }
         }
-        Some(Source::Index { path, ranges }) => {
-            index = Some(rx(st.index(path))?);
-            for r in ranges {
-                reads.push(Read::All(key_range_js(r)?));
-            }
+        Some(source) => {
+            let (name, ranges) = index_ranges(source)?;
+            index = Some(rx(st.index(&name))?);
+            reads.extend(ranges.into_iter().map(Read::All));
         }
     }
     let results = all(reads.into_iter().map(|read| {
@@ -209,13 +251,22 @@ async fn query_tx(
     query: &Query,
     with_rows: bool,
 ) -> Result<(Array, Vec<Row>)> {
-    let tx = Tx::read(&conn.db, &[collection])?;
-    let st = tx.store(collection)?;
+    // The raw transaction too: cursors (`continuePrimaryKey`) are not in rexie's API.
+    let raw = idb::transaction(&conn.db, &[collection], false)?;
+    let rexie_tx = rexie::Transaction::from(raw.clone());
+    let st = rx(rexie_tx.store(collection))?;
     if Walk::need(query) == Some(0) {
         return Ok((Array::new(), Vec::new()));
     }
-    if let Some(walk) = query.walk(|p| conn.schema.is_indexed(collection, p)) {
-        if let Some(lists) = walk_read(&st, query, &walk).await? {
+    if let Some(walk) = walk_of(&conn, collection, query) {
+        let lists = match &walk.after_id {
+            Some(after) => {
+                let ix = js(idb::store(&raw, collection)?.index(&index_ranges(&walk.source)?.0))?;
+                points_after(&ix, query, &walk, after).await?
+            }
+            None => walk_read(&st, query, &walk).await?,
+        };
+        if let Some(lists) = lists {
             // One exactly answered range read in result order: only paging is left.
             let plain = walk.exact && !with_rows && walk_ranges(&walk) == 1;
             return select(query, &lists, plain, with_rows);
@@ -227,8 +278,17 @@ async fn query_tx(
     // No conditions, or one equality the index read answered exactly (one key: records come in id
     // order): what was read is the result, only paging is left. Live queries still need the rows.
     let plain = query.order().is_empty()
+        && query.after().is_none()
         && (query.terms().is_empty() || (!with_rows && answered_by_index(query, &source)));
     select(query, &lists, plain, with_rows)
+}
+
+/// The walk that reads `query` in result order, compound indexes included.
+fn walk_of(conn: &Conn, collection: &str, query: &Query) -> Option<Walk> {
+    query.walk_with(
+        |p| conn.schema.is_indexed(collection, p),
+        &conn.schema.compounds(collection),
+    )
 }
 
 /// The paths a query reads, as `[[segment, ...], ...]` for `records.js`.
@@ -302,6 +362,7 @@ fn walk_ranges(walk: &Walk) -> usize {
     match &walk.source {
         Source::Ids(r) => r.len(),
         Source::Index { ranges, .. } => ranges.len(),
+        Source::Compound { ranges, .. } => ranges.len(),
     }
 }
 
@@ -369,10 +430,10 @@ async fn walk_read(st: &rexie::Store, query: &Query, walk: &Walk) -> Result<Opti
                 }
             }
         }
-        Source::Index { path, ranges } => {
-            let ix = rx(st.index(path))?;
-            for r in ranges {
-                let range = key_range_js(r)?;
+        Source::Index { .. } | Source::Compound { .. } => {
+            let (name, ranges) = index_ranges(&walk.source)?;
+            let ix = rx(st.index(&name))?;
+            for range in ranges {
                 let mut batch = need;
                 loop {
                     let got: Array = rx(ix.get_all(range.clone(), count(batch)).await)?
@@ -393,6 +454,91 @@ async fn walk_read(st: &rexie::Store, query: &Query, walk: &Walk) -> Result<Opti
         }
     }
     Ok(Some(lists))
+}
+
+/// Reads the index points of `walk` (id order) each from just after the id `after`, as far as the
+/// query's first `offset + limit` matches: a cursor jumps there (`continuePrimaryKey`), so earlier
+/// pages are not read again. `None` (read by the planner instead) for a range that is not a point.
+async fn points_after(
+    ix: &IdbIndex,
+    query: &Query,
+    walk: &Walk,
+    after: &str,
+) -> Result<Option<Array>> {
+    let Source::Index { ranges, .. } = &walk.source else {
+        return Ok(None);
+    };
+    let need = Walk::need(query).unwrap_or(usize::MAX);
+    let paths = (!walk.exact).then(|| paths_js(query));
+    let lists = Array::new();
+    for r in ranges {
+        let Some(point) = r.lower.as_ref().filter(|_| r.is_point()) else {
+            return Ok(None);
+        };
+        let key = records::key_to_js(&point.key);
+        let (mut from, mut found, mut batch) = (after.to_string(), 0usize, need);
+        loop {
+            let (got, last) = cursor_after(ix, &key, &from, batch).await?;
+            let n = got.length() as usize;
+            found += match &paths {
+                None => n,
+                Some(paths) => {
+                    let extracted = records::extract(&Array::of1(&got), paths.clone());
+                    rows_of(&extracted)?
+                        .iter()
+                        .filter(|r| query.matches(*r))
+                        .count()
+                }
+            };
+            lists.push(&got);
+            let Some(last) = last.filter(|_| found < need && n == batch) else {
+                break;
+            };
+            from = last;
+            batch = (batch.saturating_mul(2)).clamp(1, WALK_BATCH_MAX);
+        }
+    }
+    Ok(Some(lists))
+}
+
+/// Up to `n` records of index key `key` whose id is after `from`, in id order, and the last id.
+async fn cursor_after(
+    ix: &IdbIndex,
+    key: &JsValue,
+    from: &str,
+    n: usize,
+) -> Result<(Array, Option<String>)> {
+    let out = Array::new();
+    let range: JsValue = js(IdbKeyRange::only(key))?.into();
+    let req = js(ix.open_cursor_with_range(&range))?;
+    let (mut last, mut first) = (None, true);
+    loop {
+        let v = idb::wait(&req).await?;
+        if v.is_null() || v.is_undefined() {
+            break;
+        }
+        let cursor: IdbCursorWithValue = v.unchecked_into();
+        let id = js(cursor.primary_key())?.as_string().unwrap_or_default();
+        let order = cmp_str(&id, from);
+        if order != Ordering::Greater {
+            // Before the start: jump to it once (the start itself is stepped over).
+            if first && order == Ordering::Less {
+                js(cursor.continue_primary_key(key, &JsValue::from_str(from)))?;
+            } else {
+                js(cursor.continue_())?;
+            }
+            first = false;
+            continue;
+        }
+        first = false;
+        out.push(&js(cursor.value())?);
+        last = Some(id);
+        if out.length() as usize >= n {
+            break;
+        }
+        js(cursor.continue_())?;
+    }
+    Ok((out, last))
 }
 
 /// True when `source` reads exactly the query's result: its only condition is an equality with a
@@ -418,7 +564,7 @@ fn answered_by_index(query: &Query, source: &Option<Source>) -> bool {
 /// Counts without reading documents when IndexedDB can answer exactly: no conditions (all records
 /// minus tombstones), or a single equality on an indexed field.
 async fn count_fast(conn: &Conn, collection: &str, query: &Query) -> Result<Option<usize>> {
-    if query.limit().is_some() || query.offset() > 0 {
+    if query.limit().is_some() || query.offset() > 0 || query.after().is_some() {
         return Ok(None);
     }
     let tx = Tx::read(&conn.db, &[collection])?;

@@ -24,14 +24,30 @@ export function keyOf(v) {
   }
 }
 
-/** The `ix` object of a document: one key per index, `paths` = `[[ident, segments], ...]`. */
+/**
+ * The `ix` object of a document: one key per index, `paths` = `[[ident, segments], ...]`; a
+ * compound index `[ident, [segments, ...], true]` keys `[key1, ..., keyN, id]` (records.rs
+ * `projection_of`), and none when any of its fields holds an array or object.
+ */
 export function projection(doc, paths) {
   const ix = {};
   for (let j = 0; j < paths.length; j++) {
-    const key = keyOf(valueAt(doc, paths[j][1]));
-    if (key !== undefined) ix[paths[j][0]] = key;
+    const p = paths[j];
+    const key = p.length > 2 ? compoundKeyOf(doc, p[1]) : keyOf(valueAt(doc, p[1]));
+    if (key !== undefined) ix[p[0]] = key;
   }
   return ix;
+}
+
+function compoundKeyOf(doc, list) {
+  const out = new Array(list.length + 1);
+  for (let i = 0; i < list.length; i++) {
+    const k = keyOf(valueAt(doc, list[i]));
+    if (k === undefined) return undefined;
+    out[i] = k;
+  }
+  out[list.length] = doc.id;
+  return out;
 }
 
 /** The records of a batch, each marked pending sync (Rust puts them through rexie). */

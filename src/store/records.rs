@@ -20,7 +20,7 @@
 //!   custom conflict resolver (`Change::base`): a synced record's own `hlc`, carried over further
 //!   local edits, and the remote version for a resolution. Synced (pulled) records have none.
 
-use ferrosync_core::query::{IndexKey, KeyPart};
+use ferrosync_core::query::{IndexKey, KeyComp, KeyPart, TAG_TOP};
 use js_sys::{Array, Object, Reflect};
 use serde_json::{Map, Value};
 use wasm_bindgen::prelude::*;
@@ -69,6 +69,9 @@ extern "C" {
         index_paths: &Array,
         fields_json: Option<String>,
     ) -> Result<Array, JsValue>;
+
+    /// The `ix` object of a document for `index_paths` (what `buildRecords` stores).
+    pub fn projection(doc: &JsValue, index_paths: &Array) -> JsValue;
 
     /// The JavaScript twin of `IndexKey::of` (what `buildRecords` stores); for tests.
     #[wasm_bindgen(js_name = keyOf)]
@@ -124,18 +127,21 @@ pub fn doc_of(record: &JsValue) -> Option<JsValue> {
     (!doc.is_undefined()).then_some(doc)
 }
 
-/// `[[ident, [segment, ...]], ...]` for `buildRecords`: where each index's key is read from.
+/// `[[ident, [segment, ...]], ...]` for `buildRecords`: where each index's key is read from; a
+/// compound index as `[ident, [[segment, ...], ...], true]`.
 pub fn index_paths(indexes: &[IndexInfo]) -> Array {
+    let segments = |p: &ferrosync_core::query::Path| -> Array {
+        p.segments().iter().map(|s| JsValue::from_str(s)).collect()
+    };
     indexes
         .iter()
-        .map(|info| {
-            let segments: Array = info
-                .path
-                .segments()
-                .iter()
-                .map(|s| JsValue::from_str(s))
-                .collect();
-            Array::of2(&JsValue::from_str(&info.ident), &segments)
+        .map(|info| match &info.compound {
+            None => Array::of2(&JsValue::from_str(&info.ident), &segments(&info.path)),
+            Some(c) => Array::of3(
+                &JsValue::from_str(&info.ident),
+                &c.paths.iter().map(segments).collect::<Array>(),
+                &JsValue::TRUE,
+            ),
         })
         .collect()
 }
@@ -180,6 +186,27 @@ fn key_to_json(key: &IndexKey) -> Value {
     Value::Array(v)
 }
 
+/// The key of one index for a document (what `records.js` `projection` computes), `None` when the
+/// document is left out of it: `[tag, value]`, or for a compound index `[[tag, value], ..., id]`.
+pub fn projection_of(doc: &Value, info: &IndexInfo) -> Option<Value> {
+    match &info.compound {
+        None => IndexKey::at(doc, &info.path).map(|k| key_to_json(&k)),
+        Some(c) => {
+            let parts = c.key_of(doc)?;
+            Some(Value::Array(
+                parts
+                    .iter()
+                    .map(|part| match part {
+                        KeyComp::Key(k) => key_to_json(k),
+                        KeyComp::Id(id) => Value::String(id.clone()),
+                        KeyComp::Top => Value::Array(vec![Value::from(TAG_TOP)]),
+                    })
+                    .collect(),
+            ))
+        }
+    }
+}
+
 /// The `ix` objects of a batch as one JSON array, from parsed documents (the sync engine applies
 /// pulled documents it already holds as JSON), or `None` when the collection has no index.
 pub fn projections_json<'a>(
@@ -193,8 +220,8 @@ pub fn projections_json<'a>(
         .map(|doc| {
             let mut ix = Map::new();
             for info in indexes {
-                if let Some(key) = IndexKey::at(doc, &info.path) {
-                    ix.insert(info.ident.clone(), key_to_json(&key));
+                if let Some(key) = projection_of(doc, info) {
+                    ix.insert(info.ident.clone(), key);
                 }
             }
             Value::Object(ix)

@@ -23,9 +23,9 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-use ferrosync_core::query::{IndexKey, Path};
+use ferrosync_core::query::Path;
+use ferrosync_core::walk::CompoundIndex;
 use js_sys::{Array, Reflect};
-use serde_json::Value;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::{
@@ -60,18 +60,49 @@ pub fn collection_stores(db: &IdbDatabase) -> Vec<String> {
         .collect()
 }
 
-/// What `Database.open` asked for: collection name -> declared index paths.
+/// What `Database.open` asked for: collection name -> declared index paths, and the compound
+/// indexes of collections that declare any.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Declared {
     pub collections: BTreeMap<String, Vec<Path>>,
+    pub compounds: BTreeMap<String, Vec<CompoundIndex>>,
 }
 
 /// One secondary index as it exists in the database.
 #[derive(Debug, Clone, PartialEq)]
 pub struct IndexInfo {
+    /// The indexed field; for a compound index its first field (see `compound`).
     pub path: Path,
     /// Property of the record's `ix` object holding this index's key.
     pub ident: String,
+    /// Set for a compound index (its name is `CompoundIndex::name`).
+    pub compound: Option<CompoundIndex>,
+}
+
+impl IndexInfo {
+    fn single(path: Path) -> IndexInfo {
+        IndexInfo {
+            ident: ident(&path),
+            path,
+            compound: None,
+        }
+    }
+
+    fn compound(c: CompoundIndex) -> IndexInfo {
+        IndexInfo {
+            path: c.paths[0].clone(),
+            ident: compound_ident(&c),
+            compound: Some(c),
+        }
+    }
+
+    /// The IndexedDB index name.
+    pub fn name(&self) -> String {
+        match &self.compound {
+            Some(c) => c.name(),
+            None => self.path.as_str().to_string(),
+        }
+    }
 }
 
 /// The schema of one open connection: for every declared collection, *all* indexes its store has
@@ -91,19 +122,37 @@ impl Schema {
             .unwrap_or(&[])
     }
 
+    /// Whether `path` has a single-field index.
     pub fn is_indexed(&self, collection: &str, path: &str) -> bool {
         self.indexes(collection)
             .iter()
-            .any(|i| i.path.as_str() == path)
+            .any(|i| i.compound.is_none() && i.path.as_str() == path)
+    }
+
+    /// The compound indexes of `collection`.
+    pub fn compounds(&self, collection: &str) -> Vec<CompoundIndex> {
+        self.indexes(collection)
+            .iter()
+            .filter_map(|i| i.compound.clone())
+            .collect()
     }
 }
 
 /// A field path as an identifier usable in an IndexedDB key path: ASCII letters and digits kept,
 /// every other byte `_xx` (hex), prefixed with `p` so it never starts with a digit. Injective.
 pub fn ident(path: &Path) -> String {
-    let mut out = String::with_capacity(path.as_str().len() + 1);
-    out.push('p');
-    for b in path.as_str().bytes() {
+    encode_ident('p', path.as_str())
+}
+
+/// The `ix` property of a compound index: its name encoded like [`ident`], prefixed with `c`.
+pub fn compound_ident(c: &CompoundIndex) -> String {
+    encode_ident('c', &c.name())
+}
+
+fn encode_ident(prefix: char, text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 1);
+    out.push(prefix);
+    for b in text.bytes() {
         if b.is_ascii_alphanumeric() {
             out.push(b as char);
         } else {
@@ -113,8 +162,8 @@ pub fn ident(path: &Path) -> String {
     out
 }
 
-fn key_path(path: &Path) -> String {
-    format!("{}.{}", records::F_IX, ident(path))
+fn key_path(info: &IndexInfo) -> String {
+    format!("{}.{}", records::F_IX, info.ident)
 }
 
 fn list(names: &web_sys::DomStringList) -> Vec<String> {
@@ -170,16 +219,19 @@ fn inspect(db: &IdbDatabase, declared: &Declared) -> Result<Option<Schema>> {
         let Some(wanted) = declared.collections.get(name) else {
             continue;
         };
-        if missing(TOMBSTONES) || wanted.iter().any(|p| missing(p.as_str())) {
+        let compounds = declared.compounds.get(name).map_or(&[][..], Vec::as_slice);
+        if missing(TOMBSTONES)
+            || wanted.iter().any(|p| missing(p.as_str()))
+            || compounds.iter().any(|c| missing(&c.name()))
+        {
             return Ok(None);
         }
         let infos = present
             .iter()
-            .filter(|n| !n.starts_with('$'))
-            .filter_map(|n| Path::parse(n).ok())
-            .map(|path| IndexInfo {
-                ident: ident(&path),
-                path,
+            .filter_map(|n| match CompoundIndex::from_name(n) {
+                Some(c) => Some(IndexInfo::compound(c)),
+                None if n.starts_with('$') => None,
+                None => Path::parse(n).ok().map(IndexInfo::single),
             })
             .collect();
         schema.collections.insert(name.clone(), infos);
@@ -275,16 +327,20 @@ fn upgrade(
             js(store.create_index_with_str(TOMBSTONES, records::F_TOMB))?;
         }
         let mut added = Vec::new();
-        for path in wanted {
-            if !present.iter().any(|n| n == path.as_str()) {
+        let compounds = declared.compounds.get(collection).into_iter().flatten();
+        let infos = (wanted.iter().cloned().map(IndexInfo::single))
+            .chain(compounds.cloned().map(IndexInfo::compound));
+        for info in infos {
+            let name = info.name();
+            if !present.contains(&name) {
                 let params = IdbIndexParameters::new();
                 params.set_unique(false);
                 js(store.create_index_with_str_and_optional_parameters(
-                    path.as_str(),
-                    &key_path(path),
+                    &name,
+                    &key_path(&info),
                     &params,
                 ))?;
-                added.push(path.clone());
+                added.push(info);
             }
         }
         if !created && !added.is_empty() {
@@ -329,17 +385,19 @@ fn upgrade(
     Ok(())
 }
 
-/// Adds the projection of `paths` to every live record of `store`, inside the upgrade transaction
-/// (cursor callbacks only; nothing foreign is awaited).
+/// Adds the keys of the indexes `added` to every live record of `store`, inside the upgrade
+/// transaction (cursor callbacks only; nothing foreign is awaited).
 fn backfill(
     store: &IdbObjectStore,
     tx: &IdbTransaction,
-    paths: Vec<Path>,
+    added: Vec<IndexInfo>,
     failure: &Failure,
     callbacks: &Callbacks,
 ) -> Result<()> {
     let req = js(store.open_cursor())?;
     let (req2, tx, failure) = (req.clone(), tx.clone(), failure.clone());
+    // The keys come from the same JavaScript as every local write's (no JSON round trip).
+    let paths = records::index_paths(&added);
     let step = move || -> Result<()> {
         let cursor = js(req2.result())?;
         if cursor.is_null() || cursor.is_undefined() {
@@ -348,21 +406,11 @@ fn backfill(
         let cursor: IdbCursorWithValue = cursor.unchecked_into();
         let record = js(cursor.value())?;
         if let Some(doc) = records::doc_of(&record) {
-            let text = js(js_sys::JSON::stringify(&doc))?
-                .as_string()
-                .unwrap_or_default();
-            let value: Value = serde_json::from_str(&text)
-                .map_err(|e| Error::storage("DataError", format!("stored document: {e}")))?;
             let ix = records::ix_of(&record)?;
-            for path in &paths {
-                if let Some(key) = IndexKey::at(&value, path) {
-                    js(Reflect::set(
-                        &ix,
-                        &JsValue::from_str(&ident(path)),
-                        &records::key_to_js(&key),
-                    ))?;
-                }
-            }
+            let keys = records::projection(&doc, &paths);
+            let (ix, keys): (&js_sys::Object, &js_sys::Object) =
+                (ix.unchecked_ref(), keys.unchecked_ref());
+            js_sys::Object::assign(ix, keys);
             js(cursor.update(&record))?;
         }
         js(cursor.continue_())
@@ -399,5 +447,9 @@ mod tests {
         assert_eq!(ident(&p("a_b")), "pa_5fb");
         assert_eq!(ident(&p("0")), "p0");
         assert_ne!(ident(&p("a.b")), ident(&p("a_2eb")));
+        let c = CompoundIndex {
+            paths: vec![p("done"), p("title")],
+        };
+        assert_eq!(compound_ident(&c), "c_24_5b_22done_22_2c_22title_22_5d");
     }
 }

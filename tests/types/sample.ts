@@ -39,7 +39,7 @@ export async function store(): Promise<void> {
 
   const options: OpenOptions = {
     name: "todo",
-    collections: { tasks: { indexes: ["done", "meta.rank"] }, notes: {} },
+    collections: { tasks: { indexes: ["done", "meta.rank", ["done", "title"]] }, notes: {} },
   };
   const db: Database = await Database.open(options);
   const name: string = db.name;
@@ -62,6 +62,10 @@ export async function store(): Promise<void> {
     limit: 20,
     offset: 0,
   });
+  const nextPage: Task[] = await tasks.find({ where: { done: false }, orderBy: { title: "asc" }, limit: 20, after: open[19] });
+  const fromKey: Task[] = await tasks.find({ orderBy: { title: "asc" }, limit: 20, after: { id: "a", title: "x" } });
+  // @ts-expect-error after needs the id of the previous page's last document
+  await tasks.find({ limit: 20, after: { title: "x" } });
   const all: Task[] = await tasks.find();
   const tagged: number = await tasks.count({ where: { "meta.tags.0": "home", due: null, title: { $ne: "x" } } });
   const n: number = await tasks.count();
