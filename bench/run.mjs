@@ -21,6 +21,9 @@
 //   --source TEXT     what the package was built from, recorded in the JSON (default: this checkout's
 //                     commit, "+ uncommitted changes" when src/ core/ or the manifests differ from it)
 //   --serve           only serve the page and print its URL (open it in a browser yourself)
+//   --scale           the queries-at-scale benchmark instead (bench/scale.js, issue 19): 100,000 docs
+//                     by default (--docs N), --reps N timed runs per query, --only as above
+//                     (ferrosync,raw,dexie); writes bench/results-scale.json
 import { createReadStream, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import { cpus, totalmem } from "node:os";
@@ -64,7 +67,10 @@ function parseArgs(argv) {
       o.pkg = resolve(val());
       o.pkgGiven = o.pkg !== join(HERE, ".pkg", "web");
     }
-    else if (a === "--out") o.out = resolve(val());
+    else if (a === "--out") {
+      o.out = resolve(val());
+      o.outGiven = true;
+    }
     else if (a === "--quick") o.quick = true;
     else if (a === "--profile") o.profile = true;
     else if (a === "--boundary") o.boundary = true;
@@ -72,6 +78,8 @@ function parseArgs(argv) {
     else if (a === "--nice") o.nice = Number(val());
     else if (a === "--source") o.source = val();
     else if (a === "--alt") o.alt = resolve(val());
+    else if (a === "--scale") o.scale = true;
+    else if (a === "--docs") o.docs = Number(val());
     else throw new Error(`unknown option ${a} (see the header of bench/run.mjs)`);
   }
   if (!Number.isInteger(o.reps) || o.reps < 1) throw new Error("--reps must be a positive integer");
@@ -280,6 +288,64 @@ function topSelf(profile, n = 15) {
   };
 }
 
+const SCALE_ROWS = [
+  ["first 50 of 1% (ms)", "first50"],
+  ["all of 1% (ms)", "all"],
+  ["first 50 of 1% by title (compound index) (ms)", "byTitle"],
+  ["first 50 of 1% by an unindexed field (ms)", "unindexed"],
+  ["page 10 of 1% by title, offset (ms)", "page10"],
+  ["page 10 of 1% by title, after (ms)", "page10After"],
+  ["live top-50 window: write->callback p50 (ms)", "winP50"],
+  ["live top-50 window: write->callback p95 (ms)", "winP95"],
+  ["live top-50 window: write outside it (ms per write)", "outsideWriteMs"],
+  ["live top-50 window: callbacks for 10 writes outside it", "outsideCalls"],
+  ["live 2/3 of docs: write->callback p50 (ms)", "bigP50"],
+  ["live 2/3 of docs: write->callback p95 (ms)", "bigP95"],
+  ["fill (bulkPut in batches) (ms)", "fill"],
+];
+
+function scaleTable(result) {
+  const r = result.results;
+  const keys = Object.keys(r);
+  const head = ["", ...keys.map((k) => r[k].label)];
+  if (r.ferrosync && r.raw) head.push("ferrosync/raw");
+  if (r.ferrosync && r.dexie) head.push("ferrosync/Dexie");
+  const lines = [head];
+  for (const [label, m] of SCALE_ROWS) {
+    const digits = m === "outsideCalls" ? 0 : m === "fill" ? 0 : 2;
+    const line = [label, ...keys.map((k) => fmt(r[k][m], digits))];
+    const f = r.ferrosync?.[m];
+    const ratio = (o) => (m !== "outsideCalls" && f && o?.[m] ? fmt(f / o[m], 2) + "x" : "");
+    if (r.ferrosync && r.raw) line.push(ratio(r.raw));
+    if (r.ferrosync && r.dexie) line.push(ratio(r.dexie));
+    lines.push(line);
+  }
+  const widths = head.map((_, i) => Math.max(...lines.map((l) => String(l[i]).length)));
+  const pad = (l) => "| " + l.map((c, i) => (i === 0 ? String(c).padEnd(widths[i]) : String(c).padStart(widths[i]))).join(" | ") + " |";
+  return [pad(lines[0]), "|" + widths.map((w, i) => (i === 0 ? "-".repeat(w + 2) : "-".repeat(w + 1) + ":")).join("|") + "|", ...lines.slice(1).map(pad)].join("\n");
+}
+
+async function runScale(page, browser, opts, loadAtStart, base) {
+  await page.goto(base + "/scale.html");
+  await page.waitForFunction(() => window.benchReady === true);
+  const options = { docs: opts.docs ?? 100000 };
+  if (opts.reps !== 5) options.reps = opts.reps;
+  if (opts.only) options.only = opts.only;
+  if (opts.quick) Object.assign(options, { docs: 2000, reps: 1, writes: 3, bigWrites: 2, batch: 1000 });
+  console.log(`scale benchmark in ${await browser.version()} (${JSON.stringify(options)}), load ${loadavg()}`);
+  const result = await page.evaluate((o) => window.scale.run(o), options);
+  result.date = new Date().toISOString();
+  const stamp = join(opts.pkg, "..", "SOURCE");
+  result.source = opts.source ?? (existsSync(stamp) ? readFileSync(stamp, "utf8").trim() : checkoutSource());
+  result.machine = machine(`Chromium ${browser.version()}`, loadAtStart);
+  console.log("\n" + scaleTable(result) + "\n");
+  if (!opts.quick) {
+    const out = opts.outGiven ? opts.out : join(HERE, "results-scale.json");
+    writeFileSync(out, JSON.stringify(result, null, 2) + "\n");
+    console.log(`wrote ${out}`);
+  }
+}
+
 async function main() {
   const opts = parseArgs(process.argv.slice(2));
   if (!existsSync(join(opts.pkg, "ferrosync.js"))) {
@@ -321,6 +387,11 @@ async function main() {
       await cdp.send("Profiler.enable");
       await cdp.send("Profiler.setSamplingInterval", { interval: 100 });
       cdp.on("Profiler.consoleProfileFinished", (ev) => profiles.push(ev));
+    }
+    if (opts.scale) {
+      await runScale(page, browser, opts, loadAtStart, base);
+      await exit(0);
+      return;
     }
     await page.goto(base + "/");
     await page.waitForFunction(() => window.benchReady === true);
