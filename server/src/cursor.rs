@@ -161,7 +161,7 @@ mod tests {
             Err(ApiError::EpochMismatch(_))
         ));
         match Cursor::parse(Some(&c.encode()), &e, "other") {
-            Err(ApiError::BadCursor(m)) => assert!(m.contains("another namespace"), "{m}"),
+            Err(ApiError::NamespaceMismatch(m)) => assert!(m.contains("another namespace"), "{m}"),
             r => panic!("{r:?}"),
         }
     }
