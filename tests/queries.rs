@@ -632,8 +632,8 @@ async fn pages_after_pages_equal_one_query() {
 /// nested fields, numbers of both kinds; none for an array or object).
 #[wasm_bindgen_test]
 fn compound_keys_agree_between_javascript_and_rust() {
+    use ferrosync::store::layout::{compound_ident, ident, IndexInfo};
     use ferrosync::store::records::{build_records, index_paths, projections_json};
-    use ferrosync::store::schema::{compound_ident, ident, IndexInfo};
     use ferrosync_core::query::Path;
     use ferrosync_core::walk::CompoundIndex;
     let p = |s: &str| Path::parse(s).unwrap();

@@ -17,6 +17,7 @@
 
 pub mod fields;
 pub mod idb;
+pub mod layout;
 pub mod meta;
 pub mod outbox;
 mod read;

@@ -10,7 +10,8 @@ use js_sys::Reflect;
 use wasm_bindgen::JsValue;
 
 use super::idb::{self, all, rx, Tx};
-use super::schema::{collection_stores, META, PENDING};
+use super::layout::{META, PENDING};
+use super::schema::collection_stores;
 use super::Store;
 use crate::error::{Error, Result};
 

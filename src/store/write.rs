@@ -21,7 +21,7 @@ use serde_json::Value;
 use wasm_bindgen::JsValue;
 
 use super::idb::{self, all, dom_error, Tx};
-use super::schema::META;
+use super::layout::META;
 use super::{meta, records, Conn, Store};
 use crate::error::Error;
 use crate::error::Result;
