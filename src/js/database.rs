@@ -1,5 +1,7 @@
 //! `Database`: open, collections, close, destroy.
 
+use std::rc::Rc;
+
 use js_sys::Promise;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
@@ -7,12 +9,15 @@ use wasm_bindgen_futures::future_to_promise;
 use super::collection::Collection;
 use super::convert::{self, OpenOptions};
 use crate::error::Error;
+use crate::live::Registry;
 use crate::store::{schema, Store};
 
 /// An open local database: one IndexedDB database with a store per declared collection.
 #[wasm_bindgen]
 pub struct Database {
     store: Store,
+    /// The live queries of this instance: the store tells them what it commits (its sink).
+    live: Rc<Registry>,
     options: OpenOptions,
     /// The sync agent when opened with `sync` (see src/sync).
     sync: Option<crate::sync::Agent>,
@@ -34,6 +39,8 @@ impl Database {
         };
         future_to_promise(async move {
             let store = Store::open(options.name.clone(), options.declared.clone()).await?;
+            let live = Registry::start(&store);
+            store.set_sink(live.clone());
             let sync = match crate::sync::start(&store, setup).await {
                 Ok(s) => s,
                 Err(e) => {
@@ -43,6 +50,7 @@ impl Database {
             };
             Ok(Database {
                 store,
+                live,
                 options,
                 sync,
             }
@@ -81,7 +89,7 @@ impl Database {
             .as_string()
             .ok_or_else(|| Error::UnknownCollection(format!("<{}>", convert::kind_of(&name))))?;
         self.store.check_collection(&name)?;
-        Ok(Collection::new(self.store.clone(), name))
+        Ok(Collection::new(self.store.clone(), self.live.clone(), name))
     }
 
     /// Closes the connection; later calls fail with `DATABASE_CLOSED` and live queries stop.
@@ -97,6 +105,11 @@ impl Database {
     /// The store, for the sync engine and tests.
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// The live queries (tests look at the broadcast queue).
+    pub fn live(&self) -> &Rc<Registry> {
+        &self.live
     }
 
     /// The options the database was opened with (the sync engine reads `sync` and `conflicts`).
