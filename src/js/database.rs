@@ -33,7 +33,7 @@ impl Database {
             Ok(o) => o,
             Err(e) => return super::reject(e),
         };
-        let setup = match crate::sync::setup(&options) {
+        let setup = match crate::sync::setup(options.sync.as_ref(), &options.conflicts) {
             Ok(s) => s,
             Err(e) => return super::reject(e),
         };
@@ -117,7 +117,7 @@ impl Database {
         &self.options
     }
 
-    /// The sync agent (`None` without the `sync` option); its JS methods are in src/sync/api.rs.
+    /// The sync agent (`None` without the `sync` option); its JS methods are in `sync.rs`.
     pub fn sync_agent(&self) -> Option<&crate::sync::Agent> {
         self.sync.as_ref()
     }
