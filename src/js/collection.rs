@@ -7,7 +7,8 @@ use js_sys::{Function, Promise};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
-use super::{convert, reject};
+use super::convert;
+use super::error::reject;
 use crate::error::{Error, Result};
 use crate::live::{Handlers, Registry, Watch};
 use crate::store::{records, Store};

@@ -8,6 +8,7 @@ use wasm_bindgen_futures::future_to_promise;
 
 use super::collection::Collection;
 use super::convert::{self, OpenOptions};
+use super::error::reject;
 use crate::error::Error;
 use crate::live::Registry;
 use crate::store::{schema, Store};
@@ -31,11 +32,11 @@ impl Database {
     pub fn open(#[wasm_bindgen(unchecked_param_type = "OpenOptions")] options: JsValue) -> Promise {
         let options = match convert::options(&options) {
             Ok(o) => o,
-            Err(e) => return super::reject(e),
+            Err(e) => return reject(e),
         };
         let setup = match crate::sync::setup(options.sync.as_ref(), &options.conflicts) {
             Ok(s) => s,
-            Err(e) => return super::reject(e),
+            Err(e) => return reject(e),
         };
         future_to_promise(async move {
             let store = Store::open(options.name.clone(), options.declared.clone()).await?;
@@ -62,7 +63,7 @@ impl Database {
     #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
     pub fn destroy(#[wasm_bindgen(unchecked_param_type = "string")] name: JsValue) -> Promise {
         let Some(name) = name.as_string().filter(|n| !n.is_empty()) else {
-            return super::reject(Error::InvalidOptions(
+            return reject(Error::InvalidOptions(
                 "Database.destroy expects the database name".into(),
             ));
         };

@@ -13,13 +13,3 @@ mod types;
 pub use collection::{Collection, Subscription};
 pub use convert::OpenOptions;
 pub use database::Database;
-
-use js_sys::Promise;
-use wasm_bindgen::JsValue;
-
-use crate::error::Error;
-
-/// A promise rejected with `e` (argument errors reject like every other failure).
-fn reject(e: Error) -> Promise {
-    Promise::reject(&JsValue::from(e))
-}

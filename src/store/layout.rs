@@ -9,7 +9,7 @@ use ferrosync_core::query::Path;
 use ferrosync_core::walk::CompoundIndex;
 
 /// The store of out-of-line values: the client id, the clock, the instance marker, the schema
-/// description, the outbox watermarks and sync's keys.
+/// description, the outbox watermarks and sync's keys (all named below).
 pub const META: &str = "_meta";
 /// The outbox store of databases created before `$pending`; migrated and deleted on open.
 pub const LEGACY_OUTBOX: &str = "_outbox";
@@ -26,6 +26,11 @@ pub const CLOCK: &str = "clock";
 pub const INSTANCE: &str = "instance";
 /// `_meta` key: a readable description of the stores and indexes (for humans and tools).
 pub const SCHEMA: &str = "schema";
+
+/// The `_meta` key of `collection`'s outbox watermark (see `outbox.rs`).
+pub fn watermark_key(collection: &str) -> String {
+    format!("outbox:{collection}")
+}
 
 /// `_meta` keys owned by sync (src/sync).
 pub mod sync_keys {

@@ -17,8 +17,8 @@ use wasm_bindgen::JsCast;
 
 use crate::error::Result;
 use crate::store::idb::{self, all, rx, Tx};
-use crate::store::layout::{sync_keys, CLOCK, META, PENDING};
-use crate::store::outbox::{watermark, watermark_key};
+use crate::store::layout::{sync_keys, watermark_key, CLOCK, META, PENDING};
+use crate::store::outbox::watermark;
 
 #[wasm_bindgen(module = "/src/sync/local.js")]
 extern "C" {
