@@ -5,8 +5,7 @@
 mod common;
 
 use common::*;
-use ferrosync::live::Notice;
-use ferrosync::store::Prepared;
+use ferrosync::store::{Notice, Prepared};
 use ferrosync::Database;
 use ferrosync_core::query::Query;
 use wasm_bindgen::JsValue;
@@ -361,21 +360,21 @@ async fn pagehide_flushes_queued_notices() {
     // The first write is announced at once, the second waits for the throttle window.
     put(&items, r#"{"id": "a"}"#).await;
     put(&items, r#"{"id": "b"}"#).await;
-    let queued = db.store().queued_notices_for_test();
+    let queued = db.live().queued_notices_for_test();
     if queued == 0 {
         // The machine was slow enough that the window passed between the writes; try once more.
         put(&items, r#"{"id": "c"}"#).await;
         put(&items, r#"{"id": "d"}"#).await;
     }
     assert!(
-        db.store().queued_notices_for_test() > 0,
+        db.live().queued_notices_for_test() > 0,
         "a notice is waiting"
     );
     let ev = web_sys::Event::new("pagehide").unwrap();
     let global: web_sys::EventTarget = wasm_bindgen::JsCast::unchecked_into(js_sys::global());
     global.dispatch_event(&ev).unwrap();
     assert_eq!(
-        db.store().queued_notices_for_test(),
+        db.live().queued_notices_for_test(),
         0,
         "flushed on pagehide"
     );
@@ -632,8 +631,8 @@ async fn pages_after_pages_equal_one_query() {
 /// nested fields, numbers of both kinds; none for an array or object).
 #[wasm_bindgen_test]
 fn compound_keys_agree_between_javascript_and_rust() {
+    use ferrosync::store::layout::{compound_ident, ident, IndexInfo};
     use ferrosync::store::records::{build_records, index_paths, projections_json};
-    use ferrosync::store::schema::{compound_ident, ident, IndexInfo};
     use ferrosync_core::query::Path;
     use ferrosync_core::walk::CompoundIndex;
     let p = |s: &str| Path::parse(s).unwrap();

@@ -7,9 +7,10 @@ use js_sys::{Function, Promise};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
-use super::{convert, reject};
+use super::convert;
+use super::error::reject;
 use crate::error::{Error, Result};
-use crate::live::{Handlers, Watch};
+use crate::live::{Handlers, Registry, Watch};
 use crate::store::{records, Store};
 
 /// The documents of one collection. Its TypeScript declaration is written by hand in `types.rs`
@@ -17,12 +18,13 @@ use crate::store::{records, Store};
 #[wasm_bindgen(skip_typescript)]
 pub struct Collection {
     store: Store,
+    live: Rc<Registry>,
     name: String,
 }
 
 impl Collection {
-    pub(crate) fn new(store: Store, name: String) -> Collection {
-        Collection { store, name }
+    pub(crate) fn new(store: Store, live: Rc<Registry>, name: String) -> Collection {
+        Collection { store, live, name }
     }
 }
 
@@ -157,9 +159,12 @@ impl Collection {
                 })
             }),
         };
-        let watch = self.store.watch(&self.name, query, callback, handlers)?;
+        let watch = self
+            .live
+            .watch(&self.store, &self.name, query, callback, handlers)?;
         Ok(Subscription {
-            store: self.store.clone(),
+            _store: self.store.clone(),
+            live: self.live.clone(),
             watch,
         })
     }
@@ -195,7 +200,9 @@ fn log_thrown(what: &str, thrown: &JsValue) {
 /// A running live query.
 #[wasm_bindgen]
 pub struct Subscription {
-    store: Store,
+    /// Keeps the database open while the application holds a live query of it.
+    _store: Store,
+    live: Rc<Registry>,
     watch: Rc<Watch>,
 }
 
@@ -203,7 +210,7 @@ pub struct Subscription {
 impl Subscription {
     /// Stops the live query; none of its callbacks is called again.
     pub fn unsubscribe(&self) {
-        self.store.unwatch(&self.watch);
+        self.live.unwatch(&self.watch);
     }
 
     /// False after `unsubscribe()`, and once the watch ended with its database (`onEnd`).

@@ -1,18 +1,24 @@
 //! `Database`: open, collections, close, destroy.
 
+use std::rc::Rc;
+
 use js_sys::Promise;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
 use super::collection::Collection;
 use super::convert::{self, OpenOptions};
+use super::error::reject;
 use crate::error::Error;
+use crate::live::Registry;
 use crate::store::{schema, Store};
 
 /// An open local database: one IndexedDB database with a store per declared collection.
 #[wasm_bindgen]
 pub struct Database {
     store: Store,
+    /// The live queries of this instance: the store tells them what it commits (its sink).
+    live: Rc<Registry>,
     options: OpenOptions,
     /// The sync agent when opened with `sync` (see src/sync).
     sync: Option<crate::sync::Agent>,
@@ -26,14 +32,16 @@ impl Database {
     pub fn open(#[wasm_bindgen(unchecked_param_type = "OpenOptions")] options: JsValue) -> Promise {
         let options = match convert::options(&options) {
             Ok(o) => o,
-            Err(e) => return super::reject(e),
+            Err(e) => return reject(e),
         };
-        let setup = match crate::sync::setup(&options) {
+        let setup = match crate::sync::setup(options.sync.as_ref(), &options.conflicts) {
             Ok(s) => s,
-            Err(e) => return super::reject(e),
+            Err(e) => return reject(e),
         };
         future_to_promise(async move {
             let store = Store::open(options.name.clone(), options.declared.clone()).await?;
+            let live = Registry::start(&store);
+            store.set_sink(live.clone());
             let sync = match crate::sync::start(&store, setup).await {
                 Ok(s) => s,
                 Err(e) => {
@@ -43,6 +51,7 @@ impl Database {
             };
             Ok(Database {
                 store,
+                live,
                 options,
                 sync,
             }
@@ -54,7 +63,7 @@ impl Database {
     #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
     pub fn destroy(#[wasm_bindgen(unchecked_param_type = "string")] name: JsValue) -> Promise {
         let Some(name) = name.as_string().filter(|n| !n.is_empty()) else {
-            return super::reject(Error::InvalidOptions(
+            return reject(Error::InvalidOptions(
                 "Database.destroy expects the database name".into(),
             ));
         };
@@ -81,7 +90,7 @@ impl Database {
             .as_string()
             .ok_or_else(|| Error::UnknownCollection(format!("<{}>", convert::kind_of(&name))))?;
         self.store.check_collection(&name)?;
-        Ok(Collection::new(self.store.clone(), name))
+        Ok(Collection::new(self.store.clone(), self.live.clone(), name))
     }
 
     /// Closes the connection; later calls fail with `DATABASE_CLOSED` and live queries stop.
@@ -99,12 +108,17 @@ impl Database {
         &self.store
     }
 
+    /// The live queries (tests look at the broadcast queue).
+    pub fn live(&self) -> &Rc<Registry> {
+        &self.live
+    }
+
     /// The options the database was opened with (the sync engine reads `sync` and `conflicts`).
     pub fn options(&self) -> &OpenOptions {
         &self.options
     }
 
-    /// The sync agent (`None` without the `sync` option); its JS methods are in src/sync/api.rs.
+    /// The sync agent (`None` without the `sync` option); its JS methods are in `sync.rs`.
     pub fn sync_agent(&self) -> Option<&crate::sync::Agent> {
         self.sync.as_ref()
     }

@@ -1,7 +1,7 @@
 //! The one place where an [`Error`] becomes what JavaScript sees: an `Error` whose `message` says
 //! what went wrong and whose `code` is stable (`err.code === "INVALID_DOCUMENT"`).
 
-use js_sys::Reflect;
+use js_sys::{Promise, Reflect};
 use wasm_bindgen::JsValue;
 
 use crate::error::Error;
@@ -16,4 +16,9 @@ impl From<Error> for JsValue {
         );
         err.into()
     }
+}
+
+/// A promise rejected with `e` (argument errors reject like every other failure).
+pub(super) fn reject(e: Error) -> Promise {
+    Promise::reject(&JsValue::from(e))
 }

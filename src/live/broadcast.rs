@@ -19,8 +19,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::{BroadcastChannel, EventTarget, MessageEvent};
 
-use super::Notice;
-use crate::store::Store;
+use crate::store::Notice;
 
 /// At most one message per this many milliseconds (the rest wait for the window's end).
 const THROTTLE_MS: f64 = 16.0;
@@ -59,18 +58,13 @@ impl Outgoing {
 }
 
 impl Broadcast {
-    /// The channel of `store`'s database, or `None` where BroadcastChannel does not exist (then only
-    /// this instance's own writes reach its watches).
-    pub fn open(store: &Store) -> Option<Broadcast> {
-        let channel = BroadcastChannel::new(&format!("ferrosync:{}", store.name())).ok()?;
-        let weak = store.downgrade();
+    /// The channel of database `name`, handing what other instances post to `receive`; `None`
+    /// where BroadcastChannel does not exist (then only this instance's own writes reach its
+    /// watches).
+    pub fn open(name: &str, receive: impl Fn(Vec<Notice>) + 'static) -> Option<Broadcast> {
+        let channel = BroadcastChannel::new(&format!("ferrosync:{name}")).ok()?;
         let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |ev: MessageEvent| {
-            let Some(store) = Store::upgrade(&weak) else {
-                return;
-            };
-            for notice in parse(&ev.data()) {
-                store.notify(notice, false);
-            }
+            receive(parse(&ev.data()));
         });
         channel.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
         let out = Rc::new(Outgoing {

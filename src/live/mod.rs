@@ -2,6 +2,10 @@
 //! alters it: writes through this instance, through other instances and tabs (`broadcast.rs`), and
 //! pulls applied by the sync engine (`Store::notify_changed`).
 //!
+//! The [`Registry`] of one `Database` instance holds its watches and its BroadcastChannel. The
+//! `Database` owns it and gives it to its store as the store's `NoticeSink`: the store says what it
+//! committed (and when the database ended) without knowing who listens.
+//!
 //! Each watch keeps its last result: the records (`id`, `hlc`, `doc`) and core's incremental window
 //! (`ferrosync_core::window`) over their rows. A change notice names a collection, the ids one
 //! transaction wrote and its HLC; a whole `bulkPut` is one notice, so at most one callback.
@@ -35,53 +39,20 @@
 mod broadcast;
 
 use std::cell::{Cell, RefCell};
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 
 use ferrosync_core::query::{Query, Row};
 use ferrosync_core::window::{Change, Edit, Outcome, Window};
-use ferrosync_core::Hlc;
 use js_sys::{Array, Function};
 use wasm_bindgen::{JsCast, JsValue};
 
 use crate::error::{Error, Result};
-use crate::store::{records, Prepared, Store};
+use crate::store::{records, Notice, NoticeSink, Store, WeakStore};
 
 pub use broadcast::Broadcast;
 
 /// Above this many changed documents a notice re-runs the query instead of patching.
 const PATCH_MAX: usize = 64;
-
-/// What changed in one committed transaction.
-#[derive(Debug, Clone)]
-pub struct Notice {
-    pub collection: String,
-    pub ids: Vec<String>,
-    /// HLC of the transaction that made all these changes, when known.
-    pub hlc: Option<String>,
-    /// New versions aligned with `ids` (`None`: deleted); writes through this instance only.
-    pub docs: Option<Rc<Vec<Option<Prepared>>>>,
-}
-
-impl Notice {
-    pub fn local(collection: &str, hlc: &Hlc, changes: Vec<(String, Option<Prepared>)>) -> Notice {
-        let (ids, docs): (Vec<_>, Vec<_>) = changes.into_iter().unzip();
-        Notice {
-            collection: collection.to_string(),
-            ids,
-            hlc: Some(hlc.encode()),
-            docs: Some(Rc::new(docs)),
-        }
-    }
-
-    pub fn remote(collection: &str, ids: Vec<String>, hlc: Option<String>) -> Notice {
-        Notice {
-            collection: collection.to_string(),
-            ids,
-            hlc,
-            docs: None,
-        }
-    }
-}
 
 /// A result as delivered: records in order, and the window over their rows (`None` for queries
 /// with an `offset`, which are always re-run).
@@ -146,21 +117,106 @@ enum Work {
     Patch(Notice),
 }
 
-/// The watches of one `Database` instance and its BroadcastChannel.
-#[derive(Default)]
+/// The live queries of one `Database` instance and its BroadcastChannel: the store's sink.
 pub struct Registry {
+    me: Weak<Registry>,
+    /// The store the watches query (weak: the store holds this registry as its sink).
+    store: WeakStore,
     watches: RefCell<Vec<Rc<Watch>>>,
     broadcast: RefCell<Option<Broadcast>>,
 }
 
 impl Registry {
-    pub(crate) fn start_broadcast(&self, store: &Store) {
-        *self.broadcast.borrow_mut() = Broadcast::open(store);
+    /// The live queries of `store`'s database, listening on its BroadcastChannel. Give it to the
+    /// store (`Store::set_sink`) to hear what the store commits.
+    pub fn start(store: &Store) -> Rc<Registry> {
+        let registry = Rc::new_cyclic(|me: &Weak<Registry>| Registry {
+            me: me.clone(),
+            store: store.downgrade(),
+            watches: RefCell::default(),
+            broadcast: RefCell::new(None),
+        });
+        let weak = registry.me.clone();
+        *registry.broadcast.borrow_mut() = Broadcast::open(store.name(), move |notices| {
+            if let Some(registry) = weak.upgrade() {
+                for notice in notices {
+                    registry.notify(notice, false);
+                }
+            }
+        });
+        registry
+    }
+
+    /// Starts a live query on `store` (this registry's); the first callback (current result)
+    /// follows asynchronously.
+    pub fn watch(
+        &self,
+        store: &Store,
+        collection: &str,
+        query: Query,
+        callback: Function,
+        handlers: Handlers,
+    ) -> Result<Rc<Watch>> {
+        store.check_open()?;
+        store.check_collection(collection)?;
+        let watch = Rc::new(Watch {
+            collection: collection.to_string(),
+            query: Rc::new(query),
+            callback,
+            handlers,
+            active: Cell::new(true),
+            running: Cell::new(false),
+            dirty: Cell::new(false),
+            last: RefCell::new(None),
+        });
+        self.watches.borrow_mut().push(watch.clone());
+        schedule(store, &self.me, &watch, Work::Requery);
+        Ok(watch)
+    }
+
+    /// Ends a live query: no callback after this returns.
+    pub fn unwatch(&self, watch: &Rc<Watch>) {
+        self.remove(watch);
+    }
+
+    /// Brings the live queries a committed change may affect up to date; `broadcast` also tells
+    /// other instances and tabs.
+    pub fn notify(&self, notice: Notice, broadcast: bool) {
+        let watches: Vec<Rc<Watch>> = self
+            .watches
+            .borrow()
+            .iter()
+            .filter(|w| w.collection == notice.collection)
+            .cloned()
+            .collect();
+        if let Some(store) = self.store.upgrade() {
+            for w in watches {
+                if w.running.get() {
+                    w.dirty.set(true);
+                } else if !cannot_change(&w, &notice) {
+                    schedule(&store, &self.me, &w, Work::Patch(notice.clone()));
+                }
+            }
+        }
+        if broadcast {
+            if let Some(b) = &*self.broadcast.borrow() {
+                b.post(&notice.collection, &notice.ids, notice.hlc.as_deref());
+            }
+        }
+    }
+
+    /// Test hook: notices waiting to be broadcast (throttled, or not yet flushed by `pagehide`).
+    #[doc(hidden)]
+    pub fn queued_notices_for_test(&self) -> usize {
+        self.broadcast
+            .borrow()
+            .as_ref()
+            .map_or(0, Broadcast::queued)
     }
 
     /// Ends every watch (each one's `on_end`) and closes the channel: the database was closed or
     /// deleted. No borrow is held while the application's callbacks run (they may unsubscribe).
-    pub(crate) fn shutdown(&self) {
+    pub fn shutdown(&self) {
         let watches: Vec<Rc<Watch>> = self.watches.borrow_mut().drain(..).collect();
         self.broadcast.borrow_mut().take();
         for w in watches {
@@ -181,77 +237,13 @@ impl Registry {
     }
 }
 
-impl Store {
-    /// Starts a live query; the first callback (current result) follows asynchronously.
-    pub fn watch(
-        &self,
-        collection: &str,
-        query: Query,
-        callback: Function,
-        handlers: Handlers,
-    ) -> Result<Rc<Watch>> {
-        self.check_open()?;
-        self.check_collection(collection)?;
-        let watch = Rc::new(Watch {
-            collection: collection.to_string(),
-            query: Rc::new(query),
-            callback,
-            handlers,
-            active: Cell::new(true),
-            running: Cell::new(false),
-            dirty: Cell::new(false),
-            last: RefCell::new(None),
-        });
-        self.live().watches.borrow_mut().push(watch.clone());
-        schedule(self, &watch, Work::Requery);
-        Ok(watch)
+impl NoticeSink for Registry {
+    fn notice(&self, notice: Notice, broadcast: bool) {
+        self.notify(notice, broadcast);
     }
 
-    /// Ends a live query: no callback after this returns.
-    pub fn unwatch(&self, watch: &Rc<Watch>) {
-        self.live().remove(watch);
-    }
-
-    /// Brings the live queries a committed change may affect up to date; `broadcast` also tells
-    /// other instances and tabs.
-    pub fn notify(&self, notice: Notice, broadcast: bool) {
-        let watches: Vec<Rc<Watch>> = self
-            .live()
-            .watches
-            .borrow()
-            .iter()
-            .filter(|w| w.collection == notice.collection)
-            .cloned()
-            .collect();
-        for w in watches {
-            if w.running.get() {
-                w.dirty.set(true);
-            } else if !cannot_change(&w, &notice) {
-                schedule(self, &w, Work::Patch(notice.clone()));
-            }
-        }
-        if broadcast {
-            if let Some(b) = &*self.live().broadcast.borrow() {
-                b.post(&notice.collection, &notice.ids, notice.hlc.as_deref());
-            }
-        }
-    }
-
-    /// Test hook: notices waiting to be broadcast (throttled, or not yet flushed by `pagehide`).
-    #[doc(hidden)]
-    pub fn queued_notices_for_test(&self) -> usize {
-        self.live()
-            .broadcast
-            .borrow()
-            .as_ref()
-            .map_or(0, Broadcast::queued)
-    }
-
-    /// For the sync engine: documents `ids` of `collection` were changed by a committed transaction
-    /// that did not go through `put_all`/`delete` (a pulled page). Live queries here and in other
-    /// tabs catch up.
-    pub fn notify_changed(&self, collection: &str, ids: Vec<String>) {
-        self.notify(Notice::remote(collection, ids, None), true);
+    fn ended(&self) {
+        self.shutdown();
     }
 }
 
@@ -281,7 +273,7 @@ fn cannot_change(w: &Watch, notice: &Notice) -> bool {
     !window.may_change(&ids, &rows)
 }
 
-fn schedule(store: &Store, watch: &Rc<Watch>, work: Work) {
+fn schedule(store: &Store, registry: &Weak<Registry>, watch: &Rc<Watch>, work: Work) {
     if watch.running.get() {
         watch.dirty.set(true);
         return;
@@ -291,14 +283,14 @@ fn schedule(store: &Store, watch: &Rc<Watch>, work: Work) {
     // handled in one task, as a broadcast batch is) must mark the watch dirty, so clear it here,
     // not when the work starts.
     watch.dirty.set(false);
-    let (store, watch) = (store.clone(), watch.clone());
+    let (store, registry, watch) = (store.clone(), registry.clone(), watch.clone());
     wasm_bindgen_futures::spawn_local(async move {
-        run(&store, &watch, work).await;
+        run(&store, &registry, &watch, work).await;
         watch.running.set(false);
     });
 }
 
-async fn run(store: &Store, watch: &Watch, mut work: Work) {
+async fn run(store: &Store, registry: &Weak<Registry>, watch: &Watch, mut work: Work) {
     loop {
         let outcome = match work {
             Work::Requery => requery(store, watch).await.map(Some),
@@ -316,7 +308,9 @@ async fn run(store: &Store, watch: &Watch, mut work: Work) {
             Ok(None) => {}
             Err(Error::DatabaseClosed(_) | Error::DatabaseDeleted(_)) => {
                 // Closed or deleted (by another tab, say) and not yet shut down here: it ends.
-                store.live().forget(watch);
+                if let Some(registry) = registry.upgrade() {
+                    registry.forget(watch);
+                }
                 watch.end();
                 return;
             }

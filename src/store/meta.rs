@@ -16,12 +16,8 @@ use wasm_bindgen::JsValue;
 use web_sys::IdbDatabase;
 
 use super::idb::{rx, Tx};
-use super::schema::META;
+use super::layout::{CLIENT_ID, CLOCK, INSTANCE, META};
 use crate::error::{Error, Result};
-
-pub const CLIENT_ID: &str = "clientId";
-pub const CLOCK: &str = "clock";
-pub const INSTANCE: &str = "instance";
 
 /// 16 lower-case hex digits (64 random bits): short, because it is part of every HLC.
 pub fn new_client_id() -> String {

@@ -17,8 +17,11 @@
 
 pub mod fields;
 pub mod idb;
+pub mod layout;
 pub mod meta;
+mod notice;
 pub mod outbox;
+mod prepared;
 mod read;
 pub mod records;
 pub mod schema;
@@ -37,11 +40,11 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::{Event, IdbDatabase, IdbVersionChangeEvent};
 
+pub use notice::{Notice, NoticeSink};
+pub use prepared::Prepared;
 pub use schema::{Declared, Schema};
-pub use write::Prepared;
 
 use crate::error::{Error, Result};
-use crate::live::Registry;
 
 /// An open connection and the schema read with it.
 #[derive(Clone)]
@@ -97,7 +100,8 @@ pub(crate) struct Inner {
     clock: RefCell<HlcClock>,
     clock_offset_ms: Cell<f64>,
     ids: RefCell<IdGenerator>,
-    live: Registry,
+    /// Told of every committed change, and of the end (the live queries; see `notice.rs`).
+    sink: RefCell<Option<Rc<dyn NoticeSink>>>,
     /// Sync hooks (src/sync): told after every committed local write; collections whose writes
     /// record per-field HLCs (the `merge` policy).
     on_write: RefCell<Option<Rc<dyn Fn()>>>,
@@ -112,6 +116,16 @@ pub(crate) struct Inner {
 /// A handle on one opened database (cheap to clone; all clones share the connection).
 #[derive(Clone)]
 pub struct Store(Rc<Inner>);
+
+/// A [`Store`] that may be gone (see [`Store::downgrade`]).
+#[derive(Clone)]
+pub struct WeakStore(Weak<Inner>);
+
+impl WeakStore {
+    pub fn upgrade(&self) -> Option<Store> {
+        self.0.upgrade().map(Store)
+    }
+}
 
 impl Store {
     /// Opens or creates the database, upgrading its schema to include `declared`.
@@ -136,7 +150,7 @@ impl Store {
             clock: RefCell::new(clock),
             clock_offset_ms: Cell::new(0.0),
             ids: RefCell::new(IdGenerator::new()),
-            live: Registry::default(),
+            sink: RefCell::new(None),
             on_write: RefCell::new(None),
             tracked_fields: RefCell::default(),
             tracked_bases: RefCell::default(),
@@ -144,7 +158,6 @@ impl Store {
             lineage: Cell::new(0),
         }));
         store.install(db, schema);
-        store.0.live.start_broadcast(&store);
         Ok(store)
     }
 
@@ -161,16 +174,39 @@ impl Store {
         &self.0.declared
     }
 
-    pub(crate) fn live(&self) -> &Registry {
-        &self.0.live
+    /// A handle that does not keep the store alive.
+    pub fn downgrade(&self) -> WeakStore {
+        WeakStore(Rc::downgrade(&self.0))
     }
 
-    pub(crate) fn downgrade(&self) -> Weak<Inner> {
-        Rc::downgrade(&self.0)
+    /// Where notices of committed changes go from now on (the `Database` gives its live queries).
+    pub fn set_sink(&self, sink: Rc<dyn NoticeSink>) {
+        *self.0.sink.borrow_mut() = Some(sink);
     }
 
-    pub(crate) fn upgrade(weak: &Weak<Inner>) -> Option<Store> {
-        weak.upgrade().map(Store)
+    fn sink(&self) -> Option<Rc<dyn NoticeSink>> {
+        self.0.sink.borrow().clone()
+    }
+
+    /// Tells the sink about a committed change; `broadcast` also tells other instances and tabs.
+    pub fn notify(&self, notice: Notice, broadcast: bool) {
+        if let Some(sink) = self.sink() {
+            sink.notice(notice, broadcast);
+        }
+    }
+
+    /// For the sync engine: documents `ids` of `collection` were changed by a committed transaction
+    /// that did not go through `put_all`/`delete` (a pulled page). Live queries here and in other
+    /// tabs catch up.
+    pub fn notify_changed(&self, collection: &str, ids: Vec<String>) {
+        self.notify(Notice::remote(collection, ids, None), true);
+    }
+
+    /// Tells the sink that the database ended (closed or deleted): live queries stop.
+    fn ended(&self) {
+        if let Some(sink) = self.sink() {
+            sink.ended();
+        }
     }
 
     /// Sync hook: `f` runs after every committed local write through this instance.
@@ -327,7 +363,7 @@ impl Store {
                 *state = if deleted { State::Deleted } else { State::Lost };
                 drop(state);
                 if deleted {
-                    self.0.live.shutdown();
+                    self.ended();
                 }
             }
         }
@@ -426,7 +462,7 @@ impl Store {
             drop(handlers);
             conn.db.close();
         }
-        self.0.live.shutdown();
+        self.ended();
     }
 
     /// Test hook: closes the underlying IndexedDB connection without telling the store, as a

@@ -10,7 +10,8 @@ use js_sys::Reflect;
 use wasm_bindgen::JsValue;
 
 use super::idb::{self, all, rx, Tx};
-use super::schema::{collection_stores, META, PENDING};
+use super::layout::{watermark_key, META, PENDING};
+use super::schema::collection_stores;
 use super::Store;
 use crate::error::{Error, Result};
 
@@ -39,11 +40,6 @@ impl OutboxRow {
             deleted: super::records::is_tombstone(v),
         })
     }
-}
-
-/// The `_meta` key of `collection`'s outbox watermark.
-pub fn watermark_key(collection: &str) -> String {
-    format!("outbox:{collection}")
 }
 
 /// `collection`'s outbox watermark, read through `meta` (the `_meta` store of a transaction); `None`

@@ -19,7 +19,7 @@ use wasm_bindgen::{JsCast, JsValue};
 use web_sys::{IdbCursorWithValue, IdbIndex, IdbKeyRange};
 
 use super::idb::{self, all, js, rx, Tx};
-use super::schema::TOMBSTONES;
+use super::layout::TOMBSTONES;
 use super::{records, Conn, Store};
 use crate::error::{Error, Result};
 

@@ -4,7 +4,7 @@
 //! and reads hand back `record.doc` without copying or stripping anything:
 //! - live: `{ id, hlc, doc, ix? }`: `hlc` is the HLC of the write; `ix` holds one order-preserving
 //!   key per index of the collection (`IndexKey`, as `[tag]` or `[tag, value]`), under the property
-//!   `schema::ident(path)`; the IndexedDB indexes point at `ix.<ident>`.
+//!   `layout::ident(path)`; the IndexedDB indexes point at `ix.<ident>`.
 //! - tombstone: `{ id, hlc, tomb }` (`tomb` = the deleting HLC): no `doc`, no `ix`, so tombstones are
 //!   in no secondary index, and the `$tombstones` index (key path `tomb`) counts them.
 //! - `pend` (optional): the HLC of the local write that put the record in the outbox. The
@@ -26,14 +26,8 @@ use serde_json::{Map, Value};
 use wasm_bindgen::prelude::*;
 
 use super::idb::js;
-use super::schema::IndexInfo;
+use super::layout::{IndexInfo, F_BASE, F_IX};
 use crate::error::Result;
-
-pub const F_ID: &str = "id";
-pub const F_IX: &str = "ix";
-pub const F_TOMB: &str = "tomb";
-pub const F_PEND: &str = "pend";
-pub const F_BASE: &str = "base";
 
 /// The `base` a local edit replacing `prev` (a stored record, or `undefined`) is made on: `prev`'s
 /// own base if it has one (a local edit, acknowledged or not: acknowledging moves a watermark and

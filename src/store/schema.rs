@@ -34,16 +34,11 @@ use web_sys::{
 };
 
 use super::idb::{self, dom_error, js};
-use super::records;
+use super::layout::{
+    IndexInfo, CLIENT_ID, F_ID, F_PEND, F_TOMB, LEGACY_OUTBOX, META, PENDING, SCHEMA, TOMBSTONES,
+};
+use super::{meta, records};
 use crate::error::{Error, Result};
-
-pub const META: &str = "_meta";
-/// The outbox store of databases created before `$pending`; migrated and deleted on open.
-pub const LEGACY_OUTBOX: &str = "_outbox";
-/// Index over tombstones (internal names start with `$`, which field paths cannot).
-pub const TOMBSTONES: &str = "$tombstones";
-/// Index over the records written locally, in write order (the outbox, above its watermark).
-pub const PENDING: &str = "$pending";
 
 #[wasm_bindgen(module = "/src/store/records.js")]
 extern "C" {
@@ -66,43 +61,6 @@ pub fn collection_stores(db: &IdbDatabase) -> Vec<String> {
 pub struct Declared {
     pub collections: BTreeMap<String, Vec<Path>>,
     pub compounds: BTreeMap<String, Vec<CompoundIndex>>,
-}
-
-/// One secondary index as it exists in the database.
-#[derive(Debug, Clone, PartialEq)]
-pub struct IndexInfo {
-    /// The indexed field; for a compound index its first field (see `compound`).
-    pub path: Path,
-    /// Property of the record's `ix` object holding this index's key.
-    pub ident: String,
-    /// Set for a compound index (its name is `CompoundIndex::name`).
-    pub compound: Option<CompoundIndex>,
-}
-
-impl IndexInfo {
-    fn single(path: Path) -> IndexInfo {
-        IndexInfo {
-            ident: ident(&path),
-            path,
-            compound: None,
-        }
-    }
-
-    fn compound(c: CompoundIndex) -> IndexInfo {
-        IndexInfo {
-            path: c.paths[0].clone(),
-            ident: compound_ident(&c),
-            compound: Some(c),
-        }
-    }
-
-    /// The IndexedDB index name.
-    pub fn name(&self) -> String {
-        match &self.compound {
-            Some(c) => c.name(),
-            None => self.path.as_str().to_string(),
-        }
-    }
 }
 
 /// The schema of one open connection: for every declared collection, *all* indexes its store has
@@ -136,34 +94,6 @@ impl Schema {
             .filter_map(|i| i.compound.clone())
             .collect()
     }
-}
-
-/// A field path as an identifier usable in an IndexedDB key path: ASCII letters and digits kept,
-/// every other byte `_xx` (hex), prefixed with `p` so it never starts with a digit. Injective.
-pub fn ident(path: &Path) -> String {
-    encode_ident('p', path.as_str())
-}
-
-/// The `ix` property of a compound index: its name encoded like [`ident`], prefixed with `c`.
-pub fn compound_ident(c: &CompoundIndex) -> String {
-    encode_ident('c', &c.name())
-}
-
-fn encode_ident(prefix: char, text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 1);
-    out.push(prefix);
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("_{b:02x}"));
-        }
-    }
-    out
-}
-
-fn key_path(info: &IndexInfo) -> String {
-    format!("{}.{}", records::F_IX, info.ident)
 }
 
 fn list(names: &web_sys::DomStringList) -> Vec<String> {
@@ -318,13 +248,13 @@ fn upgrade(
             (idb::store(&tx, collection)?, false)
         } else {
             let params = IdbObjectStoreParameters::new();
-            params.set_key_path(&JsValue::from_str(records::F_ID));
+            params.set_key_path(&JsValue::from_str(F_ID));
             let s = js(db.create_object_store_with_optional_parameters(collection, &params))?;
             (s, true)
         };
         let present = list(&store.index_names());
         if !present.iter().any(|n| n == TOMBSTONES) {
-            js(store.create_index_with_str(TOMBSTONES, records::F_TOMB))?;
+            js(store.create_index_with_str(TOMBSTONES, F_TOMB))?;
         }
         let mut added = Vec::new();
         let compounds = declared.compounds.get(collection).into_iter().flatten();
@@ -337,7 +267,7 @@ fn upgrade(
                 params.set_unique(false);
                 js(store.create_index_with_str_and_optional_parameters(
                     &name,
-                    &key_path(&info),
+                    &info.key_path(),
                     &params,
                 ))?;
                 added.push(info);
@@ -352,7 +282,7 @@ fn upgrade(
     for name in collection_stores(&db) {
         let store = idb::store(&tx, &name)?;
         if !list(&store.index_names()).iter().any(|n| n == PENDING) {
-            let key_path = Array::of2(&records::F_PEND.into(), &records::F_ID.into());
+            let key_path = Array::of2(&F_PEND.into(), &F_ID.into());
             js(store.create_index_with_str_sequence(PENDING, &key_path))?;
         }
     }
@@ -374,12 +304,12 @@ fn upgrade(
         js(Reflect::set(&description, &name.into(), &paths))?;
     }
     let meta = idb::store(&tx, META)?;
-    js(meta.put_with_key(&description, &"schema".into()))?;
+    js(meta.put_with_key(&description, &SCHEMA.into()))?;
     if old_version == 0.0 {
         // The client id is also written lazily on open; creating it here saves a write later.
         js(meta.put_with_key(
-            &JsValue::from_str(&super::meta::new_client_id()),
-            &super::meta::CLIENT_ID.into(),
+            &JsValue::from_str(&meta::new_client_id()),
+            &CLIENT_ID.into(),
         ))?;
     }
     Ok(())
@@ -431,25 +361,4 @@ pub async fn destroy(name: &str) -> Result<()> {
     let factory = idb::factory()?;
     let req = factory.delete_database(name).map_err(|e| dom_error(&e))?;
     idb::wait(req.as_ref()).await.map(|_| ())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use wasm_bindgen_test::*;
-    wasm_bindgen_test_configure!(run_in_browser);
-
-    #[wasm_bindgen_test]
-    fn idents_are_identifiers_and_distinct() {
-        let p = |s: &str| Path::parse(s).unwrap();
-        assert_eq!(ident(&p("done")), "pdone");
-        assert_eq!(ident(&p("meta.rank")), "pmeta_2erank");
-        assert_eq!(ident(&p("a_b")), "pa_5fb");
-        assert_eq!(ident(&p("0")), "p0");
-        assert_ne!(ident(&p("a.b")), ident(&p("a_2eb")));
-        let c = CompoundIndex {
-            paths: vec![p("done"), p("title")],
-        };
-        assert_eq!(compound_ident(&c), "c_24_5b_22done_22_2c_22title_22_5d");
-    }
 }

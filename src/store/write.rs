@@ -12,59 +12,21 @@
 //!
 //! Then, after commit only, live queries here and in other tabs are told which ids changed.
 
-use std::cell::OnceCell;
 use std::rc::Rc;
 
 use ferrosync_core::Hlc;
 use js_sys::Array;
-use serde_json::Value;
 use wasm_bindgen::JsValue;
 
 use super::idb::{self, all, dom_error, Tx};
-use super::schema::META;
+use super::layout::META;
+use super::notice::Notice;
+use super::prepared::Prepared;
 use super::{meta, records, Conn, Store};
-use crate::error::Error;
 use crate::error::Result;
-use crate::live::Notice;
 
 /// Largest write whose puts are issued before the persisted clock is read (see `put_tx`).
 const EARLY_MAX: usize = 16;
-
-/// A validated document ready to store: its id and the JavaScript object, stored as it is. Rust looks
-/// inside only when it must (live-query matching of a few changed documents, per-field HLCs of
-/// `merge` collections), and then parses that one document once.
-#[derive(Debug, Clone)]
-pub struct Prepared {
-    pub id: String,
-    pub doc: JsValue,
-    value: OnceCell<Value>,
-}
-
-impl Prepared {
-    pub fn new(id: String, doc: JsValue) -> Prepared {
-        Prepared {
-            id,
-            doc,
-            value: OnceCell::new(),
-        }
-    }
-
-    /// The document as JSON (parsed on first use).
-    pub fn value(&self) -> Result<&Value> {
-        if self.value.get().is_none() {
-            let text = js_sys::JSON::stringify(&self.doc)
-                .map_err(|e| dom_error(&e))?
-                .as_string()
-                .unwrap_or_default();
-            let v: Value = serde_json::from_str(&text)
-                .map_err(|e| Error::InvalidDocument(format!("document {:?}: {e}", self.id)))?;
-            let _ = self.value.set(v);
-        }
-        self.value
-            .get()
-            .ok_or_else(|| Error::storage("UnknownError", "document value unavailable"))
-    }
-}
 
 impl Store {
     /// Stores `docs` (the JavaScript objects, each with its `id`) in one transaction: all or none.

@@ -37,18 +37,9 @@ use wasm_bindgen::prelude::*;
 use super::local_tx::{self, ApplyMeta, OutboxPos};
 use crate::error::{Error, Result};
 use crate::store::idb::{dom_error, Tx};
-use crate::store::schema::{collection_stores, META};
+use crate::store::layout::{sync_keys, CLOCK, F_BASE, F_ID, F_IX, F_TOMB, META};
+use crate::store::schema::collection_stores;
 use crate::store::{records, Conn, Store};
-
-/// `_meta` keys owned by sync.
-pub mod keys {
-    /// The pull cursor (it embeds the server database's epoch).
-    pub const CURSOR: &str = "syncCursor";
-    /// Offset of the server's clock to this device's, in ms (learnt from `serverTime`).
-    pub const CLOCK_OFFSET: &str = "syncClockOffset";
-    /// When the last sync succeeded (ms since the epoch).
-    pub const LAST_SYNC_AT: &str = "syncLastAt";
-}
 
 /// Parses JSON text produced by `local.js`; anything else is a storage error (a corrupt record).
 fn parse<T: serde::de::DeserializeOwned>(text: &str, what: &str) -> Result<T> {
@@ -226,7 +217,11 @@ impl IdbLocal {
 
     /// Reads sync's `_meta` values at open: restores the clock offset, returns `lastSyncAt`.
     pub async fn restore(&self) -> Result<Option<u64>> {
-        let wanted = [keys::CURSOR, keys::CLOCK_OFFSET, keys::LAST_SYNC_AT];
+        let wanted = [
+            sync_keys::CURSOR,
+            sync_keys::CLOCK_OFFSET,
+            sync_keys::LAST_SYNC_AT,
+        ];
         let (values, lineage) = self
             .tx(Stores::Fixed(&[META]), false, |conn, tx| async move {
                 Ok((local_tx::read_meta(&tx, &wanted).await?, conn.lineage()))
@@ -252,8 +247,8 @@ impl IdbLocal {
         let offset = self.clock.offset_ms() as f64;
         self.tx(Stores::Fixed(&[META]), true, |_, tx| async move {
             let values = [
-                (keys::LAST_SYNC_AT, JsValue::from_f64(at_ms as f64)),
-                (keys::CLOCK_OFFSET, JsValue::from_f64(offset)),
+                (sync_keys::LAST_SYNC_AT, JsValue::from_f64(at_ms as f64)),
+                (sync_keys::CLOCK_OFFSET, JsValue::from_f64(offset)),
             ];
             local_tx::write_meta(&tx, &values).await
         })
@@ -319,17 +314,17 @@ impl IdbLocal {
 
     fn record(change: &Change, ix: Option<&Value>) -> Value {
         let mut r = Map::new();
-        r.insert(records::F_ID.into(), Value::String(change.id.clone()));
+        r.insert(F_ID.into(), Value::String(change.id.clone()));
         r.insert("hlc".into(), Value::String(change.hlc.encode()));
         match (&change.doc, change.deleted) {
             (Some(doc), false) => {
                 r.insert("doc".into(), doc.clone());
                 if let Some(ix) = ix {
-                    r.insert(records::F_IX.into(), ix.clone());
+                    r.insert(F_IX.into(), ix.clone());
                 }
             }
             _ => {
-                r.insert(records::F_TOMB.into(), Value::String(change.hlc.encode()));
+                r.insert(F_TOMB.into(), Value::String(change.hlc.encode()));
             }
         }
         if let Some(fields) = &change.fields {
@@ -340,7 +335,7 @@ impl IdbLocal {
             r.insert("fields".into(), Value::Object(f));
         }
         if let Some(base) = &change.base {
-            r.insert(records::F_BASE.into(), Value::String(base.encode()));
+            r.insert(F_BASE.into(), Value::String(base.encode()));
         }
         Value::Object(r)
     }
@@ -765,7 +760,7 @@ impl LocalStore for IdbLocal {
         let (values, lineage) = self
             .tx(Stores::Fixed(&[META]), false, |conn, tx| async move {
                 Ok((
-                    local_tx::read_meta(&tx, &[keys::CURSOR]).await?,
+                    local_tx::read_meta(&tx, &[sync_keys::CURSOR]).await?,
                     conn.lineage(),
                 ))
             })
@@ -789,7 +784,7 @@ impl LocalStore for IdbLocal {
         // Stamped after everything any tab wrote: the stored clock first.
         let stored = self
             .tx(Stores::Fixed(&[META]), false, |_, tx| async move {
-                local_tx::read_meta(&tx, &[crate::store::meta::CLOCK]).await
+                local_tx::read_meta(&tx, &[CLOCK]).await
             })
             .await?;
         if let Some(clock) = stored

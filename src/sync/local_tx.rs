@@ -17,9 +17,8 @@ use wasm_bindgen::JsCast;
 
 use crate::error::Result;
 use crate::store::idb::{self, all, rx, Tx};
-use crate::store::meta::CLOCK;
-use crate::store::outbox::{watermark, watermark_key};
-use crate::store::schema::{META, PENDING};
+use crate::store::layout::{sync_keys, watermark_key, CLOCK, META, PENDING};
+use crate::store::outbox::watermark;
 
 #[wasm_bindgen(module = "/src/sync/local.js")]
 extern "C" {
@@ -277,10 +276,7 @@ pub async fn apply_ops(
     }
     let mut meta_puts: Vec<(JsValue, JsValue)> = Vec::new();
     if let Some(c) = &meta.cursor {
-        meta_puts.push((
-            JsValue::from_str(c),
-            JsValue::from_str(super::local::keys::CURSOR),
-        ));
+        meta_puts.push((JsValue::from_str(c), JsValue::from_str(sync_keys::CURSOR)));
     }
     if meta.rewound || persisted.as_deref().is_none_or(|p| p < meta.clock.as_str()) {
         meta_puts.push((JsValue::from_str(&meta.clock), JsValue::from_str(CLOCK)));
@@ -301,7 +297,7 @@ pub async fn apply_ops(
 pub async fn queue_resync(tx: &Tx, collections: &[String], stamp: &str) -> Result<u32> {
     let meta = tx.store(META)?;
     let (cleared, clock, marks) = futures::join!(
-        meta.delete(JsValue::from_str(super::local::keys::CURSOR)),
+        meta.delete(JsValue::from_str(sync_keys::CURSOR)),
         meta.get(CLOCK.into()),
         read_marks(&meta, collections)
     );

@@ -6,11 +6,12 @@
 //! - `schedule`: the agent: when to sync, leadership, retries, status;
 //! - `lock`: Web Locks (one leader per database); `tabs`: messages between instances;
 //! - `events`: the server's event stream; `triggers`: `online`/`offline`/`visibilitychange`;
-//! - `status`, `options`, `resolver`, `time`; `api`: the `Database` methods JavaScript calls.
+//! - `status`, `options`, `resolver`, `time`.
+//!
+//! The `Database` methods JavaScript calls are in `js/sync.rs`; nothing here imports `js`.
 //!
 //! `docs/ARCHITECTURE.md` ("Sync engine (browser)") describes the design.
 
-mod api;
 mod events;
 pub mod local;
 mod local_tx;
@@ -28,10 +29,12 @@ pub use schedule::Agent;
 pub use status::Status;
 pub use tabs::Report;
 
+use std::collections::BTreeMap;
+
 use ferrosync_core::sync::Policy;
+use wasm_bindgen::JsValue;
 
 use crate::error::Result;
-use crate::js::OpenOptions;
 use crate::store::Store;
 
 /// What `Database.open` needs to start sync, checked before the database is opened (so bad
@@ -41,13 +44,14 @@ pub struct Setup {
     sync: Option<options::SyncOptions>,
 }
 
-/// Reads and checks the `sync` option and every collection's `conflict` option.
-pub fn setup(options: &OpenOptions) -> Result<Setup> {
-    let sync = options::sync_options(options.sync.as_ref())?;
-    let timeout = options::resolver_timeout_ms(options.sync.as_ref())?;
+/// Reads and checks the `sync` option and every collection's `conflict` option (as given to
+/// `Database.open`).
+pub fn setup(sync: Option<&JsValue>, conflicts: &BTreeMap<String, JsValue>) -> Result<Setup> {
+    let sync_options = options::sync_options(sync)?;
+    let timeout = options::resolver_timeout_ms(sync)?;
     Ok(Setup {
-        policies: options::policies(&options.conflicts, timeout)?,
-        sync,
+        policies: options::policies(conflicts, timeout)?,
+        sync: sync_options,
     })
 }
 

@@ -1,14 +1,15 @@
 //! The sync methods of `Database` as JavaScript sees them: `status`, `onStatus`, `sync()`,
-//! `pendingCount()`, `setToken()`, and their TypeScript declarations.
+//! `pendingCount()`, `setToken()`, `retryRejected()`, `discardRejected()`, and their TypeScript
+//! declarations. The work is done by the sync agent (src/sync).
 
 use js_sys::{Function, Object, Promise, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::future_to_promise;
 
-use super::schedule::Agent;
+use super::Database;
 use crate::error::Error;
-use crate::js::Database;
+use crate::sync::{local, Agent, Report};
 
 #[wasm_bindgen(typescript_custom_section)]
 const TYPES: &'static str = r#"
@@ -136,7 +137,7 @@ impl StatusSubscription {
     }
 }
 
-fn report_js(r: &super::Report) -> JsValue {
+fn report_js(r: &Report) -> JsValue {
     let o = Object::new();
     let _ = Reflect::set(&o, &"pushed".into(), &JsValue::from_f64(r.pushed as f64));
     let _ = Reflect::set(&o, &"pulled".into(), &JsValue::from_f64(r.pulled as f64));
@@ -198,7 +199,7 @@ impl Database {
     pub fn pending_count(&self) -> Promise {
         let store = self.store().clone();
         future_to_promise(async move {
-            let n = super::local::pending_count(&store).await?;
+            let n = local::pending_count(&store).await?;
             Ok(JsValue::from_f64(n as f64))
         })
     }
