@@ -5,7 +5,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
 use super::collection::Collection;
-use super::convert::{self, OpenOptions};
+use super::convert;
 use crate::error::Error;
 use crate::store::{schema, Store};
 
@@ -13,7 +13,6 @@ use crate::store::{schema, Store};
 #[wasm_bindgen]
 pub struct Database {
     store: Store,
-    options: OpenOptions,
     /// The sync agent when opened with `sync` (see src/sync).
     sync: Option<crate::sync::Agent>,
 }
@@ -41,12 +40,7 @@ impl Database {
                     return Err(e.into());
                 }
             };
-            Ok(Database {
-                store,
-                options,
-                sync,
-            }
-            .into())
+            Ok(Database { store, sync }.into())
         })
     }
 
@@ -97,11 +91,6 @@ impl Database {
     /// The store, for the sync engine and tests.
     pub fn store(&self) -> &Store {
         &self.store
-    }
-
-    /// The options the database was opened with (the sync engine reads `sync` and `conflicts`).
-    pub fn options(&self) -> &OpenOptions {
-        &self.options
     }
 
     /// The sync agent (`None` without the `sync` option); its JS methods are in src/sync/api.rs.

@@ -238,6 +238,7 @@ impl Store {
     }
 
     /// Test hook: notices waiting to be broadcast (throttled, or not yet flushed by `pagehide`).
+    #[cfg(feature = "test-hooks")]
     #[doc(hidden)]
     pub fn queued_notices_for_test(&self) -> usize {
         self.live()
