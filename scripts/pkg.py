@@ -4,19 +4,28 @@
 Usage:
   pkg.py tool NAME          print the pinned version of a tool from [tools]
   pkg.py check              fail if wasm-bindgen-cli in wasm-pack.toml differs from Cargo.lock
-  pkg.py build [--dev] [--target NAME] [--out DIR]
+  pkg.py build [--dev] [--target NAME] [--out DIR] [--test-hooks]
                             wasm-pack build each [[target]] (no wasm-opt in wasm-pack), run wasm-opt with
                             [wasm_opt].flags on release builds, assemble [package].out_dir, copy the demo target.
                             --out DIR: put the targets in DIR/<target> and the npm package in DIR/npm instead,
                             and leave the demo copy alone (a private build that cannot clobber a shared one)
+                            --test-hooks: a test variant with the browser crate's `test-hooks` feature
+                            (`db._setOfflineForTest`, the `clockSkewMs` sync option); only with --out, so it
+                            never lands in the published package or the demo
   pkg.py sizes [NPM_DIR] [--markdown] [--check]
                             print the size of each target's .wasm (raw, gzip -9) and JS glue in the assembled
                             npm package (default [package].out_dir); --markdown prints a table for docs;
                             --check exits 1 when a .wasm is 315 KB or more gzipped (docs/BENCHMARKS.md says why)
+  pkg.py exports [NPM_DIR] [--check]
+                            list each target's .wasm exports (read from the module) and any test hook found in
+                            the package (the browser crate's `test-hooks` feature: `_setOfflineForTest` and the
+                            other `*ForTest`/`*_for_test` names, the `clockSkewMs` option) in its .wasm exports,
+                            .wasm bytes, JS glue or .d.ts; --check exits 1 when there is one
 """
 import gzip
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -120,8 +129,10 @@ def self_contained_dts(path):
             f.write(DISPOSABLE_REF + text)
 
 
-def build(cfg, dev, only, out_root=None):
+def build(cfg, dev, only, out_root=None, test_hooks=False):
     check(cfg)
+    if test_hooks and not out_root:
+        sys.exit("pkg.py: --test-hooks needs --out DIR (a test variant never goes to the package or demo dirs)")
     version = load("Cargo.toml")["package"]["version"]
     name = cfg["package"]["out_name"]
     targets = [t for t in cfg["target"] if only in (None, t["name"])]
@@ -131,7 +142,8 @@ def build(cfg, dev, only, out_root=None):
     for t in targets:
         out = os.path.join(ROOT, t["out_dir"])
         run(["wasm-pack", "build", "--target", t["name"], "--out-dir", out, "--out-name", name,
-             *(["--dev"] if dev else ["--profile", "wasm"]), "--no-opt", "--no-pack"])
+             *(["--dev"] if dev else ["--profile", "wasm"]), "--no-opt", "--no-pack",
+             *(["--", "--features", "test-hooks"] if test_hooks else [])])
         if not dev:
             wasm_opt(cfg, os.path.join(out, f"{name}_bg.wasm"))
     npm_dir = os.path.join(out_root, "npm") if out_root else os.path.join(ROOT, cfg["package"]["out_dir"])
@@ -160,7 +172,8 @@ def build(cfg, dev, only, out_root=None):
         dst = os.path.join(ROOT, demo["pkg_dir"])
         shutil.rmtree(dst, ignore_errors=True)
         shutil.copytree(os.path.join(ROOT, src), dst, ignore=shutil.ignore_patterns(".gitignore"))
-    print(f"pkg.py: built {', '.join(names)} ({'dev' if dev else 'release'}) into {npm_dir}")
+    kind = ("dev" if dev else "release") + (", with test hooks" if test_hooks else "")
+    print(f"pkg.py: built {', '.join(names)} ({kind}) into {npm_dir}")
 
 
 def kb(n):
@@ -203,6 +216,74 @@ def sizes(cfg, npm_dir, markdown):
     return wasm_gz < limit
 
 
+def wasm_exports(path):
+    """The export names of a WebAssembly module (its export section, id 7)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if data[:4] != b"\0asm":
+        sys.exit(f"pkg.py: {path} is not a WebAssembly module")
+
+    def leb(pos):
+        n = shift = 0
+        while True:
+            b = data[pos]
+            pos += 1
+            n |= (b & 0x7F) << shift
+            shift += 7
+            if b < 0x80:
+                return n, pos
+
+    pos = 8
+    while pos < len(data):
+        section = data[pos]
+        size, pos = leb(pos + 1)
+        if section == 7:
+            count, pos = leb(pos)
+            names = []
+            for _ in range(count):
+                length, pos = leb(pos)
+                names.append(data[pos:pos + length].decode())
+                _, pos = leb(pos + length + 1)  # the kind byte, then the index
+            return names
+        pos += size
+    return []
+
+
+# What the browser crate's `test-hooks` feature adds (Cargo.toml): the release package has none of it.
+TEST_HOOK = re.compile(rb"ForTest|for_test|clockSkew", re.IGNORECASE)
+
+
+def exports(cfg, npm_dir):
+    """Prints each target's .wasm exports and the test hooks found in the package; True if none."""
+    name = cfg["package"]["out_name"]
+    npm_dir = os.path.abspath(npm_dir or os.path.join(ROOT, cfg["package"]["out_dir"]))
+    found = []
+    seen = False
+    for t in cfg["target"]:
+        d = os.path.join(npm_dir, t["name"])
+        wasm = os.path.join(d, f"{name}_bg.wasm")
+        if not os.path.isfile(wasm):
+            continue
+        seen = True
+        names = wasm_exports(wasm)
+        ours = [n for n in names if not n.startswith("__wbindgen") and not n.startswith("__wbg")]
+        print(f"{t['name']}: {len(names)} exports, {len(ours)} of them ours (the rest wasm-bindgen's):")
+        print("  " + " ".join(sorted(ours)))
+        found += [f"{t['name']}: .wasm export {n}" for n in names if TEST_HOOK.search(n.encode())]
+        files = [wasm] + sorted(os.path.join(r, f) for r, _, fs in os.walk(d) for f in fs
+                                if f.endswith((".js", ".d.ts")))
+        for path in files:
+            with open(path, "rb") as f:
+                hits = sorted({m.group().decode() for m in TEST_HOOK.finditer(f.read())})
+            found += [f"{os.path.relpath(path, npm_dir)}: {h}" for h in hits]
+    if not seen:
+        sys.exit(f"pkg.py: no built targets in {npm_dir} (run `python3 scripts/pkg.py build` first)")
+    for f in found:
+        print(f"test hook in the package: {f}")
+    print("no test hook in the package" if not found else f"{len(found)} test hook(s) in the package")
+    return not found
+
+
 def main(argv):
     cfg = load("wasm-pack.toml")
     if len(argv) >= 2 and argv[0] == "tool":
@@ -212,10 +293,14 @@ def main(argv):
     elif argv[:1] == ["build"]:
         only = argv[argv.index("--target") + 1] if "--target" in argv else None
         out_root = argv[argv.index("--out") + 1] if "--out" in argv else None
-        build(cfg, "--dev" in argv, only, out_root)
+        build(cfg, "--dev" in argv, only, out_root, "--test-hooks" in argv)
     elif argv[:1] == ["sizes"]:
         rest = [a for a in argv[1:] if not a.startswith("--")]
         if not sizes(cfg, rest[0] if rest else None, "--markdown" in argv) and "--check" in argv:
+            sys.exit(1)
+    elif argv[:1] == ["exports"]:
+        rest = [a for a in argv[1:] if not a.startswith("--")]
+        if not exports(cfg, rest[0] if rest else None) and "--check" in argv:
             sys.exit(1)
     else:
         sys.exit(__doc__)

@@ -3,8 +3,8 @@
 # lint; native tests (core; server on SQLite and on PostgreSQL); browser tests in headless Chromium
 # against real IndexedDB and a real server behind the fault proxy (debug and release builds, main
 # thread and dedicated worker); a real QuotaExceededError on a small volume; the release npm package
-# (size budget, TypeScript declarations, a Vite consumer app, React/Vue/Svelte/RxJS apps using the
-# framework bindings); and the PWA end to end with Playwright.
+# (no test hooks, size budget, TypeScript declarations, a Vite consumer app, React/Vue/Svelte/RxJS
+# apps using the framework bindings); and the PWA end to end with Playwright.
 # Exits non-zero on the first failure and says which stage failed.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -44,7 +44,11 @@ stage "clippy (native crates)"
 cargo clippy --locked -p ferrosync-core -p ferrosync-server --all-targets -- -D warnings
 
 stage "clippy (browser crate, wasm32)"
+# The tests are built with the `test-hooks` feature (the self dev-dependency in Cargo.toml turns it
+# on), which --all-targets then unifies into the library too; --lib checks the library as the npm
+# package builds it, without the hooks.
 cargo clippy --locked -p ferrosync --target wasm32-unknown-unknown --all-targets -- -D warnings
+cargo clippy --locked -p ferrosync --target wasm32-unknown-unknown --lib -- -D warnings
 
 stage "native tests: core + server on SQLite"
 cargo test --locked -p ferrosync-core -p ferrosync-server
@@ -76,6 +80,9 @@ export FERROSYNC_TEST_HOOK_SERVER="http://127.0.0.1:$HOOKED"
 # figures printed); their headers say how to run them at full size. Debug builds are slow: long timeout.
 export WASM_BINDGEN_TEST_TIMEOUT=300
 
+# Every `wasm-pack test` below builds the browser crate with its `test-hooks` feature
+# (`db._setOfflineForTest`, `sync.clockSkewMs`, the Rust `*_for_test` hooks): Cargo.toml's self
+# dev-dependency enables it for test builds; the package stages check that the npm package has none.
 stage "browser tests: headless Chromium, debug build"
 wasm-pack test --headless --chrome
 
@@ -91,6 +98,9 @@ WASM_BINDGEN_TEST_WEBDRIVER_JSON=tests/quota-webdriver.json \
 
 stage "package: release build with wasm-opt"
 python3 scripts/pkg.py build
+
+stage "package: no test hook in the release package (.wasm exports, JS glue, .d.ts)"
+python3 scripts/pkg.py exports --check
 
 stage "package: size budget (.wasm < 315 KB gzipped)"
 python3 scripts/pkg.py sizes --check

@@ -90,6 +90,7 @@ pub fn documents(store: &Store, docs: &JsValue) -> Result<(Array, Vec<Prepared>)
 }
 
 /// The checks of `bulkPut` on a batch (for the boundary measurement): the ids found, or the message.
+#[cfg(feature = "test-hooks")]
 #[doc(hidden)]
 pub fn check_batch_for_test(docs: &JsValue) -> std::result::Result<Vec<Option<String>>, String> {
     check(docs, false)
@@ -99,6 +100,7 @@ pub fn check_batch_for_test(docs: &JsValue) -> std::result::Result<Vec<Option<St
 
 /// The checks of `put` on one value, for tests comparing them with core's rules: the id (`None`
 /// when absent) or the message.
+#[cfg(feature = "test-hooks")]
 #[doc(hidden)]
 pub fn check_document_for_test(doc: &JsValue) -> std::result::Result<Option<String>, String> {
     match check(doc, true) {

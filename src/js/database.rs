@@ -7,7 +7,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
 use super::collection::Collection;
-use super::convert::{self, OpenOptions};
+use super::convert;
 use super::error::reject;
 use crate::error::Error;
 use crate::live::Registry;
@@ -19,7 +19,6 @@ pub struct Database {
     store: Store,
     /// The live queries of this instance: the store tells them what it commits (its sink).
     live: Rc<Registry>,
-    options: OpenOptions,
     /// The sync agent when opened with `sync` (see src/sync).
     sync: Option<crate::sync::Agent>,
 }
@@ -52,7 +51,6 @@ impl Database {
             Ok(Database {
                 store,
                 live,
-                options,
                 sync,
             }
             .into())
@@ -111,11 +109,6 @@ impl Database {
     /// The live queries (tests look at the broadcast queue).
     pub fn live(&self) -> &Rc<Registry> {
         &self.live
-    }
-
-    /// The options the database was opened with (the sync engine reads `sync` and `conflicts`).
-    pub fn options(&self) -> &OpenOptions {
-        &self.options
     }
 
     /// The sync agent (`None` without the `sync` option); its JS methods are in `sync.rs`.

@@ -244,6 +244,7 @@ impl Database {
     }
 
     /// Test hook: behave as if `navigator.onLine` were false (true) for this instance only.
+    #[cfg(feature = "test-hooks")]
     #[doc(hidden)]
     #[wasm_bindgen(js_name = _setOfflineForTest, skip_typescript)]
     pub fn set_offline_for_test(&self, offline: bool) -> Result<(), JsValue> {

@@ -90,6 +90,7 @@ impl Broadcast {
     }
 
     /// Notices waiting for the end of the throttle window (tests).
+    #[cfg(feature = "test-hooks")]
     pub fn queued(&self) -> usize {
         self.out.queued.borrow().len()
     }

@@ -206,6 +206,7 @@ impl Registry {
     }
 
     /// Test hook: notices waiting to be broadcast (throttled, or not yet flushed by `pagehide`).
+    #[cfg(feature = "test-hooks")]
     #[doc(hidden)]
     pub fn queued_notices_for_test(&self) -> usize {
         self.broadcast

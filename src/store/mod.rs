@@ -467,6 +467,7 @@ impl Store {
 
     /// Test hook: closes the underlying IndexedDB connection without telling the store, as a
     /// browser does when it evicts a background tab's connection.
+    #[cfg(feature = "test-hooks")]
     #[doc(hidden)]
     pub fn close_connection_for_test(&self) {
         if let State::Open(conn, _) = &*self.0.state.borrow() {
@@ -475,6 +476,7 @@ impl Store {
     }
 
     /// Test hook: the raw connection (to dispatch a synthetic `close` event, for instance).
+    #[cfg(feature = "test-hooks")]
     #[doc(hidden)]
     pub fn raw_connection_for_test(&self) -> Option<IdbDatabase> {
         match &*self.0.state.borrow() {

@@ -6,6 +6,7 @@
 //! HLC, so it lands above any watermark that push can set and is pushed next time. Acknowledging a
 //! batch is therefore one small `_meta` put, however many documents it covers.
 
+#[cfg(feature = "test-hooks")]
 use js_sys::Reflect;
 use wasm_bindgen::JsValue;
 
@@ -13,9 +14,13 @@ use super::idb::{self, all, rx, Tx};
 use super::layout::{watermark_key, META, PENDING};
 use super::schema::collection_stores;
 use super::Store;
-use crate::error::{Error, Result};
+#[cfg(feature = "test-hooks")]
+use crate::error::Error;
+use crate::error::Result;
 
-/// One pending change.
+/// One pending change (tests read the outbox with [`Store::outbox`]; sync reads it through
+/// `sync/local_tx.rs`).
+#[cfg(feature = "test-hooks")]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboxRow {
     pub collection: String,
@@ -24,6 +29,7 @@ pub struct OutboxRow {
     pub deleted: bool,
 }
 
+#[cfg(feature = "test-hooks")]
 impl OutboxRow {
     /// The pending change a stored record of `collection` stands for.
     pub fn from_record(collection: &str, v: &JsValue) -> Result<OutboxRow> {
@@ -60,7 +66,9 @@ async fn pending_range(tx: &Tx, collection: &str) -> Result<Option<rexie::KeyRan
 }
 
 impl Store {
-    /// Up to `limit` pending changes, in outbox order (collection, then write order).
+    /// Up to `limit` pending changes, in outbox order (collection, then write order). For tests;
+    /// sync reads the same `$pending` index above the same watermark in `sync/local_tx.rs`.
+    #[cfg(feature = "test-hooks")]
     pub async fn outbox(&self, limit: Option<u32>) -> Result<Vec<OutboxRow>> {
         self.run(|conn| async move {
             let names = collection_stores(&conn.db);

@@ -32,7 +32,8 @@ pub struct SyncOptions {
     pub backoff: Backoff,
     pub pull_limit: Option<usize>,
     pub push_batch: Option<usize>,
-    /// Test hook: pretend this device's clock is off by this much.
+    /// Test hook (`clockSkewMs`, with the `test-hooks` feature only): pretend this device's clock
+    /// is off by this much; 0 otherwise.
     pub clock_skew_ms: f64,
 }
 
@@ -90,8 +91,13 @@ const ALLOWED: &[&str] = &[
     "pullLimit",
     "pushBatch",
     "resolverTimeoutMs",
-    "clockSkewMs",
 ];
+
+/// Test hooks accepted in `sync` by test builds (the `test-hooks` feature) only.
+#[cfg(feature = "test-hooks")]
+const TEST_HOOKS: &[&str] = &["clockSkewMs"];
+#[cfg(not(feature = "test-hooks"))]
+const TEST_HOOKS: &[&str] = &[];
 
 /// Reads `sync` (`None` when absent: a local-only database).
 pub fn sync_options(v: Option<&JsValue>) -> Result<Option<SyncOptions>> {
@@ -108,7 +114,7 @@ pub fn sync_options(v: Option<&JsValue>) -> Result<Option<SyncOptions>> {
         .iter()
         .filter_map(|k| k.as_string())
     {
-        if !ALLOWED.contains(&k.as_str()) {
+        if !ALLOWED.contains(&k.as_str()) && !TEST_HOOKS.contains(&k.as_str()) {
             return Err(bad(format!(
                 "unknown option {k:?} in sync (allowed: url, token, intervalMs, debounceMs, \
                  events, backoffBaseMs, backoffMaxMs, pullLimit, pushBatch, resolverTimeoutMs)"
@@ -156,8 +162,11 @@ pub fn sync_options(v: Option<&JsValue>) -> Result<Option<SyncOptions>> {
         backoff,
         pull_limit: number(v, "pullLimit", 1.0, MAX_PULL_LIMIT as f64)?.map(|n| n as usize),
         push_batch: number(v, "pushBatch", 1.0, MAX_PUSH_CHANGES as f64)?.map(|n| n as usize),
+        #[cfg(feature = "test-hooks")]
         clock_skew_ms: number(v, "clockSkewMs", -10.0 * 365.0 * day, 10.0 * 365.0 * day)?
             .unwrap_or(0.0),
+        #[cfg(not(feature = "test-hooks"))]
+        clock_skew_ms: 0.0,
     }))
 }
 

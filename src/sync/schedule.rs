@@ -77,6 +77,7 @@ struct Shared {
     status: StatusCell,
     tx: mpsc::UnboundedSender<Msg>,
     close: RefCell<Option<oneshot::Sender<()>>>,
+    #[cfg(feature = "test-hooks")]
     forced_offline: Cell<bool>,
     leader: Cell<bool>,
     channel: RefCell<Option<Channel>>,
@@ -84,7 +85,11 @@ struct Shared {
 
 impl Shared {
     fn online(&self) -> bool {
-        !self.forced_offline.get() && triggers::navigator_online()
+        #[cfg(feature = "test-hooks")]
+        if self.forced_offline.get() {
+            return false;
+        }
+        triggers::navigator_online()
     }
 
     fn send(&self, msg: Msg) {
@@ -150,6 +155,7 @@ impl Agent {
             status: StatusCell::default(),
             tx,
             close: RefCell::new(Some(close_tx)),
+            #[cfg(feature = "test-hooks")]
             forced_offline: Cell::new(false),
             leader: Cell::new(false),
             channel: RefCell::new(None),
@@ -217,6 +223,7 @@ impl Agent {
     }
 
     /// Test hook: behave as if `navigator.onLine` were false for this instance only.
+    #[cfg(feature = "test-hooks")]
     pub fn force_offline(&self, offline: bool) {
         self.shared.forced_offline.set(offline);
         self.shared.send(Msg::Browser(if offline {

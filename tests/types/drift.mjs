@@ -15,7 +15,8 @@ const mod = await import(pathToFileURL(join(here, "node_modules/ferrosync/web/fe
 
 // Not part of the API: wasm-bindgen internals and the `free()`/dispose pair every class has.
 const internal = (k) => k.startsWith("__") || k === "constructor" || k === "free";
-// Test hooks (a single leading underscore) may stay out of the declarations.
+// Test hooks (a single leading underscore; only in builds with the `test-hooks` feature, never in the
+// release package, see `pkg.py exports --check`) may stay out of the declarations.
 const hook = (k) => /^_[^_]/.test(k);
 const isClass = (v) => typeof v === "function" && /^class\b/.test(Function.prototype.toString.call(v));
 const union = (names) => (names.length ? names.map((n) => JSON.stringify(n)).join(" | ") : "never");

@@ -106,7 +106,7 @@ export async function rejected(db: Database): Promise<void> {
   db.status = null;
   // @ts-expect-error the status callback gets a SyncStatus
   db.onStatus((s: string) => s);
-  // @ts-expect-error a test hook, not part of the declared API
+  // @ts-expect-error a test hook (test builds only), not part of the declared API
   db._setOfflineForTest(true);
   void [bad, noUrl, badInterval];
 }

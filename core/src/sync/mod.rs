@@ -2,7 +2,8 @@
 //! policy, with the local database and the server behind two small traits.
 //!
 //! - [`LocalStore`] / [`Transport`]: what the engine needs (IndexedDB and `fetch` in the browser,
-//!   [`mem`] here). No `Send` bounds: browser futures are not `Send`.
+//!   `mem` here, a test double built only for tests and with the `test-util` feature). No `Send`
+//!   bounds: browser futures are not `Send`.
 //! - [`SyncEngine::sync_once`]: one sync; [`Backoff`] and [`RetryClass`] say when to try again.
 //! - [`Policies`]: `lww`, `merge` or a custom async resolver per collection.
 //! - [`SyncClock`]: the HLC with wall time corrected by the server's clock.
@@ -13,6 +14,7 @@ pub mod backoff;
 pub mod clock;
 pub mod engine;
 pub mod lineage;
+#[cfg(any(test, feature = "test-util"))]
 pub mod mem;
 pub mod policy;
 pub mod store;
