@@ -700,7 +700,7 @@ async fn dev_auth_on_a_public_address_needs_an_explicit_flag() {
 
 #[test]
 fn database_url_secrets_are_redacted() {
-    use ferrosync_server::app::redact;
+    use ferrosync_server::store::redact;
     for (url, secret) in [
         ("postgres://u:hunter2@db/x", "hunter2"),
         ("postgres://db/x?password=hunter2", "hunter2"),

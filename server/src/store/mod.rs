@@ -10,6 +10,7 @@ pub mod ops;
 mod plan;
 mod postgres;
 mod sqlite;
+pub mod url;
 
 use ferrosync_core::protocol::{Change, PushResult};
 use ferrosync_core::sync::lineage::{self, Lineage};
@@ -21,6 +22,7 @@ pub use plan::{plan_group, GroupPlan, Job, Loaded, WriteRow};
 
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
+pub use url::redact;
 
 use crate::events::Events;
 use crate::wire::ChangesJson;
@@ -36,6 +38,8 @@ pub enum StoreError {
     Corrupt(String),
     #[error("unsupported database URL {0:?}: use sqlite://path or postgres://...")]
     BadUrl(String),
+    #[error("invalid database URL: {0}")]
+    InvalidUrl(String),
     #[error("cannot create the database directory: {0}")]
     Io(#[from] std::io::Error),
     #[error("the store is shutting down")]
@@ -54,6 +58,25 @@ pub enum StoreError {
     /// transaction holds (PostgreSQL); nothing was written (503 to the client).
     #[error("{0}")]
     Busy(String),
+}
+
+impl StoreError {
+    /// Nothing was written and the same request may succeed later: the database is unreachable
+    /// or busy (a pool time-out, a lost connection, PostgreSQL's lock, statement or idle
+    /// time-outs).
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::Db(
+                sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_),
+            ) => true,
+            // PostgreSQL's lock_timeout (55P03), statement_timeout (57014) and
+            // idle_in_transaction_session_timeout (25P03): nothing was written.
+            StoreError::Db(sqlx::Error::Database(d)) => {
+                matches!(d.code().as_deref(), Some("55P03" | "57014" | "25P03"))
+            }
+            _ => false,
+        }
+    }
 }
 
 /// Bounds on one request's work, from the server's flags.
@@ -114,6 +137,14 @@ pub struct PullPage {
     pub head: u64,
 }
 
+/// Length of an epoch: 16 lower-case hex digits (64 random bits).
+pub const EPOCH_LEN: usize = 16;
+
+/// A fresh random epoch, for a new database or one given a new identity (restored).
+pub fn new_epoch() -> String {
+    format!("{:0width$x}", rand::random::<u64>(), width = EPOCH_LEN)
+}
+
 /// Counting the rest of the feed costs an index scan: beyond this many rows `remaining` is the
 /// upper bound `head - position` instead of an exact count.
 pub const REMAINING_COUNT_CAP: i64 = 10_000;
@@ -124,13 +155,15 @@ pub enum Store {
     Postgres(PgStore),
 }
 
-/// PostgreSQL session settings (ms; 0 turns one off), so a stuck lock, statement or transaction
-/// fails instead of holding a connection and everyone queued behind it.
+/// The database's time-outs (ms): PostgreSQL session settings (0 turns one off), so a stuck lock,
+/// statement or transaction fails instead of holding a connection and everyone queued behind it;
+/// SQLite's busy time-out, how long a connection waits for a lock another process holds.
 #[derive(Clone, Copy, Debug)]
 pub struct DbTuning {
     pub lock_timeout_ms: u64,
     pub statement_timeout_ms: u64,
     pub idle_in_transaction_timeout_ms: u64,
+    pub sqlite_busy_timeout_ms: u64,
 }
 
 impl Default for DbTuning {
@@ -139,16 +172,7 @@ impl Default for DbTuning {
             lock_timeout_ms: 5_000,
             statement_timeout_ms: 30_000,
             idle_in_transaction_timeout_ms: 60_000,
-        }
-    }
-}
-
-impl DbTuning {
-    pub fn from_config(c: &crate::config::Config) -> DbTuning {
-        DbTuning {
-            lock_timeout_ms: c.pg_lock_timeout_ms,
-            statement_timeout_ms: c.pg_statement_timeout_ms,
-            idle_in_transaction_timeout_ms: c.pg_idle_in_transaction_timeout_ms,
+            sqlite_busy_timeout_ms: 10_000,
         }
     }
 }
@@ -163,7 +187,7 @@ impl Store {
         Self::open_tuned(url, max_connections, events, DbTuning::default()).await
     }
 
-    /// [`Store::open`] with the given PostgreSQL session settings.
+    /// [`Store::open`] with the given time-outs.
     pub async fn open_tuned(
         url: &str,
         max_connections: u32,
@@ -171,13 +195,11 @@ impl Store {
         tuning: DbTuning,
     ) -> Result<Store, StoreError> {
         let store = if url.starts_with("sqlite:") {
-            Store::Sqlite(SqliteStore::open(url, max_connections, events).await?)
+            Store::Sqlite(SqliteStore::open(url, max_connections, events, tuning).await?)
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             Store::Postgres(PgStore::open(url, max_connections, events, tuning).await?)
         } else {
-            return Err(StoreError::BadUrl(
-                crate::app::redact(url).chars().take(80).collect(),
-            ));
+            return Err(StoreError::BadUrl(redact(url).chars().take(80).collect()));
         };
         store.ensure_ops_schema().await?;
         Ok(store)

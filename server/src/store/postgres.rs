@@ -16,11 +16,11 @@ use sqlx::Row as _;
 use tokio::sync::watch;
 
 use super::lanes::{GroupWriter, Lanes};
+use super::new_epoch;
 use super::{
     decode_reply, encode_reply, plan_group, DbTuning, GroupPlan, Job, Loaded, PullPage,
     PushOutcome, Row, StoreError, REMAINING_COUNT_CAP,
 };
-use crate::cursor::new_epoch;
 use crate::events::{decode_payload, encode_payload, Events, Notice};
 use crate::wire::{ChangesJson, StoredRef};
 

@@ -8,22 +8,20 @@
 //! worker thread and a channel, and those hand-offs were the largest cost under load.
 
 use std::collections::hash_map::Entry;
-use std::path::Path;
-use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
-use sqlx::sqlite::SqliteConnectOptions;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use super::lanes::{gather, Pending};
+use super::new_epoch;
+use super::url::{parse_sqlite, SqliteUrl};
 use super::{
-    decode_reply, encode_reply, plan_group, GroupPlan, Job, Loaded, PullPage, PushOutcome, Row,
-    StoreError, REMAINING_COUNT_CAP,
+    decode_reply, encode_reply, plan_group, DbTuning, GroupPlan, Job, Loaded, PullPage,
+    PushOutcome, Row, StoreError, REMAINING_COUNT_CAP,
 };
-use crate::cursor::new_epoch;
 use crate::events::{Events, Notice};
 use crate::wire::{ChangesJson, StoredRef};
 
@@ -73,9 +71,6 @@ CREATE TABLE IF NOT EXISTS ferrosync_client_pushes (
 const REPLAY_TABLE_SQL: &str =
     "SELECT sql FROM sqlite_master WHERE name = 'ferrosync_client_pushes'";
 
-/// How long a connection waits for a lock held by another process before failing.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// How often the background checkpointer copies the write-ahead log back into the database file.
 /// At tens of thousands of changes a second this is roughly SQLite's own threshold (1 000 pages).
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
@@ -104,34 +99,38 @@ struct Target {
     flags: OpenFlags,
     /// An in-memory database has no log to checkpoint.
     in_memory: bool,
+    /// How long a connection waits for a lock held by another process before failing
+    /// (`--sqlite-busy-timeout-ms`).
+    busy_timeout: Duration,
 }
 
 impl Target {
-    /// Parses `sqlite://path`, `sqlite:path` or `sqlite::memory:` (sqlx's URL syntax, which this
-    /// server has always accepted). Query parameters other than `mode=memory` are ignored: the
-    /// file is always opened read-write and created if missing, as before.
-    fn parse(url: &str) -> Result<Target, StoreError> {
-        let opts = SqliteConnectOptions::from_str(url)?;
-        let file = opts.get_filename().to_string_lossy().into_owned();
+    /// Where `url` (see [`parse_sqlite`]) puts the database.
+    fn parse(url: &str, busy_timeout: Duration) -> Result<Target, StoreError> {
         let base = OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
-        if url.contains(":memory:") || url.contains("mode=memory") {
+        let file = match parse_sqlite(url).map_err(StoreError::InvalidUrl)? {
             // One in-memory database shared by the writer and the readers of this process.
-            return Ok(Target {
-                path: format!("file:ferrosync-{}?mode=memory&cache=shared", new_epoch()),
-                flags: base,
-                in_memory: true,
-            });
-        }
-        if let Some(dir) = Path::new(&file).parent() {
+            SqliteUrl::Memory => {
+                return Ok(Target {
+                    path: format!("file:ferrosync-{}?mode=memory&cache=shared", new_epoch()),
+                    flags: base,
+                    in_memory: true,
+                    busy_timeout,
+                })
+            }
+            SqliteUrl::File(file) => file,
+        };
+        if let Some(dir) = file.parent() {
             if !dir.as_os_str().is_empty() {
                 std::fs::create_dir_all(dir)?;
             }
         }
         Ok(Target {
             // A plain path: keep `?` and `#` in file names literal.
-            path: file,
+            path: file.to_string_lossy().into_owned(),
             flags: OpenFlags::SQLITE_OPEN_NO_MUTEX,
             in_memory: false,
+            busy_timeout,
         })
     }
 
@@ -142,7 +141,7 @@ impl Target {
             OpenFlags::SQLITE_OPEN_READ_ONLY
         };
         let conn = Connection::open_with_flags(&self.path, self.flags | mode)?;
-        conn.busy_timeout(BUSY_TIMEOUT)?;
+        conn.busy_timeout(self.busy_timeout)?;
         // Statements are few and fixed; keep them all prepared.
         conn.set_prepared_statement_cache_capacity(32);
         Ok(conn)
@@ -154,8 +153,10 @@ impl SqliteStore {
         url: &str,
         max_connections: u32,
         events: Events,
+        tuning: DbTuning,
     ) -> Result<SqliteStore, StoreError> {
-        let target = Target::parse(url)?;
+        let busy_timeout = Duration::from_millis(tuning.sqlite_busy_timeout_ms);
+        let target = Target::parse(url, busy_timeout)?;
         // Reads are CPU work on cached pages: more concurrent readers than cores only takes CPU
         // time away from the writer (and from answering requests).
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
@@ -675,6 +676,8 @@ fn pull(
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
     use crate::store::encode;
     use ferrosync_core::protocol::{Change, PushStatus};
@@ -712,7 +715,9 @@ mod tests {
 
     async fn round_trip(path: &Path) {
         let url = format!("sqlite://{}", path.display());
-        let store = SqliteStore::open(&url, 4, Events::new()).await.unwrap();
+        let store = SqliteStore::open(&url, 4, Events::new(), DbTuning::default())
+            .await
+            .unwrap();
         let first = store
             .push(job("h1", vec![change("a", 10), change("b", 10)]))
             .await
@@ -814,7 +819,7 @@ mod tests {
 
     #[tokio::test]
     async fn in_memory() {
-        let store = SqliteStore::open("sqlite::memory:", 2, Events::new())
+        let store = SqliteStore::open("sqlite::memory:", 2, Events::new(), DbTuning::default())
             .await
             .unwrap();
         store.push(job("h1", vec![change("a", 10)])).await.unwrap();
