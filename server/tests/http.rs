@@ -1,11 +1,13 @@
-//! The sync protocol over real HTTP against a real database (SQLite always; PostgreSQL too when
-//! `DATABASE_URL` is set at build time).
+//! The sync protocol against a real database (SQLite always; PostgreSQL too when `DATABASE_URL` is
+//! set at build time), through the server's router (`oneshot`, no socket), and over real HTTP
+//! where the test is about the connection (a streamed body without a length).
 
 mod common;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use axum::http::Method;
 use common::*;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -35,7 +37,7 @@ both_backends!(
 );
 
 async fn push_pull_round_trip(b: Backend) {
-    let s = TestServer::start(b).await;
+    let s = TestServer::router(b).await;
     let t = token("rt");
     let now = now_ms();
     let (st, r) = s
@@ -131,7 +133,7 @@ async fn push_pull_round_trip(b: Backend) {
 }
 
 async fn pagination_reports_remaining(b: Backend) {
-    let s = TestServer::start(b).await;
+    let s = TestServer::router(b).await;
     let t = token("page");
     let now = now_ms();
     let changes: Vec<Value> = (0..25)
@@ -184,7 +186,7 @@ async fn pagination_reports_remaining(b: Backend) {
 }
 
 async fn remaining_beyond_the_count_cap_is_an_upper_bound(b: Backend) {
-    let s = TestServer::start(b).await;
+    let s = TestServer::router(b).await;
     let t = token("many");
     let now = now_ms();
     for p in 0..11u32 {
@@ -234,7 +236,7 @@ async fn remaining_beyond_the_count_cap_is_an_upper_bound(b: Backend) {
 }
 
 async fn retried_push_is_idempotent(b: Backend) {
-    let s = TestServer::start(b).await;
+    let s = TestServer::router(b).await;
     let t = token("retry");
     let now = now_ms();
     let body = push_body(
@@ -305,7 +307,7 @@ fn with_base(mut change: Value, base: &str) -> Value {
 }
 
 async fn a_change_made_on_an_older_base_is_stale(b: Backend) {
-    let s = TestServer::start(b).await;
+    let s = TestServer::router(b).await;
     let t = token("base");
     let now = now_ms();
     let v0 = hlc(now - 30, 0, "c1");
@@ -389,7 +391,7 @@ async fn a_change_made_on_an_older_base_is_stale(b: Backend) {
 /// stale E1 would be offered to c1's resolver against versions made on it). Another client
 /// pushing c1's version, or c1 a version the server never had, still gets `stale`.
 async fn an_edit_applied_before_is_answered_applied_with_what_replaced_it(b: Backend) {
-    let s = TestServer::start(b).await;
+    let s = TestServer::router(b).await;
     let t = token("lineage");
     let now = now_ms();
     let e0 = hlc(now - 50, 0, "c1");
@@ -480,7 +482,7 @@ async fn a_database_from_before_lineages_gains_them(b: Backend) {
             pool.close().await;
         }
     }
-    let s = TestServer::start_on(db, |_| {}).await;
+    let s = TestServer::router_on(db, |_| {}).await;
     let (all, _) = s.pull_all(&t, None).await;
     assert_eq!(all.len(), 1, "{all:?}");
     let e1 = hlc(now - 40, 0, "c1");
@@ -504,7 +506,7 @@ async fn a_database_from_before_lineages_gains_them(b: Backend) {
 }
 
 async fn stale_write_carries_current(b: Backend) {
-    let s = TestServer::start(b).await;
+    let s = TestServer::router(b).await;
     let t = token("stale");
     let now = now_ms();
     s.push(
@@ -564,7 +566,7 @@ async fn stale_write_carries_current(b: Backend) {
 }
 
 async fn tombstones_order_by_hlc(b: Backend) {
-    let s = TestServer::start(b).await;
+    let s = TestServer::router(b).await;
     let t = token("tomb");
     let now = now_ms();
     s.push(
@@ -639,7 +641,7 @@ async fn tombstones_order_by_hlc(b: Backend) {
 }
 
 async fn namespaces_are_isolated(b: Backend) {
-    let s = TestServer::start(b).await;
+    let s = TestServer::router(b).await;
     let ta = token("alice");
     let tb = token("bob");
     let now = now_ms();
@@ -692,7 +694,7 @@ async fn namespaces_are_isolated(b: Backend) {
 }
 
 async fn bad_push_input_is_refused_and_changes_nothing(b: Backend) {
-    let s = TestServer::start(b).await;
+    let s = TestServer::router(b).await;
     let t = token("bad");
     let now = now_ms();
     let h = hlc(now, 0, "c1");
@@ -790,7 +792,7 @@ async fn bad_push_input_is_refused_and_changes_nothing(b: Backend) {
 }
 
 async fn bad_pull_input_is_refused(b: Backend) {
-    let s = TestServer::start(b).await;
+    let s = TestServer::router(b).await;
     let t = token("badpull");
     let now = now_ms();
     let (_, r) = s
@@ -806,14 +808,8 @@ async fn bad_pull_input_is_refused(b: Backend) {
         let s = &s;
         let t = t.clone();
         async move {
-            let r = s
-                .http
-                .get(s.url(&format!("/v1/pull?{q}")))
-                .bearer_auth(&t)
-                .send()
+            s.request(Method::GET, &format!("/v1/pull?{q}"), Some(&t), Vec::new())
                 .await
-                .unwrap();
-            json_reply(r).await
         }
     };
     for (q, code) in [
@@ -837,58 +833,56 @@ async fn bad_pull_input_is_refused(b: Backend) {
 }
 
 async fn unknown_routes_and_methods_are_json(b: Backend) {
-    let s = TestServer::start(b).await;
-    let r = s
-        .http
-        .get(s.url("/v1/nope"))
-        .bearer_auth("x")
-        .send()
-        .await
-        .unwrap();
-    let (st, body) = json_reply(r).await;
+    let s = TestServer::router(b).await;
+    let (st, body) = s
+        .request(Method::GET, "/v1/nope", Some("x"), Vec::new())
+        .await;
     assert_eq!(st, StatusCode::NOT_FOUND);
     assert_eq!(body["error"]["code"], "NOT_FOUND");
-    let r = s
-        .http
-        .get(s.url("/v1/push"))
-        .bearer_auth("x")
-        .send()
-        .await
-        .unwrap();
-    let (st, body) = json_reply(r).await;
+    let (st, body) = s
+        .request(Method::GET, "/v1/push", Some("x"), Vec::new())
+        .await;
     assert_eq!(st, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(body["error"]["code"], "METHOD_NOT_ALLOWED");
-    let r = s.http.get(s.url("/elsewhere")).send().await.unwrap();
-    let (st, _) = json_reply(r).await;
+    let (st, _) = s.request(Method::GET, "/elsewhere", None, Vec::new()).await;
     assert_eq!(st, StatusCode::NOT_FOUND);
     s.finish().await;
 }
 
 async fn missing_or_bad_token_is_401(b: Backend) {
-    let s = TestServer::start(b).await;
+    let s = TestServer::router(b).await;
     let body = push_body(
         "c1",
         vec![put("tasks", "a", &hlc(now_ms(), 0, "c1"), json!({}))],
     );
+    let body = serde_json::to_vec(&body).unwrap();
+    let json = ("content-type", "application/json");
     let reqs = [
-        s.http.post(s.url("/v1/push")).json(&body),
-        s.http
-            .post(s.url("/v1/push"))
-            .header("authorization", "Basic dXNlcjpwYXNz")
-            .json(&body),
-        s.http
-            .post(s.url("/v1/push"))
-            .header("authorization", "Bearer ")
-            .json(&body),
-        s.http
-            .post(s.url("/v1/push"))
-            .header("authorization", "Bearer two words")
-            .json(&body),
-        s.http.get(s.url("/v1/pull")),
-        s.http.get(s.url("/v1/events")),
+        (Method::POST, "/v1/push", vec![json], body.clone()),
+        (
+            Method::POST,
+            "/v1/push",
+            vec![json, ("authorization", "Basic dXNlcjpwYXNz")],
+            body.clone(),
+        ),
+        (
+            Method::POST,
+            "/v1/push",
+            vec![json, ("authorization", "Bearer ")],
+            body.clone(),
+        ),
+        (
+            Method::POST,
+            "/v1/push",
+            vec![json, ("authorization", "Bearer two words")],
+            body.clone(),
+        ),
+        (Method::GET, "/v1/pull", vec![], Vec::new()),
+        (Method::GET, "/v1/events", vec![], Vec::new()),
     ];
-    for req in reqs {
-        let (st, r) = json_reply(req.send().await.unwrap()).await;
+    for (method, path, headers, body) in reqs {
+        let (st, headers, body) = s.send(method, path, &headers, body).await;
+        let (st, r) = json_of(st, &headers, &body);
         assert_eq!(st, StatusCode::UNAUTHORIZED, "{r}");
         assert_eq!(r["error"]["code"], "UNAUTHORIZED");
     }
@@ -912,7 +906,7 @@ fn jwt(secret: &str, claims: Value) -> String {
 
 async fn jwt_sub_is_the_namespace(b: Backend) {
     let secret = "test-secret-0123456789-0123456789";
-    let s = TestServer::start_with(b, |c| {
+    let s = TestServer::router_with(b, |c| {
         c.auth = ferrosync_server::config::AuthMode::Jwt;
         c.jwt_secret = Some(secret.into());
     })
@@ -950,8 +944,8 @@ async fn jwt_sub_is_the_namespace(b: Backend) {
 }
 
 async fn cursor_from_another_database_is_409(b: Backend) {
-    let s1 = TestServer::start(b).await;
-    let s2 = TestServer::start(b).await;
+    let s1 = TestServer::router(b).await;
+    let s2 = TestServer::router(b).await;
     let t = token("epoch");
     let now = now_ms();
     s1.push(
@@ -972,7 +966,7 @@ async fn cursor_from_another_database_is_409(b: Backend) {
 }
 
 async fn restart_keeps_epoch_and_data(b: Backend) {
-    let s = TestServer::start(b).await;
+    let s = TestServer::router(b).await;
     let t = token("restart");
     let now = now_ms();
     s.push(
@@ -986,7 +980,7 @@ async fn restart_keeps_epoch_and_data(b: Backend) {
     let (_, p) = s.pull(&t, None, None).await;
     let cursor = p["cursor"].as_str().unwrap().to_string();
     let db = s.stop().await;
-    let s = TestServer::start_on(db, |_| {}).await;
+    let s = TestServer::router_on(db, |_| {}).await;
     let (st, p) = s.pull(&t, Some(&cursor), None).await;
     assert_eq!(st, StatusCode::OK, "{p}");
     assert_eq!(p["changes"], json!([]));
@@ -997,7 +991,7 @@ async fn restart_keeps_epoch_and_data(b: Backend) {
 }
 
 async fn clock_ahead_is_refused(b: Backend) {
-    let s = TestServer::start_with(b, |c| c.max_drift_ms = 60_000).await;
+    let s = TestServer::router_with(b, |c| c.max_drift_ms = 60_000).await;
     let t = token("clock");
     let now = now_ms();
     let (st, r) = s
@@ -1083,7 +1077,7 @@ async fn oversized_body_is_413(b: Backend) {
 /// feed with cursors. Every reader must end with exactly the final version of every document: a
 /// feed number that became visible out of order would make a reader skip a version for ever.
 async fn concurrent_pushes_and_pulls_lose_nothing(b: Backend) {
-    let s = Arc::new(TestServer::start(b).await);
+    let s = Arc::new(TestServer::router(b).await);
     let t = token("conc");
     let writers = 8;
     let pushes_per_writer = 30;
@@ -1222,9 +1216,8 @@ async fn concurrent_pushes_and_pulls_lose_nothing(b: Backend) {
 }
 
 async fn healthz_answers(b: Backend) {
-    let s = TestServer::start(b).await;
-    let r = s.http.get(s.url("/healthz")).send().await.unwrap();
-    let (st, body) = json_reply(r).await;
+    let s = TestServer::router(b).await;
+    let (st, body) = s.request(Method::GET, "/healthz", None, Vec::new()).await;
     assert_eq!(st, StatusCode::OK);
     assert_eq!(body["status"], "ok");
     s.finish().await;
