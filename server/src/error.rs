@@ -10,6 +10,9 @@ use serde::Serialize;
 use crate::clock::now_ms;
 use crate::store::StoreError;
 
+/// `Retry-After` of every 503 reply, in seconds.
+pub const RETRY_AFTER_SECONDS: &str = "1";
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{0}")]
@@ -151,6 +154,13 @@ impl IntoResponse for ApiError {
             request_id: crate::request_id::current(),
         };
         let mut response = (status, Json(body)).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            // Worth a retry; this soon at the earliest (clients back off from here).
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static(RETRY_AFTER_SECONDS),
+            );
+        }
         if matches!(
             self,
             ApiError::PayloadTooLarge(_) | ApiError::Unauthorized(_) | ApiError::RequestTimeout(_)

@@ -1222,3 +1222,45 @@ async fn healthz_answers(b: Backend) {
     assert_eq!(body["status"], "ok");
     s.finish().await;
 }
+
+/// A SQLite database whose write lock another connection holds past the busy time-out: the push
+/// is refused with 503 `UNAVAILABLE` and a `Retry-After`, nothing is written, and the same push
+/// succeeds once the lock is released.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn busy_sqlite_is_503_with_retry_after() {
+    let s = TestServer::router_with(Backend::Sqlite, |c| c.sqlite_busy_timeout_ms = 200).await;
+    let t = token("busy");
+    let other = rusqlite::Connection::open(s.db.url.trim_start_matches("sqlite://")).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let push = push_body(
+        "c1",
+        vec![put("tasks", "a", &hlc(now_ms(), 0, "c1"), json!({}))],
+    );
+    let auth = format!("Bearer {t}");
+    let (st, headers, body) = s
+        .send(
+            Method::POST,
+            "/v1/push",
+            &[
+                ("authorization", &auth),
+                ("content-type", "application/json"),
+            ],
+            serde_json::to_vec(&push).unwrap(),
+        )
+        .await;
+    let (st, r) = json_of(st, &headers, &body);
+    assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{r}");
+    assert_eq!(r["error"]["code"], "UNAVAILABLE", "{r}");
+    let retry = headers.get("retry-after").map(|v| v.to_str().unwrap());
+    assert!(
+        retry.is_some_and(|v| v.parse::<u64>().is_ok_and(|n| n > 0)),
+        "{retry:?}"
+    );
+    other.execute_batch("COMMIT").unwrap();
+    let (all, _) = s.pull_all(&t, None).await;
+    assert!(all.is_empty(), "a refused push wrote {all:?}");
+    let (st, r) = s.push(&t, push).await;
+    assert_eq!(st, StatusCode::OK, "{r}");
+    assert_eq!(r["results"][0]["status"], "applied", "{r}");
+    s.finish().await;
+}

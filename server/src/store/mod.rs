@@ -63,7 +63,7 @@ pub enum StoreError {
 impl StoreError {
     /// Nothing was written and the same request may succeed later: the database is unreachable
     /// or busy (a pool time-out, a lost connection, PostgreSQL's lock, statement or idle
-    /// time-outs).
+    /// time-outs, SQLite busy or locked past its busy time-out).
     pub fn is_unavailable(&self) -> bool {
         match self {
             StoreError::Db(
@@ -74,6 +74,12 @@ impl StoreError {
             StoreError::Db(sqlx::Error::Database(d)) => {
                 matches!(d.code().as_deref(), Some("55P03" | "57014" | "25P03"))
             }
+            // Another connection (a backup, a second process) held the lock past
+            // `--sqlite-busy-timeout-ms`: the transaction was not begun or was rolled back.
+            StoreError::Sqlite(e) => matches!(
+                e.sqlite_error_code(),
+                Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+            ),
             _ => false,
         }
     }
