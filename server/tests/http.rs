@@ -468,13 +468,12 @@ async fn a_database_from_before_lineages_gains_them(b: Backend) {
     );
     match b {
         Backend::Sqlite => {
-            let path = db.url.trim_start_matches("sqlite://");
-            std::fs::create_dir_all(std::path::Path::new(path).parent().unwrap()).unwrap();
-            let pool = sqlx::SqlitePool::connect(&format!("{}?mode=rwc", db.url))
-                .await
+            let path = sqlite_file(&db.url);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            rusqlite::Connection::open(&path)
+                .unwrap()
+                .execute_batch(&old)
                 .unwrap();
-            sqlx::raw_sql(&old).execute(&pool).await.unwrap();
-            pool.close().await;
         }
         Backend::Postgres => {
             let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
@@ -1230,7 +1229,7 @@ async fn healthz_answers(b: Backend) {
 async fn busy_sqlite_is_503_with_retry_after() {
     let s = TestServer::router_with(Backend::Sqlite, |c| c.sqlite_busy_timeout_ms = 200).await;
     let t = token("busy");
-    let other = rusqlite::Connection::open(s.db.url.trim_start_matches("sqlite://")).unwrap();
+    let other = rusqlite::Connection::open(sqlite_file(&s.db.url)).unwrap();
     other.execute_batch("BEGIN IMMEDIATE").unwrap();
     let push = push_body(
         "c1",

@@ -2,7 +2,7 @@
 //! thread of its own, and take the write lock up front (`BEGIN IMMEDIATE`), so feed numbers are
 //! assigned in commit order; reads use a few read-only connections that never block the writer.
 //!
-//! SQLite is called synchronously (rusqlite, the same libsqlite3 that sqlx links): the writer
+//! SQLite is called synchronously (rusqlite, with the SQLite it bundles): the writer
 //! thread runs a whole group (reads, decisions, writes, commit) without leaving its thread, and a
 //! pull is one hop to a blocking thread. Through sqlx every statement and every row went through a
 //! worker thread and a channel, and those hand-offs were the largest cost under load.

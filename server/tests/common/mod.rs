@@ -378,6 +378,14 @@ fn http_client() -> reqwest::Client {
         .unwrap()
 }
 
+/// The file of a `sqlite://` test database.
+pub fn sqlite_file(url: &str) -> std::path::PathBuf {
+    match ferrosync_server::store::url::parse_sqlite(url).expect("a SQLite URL") {
+        ferrosync_server::store::url::SqliteUrl::File(path) => path,
+        ferrosync_server::store::url::SqliteUrl::Memory => panic!("{url} is in memory"),
+    }
+}
+
 pub fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
