@@ -7,6 +7,7 @@
 
 mod lanes;
 pub mod ops;
+mod page;
 mod plan;
 mod postgres;
 mod sqlite;
@@ -20,6 +21,7 @@ use tokio::sync::watch;
 
 pub use plan::{plan_group, GroupPlan, Job, Loaded, WriteRow};
 
+pub use page::REMAINING_COUNT_CAP;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 pub use url::redact;
@@ -150,10 +152,6 @@ pub const EPOCH_LEN: usize = 16;
 pub fn new_epoch() -> String {
     format!("{:0width$x}", rand::random::<u64>(), width = EPOCH_LEN)
 }
-
-/// Counting the rest of the feed costs an index scan: beyond this many rows `remaining` is the
-/// upper bound `head - position` instead of an exact count.
-pub const REMAINING_COUNT_CAP: i64 = 10_000;
 
 /// The database behind the server: one of two implementations with the same behaviour.
 pub enum Store {

@@ -17,13 +17,14 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use super::lanes::{gather, Pending};
 use super::new_epoch;
+use super::page::{PageBuilder, REMAINING_COUNT_CAP};
 use super::url::{parse_sqlite, SqliteUrl};
 use super::{
     decode_reply, encode_reply, plan_group, DbTuning, GroupPlan, Job, Loaded, PullPage,
-    PushOutcome, Row, StoreError, REMAINING_COUNT_CAP,
+    PushOutcome, Row, StoreError,
 };
 use crate::events::{Events, Notice};
-use crate::wire::{ChangesJson, StoredRef};
+use crate::wire::StoredRef;
 
 /// Compaction, the expiry floor, backups and pool figures (operations; `store/sqlite/ops.rs`).
 mod ops;
@@ -605,29 +606,21 @@ fn pull(
         .query_row([namespace], |r| r.get(0))
         .optional()?
         .unwrap_or(0);
+    let mut page = PageBuilder::new(after, limit, max_bytes);
     let mut stmt = tx.prepare_cached(
         "SELECT collection, id, hlc, deleted, doc, fields, seq FROM ferrosync_docs \
          WHERE namespace = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
     )?;
-    let mut rows = stmt.query(params![namespace, after as i64, limit as i64 + 1])?;
-    let mut changes = ChangesJson::with_capacity(limit.min(256) * 256);
-    let mut last_seq = None;
-    let mut has_more = false;
+    let mut rows = stmt.query(params![namespace, after as i64, page.rows_to_read()])?;
     while let Some(r) = rows.next()? {
-        if changes.len() == limit {
-            has_more = true;
-            break;
-        }
         // Sizes without reading the values (SQLite reads overflow pages only when asked).
         let size = |i: usize| {
             r.get_ref(i)
                 .map(|v| v.as_bytes_or_null().map_or(0, |b| b.map_or(0, <[u8]>::len)))
         };
-        if !changes.is_empty() && changes.bytes() + size(4)? + size(5)? > max_bytes {
-            has_more = true;
+        if page.ends_before(size(4)? + size(5)?) {
             break;
         }
-        let seq = r.get::<_, i64>(6)? as u64;
         // Borrowed from SQLite's row: nothing is copied before it is written out.
         let text = |i: usize| r.get_ref(i).and_then(|v| Ok(v.as_str()?));
         let opt = |i: usize| r.get_ref(i).and_then(|v| Ok(v.as_bytes_or_null()?));
@@ -639,39 +632,24 @@ fn pull(
             doc: opt(4)?,
             fields: opt(5)?,
         };
-        changes
-            .push(&change)
-            .map_err(|e| StoreError::Corrupt(format!("{namespace} seq {seq}: {e}")))?;
-        last_seq = Some(seq);
+        page.push(namespace, r.get::<_, i64>(6)? as u64, &change)?;
     }
     drop(rows);
     drop(stmt);
-    let remaining = Some(if has_more {
-        let n: i64 = tx
-            .prepare_cached(
+    let counted = match page.count_after() {
+        Some(position) => Some(
+            tx.prepare_cached(
                 "SELECT count(*) FROM (SELECT 1 FROM ferrosync_docs WHERE namespace = ?1 AND seq > ?2 LIMIT ?3)",
             )?
             .query_row(
-                params![namespace, last_seq.unwrap_or(after) as i64, REMAINING_COUNT_CAP],
+                params![namespace, position as i64, REMAINING_COUNT_CAP],
                 |r| r.get(0),
-            )?;
-        if n < REMAINING_COUNT_CAP {
-            n as u64
-        } else {
-            // Every row has its own position in (last, head]: an upper bound, at no cost.
-            (head as u64).saturating_sub(last_seq.unwrap_or(after))
-        }
-    } else {
-        0
-    });
+            )?,
+        ),
+        None => None,
+    };
     tx.commit()?;
-    Ok(PullPage {
-        changes,
-        last_seq,
-        has_more,
-        remaining,
-        head: head as u64,
-    })
+    Ok(page.finish(head as u64, counted))
 }
 
 #[cfg(test)]
