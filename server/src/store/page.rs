@@ -3,7 +3,8 @@
 //! comes, so a document larger than the budget comes alone), and `remaining` is counted only when
 //! more follow. Each database reads the rows and runs the count in its own snapshot.
 
-use super::{PullPage, StoreError};
+use super::error::StoreError;
+use super::rows::PullPage;
 use crate::wire::{ChangesJson, StoredRef};
 
 /// Counting the rest of the feed costs an index scan: beyond this many rows `remaining` is the

@@ -15,13 +15,12 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgListener, PgPool, PgPoolO
 use sqlx::Row as _;
 use tokio::sync::watch;
 
+use super::error::StoreError;
 use super::lanes::{GroupWriter, Lanes};
-use super::new_epoch;
 use super::page::{PageBuilder, REMAINING_COUNT_CAP};
-use super::{
-    decode_reply, encode_reply, plan_group, DbTuning, GroupPlan, Job, Loaded, PullPage,
-    PushOutcome, Row, StoreError,
-};
+use super::plan::{plan_group, GroupPlan, Job, Loaded};
+use super::rows::{decode_reply, encode_reply, new_epoch, PullPage, PushOutcome, Row};
+use super::settings::DbTuning;
 use crate::events::{decode_payload, encode_payload, Events, Notice};
 use crate::wire::StoredRef;
 

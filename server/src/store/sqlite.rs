@@ -15,14 +15,13 @@ use std::time::{Duration, Instant};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
+use super::error::StoreError;
 use super::lanes::{gather, Pending};
-use super::new_epoch;
 use super::page::{PageBuilder, REMAINING_COUNT_CAP};
+use super::plan::{plan_group, GroupPlan, Job, Loaded};
+use super::rows::{decode_reply, encode_reply, new_epoch, PullPage, PushOutcome, Row};
+use super::settings::DbTuning;
 use super::url::{parse_sqlite, SqliteUrl};
-use super::{
-    decode_reply, encode_reply, plan_group, DbTuning, GroupPlan, Job, Loaded, PullPage,
-    PushOutcome, Row, StoreError,
-};
 use crate::events::{Events, Notice};
 use crate::wire::StoredRef;
 
@@ -591,7 +590,7 @@ fn write(conn: &Connection, plan: &GroupPlan<'_>) -> Result<(), StoreError> {
 }
 
 /// Up to `limit` changes with `seq > after`, in feed order, within `max_bytes` (see
-/// [`super::Store::pull_within`]). One read transaction: the page, the head and the count come
+/// [`crate::store::Store::pull_within`]). One read transaction: the page, the head and the count come
 /// from the same snapshot.
 fn pull(
     conn: &Connection,
@@ -657,7 +656,7 @@ mod tests {
     use std::path::Path;
 
     use super::*;
-    use crate::store::encode;
+    use crate::store::rows::encode;
     use ferrosync_core::protocol::{Change, PushStatus};
     use ferrosync_core::Hlc;
     use serde_json::json;
