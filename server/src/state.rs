@@ -1,5 +1,5 @@
 //! What every handler can reach, and opening it from the configuration: the database, identity,
-//! the push hook, limits and metrics. Nothing here listens or runs in the background (`app.rs`).
+//! the push hook, limits and metrics. No listener, compaction or notice task starts here (`app.rs`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
