@@ -41,7 +41,7 @@ stage "format"
 cargo fmt --all -- --check
 
 stage "clippy (native crates)"
-cargo clippy --locked -p ferrosync-core -p ferrosync-server --all-targets -- -D warnings
+cargo clippy --locked -p ferrosync-core -p ferrosync-server -p ferrosync-load --all-targets -- -D warnings
 
 stage "clippy (browser crate, wasm32)"
 # The tests are built with the `test-hooks` feature (the self dev-dependency in Cargo.toml turns it

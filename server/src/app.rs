@@ -1,69 +1,31 @@
-//! Wiring: shared state, the router with its layers, and a running server that shuts down cleanly.
+//! Wiring: the router with its layers, the background tasks, and a running server that shuts
+//! down cleanly. [`open`] opens the state, [`router`] serves it (no socket: tests call it with
+//! `oneshot`), [`start`] binds the listeners and serves the router on them.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::http::{header, HeaderValue, Method, Request, StatusCode};
+use axum::http::{Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{middleware, Router};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::services::ServeDir;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
-use crate::auth::Auth;
 use crate::config::{AuthMode, Config};
 use crate::error::ApiError;
-use crate::events::Events;
-use crate::handlers;
-use crate::hook::{HttpHook, SharedHook};
+use crate::hook::SharedHook;
 use crate::listen::{self, ListenLimits};
-use crate::metrics::{Metrics, MetricsState};
+use crate::metrics::MetricsState;
 use crate::request_id::{self, RequestId};
-use crate::sse;
-use crate::store::{DbTuning, RequestLimits, Store, StoreError};
-use crate::{compact, metrics};
-
-/// What every handler can reach.
-pub struct AppState {
-    pub store: Store,
-    pub events: Events,
-    pub auth: Auth,
-    pub max_drift_ms: u64,
-    pub max_body_bytes: usize,
-    /// Turns true when the server shuts down; ends the event streams.
-    pub shutdown: watch::Receiver<bool>,
-    /// Reply and page bounds of pushes and pulls.
-    pub limits: RequestLimits,
-    /// A request body must arrive within this (408 after).
-    pub body_read_timeout: Duration,
-    /// A push must commit within this (503 after).
-    pub push_timeout: Duration,
-    /// Open event streams, against their caps.
-    pub streams: sse::StreamSlots,
-    pub metrics: Arc<Metrics>,
-    /// The app's own rules on every push, if configured.
-    pub hook: SharedHook,
-}
-
-/// Why the server could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error("configuration: {0}")]
-    Config(String),
-    #[error("database: {0}")]
-    Store(#[from] StoreError),
-    #[error("cannot listen on {addr}: {source}")]
-    Listen {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
-}
+use crate::state::{AppState, StartError};
+use crate::store::redact;
+use crate::{compact, handlers, metrics, sse};
 
 /// A running server.
 pub struct Server {
@@ -125,7 +87,8 @@ pub async fn start_with(config: Config, hook: SharedHook) -> Result<Server, Star
         ),
         None => None,
     };
-    let (app, handle) = router(config.clone(), hook).await?;
+    let handle = open(&config, hook).await?;
+    let app = router(handle.state.clone());
     let epoch = handle.state.store.epoch().to_string();
     tracing::info!(%addr, epoch, database = %redact(&config.database), "ferrosync-server listening");
     if let Some(a) = metrics_addr {
@@ -177,63 +140,25 @@ pub async fn start_with(config: Config, hook: SharedHook) -> Result<Server, Star
     })
 }
 
-/// The server without a listener, for an app that mounts it in its own axum app. Serve
-/// `router` (with `into_make_service`), and call [`Handle::close`] when the app stops.
-pub async fn router(config: Config, hook: SharedHook) -> Result<(Router, Handle), StartError> {
-    let auth = Auth::from_config(&config)
-        .await
-        .map_err(StartError::Config)?;
-    let cors = cors_layer(&config)?;
-    let hook = match (hook, &config.push_hook) {
-        (Some(h), _) => Some(h),
-        (None, Some(url)) => Some(Arc::new(
-            HttpHook::new(url, config.push_hook_timeout).map_err(StartError::Config)?,
-        ) as Arc<dyn crate::hook::PushHook>),
-        (None, None) => None,
-    };
-    let events = Events::new();
-    let store = Store::open_tuned(
-        &config.database,
-        config.db_connections,
-        events.clone(),
-        DbTuning::from_config(&config),
-    )
-    .await?;
-    let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    store.spawn_listener(shutdown_rx.clone());
-    let metrics = Arc::new(Metrics::default());
-    let state = Arc::new(AppState {
-        store,
-        events,
-        auth,
-        max_drift_ms: config.max_drift_ms,
-        max_body_bytes: config.max_body_bytes,
-        shutdown: shutdown_rx.clone(),
-        limits: RequestLimits {
-            max_reply_bytes: config.max_reply_bytes,
-            max_page_bytes: config.max_page_bytes.max(1),
-        },
-        body_read_timeout: Duration::from_millis(config.body_read_timeout_ms),
-        push_timeout: Duration::from_millis(config.push_timeout_ms),
-        streams: sse::StreamSlots::new(
-            config.max_event_streams,
-            config.max_event_streams_per_namespace,
-        ),
-        metrics: metrics.clone(),
-        hook,
-    });
+/// Opens the database and everything else `config` names, and starts the background tasks
+/// (compaction, PostgreSQL's notices). Serve [`router`] of [`Handle::state`], e.g. mounted in
+/// an app's own axum app, and call [`Handle::close`] when the app stops.
+pub async fn open(config: &Config, hook: SharedHook) -> Result<Handle, StartError> {
+    let (state, shutdown) = AppState::open(config, hook).await?;
+    let state = Arc::new(state);
+    state.store.spawn_listener(state.shutdown.clone());
     compact::spawn(
         state.clone(),
         config.compact_interval,
         config.retention,
         config.compact_batch,
-        shutdown_rx.clone(),
+        state.shutdown.clone(),
     );
-    let handle = Handle {
-        state: state.clone(),
-        shutdown: shutdown_tx,
-    };
+    Ok(Handle { state, shutdown })
+}
 
+/// Every route of the server, with its layers, over `state`: what the listener serves.
+pub fn router(state: Arc<AppState>) -> Router {
     let v1 = Router::new()
         .route("/push", post(handlers::push))
         .route("/pull", get(handlers::pull))
@@ -244,20 +169,20 @@ pub async fn router(config: Config, hook: SharedHook) -> Result<(Router, Handle)
         .route("/healthz", get(handlers::healthz))
         .nest("/v1", v1)
         .method_not_allowed_fallback(handlers::method_not_allowed);
-    app = match &config.static_dir {
+    app = match &state.site.static_dir {
         Some(dir) => app
             .fallback_service(ServeDir::new(dir))
             .layer(axum::middleware::from_fn(refuse_dotfiles)),
         None => app.fallback(handlers::not_found),
     };
     let mut app = app.with_state(state.clone());
-    if config.metrics_listen.is_none() {
-        app = app.merge(handle.metrics_router());
+    if state.site.metrics {
+        app = app.merge(metrics_router(&state));
     }
-    let app = app
+    app
         // Every error reply is JSON, including the router's and the file server's own.
         .layer(axum::middleware::map_response(json_errors))
-        .layer(cors)
+        .layer(state.site.cors.clone())
         .layer(
             TraceLayer::new_for_http()
                 // The path only: query strings may carry tokens.
@@ -267,12 +192,26 @@ pub async fn router(config: Config, hook: SharedHook) -> Result<(Router, Handle)
                 })
                 .on_response(DefaultOnResponse::new().level(Level::INFO)),
         )
-        .layer(middleware::from_fn_with_state(metrics, metrics::track))
-        .layer(middleware::from_fn(request_id::assign));
-    Ok((app, handle))
+        .layer(middleware::from_fn_with_state(
+            state.metrics.clone(),
+            metrics::track,
+        ))
+        .layer(middleware::from_fn(request_id::assign))
 }
 
-/// Stops what [`router`] started: event streams, compaction, then the database.
+/// `GET /metrics` alone.
+fn metrics_router(state: &Arc<AppState>) -> Router {
+    let pools = state.clone();
+    let ms = Arc::new(MetricsState {
+        metrics: state.metrics.clone(),
+        pool: Arc::new(move || pools.store.pool_stats()),
+    });
+    Router::new()
+        .route("/metrics", get(metrics::endpoint))
+        .with_state(ms)
+}
+
+/// Stops what [`open`] started: event streams, compaction, then the database.
 pub struct Handle {
     state: Arc<AppState>,
     shutdown: watch::Sender<bool>,
@@ -284,16 +223,14 @@ impl Handle {
         &self.state
     }
 
+    /// [`router`] of this state.
+    pub fn router(&self) -> Router {
+        router(self.state.clone())
+    }
+
     /// `GET /metrics` alone.
     pub fn metrics_router(&self) -> Router {
-        let state = self.state.clone();
-        let ms = Arc::new(MetricsState {
-            metrics: self.state.metrics.clone(),
-            pool: Arc::new(move || state.store.pool_stats()),
-        });
-        Router::new()
-            .route("/metrics", get(metrics::endpoint))
-            .with_state(ms)
+        metrics_router(&self.state)
     }
 
     /// Ends event streams and compaction, lets queued pushes commit, closes the database.
@@ -301,32 +238,6 @@ impl Handle {
         let _ = self.shutdown.send(true);
         self.state.store.close().await;
     }
-}
-
-fn cors_layer(config: &Config) -> Result<CorsLayer, StartError> {
-    let origins: Vec<&str> = config
-        .cors_origins
-        .iter()
-        .map(|s| s.trim())
-        .filter(|s| !s.is_empty())
-        .collect();
-    let allow = if origins.contains(&"*") || (origins.is_empty() && config.auth == AuthMode::Dev) {
-        AllowOrigin::any()
-    } else {
-        let list = origins
-            .iter()
-            .map(|o| {
-                HeaderValue::from_str(o)
-                    .map_err(|_| StartError::Config(format!("invalid CORS origin {o:?}")))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        AllowOrigin::list(list)
-    };
-    Ok(CorsLayer::new()
-        .allow_origin(allow)
-        .allow_methods([Method::GET, Method::POST])
-        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
-        .max_age(Duration::from_secs(3600)))
 }
 
 /// `--auth dev` accepts any token: only on loopback, unless the operator says so explicitly.
@@ -342,74 +253,14 @@ fn check_dev_auth(config: &Config) -> Result<(), StartError> {
     Ok(())
 }
 
-/// Query parameters of a database URL whose values are secrets (matched as substrings of the
-/// lower-cased name: `password`, `sslpassword`, `sslkey`, `token`...).
-const SECRET_PARAMS: [&str; 5] = ["pass", "secret", "token", "key", "auth"];
-
-/// A database URL without its secrets (the user-info password and secret-looking query
-/// parameters), for logs and errors.
-pub fn redact(url: &str) -> String {
-    let (main, query) = match url.split_once('?') {
-        Some((m, q)) => (m, Some(q)),
-        None => (url, None),
-    };
-    let mut out = match (main.find("://"), main.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let creds = &main[s + 3..at];
-            match creds.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &main[..s + 3], &main[at..]),
-                None => main.to_string(),
-            }
-        }
-        _ => main.to_string(),
-    };
-    if let Some(q) = query {
-        let params: Vec<String> = q
-            .split('&')
-            .map(|kv| match kv.split_once('=') {
-                Some((k, _))
-                    if SECRET_PARAMS
-                        .iter()
-                        .any(|s| k.to_ascii_lowercase().contains(s)) =>
-                {
-                    format!("{k}=***")
-                }
-                _ => kv.to_string(),
-            })
-            .collect();
-        out.push('?');
-        out.push_str(&params.join("&"));
-    }
-    out
-}
-
 /// Refuses paths with a segment starting with `.` (`/.env`, `/.git/config`, also
 /// percent-encoded): dotfiles are never served.
 async fn refuse_dotfiles(req: Request<axum::body::Body>, next: axum::middleware::Next) -> Response {
-    let path = percent_decode(req.uri().path());
+    let path = percent_encoding::percent_decode_str(req.uri().path()).decode_utf8_lossy();
     if path.split(['/', '\\']).any(|seg| seg.starts_with('.')) {
         return ApiError::NotFound("no such file".into()).into_response();
     }
     next.run(req).await
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = |c: u8| (c as char).to_digit(16);
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Turns a bodiless 404 or 405 (axum's own, or the static file server's) into the JSON error

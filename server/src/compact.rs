@@ -9,6 +9,7 @@ use tokio::sync::watch;
 
 use crate::clock::now_ms;
 use crate::metrics::Metrics;
+use crate::state::AppState;
 use crate::store::ops::{CompactReport, Compaction};
 use crate::store::{Store, StoreError};
 
@@ -51,7 +52,7 @@ pub async fn run_once(
 /// Runs compaction every `interval` until `shutdown` (nothing when `interval` is zero). The
 /// first run comes one interval after start, so starting many processes does not stampede.
 pub fn spawn(
-    state: Arc<crate::app::AppState>,
+    state: Arc<AppState>,
     interval: Duration,
     retention: Duration,
     batch: usize,

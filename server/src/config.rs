@@ -8,6 +8,8 @@ use clap::{Parser, ValueEnum};
 use ferrosync_core::hlc::DEFAULT_MAX_DRIFT_MS;
 use ferrosync_core::limits::DEFAULT_MAX_BODY_BYTES;
 
+use crate::store::{DbTuning, RequestLimits, DEFAULT_MAX_PAGE_BYTES, DEFAULT_MAX_REPLY_BYTES};
+
 #[derive(Parser, Clone, Debug)]
 #[command(
     name = "ferrosync-server",
@@ -118,12 +120,12 @@ pub struct Config {
     pub max_event_streams_per_namespace: usize,
 
     /// A pull page stops before passing this many bytes of changes (one change always comes).
-    #[arg(long, env = "FERROSYNC_MAX_PAGE_BYTES", default_value_t = crate::store::DEFAULT_MAX_PAGE_BYTES, help_heading = "Limits")]
+    #[arg(long, env = "FERROSYNC_MAX_PAGE_BYTES", default_value_t = DEFAULT_MAX_PAGE_BYTES, help_heading = "Limits")]
     pub max_page_bytes: usize,
 
     /// A push of several changes whose reply (current versions of stale changes) would pass this
     /// many bytes is refused with 413 before anything is written (the client splits it).
-    #[arg(long, env = "FERROSYNC_MAX_REPLY_BYTES", default_value_t = crate::store::DEFAULT_MAX_REPLY_BYTES, help_heading = "Limits")]
+    #[arg(long, env = "FERROSYNC_MAX_REPLY_BYTES", default_value_t = DEFAULT_MAX_REPLY_BYTES, help_heading = "Limits")]
     pub max_reply_bytes: usize,
 
     /// A push must commit within this many ms, else 503 UNAVAILABLE (nothing written).
@@ -134,6 +136,16 @@ pub struct Config {
         help_heading = "Limits"
     )]
     pub push_timeout_ms: u64,
+
+    /// SQLite: how long a write waits for the database's write lock held by another process (a
+    /// backup tool, a second server on the same file) before the push fails with 503 UNAVAILABLE.
+    #[arg(
+        long,
+        env = "FERROSYNC_SQLITE_BUSY_TIMEOUT_MS",
+        default_value_t = 10_000,
+        help_heading = "Limits"
+    )]
+    pub sqlite_busy_timeout_ms: u64,
 
     /// PostgreSQL `lock_timeout` of every connection, ms: a push waiting this long for a lock
     /// another transaction holds fails with 503.
@@ -271,5 +283,23 @@ impl Config {
         c.database = database.into();
         c.listen = SocketAddr::from(([127, 0, 0, 1], 0));
         c
+    }
+
+    /// The database's time-outs (PostgreSQL session settings, SQLite's busy time-out).
+    pub fn db_tuning(&self) -> DbTuning {
+        DbTuning {
+            lock_timeout_ms: self.pg_lock_timeout_ms,
+            statement_timeout_ms: self.pg_statement_timeout_ms,
+            idle_in_transaction_timeout_ms: self.pg_idle_in_transaction_timeout_ms,
+            sqlite_busy_timeout_ms: self.sqlite_busy_timeout_ms,
+        }
+    }
+
+    /// Reply and page bounds of pushes and pulls.
+    pub fn request_limits(&self) -> RequestLimits {
+        RequestLimits {
+            max_reply_bytes: self.max_reply_bytes,
+            max_page_bytes: self.max_page_bytes.max(1),
+        }
     }
 }

@@ -8,6 +8,7 @@
 use sha2::{Digest, Sha256};
 
 use crate::error::ApiError;
+use crate::store::EPOCH_LEN;
 
 /// A position in one namespace's change feed of one database.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -18,8 +19,6 @@ pub struct Cursor {
     pub seq: u64,
 }
 
-/// Length of an epoch: 16 lower-case hex digits (64 random bits).
-pub const EPOCH_LEN: usize = 16;
 /// Length of a namespace tag: 8 lower-case hex digits.
 pub const TAG_LEN: usize = 8;
 
@@ -115,14 +114,10 @@ fn another_namespace() -> ApiError {
     )
 }
 
-/// A fresh random epoch.
-pub fn new_epoch() -> String {
-    format!("{:016x}", rand::random::<u64>())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::new_epoch;
 
     #[test]
     fn round_trip_and_errors() {

@@ -8,6 +8,10 @@ use ferrosync_core::protocol::codes;
 use serde::Serialize;
 
 use crate::clock::now_ms;
+use crate::store::StoreError;
+
+/// `Retry-After` of every 503 reply, in seconds.
+pub const RETRY_AFTER_SECONDS: &str = "1";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -50,28 +54,24 @@ pub enum ApiError {
     /// could not commit in time): worth a retry later. The message is sent as is.
     #[error("{0}")]
     Busy(String),
-    /// The database could not be reached (pool timeout, connection refused): worth a retry.
+    /// The database could not be reached or is busy ([`StoreError::is_unavailable`]): worth a
+    /// retry.
     #[error("database unavailable: {0}")]
-    Unavailable(#[source] sqlx::Error),
+    Unavailable(#[source] StoreError),
     #[error("database error: {0}")]
-    Database(#[source] sqlx::Error),
+    Database(#[source] StoreError),
     #[error("internal error: {0}")]
     Internal(String),
 }
 
-impl From<sqlx::Error> for ApiError {
-    fn from(e: sqlx::Error) -> Self {
+/// A store failure as the client sees it: the store says which failures are worth a retry;
+/// what else failed is logged, never sent.
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
         match e {
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-                ApiError::Unavailable(e)
-            }
-            // PostgreSQL's lock_timeout (55P03), statement_timeout (57014) and
-            // idle_in_transaction_session_timeout (25P03): nothing was written; retry later.
-            sqlx::Error::Database(ref d)
-                if matches!(d.code().as_deref(), Some("55P03" | "57014" | "25P03")) =>
-            {
-                ApiError::Unavailable(e)
-            }
+            StoreError::ReplyTooLarge(m) => ApiError::PayloadTooLarge(m),
+            StoreError::Busy(m) => ApiError::Busy(m),
+            e if e.is_unavailable() => ApiError::Unavailable(e),
             e => ApiError::Database(e),
         }
     }
@@ -154,6 +154,13 @@ impl IntoResponse for ApiError {
             request_id: crate::request_id::current(),
         };
         let mut response = (status, Json(body)).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            // Worth a retry; this soon at the earliest (clients back off from here).
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static(RETRY_AFTER_SECONDS),
+            );
+        }
         if matches!(
             self,
             ApiError::PayloadTooLarge(_) | ApiError::Unauthorized(_) | ApiError::RequestTimeout(_)
@@ -166,17 +173,5 @@ impl IntoResponse for ApiError {
             );
         }
         response
-    }
-}
-
-impl From<crate::store::StoreError> for ApiError {
-    fn from(e: crate::store::StoreError) -> Self {
-        use crate::store::StoreError;
-        match e {
-            StoreError::Db(e) => e.into(),
-            StoreError::ReplyTooLarge(m) => ApiError::PayloadTooLarge(m),
-            StoreError::Busy(m) => ApiError::Busy(m),
-            other => ApiError::Internal(other.to_string()),
-        }
     }
 }

@@ -14,11 +14,11 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use crate::app::AppState;
 use crate::clock::now_ms;
 use crate::cursor::Cursor;
 use crate::error::ApiError;
 use crate::hook;
+use crate::state::AppState;
 use crate::validate::{check_push, parse_json, read_body_within};
 use crate::wire::pull_reply;
 
@@ -153,10 +153,7 @@ pub async fn pull(
 
 /// `GET /healthz`: 200 when the database answers.
 pub async fn healthz(State(s): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
-    s.store.ping().await.map_err(|e| match e {
-        crate::store::StoreError::Db(e) => ApiError::Unavailable(e),
-        other => ApiError::from(other),
-    })?;
+    s.store.ping().await.map_err(ApiError::Unavailable)?;
     Ok(Json(json!({ "status": "ok", "serverTime": now_ms() })))
 }
 

@@ -17,10 +17,13 @@ pub mod metrics;
 pub mod ops;
 pub mod request_id;
 pub mod sse;
+pub mod state;
 pub mod store;
+pub mod stream_slots;
 pub mod validate;
 pub mod wire;
 
-pub use app::{router, start, start_with, Handle, Server, StartError};
+pub use app::{open, router, start, start_with, Handle, Server};
 pub use config::Config;
 pub use hook::{HookRequest, PushHook, Verdict};
+pub use state::{AppState, StartError};

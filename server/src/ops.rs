@@ -8,17 +8,16 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 use rusqlite::{Connection, OpenFlags};
 use serde_json::json;
-use sqlx::sqlite::SqliteConnectOptions;
 
-use crate::cursor::new_epoch;
 use crate::events::Events;
 use crate::metrics::Metrics;
+use crate::store::new_epoch;
+use crate::store::url::{parse_sqlite, SqliteUrl};
 use crate::store::Store;
 
 /// The first arguments that select an operator command instead of running the server.
@@ -131,11 +130,10 @@ fn sqlite_path(url: &str) -> Result<PathBuf, String> {
             url.split("://").next().unwrap_or("")
         ));
     }
-    if url.contains(":memory:") || url.contains("mode=memory") {
-        return Err("an in-memory database has nothing to back up or restore".into());
+    match parse_sqlite(url)? {
+        SqliteUrl::Memory => Err("an in-memory database has nothing to back up or restore".into()),
+        SqliteUrl::File(path) => Ok(path),
     }
-    let opts = SqliteConnectOptions::from_str(url).map_err(|e| e.to_string())?;
-    Ok(opts.get_filename().to_path_buf())
 }
 
 fn sql(e: rusqlite::Error) -> String {

@@ -76,22 +76,23 @@ async fn amplification_push_gets_a_small_reply(b: Backend) {
     assert_eq!(st, StatusCode::OK);
     assert_eq!(again["results"], reply["results"]);
     if b == Backend::Sqlite {
-        let pool = sqlx::SqlitePool::connect(&s.db.url).await.unwrap();
-        let (len,): (i64,) = sqlx::query_as(
-            "SELECT max(length(reply)) FROM ferrosync_client_pushes WHERE namespace = ?",
-        )
-        .bind(&t)
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+        let conn = rusqlite::Connection::open(sqlite_file(&s.db.url)).unwrap();
+        let len: i64 = conn
+            .query_row(
+                "SELECT max(length(reply)) FROM ferrosync_client_pushes WHERE namespace = ?1",
+                [&t],
+                |r| r.get(0),
+            )
+            .unwrap();
         assert!(len < 20_000, "replay record of {len} bytes");
-        let (sql,): (String,) =
-            sqlx::query_as("SELECT sql FROM sqlite_master WHERE name = 'ferrosync_client_pushes'")
-                .fetch_one(&pool)
-                .await
-                .unwrap();
+        let sql: String = conn
+            .query_row(
+                "SELECT sql FROM sqlite_master WHERE name = 'ferrosync_client_pushes'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
         assert!(!sql.contains("WITHOUT ROWID"), "{sql}");
-        pool.close().await;
     }
     s.finish().await;
 }
@@ -700,7 +701,7 @@ async fn dev_auth_on_a_public_address_needs_an_explicit_flag() {
 
 #[test]
 fn database_url_secrets_are_redacted() {
-    use ferrosync_server::app::redact;
+    use ferrosync_server::store::redact;
     for (url, secret) in [
         ("postgres://u:hunter2@db/x", "hunter2"),
         ("postgres://db/x?password=hunter2", "hunter2"),

@@ -1,11 +1,13 @@
-//! The sync protocol over real HTTP against a real database (SQLite always; PostgreSQL too when
-//! `DATABASE_URL` is set at build time).
+//! The sync protocol against a real database (SQLite always; PostgreSQL too when `DATABASE_URL` is
+//! set at build time), through the server's router (`oneshot`, no socket), and over real HTTP
+//! where the test is about the connection (a streamed body without a length).
 
 mod common;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use axum::http::Method;
 use common::*;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -35,7 +37,7 @@ both_backends!(
 );
 
 async fn push_pull_round_trip(b: Backend) {
-    let s = TestServer::start(b).await;
+    let s = TestServer::router(b).await;
     let t = token("rt");
     let now = now_ms();
     let (st, r) = s
@@ -131,7 +133,7 @@ async fn push_pull_round_trip(b: Backend) {
 }
 
 async fn pagination_reports_remaining(b: Backend) {
-    let s = TestServer::start(b).await;
+    let s = TestServer::router(b).await;
     let t = token("page");
     let now = now_ms();
     let changes: Vec<Value> = (0..25)
@@ -184,7 +186,7 @@ async fn pagination_reports_remaining(b: Backend) {
 }
 
 async fn remaining_beyond_the_count_cap_is_an_upper_bound(b: Backend) {
-    let s = TestServer::start(b).await;
+    let s = TestServer::router(b).await;
     let t = token("many");
     let now = now_ms();
     for p in 0..11u32 {
@@ -234,7 +236,7 @@ async fn remaining_beyond_the_count_cap_is_an_upper_bound(b: Backend) {
 }
 
 async fn retried_push_is_idempotent(b: Backend) {
-    let s = TestServer::start(b).await;
+    let s = TestServer::router(b).await;
     let t = token("retry");
     let now = now_ms();
     let body = push_body(
@@ -305,7 +307,7 @@ fn with_base(mut change: Value, base: &str) -> Value {
 }
 
 async fn a_change_made_on_an_older_base_is_stale(b: Backend) {
-    let s = TestServer::start(b).await;
+    let s = TestServer::router(b).await;
     let t = token("base");
     let now = now_ms();
     let v0 = hlc(now - 30, 0, "c1");
@@ -389,7 +391,7 @@ async fn a_change_made_on_an_older_base_is_stale(b: Backend) {
 /// stale E1 would be offered to c1's resolver against versions made on it). Another client
 /// pushing c1's version, or c1 a version the server never had, still gets `stale`.
 async fn an_edit_applied_before_is_answered_applied_with_what_replaced_it(b: Backend) {
-    let s = TestServer::start(b).await;
+    let s = TestServer::router(b).await;
     let t = token("lineage");
     let now = now_ms();
     let e0 = hlc(now - 50, 0, "c1");
@@ -466,13 +468,12 @@ async fn a_database_from_before_lineages_gains_them(b: Backend) {
     );
     match b {
         Backend::Sqlite => {
-            let path = db.url.trim_start_matches("sqlite://");
-            std::fs::create_dir_all(std::path::Path::new(path).parent().unwrap()).unwrap();
-            let pool = sqlx::SqlitePool::connect(&format!("{}?mode=rwc", db.url))
-                .await
+            let path = sqlite_file(&db.url);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            rusqlite::Connection::open(&path)
+                .unwrap()
+                .execute_batch(&old)
                 .unwrap();
-            sqlx::raw_sql(&old).execute(&pool).await.unwrap();
-            pool.close().await;
         }
         Backend::Postgres => {
             let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
@@ -480,7 +481,7 @@ async fn a_database_from_before_lineages_gains_them(b: Backend) {
             pool.close().await;
         }
     }
-    let s = TestServer::start_on(db, |_| {}).await;
+    let s = TestServer::router_on(db, |_| {}).await;
     let (all, _) = s.pull_all(&t, None).await;
     assert_eq!(all.len(), 1, "{all:?}");
     let e1 = hlc(now - 40, 0, "c1");
@@ -504,7 +505,7 @@ async fn a_database_from_before_lineages_gains_them(b: Backend) {
 }
 
 async fn stale_write_carries_current(b: Backend) {
-    let s = TestServer::start(b).await;
+    let s = TestServer::router(b).await;
     let t = token("stale");
     let now = now_ms();
     s.push(
@@ -564,7 +565,7 @@ async fn stale_write_carries_current(b: Backend) {
 }
 
 async fn tombstones_order_by_hlc(b: Backend) {
-    let s = TestServer::start(b).await;
+    let s = TestServer::router(b).await;
     let t = token("tomb");
     let now = now_ms();
     s.push(
@@ -639,7 +640,7 @@ async fn tombstones_order_by_hlc(b: Backend) {
 }
 
 async fn namespaces_are_isolated(b: Backend) {
-    let s = TestServer::start(b).await;
+    let s = TestServer::router(b).await;
     let ta = token("alice");
     let tb = token("bob");
     let now = now_ms();
@@ -692,7 +693,7 @@ async fn namespaces_are_isolated(b: Backend) {
 }
 
 async fn bad_push_input_is_refused_and_changes_nothing(b: Backend) {
-    let s = TestServer::start(b).await;
+    let s = TestServer::router(b).await;
     let t = token("bad");
     let now = now_ms();
     let h = hlc(now, 0, "c1");
@@ -790,7 +791,7 @@ async fn bad_push_input_is_refused_and_changes_nothing(b: Backend) {
 }
 
 async fn bad_pull_input_is_refused(b: Backend) {
-    let s = TestServer::start(b).await;
+    let s = TestServer::router(b).await;
     let t = token("badpull");
     let now = now_ms();
     let (_, r) = s
@@ -806,14 +807,8 @@ async fn bad_pull_input_is_refused(b: Backend) {
         let s = &s;
         let t = t.clone();
         async move {
-            let r = s
-                .http
-                .get(s.url(&format!("/v1/pull?{q}")))
-                .bearer_auth(&t)
-                .send()
+            s.request(Method::GET, &format!("/v1/pull?{q}"), Some(&t), Vec::new())
                 .await
-                .unwrap();
-            json_reply(r).await
         }
     };
     for (q, code) in [
@@ -837,58 +832,56 @@ async fn bad_pull_input_is_refused(b: Backend) {
 }
 
 async fn unknown_routes_and_methods_are_json(b: Backend) {
-    let s = TestServer::start(b).await;
-    let r = s
-        .http
-        .get(s.url("/v1/nope"))
-        .bearer_auth("x")
-        .send()
-        .await
-        .unwrap();
-    let (st, body) = json_reply(r).await;
+    let s = TestServer::router(b).await;
+    let (st, body) = s
+        .request(Method::GET, "/v1/nope", Some("x"), Vec::new())
+        .await;
     assert_eq!(st, StatusCode::NOT_FOUND);
     assert_eq!(body["error"]["code"], "NOT_FOUND");
-    let r = s
-        .http
-        .get(s.url("/v1/push"))
-        .bearer_auth("x")
-        .send()
-        .await
-        .unwrap();
-    let (st, body) = json_reply(r).await;
+    let (st, body) = s
+        .request(Method::GET, "/v1/push", Some("x"), Vec::new())
+        .await;
     assert_eq!(st, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(body["error"]["code"], "METHOD_NOT_ALLOWED");
-    let r = s.http.get(s.url("/elsewhere")).send().await.unwrap();
-    let (st, _) = json_reply(r).await;
+    let (st, _) = s.request(Method::GET, "/elsewhere", None, Vec::new()).await;
     assert_eq!(st, StatusCode::NOT_FOUND);
     s.finish().await;
 }
 
 async fn missing_or_bad_token_is_401(b: Backend) {
-    let s = TestServer::start(b).await;
+    let s = TestServer::router(b).await;
     let body = push_body(
         "c1",
         vec![put("tasks", "a", &hlc(now_ms(), 0, "c1"), json!({}))],
     );
+    let body = serde_json::to_vec(&body).unwrap();
+    let json = ("content-type", "application/json");
     let reqs = [
-        s.http.post(s.url("/v1/push")).json(&body),
-        s.http
-            .post(s.url("/v1/push"))
-            .header("authorization", "Basic dXNlcjpwYXNz")
-            .json(&body),
-        s.http
-            .post(s.url("/v1/push"))
-            .header("authorization", "Bearer ")
-            .json(&body),
-        s.http
-            .post(s.url("/v1/push"))
-            .header("authorization", "Bearer two words")
-            .json(&body),
-        s.http.get(s.url("/v1/pull")),
-        s.http.get(s.url("/v1/events")),
+        (Method::POST, "/v1/push", vec![json], body.clone()),
+        (
+            Method::POST,
+            "/v1/push",
+            vec![json, ("authorization", "Basic dXNlcjpwYXNz")],
+            body.clone(),
+        ),
+        (
+            Method::POST,
+            "/v1/push",
+            vec![json, ("authorization", "Bearer ")],
+            body.clone(),
+        ),
+        (
+            Method::POST,
+            "/v1/push",
+            vec![json, ("authorization", "Bearer two words")],
+            body.clone(),
+        ),
+        (Method::GET, "/v1/pull", vec![], Vec::new()),
+        (Method::GET, "/v1/events", vec![], Vec::new()),
     ];
-    for req in reqs {
-        let (st, r) = json_reply(req.send().await.unwrap()).await;
+    for (method, path, headers, body) in reqs {
+        let (st, headers, body) = s.send(method, path, &headers, body).await;
+        let (st, r) = json_of(st, &headers, &body);
         assert_eq!(st, StatusCode::UNAUTHORIZED, "{r}");
         assert_eq!(r["error"]["code"], "UNAUTHORIZED");
     }
@@ -912,7 +905,7 @@ fn jwt(secret: &str, claims: Value) -> String {
 
 async fn jwt_sub_is_the_namespace(b: Backend) {
     let secret = "test-secret-0123456789-0123456789";
-    let s = TestServer::start_with(b, |c| {
+    let s = TestServer::router_with(b, |c| {
         c.auth = ferrosync_server::config::AuthMode::Jwt;
         c.jwt_secret = Some(secret.into());
     })
@@ -950,8 +943,8 @@ async fn jwt_sub_is_the_namespace(b: Backend) {
 }
 
 async fn cursor_from_another_database_is_409(b: Backend) {
-    let s1 = TestServer::start(b).await;
-    let s2 = TestServer::start(b).await;
+    let s1 = TestServer::router(b).await;
+    let s2 = TestServer::router(b).await;
     let t = token("epoch");
     let now = now_ms();
     s1.push(
@@ -972,7 +965,7 @@ async fn cursor_from_another_database_is_409(b: Backend) {
 }
 
 async fn restart_keeps_epoch_and_data(b: Backend) {
-    let s = TestServer::start(b).await;
+    let s = TestServer::router(b).await;
     let t = token("restart");
     let now = now_ms();
     s.push(
@@ -986,7 +979,7 @@ async fn restart_keeps_epoch_and_data(b: Backend) {
     let (_, p) = s.pull(&t, None, None).await;
     let cursor = p["cursor"].as_str().unwrap().to_string();
     let db = s.stop().await;
-    let s = TestServer::start_on(db, |_| {}).await;
+    let s = TestServer::router_on(db, |_| {}).await;
     let (st, p) = s.pull(&t, Some(&cursor), None).await;
     assert_eq!(st, StatusCode::OK, "{p}");
     assert_eq!(p["changes"], json!([]));
@@ -997,7 +990,7 @@ async fn restart_keeps_epoch_and_data(b: Backend) {
 }
 
 async fn clock_ahead_is_refused(b: Backend) {
-    let s = TestServer::start_with(b, |c| c.max_drift_ms = 60_000).await;
+    let s = TestServer::router_with(b, |c| c.max_drift_ms = 60_000).await;
     let t = token("clock");
     let now = now_ms();
     let (st, r) = s
@@ -1083,7 +1076,7 @@ async fn oversized_body_is_413(b: Backend) {
 /// feed with cursors. Every reader must end with exactly the final version of every document: a
 /// feed number that became visible out of order would make a reader skip a version for ever.
 async fn concurrent_pushes_and_pulls_lose_nothing(b: Backend) {
-    let s = Arc::new(TestServer::start(b).await);
+    let s = Arc::new(TestServer::router(b).await);
     let t = token("conc");
     let writers = 8;
     let pushes_per_writer = 30;
@@ -1222,10 +1215,51 @@ async fn concurrent_pushes_and_pulls_lose_nothing(b: Backend) {
 }
 
 async fn healthz_answers(b: Backend) {
-    let s = TestServer::start(b).await;
-    let r = s.http.get(s.url("/healthz")).send().await.unwrap();
-    let (st, body) = json_reply(r).await;
+    let s = TestServer::router(b).await;
+    let (st, body) = s.request(Method::GET, "/healthz", None, Vec::new()).await;
     assert_eq!(st, StatusCode::OK);
     assert_eq!(body["status"], "ok");
+    s.finish().await;
+}
+
+/// A SQLite database whose write lock another connection holds past the busy time-out: the push
+/// is refused with 503 `UNAVAILABLE` and a `Retry-After`, nothing is written, and the same push
+/// succeeds once the lock is released.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn busy_sqlite_is_503_with_retry_after() {
+    let s = TestServer::router_with(Backend::Sqlite, |c| c.sqlite_busy_timeout_ms = 200).await;
+    let t = token("busy");
+    let other = rusqlite::Connection::open(sqlite_file(&s.db.url)).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let push = push_body(
+        "c1",
+        vec![put("tasks", "a", &hlc(now_ms(), 0, "c1"), json!({}))],
+    );
+    let auth = format!("Bearer {t}");
+    let (st, headers, body) = s
+        .send(
+            Method::POST,
+            "/v1/push",
+            &[
+                ("authorization", &auth),
+                ("content-type", "application/json"),
+            ],
+            serde_json::to_vec(&push).unwrap(),
+        )
+        .await;
+    let (st, r) = json_of(st, &headers, &body);
+    assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{r}");
+    assert_eq!(r["error"]["code"], "UNAVAILABLE", "{r}");
+    let retry = headers.get("retry-after").map(|v| v.to_str().unwrap());
+    assert!(
+        retry.is_some_and(|v| v.parse::<u64>().is_ok_and(|n| n > 0)),
+        "{retry:?}"
+    );
+    other.execute_batch("COMMIT").unwrap();
+    let (all, _) = s.pull_all(&t, None).await;
+    assert!(all.is_empty(), "a refused push wrote {all:?}");
+    let (st, r) = s.push(&t, push).await;
+    assert_eq!(st, StatusCode::OK, "{r}");
+    assert_eq!(r["results"][0]["status"], "applied", "{r}");
     s.finish().await;
 }

@@ -1355,7 +1355,8 @@ async fn next_json(
 async fn router_mounts_in_an_app() {
     let db = FreshDb::new(Backend::Sqlite).await;
     let config = ferrosync_server::Config::for_database(db.url.clone());
-    let (sync, handle) = ferrosync_server::router(config, None).await.unwrap();
+    let handle = ferrosync_server::open(&config, None).await.unwrap();
+    let sync = ferrosync_server::router(handle.state().clone());
     let app = axum::Router::new()
         .route("/app/hello", axum::routing::get(|| async { "hi" }))
         .nest("/sync", sync);

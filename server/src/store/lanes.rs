@@ -10,8 +10,9 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
+use super::error::StoreError;
 use super::plan::Job;
-use super::{PushOutcome, StoreError};
+use super::rows::PushOutcome;
 
 /// Most pushes in one group.
 const MAX_GROUP_JOBS: usize = 64;

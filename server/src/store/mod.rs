@@ -5,152 +5,42 @@
 //! (SQLite: one writer, `BEGIN IMMEDIATE`; PostgreSQL: a row lock on the namespace's head), so `seq`
 //! values become visible in commit order and `seq > cursor` never skips a change.
 
+//!
+//! This file is the store's face: `Store` over the two databases, and the names the rest of the
+//! server uses. The pieces below it: `rows.rs` (what both store and return), `error.rs`,
+//! `settings.rs`, `url.rs`, `page.rs` (one pull page), `plan.rs` (deciding pushes), `lanes.rs`
+//! (group commit), `ops.rs` (operations' types), and one module per database.
+
+mod error;
 mod lanes;
 pub mod ops;
+mod page;
 mod plan;
 mod postgres;
+mod rows;
+mod settings;
 mod sqlite;
+pub mod url;
 
-use ferrosync_core::protocol::{Change, PushResult};
-use ferrosync_core::sync::lineage::{self, Lineage};
-use ferrosync_core::Hlc;
-use serde::{Deserialize, Serialize};
+use ferrosync_core::protocol::Change;
 use tokio::sync::watch;
 
+pub use error::StoreError;
+pub use page::REMAINING_COUNT_CAP;
 pub use plan::{plan_group, GroupPlan, Job, Loaded, WriteRow};
-
 pub use postgres::PgStore;
+pub use rows::{encode, new_epoch, Encoded, PullPage, PushOutcome, StoredReply, EPOCH_LEN};
+pub use settings::{DbTuning, RequestLimits, DEFAULT_MAX_PAGE_BYTES, DEFAULT_MAX_REPLY_BYTES};
 pub use sqlite::SqliteStore;
+pub use url::redact;
 
 use crate::events::Events;
-use crate::wire::ChangesJson;
-
-/// Why the storage layer failed. Never shown to clients.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error(transparent)]
-    Db(#[from] sqlx::Error),
-    #[error("sqlite: {0}")]
-    Sqlite(#[from] rusqlite::Error),
-    #[error("corrupt stored row: {0}")]
-    Corrupt(String),
-    #[error("unsupported database URL {0:?}: use sqlite://path or postgres://...")]
-    BadUrl(String),
-    #[error("cannot create the database directory: {0}")]
-    Io(#[from] std::io::Error),
-    #[error("the store is shutting down")]
-    Closed,
-    #[error("database thread failed: {0}")]
-    Thread(String),
-    /// The push's reply would exceed its cap; nothing was written (413 to the client).
-    #[error("{0}")]
-    ReplyTooLarge(String),
-    /// PostgreSQL: the namespace's head row is locked by another transaction (another process,
-    /// perhaps frozen); the lane hands the push to a task of its own that waits for the lock, so
-    /// the lane's other namespaces are not held up.
-    #[error("the namespace is locked by another transaction")]
-    LockedElsewhere,
-    /// The push did not commit within its deadline, or waited too long for a lock another
-    /// transaction holds (PostgreSQL); nothing was written (503 to the client).
-    #[error("{0}")]
-    Busy(String),
-}
-
-/// Bounds on one request's work, from the server's flags.
-#[derive(Clone, Copy, Debug)]
-pub struct RequestLimits {
-    /// See [`Job::max_reply_bytes`].
-    pub max_reply_bytes: usize,
-    /// A pull page stops before passing this many bytes of changes (one change always comes).
-    pub max_page_bytes: usize,
-}
-
-impl Default for RequestLimits {
-    fn default() -> Self {
-        RequestLimits {
-            max_reply_bytes: DEFAULT_MAX_REPLY_BYTES,
-            max_page_bytes: DEFAULT_MAX_PAGE_BYTES,
-        }
-    }
-}
-
-/// Default of `--max-reply-bytes`.
-pub const DEFAULT_MAX_REPLY_BYTES: usize = 16 * 1024 * 1024;
-/// Default of `--max-page-bytes`.
-pub const DEFAULT_MAX_PAGE_BYTES: usize = 4 * 1024 * 1024;
-
-/// What a client's last push is remembered by, to answer its retry: the feed head it got and which
-/// changes were stale. No document copies: a retry gets the documents' current versions as they
-/// are then (each still newer than what it pushed), so the record stays small whatever the reply.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct StoredReply {
-    pub head: u64,
-    /// Positions of the stale changes in the push.
-    pub stale: Vec<u32>,
-    /// Positions of the changes applied by an earlier push and replaced since by a version made
-    /// on them (answered `applied` with that version: `ferrosync_core::sync::lineage`).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub superseded: Vec<u32>,
-}
-
-/// What a push did.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct PushOutcome {
-    pub results: Vec<PushResult>,
-    /// The namespace's feed head after the push.
-    pub head: u64,
-}
-
-/// One page of a namespace's feed.
-#[derive(Debug)]
-pub struct PullPage {
-    /// The changes, already written as the reply's JSON array.
-    pub changes: ChangesJson,
-    /// `seq` of the last change in `changes`.
-    pub last_seq: Option<u64>,
-    pub has_more: bool,
-    pub remaining: Option<u64>,
-    /// The namespace's feed head when the page was read.
-    pub head: u64,
-}
-
-/// Counting the rest of the feed costs an index scan: beyond this many rows `remaining` is the
-/// upper bound `head - position` instead of an exact count.
-pub const REMAINING_COUNT_CAP: i64 = 10_000;
+use ops::{CompactReport, Compaction, PoolStats};
 
 /// The database behind the server: one of two implementations with the same behaviour.
 pub enum Store {
     Sqlite(SqliteStore),
     Postgres(PgStore),
-}
-
-/// PostgreSQL session settings (ms; 0 turns one off), so a stuck lock, statement or transaction
-/// fails instead of holding a connection and everyone queued behind it.
-#[derive(Clone, Copy, Debug)]
-pub struct DbTuning {
-    pub lock_timeout_ms: u64,
-    pub statement_timeout_ms: u64,
-    pub idle_in_transaction_timeout_ms: u64,
-}
-
-impl Default for DbTuning {
-    fn default() -> Self {
-        DbTuning {
-            lock_timeout_ms: 5_000,
-            statement_timeout_ms: 30_000,
-            idle_in_transaction_timeout_ms: 60_000,
-        }
-    }
-}
-
-impl DbTuning {
-    pub fn from_config(c: &crate::config::Config) -> DbTuning {
-        DbTuning {
-            lock_timeout_ms: c.pg_lock_timeout_ms,
-            statement_timeout_ms: c.pg_statement_timeout_ms,
-            idle_in_transaction_timeout_ms: c.pg_idle_in_transaction_timeout_ms,
-        }
-    }
 }
 
 impl Store {
@@ -163,7 +53,7 @@ impl Store {
         Self::open_tuned(url, max_connections, events, DbTuning::default()).await
     }
 
-    /// [`Store::open`] with the given PostgreSQL session settings.
+    /// [`Store::open`] with the given time-outs.
     pub async fn open_tuned(
         url: &str,
         max_connections: u32,
@@ -171,13 +61,11 @@ impl Store {
         tuning: DbTuning,
     ) -> Result<Store, StoreError> {
         let store = if url.starts_with("sqlite:") {
-            Store::Sqlite(SqliteStore::open(url, max_connections, events).await?)
+            Store::Sqlite(SqliteStore::open(url, max_connections, events, tuning).await?)
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             Store::Postgres(PgStore::open(url, max_connections, events, tuning).await?)
         } else {
-            return Err(StoreError::BadUrl(
-                crate::app::redact(url).chars().take(80).collect(),
-            ));
+            return Err(StoreError::BadUrl(redact(url).chars().take(80).collect()));
         };
         store.ensure_ops_schema().await?;
         Ok(store)
@@ -290,98 +178,37 @@ impl Store {
     }
 }
 
-/// A stored row as both databases return it.
-pub(crate) struct Row {
-    pub collection: String,
-    pub id: String,
-    pub hlc: String,
-    pub deleted: bool,
-    pub doc: Option<String>,
-    pub fields: Option<String>,
-    /// `ferrosync_docs.lineage` (`ferrosync_core::sync::lineage`).
-    pub lineage: Option<String>,
-}
-
-impl Row {
-    /// The version, and its lineage (an unreadable one counts as none: it only costs a resolver
-    /// call).
-    pub fn into_change(self) -> Result<(Change, Option<Lineage>), StoreError> {
-        let Row {
-            collection,
-            id,
-            hlc,
-            deleted,
-            doc,
-            fields,
-            lineage,
-        } = self;
-        let lineage = lineage.as_deref().and_then(lineage::decode);
-        let corrupt =
-            |e: &dyn std::fmt::Display| StoreError::Corrupt(format!("{collection}/{id}: {e}"));
-        let hlc: Hlc = hlc.parse().map_err(|e| corrupt(&e))?;
-        let doc = doc
-            .map(|s| serde_json::from_str(&s))
-            .transpose()
-            .map_err(|e| corrupt(&e))?;
-        let fields = fields
-            .map(|s| serde_json::from_str(&s))
-            .transpose()
-            .map_err(|e| corrupt(&e))?;
-        let change = Change {
-            collection,
-            id,
-            hlc,
-            deleted,
-            doc,
-            fields,
-            base: None,
-        };
-        Ok((change, lineage))
+impl Store {
+    /// Creates the operations' tables (marks and floors) if missing.
+    pub async fn ensure_ops_schema(&self) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(s) => s.ensure_ops_schema().await,
+            Store::Postgres(s) => s.ensure_ops_schema().await,
+        }
     }
-}
 
-/// A change's columns ready for binding.
-#[derive(Clone, Debug)]
-pub struct Encoded {
-    pub hlc: String,
-    pub doc: Option<String>,
-    pub fields: Option<String>,
-}
-
-pub fn encode(c: &Change) -> Encoded {
-    Encoded {
-        hlc: c.hlc.encode(),
-        // Serializing a serde_json::Value cannot fail.
-        doc: c.doc.as_ref().map(|d| d.to_string()),
-        fields: c
-            .fields
-            .as_ref()
-            .map(|f| serde_json::to_string(f).unwrap_or_default()),
+    /// One compaction run: marks the heads, purges what is older than the horizon, in batches.
+    pub async fn compact(&self, c: Compaction) -> Result<CompactReport, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.compact(c).await,
+            Store::Postgres(s) => s.compact(c).await,
+        }
     }
-}
 
-pub(crate) fn encode_reply(r: &StoredReply) -> String {
-    serde_json::to_string(r).unwrap_or_default()
-}
-
-/// Reads a replay record; records written before they were made small (a whole [`PushOutcome`],
-/// document copies included) are read as what they stand for.
-pub(crate) fn decode_reply(s: &str) -> Result<StoredReply, StoreError> {
-    let corrupt = |e: serde_json::Error| StoreError::Corrupt(format!("stored push reply: {e}"));
-    if s.starts_with("{\"results\"") {
-        let old: PushOutcome = serde_json::from_str(s).map_err(corrupt)?;
-        let stale = old
-            .results
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| r.status == ferrosync_core::protocol::PushStatus::Stale)
-            .map(|(i, _)| i as u32)
-            .collect();
-        return Ok(StoredReply {
-            head: old.head,
-            stale,
-            superseded: Vec::new(),
-        });
+    /// The highest purged feed position of the namespace (0: nothing purged). A cursor below it
+    /// has expired. Read it after the page: the purge and the floor commit together, so a page
+    /// read before a purge is caught by the floor read after it.
+    pub async fn expiry_floor(&self, namespace: &str) -> Result<u64, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.expiry_floor(namespace).await,
+            Store::Postgres(s) => s.expiry_floor(namespace).await,
+        }
     }
-    serde_json::from_str(s).map_err(corrupt)
+
+    pub fn pool_stats(&self) -> PoolStats {
+        match self {
+            Store::Sqlite(s) => s.pool_stats(),
+            Store::Postgres(s) => s.pool_stats(),
+        }
+    }
 }

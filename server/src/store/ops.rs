@@ -1,6 +1,6 @@
 //! What operating a store needs besides pushes and pulls: history compaction and the expiry floor
 //! it leaves behind, and pool figures for `/metrics`. Each database implements these in its own
-//! `ops` module (`sqlite/ops.rs`, `postgres/ops.rs`).
+//! `ops` module (`sqlite/ops.rs`, `postgres/ops.rs`); `Store` dispatches to them (`mod.rs`).
 //!
 //! Compaction purges tombstones and replay rows older than the retention horizon. The feed has no
 //! time column, so the compactor records *marks*: on each run, the head of every namespace that
@@ -9,8 +9,6 @@
 //! it are deleted in small transactions, and the namespace's *floor* (the highest purged position)
 //! is raised in the same transaction. A cursor below the floor may have missed a purged delete: it
 //! is answered `410 CURSOR_EXPIRED`.
-
-use super::{Store, StoreError};
 
 /// One compaction run's parameters.
 #[derive(Clone, Copy, Debug)]
@@ -39,39 +37,4 @@ pub struct PoolStats {
     pub idle: u64,
     /// Pushes queued for the writer (SQLite) and not yet being applied.
     pub queued_pushes: u64,
-}
-
-impl Store {
-    /// Creates the operations' tables (marks and floors) if missing.
-    pub async fn ensure_ops_schema(&self) -> Result<(), StoreError> {
-        match self {
-            Store::Sqlite(s) => s.ensure_ops_schema().await,
-            Store::Postgres(s) => s.ensure_ops_schema().await,
-        }
-    }
-
-    /// One compaction run: marks the heads, purges what is older than the horizon, in batches.
-    pub async fn compact(&self, c: Compaction) -> Result<CompactReport, StoreError> {
-        match self {
-            Store::Sqlite(s) => s.compact(c).await,
-            Store::Postgres(s) => s.compact(c).await,
-        }
-    }
-
-    /// The highest purged feed position of the namespace (0: nothing purged). A cursor below it
-    /// has expired. Read it after the page: the purge and the floor commit together, so a page
-    /// read before a purge is caught by the floor read after it.
-    pub async fn expiry_floor(&self, namespace: &str) -> Result<u64, StoreError> {
-        match self {
-            Store::Sqlite(s) => s.expiry_floor(namespace).await,
-            Store::Postgres(s) => s.expiry_floor(namespace).await,
-        }
-    }
-
-    pub fn pool_stats(&self) -> PoolStats {
-        match self {
-            Store::Sqlite(s) => s.pool_stats(),
-            Store::Postgres(s) => s.pool_stats(),
-        }
-    }
 }

@@ -9,7 +9,8 @@ use ferrosync_core::merge::made_without;
 use ferrosync_core::protocol::{Change, PushResult, PushStatus};
 use ferrosync_core::sync::lineage::{self, applied_before, lineage_after, Lineage};
 
-use super::{Encoded, PushOutcome, StoreError, StoredReply};
+use super::error::StoreError;
+use super::rows::{Encoded, PushOutcome, StoredReply};
 
 /// One push waiting to be applied.
 #[derive(Clone, Debug)]
@@ -363,7 +364,7 @@ mod tests {
             namespace: ns.into(),
             client_id: client.into(),
             hash: hash.into(),
-            encoded: changes.iter().map(crate::store::encode).collect(),
+            encoded: changes.iter().map(crate::store::rows::encode).collect(),
             changes,
             max_reply_bytes: usize::MAX,
         }

@@ -15,14 +15,14 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgListener, PgPool, PgPoolO
 use sqlx::Row as _;
 use tokio::sync::watch;
 
+use super::error::StoreError;
 use super::lanes::{GroupWriter, Lanes};
-use super::{
-    decode_reply, encode_reply, plan_group, DbTuning, GroupPlan, Job, Loaded, PullPage,
-    PushOutcome, Row, StoreError, REMAINING_COUNT_CAP,
-};
-use crate::cursor::new_epoch;
+use super::page::{PageBuilder, REMAINING_COUNT_CAP};
+use super::plan::{plan_group, GroupPlan, Job, Loaded};
+use super::rows::{decode_reply, encode_reply, new_epoch, PullPage, PushOutcome, Row};
+use super::settings::DbTuning;
 use crate::events::{decode_payload, encode_payload, Events, Notice};
-use crate::wire::{ChangesJson, StoredRef};
+use crate::wire::StoredRef;
 
 /// Compaction, the expiry floor and pool figures (operations; `store/postgres/ops.rs`).
 mod ops;
@@ -167,9 +167,7 @@ impl PgStore {
                 .fetch_optional(&mut *tx)
                 .await?
                 .unwrap_or(0);
-        let mut changes = ChangesJson::with_capacity(limit.min(256) * 256);
-        let mut last_seq = None;
-        let mut has_more = false;
+        let mut page = PageBuilder::new(after, limit, max_bytes);
         {
             // Row by row, so that a page of large documents is never all in memory twice.
             let mut rows = sqlx::query(
@@ -178,19 +176,12 @@ impl PgStore {
             )
             .bind(namespace)
             .bind(after as i64)
-            .bind(limit as i64 + 1)
+            .bind(page.rows_to_read())
             .fetch(&mut *tx);
             while let Some(r) = rows.try_next().await? {
-                if changes.len() == limit {
-                    has_more = true;
-                    break;
-                }
-                let seq = r.try_get::<i64, _>(6)? as u64;
                 let doc = r.try_get::<Option<&str>, _>(4)?.map(str::as_bytes);
                 let fields = r.try_get::<Option<&str>, _>(5)?.map(str::as_bytes);
-                let size = doc.map_or(0, <[u8]>::len) + fields.map_or(0, <[u8]>::len);
-                if !changes.is_empty() && changes.bytes() + size > max_bytes {
-                    has_more = true;
+                if page.ends_before(doc.map_or(0, <[u8]>::len) + fields.map_or(0, <[u8]>::len)) {
                     break;
                 }
                 let change = StoredRef {
@@ -201,38 +192,24 @@ impl PgStore {
                     doc,
                     fields,
                 };
-                changes
-                    .push(&change)
-                    .map_err(|e| StoreError::Corrupt(format!("{namespace} seq {seq}: {e}")))?;
-                last_seq = Some(seq);
+                page.push(namespace, r.try_get::<i64, _>(6)? as u64, &change)?;
             }
         }
-        let remaining = Some(if has_more {
-            let n: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM (SELECT 1 FROM ferrosync_docs WHERE namespace = $1 AND seq > $2 LIMIT $3) t",
-            )
-            .bind(namespace)
-            .bind(last_seq.unwrap_or(after) as i64)
-            .bind(REMAINING_COUNT_CAP)
-            .fetch_one(&mut *tx)
-            .await?;
-            if n < REMAINING_COUNT_CAP {
-                n as u64
-            } else {
-                // Every row has its own position in (last, head]: an upper bound, at no cost.
-                (head as u64).saturating_sub(last_seq.unwrap_or(after))
-            }
-        } else {
-            0
-        });
+        let counted = match page.count_after() {
+            Some(position) => Some(
+                sqlx::query_scalar(
+                    "SELECT count(*) FROM (SELECT 1 FROM ferrosync_docs WHERE namespace = $1 AND seq > $2 LIMIT $3) t",
+                )
+                .bind(namespace)
+                .bind(position as i64)
+                .bind(REMAINING_COUNT_CAP)
+                .fetch_one(&mut *tx)
+                .await?,
+            ),
+            None => None,
+        };
         tx.commit().await?;
-        Ok(PullPage {
-            changes,
-            last_seq,
-            has_more,
-            remaining,
-            head: head as u64,
-        })
+        Ok(page.finish(head as u64, counted))
     }
 
     pub async fn head(&self, namespace: &str) -> Result<u64, StoreError> {

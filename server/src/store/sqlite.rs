@@ -2,30 +2,28 @@
 //! thread of its own, and take the write lock up front (`BEGIN IMMEDIATE`), so feed numbers are
 //! assigned in commit order; reads use a few read-only connections that never block the writer.
 //!
-//! SQLite is called synchronously (rusqlite, the same libsqlite3 that sqlx links): the writer
+//! SQLite is called synchronously (rusqlite, with the SQLite it bundles): the writer
 //! thread runs a whole group (reads, decisions, writes, commit) without leaving its thread, and a
 //! pull is one hop to a blocking thread. Through sqlx every statement and every row went through a
 //! worker thread and a channel, and those hand-offs were the largest cost under load.
 
 use std::collections::hash_map::Entry;
-use std::path::Path;
-use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
-use sqlx::sqlite::SqliteConnectOptions;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
+use super::error::StoreError;
 use super::lanes::{gather, Pending};
-use super::{
-    decode_reply, encode_reply, plan_group, GroupPlan, Job, Loaded, PullPage, PushOutcome, Row,
-    StoreError, REMAINING_COUNT_CAP,
-};
-use crate::cursor::new_epoch;
+use super::page::{PageBuilder, REMAINING_COUNT_CAP};
+use super::plan::{plan_group, GroupPlan, Job, Loaded};
+use super::rows::{decode_reply, encode_reply, new_epoch, PullPage, PushOutcome, Row};
+use super::settings::DbTuning;
+use super::url::{parse_sqlite, SqliteUrl};
 use crate::events::{Events, Notice};
-use crate::wire::{ChangesJson, StoredRef};
+use crate::wire::StoredRef;
 
 /// Compaction, the expiry floor, backups and pool figures (operations; `store/sqlite/ops.rs`).
 mod ops;
@@ -73,9 +71,6 @@ CREATE TABLE IF NOT EXISTS ferrosync_client_pushes (
 const REPLAY_TABLE_SQL: &str =
     "SELECT sql FROM sqlite_master WHERE name = 'ferrosync_client_pushes'";
 
-/// How long a connection waits for a lock held by another process before failing.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// How often the background checkpointer copies the write-ahead log back into the database file.
 /// At tens of thousands of changes a second this is roughly SQLite's own threshold (1 000 pages).
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
@@ -104,34 +99,38 @@ struct Target {
     flags: OpenFlags,
     /// An in-memory database has no log to checkpoint.
     in_memory: bool,
+    /// How long a connection waits for a lock held by another process before failing
+    /// (`--sqlite-busy-timeout-ms`).
+    busy_timeout: Duration,
 }
 
 impl Target {
-    /// Parses `sqlite://path`, `sqlite:path` or `sqlite::memory:` (sqlx's URL syntax, which this
-    /// server has always accepted). Query parameters other than `mode=memory` are ignored: the
-    /// file is always opened read-write and created if missing, as before.
-    fn parse(url: &str) -> Result<Target, StoreError> {
-        let opts = SqliteConnectOptions::from_str(url)?;
-        let file = opts.get_filename().to_string_lossy().into_owned();
+    /// Where `url` (see [`parse_sqlite`]) puts the database.
+    fn parse(url: &str, busy_timeout: Duration) -> Result<Target, StoreError> {
         let base = OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
-        if url.contains(":memory:") || url.contains("mode=memory") {
+        let file = match parse_sqlite(url).map_err(StoreError::InvalidUrl)? {
             // One in-memory database shared by the writer and the readers of this process.
-            return Ok(Target {
-                path: format!("file:ferrosync-{}?mode=memory&cache=shared", new_epoch()),
-                flags: base,
-                in_memory: true,
-            });
-        }
-        if let Some(dir) = Path::new(&file).parent() {
+            SqliteUrl::Memory => {
+                return Ok(Target {
+                    path: format!("file:ferrosync-{}?mode=memory&cache=shared", new_epoch()),
+                    flags: base,
+                    in_memory: true,
+                    busy_timeout,
+                })
+            }
+            SqliteUrl::File(file) => file,
+        };
+        if let Some(dir) = file.parent() {
             if !dir.as_os_str().is_empty() {
                 std::fs::create_dir_all(dir)?;
             }
         }
         Ok(Target {
             // A plain path: keep `?` and `#` in file names literal.
-            path: file,
+            path: file.to_string_lossy().into_owned(),
             flags: OpenFlags::SQLITE_OPEN_NO_MUTEX,
             in_memory: false,
+            busy_timeout,
         })
     }
 
@@ -142,7 +141,7 @@ impl Target {
             OpenFlags::SQLITE_OPEN_READ_ONLY
         };
         let conn = Connection::open_with_flags(&self.path, self.flags | mode)?;
-        conn.busy_timeout(BUSY_TIMEOUT)?;
+        conn.busy_timeout(self.busy_timeout)?;
         // Statements are few and fixed; keep them all prepared.
         conn.set_prepared_statement_cache_capacity(32);
         Ok(conn)
@@ -154,8 +153,10 @@ impl SqliteStore {
         url: &str,
         max_connections: u32,
         events: Events,
+        tuning: DbTuning,
     ) -> Result<SqliteStore, StoreError> {
-        let target = Target::parse(url)?;
+        let busy_timeout = Duration::from_millis(tuning.sqlite_busy_timeout_ms);
+        let target = Target::parse(url, busy_timeout)?;
         // Reads are CPU work on cached pages: more concurrent readers than cores only takes CPU
         // time away from the writer (and from answering requests).
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
@@ -589,7 +590,7 @@ fn write(conn: &Connection, plan: &GroupPlan<'_>) -> Result<(), StoreError> {
 }
 
 /// Up to `limit` changes with `seq > after`, in feed order, within `max_bytes` (see
-/// [`super::Store::pull_within`]). One read transaction: the page, the head and the count come
+/// [`crate::store::Store::pull_within`]). One read transaction: the page, the head and the count come
 /// from the same snapshot.
 fn pull(
     conn: &Connection,
@@ -604,29 +605,21 @@ fn pull(
         .query_row([namespace], |r| r.get(0))
         .optional()?
         .unwrap_or(0);
+    let mut page = PageBuilder::new(after, limit, max_bytes);
     let mut stmt = tx.prepare_cached(
         "SELECT collection, id, hlc, deleted, doc, fields, seq FROM ferrosync_docs \
          WHERE namespace = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
     )?;
-    let mut rows = stmt.query(params![namespace, after as i64, limit as i64 + 1])?;
-    let mut changes = ChangesJson::with_capacity(limit.min(256) * 256);
-    let mut last_seq = None;
-    let mut has_more = false;
+    let mut rows = stmt.query(params![namespace, after as i64, page.rows_to_read()])?;
     while let Some(r) = rows.next()? {
-        if changes.len() == limit {
-            has_more = true;
-            break;
-        }
         // Sizes without reading the values (SQLite reads overflow pages only when asked).
         let size = |i: usize| {
             r.get_ref(i)
                 .map(|v| v.as_bytes_or_null().map_or(0, |b| b.map_or(0, <[u8]>::len)))
         };
-        if !changes.is_empty() && changes.bytes() + size(4)? + size(5)? > max_bytes {
-            has_more = true;
+        if page.ends_before(size(4)? + size(5)?) {
             break;
         }
-        let seq = r.get::<_, i64>(6)? as u64;
         // Borrowed from SQLite's row: nothing is copied before it is written out.
         let text = |i: usize| r.get_ref(i).and_then(|v| Ok(v.as_str()?));
         let opt = |i: usize| r.get_ref(i).and_then(|v| Ok(v.as_bytes_or_null()?));
@@ -638,45 +631,32 @@ fn pull(
             doc: opt(4)?,
             fields: opt(5)?,
         };
-        changes
-            .push(&change)
-            .map_err(|e| StoreError::Corrupt(format!("{namespace} seq {seq}: {e}")))?;
-        last_seq = Some(seq);
+        page.push(namespace, r.get::<_, i64>(6)? as u64, &change)?;
     }
     drop(rows);
     drop(stmt);
-    let remaining = Some(if has_more {
-        let n: i64 = tx
-            .prepare_cached(
+    let counted = match page.count_after() {
+        Some(position) => Some(
+            tx.prepare_cached(
                 "SELECT count(*) FROM (SELECT 1 FROM ferrosync_docs WHERE namespace = ?1 AND seq > ?2 LIMIT ?3)",
             )?
             .query_row(
-                params![namespace, last_seq.unwrap_or(after) as i64, REMAINING_COUNT_CAP],
+                params![namespace, position as i64, REMAINING_COUNT_CAP],
                 |r| r.get(0),
-            )?;
-        if n < REMAINING_COUNT_CAP {
-            n as u64
-        } else {
-            // Every row has its own position in (last, head]: an upper bound, at no cost.
-            (head as u64).saturating_sub(last_seq.unwrap_or(after))
-        }
-    } else {
-        0
-    });
+            )?,
+        ),
+        None => None,
+    };
     tx.commit()?;
-    Ok(PullPage {
-        changes,
-        last_seq,
-        has_more,
-        remaining,
-        head: head as u64,
-    })
+    Ok(page.finish(head as u64, counted))
 }
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
-    use crate::store::encode;
+    use crate::store::rows::encode;
     use ferrosync_core::protocol::{Change, PushStatus};
     use ferrosync_core::Hlc;
     use serde_json::json;
@@ -712,7 +692,9 @@ mod tests {
 
     async fn round_trip(path: &Path) {
         let url = format!("sqlite://{}", path.display());
-        let store = SqliteStore::open(&url, 4, Events::new()).await.unwrap();
+        let store = SqliteStore::open(&url, 4, Events::new(), DbTuning::default())
+            .await
+            .unwrap();
         let first = store
             .push(job("h1", vec![change("a", 10), change("b", 10)]))
             .await
@@ -814,7 +796,7 @@ mod tests {
 
     #[tokio::test]
     async fn in_memory() {
-        let store = SqliteStore::open("sqlite::memory:", 2, Events::new())
+        let store = SqliteStore::open("sqlite::memory:", 2, Events::new(), DbTuning::default())
             .await
             .unwrap();
         store.push(job("h1", vec![change("a", 10)])).await.unwrap();

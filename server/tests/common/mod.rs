@@ -1,13 +1,19 @@
-//! Test harness: a real server on 127.0.0.1:0 over a fresh database (a temporary SQLite file, or a
-//! fresh schema in the PostgreSQL database named by `DATABASE_URL`), and a real HTTP client.
+//! Test harness: the server over a fresh database (a temporary SQLite file, or a fresh schema in
+//! the PostgreSQL database named by `DATABASE_URL`), reached either through its router alone
+//! (`TestServer::router`: each request is `oneshot`, no socket) or as a real server on
+//! 127.0.0.1:0 with a real HTTP client (`TestServer::start`: for what is about connections).
 
 #![allow(dead_code)]
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use ferrosync_server::{Config, Server};
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request};
+use ferrosync_server::{Config, Handle, Server};
+use http_body_util::BodyExt as _;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
+use tower::ServiceExt as _;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
@@ -89,10 +95,23 @@ impl FreshDb {
 }
 
 pub struct TestServer {
+    /// `http://127.0.0.1:port` of a server on a socket; empty for a router.
     pub base: String,
     pub db: FreshDb,
     pub http: reqwest::Client,
-    server: Option<Server>,
+    transport: Transport,
+}
+
+/// How requests reach the server.
+enum Transport {
+    /// A real server on a socket.
+    Tcp(Server),
+    /// The router alone, each request through `oneshot`.
+    Router {
+        router: axum::Router,
+        handle: Handle,
+    },
+    Stopped,
 }
 
 impl TestServer {
@@ -107,37 +126,122 @@ impl TestServer {
 
     /// A server over an existing database (e.g. to restart on the same one).
     pub async fn start_on(db: FreshDb, tweak: impl FnOnce(&mut Config)) -> TestServer {
-        let mut config = Config::for_database(db.url.clone());
-        config.db_connections = 8;
-        tweak(&mut config);
+        let config = test_config(&db, tweak);
         let server = ferrosync_server::start(config)
             .await
             .expect("server starts");
         TestServer {
             base: format!("http://{}", server.addr),
             db,
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(30))
-                .build()
-                .unwrap(),
-            server: Some(server),
+            http: http_client(),
+            transport: Transport::Tcp(server),
+        }
+    }
+
+    /// The server's router over a fresh database, without a socket.
+    pub async fn router(backend: Backend) -> TestServer {
+        Self::router_with(backend, |_| {}).await
+    }
+
+    pub async fn router_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -> TestServer {
+        let db = FreshDb::new(backend).await;
+        Self::router_on(db, tweak).await
+    }
+
+    /// The router over an existing database (e.g. to reopen the same one).
+    pub async fn router_on(db: FreshDb, tweak: impl FnOnce(&mut Config)) -> TestServer {
+        let config = test_config(&db, tweak);
+        let handle = ferrosync_server::open(&config, None)
+            .await
+            .expect("server opens");
+        TestServer {
+            base: String::new(),
+            db,
+            http: http_client(),
+            transport: Transport::Router {
+                router: ferrosync_server::router(handle.state().clone()),
+                handle,
+            },
         }
     }
 
     pub fn url(&self, path: &str) -> String {
+        assert!(
+            matches!(self.transport, Transport::Tcp(_)),
+            "a router has no URL: use request() or send(), or TestServer::start"
+        );
         format!("{}{}", self.base, path)
     }
 
+    /// One request (`path` with its query), over the socket or through the router: the reply's
+    /// status, headers and body.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> (StatusCode, HeaderMap, Vec<u8>) {
+        match &self.transport {
+            Transport::Tcp(_) => {
+                let mut r = self.http.request(method.clone(), self.url(path));
+                for (k, v) in headers {
+                    r = r.header(*k, *v);
+                }
+                if method != Method::GET {
+                    r = r.body(body);
+                }
+                let r = r.send().await.expect("request");
+                let (status, headers) = (r.status(), r.headers().clone());
+                (
+                    status,
+                    headers,
+                    r.bytes().await.expect("reply body").to_vec(),
+                )
+            }
+            Transport::Router { router, .. } => {
+                let mut r = Request::builder().method(method).uri(path);
+                for (k, v) in headers {
+                    r = r.header(*k, *v);
+                }
+                let reply = router
+                    .clone()
+                    .oneshot(r.body(Body::from(body)).expect("request"))
+                    .await
+                    .expect("the router answers");
+                let (parts, body) = reply.into_parts();
+                let bytes = body.collect().await.expect("reply body").to_bytes();
+                (parts.status, parts.headers, bytes.to_vec())
+            }
+            Transport::Stopped => panic!("the server is stopped"),
+        }
+    }
+
+    /// [`TestServer::send`] with `token` as bearer (if any); the reply checked as JSON.
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Vec<u8>,
+    ) -> (StatusCode, Value) {
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let mut headers = Vec::new();
+        if method == Method::POST {
+            headers.push(("content-type", "application/json"));
+        }
+        if let Some(a) = &auth {
+            headers.push(("authorization", a.as_str()));
+        }
+        let (status, headers, body) = self.send(method, path, &headers, body).await;
+        json_of(status, &headers, &body)
+    }
+
     pub async fn push(&self, token: &str, body: Value) -> (StatusCode, Value) {
-        let r = self
-            .http
-            .post(self.url("/v1/push"))
-            .bearer_auth(token)
-            .json(&body)
-            .send()
-            .await
-            .expect("push request");
-        let (status, body) = json_reply(r).await;
+        let bytes = serde_json::to_vec(&body).unwrap();
+        let (status, body) = self
+            .request(Method::POST, "/v1/push", Some(token), bytes)
+            .await;
         if status.is_success() {
             serde_json::from_value::<ferrosync_core::protocol::PushResponse>(body.clone())
                 .unwrap_or_else(|e| panic!("push reply is not a core PushResponse: {e}: {body}"));
@@ -145,21 +249,31 @@ impl TestServer {
         (status, body)
     }
 
+    /// A push of any body; a streamed one (no Content-Length) needs a socket.
     pub async fn push_raw(
         &self,
         token: &str,
         body: impl Into<reqwest::Body>,
     ) -> (StatusCode, Value) {
-        let r = self
-            .http
-            .post(self.url("/v1/push"))
-            .bearer_auth(token)
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
+        let body: reqwest::Body = body.into();
+        if let Transport::Tcp(_) = self.transport {
+            let r = self
+                .http
+                .post(self.url("/v1/push"))
+                .bearer_auth(token)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .expect("push request");
+            return json_reply(r).await;
+        }
+        let bytes = body
+            .as_bytes()
+            .expect("a streamed body needs a socket: use TestServer::start")
+            .to_vec();
+        self.request(Method::POST, "/v1/push", Some(token), bytes)
             .await
-            .expect("push request");
-        json_reply(r).await
     }
 
     pub async fn pull(
@@ -175,15 +289,15 @@ impl TestServer {
         if let Some(l) = limit {
             q.push(("limit", l.to_string()));
         }
-        let r = self
-            .http
-            .get(self.url("/v1/pull"))
-            .bearer_auth(token)
-            .query(&q)
-            .send()
-            .await
-            .expect("pull request");
-        let (status, body) = json_reply(r).await;
+        let query = serde_urlencoded::to_string(&q).unwrap();
+        let path = if query.is_empty() {
+            "/v1/pull".to_string()
+        } else {
+            format!("/v1/pull?{query}")
+        };
+        let (status, body) = self
+            .request(Method::GET, &path, Some(token), Vec::new())
+            .await;
         if status.is_success() {
             // Every pull reply is exactly the core crate's PullResponse (which rejects unknown fields).
             serde_json::from_value::<ferrosync_core::protocol::PullResponse>(body.clone())
@@ -208,8 +322,10 @@ impl TestServer {
     }
 
     pub async fn stop(mut self) -> FreshDb {
-        if let Some(s) = self.server.take() {
-            s.shutdown().await;
+        match std::mem::replace(&mut self.transport, Transport::Stopped) {
+            Transport::Tcp(server) => server.shutdown().await,
+            Transport::Router { handle, .. } => handle.close().await,
+            Transport::Stopped => {}
         }
         self.db
     }
@@ -222,14 +338,19 @@ impl TestServer {
 }
 
 pub async fn json_reply(r: reqwest::Response) -> (StatusCode, Value) {
-    let status = r.status();
-    let ct = r
-        .headers()
+    let (status, headers) = (r.status(), r.headers().clone());
+    let bytes = r.bytes().await.expect("reply body");
+    json_of(status, &headers, &bytes)
+}
+
+/// A reply that must be JSON with a `serverTime`, as every reply of the server is.
+pub fn json_of(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> (StatusCode, Value) {
+    let ct = headers
         .get("content-type")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
-    let text = r.text().await.expect("reply body");
+    let text = String::from_utf8_lossy(body);
     let body: Value = serde_json::from_str(&text)
         .unwrap_or_else(|e| panic!("non-JSON reply ({status}, {ct}): {e}: {text}"));
     assert!(
@@ -241,6 +362,28 @@ pub async fn json_reply(r: reqwest::Response) -> (StatusCode, Value) {
         "reply without serverTime: {body}"
     );
     (status, body)
+}
+
+fn test_config(db: &FreshDb, tweak: impl FnOnce(&mut Config)) -> Config {
+    let mut config = Config::for_database(db.url.clone());
+    config.db_connections = 8;
+    tweak(&mut config);
+    config
+}
+
+fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+/// The file of a `sqlite://` test database.
+pub fn sqlite_file(url: &str) -> std::path::PathBuf {
+    match ferrosync_server::store::url::parse_sqlite(url).expect("a SQLite URL") {
+        ferrosync_server::store::url::SqliteUrl::File(path) => path,
+        ferrosync_server::store::url::SqliteUrl::Memory => panic!("{url} is in memory"),
+    }
 }
 
 pub fn now_ms() -> u64 {

@@ -8,8 +8,8 @@ use sqlx::postgres::PgConnection;
 use sqlx::Row as _;
 
 use super::{PgStore, MIGRATION_LOCK};
+use crate::store::error::StoreError;
 use crate::store::ops::{CompactReport, Compaction, PoolStats};
-use crate::store::StoreError;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS ferrosync_marks (

@@ -5,8 +5,8 @@
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::{blocking, lock, SqliteStore};
+use crate::store::error::StoreError;
 use crate::store::ops::{CompactReport, Compaction, PoolStats};
-use crate::store::StoreError;
 
 /// `ferrosync_marks`: a namespace's head at a time. `ferrosync_floors`: the highest purged
 /// position (cursors below it expired) and how far the compactor has looked (`scanned`: nothing

@@ -20,7 +20,7 @@
 //! connections (half the headers, or 1 byte of a 100,000-byte body), then quietly again; each row
 //! prints that client's push p50/p99, what the attacker got back and the process's RSS.
 //!
-//! cargo run --release -p ferrosync-server --bin ferrosync-load -- --seconds 10 --database sqlite:///tmp/load.db
+//! cargo run --release -p ferrosync-load -- --seconds 10 --database sqlite:///tmp/load.db
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
