@@ -48,12 +48,7 @@ impl Database {
                     return Err(e.into());
                 }
             };
-            Ok(Database {
-                store,
-                live,
-                sync,
-            }
-            .into())
+            Ok(Database { store, live, sync }.into())
         })
     }
 
