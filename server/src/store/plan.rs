@@ -194,7 +194,7 @@ pub fn plan_group<'a>(jobs: &'a [Job], loaded: Loaded) -> GroupPlan<'a> {
                     }
                     // Older, or (for a change that says what it was made on) made without
                     // seeing the current version: the client settles it (its app's resolver)...
-                    if doc.current.hlc > c.hlc || made_without(c, &doc.current.hlc) {
+                    if loses_to(c, doc.current) {
                         let cur = Some(doc.current);
                         // ...unless this server applied it before (the reply was lost) and the
                         // current version was made on it: applied, and here is what replaced it.
@@ -316,7 +316,7 @@ fn reply_bytes(job: &Job, docs: &HashMap<DocRef<'_>, Doc<'_>>, cap: usize) -> us
             .or_else(|| docs.get(&key).map(|d| d.current));
         match current {
             Some(cur) if cur.hlc == c.hlc => {}
-            Some(cur) if cur.hlc > c.hlc || made_without(c, &cur.hlc) => {
+            Some(cur) if loses_to(c, cur) => {
                 if !carried.contains(&key) {
                     carried.push(key);
                     bytes += serde_json::to_vec(cur).map_or(0, |v| v.len());
@@ -331,6 +331,12 @@ fn reply_bytes(job: &Job, docs: &HashMap<DocRef<'_>, Doc<'_>>, cap: usize) -> us
         }
     }
     bytes
+}
+
+/// Whether `c` loses to `current` (a different version): older, or made without seeing it
+/// (another node's version, not its base: `merge::made_without`), whatever the order.
+fn loses_to(c: &Change, current: &Change) -> bool {
+    current.hlc > c.hlc || made_without(c, &current.hlc)
 }
 
 fn applied() -> PushResult {
