@@ -4,23 +4,10 @@
 // equivalent: after each committed write through this handle, run the query again and call back
 // (no change detection: every watcher is called on every write).
 
+import { RELAXED, done, req } from "./idb.js";
+
 export const label = "raw IndexedDB";
 const STORE = "docs";
-const RELAXED = { durability: "relaxed" };
-
-function req(r) {
-  return new Promise((resolve, reject) => {
-    r.onsuccess = () => resolve(r.result);
-    r.onerror = () => reject(r.error);
-  });
-}
-
-function done(tx) {
-  return new Promise((resolve, reject) => {
-    tx.oncomplete = () => resolve();
-    tx.onabort = tx.onerror = () => reject(tx.error);
-  });
-}
 
 export async function open(name) {
   const o = indexedDB.open(name, 1);

@@ -6,6 +6,8 @@
 // documents go out before the read returns and are re-put if it shows a later clock). ferrosync
 // minus this column is what the WASM side (conversion, validation, HLC, live-query bookkeeping) costs.
 
+import { RELAXED, done, req } from "../idb.js";
+
 export const label = "IDB in ferrosync layout (JS)";
 
 // Variants of the layout, for BENCHMARKS.md's analysis of where write time goes (run with
@@ -20,21 +22,6 @@ export const variants = {
   "layout-wait": { label: "ferrosync layout, clock read always awaited (JS)", outbox: "index", early: 0 },
 };
 const STORE = "docs";
-const RELAXED = { durability: "relaxed" };
-
-function req(r) {
-  return new Promise((resolve, reject) => {
-    r.onsuccess = () => resolve(r.result);
-    r.onerror = () => reject(r.error);
-  });
-}
-
-function done(tx) {
-  return new Promise((resolve, reject) => {
-    tx.oncomplete = () => resolve();
-    tx.onabort = tx.onerror = () => reject(tx.error);
-  });
-}
 
 const key = (v) => (typeof v === "number" ? [2, v] : typeof v === "string" ? [3, v] : [0]);
 let counter = 0;

@@ -3,23 +3,10 @@
 // of a live query: after each committed write through this handle, re-run the query and call back
 // (no change detection, no cross-tab notice).
 
+import { RELAXED, done, req } from "../idb.js";
+
 export const label = "raw IndexedDB";
 const STORE = "docs";
-const RELAXED = { durability: "relaxed" };
-
-function req(r) {
-  return new Promise((resolve, reject) => {
-    r.onsuccess = () => resolve(r.result);
-    r.onerror = () => reject(r.error);
-  });
-}
-
-function done(tx) {
-  return new Promise((resolve, reject) => {
-    tx.oncomplete = () => resolve();
-    tx.onabort = tx.onerror = () => reject(tx.error);
-  });
-}
 
 export async function open(name) {
   const open = indexedDB.open(name, 1);
