@@ -848,14 +848,7 @@ async fn unauthorized_stops_retrying_until_set_token() {
     assert_eq!(a.pending().await, 1);
     // A new token resumes at once.
     a.db.set_token(JsValue::from_str(&token)).unwrap();
-    let aa = &a;
-    eventually("pushed after setToken", 5000.0, || async move {
-        match (aa.pending().await, aa.state().as_str()) {
-            (0, "idle") => Ok(()),
-            (n, s) => Err(format!("{n} pending, {s}")),
-        }
-    })
-    .await;
+    a.settled().await;
     assert_eq!(server_feed(&token).await.len(), 1);
     a.close_and_destroy().await;
 }

@@ -487,14 +487,7 @@ async fn another_accounts_token_never_receives_this_devices_documents() {
     assert_eq!(a.pending().await, 1, "alice's edit is kept");
     // Alice's token back: her edit syncs to her account.
     a.db.set_token(JsValue::from_str(&alice)).unwrap();
-    let aa = &a;
-    eventually("pushed after alice's token", 5000.0, || async move {
-        match (aa.pending().await, aa.state().as_str()) {
-            (0, "idle") => Ok(()),
-            (n, s) => Err(format!("{n} pending, {s}")),
-        }
-    })
-    .await;
+    a.settled().await;
     assert_eq!(server_feed(&alice).await.len(), 2);
     assert!(server_feed(&bob).await.is_empty());
     a.close_and_destroy().await;
