@@ -89,16 +89,10 @@ impl Cursor {
     /// when it is this database's cursor of another namespace. Anything else about it (old
     /// format, another epoch, malformed) is for the device's next pull to find out.
     pub fn check_pushed(raw: &str, epoch: &str, namespace: &str) -> Result<(), ApiError> {
-        let Some((head, _)) = raw.split_once(':') else {
-            return Ok(());
-        };
-        let Some((e, tag)) = head.split_once('.') else {
-            return Ok(());
-        };
-        if e == epoch && !tag.eq_ignore_ascii_case(&namespace_tag(epoch, namespace)) {
-            return Err(another_namespace());
+        match Cursor::parse(Some(raw), epoch, namespace) {
+            Err(e @ ApiError::NamespaceMismatch(_)) => Err(e),
+            _ => Ok(()),
         }
-        Ok(())
     }
 }
 

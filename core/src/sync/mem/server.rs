@@ -114,6 +114,30 @@ fn namespace_tag(epoch: &str, namespace: &str) -> String {
     format!("{h:08x}")
 }
 
+/// The position of a client's cursor in `namespace`'s feed of database `epoch`, or why not: as
+/// the real server, malformed is `BAD_CURSOR`, another epoch 409, another namespace 403.
+fn parse_cursor(raw: &str, epoch: &str, namespace: &str) -> Result<u64, TransportError> {
+    let bad = || refuse(400, codes::BAD_CURSOR, format!("malformed cursor {raw:?}"));
+    let (head, seq) = raw.split_once(':').ok_or_else(bad)?;
+    let seq: u64 = seq.parse().map_err(|_| bad())?;
+    let (e, tag) = match head.split_once('.') {
+        Some((e, t)) => (e, Some(t)),
+        None => (head, None),
+    };
+    if e.len() != 16 || !e.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(bad());
+    }
+    if e != epoch {
+        return Err(TransportError::CursorEpochMismatch(format!(
+            "cursor of epoch {e}, server is epoch {epoch}"
+        )));
+    }
+    if tag.is_some_and(|t| t != namespace_tag(epoch, namespace)) {
+        return Err(another_namespace());
+    }
+    Ok(seq)
+}
+
 fn another_namespace() -> TransportError {
     TransportError::NamespaceMismatch("cursor belongs to another namespace".into())
 }
@@ -204,11 +228,12 @@ impl MemServer {
         }
         if let Some(raw) = &req.cursor {
             // As the real server: a push naming this database's cursor of another namespace is
-            // another account's device (nothing stored).
-            if let Some((epoch, tag)) = raw.split_once(':').and_then(|(h, _)| h.split_once('.')) {
-                if epoch == st.epoch && tag != namespace_tag(&st.epoch, &ns_name) {
-                    return Err(another_namespace());
-                }
+            // another account's device (nothing stored); anything else about the cursor is for
+            // the device's next pull to find out.
+            if let Err(e @ TransportError::NamespaceMismatch(_)) =
+                parse_cursor(raw, &st.epoch, &ns_name)
+            {
+                return Err(e);
             }
         }
         let fingerprint = {
@@ -301,28 +326,7 @@ impl MemServer {
         let ns_name = Self::namespace_of(&st, token)?;
         let after = match cursor {
             None | Some("") => 0,
-            Some(raw) => {
-                let bad = || refuse(400, codes::BAD_CURSOR, format!("malformed cursor {raw:?}"));
-                let (head, seq) = raw.split_once(':').ok_or_else(bad)?;
-                let seq: u64 = seq.parse().map_err(|_| bad())?;
-                let (epoch, tag) = match head.split_once('.') {
-                    Some((e, t)) => (e, Some(t)),
-                    None => (head, None),
-                };
-                if epoch.len() != 16 || !epoch.bytes().all(|b| b.is_ascii_hexdigit()) {
-                    return Err(bad());
-                }
-                if epoch != st.epoch {
-                    return Err(TransportError::CursorEpochMismatch(format!(
-                        "cursor of epoch {epoch}, server is epoch {}",
-                        st.epoch
-                    )));
-                }
-                if tag.is_some_and(|t| t != namespace_tag(&st.epoch, &ns_name)) {
-                    return Err(another_namespace());
-                }
-                seq
-            }
+            Some(raw) => parse_cursor(raw, &st.epoch, &ns_name)?,
         };
         let limit = limit.clamp(1, MAX_PULL_LIMIT);
         let empty = Namespace::default();
