@@ -347,6 +347,10 @@ impl<S: LocalStore, T: Transport> SyncEngine<S, T> {
     }
 
     async fn push_all(&self, run: &mut Run<'_>) -> Result<(), SyncError> {
+        // Where this device has been syncing, named by every push: a server refuses the push when
+        // the token is for another account's namespace (issue 13 item 3). A push never moves it.
+        let cursor = self.store.cursor().await.map_err(store_err)?;
+        let cursor = cursor.filter(|c| !c.is_empty());
         let mut after: Option<DocKey> = None;
         loop {
             let rows = self
@@ -362,7 +366,7 @@ impl<S: LocalStore, T: Transport> SyncEngine<S, T> {
             let mut queue: VecDeque<Vec<PendingChange>> =
                 split_by_size(rows, self.config.max_body_bytes).into();
             while let Some(chunk) = queue.pop_front() {
-                match self.push_chunk(&chunk, run).await {
+                match self.push_chunk(&chunk, cursor.as_deref(), run).await {
                     Ok(()) => {}
                     Err(SyncError::Transport(TransportError::BadRequest {
                         status,
@@ -492,16 +496,14 @@ impl<S: LocalStore, T: Transport> SyncEngine<S, T> {
     async fn push_chunk(
         &self,
         chunk: &[PendingChange],
+        cursor: Option<&str>,
         run: &mut Run<'_>,
     ) -> Result<(), SyncError> {
         let clock = self.store.clock();
-        // Where this device has been syncing: a server refuses the push when the token is for
-        // another account's namespace (issue 13 item 3).
-        let cursor = self.store.cursor().await.map_err(store_err)?;
         let req = PushRequest {
             client_id: clock.node(),
             changes: chunk.iter().map(|p| self.to_push(p)).collect(),
-            cursor: cursor.filter(|c| !c.is_empty()),
+            cursor: cursor.map(str::to_string),
         };
         let sent = clock.wall_ms();
         let resp = self.transport.push(&req).await;
