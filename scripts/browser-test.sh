@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# One browser test file against its own sync server and fault proxy, on free ports, as
+# scripts/test.sh's "sync server + fault proxy" stage starts them (for a developer who wants one
+# file, not the whole suite).
+# usage: bash scripts/browser-test.sh <test-file-name> [extra wasm-pack test args, e.g. --release]
+set -u
+cd "$(dirname "$0")/.."
+. scripts/setup.sh >/dev/null 2>&1
+cargo build -q -p ferrosync-server --bin ferrosync-server || exit 1
+S=$(mktemp -d /tmp/fs-browser-test.XXXX)
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+UP=$(free_port); PROXY=$(free_port)
+python3 tests/support/faultproxy.py --listen "$PROXY" --upstream-port "$UP" --db-file "$S/sync.db" -- \
+  target/debug/ferrosync-server --listen "127.0.0.1:$UP" --database "sqlite://$S/sync.db" --auth dev > "$S/proxy.log" 2>&1 &
+P=$!
+trap 'kill $P 2>/dev/null; pkill -P $P 2>/dev/null; rm -rf "$S"' EXIT
+for _ in $(seq 1 100); do
+  curl -sf "http://127.0.0.1:$PROXY/healthz" >/dev/null 2>&1 && break
+  sleep 0.1
+done
+export FERROSYNC_TEST_SERVER="http://127.0.0.1:$PROXY" FERROSYNC_TEST_CONTROL="http://127.0.0.1:$PROXY"
+export WASM_BINDGEN_TEST_TIMEOUT=${WASM_BINDGEN_TEST_TIMEOUT:-300}
+test=$1; shift
+wasm-pack test --headless --chrome "$@" -- --test "$test"
