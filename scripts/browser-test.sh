@@ -22,3 +22,6 @@ export FERROSYNC_TEST_SERVER="http://127.0.0.1:$PROXY" FERROSYNC_TEST_CONTROL="h
 export WASM_BINDGEN_TEST_TIMEOUT=${WASM_BINDGEN_TEST_TIMEOUT:-300}
 test=$1; shift
 wasm-pack test --headless --chrome "$@" -- --test "$test"
+rc=$?
+echo "browser-test: $test exit $rc"
+exit $rc
