@@ -4,9 +4,10 @@
 //! titles with outer whitespace are trimmed). `scripts/test.sh` starts both and sets
 //! `FERROSYNC_TEST_HOOK_SERVER` (the server's base URL) when compiling the browser tests.
 
-mod sync_support;
+mod common;
 
-use sync_support::*;
+use common::sync::*;
+use common::*;
 use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);

@@ -5,13 +5,14 @@
 //! `FERROSYNC_TEST_SERVER=http://127.0.0.1:18090 FERROSYNC_TEST_CONTROL=http://127.0.0.1:18090 \
 //!  CHROMEDRIVER=/usr/bin/chromedriver wasm-pack test --headless --chrome -- --test sync`
 
-mod sync_support;
+mod common;
 
 use std::cell::RefCell;
 use std::rc::Rc;
 
+use common::sync::*;
+use common::*;
 use js_sys::{Array, Function};
-use sync_support::*;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_test::*;

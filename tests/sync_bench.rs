@@ -5,12 +5,14 @@
 //! `FERROSYNC_BENCH_N=10000 FERROSYNC_TEST_SERVER=... FERROSYNC_TEST_CONTROL=... CHROMEDRIVER=/usr/bin/chromedriver \
 //!  wasm-pack test --release --headless --chrome -- --test sync_bench -- --nocapture`
 
-mod sync_support;
+mod common;
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
+use common::sync::*;
+use common::*;
 use ferrosync::sync::local::IdbLocal;
 use ferrosync::sync::transport::{Endpoint, HttpTransport};
 use ferrosync_core::protocol::{PullResponse, PushRequest, PushResponse};
@@ -18,7 +20,6 @@ use ferrosync_core::sync::{
     ApplyOutcome, Decide, DocKey, LocalDoc, LocalStore, PendingChange, Policies, Pushed, StoreOp,
     SyncClock, SyncEngine, Transport, TransportError,
 };
-use sync_support::*;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 use wasm_bindgen_test::*;

@@ -3,10 +3,11 @@
 //! closing under a forwarded `db.sync()`. Real headless Chromium, real IndexedDB, the real
 //! ferrosync-server behind `tests/support/faultproxy.py` (run like `tests/sync.rs`).
 
-mod sync_support;
+mod common;
 
+use common::sync::*;
+use common::*;
 use js_sys::{Function, Promise};
-use sync_support::*;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 use wasm_bindgen_test::*;

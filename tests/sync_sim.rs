@@ -7,9 +7,10 @@
 //! `FERROSYNC_TEST_SERVER=... FERROSYNC_TEST_CONTROL=... [FERROSYNC_SIM_SEED=n] \
 //!  CHROMEDRIVER=/usr/bin/chromedriver wasm-pack test --headless --chrome -- --test sync_sim`
 
-mod sync_support;
+mod common;
 
-use sync_support::*;
+use common::sync::*;
+use common::*;
 use wasm_bindgen::JsValue;
 use wasm_bindgen_futures::JsFuture;
 use wasm_bindgen_test::*;

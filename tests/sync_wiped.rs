@@ -10,10 +10,11 @@
 //! Chromium, real IndexedDB, the real ferrosync-server behind `tests/support/faultproxy.py` (run
 //! like `tests/sync.rs`).
 
-mod sync_support;
+mod common;
 
+use common::sync::*;
+use common::*;
 use js_sys::{Function, Promise};
-use sync_support::*;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;

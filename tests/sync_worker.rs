@@ -4,9 +4,10 @@
 //! `FERROSYNC_TEST_SERVER=... FERROSYNC_TEST_CONTROL=... \
 //!  CHROMEDRIVER=/usr/bin/chromedriver wasm-pack test --headless --chrome -- --test sync_worker`
 
-mod sync_support;
+mod common;
 
-use sync_support::*;
+use common::sync::*;
+use common::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_test::*;
 

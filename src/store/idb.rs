@@ -6,7 +6,7 @@
 //! Rules that keep a transaction alive (IndexedDB commits it as soon as the code awaits anything
 //! foreign, rexie issue 36): a transaction's code awaits only its own requests, whose wake-ups run as
 //! microtasks inside the request's success event; a batch issues all its requests in one poll
-//! (`put_all`, `join!`, `try_join_all`) and awaits the last, then the transaction's `complete`.
+//! (`put_all`, `join!`, `all`) and awaits the last, then the transaction's `complete`.
 //!
 //! The raw request futures below (`wait`) remain for the schema upgrade (`schema.rs`), which runs
 //! inside `upgradeneeded` where rexie has no transaction to offer.

@@ -1,6 +1,9 @@
-//! Helpers and the core suite shared by the main-thread (`browser.rs`) and worker (`worker.rs`)
-//! test files. Everything runs against the real IndexedDB of headless Chromium.
+//! The one test-support module of the browser tests: helpers every file uses, the core suite shared
+//! by the main-thread (`browser.rs`) and worker (`worker.rs`) files, and (`sync`) devices and the
+//! fault proxy for the sync files. Everything runs against the real IndexedDB of headless Chromium.
 #![allow(dead_code)]
+
+pub mod sync;
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -26,8 +29,20 @@ pub fn to_json(v: &JsValue) -> String {
     JSON::stringify(v).unwrap().as_string().unwrap()
 }
 
+/// JSON text with object keys sorted, so versions that went through the server (serde_json sorts
+/// keys) compare equal to ones written locally.
+pub fn canonical(text: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(text)
+        .map(|v| v.to_string())
+        .unwrap_or_else(|_| text.to_string())
+}
+
 pub fn prop(v: &JsValue, key: &str) -> JsValue {
     Reflect::get(v, &JsValue::from_str(key)).unwrap()
+}
+
+pub fn set(o: &JsValue, key: &str, v: &JsValue) {
+    Reflect::set(o, &JsValue::from_str(key), v).unwrap();
 }
 
 pub fn code(err: &JsValue) -> String {
@@ -127,6 +142,25 @@ pub async fn sleep(ms: i32) {
             .unwrap();
     });
     JsFuture::from(p).await.unwrap();
+}
+
+/// Polls `check` every 25 ms until it returns `Ok`, or panics with its last message after
+/// `timeout_ms`.
+pub async fn eventually<F, Fut>(what: &str, timeout_ms: f64, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
+    let start = js_sys::Date::now();
+    loop {
+        match check().await {
+            Ok(()) => return,
+            Err(m) if js_sys::Date::now() - start > timeout_ms => {
+                panic!("{what}: not true after {timeout_ms} ms: {m}")
+            }
+            Err(_) => sleep(25).await,
+        }
+    }
 }
 
 /// Milliseconds (`performance.now()`, sub-millisecond on the main thread and in workers).

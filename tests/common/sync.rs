@@ -1,18 +1,16 @@
-//! Helpers for the browser sync tests (`tests/sync*.rs`): devices (`Database` instances with `sync`),
+//! What the browser sync tests (`tests/sync*.rs`, `push_hook.rs`) add to the shared helpers: devices (`Database` instances with `sync`),
 //! the real server behind `tests/support/faultproxy.py`, and its control API.
 //!
 //! The server is read at COMPILE time: build the tests with
 //! `FERROSYNC_TEST_SERVER=http://127.0.0.1:18090 FERROSYNC_TEST_CONTROL=http://127.0.0.1:18090`
 //! (the fault proxy's address for both). Without them every test fails with that instruction.
-#![allow(dead_code)]
-
+use super::*;
 use ferrosync::{Collection, Database};
 use gloo_net::http::Request;
-use js_sys::{Array, Function, Object, Promise, Reflect, JSON};
+use js_sys::{Array, Function, Object};
 use wasm_bindgen::convert::TryFromJsValue;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use wasm_bindgen_futures::JsFuture;
 
 const HOW: &str = "set FERROSYNC_TEST_SERVER and FERROSYNC_TEST_CONTROL when compiling the sync tests, e.g. \
 FERROSYNC_TEST_SERVER=http://127.0.0.1:18090 FERROSYNC_TEST_CONTROL=http://127.0.0.1:18090 \
@@ -37,97 +35,6 @@ pub fn control_base() -> String {
     match option_env!("FERROSYNC_TEST_CONTROL") {
         Some(s) if !s.is_empty() => s.trim_end_matches('/').to_string(),
         _ => panic!("FERROSYNC_TEST_CONTROL was not set at compile time: {HOW}"),
-    }
-}
-
-pub fn json(text: &str) -> JsValue {
-    JSON::parse(text).unwrap_or_else(|e| panic!("bad test JSON {text}: {e:?}"))
-}
-
-pub fn to_json(v: &JsValue) -> String {
-    if v.is_undefined() {
-        return "undefined".into();
-    }
-    JSON::stringify(v).unwrap().as_string().unwrap()
-}
-
-/// JSON text with object keys sorted, so versions that went through the server (serde_json sorts
-/// keys) compare equal to ones written locally.
-pub fn canonical(text: &str) -> String {
-    serde_json::from_str::<serde_json::Value>(text)
-        .map(|v| v.to_string())
-        .unwrap_or_else(|_| text.to_string())
-}
-
-pub fn prop(v: &JsValue, key: &str) -> JsValue {
-    Reflect::get(v, &JsValue::from_str(key)).unwrap()
-}
-
-pub fn set(o: &JsValue, key: &str, v: &JsValue) {
-    Reflect::set(o, &JsValue::from_str(key), v).unwrap();
-}
-
-pub fn code(err: &JsValue) -> String {
-    prop(err, "code")
-        .as_string()
-        .unwrap_or_else(|| format!("<no code: {err:?}>"))
-}
-
-pub fn message(err: &JsValue) -> String {
-    prop(err, "message").as_string().unwrap_or_default()
-}
-
-pub async fn ok(p: Promise) -> JsValue {
-    match JsFuture::from(p).await {
-        Ok(v) => v,
-        Err(e) => panic!("rejected: {} {}", code(&e), message(&e)),
-    }
-}
-
-/// Awaits a promise that must reject with an `Error` carrying `want`; returns the message.
-pub async fn rejects(p: Promise, want: &str) -> String {
-    match JsFuture::from(p).await {
-        Ok(v) => panic!("expected {want}, resolved with {}", to_json(&v)),
-        Err(e) => {
-            assert!(e.is_instance_of::<js_sys::Error>(), "not an Error: {e:?}");
-            assert_eq!(code(&e), want, "message: {}", message(&e));
-            message(&e)
-        }
-    }
-}
-
-pub fn unique(prefix: &str) -> String {
-    format!(
-        "{prefix}-{}-{}",
-        js_sys::Date::now() as u64,
-        (js_sys::Math::random() * 1e9) as u64
-    )
-}
-
-pub async fn sleep(ms: i32) {
-    let p = Promise::new(&mut |resolve, _| {
-        let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
-        let _ = global.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
-    });
-    JsFuture::from(p).await.unwrap();
-}
-
-/// Polls `check` every 25 ms until it returns `Ok`, or panics with its last message after
-/// `timeout_ms`.
-pub async fn eventually<F, Fut>(what: &str, timeout_ms: f64, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<(), String>>,
-{
-    let start = js_sys::Date::now();
-    loop {
-        match check().await {
-            Ok(()) => return,
-            Err(m) if js_sys::Date::now() - start > timeout_ms => {
-                panic!("{what}: not true after {timeout_ms} ms: {m}")
-            }
-            Err(_) => sleep(25).await,
-        }
     }
 }
 
