@@ -56,7 +56,8 @@ pub enum Next {
     RefuseWaiting,
     /// Start a sync now ([`Plan::started`]); it answers every `db.sync()` accepted so far.
     Run,
-    /// Nothing to do before this time, unless an input comes first.
+    /// Start a sync at this time ([`Plan::started`]), unless an input comes first (then ask
+    /// again).
     WakeAt(f64),
     /// Only an input can start a sync.
     Wait,
@@ -234,19 +235,6 @@ impl Plan {
         }
     }
 
-    /// The status word: syncing wins, then offline, then the last error.
-    pub fn activity(&self, online: bool, has_error: bool) -> Activity {
-        if self.running {
-            Activity::Syncing
-        } else if !online {
-            Activity::Offline
-        } else if has_error {
-            Activity::Error
-        } else {
-            Activity::Idle
-        }
-    }
-
     pub fn running(&self) -> bool {
         self.running
     }
@@ -269,6 +257,20 @@ impl Plan {
     fn forget_failures(&mut self) {
         self.retry_at = None;
         self.attempts = 0;
+    }
+}
+
+/// The status word, in the leader and in the others: syncing wins, then offline, then the last
+/// error.
+pub fn activity(syncing: bool, online: bool, has_error: bool) -> Activity {
+    if syncing {
+        Activity::Syncing
+    } else if !online {
+        Activity::Offline
+    } else if has_error {
+        Activity::Error
+    } else {
+        Activity::Idle
     }
 }
 

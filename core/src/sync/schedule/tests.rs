@@ -40,6 +40,35 @@ fn becoming_leader_runs_at_once_whatever_the_debounce() {
 }
 
 #[test]
+fn after_a_failed_first_run_writes_wait_for_the_backoff_not_the_debounce() {
+    // `sync_faults::a_device_two_hours_ahead...`: the server is down when the device opens, its
+    // writes have a minute's debounce, the backoff a base of ten minutes (capped at the default
+    // five, so the first retry comes 2.5 to 5 minutes after the failure). Nothing automatic
+    // runs before the backoff's retry, so a run reaching the server right after the faults are
+    // cleared can only be the first run itself, started late (its requests left after the
+    // faults were cleared), not a run the writes scheduled.
+    let t = Timing {
+        interval_ms: 0.0,
+        debounce_ms: 60_000.0,
+        backoff: Backoff {
+            base_ms: 600_000,
+            max_ms: 300_000,
+        },
+    };
+    let mut p = after_first_run(t, 100.0, NETWORK);
+    for at in [200.0, 300.0, 400.0, 500.0] {
+        p.handle(at, Input::Wrote);
+        p.handle(at, Input::Visible);
+    }
+    let Next::WakeAt(at) = p.next(600.0, true) else {
+        panic!("a retry is planned")
+    };
+    assert!(at >= 150_100.0, "not before the backoff: {at}");
+    assert!(p.request(true));
+    assert_eq!(p.next(600.0, true), Next::Run, "db.sync() does not wait");
+}
+
+#[test]
 fn a_burst_of_writes_is_pushed_within_the_debounce_of_its_first() {
     let mut p = after_first_run(timing(0.0, 100.0), 10.0, OK);
     assert_eq!(p.next(10.0, true), Next::Wait);
@@ -70,7 +99,7 @@ fn nothing_runs_offline_and_a_write_made_offline_runs_once_online() {
     assert_eq!(p.next(10.0, false), Next::Wait);
     assert_eq!(p.next(1e9, false), Next::Wait, "not even the interval");
     assert!(!p.request(false), "db.sync() offline is refused at once");
-    assert_eq!(p.activity(false, true), Activity::Offline);
+    assert_eq!(activity(p.running(), false, true), Activity::Offline);
     p.handle(5_000.0, Input::Online);
     assert_eq!(p.next(5_000.0, true), Next::Run);
 }
@@ -203,13 +232,13 @@ fn more_to_push_after_a_sync_runs_again_at_once_and_a_good_sync_opens_the_stream
     let mut p = Plan::lead(timing(0.0, 100.0), 0.0);
     assert_eq!(p.next(0.0, true), Next::Run);
     p.started();
-    assert_eq!(p.activity(true, false), Activity::Syncing);
+    assert_eq!(activity(p.running(), true, false), Activity::Syncing);
     assert_eq!(
         p.ended(50.0, Outcome::Done { more: true }, 0.0),
         Some(Stream::Open)
     );
-    assert_eq!(p.activity(true, false), Activity::Idle);
-    assert_eq!(p.activity(true, true), Activity::Error);
+    assert_eq!(activity(p.running(), true, false), Activity::Idle);
+    assert_eq!(activity(p.running(), true, true), Activity::Error);
     assert_eq!(p.next(50.0, true), Next::Run);
 }
 
