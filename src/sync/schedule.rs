@@ -9,19 +9,23 @@
 //! - `db.setToken()`.
 //!
 //! Nothing runs while offline (`navigator.onLine` false; status `offline`). After a failure core's
-//! [`RetryClass`] decides: network, 5xx and garbled replies retry with exponential backoff and
+//! [`RetryClass`](ferrosync_core::sync::RetryClass) decides: network, 5xx and garbled replies retry with exponential backoff and
 //! jitter; 401/403 stop automatic syncs until the token changes; a refused request or a failing
 //! resolver waits for the next local write or `db.sync()`. The others follow: they forward their
 //! writes and `db.sync()` calls to the leader and mirror its status; when the leader goes away the
 //! browser hands the lock to the next instance in line, which takes over.
+//!
+//! Those decisions are core's [`Plan`] (pure, tested natively); the task here does the IO: it
+//! turns messages into the plan's inputs, sleeps until the time it names, runs the engine, answers
+//! `db.sync()` calls and keeps the status.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 
+use ferrosync_core::sync::schedule::{self as plan, Activity, Input, Next, Outcome, Plan, Timing};
 use ferrosync_core::sync::{
-    DocKey, Policies, Progress, RetryClass, SyncConfig, SyncEngine, SyncError, SyncReport,
-    Transport,
+    DocKey, Policies, Progress, SyncConfig, SyncEngine, SyncError, SyncReport, Transport,
 };
 use futures::channel::{mpsc, oneshot};
 use futures::future::Either;
@@ -112,18 +116,15 @@ impl Shared {
         }
     }
 
-    /// The state word, from what is known (syncing wins, then offline, then the last error).
+    /// The state word, from what is known (core's [`plan::activity`]).
     fn settle_state(&self, syncing: bool) {
         let online = self.online();
         self.set_status(|s| {
-            s.state = if syncing {
-                State::Syncing
-            } else if !online {
-                State::Offline
-            } else if s.error.is_some() {
-                State::Error
-            } else {
-                State::Idle
+            s.state = match plan::activity(syncing, online, s.error.is_some()) {
+                Activity::Syncing => State::Syncing,
+                Activity::Offline => State::Offline,
+                Activity::Error => State::Error,
+                Activity::Idle => State::Idle,
             };
         });
     }
@@ -281,21 +282,14 @@ struct Task {
     close_rx: futures::future::Fuse<oneshot::Receiver<()>>,
 }
 
-/// The leader's scheduling state.
-#[derive(Default)]
-struct Plan {
-    /// A sync is wanted at this time (trigger, debounce).
-    due: Option<f64>,
-    /// Failing with a transient error: the next automatic attempt, and how many failed so far.
-    retry_at: Option<f64>,
-    attempts: u32,
-    /// 401/403: no automatic sync until the token changes.
-    auth_blocked: bool,
-    /// Refused as sent: no automatic sync until a local write.
-    stalled: bool,
-    last_run_end: f64,
+/// The leader's state besides the engine: the plan, and what it decided for.
+struct Leading {
+    plan: Plan,
+    /// Everyone waiting for the next run's outcome (as many as the plan counts).
+    waiters: Vec<Waiter>,
     /// Retries and discards of set-aside changes, done before the next sync.
     aside: Vec<AsideOp>,
+    stream: Option<events::Subscription>,
 }
 
 impl Task {
@@ -421,7 +415,7 @@ impl Task {
         }
     }
 
-    async fn lead(&mut self, mut waiters: Vec<Waiter>) {
+    async fn lead(&mut self, waiters: Vec<Waiter>) {
         let local = self.local.clone();
         let transport = HttpTransport::new(self.shared.endpoint.clone());
         let mut config = SyncConfig::default();
@@ -433,26 +427,38 @@ impl Task {
         }
         let engine =
             SyncEngine::new(local.clone(), transport, self.policies.clone()).with_config(config);
-        let mut plan = Plan {
-            due: Some(now_ms()),
-            last_run_end: now_ms(),
-            ..Plan::default()
+        let options = &self.shared.options;
+        let timing = Timing {
+            interval_ms: options.interval_ms,
+            debounce_ms: options.debounce_ms,
+            backoff: options.backoff,
         };
-        let mut stream: Option<events::Subscription> = None;
+        let mut plan = Plan::lead(timing, now_ms());
+        // Calls forwarded to us while we followed: accepted then.
+        for _ in &waiters {
+            plan.request(true);
+        }
+        let mut lead = Leading {
+            plan,
+            waiters,
+            aside: Vec::new(),
+            stream: None,
+        };
         let shared = self.shared.clone();
         loop {
-            // Offline: answer waiters now instead of letting them hang.
-            if !shared.online() {
-                for w in waiters.drain(..) {
+            let now = now_ms();
+            let next = lead.plan.next(now, shared.online());
+            if next == Next::RefuseWaiting {
+                // Offline: answer waiters now instead of letting them hang.
+                for w in lead.waiters.drain(..) {
                     answer(&shared, w, Err(Error::SyncOffline));
                 }
             }
             shared.settle_state(false);
-            let now = now_ms();
-            let next = self.next_run(&plan, !waiters.is_empty(), now);
             let msg = match next {
-                Some(t) if t <= now => None,
-                Some(t) => {
+                Next::RefuseWaiting => continue,
+                Next::Run => None,
+                Next::WakeAt(t) => {
                     let wake = sleep(t - now).fuse();
                     futures::pin_mut!(wake);
                     futures::select! {
@@ -461,22 +467,22 @@ impl Task {
                         _ = &mut self.close_rx => Some(None),
                     }
                 }
-                None => futures::select! {
+                Next::Wait => futures::select! {
                     m = self.rx.next() => Some(m),
                     _ = &mut self.close_rx => Some(None),
                 },
             };
             if let Some(m) = msg {
                 let Some(m) = m else { break };
-                let mut wrote = self.plan_msg(m, &mut plan, &mut waiters, &mut stream);
+                let mut wrote = self.plan_msg(m, &mut lead);
                 // Take everything already queued before deciding anything.
                 while let Ok(m) = self.rx.try_recv() {
-                    wrote |= self.plan_msg(m, &mut plan, &mut waiters, &mut stream);
+                    wrote |= self.plan_msg(m, &mut lead);
                 }
                 if wrote {
                     self.refresh_pending().await;
                 }
-                for op in std::mem::take(&mut plan.aside) {
+                for op in std::mem::take(&mut lead.aside) {
                     if op.discard {
                         if let Err(e) = engine.discard(&op.key).await {
                             let err = Error::from(e);
@@ -491,8 +497,8 @@ impl Task {
             }
 
             // Run one sync.
-            let running: Vec<Waiter> = std::mem::take(&mut waiters);
-            plan.due = None;
+            let running: Vec<Waiter> = std::mem::take(&mut lead.waiters);
+            lead.plan.started();
             shared.set_status(|s| s.progress = Default::default());
             shared.settle_state(true);
             let shared2 = shared.clone();
@@ -524,46 +530,28 @@ impl Task {
             shared.post(&TabMsg::Clock {
                 offset_ms: local.offset_ms(),
             });
-            plan.last_run_end = end;
             let outcome = match result {
                 Ok(report) => {
-                    plan.retry_at = None;
-                    plan.attempts = 0;
-                    plan.stalled = false;
-                    plan.auth_blocked = false;
-                    if report.more {
-                        plan.due = Some(end);
-                    }
+                    let stream = lead.plan.ended(
+                        end,
+                        Outcome::Done { more: report.more },
+                        js_sys::Math::random(),
+                    );
                     let _ = local.save_sync_end(end as u64).await;
                     shared.set_status(|s| {
                         s.error = None;
                         s.last_sync_at = Some(end as u64);
                     });
-                    if shared.options.events && stream.as_ref().is_none_or(|s| !s.is_alive()) {
-                        stream = self.subscribe();
-                    }
+                    self.stream_to(stream, &mut lead.stream);
                     Ok(report_of(&report))
                 }
                 Err(e) => {
-                    match e.retry_class() {
-                        RetryClass::Backoff => {
-                            let delay = shared
-                                .options
-                                .backoff
-                                .delay_ms(plan.attempts, js_sys::Math::random());
-                            plan.attempts = plan.attempts.saturating_add(1);
-                            plan.retry_at = Some(end + delay as f64);
-                        }
-                        RetryClass::StopUntilTokenChange => {
-                            plan.auth_blocked = true;
-                            plan.retry_at = None;
-                            stream = None;
-                        }
-                        RetryClass::StopUntilChange => {
-                            plan.stalled = true;
-                            plan.retry_at = None;
-                        }
-                    }
+                    let stream = lead.plan.ended(
+                        end,
+                        Outcome::Failed(e.retry_class()),
+                        js_sys::Math::random(),
+                    );
+                    self.stream_to(stream, &mut lead.stream);
                     let err = Error::from(e);
                     shared.set_status(|s| s.error = Some(status_error(&err)));
                     Err(err)
@@ -577,7 +565,7 @@ impl Task {
                 answer(&shared, w, outcome.clone());
             }
         }
-        closing(&shared, waiters);
+        closing(&shared, lead.waiters);
     }
 
     fn subscribe(&self) -> Option<events::Subscription> {
@@ -588,70 +576,51 @@ impl Task {
         })
     }
 
-    /// When the next sync should start (`None`: only a message can start one).
-    fn next_run(&self, plan: &Plan, waiting: bool, now: f64) -> Option<f64> {
-        if !self.shared.online() {
-            return None;
+    /// Does what the plan says about the event stream.
+    fn stream_to(&self, action: Option<plan::Stream>, stream: &mut Option<events::Subscription>) {
+        match action {
+            Some(plan::Stream::Open)
+                if self.shared.options.events && stream.as_ref().is_none_or(|s| !s.is_alive()) =>
+            {
+                *stream = self.subscribe();
+            }
+            Some(plan::Stream::Close) => *stream = None,
+            Some(plan::Stream::Open) | None => {}
         }
-        if waiting {
-            return Some(now);
-        }
-        if plan.auth_blocked {
-            return None;
-        }
-        let mut t = plan.due;
-        if let Some(r) = plan.retry_at {
-            t = Some(t.map_or(r, |d| d.max(r)));
-        } else if !plan.stalled && self.shared.options.interval_ms > 0.0 {
-            let at = plan.last_run_end + self.shared.options.interval_ms;
-            t = Some(t.map_or(at, |d| d.min(at)));
-        }
-        t
     }
 
     /// Folds one message into the plan; true when the outbox may have changed.
-    fn plan_msg(
-        &self,
-        msg: Msg,
-        plan: &mut Plan,
-        waiters: &mut Vec<Waiter>,
-        stream: &mut Option<events::Subscription>,
-    ) -> bool {
+    fn plan_msg(&self, msg: Msg, lead: &mut Leading) -> bool {
         let shared = &self.shared;
         let now = now_ms();
-        let soon = now + shared.options.debounce_ms;
-        let wrote = |plan: &mut Plan| {
-            plan.stalled = false;
-            plan.due = Some(plan.due.map_or(soon, |d| d.min(soon)));
-        };
-        match msg {
-            Msg::Wrote => {
-                wrote(plan);
+        let input = match msg {
+            Msg::Wrote | Msg::Tab(TabMsg::Wrote) => {
+                lead.plan.handle(now, Input::Wrote);
                 return true;
             }
             Msg::Sync(reply) => {
-                if shared.online() {
-                    waiters.push(Waiter::Here(reply));
+                if lead.plan.request(shared.online()) {
+                    lead.waiters.push(Waiter::Here(reply));
                 } else {
                     let _ = reply.send(Err(Error::SyncOffline));
                 }
+                return false;
             }
-            Msg::Browser(BrowserEvent::Online) => {
-                plan.stalled = false;
-                plan.retry_at = None;
-                plan.attempts = 0;
-                plan.due = Some(now);
-            }
-            Msg::Browser(BrowserEvent::Offline) => {}
-            Msg::Browser(BrowserEvent::Visible) => {
-                if !plan.stalled {
-                    plan.due = Some(now);
+            Msg::Tab(TabMsg::Sync { id }) => {
+                if lead.plan.request(shared.online()) {
+                    lead.waiters.push(Waiter::Tab(id));
+                } else {
+                    answer(shared, Waiter::Tab(id), Err(Error::SyncOffline));
                 }
+                return false;
             }
+            Msg::Browser(BrowserEvent::Online) => Input::Online,
+            Msg::Browser(BrowserEvent::Offline) => return false,
+            Msg::Browser(BrowserEvent::Visible) => Input::Visible,
             Msg::Poke(cursor) => {
                 let known = self.local.known_cursor().flatten();
-                if (cursor.is_none() || cursor != known) && !plan.stalled {
-                    plan.due = Some(plan.due.map_or(now, |d| d.min(now)));
+                Input::Poke {
+                    moved: cursor.is_none() || cursor != known,
                 }
             }
             Msg::Token { forward } => {
@@ -660,59 +629,45 @@ impl Task {
                         token: shared.endpoint.token.borrow().clone(),
                     });
                 }
-                plan.auth_blocked = false;
-                plan.stalled = false;
-                plan.retry_at = None;
-                plan.attempts = 0;
-                plan.due = Some(now);
-                *stream = None;
+                Input::TokenChanged
+            }
+            Msg::Tab(TabMsg::Token { token }) => {
+                *shared.endpoint.token.borrow_mut() = token;
+                Input::TokenChanged
             }
             Msg::Aside(op) => {
-                plan.aside.push(op);
-                plan.stalled = false;
-                plan.due = Some(now);
+                lead.aside.push(op);
+                Input::Aside
             }
-            Msg::Tab(t) => match t {
-                TabMsg::Aside {
-                    collection,
-                    id,
+            Msg::Tab(TabMsg::Aside {
+                collection,
+                id,
+                discard,
+            }) => {
+                lead.aside.push(AsideOp {
+                    key: DocKey::new(collection, id),
                     discard,
-                } => {
-                    let op = AsideOp {
-                        key: DocKey::new(collection, id),
-                        discard,
-                    };
-                    return self.plan_msg(Msg::Aside(op), plan, waiters, stream);
-                }
-                TabMsg::Wrote => {
-                    wrote(plan);
-                    return true;
-                }
-                TabMsg::Sync { id } => {
-                    if shared.online() {
-                        waiters.push(Waiter::Tab(id));
-                    } else {
-                        answer(shared, Waiter::Tab(id), Err(Error::SyncOffline));
-                    }
-                }
-                TabMsg::Hello => {
-                    shared.post(&TabMsg::Status {
-                        status: shared.status.get(),
-                    });
-                    shared.post(&TabMsg::Clock {
-                        offset_ms: self.local.offset_ms(),
-                    });
-                }
-                TabMsg::Token { token } => {
-                    *shared.endpoint.token.borrow_mut() = token;
-                    return self.plan_msg(Msg::Token { forward: false }, plan, waiters, stream);
-                }
+                });
+                Input::Aside
+            }
+            Msg::Tab(TabMsg::Hello) => {
+                shared.post(&TabMsg::Status {
+                    status: shared.status.get(),
+                });
+                shared.post(&TabMsg::Clock {
+                    offset_ms: self.local.offset_ms(),
+                });
+                return false;
+            }
+            Msg::Tab(
                 TabMsg::Synced { .. }
                 | TabMsg::Status { .. }
                 | TabMsg::Leader
-                | TabMsg::Clock { .. } => {}
-            },
-        }
+                | TabMsg::Clock { .. },
+            ) => return false,
+        };
+        let stream = lead.plan.handle(now, input);
+        self.stream_to(stream, &mut lead.stream);
         false
     }
 }
