@@ -135,6 +135,16 @@ mod tests {
         }
     }
 
+    /// What, pushed change, pusher, current version, its lineage, verdict.
+    type Case<'a> = (
+        &'a str,
+        Change,
+        &'a str,
+        Option<&'a Change>,
+        Option<&'a Lineage>,
+        Verdict,
+    );
+
     /// The rule as a table: pushed change, pusher, current version, lineage's extra writer entry.
     #[test]
     fn the_rule_as_a_table() {
@@ -146,14 +156,7 @@ mod tests {
         let z5 = v(5, "z", None, false);
         let lineage_y6 = lineage_after(&y6_on_z5, Some(&z5), None);
         assert!(lineage_y6.is_some());
-        let cases: &[(
-            &str,
-            Change,
-            &str,
-            Option<&Change>,
-            Option<&Lineage>,
-            Verdict,
-        )] = &[
+        let cases: &[Case] = &[
             (
                 "nothing stored",
                 v(1, "z", None, false),

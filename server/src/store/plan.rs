@@ -544,7 +544,7 @@ mod tests {
         type Gen = (usize, u64, usize, bool, Option<(u64, usize)>);
 
         fn change(client: usize, (id, wall, node, deleted, base): Gen) -> Change {
-            let hlc = |w: u64, n: usize| Hlc::new(NOW - 1_000 + w, 0, &format!("c{n}")).unwrap();
+            let hlc = |w: u64, n: usize| Hlc::new(NOW - 1_000 + w, 0, format!("c{n}")).unwrap();
             // An edit with a base is stamped by its pusher and made after its base (else the
             // push is refused before the rule is reached).
             let base = base.filter(|(w, _)| *w < wall);
