@@ -48,6 +48,12 @@ pub mod codes {
         SYNC_NOT_CONFIGURED,
         SYNC_NAMESPACE_MISMATCH,
     ];
+
+    /// `code` as one of [`ALL`] (a `&'static str` to keep), or none for a code this version does
+    /// not know (a failure reported by another tab running another version).
+    pub fn known(code: &str) -> Option<&'static str> {
+        ALL.iter().copied().find(|c| *c == code)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -154,6 +154,33 @@ pub mod codes {
     pub const REQUEST_TIMEOUT: &str = "REQUEST_TIMEOUT";
     /// The namespace already has as many event streams open as the server allows (429).
     pub const TOO_MANY_STREAMS: &str = "TOO_MANY_STREAMS";
+
+    /// Every code above, once: mappings look codes up here instead of listing them again.
+    pub const ALL: &[&str] = &[
+        UNAUTHORIZED,
+        BAD_REQUEST,
+        INVALID_CHANGE,
+        TOO_MANY_CHANGES,
+        PAYLOAD_TOO_LARGE,
+        CLOCK_AHEAD,
+        BAD_CURSOR,
+        CURSOR_EPOCH_MISMATCH,
+        CURSOR_EXPIRED,
+        NAMESPACE_MISMATCH,
+        HOOK_UNAVAILABLE,
+        INTERNAL,
+        NOT_FOUND,
+        METHOD_NOT_ALLOWED,
+        UNAVAILABLE,
+        REQUEST_TIMEOUT,
+        TOO_MANY_STREAMS,
+    ];
+
+    /// `code` as one of [`ALL`] (a `&'static str` to keep), or none for a code this version does
+    /// not know.
+    pub fn known(code: &str) -> Option<&'static str> {
+        ALL.iter().copied().find(|c| *c == code)
+    }
 }
 
 #[cfg(test)]
@@ -196,6 +223,16 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(b.server_time, Some(5));
+    }
+
+    #[test]
+    fn codes_are_listed_once_and_found() {
+        let mut seen = std::collections::HashSet::new();
+        for c in codes::ALL {
+            assert!(seen.insert(*c), "{c} listed twice");
+            assert_eq!(codes::known(c), Some(*c));
+        }
+        assert_eq!(codes::known("SOMETHING_NEW"), None);
     }
 
     #[test]

@@ -4,10 +4,8 @@
 use crate::error::ApiError;
 use axum::body::Body;
 use axum::http::{header, HeaderMap};
-use ferrosync_core::hlc::validate_node;
-use ferrosync_core::limits::MAX_PUSH_CHANGES;
-use ferrosync_core::protocol::{Change, PushRequest};
-use ferrosync_core::sync::validate::{check_pushed_change, check_pushed_clock};
+use ferrosync_core::protocol::PushRequest;
+use ferrosync_core::sync::validate::{self, PushRefusal};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde::de::DeserializeOwned;
 
@@ -68,111 +66,38 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     })
 }
 
-/// Checks a push as a whole: the client id, the batch size, and each change by core's rules
-/// ([`check_pushed_change`], the same function the in-memory server uses), clocks last.
+/// Checks a push by core's rules ([`validate::check_push`], the same function the in-memory
+/// server uses), answered with the protocol's 4xx.
 pub fn check_push(req: &PushRequest, now_ms: u64, max_drift_ms: u64) -> Result<(), ApiError> {
-    validate_node(&req.client_id).map_err(|e| ApiError::BadRequest(format!("clientId: {e}")))?;
-    if req.changes.len() > MAX_PUSH_CHANGES {
-        return Err(ApiError::TooManyChanges(format!(
-            "{} changes in one push, limit is {MAX_PUSH_CHANGES}: split it",
-            req.changes.len()
-        )));
-    }
-    let at = |i: usize, c: &Change| {
-        format!(
-            "changes[{i}] ({}/{})",
-            c.collection.chars().take(64).collect::<String>(),
-            c.id.chars().take(80).collect::<String>()
-        )
-    };
-    for (i, c) in req.changes.iter().enumerate() {
-        check_pushed_change(c, &req.client_id)
-            .map_err(|e| ApiError::InvalidChange(format!("{}: {e}", at(i, c))))?;
-        check_offer(c, &req.client_id, now_ms)
-            .map_err(|e| ApiError::InvalidChange(format!("{}: {e}", at(i, c))))?;
-    }
-    // Clock last: a malformed change is reported as such even if its clock is also off.
-    for (i, c) in req.changes.iter().enumerate() {
-        check_pushed_clock(c, now_ms, max_drift_ms).map_err(|e| {
-            ApiError::ClockAhead(format!(
-                "{}: {e}; correct the clock by the reply's serverTime and retry later",
-                at(i, c)
-            ))
-        })?;
-    }
-    Ok(())
+    validate::check_push(req, now_ms, max_drift_ms).map_err(refused)
 }
 
-/// A change stamped with another node than the pushing client's is not an edit of this client's:
-/// it is a re-sync offer of a version that node wrote (a device whose server lost its database
-/// pushes every version it holds, with the stamps they were written with). Such a version
-/// already existed, so its stamp cannot be after the server's time; only the node itself stamps
-/// the present and the future. Without this a writer could claim a stamp another writer is about
-/// to make (predictable once that writer has adopted a time ahead of the wall clock), get there
-/// first, and leave the real writer's push answered "applied" (an equal HLC is the same write)
-/// with the forger's content stored. Core's rule already refuses another node on an edit with a
-/// `base`, so the base rule's same-client exemption cannot be claimed either.
-fn check_offer(c: &Change, client_id: &str, now_ms: u64) -> Result<(), String> {
-    if c.hlc.node == client_id || c.hlc.wall_ms <= now_ms {
-        return Ok(());
+fn refused(e: PushRefusal) -> ApiError {
+    match e {
+        PushRefusal::BadRequest(m) => ApiError::BadRequest(m),
+        PushRefusal::TooManyChanges(m) => ApiError::TooManyChanges(m),
+        PushRefusal::Invalid(m) => ApiError::InvalidChange(m),
+        PushRefusal::ClockAhead(m) => ApiError::ClockAhead(m),
     }
-    Err(format!(
-        "hlc node {:?} is not the pushing clientId {client_id:?}, and its time is {} ms after the server's: \
-         a client stamps its changes with its own id; only a re-sync offer carries another writer's \
-         stamp, and that version was written in the past",
-        c.hlc.node.chars().take(64).collect::<String>(),
-        c.hlc.wall_ms - now_ms
-    ))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::{json, Value};
 
-    fn req(changes: Value) -> PushRequest {
-        serde_json::from_value(json!({"clientId": "c1", "changes": changes})).unwrap()
-    }
-
+    /// The rules are core's (tested there); this pins that each refusal gets the status and code
+    /// core says the protocol answers it with, as the in-memory server sends them.
     #[test]
-    fn shapes() {
-        let now = 1_700_000_000_000u64;
-        let ok = req(
-            json!([{"collection": "t", "id": "a", "hlc": "018bcfe56800-000000-c1", "doc": {"id": "a"}}]),
-        );
-        assert!(check_push(&ok, now, 60_000).is_ok());
-        let cases = [
-            json!([{"collection": "1t", "id": "a", "hlc": "018bcfe56800-000000-c1", "doc": {"id": "a"}}]),
-            json!([{"collection": "t", "id": "", "hlc": "018bcfe56800-000000-c1", "doc": {"id": ""}}]),
-            json!([{"collection": "t", "id": "a", "hlc": "018bcfe56800-000000-c1", "doc": {"id": "b"}}]),
-            json!([{"collection": "t", "id": "a", "hlc": "018bcfe56800-000000-c1", "doc": [1]}]),
-            json!([{"collection": "t", "id": "a", "hlc": "018bcfe56800-000000-c1"}]),
-            json!([{"collection": "t", "id": "a", "hlc": "018bcfe56800-000000-c1", "deleted": true, "doc": {"id": "a"}}]),
-        ];
-        for c in cases {
-            assert!(
-                matches!(
-                    check_push(&req(c.clone()), now, 60_000),
-                    Err(ApiError::InvalidChange(_))
-                ),
-                "{c}"
-            );
+    fn refusals_keep_the_protocol_status_and_code() {
+        for e in [
+            PushRefusal::BadRequest("m".into()),
+            PushRefusal::TooManyChanges("m".into()),
+            PushRefusal::Invalid("m".into()),
+            PushRefusal::ClockAhead("m".into()),
+        ] {
+            let want = (e.status(), e.code());
+            let (status, code) = refused(e).status_and_code();
+            assert_eq!((status.as_u16(), code), want);
         }
-        // Another node's stamp: an offer from the past is accepted, one from the future is not.
-        let offer = |node: &str| {
-            req(
-                json!([{"collection": "t", "id": "a", "hlc": format!("018bcfe56800-000000-{node}"), "deleted": true}]),
-            )
-        };
-        assert!(check_push(&offer("c2"), now, 60_000).is_ok());
-        assert!(check_push(&offer("c2"), now - 1, 60_000).is_err());
-        assert!(check_push(&offer("c1"), now - 1, 60_000).is_ok());
-        let ahead = req(
-            json!([{"collection": "t", "id": "a", "hlc": "018bcfe56800-000000-c1", "deleted": true}]),
-        );
-        assert!(matches!(
-            check_push(&ahead, now - 3_600_000, 60_000),
-            Err(ApiError::ClockAhead(_))
-        ));
     }
 }

@@ -17,6 +17,7 @@ pub mod lineage;
 #[cfg(any(test, feature = "test-util"))]
 pub mod mem;
 pub mod policy;
+pub mod push_rule;
 pub mod schedule;
 pub mod store;
 pub mod transport;

@@ -5,9 +5,9 @@
 
 use std::collections::hash_map::{Entry, HashMap};
 
-use ferrosync_core::merge::made_without;
-use ferrosync_core::protocol::{Change, PushResult, PushStatus};
-use ferrosync_core::sync::lineage::{self, applied_before, lineage_after, Lineage};
+use ferrosync_core::protocol::{Change, PushResult};
+use ferrosync_core::sync::lineage::{self, lineage_after, Lineage};
+use ferrosync_core::sync::push_rule::{self, decide, Carried, Verdict};
 
 use super::error::StoreError;
 use super::rows::{Encoded, PushOutcome, StoredReply};
@@ -100,14 +100,10 @@ struct Doc<'a> {
     row: Option<usize>,
 }
 
-/// Decides `jobs` in order on top of `loaded`.
-///
-/// A change with a higher HLC than the current version replaces it; one with an equal HLC is the
-/// same write seen again and is reported applied without writing; a lower one is stale and the
-/// reply carries the current version, as is one whose `base` says it was made without seeing the
-/// current version (another node's, not its base: `merge::made_without`), whatever the order. Deletes are ordinary versions (tombstones), so a delete beats
-/// an older update and loses to a newer one. A job whose hash equals its client's previous push is
-/// a retry: it writes nothing and gets the previous reply again.
+/// Decides `jobs` in order on top of `loaded`, each change by core's push rule
+/// ([`push_rule::decide`]: applied, seen again, superseded or stale), each job seeing the writes of
+/// the jobs before it. A job whose hash equals its client's previous push is a retry: it writes
+/// nothing and gets the previous statuses again, with today's current versions.
 pub fn plan_group<'a>(jobs: &'a [Job], loaded: Loaded) -> GroupPlan<'a> {
     let Loaded {
         mut heads,
@@ -143,21 +139,22 @@ pub fn plan_group<'a>(jobs: &'a [Job], loaded: Loaded) -> GroupPlan<'a> {
             if *hash == job.hash {
                 // A retry: the same statuses, with today's current versions (each still newer
                 // than what was pushed), each document's once.
-                let mut carried = Vec::new();
+                let mut carried = Carried::default();
                 let results = job
                     .changes
                     .iter()
                     .enumerate()
                     .map(|(i, c)| {
                         let key = (job.namespace.as_str(), c.collection.as_str(), c.id.as_str());
+                        let verdict = if stored.superseded.contains(&(i as u32)) {
+                            Verdict::Superseded
+                        } else if stored.stale.contains(&(i as u32)) {
+                            Verdict::Stale
+                        } else {
+                            Verdict::Write
+                        };
                         let current = docs.get(&key).map(|d| d.current);
-                        if stored.superseded.contains(&(i as u32)) {
-                            return carrying(PushStatus::Applied, current, key, &mut carried);
-                        }
-                        if !stored.stale.contains(&(i as u32)) {
-                            return applied();
-                        }
-                        carrying(PushStatus::Stale, current, key, &mut carried)
+                        carrying(verdict, current, key, &mut carried)
                     })
                     .collect();
                 outcomes.push(Ok(PushOutcome {
@@ -179,7 +176,7 @@ pub fn plan_group<'a>(jobs: &'a [Job], loaded: Loaded) -> GroupPlan<'a> {
         }
         let head = heads.entry(job.namespace.clone()).or_insert(0);
         let mut results = Vec::with_capacity(job.changes.len());
-        let mut carried: Vec<DocRef<'_>> = Vec::new();
+        let mut carried = Carried::default();
         let mut stale_at = Vec::new();
         let mut superseded_at = Vec::new();
         let mut wrote = false;
@@ -188,24 +185,24 @@ pub fn plan_group<'a>(jobs: &'a [Job], loaded: Loaded) -> GroupPlan<'a> {
             let (doc, lineage) = match docs.entry(key) {
                 Entry::Occupied(e) => {
                     let doc = e.into_mut();
-                    if doc.current.hlc == c.hlc {
-                        results.push(applied());
-                        continue;
-                    }
-                    // Older, or (for a change that says what it was made on) made without
-                    // seeing the current version: the client settles it (its app's resolver)...
-                    if loses_to(c, doc.current) {
-                        let cur = Some(doc.current);
-                        // ...unless this server applied it before (the reply was lost) and the
-                        // current version was made on it: applied, and here is what replaced it.
-                        if applied_before(c, &job.client_id, doc.current, doc.lineage.as_ref()) {
-                            results.push(carrying(PushStatus::Applied, cur, key, &mut carried));
-                            superseded_at.push(i as u32);
-                        } else {
-                            results.push(carrying(PushStatus::Stale, cur, key, &mut carried));
-                            stale_at.push(i as u32);
+                    let verdict =
+                        decide(c, &job.client_id, Some(doc.current), doc.lineage.as_ref());
+                    match verdict {
+                        Verdict::Write => {}
+                        Verdict::Seen => {
+                            results.push(push_rule::reply(verdict, None));
+                            continue;
                         }
-                        continue;
+                        Verdict::Superseded | Verdict::Stale => {
+                            let at = if verdict == Verdict::Stale {
+                                &mut stale_at
+                            } else {
+                                &mut superseded_at
+                            };
+                            at.push(i as u32);
+                            results.push(carrying(verdict, Some(doc.current), key, &mut carried));
+                            continue;
+                        }
                     }
                     let lineage = lineage_after(c, Some(doc.current), doc.lineage.as_ref());
                     (doc, lineage)
@@ -239,7 +236,7 @@ pub fn plan_group<'a>(jobs: &'a [Job], loaded: Loaded) -> GroupPlan<'a> {
             doc.current = c;
             doc.lineage = lineage;
             wrote = true;
-            results.push(applied());
+            results.push(push_rule::reply(Verdict::Write, None));
         }
         if wrote && !moved.contains(&job.namespace) {
             moved.push(job.namespace.clone());
@@ -277,36 +274,22 @@ pub fn plan_group<'a>(jobs: &'a [Job], loaded: Loaded) -> GroupPlan<'a> {
     }
 }
 
-/// A result carrying the document's current version (`stale`, or `applied` for a change applied
-/// before and replaced since), unless this reply already carries it.
+/// `verdict`'s result, carrying the document's current version unless this reply already does.
 fn carrying<'a>(
-    status: PushStatus,
+    verdict: Verdict,
     current: Option<&Change>,
     key: DocRef<'a>,
-    carried: &mut Vec<DocRef<'a>>,
+    carried: &mut Carried<DocRef<'a>>,
 ) -> PushResult {
-    let current = match current {
-        Some(c) if !carried.contains(&key) => {
-            carried.push(key);
-            Some(Change {
-                base: None,
-                ..c.clone()
-            })
-        }
-        _ => None,
-    };
-    PushResult {
-        status,
-        current,
-        error: None,
-    }
+    let current = current.filter(|_| verdict.carries_current() && carried.first(key));
+    push_rule::reply(verdict, current)
 }
 
-/// The bytes of current versions `job` would get back, decided as [`plan_group`] decides, counted
-/// until `cap` is passed.
+/// The bytes of current versions `job` would get back, decided as [`plan_group`] decides (by the
+/// same [`decide`]), counted until `cap` is passed.
 fn reply_bytes(job: &Job, docs: &HashMap<DocRef<'_>, Doc<'_>>, cap: usize) -> usize {
     let mut written: HashMap<DocRef<'_>, &Change> = HashMap::new();
-    let mut carried: Vec<DocRef<'_>> = Vec::new();
+    let mut carried = Carried::default();
     let mut bytes = 0;
     for c in &job.changes {
         let key = (job.namespace.as_str(), c.collection.as_str(), c.id.as_str());
@@ -314,42 +297,29 @@ fn reply_bytes(job: &Job, docs: &HashMap<DocRef<'_>, Doc<'_>>, cap: usize) -> us
             .get(&key)
             .copied()
             .or_else(|| docs.get(&key).map(|d| d.current));
-        match current {
-            Some(cur) if cur.hlc == c.hlc => {}
-            Some(cur) if loses_to(c, cur) => {
-                if !carried.contains(&key) {
-                    carried.push(key);
+        // Superseded or stale both carry the current version: the lineage does not matter here.
+        match decide(c, &job.client_id, current, None) {
+            Verdict::Seen => {}
+            Verdict::Write => {
+                written.insert(key, c);
+            }
+            Verdict::Superseded | Verdict::Stale => {
+                if let Some(cur) = current.filter(|_| carried.first(key)) {
                     bytes += serde_json::to_vec(cur).map_or(0, |v| v.len());
                     if bytes > cap {
                         return bytes;
                     }
                 }
             }
-            _ => {
-                written.insert(key, c);
-            }
         }
     }
     bytes
 }
 
-/// Whether `c` loses to `current` (a different version): older, or made without seeing it
-/// (another node's version, not its base: `merge::made_without`), whatever the order.
-fn loses_to(c: &Change, current: &Change) -> bool {
-    current.hlc > c.hlc || made_without(c, &current.hlc)
-}
-
-fn applied() -> PushResult {
-    PushResult {
-        status: PushStatus::Applied,
-        current: None,
-        error: None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ferrosync_core::protocol::PushStatus;
     use ferrosync_core::Hlc;
     use serde_json::json;
 
@@ -491,7 +461,7 @@ mod tests {
     fn jobs_in_a_group_see_each_other_and_retries_replay() {
         let mut loaded = Loaded::default();
         let earlier = PushOutcome {
-            results: vec![applied()],
+            results: vec![push_rule::reply(Verdict::Write, None)],
             head: 3,
         };
         let stored = StoredReply {
@@ -555,5 +525,120 @@ mod tests {
         assert!(p.rows.is_empty());
         assert_eq!(p.replies.len(), 1);
         assert_eq!(p.replies[0].2.stale, vec![0, 1, 2, 3, 4]);
+    }
+
+    /// The server's plan and the in-memory server decide every push alike (both call core's
+    /// `push_rule`; this pins that neither wraps it differently): the same statuses, the same
+    /// current versions carried, the same heads and the same stored documents, over random pushes
+    /// of three clients on three documents with ties, deletes, bases (some made on the stored
+    /// version, some not), re-sync offers of other nodes' stamps, and retries.
+    mod agree_with_mem_server {
+        use super::*;
+        use ferrosync_core::protocol::PushRequest;
+        use ferrosync_core::sync::mem::MemServer;
+        use proptest::prelude::*;
+
+        const NOW: u64 = 1_700_000_000_000;
+
+        /// `(id, wall, node, deleted, base)`: indexes into small sets, so versions collide often.
+        type Gen = (usize, u64, usize, bool, Option<(u64, usize)>);
+
+        fn change(client: usize, (id, wall, node, deleted, base): Gen) -> Change {
+            let hlc = |w: u64, n: usize| Hlc::new(NOW - 1_000 + w, 0, format!("c{n}")).unwrap();
+            // An edit with a base is stamped by its pusher and made after its base (else the
+            // push is refused before the rule is reached).
+            let base = base.filter(|(w, _)| *w < wall);
+            let node = if base.is_some() { client } else { node };
+            let id = ["a", "b", "c"][id];
+            Change {
+                collection: "t".into(),
+                id: id.into(),
+                hlc: hlc(wall, node),
+                deleted,
+                doc: (!deleted).then(|| json!({"id": id, "w": wall})),
+                fields: None,
+                base: base.map(|(w, n)| hlc(w, n)),
+            }
+        }
+
+        fn pushes() -> impl Strategy<Value = Vec<(usize, Vec<Gen>)>> {
+            let one = (
+                0..3usize,
+                1..8u64,
+                0..3usize,
+                any::<bool>(),
+                proptest::option::of((0..8u64, 0..3usize)),
+            );
+            prop::collection::vec((0..3usize, prop::collection::vec(one, 1..5)), 1..12)
+        }
+
+        fn seq_of(cursor: &str) -> u64 {
+            cursor.rsplit(':').next().unwrap().parse().unwrap()
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+            #[test]
+            fn plan_and_mem_server_agree(steps in pushes()) {
+                let mem = MemServer::new(|| NOW);
+                let mut db = Loaded::default();
+                let mut last: Option<PushRequest> = None;
+                for (i, (client, gens)) in steps.into_iter().enumerate() {
+                    let changes: Vec<Change> = gens.into_iter().map(|g| change(client, g)).collect();
+                    let mut req = PushRequest {
+                        client_id: format!("c{client}"),
+                        changes,
+                        cursor: None,
+                    };
+                    // Now and then, the previous push again (a retry whose reply was lost).
+                    if i % 4 == 3 {
+                        if let Some(prev) = last.clone() {
+                            req = prev;
+                        }
+                    }
+                    last = Some(req.clone());
+                    let from_mem = mem.push(Some("n"), &req).expect("a valid push");
+                    let hash = serde_json::to_string(&req).unwrap();
+                    let jobs = [job("n", &req.client_id, &hash, req.changes.clone())];
+                    let loaded = Loaded {
+                        heads: db.heads.clone(),
+                        replies: db.replies.clone(),
+                        current: db.current.clone(),
+                        lineages: db.lineages.clone(),
+                    };
+                    let retry = db
+                        .replies
+                        .get(&("n".to_string(), req.client_id.clone()))
+                        .is_some_and(|(h, _)| *h == hash);
+                    let plan = plan_group(&jobs, loaded);
+                    let outcome = plan.outcomes[0].as_ref().unwrap();
+                    prop_assert_eq!(seq_of(from_mem.cursor.as_deref().unwrap()), outcome.head);
+                    prop_assert_eq!(from_mem.results.len(), outcome.results.len());
+                    for (m, p) in from_mem.results.iter().zip(&outcome.results) {
+                        prop_assert_eq!(&m.status, &p.status);
+                        // A retry's reply: the mem server replays the one it sent, the real one
+                        // carries today's current versions.
+                        if !retry {
+                            prop_assert_eq!(&m.current, &p.current);
+                        }
+                    }
+                    for row in &plan.rows {
+                        let key = key("n", &row.change.id);
+                        match row.lineage.as_deref().and_then(lineage::decode) {
+                            Some(l) => db.lineages.insert(key.clone(), l),
+                            None => db.lineages.remove(&key),
+                        };
+                        db.current.insert(key, Change { base: None, ..row.change.clone() });
+                    }
+                    db.heads.extend(plan.heads.iter().cloned());
+                    for (k, h, r) in plan.replies {
+                        db.replies.insert(k, (h, r));
+                    }
+                }
+                let mut stored: Vec<Change> = db.current.into_values().collect();
+                stored.sort_by(|a, b| a.id.cmp(&b.id));
+                prop_assert_eq!(mem.docs("n"), stored);
+            }
+        }
     }
 }

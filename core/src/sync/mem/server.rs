@@ -1,7 +1,8 @@
-//! An in-memory sync server with the reference server's rules (`server/src/store/plan.rs`,
+//! An in-memory sync server with the reference server's rules (the push rule and checks from the
+//! same core functions: [`crate::sync::push_rule`], [`crate::sync::validate`]; `server/src/store/plan.rs`,
 //! `server/src/handlers.rs`, `docs/PROTOCOL.md` section 7): one feed per namespace (token),
 //! last-write-wins by HLC, idempotent retries, the last push of each client replayed exactly, stale
-//! replies carrying the current version, lineages (an edit applied before whose reply was lost is
+//! replies carrying the current version (once per reply), lineages (an edit applied before whose reply was lost is
 //! answered `applied` with what replaced it: [`crate::sync::lineage`]), cursors tied to an epoch (`400 BAD_CURSOR` for a malformed
 //! one or one ahead of the feed, `409` for another epoch), pagination with a remaining count, drift,
 //! shape and body-size checks, all-or-nothing pushes.
@@ -14,16 +15,14 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::rc::Rc;
 
-use crate::hlc::{validate_node, DEFAULT_MAX_DRIFT_MS};
-use crate::limits::{MAX_PULL_LIMIT, MAX_PUSH_CHANGES};
-use crate::merge::made_without;
-use crate::protocol::{
-    codes, Change, PullResponse, PushRequest, PushResponse, PushResult, PushStatus,
-};
-use crate::sync::lineage::{applied_before, lineage_after, Lineage};
+use crate::hlc::DEFAULT_MAX_DRIFT_MS;
+use crate::limits::MAX_PULL_LIMIT;
+use crate::protocol::{codes, Change, PullResponse, PushRequest, PushResponse, PushResult};
+use crate::sync::lineage::{lineage_after, Lineage};
+use crate::sync::push_rule::{decide, reply, Carried, Verdict};
 use crate::sync::store::DocKey;
 use crate::sync::transport::TransportError;
-use crate::sync::validate::{check_pushed_change, check_pushed_clock, PushedChangeError};
+use crate::sync::validate::check_push;
 
 /// One namespace's data: the current version of each document and its position in the feed, and
 /// the last push of each client with the reply it got (`ferrosync_client_pushes`: part of the
@@ -200,25 +199,10 @@ impl MemServer {
                 ));
             }
         }
-        if req.changes.len() > MAX_PUSH_CHANGES {
-            return Err(refuse(
-                400,
-                codes::TOO_MANY_CHANGES,
-                format!("{} changes, limit {MAX_PUSH_CHANGES}", req.changes.len()),
-            ));
-        }
-        validate_node(&req.client_id)
-            .map_err(|e| refuse(400, codes::BAD_REQUEST, e.to_string()))?;
         let now = (st.wall)();
-        for c in &req.changes {
-            // The reference server's rules, from the same function.
-            check_pushed_change(c, &req.client_id)
-                .and_then(|()| check_pushed_clock(c, now, st.max_drift_ms))
-                .map_err(|e| match e {
-                    PushedChangeError::Invalid(m) => refuse(400, codes::INVALID_CHANGE, m),
-                    PushedChangeError::ClockAhead(m) => refuse(422, codes::CLOCK_AHEAD, m),
-                })?;
-        }
+        // The reference server's checks, from the same function.
+        check_push(req, now, st.max_drift_ms)
+            .map_err(|e| refuse(e.status(), e.code(), e.to_string()))?;
         if let Some(rule) = &st.refuse {
             for (i, c) in req.changes.iter().enumerate() {
                 if let Some((status, code, message)) = rule(c) {
@@ -258,44 +242,28 @@ impl MemServer {
         }
         st.push_sizes.push(req.changes.len());
         let mut results = Vec::with_capacity(req.changes.len());
+        let mut carried = Carried::default();
         for c in &req.changes {
+            // The reference server's rule, from the same function.
             let key = DocKey::of(c);
             let current = ns.docs.get(&key).map(|(cur, _)| cur);
             let lineage = ns.lineages.get(&key);
-            let status = match current {
-                // Same HLC: the same write again (a retry); applied, and the feed does not move.
-                Some(cur) if cur.hlc == c.hlc => applied(),
-                // Applied before (its reply lost), and replaced since by a version made on it:
-                // applied, with that version, never a conflict.
-                Some(cur)
-                    if (cur.hlc > c.hlc || made_without(c, &cur.hlc))
-                        && applied_before(c, &req.client_id, cur, lineage) =>
-                {
-                    PushResult {
-                        status: PushStatus::Applied,
-                        current: Some(cur.clone()),
-                        error: None,
-                    }
-                }
-                Some(cur) if cur.hlc > c.hlc || made_without(c, &cur.hlc) => PushResult {
-                    status: PushStatus::Stale,
-                    current: Some(cur.clone()),
-                    error: None,
-                },
-                _ => {
-                    let lineage = lineage_after(c, current, lineage);
-                    // The base is a question to this server, not part of the version.
-                    ns.write(
-                        Change {
-                            base: None,
-                            ..c.clone()
-                        },
-                        lineage,
-                    );
-                    applied()
-                }
-            };
-            results.push(status);
+            let verdict = decide(c, &req.client_id, current, lineage);
+            if verdict == Verdict::Write {
+                let lineage = lineage_after(c, current, lineage);
+                // The base is a question to this server, not part of the version.
+                ns.write(
+                    Change {
+                        base: None,
+                        ..c.clone()
+                    },
+                    lineage,
+                );
+                results.push(reply(verdict, None));
+                continue;
+            }
+            let current = current.filter(|_| verdict.carries_current() && carried.first(key));
+            results.push(reply(verdict, current));
         }
         let seq = ns.seq;
         ns.last_push.insert(
@@ -448,14 +416,6 @@ impl MemServer {
             .namespaces
             .get(namespace)
             .map_or(0, |n| n.seq)
-    }
-}
-
-fn applied() -> PushResult {
-    PushResult {
-        status: PushStatus::Applied,
-        current: None,
-        error: None,
     }
 }
 
