@@ -35,8 +35,8 @@ use crate::merge::FieldState;
 use crate::protocol::Change;
 use crate::sync::mem::{Fault, MemServer, MemStore, MemTransport, Namespace};
 use crate::sync::{
-    Conflict, DocKey, Policies, Policy, ResolverFuture, SyncClock, SyncConfig, SyncEngine,
-    SyncError, SyncReport,
+    with_timeout, Conflict, CustomResolver, DocKey, Policies, Policy, ResolverFuture, SyncClock,
+    SyncConfig, SyncEngine, SyncError, SyncReport, DEFAULT_RESOLVER_TIMEOUT_MS,
 };
 
 /// Syncs per device after the faults stop within which every replica must equal the server.
@@ -172,9 +172,10 @@ impl Tracker {
 type Track = Rc<RefCell<Tracker>>;
 
 /// The simulation's resolver: the remote document with the local edit's fields on top, under a new
-/// tag made on both. Checks property 2 on every call.
-fn resolver(track: Track) -> Policy {
-    Policy::Custom(Rc::new(move |c: Conflict| {
+/// tag made on both. Checks property 2 on every call. Bounded by core's time-out over simulated
+/// time, as the browser bounds a JS resolver.
+fn resolver(track: Track, time: Rc<Cell<u64>>) -> Policy {
+    let app: CustomResolver = Rc::new(move |c: Conflict| {
         let mut t = track.borrow_mut();
         t.resolutions += 1;
         let (lt, rt) = (tag_of(c.local.as_ref()), tag_of(c.remote.as_ref()));
@@ -202,7 +203,12 @@ fn resolver(track: Track) -> Policy {
         let parents: Vec<String> = lt.into_iter().chain(rt).collect();
         out["_v"] = json!(t.new_tag(&parents));
         Box::pin(async move { Ok(Some(out)) }) as ResolverFuture
-    }))
+    });
+    Policy::Custom(with_timeout(
+        app,
+        DEFAULT_RESOLVER_TIMEOUT_MS,
+        super::sim_sleep(time),
+    ))
 }
 
 type Action = Rc<RefCell<Option<Box<dyn FnMut()>>>>;
@@ -293,7 +299,7 @@ impl Sim {
         }
         let policies = Policies::new(Policy::Lww)
             .with("mrg", Policy::Merge)
-            .with("cus", resolver(track.clone()));
+            .with("cus", resolver(track.clone(), time.clone()));
         let mut devices = Vec::new();
         for i in 0..DEVICES {
             let name = format!("d{i}");
@@ -937,7 +943,6 @@ fn sim_resolver_throws() {
 }
 
 #[test]
-#[ignore = "issue 13 item 1: the resolver time-out lives in the browser layer (src/sync/resolver.rs, tested in tests/sync_faults.rs); core has no timer to race a resolver against yet"]
 fn sim_resolver_hangs() {
     assert_survives(
         Faults {
