@@ -268,6 +268,8 @@ pub(super) struct Sim {
     snapshot: Option<Namespace>,
     /// Custom-collection ids each device created so far.
     created: [u64; DEVICES],
+    /// The server was restored keeping its epoch (the operator's `rotate-epoch` is still due).
+    restored: bool,
 }
 
 impl Sim {
@@ -365,6 +367,7 @@ impl Sim {
             trace: Vec::new(),
             snapshot: None,
             created: [0; DEVICES],
+            restored: false,
         }
     }
 
@@ -611,6 +614,7 @@ impl Sim {
                 if self.faults.restored_server {
                     if let Some(b) = self.snapshot.clone() {
                         self.server.restore_keeping_epoch(vec![(NS.to_string(), b)]);
+                        self.restored = true;
                         self.note("server restored from an older copy, same epoch".into());
                     }
                 }
@@ -646,6 +650,13 @@ pub(super) fn run(seed: u64, steps: usize, faults: Faults) -> Result<Stats, Stri
     // The faults stop. What fails by its nature keeps failing: the refused row stays refused, the
     // resolver keeps throwing / hanging for its document (those documents stay set aside).
     sim.track.borrow_mut().step = steps;
+    if sim.restored {
+        // A restore that kept the epoch ends with `rotate-epoch` (docs/OPERATIONS.md): until then
+        // a device behind the restored head follows reused positions, which no client can tell
+        // (`positions_reused_after_a_restore_keeping_the_epoch_are_not_skipped`).
+        sim.server.rotate_epoch();
+        sim.note("the operator rotates the epoch".into());
+    }
     let mut converged = false;
     if sim.track.borrow().violations.is_empty() {
         for _round in 0..K {
@@ -1003,8 +1014,10 @@ fn sim_clock_jumps() {
     );
 }
 
+/// Restores keeping the epoch while devices run (cursors ahead of the head: `BAD_CURSOR`; positions
+/// reused), then the operator's `rotate-epoch` when the faults stop, after which every replica must
+/// equal the server.
 #[test]
-#[ignore = "issue 13 item 3: BAD_CURSOR now re-syncs, but positions a restore keeping its epoch hands out again are skipped; the reference server restores with a new epoch (docs/OPERATIONS.md), so only a server restored by other means does this"]
 fn sim_restored_server() {
     assert_survives(
         Faults {
