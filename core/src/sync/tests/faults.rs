@@ -977,6 +977,20 @@ fn sim_dropped_reply() {
     );
 }
 
+/// A seed that broke property 4 (1 in 2000): a pull after a push whose reply was lost skipped
+/// another device's version of an edit in doubt and saved the cursor past it; the retried push was
+/// answered from the server's replay (`applied`, nothing newer), so that version was never pulled.
+#[test]
+fn sim_dropped_reply_seed_0xdc1fdaef7b4e4eb6() {
+    let faults = Faults {
+        dropped_reply: true,
+        ..ci_faults()
+    };
+    if let Err(e) = run(0xdc1f_daef_7b4e_4eb6, 150, faults) {
+        panic!("{e}");
+    }
+}
+
 #[test]
 fn sim_killed_mid_push() {
     assert_survives(
