@@ -16,7 +16,8 @@ pub const DEFAULT_INTERVAL_MS: f64 = 30_000.0;
 /// How long after a local write the push starts (writes in a burst share one push).
 pub const DEFAULT_DEBOUNCE_MS: f64 = 100.0;
 /// How long a conflict resolver may take before its document is set aside.
-pub const DEFAULT_RESOLVER_TIMEOUT_MS: f64 = 10_000.0;
+pub const DEFAULT_RESOLVER_TIMEOUT_MS: f64 =
+    ferrosync_core::sync::DEFAULT_RESOLVER_TIMEOUT_MS as f64;
 
 /// The `sync` option.
 #[derive(Clone, Debug)]

@@ -5,7 +5,7 @@
 use std::rc::Rc;
 
 use ferrosync_core::document;
-use ferrosync_core::sync::{Conflict, CustomResolver};
+use ferrosync_core::sync::{with_timeout, Conflict, CustomResolver, Sleep};
 use js_sys::{Function, Promise};
 use serde_json::Value;
 use wasm_bindgen::prelude::*;
@@ -68,34 +68,28 @@ fn validate(id: &str, value: Option<Value>) -> Result<Option<Value>, String> {
     Ok(Some(v))
 }
 
-/// Wraps `f` for the engine. A promise that does not settle within `timeout_ms` fails (the
-/// engine then sets the document aside), so one stuck resolver never stalls sync.
+/// Wraps `f` for the engine, bounded by core's [`with_timeout`]: a promise that does not settle
+/// within `timeout_ms` fails (the engine then sets the document aside), so one stuck resolver never
+/// stalls sync.
 pub fn js_resolver(f: Function, timeout_ms: f64) -> CustomResolver {
-    Rc::new(move |c: Conflict| {
+    let app: CustomResolver = Rc::new(move |c: Conflict| {
         let f = f.clone();
         Box::pin(async move {
             let out = f
                 .call2(&JsValue::NULL, &to_js(&c.local), &to_js(&c.remote))
                 .map_err(|e| message(&e))?;
             let out = if out.has_type::<Promise>() || is_thenable(&out) {
-                let settled = Box::pin(JsFuture::from(Promise::resolve(&out)));
-                let timer = Box::pin(crate::env::sleep(timeout_ms));
-                match futures::future::select(settled, timer).await {
-                    futures::future::Either::Left((r, _)) => {
-                        r.map_err(|e| format!("its promise was rejected ({})", message(&e)))?
-                    }
-                    futures::future::Either::Right(_) => {
-                        return Err(format!(
-                            "it did not settle within {timeout_ms} ms (sync.resolverTimeoutMs)"
-                        ))
-                    }
-                }
+                JsFuture::from(Promise::resolve(&out))
+                    .await
+                    .map_err(|e| format!("its promise was rejected ({})", message(&e)))?
             } else {
                 out
             };
             validate(&c.id, from_js(&out)?)
         })
-    })
+    });
+    let sleep: Sleep = Rc::new(|ms| Box::pin(crate::env::sleep(ms as f64)));
+    with_timeout(app, timeout_ms.round() as u64, sleep)
 }
 
 fn is_thenable(v: &JsValue) -> bool {

@@ -538,6 +538,7 @@ impl<S: LocalStore, T: Transport> SyncEngine<S, T> {
         run.progress.pushed += acked.len() as u64;
         (run.on_progress)(run.progress);
         if !stale.is_empty() {
+            // Not in doubt (`from_pull` false): nothing is deferred.
             self.settle(&stale, None, false, run).await?;
         }
         Ok(())
@@ -621,9 +622,12 @@ impl<S: LocalStore, T: Transport> SyncEngine<S, T> {
             };
             validate_pull(&page, limit, cursor.as_deref())?;
             let moved = cursor.as_deref() != Some(page.cursor.as_str());
-            if !page.changes.is_empty() || moved {
-                self.settle(&page.changes, Some(&page.cursor), true, run)
-                    .await?;
+            if (!page.changes.is_empty() || moved)
+                && !self
+                    .settle(&page.changes, Some(&page.cursor), true, run)
+                    .await?
+            {
+                break;
             }
             run.progress.pulled += page.changes.len() as u64;
             run.progress.remaining = if page.has_more {
@@ -645,14 +649,15 @@ impl<S: LocalStore, T: Transport> SyncEngine<S, T> {
     /// page's cursor) in one store call. Decisions by version order are taken inside the store's
     /// write ([`LocalStore::load_and_apply`]: one transaction in the browser); a JS resolver's are
     /// taken between reading and writing, and if a local write slipped in after them the store
-    /// refuses the call and the page is decided again.
+    /// refuses the call and the page is decided again. False: a version was deferred (see
+    /// `Planned::deferred`), the page's cursor not saved, and the pull stops there.
     async fn settle(
         &self,
         remotes: &[Change],
         cursor: Option<&str>,
         from_pull: bool,
         run: &mut Run<'_>,
-    ) -> Result<(), SyncError> {
+    ) -> Result<bool, SyncError> {
         let clock = self.store.clock();
         for c in remotes {
             // A timestamp too far ahead is refused by the clock (not adopted) but the version is
@@ -682,8 +687,9 @@ impl<S: LocalStore, T: Transport> SyncEngine<S, T> {
             let outcome = if asks_app {
                 let loaded = self.store.load(&keys).await.map_err(store_err)?;
                 let (ops, p) = self.plan(&page, &loaded).await?;
+                let cursor = if p.deferred { None } else { cursor };
                 if ops.is_empty() && cursor.is_none() {
-                    return Ok(());
+                    return Ok(!p.deferred);
                 }
                 let outcome = self.store.apply(&ops, cursor).await;
                 planned = Some(Ok(p));
@@ -717,7 +723,7 @@ impl<S: LocalStore, T: Transport> SyncEngine<S, T> {
                     run.conflicted.extend(p.conflicts);
                     run.report.conflicts = run.conflicted.len() as u64;
                     run.wrote |= p.wrote;
-                    return Ok(());
+                    return Ok(!p.deferred);
                 }
                 ApplyOutcome::Conflict => continue,
             }
@@ -738,6 +744,7 @@ impl<S: LocalStore, T: Transport> SyncEngine<S, T> {
         let mut applied = 0u64;
         let mut conflicts: HashSet<DocKey> = HashSet::new();
         let mut wrote = false;
+        let mut deferred = false;
         for remote in page.remotes {
             let i = page.index[&DocKey::of(remote)];
             let Some(local) = view[i].clone() else {
@@ -751,7 +758,10 @@ impl<S: LocalStore, T: Transport> SyncEngine<S, T> {
             let concurrent = local.pending.is_some() && self.concurrent(&local, remote);
             if concurrent && page.in_doubt && self.asks_app(&local, remote) {
                 // Perhaps made on this very edit, whose push got no answer: the edit stays
-                // pending, and its next push learns from the server which it is.
+                // pending, and its next push learns from the server which it is. The page's
+                // cursor is not saved, so this version is pulled again after that push (whose
+                // replayed reply may say only `applied`).
+                deferred = true;
                 continue;
             }
             if concurrent {
@@ -826,6 +836,7 @@ impl<S: LocalStore, T: Transport> SyncEngine<S, T> {
             applied,
             conflicts,
             wrote,
+            deferred,
         };
         Ok((diff_ops(page.keys, loaded, view), planned))
     }
@@ -909,6 +920,9 @@ struct Planned {
     applied: u64,
     conflicts: HashSet<DocKey>,
     wrote: bool,
+    /// A remote version was left for after the next push (see `Page::in_doubt`): the page's
+    /// cursor is not saved and the pull stops there.
+    deferred: bool,
 }
 
 /// The output of a future that finishes without waiting (None if it would wait), so a decision

@@ -31,7 +31,10 @@ pub use clock::SyncClock;
 pub use engine::{
     Progress, SetAside, SyncConfig, SyncEngine, SyncError, SyncReport, RESOLVER_FAILED,
 };
-pub use policy::{Conflict, CustomResolver, Policies, Policy, ResolverFuture};
+pub use policy::{
+    with_timeout, Conflict, CustomResolver, Policies, Policy, ResolverFuture, Sleep,
+    DEFAULT_RESOLVER_TIMEOUT_MS,
+};
 pub use store::{
     ApplyOutcome, Decide, DocKey, LocalDoc, LocalStore, PendingChange, PendingKind, Pushed, StoreOp,
 };

@@ -6,6 +6,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
+use std::task::Poll;
 
 use serde_json::Value;
 
@@ -29,6 +30,33 @@ pub type ResolverFuture = Pin<Box<dyn Future<Output = Result<Option<Value>, Stri
 
 /// An app-supplied resolver (a JS function in the browser). Async and not `Send`.
 pub type CustomResolver = Rc<dyn Fn(Conflict) -> ResolverFuture>;
+
+/// What [`with_timeout`] waits on: a future that finishes after the given milliseconds (a
+/// `setTimeout` in the browser, simulated time in native tests).
+pub type Sleep = Rc<dyn Fn(u64) -> Pin<Box<dyn Future<Output = ()>>>>;
+
+/// The default of [`with_timeout`]'s bound (`sync.resolverTimeoutMs` in the browser).
+pub const DEFAULT_RESOLVER_TIMEOUT_MS: u64 = 10_000;
+
+/// `resolve` bounded in time: an answer not given within `timeout_ms` is a failure (the engine
+/// then sets the document aside), so one resolver that never settles never stalls sync.
+pub fn with_timeout(resolve: CustomResolver, timeout_ms: u64, sleep: Sleep) -> CustomResolver {
+    Rc::new(move |c: Conflict| {
+        let mut answer = resolve(c);
+        let mut timer = sleep(timeout_ms);
+        Box::pin(std::future::poll_fn(move |cx| {
+            if let Poll::Ready(out) = answer.as_mut().poll(cx) {
+                return Poll::Ready(out);
+            }
+            if timer.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Err(format!(
+                    "it did not settle within {timeout_ms} ms (sync.resolverTimeoutMs)"
+                )));
+            }
+            Poll::Pending
+        })) as ResolverFuture
+    })
+}
 
 /// How a collection settles a pending local change that meets a different remote version.
 #[derive(Clone)]

@@ -364,12 +364,21 @@ impl MemServer {
         self.state.borrow_mut().namespaces = restored.into_iter().collect();
     }
 
-    /// The server's epoch (the part of every cursor before the colon).
+    /// A new epoch over the same data, as `ferrosync-server rotate-epoch` (the step
+    /// `docs/OPERATIONS.md` puts after any restore that kept the epoch): every cursor handed out
+    /// before is answered `409`, so every device reads the feed from the start.
+    pub fn rotate_epoch(&self) {
+        let mut st = self.state.borrow_mut();
+        st.epochs_made += 1;
+        st.epoch = epoch_name(st.epochs_made);
+    }
+
     /// The server's clock now: the `serverTime` every reply carries, error replies included.
     pub fn server_time(&self) -> u64 {
         (self.state.borrow().wall)()
     }
 
+    /// The server's epoch (the part of every cursor before the colon).
     pub fn epoch(&self) -> String {
         self.state.borrow().epoch.clone()
     }

@@ -11,7 +11,7 @@ use super::faults::{drive, Ran};
 use super::*;
 use crate::protocol::Change;
 use crate::sync::mem::Fault;
-use crate::sync::{Conflict, ResolverFuture};
+use crate::sync::{with_timeout, Conflict, ResolverFuture, DEFAULT_RESOLVER_TIMEOUT_MS};
 
 type Seen = Rc<RefCell<Vec<Conflict>>>;
 
@@ -176,12 +176,23 @@ fn a_throwing_resolver_sets_only_its_document_aside() {
 }
 
 /// Item 1: a resolver that never settles times out (default 10 s) and sets its document aside.
+/// The time-out is core's (`with_timeout`), run here over simulated time.
 #[test]
-#[ignore = "issue 13 item 1: the resolver time-out lives in the browser layer (src/sync/resolver.rs, tested in tests/sync_faults.rs); core has no timer to race a resolver against yet"]
 fn a_hanging_resolver_times_out() {
     let w = World::new();
     let seen: Seen = Rc::default();
     let hangs = custom(&seen, |_| Box::pin(std::future::pending()));
+    let Policy::Custom(hanging) = hangs.get("cus").clone() else {
+        unreachable!()
+    };
+    let hangs = Policies::new(Policy::Lww).with(
+        "cus",
+        Policy::Custom(with_timeout(
+            hanging,
+            DEFAULT_RESOLVER_TIMEOUT_MS,
+            sim_sleep(w.time.clone()),
+        )),
+    );
     let a = w.device("a", 0, hangs);
     let b = w.device("b", 0, custom(&seen, overlay));
     concurrent_edit(&w, &a, &b);

@@ -123,6 +123,21 @@ pub(super) fn server_all(w: &World) -> BTreeMap<DocKey, Change> {
         .collect()
 }
 
+/// A [`crate::sync::Sleep`] over simulated time: ready once `time` has moved `ms` past the call
+/// (the simulation's driver moves time on while a sync waits).
+pub(super) fn sim_sleep(time: Rc<Cell<u64>>) -> crate::sync::Sleep {
+    Rc::new(move |ms| {
+        let (time, deadline) = (time.clone(), time.get().saturating_add(ms));
+        Box::pin(std::future::poll_fn(move |_| {
+            if time.get() >= deadline {
+                std::task::Poll::Ready(())
+            } else {
+                std::task::Poll::Pending
+            }
+        }))
+    })
+}
+
 pub(super) fn lww() -> Policies {
     Policies::new(Policy::Lww)
 }
