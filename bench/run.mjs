@@ -267,6 +267,19 @@ function verdicts(result) {
   return out;
 }
 
+/** Writes the CPU profiles into bench/profiles/ and prints each one's top self-time functions. */
+function printProfiles(profiles) {
+  const dir = join(HERE, "profiles");
+  mkdirSync(dir, { recursive: true });
+  for (const p of profiles) {
+    writeFileSync(join(dir, `${p.title}.cpuprofile`), JSON.stringify(p.profile));
+    const { total, top } = topSelf(p.profile);
+    console.log(`\nprofile ${p.title}: ${total.toFixed(1)} ms sampled; top self time:`);
+    for (const [k, ms] of top) console.log(`  ${ms.toFixed(1).padStart(8)} ms  ${(100 * ms / total).toFixed(1).padStart(5)}%  ${k}`);
+  }
+  console.log(`\nprofiles written to ${dir} (open in Chrome DevTools > Performance)`);
+}
+
 /** Top self-time functions of a CPU profile. */
 function topSelf(profile, n = 15) {
   const byId = new Map(profile.nodes.map((node) => [node.id, node]));
@@ -325,13 +338,14 @@ function scaleTable(result) {
   return [pad(lines[0]), "|" + widths.map((w, i) => (i === 0 ? "-".repeat(w + 2) : "-".repeat(w + 1) + ":")).join("|") + "|", ...lines.slice(1).map(pad)].join("\n");
 }
 
-async function runScale(page, browser, opts, loadAtStart, base) {
+async function runScale(page, browser, opts, loadAtStart, base, profiles) {
   await page.goto(base + "/scale.html");
   await page.waitForFunction(() => window.benchReady === true);
   const options = { docs: opts.docs ?? 100000 };
   if (opts.reps !== 5) options.reps = opts.reps;
   if (opts.only) options.only = opts.only;
   if (opts.quick) Object.assign(options, { docs: 2000, reps: 1, writes: 3, bigWrites: 2, batch: 1000 });
+  if (opts.profile) Object.assign(options, { profile: true, bigWrites: 40 });
   console.log(`scale benchmark in ${await browser.version()} (${JSON.stringify(options)}), load ${loadavg()}`);
   const result = await page.evaluate((o) => window.scale.run(o), options);
   result.date = new Date().toISOString();
@@ -339,6 +353,10 @@ async function runScale(page, browser, opts, loadAtStart, base) {
   result.source = opts.source ?? (existsSync(stamp) ? readFileSync(stamp, "utf8").trim() : checkoutSource());
   result.machine = machine(`Chromium ${browser.version()}`, loadAtStart);
   console.log("\n" + scaleTable(result) + "\n");
+  if (opts.profile) {
+    printProfiles(profiles);
+    return;
+  }
   if (!opts.quick) {
     const out = opts.outGiven ? opts.out : join(HERE, "results-scale.json");
     writeFileSync(out, JSON.stringify(result, null, 2) + "\n");
@@ -389,7 +407,7 @@ async function main() {
       cdp.on("Profiler.consoleProfileFinished", (ev) => profiles.push(ev));
     }
     if (opts.scale) {
-      await runScale(page, browser, opts, loadAtStart, base);
+      await runScale(page, browser, opts, loadAtStart, base, profiles);
       await exit(0);
       return;
     }
@@ -414,15 +432,7 @@ async function main() {
       result.boundary = await runBoundary(page, opts.pkg, console.log);
     }
     if (opts.profile) {
-      const dir = join(HERE, "profiles");
-      mkdirSync(dir, { recursive: true });
-      for (const p of profiles) {
-        writeFileSync(join(dir, `${p.title}.cpuprofile`), JSON.stringify(p.profile));
-        const { total, top } = topSelf(p.profile);
-        console.log(`\nprofile ${p.title}: ${total.toFixed(1)} ms sampled; top self time:`);
-        for (const [k, ms] of top) console.log(`  ${ms.toFixed(1).padStart(8)} ms  ${(100 * ms / total).toFixed(1).padStart(5)}%  ${k}`);
-      }
-      console.log(`\nprofiles written to ${dir} (open in Chrome DevTools > Performance)`);
+      printProfiles(profiles);
       await exit(0);
       return;
     }

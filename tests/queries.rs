@@ -682,3 +682,89 @@ fn compound_keys_agree_between_javascript_and_rust() {
         "an array: no compound key"
     );
 }
+
+async fn same_content(rec: &Recorder, items: &ferrosync::Collection, q: &str, what: &str) {
+    let found = to_json(&ok(items.find(json(q))).await);
+    assert_eq!(
+        rec.last_docs(),
+        found,
+        "{what}: the watch's documents differ from find's"
+    );
+}
+
+/// A live query over most of a collection (no limit: the issue-19 "2/3 of 100k" shape, smaller) is
+/// patched in place on every write, and each callback gets its own array: entering, leaving,
+/// moving, changing and deleting documents leave the result equal to a fresh `find` (ids and
+/// content), and an array handed to the application earlier never changes afterwards.
+#[wasm_bindgen_test]
+async fn a_large_live_result_is_patched_and_hands_out_its_own_arrays() {
+    let name = unique("large");
+    let db = open(&name, r#"{"items": {"indexes": ["done"]}}"#).await;
+    let items = coll(&db, "items");
+    let docs: Vec<String> = (0..1500)
+        .map(|n| {
+            format!(
+                r#"{{"id": "d{n:04}", "done": {}, "rank": {}, "title": "t{n}"}}"#,
+                n % 3 == 0,
+                n % 97
+            )
+        })
+        .collect();
+    bulk(&items, &format!("[{}]", docs.join(","))).await;
+    let q = r#"{"where": {"done": false}, "orderBy": {"rank": "asc"}}"#;
+    let rec = Recorder::new();
+    let _sub = items.watch(json(q), rec.function()).unwrap();
+    assert!(rec.wait_for(1, 5000.0).await);
+    settles(&rec, &items, q, "first").await;
+    assert_eq!(rec.last().len(), 1000);
+    let writes = [
+        (
+            "enter",
+            r#"{"id": "n1", "done": false, "rank": 5, "title": "new"}"#,
+        ),
+        (
+            "move",
+            r#"{"id": "d0001", "done": false, "rank": 96, "title": "moved"}"#,
+        ),
+        (
+            "change in place",
+            r#"{"id": "d0002", "done": false, "rank": 2, "title": "changed"}"#,
+        ),
+        (
+            "leave",
+            r#"{"id": "d0004", "done": true, "rank": 4, "title": "t4"}"#,
+        ),
+        (
+            "enter from done",
+            r#"{"id": "d0000", "done": false, "rank": 0, "title": "reopened"}"#,
+        ),
+    ];
+    for (what, doc) in writes {
+        let before = rec.count();
+        put(&items, doc).await;
+        settles(&rec, &items, q, what).await;
+        assert!(
+            rec.wait_for(before + 1, 2000.0).await,
+            "{what}: called back"
+        );
+        same_content(&rec, &items, q, what).await;
+    }
+    ok(items.delete(JsValue::from_str("d0005"))).await;
+    settles(&rec, &items, q, "delete").await;
+    same_content(&rec, &items, q, "delete").await;
+    // Every array handed out still holds what it held when it was handed out.
+    let calls = rec.calls.borrow().clone();
+    for ((ids_then, _), arr) in calls.iter().zip(rec.docs.borrow().iter()) {
+        let arr: js_sys::Array = wasm_bindgen::JsCast::unchecked_into(arr.clone());
+        let now_ids: Vec<String> = arr
+            .iter()
+            .map(|d| prop(&d, "id").as_string().unwrap())
+            .collect();
+        assert_eq!(
+            &now_ids, ids_then,
+            "an array handed to a callback changed later"
+        );
+    }
+    db.close();
+    destroy(&name).await;
+}

@@ -522,6 +522,14 @@ impl Query {
         self.offset
     }
 
+    /// This query after a reader skipped the first `n` results itself (keys only, say): the same
+    /// query with `n` less offset.
+    pub fn skipped(&self, n: usize) -> Query {
+        let mut q = self.clone();
+        q.offset = q.offset.saturating_sub(n);
+        q
+    }
+
     /// The page start (`after`), if any.
     pub fn after(&self) -> Option<&After> {
         self.after.as_ref()

@@ -76,6 +76,17 @@ pub struct Walk {
     /// this id (a cursor's `continuePrimaryKey`), which answers `after` exactly; `exact` then
     /// speaks of what is read from there.
     pub after_id: Option<String>,
+    /// Read each range backwards (a cursor's `prev` direction): the query orders by the source's
+    /// key descending.
+    pub descending: bool,
+    /// After `need` matches, read on while the key equals the last match's: a descending field
+    /// order breaks ties by id *ascending* while a backward walk yields them by id descending, so
+    /// the last tie group must be read whole (core's `select` orders it).
+    pub ties: bool,
+    /// Only valid when every live record has a key in the walked index (none holds an array or
+    /// object at its path, which would sort first in a descending order): the store checks by
+    /// counting before it walks, and reads everything otherwise.
+    pub keyed: bool,
 }
 
 impl Walk {
@@ -218,6 +229,9 @@ impl Query {
             // ordered field leaves a match out of the index (it sorts after every scalar).
             complete: fixed == n,
             after_id: None,
+            descending: false,
+            ties: false,
+            keyed: false,
         };
         Some((fixed, walk))
     }
@@ -263,30 +277,42 @@ impl Query {
         w
     }
 
+    /// Single-field and primary-key walks, ascending or (without `after`) descending: a backward
+    /// walk of the same source yields the reverse order, ties (equal keys) aside.
     fn single_walk(&self, is_indexed: impl Fn(&str) -> bool) -> Option<Walk> {
-        let id_order = match self.order() {
-            [] => true,
-            [k] => !k.descending && self.paths()[k.path].as_str() == "id",
-            _ => false,
+        let is_id = |k: &crate::query::SortKey| self.paths()[k.path].as_str() == "id";
+        let (id_order, id_desc) = match self.order() {
+            [] => (true, false),
+            [k] if is_id(k) => (true, k.descending),
+            _ => (false, false),
         };
-        let ordered_path = match self.order() {
-            [k] if !k.descending => Some(k.path),
-            [k, t] if !k.descending && !t.descending && self.paths()[t.path].as_str() == "id" => {
-                Some(k.path)
-            }
+        // The ordered path, whether descending, and whether ties need the last group read whole
+        // (a descending key with ties by id ascending).
+        let ordered = match self.order() {
+            [k] => Some((k.path, k.descending, k.descending)),
+            [k, t] if is_id(t) && !t.descending => Some((k.path, k.descending, k.descending)),
+            [k, t] if is_id(t) && k.descending => Some((k.path, true, false)),
             _ => None,
         };
+        let backwards = (id_order && id_desc) || ordered.is_some_and(|(_, d, _)| d);
+        if backwards && self.after().is_some() {
+            return None; // a page start is applied to ascending walks only
+        }
         let sources = self.plan(&is_indexed);
         if id_order {
             for s in &sources {
-                match s {
-                    Source::Ids(_) => return Some(self.walk_of(s.clone(), None, true)),
+                let walk = match s {
+                    Source::Ids(_) => self.walk_of(s.clone(), None, true),
                     Source::Index { path, ranges } if ranges.iter().all(KeyRange::is_point) => {
                         let pi = self.paths().iter().position(|p| p.as_str() == path)?;
-                        return Some(self.walk_of(s.clone(), Some(pi), true));
+                        self.walk_of(s.clone(), Some(pi), true)
                     }
-                    _ => {}
-                }
+                    _ => continue,
+                };
+                return Some(Walk {
+                    descending: id_desc,
+                    ..walk
+                });
             }
             if sources.is_empty() {
                 return Some(Walk {
@@ -297,11 +323,14 @@ impl Query {
                     exact: self.terms().is_empty(),
                     complete: true,
                     after_id: None,
+                    descending: id_desc,
+                    ties: false,
+                    keyed: false,
                 });
             }
             return None;
         }
-        let pi = ordered_path?;
+        let (pi, descending, ties) = ordered?;
         let path = self.paths()[pi].as_str();
         if path == "id" || !is_indexed(path) {
             return None;
@@ -328,14 +357,23 @@ impl Query {
                 exact: self.terms().is_empty(),
                 complete: false,
                 after_id: None,
+                descending,
+                ties,
+                // Backwards, a record without a key (an array or object there) would come first.
+                keyed: descending,
             });
         }
+        // Conditions on the path: every match has a scalar key in these ranges.
         let (_, ranges) = narrow(&terms)?;
         let source = Source::Index {
             path: path.to_string(),
             ranges,
         };
-        Some(self.walk_of(source, Some(pi), true))
+        Some(Walk {
+            descending,
+            ties,
+            ..self.walk_of(source, Some(pi), true)
+        })
     }
 
     /// The walk of `source`; exact when every condition is on the source's path and the ranges
@@ -364,6 +402,9 @@ impl Query {
             exact,
             complete,
             after_id: None,
+            descending: false,
+            ties: false,
+            keyed: false,
         }
     }
 }
@@ -428,10 +469,6 @@ mod tests {
             None,
             "a range is not in id order"
         );
-        assert_eq!(
-            q(json!({"where": {"bucket": 7}, "orderBy": {"id": "desc"}, "limit": 5})).walk(indexed),
-            None
-        );
         let w =
             q(json!({"where": {"bucket": {"$gt": 7}}, "orderBy": {"bucket": "asc"}, "limit": 5}))
                 .walk(indexed)
@@ -467,6 +504,40 @@ mod tests {
             .walk(indexed)
             .unwrap();
         assert!(w.exact && matches!(w.source, Source::Ids(_)));
+    }
+
+    #[test]
+    fn descending_orders_walk_backwards() {
+        let indexed = |p: &str| p == "bucket" || p == "title" || p == "score";
+        // An equality in id order, newest id first: the point backwards, exact.
+        let w = q(json!({"where": {"bucket": 7}, "orderBy": {"id": "desc"}, "limit": 50}))
+            .walk(indexed)
+            .unwrap();
+        assert!(w.descending && w.exact && w.complete && !w.ties && !w.keyed);
+        assert!(matches!(&w.source, Source::Index { path, .. } if path == "bucket"));
+        // The primary key backwards.
+        let w = q(json!({"orderBy": {"id": "desc"}, "limit": 50}))
+            .walk(indexed)
+            .unwrap();
+        assert!(w.descending && w.exact && matches!(w.source, Source::Ids(_)));
+        // An indexed field by itself descending: ties by id ascending need the last group whole,
+        // and a record without a key (an array there) would come first: counted before walking.
+        let w = q(json!({"orderBy": {"title": "desc"}, "limit": 20}))
+            .walk(indexed)
+            .unwrap();
+        assert!(w.descending && w.ties && w.keyed && !w.complete);
+        // Conditions on the field: every match has a key in the ranges.
+        let w =
+            q(json!({"where": {"score": {"$gte": 2}}, "orderBy": {"score": "desc"}, "limit": 5}))
+                .walk(indexed)
+                .unwrap();
+        assert!(w.descending && w.ties && !w.keyed && w.complete && w.exact);
+        // `after` pages ascending walks only.
+        assert_eq!(
+            q(json!({"orderBy": {"title": "desc"}, "limit": 20, "after": {"id": "x", "title": "t"}}))
+                .walk(indexed),
+            None
+        );
     }
 
     // ---- the walk against a naive evaluation ------------------------------------------------
@@ -567,12 +638,31 @@ mod tests {
     }
 
     /// What the store does with a walk, simulated over sorted in-memory "IndexedDB" ranges: each
-    /// range read up to `need` matches (or exactly `need` records when exact), tombstones skipped,
-    /// then `select`. `None` when the walk ran out incomplete (the store then reads everything).
+    /// range read (backwards when descending) up to `need` matches (or exactly `need` records when
+    /// exact), then on through the last match's tie group when `ties`, tombstones skipped, then
+    /// `select`. `None` when the walk ran out incomplete, or a `keyed` walk's index misses a live
+    /// record (the store then reads everything).
     fn run_walk(query: &Query, walk: &Walk, store: &[Option<Value>]) -> Option<Vec<String>> {
         let need = Walk::need(query).unwrap();
         let mut read: Vec<&Value> = Vec::new();
-        let ranges_docs: Vec<Vec<Option<&Value>>> = match &walk.source {
+        if walk.keyed {
+            let Source::Index { path, .. } = &walk.source else {
+                panic!("keyed walks are index walks")
+            };
+            let p = Path::parse(path).unwrap();
+            if store
+                .iter()
+                .flatten()
+                .any(|d| IndexKey::at(d, &p).is_none())
+            {
+                return None;
+            }
+        }
+        let key_of = |d: Option<&Value>| match (&walk.source, d) {
+            (Source::Index { path, .. }, Some(d)) => IndexKey::at(d, &Path::parse(path).unwrap()),
+            _ => None,
+        };
+        let mut ranges_docs: Vec<Vec<Option<&Value>>> = match &walk.source {
             Source::Ids(ranges) => ranges
                 .iter()
                 .map(|r| {
@@ -628,19 +718,33 @@ mod tests {
                     .collect()
             }
         };
+        if walk.descending {
+            for docs in &mut ranges_docs {
+                docs.reverse();
+            }
+        }
         for docs in ranges_docs {
             let mut found = 0;
+            let mut last: Option<IndexKey> = None;
             for (took, d) in docs.iter().enumerate() {
                 // An exact index range is one `getAll(range, need)`.
                 if found >= need
                     || (walk.exact && took >= need && !matches!(walk.source, Source::Ids(_)))
                 {
-                    break;
+                    let tied = walk.ties
+                        && last
+                            .as_ref()
+                            .zip(key_of(*d))
+                            .is_some_and(|(a, b)| a.cmp_idb(&b) == std::cmp::Ordering::Equal);
+                    if !tied {
+                        break;
+                    }
                 }
                 if let Some(d) = d {
                     read.push(d);
                     if query.matches_doc(d) {
                         found += 1;
+                        last = key_of(Some(d));
                     }
                 }
             }
@@ -736,7 +840,7 @@ mod tests {
             q(json!({"where": {"c": 1}, "orderBy": {"b": "desc"}, "limit": 5}))
                 .walk_with(|_| false, &c),
             None,
-            "descending orders are not walked"
+            "descending orders are not walked on compound indexes"
         );
         // With `after`, the range starts just after the previous page's last entry.
         let text = json!({"where": {"c": 1}, "orderBy": {"b": "asc"}, "limit": 5}).to_string();

@@ -54,10 +54,12 @@ pub use broadcast::Broadcast;
 /// Above this many changed documents a notice re-runs the query instead of patching.
 const PATCH_MAX: usize = 64;
 
-/// A result as delivered: records in order, and the window over their rows (`None` for queries
-/// with an `offset`, which are always re-run).
+/// A result as delivered: records in order, their documents (the array callbacks get copies of,
+/// patched in place with the records so a write never walks the whole result), and the window over
+/// their rows (`None` for queries with an `offset`, which are always re-run).
 pub struct Snapshot {
     pub records: Array,
+    pub docs: Array,
     pub window: Option<Window>,
 }
 
@@ -336,8 +338,8 @@ async fn requery(store: &Store, watch: &Watch) -> Result<(Array, Vec<Row>)> {
 /// Takes a fresh result; calls back if the visible result differs from the last one delivered.
 fn deliver(watch: &Watch, records: Array, rows: Vec<Row>) {
     let mut last = watch.last.borrow_mut();
-    let prev = last.as_ref().map(|s| s.records.clone());
-    let diff = records::diff_result(prev.clone(), &records);
+    let prev = last.as_ref().map(|s| (s.records.clone(), s.docs.clone()));
+    let diff = records::diff_result(prev.as_ref().map(|p| p.0.clone()), &records);
     let window = match last.take().and_then(|s| s.window) {
         Some(mut w) => {
             w.refresh(rows);
@@ -347,21 +349,32 @@ fn deliver(watch: &Watch, records: Array, rows: Vec<Row>) {
     };
     if diff.is_undefined() {
         // Same visible result; keep the records shown (their identities) with the new window.
-        let records = prev.unwrap_or(records);
-        *last = Some(Snapshot { records, window });
+        let (records, docs) = prev.unwrap_or_else(|| {
+            let docs = records::docs_of(&records);
+            (records, docs)
+        });
+        *last = Some(Snapshot {
+            records,
+            docs,
+            window,
+        });
         return;
     }
     let current: Array = diff.unchecked_into();
+    let docs = records::docs_of(&current);
     *last = Some(Snapshot {
-        records: current.clone(),
+        records: current,
+        docs: docs.clone(),
         window,
     });
     drop(last);
-    call(watch, &current);
+    call(watch, &docs);
 }
 
-fn call(watch: &Watch, records: &Array) {
-    let docs = records::docs_of(records);
+/// Calls back with a copy of `docs`: the application may keep or change its array while the
+/// watch patches its own.
+fn call(watch: &Watch, docs: &Array) {
+    let docs = records::shown_docs(docs);
     if let Err(e) = watch.callback.call1(&JsValue::NULL, &docs) {
         web_sys::console::error_2(&JsValue::from_str("ferrosync: a watch callback threw:"), &e);
     }
@@ -445,6 +458,7 @@ async fn patch(store: &Store, watch: &Watch, notice: &Notice) -> Result<Patched>
     let mut last = watch.last.borrow_mut();
     let Some(Snapshot {
         records,
+        docs,
         window: Some(window),
     }) = last.as_mut()
     else {
@@ -469,8 +483,8 @@ async fn patch(store: &Store, watch: &Watch, notice: &Notice) -> Result<Patched>
         let clamp = |n: usize| n.min(u32::MAX as usize) as u32;
         flat.extend([op, clamp(x), clamp(y)]);
     }
-    let visible = records::replay(records, &flat, &fresh);
-    let current = records.clone();
+    let visible = records::replay(records, docs, &flat, &fresh);
+    let current = docs.clone();
     drop(last);
     if visible {
         call(watch, &current);

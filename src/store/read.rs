@@ -259,6 +259,12 @@ async fn query_tx(
         return Ok((Array::new(), Vec::new()));
     }
     if let Some(walk) = walk_of(&conn, collection, query) {
+        if query.offset() > 0 && walk.exact && walk.after_id.is_none() && walk_ranges(&walk) == 1 {
+            if let Some(lists) = skip_read(&raw, collection, query, &walk).await? {
+                let rest = query.skipped(query.offset());
+                return select(&rest, &lists, !with_rows, with_rows);
+            }
+        }
         let lists = match &walk.after_id {
             Some(after) => {
                 let ix = js(idb::store(&raw, collection)?.index(&index_ranges(&walk.source)?.0))?;
@@ -283,12 +289,15 @@ async fn query_tx(
     select(query, &lists, plain, with_rows)
 }
 
-/// The walk that reads `query` in result order, compound indexes included.
+/// The walk that reads `query` in result order, compound indexes included. Backward walks
+/// (descending orders) are not read by this store yet: those queries go through the planner.
 fn walk_of(conn: &Conn, collection: &str, query: &Query) -> Option<Walk> {
-    query.walk_with(
-        |p| conn.schema.is_indexed(collection, p),
-        &conn.schema.compounds(collection),
-    )
+    query
+        .walk_with(
+            |p| conn.schema.is_indexed(collection, p),
+            &conn.schema.compounds(collection),
+        )
+        .filter(|w| !w.descending)
 }
 
 /// The paths a query reads, as `[[segment, ...], ...]` for `records.js`.
@@ -454,6 +463,58 @@ async fn walk_read(st: &rexie::Store, query: &Query, walk: &Walk) -> Result<Opti
         }
     }
     Ok(Some(lists))
+}
+
+/// An `offset` page of an exact one-range index walk without reading the earlier pages: the
+/// index's primary keys up to the page's end (`getAllKeys`: keys only, no document read or
+/// converted), then the page's records by id, all requests at once. `None` for the primary key
+/// (its tombstones are keys too: the walk reads on past them instead).
+async fn skip_read(
+    raw: &web_sys::IdbTransaction,
+    collection: &str,
+    query: &Query,
+    walk: &Walk,
+) -> Result<Option<Array>> {
+    if matches!(walk.source, Source::Ids(_)) {
+        return Ok(None);
+    }
+    let Some(need) = Walk::need(query) else {
+        return Ok(None);
+    };
+    let (name, range) = match &walk.source {
+        Source::Index { path, ranges: r } if r.len() == 1 => (
+            path.clone(),
+            idb::key_range(
+                r[0].lower
+                    .as_ref()
+                    .map(|b| (records::key_to_js(&b.key), b.open)),
+                r[0].upper
+                    .as_ref()
+                    .map(|b| (records::key_to_js(&b.key), b.open)),
+            )?,
+        ),
+        Source::Compound { name, ranges: r } if r.len() == 1 => (
+            name.clone(),
+            idb::key_range(
+                Some((tuple_js(&r[0].lower.key), r[0].lower.open)),
+                Some((tuple_js(&r[0].upper.key), r[0].upper.open)),
+            )?,
+        ),
+        _ => return Ok(None),
+    };
+    let store = idb::store(raw, collection)?;
+    let ix = js(store.index(&name))?;
+    let range: JsValue = range.map_or(JsValue::NULL, JsValue::from);
+    let req = js(ix.get_all_keys_with_key_and_limit(&range, need.min(u32::MAX as usize) as u32))?;
+    let keys: Array = idb::wait(&req).await?.unchecked_into();
+    let start = query.offset().min(keys.length() as usize) as u32;
+    let page = keys.slice(start, keys.length());
+    let reqs = page
+        .iter()
+        .map(|id| js(store.get(&id)))
+        .collect::<Result<Vec<_>>>()?;
+    let found = all(reqs.iter().map(idb::wait)).await?;
+    Ok(Some(Array::of1(&found.into_iter().collect::<Array>())))
 }
 
 /// Reads the index points of `walk` (id order) each from just after the id `after`, as far as the

@@ -178,12 +178,14 @@ export function hlcOf(record) {
 }
 
 /**
- * Replays a live window's edits on `records` (flat triples `[op, x, y]`: 0 remove at x, 1 insert
- * `fresh[y]` at x, 2 keep the first x). Returns whether anything visible changed: a removal followed
- * by the same document inserted at the same place with equal content (an identical rewrite) does
- * not count, and the record shown keeps its object identity then.
+ * Replays a live window's edits on `records` and on `docs`, the parallel array of their documents
+ * kept for the callbacks (flat triples `[op, x, y]`: 0 remove at x, 1 insert `fresh[y]` at x, 2 keep
+ * the first x). Returns whether anything visible changed: a removal followed by the same document
+ * inserted at the same place with equal content (an identical rewrite) does not count, and the
+ * record shown keeps its object identity then. Both arrays are patched in place (a splice moves
+ * pointers; nothing is read from the other documents), so the cost follows the edits.
  */
-export function replay(records, edits, fresh) {
+export function replay(records, docs, edits, fresh) {
   let visible = false;
   let removed = undefined;
   let removedAt = -1;
@@ -193,9 +195,11 @@ export function replay(records, edits, fresh) {
       const r = fresh[y];
       if (removed !== undefined && removedAt === x && removed.id === r.id && sameDoc(removed.doc, r.doc)) {
         records.splice(x, 0, { id: r.id, hlc: r.hlc, doc: removed.doc });
+        docs.splice(x, 0, removed.doc);
       } else {
         if (removed !== undefined) visible = true;
         records.splice(x, 0, r);
+        docs.splice(x, 0, r.doc);
         visible = true;
       }
       removed = undefined;
@@ -205,14 +209,22 @@ export function replay(records, edits, fresh) {
     removed = undefined;
     if (op === 0) {
       removed = records.splice(x, 1)[0];
+      docs.splice(x, 1);
       removedAt = x;
     } else if (records.length > x) {
       records.length = x;
+      docs.length = x;
       visible = true;
     }
   }
   if (removed !== undefined) visible = true;
   return visible;
+}
+
+/** A copy of a live query's documents for its callback: the application owns it (may keep or
+ * change it) while the watch keeps patching its own array. A copy of pointers, no document read. */
+export function shownDocs(docs) {
+  return docs.slice();
 }
 
 function sameDoc(a, b) {

@@ -98,8 +98,13 @@ extern "C" {
     pub fn hlc_of(record: &JsValue) -> Option<String>;
 
     /// Replays a live window's edits (`[op, x, y]` triples: 0 remove at x, 1 insert `fresh[y]` at
-    /// x, 2 keep the first x) on `records`; true when anything the application sees changed.
-    pub fn replay(records: &Array, edits: &[u32], fresh: &Array) -> bool;
+    /// x, 2 keep the first x) on `records` and their documents `docs`, in place; true when anything
+    /// the application sees changed.
+    pub fn replay(records: &Array, docs: &Array, edits: &[u32], fresh: &Array) -> bool;
+
+    /// A copy of `docs` (pointers only) for a callback.
+    #[wasm_bindgen(js_name = shownDocs)]
+    pub fn shown_docs(docs: &Array) -> Array;
 
     #[wasm_bindgen(js_name = idsOf)]
     pub fn ids_of(records: &Array) -> Vec<String>;
