@@ -24,6 +24,14 @@
 //   --scale           the queries-at-scale benchmark instead (bench/scale.js, issue 19): 100,000 docs
 //                     by default (--docs N), --reps N timed runs per query, --only as above
 //                     (ferrosync,raw,dexie); writes bench/results-scale.json
+//   --first-sync      the first-sync benchmark instead (bench/first-sync.js, issue 17): starts a release
+//                     ferrosync-server on SQLite on a free port (--server-bin PATH, default
+//                     target/release/ferrosync-server), seeds --docs N (default 100,000) ~1 KB
+//                     documents, then ferrosync's db.sync() into an empty database against
+//                     hand-written IndexedDB pulling the same pages, alternating, --reps N rounds
+//                     (default 3), --limit N changes per page (default 500); with --alt DIR the
+//                     second build runs too (--only ferrosync,ferrosync-alt,raw); --no-watch leaves
+//                     out the live query open during ferrosync's sync; writes bench/results-first-sync.json
 import { createReadStream, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import { cpus, totalmem } from "node:os";
@@ -80,6 +88,10 @@ function parseArgs(argv) {
     else if (a === "--alt") o.alt = resolve(val());
     else if (a === "--scale") o.scale = true;
     else if (a === "--docs") o.docs = Number(val());
+    else if (a === "--first-sync") o.firstSync = true;
+    else if (a === "--server-bin") o.serverBin = resolve(val());
+    else if (a === "--limit") o.limit = Number(val());
+    else if (a === "--no-watch") o.noWatch = true;
     else throw new Error(`unknown option ${a} (see the header of bench/run.mjs)`);
   }
   if (!Number.isInteger(o.reps) || o.reps < 1) throw new Error("--reps must be a positive integer");
@@ -364,6 +376,66 @@ async function runScale(page, browser, opts, loadAtStart, base, profiles) {
   }
 }
 
+async function runFirstSync(page, browser, opts, loadAtStart, base) {
+  const { startServer, seed, firstSyncTable, docId } = await import("./first-sync.mjs");
+  const docs = opts.quick ? 2000 : (opts.docs ?? 100000);
+  const server = await startServer(opts.serverBin ?? join(ROOT, "target", "release", "ferrosync-server"));
+  try {
+    const token = `first-sync-${Date.now()}`;
+    const t0 = Date.now();
+    await seed(server.url, token, docs);
+    console.log(`seeded ${docs} documents into ${server.url} in ${Date.now() - t0} ms`);
+    await page.goto(base + "/first-sync.html");
+    await page.waitForFunction(() => window.benchReady === true);
+    const options = {
+      server: server.url,
+      token,
+      docs,
+      reps: opts.quick ? 1 : opts.reps === 5 ? 3 : opts.reps,
+      limit: opts.limit ?? 500,
+      alt: Boolean(opts.alt),
+      only: opts.only,
+      watch: opts.noWatch ? null : docId(Math.floor(docs / 2)),
+    };
+    if (opts.profile) options.reps = 1;
+    console.log(`first-sync benchmark in ${await browser.version()} (${JSON.stringify(options)}), load ${loadavg()}`);
+    // --profile: one CPU profile of the whole run (use with --only ferrosync --reps 1).
+    const cdp = opts.profile ? await page.context().newCDPSession(page) : null;
+    if (cdp) {
+      await cdp.send("Profiler.enable");
+      await cdp.send("Profiler.setSamplingInterval", { interval: 200 });
+      await cdp.send("Profiler.start");
+    }
+    const result = await page.evaluate((o) => window.firstSync.run(o), options);
+    if (cdp) {
+      const { profile } = await cdp.send("Profiler.stop");
+      const dir = join(HERE, "profiles");
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(join(dir, "first-sync.cpuprofile"), JSON.stringify(profile));
+      const { total, top } = topSelf(profile, 30);
+      console.log(`\nprofile: ${total.toFixed(1)} ms sampled; top self time (bench/profiles/first-sync.cpuprofile):`);
+      for (const [k, ms] of top) console.log(`  ${ms.toFixed(1).padStart(8)} ms  ${(100 * ms / total).toFixed(1).padStart(5)}%  ${k}`);
+    }
+    result.date = new Date().toISOString();
+    const stamp = join(opts.pkg, "..", "SOURCE");
+    result.source = opts.source ?? (existsSync(stamp) ? readFileSync(stamp, "utf8").trim() : checkoutSource());
+    if (opts.alt) {
+      const altStamp = join(opts.alt, "..", "SOURCE");
+      result.altSource = existsSync(altStamp) ? readFileSync(altStamp, "utf8").trim() : opts.alt;
+    }
+    result.machine = machine(`Chromium ${browser.version()}`, loadAtStart);
+    console.log("\n" + firstSyncTable(result) + "\n");
+    console.log(`load average ${loadAtStart} at start, ${loadavg()} at end`);
+    if (!opts.quick && !opts.profile) {
+      const out = opts.outGiven ? opts.out : join(HERE, "results-first-sync.json");
+      writeFileSync(out, JSON.stringify(result, null, 2) + "\n");
+      console.log(`wrote ${out}`);
+    }
+  } finally {
+    server.stop();
+  }
+}
+
 async function main() {
   const opts = parseArgs(process.argv.slice(2));
   if (!existsSync(join(opts.pkg, "ferrosync.js"))) {
@@ -405,6 +477,11 @@ async function main() {
       await cdp.send("Profiler.enable");
       await cdp.send("Profiler.setSamplingInterval", { interval: 100 });
       cdp.on("Profiler.consoleProfileFinished", (ev) => profiles.push(ev));
+    }
+    if (opts.firstSync) {
+      await runFirstSync(page, browser, opts, loadAtStart, base);
+      await exit(0);
+      return;
     }
     if (opts.scale) {
       await runScale(page, browser, opts, loadAtStart, base, profiles);

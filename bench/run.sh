@@ -3,6 +3,8 @@
 #   bash bench/run.sh                 full run (5 repetitions + warm-up), prints the table, writes bench/results.json
 #   bash bench/run.sh --boundary      also times the WASM/JS conversion strategies (builds bench/boundary)
 #   bash bench/run.sh --profile       CPU profiles of each phase into bench/profiles/ (top functions printed)
+#   bash bench/run.sh --first-sync    first sync of 100,000 docs: ferrosync vs hand-written IndexedDB, same server
+#                                     (a release ferrosync-server: cargo build --release -p ferrosync-server)
 #   bash bench/run.sh --quick         smoke run of the harness (small sizes, nothing written)
 #   bash bench/run.sh --ref HEAD      benchmark a commit instead of the working tree (exported with git archive
 #                                     into bench/.ref, built there): reproducible figures while others edit src/
