@@ -674,11 +674,7 @@ impl Task {
 
 /// An error another instance reported, with its code kept when it is one of ours.
 fn remote_error(e: StatusError) -> Error {
-    let code = crate::error::codes::ALL
-        .iter()
-        .copied()
-        .find(|c| *c == e.code)
-        .unwrap_or(crate::error::codes::SYNC_BUSY);
+    let code = crate::error::codes::known(&e.code).unwrap_or(crate::error::codes::SYNC_BUSY);
     Error::SyncRemote {
         code,
         message: e.message,
