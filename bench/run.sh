@@ -42,6 +42,11 @@ if [ -z "$PKG" ] && [ -n "$REF" ]; then
     # The checkout's target dir by default: dependencies are reused, only ferrosync is rebuilt.
     target="${CARGO_TARGET_DIR:-$PWD/target}"
     (cd "bench/.ref/$key" && CARGO_TARGET_DIR="$target" python3 scripts/pkg.py build --target web --out out)
+    # Cargo names a workspace member's artifacts without its path and judges them fresh by the
+    # files it read last time (this copy's), so the next build of another tree would reuse this
+    # tree's ferrosync and core: drop them from the shared target dir.
+    (cd "bench/.ref/$key" && CARGO_TARGET_DIR="$target" cargo clean -q -p ferrosync -p ferrosync-core \
+      --target wasm32-unknown-unknown --profile wasm)
   fi
   echo "$rev" > "bench/.ref/$key/out/SOURCE"
 fi

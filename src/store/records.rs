@@ -206,25 +206,17 @@ pub fn projection_of(doc: &Value, info: &IndexInfo) -> Option<Value> {
     }
 }
 
-/// The `ix` objects of a batch as one JSON array, from parsed documents (the sync engine applies
-/// pulled documents it already holds as JSON), or `None` when the collection has no index.
-pub fn projections_json<'a>(
-    docs: impl Iterator<Item = &'a Value>,
-    indexes: &[IndexInfo],
-) -> Option<String> {
+/// The `ix` object of a parsed document (the sync engine applies pulled documents it holds as
+/// JSON), or `None` when the collection has no index.
+pub fn projection_value(doc: &Value, indexes: &[IndexInfo]) -> Option<Value> {
     if indexes.is_empty() {
         return None;
     }
-    let all: Vec<Value> = docs
-        .map(|doc| {
-            let mut ix = Map::new();
-            for info in indexes {
-                if let Some(key) = projection_of(doc, info) {
-                    ix.insert(info.ident.clone(), key);
-                }
-            }
-            Value::Object(ix)
-        })
-        .collect();
-    serde_json::to_string(&all).ok()
+    let mut ix = Map::new();
+    for info in indexes {
+        if let Some(key) = projection_of(doc, info) {
+            ix.insert(info.ident.clone(), key);
+        }
+    }
+    Some(Value::Object(ix))
 }

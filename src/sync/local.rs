@@ -30,8 +30,8 @@ use ferrosync_core::Hlc;
 use std::rc::Rc;
 
 use futures::channel::oneshot;
-use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use wasm_bindgen::prelude::*;
 
 use super::local_tx::{self, ApplyMeta, OutboxPos};
@@ -49,12 +49,6 @@ fn parse<T: serde::de::DeserializeOwned>(text: &str, what: &str) -> Result<T> {
             format!("{what}: stored record unreadable: {e}"),
         )
     })
-}
-
-fn to_js_json(v: &Value) -> Result<JsValue> {
-    let text = serde_json::to_string(v)
-        .map_err(|e| Error::storage("DataError", format!("encoding records: {e}")))?;
-    js_sys::JSON::parse(&text).map_err(|e| dom_error(&e))
 }
 
 /// Pending records of `store`: local changes the server has not acknowledged (the store counts its
@@ -312,34 +306,6 @@ impl IdbLocal {
         Ok(())
     }
 
-    fn record(change: &Change, ix: Option<&Value>) -> Value {
-        let mut r = Map::new();
-        r.insert(F_ID.into(), Value::String(change.id.clone()));
-        r.insert("hlc".into(), Value::String(change.hlc.encode()));
-        match (&change.doc, change.deleted) {
-            (Some(doc), false) => {
-                r.insert("doc".into(), doc.clone());
-                if let Some(ix) = ix {
-                    r.insert(F_IX.into(), ix.clone());
-                }
-            }
-            _ => {
-                r.insert(F_TOMB.into(), Value::String(change.hlc.encode()));
-            }
-        }
-        if let Some(fields) = &change.fields {
-            let f: Map<String, Value> = fields
-                .iter()
-                .map(|(k, h)| (k.clone(), Value::String(h.encode())))
-                .collect();
-            r.insert("fields".into(), Value::Object(f));
-        }
-        if let Some(base) = &change.base {
-            r.insert(F_BASE.into(), Value::String(base.encode()));
-        }
-        Value::Object(r)
-    }
-
     /// The records (with index projections) of every `Put`, keyed by op position.
     /// `load_docs`'s JSON as the engine's local versions; restores the persisted clock first, so
     /// decisions are stamped after everything this database ever wrote.
@@ -375,9 +341,9 @@ impl IdbLocal {
         meta: &ApplyMeta,
         found: Option<js_sys::Map>,
     ) -> Result<bool> {
-        let built = self.build_ops(conn, ops, known)?;
-        let ops_js = to_js_json(&built)?;
-        let written = local_tx::apply_ops(tx, &built, &ops_js, meta, found).await?;
+        let (keys, text) = self.build_ops(conn, ops, known)?;
+        let ops_js = js_sys::JSON::parse(&text).map_err(|e| dom_error(&e))?;
+        let written = local_tx::apply_ops(tx, &keys, &ops_js, meta, found).await?;
         if !written {
             tx.roll_back().await;
         }
@@ -418,67 +384,129 @@ impl IdbLocal {
         Ok(())
     }
 
-    fn build_ops(&self, conn: &Conn, ops: &[StoreOp], known: &[String]) -> Result<Value> {
-        // Index projections per collection, computed in one pass each.
-        let mut by_collection: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-        for (i, op) in ops.iter().enumerate() {
-            if let StoreOp::Put { change, .. } = op {
-                if !change.deleted {
-                    by_collection.entry(&change.collection).or_default().push(i);
-                }
-            }
-        }
-        let mut ix: Vec<Option<Value>> = vec![None; ops.len()];
-        for (collection, positions) in &by_collection {
-            let docs = positions.iter().filter_map(|&i| match &ops[i] {
-                StoreOp::Put { change, .. } => change.doc.as_ref(),
-                StoreOp::Unpend { .. } | StoreOp::Requeue { .. } => None,
-            });
-            if let Some(text) = records::projections_json(docs, conn.schema.indexes(collection)) {
-                let list: Vec<Value> = serde_json::from_str(&text)
-                    .map_err(|e| Error::storage("DataError", format!("index keys: {e}")))?;
-                for (&i, v) in positions.iter().zip(list) {
-                    ix[i] = Some(v);
-                }
-            }
-        }
+    /// The ops of `apply_ops` as one JSON text (see `planApply` in `local.js`), and the key of
+    /// each. Serialized once, straight from the engine's ops: documents are borrowed, not copied
+    /// into a second tree (that copy and its drop were a tenth of a first sync's WASM time).
+    fn build_ops<'a>(
+        &self,
+        conn: &Conn,
+        ops: &'a [StoreOp],
+        known: &[String],
+    ) -> Result<(Vec<(&'a str, &'a str)>, String)> {
+        let mut keys = Vec::with_capacity(ops.len());
         let mut out = Vec::with_capacity(ops.len());
-        for (i, op) in ops.iter().enumerate() {
-            let key = op.key();
-            if !known.contains(&key.collection) {
+        for op in ops {
+            let (collection, id) = match op {
+                StoreOp::Put { change, .. } => (change.collection.as_str(), change.id.as_str()),
+                StoreOp::Unpend { key, .. } | StoreOp::Requeue { key, .. } => {
+                    (key.collection.as_str(), key.id.as_str())
+                }
+            };
+            if !known.iter().any(|k| k == collection) {
                 continue;
             }
-            let expect = op
-                .expect()
-                .map_or(Value::Null, |h| Value::String(h.encode()));
-            let item = match op {
+            keys.push((collection, id));
+            let (record, outbox, pend) = match op {
                 StoreOp::Put {
                     change, pending, ..
-                } => json!({
-                    "c": key.collection,
-                    "id": key.id,
-                    "expect": expect,
-                    "record": Self::record(change, ix[i].as_ref()),
-                    "outbox": if *pending { "put" } else { "delete" },
-                }),
-                StoreOp::Unpend { .. } => json!({
-                    "c": key.collection,
-                    "id": key.id,
-                    "expect": expect,
-                    "outbox": "delete",
-                }),
+                } => {
+                    let ix = match (&change.doc, change.deleted) {
+                        (Some(doc), false) => {
+                            records::projection_value(doc, conn.schema.indexes(collection))
+                        }
+                        _ => None,
+                    };
+                    let record = RecordOut::of(change, ix);
+                    (Some(record), if *pending { "put" } else { "delete" }, None)
+                }
+                StoreOp::Unpend { .. } => (None, "delete", None),
                 // Behind every row now in the outbox: a fresh stamp of this client's clock.
-                StoreOp::Requeue { .. } => json!({
-                    "c": key.collection,
-                    "id": key.id,
-                    "expect": expect,
-                    "outbox": "requeue",
-                    "pend": self.clock.tick().encode(),
-                }),
+                StoreOp::Requeue { .. } => (None, "requeue", Some(self.clock.tick())),
             };
-            out.push(item);
+            out.push(OpOut {
+                c: collection,
+                id,
+                expect: op.expect(),
+                record,
+                outbox,
+                pend,
+            });
         }
-        Ok(Value::Array(out))
+        let text = serde_json::to_string(&out)
+            .map_err(|e| Error::storage("DataError", format!("encoding records: {e}")))?;
+        Ok((keys, text))
+    }
+}
+
+/// One op of `planApply` (`local.js`): `expect` is the HLC the stored record must have (`null`:
+/// none), `outbox` "put" (the record is pending), "delete" (acknowledged) or "requeue" (pending
+/// at the new place `pend`).
+#[derive(Serialize)]
+struct OpOut<'a> {
+    c: &'a str,
+    id: &'a str,
+    expect: Option<&'a Hlc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    record: Option<RecordOut<'a>>,
+    outbox: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pend: Option<Hlc>,
+}
+
+/// The stored record of a change (layout in `store/records.rs`; field names are `layout`'s
+/// `F_*`, checked at compile time below): a live document `{ id, hlc, doc, ix? }` or a tombstone
+/// `{ id, hlc, tomb }`, plus `fields` and `base` when the change has them.
+#[derive(Serialize)]
+struct RecordOut<'a> {
+    id: &'a str,
+    hlc: &'a Hlc,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    doc: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ix: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tomb: Option<&'a Hlc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fields: Option<&'a BTreeMap<String, Hlc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    base: Option<&'a Hlc>,
+}
+
+/// `RecordOut`'s field names are the layout's (serde's names are literals).
+const _: () = {
+    const fn same(a: &str, b: &str) -> bool {
+        let (a, b) = (a.as_bytes(), b.as_bytes());
+        if a.len() != b.len() {
+            return false;
+        }
+        let mut i = 0;
+        while i < a.len() {
+            if a[i] != b[i] {
+                return false;
+            }
+            i += 1;
+        }
+        true
+    }
+    assert!(same(F_ID, "id") && same(F_IX, "ix") && same(F_TOMB, "tomb") && same(F_BASE, "base"));
+};
+
+impl<'a> RecordOut<'a> {
+    fn of(change: &'a Change, ix: Option<Value>) -> RecordOut<'a> {
+        let live = change.doc.as_ref().filter(|_| !change.deleted);
+        RecordOut {
+            id: &change.id,
+            hlc: &change.hlc,
+            doc: live,
+            ix: ix.filter(|_| live.is_some()),
+            tomb: if live.is_none() {
+                Some(&change.hlc)
+            } else {
+                None
+            },
+            fields: change.fields.as_ref(),
+            base: change.base.as_ref(),
+        }
     }
 }
 

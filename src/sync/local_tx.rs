@@ -11,7 +11,6 @@ use std::collections::BTreeMap;
 
 use ferrosync_core::sync::DocKey;
 use js_sys::{Array, Map};
-use serde_json::Value;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
@@ -240,7 +239,7 @@ pub struct ApplyMeta {
 /// this transaction, if it did (else they are read here).
 pub async fn apply_ops(
     tx: &Tx,
-    ops: &Value,
+    keys: &[(&str, &str)],
     ops_js: &JsValue,
     meta: &ApplyMeta,
     loaded: Option<Map>,
@@ -250,14 +249,8 @@ pub async fn apply_ops(
         // Read by `load_docs` in this transaction: nothing can have changed them.
         Some(found) => (meta_st.get(CLOCK.into()).await, Ok(found)),
         None => {
-            let empty = Vec::new();
-            let keys = ops
-                .as_array()
-                .unwrap_or(&empty)
-                .iter()
-                .filter_map(|op| Some((op.get("c")?.as_str()?, op.get("id")?.as_str()?)));
             // (`build_ops` kept only the collections the database has.)
-            let groups = group(keys, None);
+            let groups = group(keys.iter().copied(), None);
             futures::join!(meta_st.get(CLOCK.into()), read_groups(tx, &groups))
         }
     };

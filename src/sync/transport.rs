@@ -164,15 +164,22 @@ async fn reply<T: DeserializeOwned>(
     let status = resp.status();
     let ok = resp.ok();
     // A connection dropped while the body streams in is a network failure, not a bad reply.
+    // The body comes in as bytes (one copy into WASM memory), not as text: passing a JS string
+    // into WASM walks it character by character in JS, about 1.5 s of a 100,000-document first
+    // sync (docs/BENCHMARKS.md).
     let body = resp
-        .text()
+        .binary()
         .await
         .map_err(|e| TransportError::Network(format!("reading the {what} reply: {e}")))?;
     if !ok {
+        let body = String::from_utf8_lossy(&body);
         error_time.set(TransportError::server_time_of(&body));
         return Err(TransportError::from_status(status, &body));
     }
-    serde_json::from_str(&body).map_err(|e| TransportError::malformed(what, e))
+    // `from_str` after a UTF-8 check, not `from_slice`: the replies' deserializers are already
+    // compiled over `&str` (a second copy over bytes adds 22 KB to the module).
+    let body = std::str::from_utf8(&body).map_err(|e| TransportError::malformed(what, e))?;
+    serde_json::from_str(body).map_err(|e| TransportError::malformed(what, e))
 }
 
 fn build_error(e: gloo_net::Error) -> TransportError {
