@@ -1,9 +1,11 @@
-//! The few things taken from the JavaScript environment: wall clock, timers and randomness, all
-//! through the global scope so they work on a page and in a worker alike.
+//! The few things taken from the JavaScript environment: wall clock, timers, randomness and
+//! `BroadcastChannel`, all through the global scope so they work on a page and in a worker alike.
 
 use js_sys::{Function, Promise};
 use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
+use web_sys::{BroadcastChannel, MessageEvent};
 
 #[wasm_bindgen]
 extern "C" {
@@ -37,4 +39,38 @@ pub fn random<const N: usize>() -> [u8; N] {
     let mut buf = [0u8; N];
     get_random_values(&mut buf);
     buf
+}
+
+/// A `BroadcastChannel` and its message handler (instances of one database talk over these:
+/// live-query notices, sync's tab messages). A channel never receives its own messages. Dropping it
+/// closes the channel.
+pub struct Channel {
+    channel: BroadcastChannel,
+    _on_message: Closure<dyn FnMut(MessageEvent)>,
+}
+
+impl Channel {
+    /// Opens channel `name`, handing each message's data to `receive`; `None` where
+    /// BroadcastChannel does not exist.
+    pub fn open(name: &str, receive: impl Fn(JsValue) + 'static) -> Option<Channel> {
+        let channel = BroadcastChannel::new(name).ok()?;
+        let on_message =
+            Closure::<dyn FnMut(MessageEvent)>::new(move |ev: MessageEvent| receive(ev.data()));
+        channel.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+        Some(Channel {
+            channel,
+            _on_message: on_message,
+        })
+    }
+
+    pub fn post(&self, data: &JsValue) -> Result<(), JsValue> {
+        self.channel.post_message(data)
+    }
+}
+
+impl Drop for Channel {
+    fn drop(&mut self) {
+        self.channel.set_onmessage(None);
+        self.channel.close();
+    }
 }

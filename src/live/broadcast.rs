@@ -17,8 +17,9 @@ use std::rc::{Rc, Weak};
 use js_sys::{Array, Object, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use web_sys::{BroadcastChannel, EventTarget, MessageEvent};
+use web_sys::EventTarget;
 
+use crate::env::Channel;
 use crate::store::Notice;
 
 /// At most one message per this many milliseconds (the rest wait for the window's end).
@@ -26,13 +27,12 @@ const THROTTLE_MS: f64 = 16.0;
 
 pub struct Broadcast {
     out: Rc<Outgoing>,
-    _on_message: Closure<dyn FnMut(MessageEvent)>,
     on_pagehide: Closure<dyn FnMut()>,
 }
 
 /// The sending side: notices waiting for the end of the current window.
 struct Outgoing {
-    channel: BroadcastChannel,
+    channel: Channel,
     queued: RefCell<Vec<Object>>,
     last_sent: Cell<f64>,
     scheduled: Cell<bool>,
@@ -46,7 +46,7 @@ impl Outgoing {
         let msg = Object::new();
         let _ = Reflect::set(&msg, &"notices".into(), &notices);
         self.last_sent.set(js_sys::Date::now());
-        if let Err(e) = self.channel.post_message(&msg) {
+        if let Err(e) = self.channel.post(&msg) {
             web_sys::console::warn_2(&JsValue::from_str("ferrosync: broadcast failed:"), &e);
         }
     }
@@ -62,11 +62,9 @@ impl Broadcast {
     /// where BroadcastChannel does not exist (then only this instance's own writes reach its
     /// watches).
     pub fn open(name: &str, receive: impl Fn(Vec<Notice>) + 'static) -> Option<Broadcast> {
-        let channel = BroadcastChannel::new(&format!("ferrosync:{name}")).ok()?;
-        let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |ev: MessageEvent| {
-            receive(parse(&ev.data()));
-        });
-        channel.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+        let channel = Channel::open(&format!("ferrosync:{name}"), move |data| {
+            receive(parse(&data));
+        })?;
         let out = Rc::new(Outgoing {
             channel,
             queued: RefCell::new(Vec::new()),
@@ -82,11 +80,7 @@ impl Broadcast {
         let global: EventTarget = js_sys::global().unchecked_into();
         let _ = global
             .add_event_listener_with_callback("pagehide", on_pagehide.as_ref().unchecked_ref());
-        Some(Broadcast {
-            out,
-            _on_message: on_message,
-            on_pagehide,
-        })
+        Some(Broadcast { out, on_pagehide })
     }
 
     /// Notices waiting for the end of the throttle window (tests).
@@ -136,8 +130,7 @@ impl Drop for Broadcast {
             "pagehide",
             self.on_pagehide.as_ref().unchecked_ref(),
         );
-        self.out.channel.set_onmessage(None);
-        self.out.channel.close();
+        // The channel closes when `out` goes (timers only hold it weakly).
     }
 }
 

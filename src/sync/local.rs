@@ -29,12 +29,12 @@ use ferrosync_core::sync::{
 use ferrosync_core::Hlc;
 use std::rc::Rc;
 
-use futures::channel::oneshot;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use wasm_bindgen::prelude::*;
 
 use super::local_tx::{self, ApplyMeta, OutboxPos};
+use super::read_ahead::ReadAhead;
 use crate::error::{Error, Result};
 use crate::store::idb::{dom_error, Tx};
 use crate::store::layout::{sync_keys, CLOCK, F_BASE, F_ID, F_IX, F_TOMB, META};
@@ -97,7 +97,8 @@ pub struct IdbLocal {
     skew_ms: f64,
     /// The saved cursor, once read (the scheduler compares event-stream cursors with it).
     cursor: RefCell<Option<Option<String>>>,
-    prefetch: RefCell<Option<Prefetch>>,
+    /// The next push batch, read while the current one is on the wire.
+    prefetch: ReadAhead<BatchKey, Batch>,
     /// The last row `pending` returned, to continue after it (`pend` is not in the engine's key).
     last_read: RefCell<Option<(DocKey, String)>>,
     /// Per collection, the rows handed to the engine this sync and not yet acknowledged, in outbox
@@ -123,7 +124,7 @@ impl IdbLocal {
             clock,
             skew_ms,
             cursor: RefCell::new(None),
-            prefetch: RefCell::new(None),
+            prefetch: ReadAhead::new(),
             last_read: RefCell::new(None),
             outstanding: RefCell::new(BTreeMap::new()),
             rewinds_seen: Cell::new(0),
@@ -143,7 +144,7 @@ impl IdbLocal {
             *self.cursor.borrow_mut() = None;
             self.outstanding.borrow_mut().clear();
             *self.last_read.borrow_mut() = None;
-            *self.prefetch.borrow_mut() = None;
+            self.prefetch.clear();
         }
         lineage >= known
     }
@@ -569,16 +570,10 @@ async fn read_batch(
     Ok((parse(&text, "outbox")?, lineage))
 }
 
-/// A read of the next push batch, started while the current one is on the wire.
-struct Prefetch {
-    after: DocKey,
-    limit: usize,
-    started: f64,
-    rows: oneshot::Receiver<Result<(Vec<PendingRow>, u64)>>,
-}
-
-/// A prefetched batch older than this is read again instead.
-const PREFETCH_FRESH_MS: f64 = 5_000.0;
+/// The outbox batch a read ahead was started for: after this key, this many rows.
+type BatchKey = (DocKey, usize);
+/// A batch read ahead: its rows and the lineage of the database they were read in.
+type Batch = Result<(Vec<PendingRow>, u64)>;
 
 /// Which object stores a transaction spans.
 enum Stores<'a> {
@@ -615,22 +610,16 @@ impl LocalStore for IdbLocal {
                 _ => OutboxPos::NextCollection(k.collection.clone()),
             },
         };
-        let hit = match self.prefetch.borrow_mut().take() {
-            Some(p)
-                if Some(&p.after) == after
-                    && p.limit == limit
-                    && js_sys::Date::now() - p.started < PREFETCH_FRESH_MS =>
-            {
-                Some(p.rows)
+        let hit = match after {
+            Some(k) => self.prefetch.take(&(k.clone(), limit)).await,
+            None => {
+                self.prefetch.clear();
+                None
             }
-            _ => None,
         };
         let read = match hit {
-            Some(rx) => match rx.await {
-                Ok(Ok(read)) => read,
-                _ => read_batch(&self.store, &from, limit).await?,
-            },
-            None => read_batch(&self.store, &from, limit).await?,
+            Some(Ok(read)) => read,
+            _ => read_batch(&self.store, &from, limit).await?,
         };
         let rows = match read {
             (rows, lineage) if self.follow_lineage(lineage) => rows,
@@ -647,16 +636,9 @@ impl LocalStore for IdbLocal {
             if rows.len() >= limit {
                 let next =
                     OutboxPos::After(key.collection.clone(), last.pend.clone(), key.id.clone());
-                let (tx, rx) = oneshot::channel();
                 let store = self.store.clone();
-                wasm_bindgen_futures::spawn_local(async move {
-                    let _ = tx.send(read_batch(&store, &next, limit).await);
-                });
-                *self.prefetch.borrow_mut() = Some(Prefetch {
-                    after: key,
-                    limit,
-                    started: js_sys::Date::now(),
-                    rows: rx,
+                self.prefetch.start((key, limit), async move {
+                    read_batch(&store, &next, limit).await
                 });
             }
         }
@@ -808,7 +790,7 @@ impl LocalStore for IdbLocal {
         // The outbox is rebuilt: nothing read before (positions, a prefetched batch) holds.
         self.outstanding.borrow_mut().clear();
         *self.last_read.borrow_mut() = None;
-        *self.prefetch.borrow_mut() = None;
+        self.prefetch.clear();
         // Stamped after everything any tab wrote: the stored clock first.
         let stored = self
             .tx(Stores::Fixed(&[META]), false, |_, tx| async move {

@@ -9,6 +9,8 @@
 
 use std::collections::BTreeMap;
 
+// IndexedDB orders string keys by UTF-16 code units, which is not Rust's order (UTF-8 bytes).
+use ferrosync_core::query::cmp_str;
 use ferrosync_core::sync::DocKey;
 use js_sys::{Array, Map};
 use wasm_bindgen::prelude::*;
@@ -53,11 +55,6 @@ pub enum OutboxPos {
     NextCollection(String),
 }
 
-/// IndexedDB's order of string keys (UTF-16 code units), which is not Rust's (UTF-8 bytes).
-fn key_order(a: &str, b: &str) -> std::cmp::Ordering {
-    a.encode_utf16().cmp(b.encode_utf16())
-}
-
 fn json_text(v: std::result::Result<String, JsValue>) -> Result<String> {
     v.map_err(|e| crate::store::idb::dom_error(&e))
 }
@@ -75,8 +72,8 @@ async fn read_marks(meta: &rexie::Store, collections: &[String]) -> Result<Vec<J
 /// when it holds at most twice as many records as wanted (`count` first), else one `get` per id.
 async fn read_many(st: &rexie::Store, ids: &[&str]) -> Result<Map> {
     if ids.len() >= 4 {
-        let lo = ids.iter().min_by(|a, b| key_order(a, b));
-        let hi = ids.iter().max_by(|a, b| key_order(a, b));
+        let lo = ids.iter().min_by(|a, b| cmp_str(a, b));
+        let hi = ids.iter().max_by(|a, b| cmp_str(a, b));
         if let (Some(lo), Some(hi)) = (lo, hi) {
             let (lo, hi) = (JsValue::from_str(lo), JsValue::from_str(hi));
             let range = idb::key_range(Some((lo, false)), Some((hi, false))).map(idb::range)?;
@@ -103,15 +100,15 @@ pub async fn read_pending(
     from: &OutboxPos,
     limit: u32,
 ) -> Result<String> {
-    collections.sort_by(|a, b| key_order(a, b));
+    collections.sort_by(|a, b| cmp_str(a, b));
     let mut start = 0;
     match from {
         OutboxPos::Start => {}
         OutboxPos::After(c, ..) => {
-            start = collections.partition_point(|x| key_order(x, c).is_lt());
+            start = collections.partition_point(|x| cmp_str(x, c).is_lt());
         }
         OutboxPos::NextCollection(c) => {
-            start = collections.partition_point(|x| key_order(x, c).is_le());
+            start = collections.partition_point(|x| cmp_str(x, c).is_le());
         }
     }
     let collections = &collections[start..];

@@ -6,6 +6,7 @@
 //! - `schedule`: the agent: when to sync, leadership, retries, status;
 //! - `lock`: Web Locks (one leader per database); `tabs`: messages between instances;
 //! - `events`: the server's event stream; `triggers`: `online`/`offline`/`visibilitychange`;
+//! - `read_ahead`: the next pull page / outbox batch, read while the current one is handled;
 //! - `status`, `options`, `resolver`, `time`.
 //!
 //! The `Database` methods JavaScript calls are in `js/sync.rs`; nothing here imports `js`.
@@ -17,6 +18,7 @@ pub mod local;
 mod local_tx;
 mod lock;
 pub mod options;
+mod read_ahead;
 mod resolver;
 pub mod schedule;
 pub mod status;

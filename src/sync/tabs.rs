@@ -4,8 +4,6 @@
 
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
-use wasm_bindgen::JsCast;
-use web_sys::{BroadcastChannel, MessageEvent};
 
 use super::status::{Status, StatusError};
 
@@ -51,42 +49,27 @@ pub enum TabMsg {
 }
 
 /// This instance's end of the channel; dropping it closes the channel.
-pub struct Channel {
-    channel: BroadcastChannel,
-    _on_message: Closure<dyn FnMut(MessageEvent)>,
-}
+pub struct Channel(crate::env::Channel);
 
 impl Channel {
     /// Opens `ferrosync-sync:<database>`; `None` where BroadcastChannel does not exist (then each
     /// instance is on its own, which is also what the lock gives it).
     pub fn open(database: &str, on_message: impl Fn(TabMsg) + 'static) -> Option<Channel> {
-        let channel = BroadcastChannel::new(&format!("ferrosync-sync:{database}")).ok()?;
-        let closure = Closure::<dyn FnMut(MessageEvent)>::new(move |ev: MessageEvent| {
-            if let Some(msg) = ev
-                .data()
+        let name = format!("ferrosync-sync:{database}");
+        crate::env::Channel::open(&name, move |data| {
+            if let Some(msg) = data
                 .as_string()
                 .and_then(|t| serde_json::from_str::<TabMsg>(&t).ok())
             {
                 on_message(msg);
             }
-        });
-        channel.set_onmessage(Some(closure.as_ref().unchecked_ref()));
-        Some(Channel {
-            channel,
-            _on_message: closure,
         })
+        .map(Channel)
     }
 
     pub fn post(&self, msg: &TabMsg) {
         if let Ok(text) = serde_json::to_string(msg) {
-            let _ = self.channel.post_message(&JsValue::from_str(&text));
+            let _ = self.0.post(&JsValue::from_str(&text));
         }
-    }
-}
-
-impl Drop for Channel {
-    fn drop(&mut self) {
-        self.channel.set_onmessage(None);
-        self.channel.close();
     }
 }

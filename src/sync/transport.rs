@@ -11,12 +11,12 @@ use std::rc::Rc;
 
 use ferrosync_core::protocol::{PullResponse, PushRequest, PushResponse};
 use ferrosync_core::sync::{Transport, TransportError};
-use futures::channel::oneshot;
 use futures::future::{select, Either};
 use gloo_net::http::{Request, RequestBuilder, Response};
 use serde::de::DeserializeOwned;
 use web_sys::RequestCache;
 
+use super::read_ahead::ReadAhead;
 use super::time::{now_ms, sleep};
 
 /// A request without a reply after this long counts as a network error (pushes are idempotent,
@@ -50,24 +50,16 @@ impl Endpoint {
     }
 }
 
-/// The next pull page, requested while the current one is being applied.
-struct Ahead {
-    cursor: String,
-    limit: usize,
-    token: String,
-    started: f64,
-    /// The reply, and the device wall times the request was sent and answered.
-    page: oneshot::Receiver<(Result<PullResponse, TransportError>, f64, f64)>,
-}
-
-/// A page read ahead longer ago than this is requested again instead.
-const AHEAD_FRESH_MS: f64 = 5_000.0;
+/// The request a page was read ahead for: cursor, limit, token.
+type AheadKey = (String, usize, String);
+/// A page read ahead, with the device wall times its request was sent and answered.
+type AheadPage = (Result<PullResponse, TransportError>, f64, f64);
 
 /// The sync server over HTTP.
 pub struct HttpTransport {
     endpoint: Rc<Endpoint>,
     timeout_ms: f64,
-    ahead: RefCell<Option<Ahead>>,
+    ahead: ReadAhead<AheadKey, AheadPage>,
     /// `serverTime` of the last error reply (see [`Transport::error_server_time`]).
     error_time: Cell<Option<u64>>,
 }
@@ -77,43 +69,39 @@ impl HttpTransport {
         HttpTransport {
             endpoint,
             timeout_ms: DEFAULT_TIMEOUT_MS,
-            ahead: RefCell::new(None),
+            ahead: ReadAhead::new(),
             error_time: Cell::new(None),
         }
     }
 
     /// Requests the page after `cursor` now; `pull` uses it if it is asked for that page soon.
     fn read_ahead(&self, cursor: &str, limit: usize) {
-        let (tx, rx) = oneshot::channel();
         let (endpoint, timeout, c) = (self.endpoint.clone(), self.timeout_ms, cursor.to_string());
-        wasm_bindgen_futures::spawn_local(async move {
+        let key = (c.clone(), limit, self.endpoint.token.borrow().clone());
+        self.ahead.start(key, async move {
             let sent = now_ms();
             // A failed read-ahead is never reported (the page is requested again), nor its time.
             let page = fetch_pull(&endpoint, timeout, Some(&c), limit, &Cell::new(None)).await;
-            let _ = tx.send((page, sent, now_ms()));
-        });
-        *self.ahead.borrow_mut() = Some(Ahead {
-            cursor: cursor.to_string(),
-            limit,
-            token: self.endpoint.token.borrow().clone(),
-            started: now_ms(),
-            page: rx,
+            (page, sent, now_ms())
         });
     }
 
-    /// The page read ahead for exactly this request, if there is a good one. Its `serverTime` is
-    /// carried forward by the time the reply waited here (the server's clock *now*, as if it had
-    /// just answered), so the engine's clock-offset estimate is not skewed by the read-ahead.
+    /// The page read ahead for exactly this request (cursor, limit and token), if there is a good
+    /// one. Its `serverTime` is carried forward by the time the reply waited here (the server's
+    /// clock *now*, as if it had just answered), so the engine's clock-offset estimate is not
+    /// skewed by the read-ahead.
     async fn take_ahead(&self, cursor: Option<&str>, limit: usize) -> Option<PullResponse> {
-        let ahead = self.ahead.borrow_mut().take()?;
-        let usable = Some(ahead.cursor.as_str()) == cursor
-            && ahead.limit == limit
-            && *self.endpoint.token.borrow() == ahead.token
-            && now_ms() - ahead.started < AHEAD_FRESH_MS;
-        if !usable {
+        let Some(cursor) = cursor else {
+            // A pull from the start: nothing read ahead is that page.
+            self.ahead.clear();
             return None;
-        }
-        let (page, sent, received) = ahead.page.await.ok()?;
+        };
+        let key = (
+            cursor.to_string(),
+            limit,
+            self.endpoint.token.borrow().clone(),
+        );
+        let (page, sent, received) = self.ahead.take(&key).await?;
         let mut page = page.ok()?;
         let waited = now_ms() - (sent + received) / 2.0;
         page.server_time = page.server_time.saturating_add(waited.max(0.0) as u64);

@@ -41,8 +41,11 @@ pub enum SyncError {
 }
 
 impl SyncError {
-    /// A stable code for the JS `Error.code` / status `error.code`.
-    pub fn code(&self) -> &'static str {
+    /// A short name of the variant, for tests' assertions and traces. Not an error code: the
+    /// codes JavaScript sees are listed once in `src/error.rs` (`codes::ALL`), mapped from these
+    /// variants by `From<SyncError>` in `src/sync/schedule.rs`.
+    #[cfg(test)]
+    pub(crate) fn code(&self) -> &'static str {
         match self {
             SyncError::Transport(t) => match t {
                 TransportError::Network(_) => "NETWORK",
