@@ -6,6 +6,9 @@
 set -u
 cd "$(dirname "$0")/.."
 . scripts/setup.sh >/dev/null 2>&1
+# setup.sh turns on errexit and pipefail in this shell; this script checks statuses itself (an
+# errexit inside the EXIT trap, from pkill finding nothing, turned a passing run's status into 1).
+set +e +o pipefail
 cargo build -q -p ferrosync-server --bin ferrosync-server || exit 1
 S=$(mktemp -d /tmp/fs-browser-test.XXXX)
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
@@ -13,7 +16,8 @@ UP=$(free_port); PROXY=$(free_port)
 python3 tests/support/faultproxy.py --listen "$PROXY" --upstream-port "$UP" --db-file "$S/sync.db" -- \
   target/debug/ferrosync-server --listen "127.0.0.1:$UP" --database "sqlite://$S/sync.db" --auth dev > "$S/proxy.log" 2>&1 &
 P=$!
-trap 'kill $P 2>/dev/null; pkill -P $P 2>/dev/null; rm -rf "$S"' EXIT
+rc=1
+trap 'kill $P 2>/dev/null; pkill -P $P 2>/dev/null; rm -rf "$S"; exit $rc' EXIT
 for _ in $(seq 1 100); do
   curl -sf "http://127.0.0.1:$PROXY/healthz" >/dev/null 2>&1 && break
   sleep 0.1

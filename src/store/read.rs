@@ -16,7 +16,7 @@ use std::cmp::Ordering;
 
 use ferrosync_core::query::cmp_str;
 use wasm_bindgen::{JsCast, JsValue};
-use web_sys::{IdbCursorWithValue, IdbIndex, IdbKeyRange};
+use web_sys::{IdbCursorDirection, IdbCursorWithValue, IdbIndex, IdbKeyRange};
 
 use super::idb::{self, all, js, rx, Tx};
 use super::layout::TOMBSTONES;
@@ -80,11 +80,22 @@ impl Store {
         self.check_collection(collection)?;
         self.run(|conn| async move {
             if let Some(walk) = walk_of(&conn, collection, query) {
-                return Ok(match walk.source {
-                    Source::Ids(_) => "walk:ids".to_string(),
-                    Source::Index { path, .. } => format!("walk:index:{path}"),
-                    Source::Compound { name, .. } => format!("walk:index:{name}"),
-                });
+                let valid = match (&walk.source, walk.keyed) {
+                    (Source::Index { path, .. }, true) => {
+                        let raw = idb::transaction(&conn.db, &[collection], false)?;
+                        let store = idb::store(&raw, collection)?;
+                        keys_cover_live(&store, &js(store.index(path))?).await?
+                    }
+                    _ => true,
+                };
+                let kind = if walk.descending { "walk-back" } else { "walk" };
+                if valid {
+                    return Ok(match walk.source {
+                        Source::Ids(_) => format!("{kind}:ids"),
+                        Source::Index { path, .. } => format!("{kind}:index:{path}"),
+                        Source::Compound { name, .. } => format!("{kind}:index:{name}"),
+                    });
+                }
             }
             let tx = Tx::read(&conn.db, &[collection])?;
             let st = tx.store(collection)?;
@@ -113,6 +124,10 @@ impl Store {
 }
 
 fn key_range_js(r: &KeyRange) -> Result<Option<rexie::KeyRange>> {
+    key_range_raw(r).map(idb::range)
+}
+
+fn key_range_raw(r: &KeyRange) -> Result<Option<IdbKeyRange>> {
     idb::key_range(
         r.lower
             .as_ref()
@@ -121,7 +136,6 @@ fn key_range_js(r: &KeyRange) -> Result<Option<rexie::KeyRange>> {
             .as_ref()
             .map(|b| (records::key_to_js(&b.key), b.open)),
     )
-    .map(idb::range)
 }
 
 /// A compound key (or prefix) as IndexedDB's array key.
@@ -137,11 +151,14 @@ fn tuple_js(key: &[KeyComp]) -> JsValue {
 }
 
 fn tuple_range_js(r: &TupleRange) -> Result<Option<rexie::KeyRange>> {
+    tuple_range_raw(r).map(idb::range)
+}
+
+fn tuple_range_raw(r: &TupleRange) -> Result<Option<IdbKeyRange>> {
     idb::key_range(
         Some((tuple_js(&r.lower.key), r.lower.open)),
         Some((tuple_js(&r.upper.key), r.upper.open)),
     )
-    .map(idb::range)
 }
 
 /// The index name and IndexedDB ranges of an index or compound source.
@@ -160,11 +177,14 @@ fn index_ranges(source: &Source) -> Result<(String, Vec<Option<rexie::KeyRange>>
 }
 
 fn id_range_js(r: &IdRange) -> Result<Option<rexie::KeyRange>> {
+    id_range_raw(r).map(idb::range)
+}
+
+fn id_range_raw(r: &IdRange) -> Result<Option<IdbKeyRange>> {
     idb::key_range(
         r.lower.as_ref().map(|(k, o)| (JsValue::from_str(k), *o)),
         r.upper.as_ref().map(|(k, o)| (JsValue::from_str(k), *o)),
     )
-    .map(idb::range)
 }
 
 /// How many keys of `ix` fall in `ranges` (all counts issued at once).
@@ -259,13 +279,23 @@ async fn query_tx(
         return Ok((Array::new(), Vec::new()));
     }
     if let Some(walk) = walk_of(&conn, collection, query) {
-        if query.offset() > 0 && walk.exact && walk.after_id.is_none() && walk_ranges(&walk) == 1 {
+        if walk.descending {
+            if let Some(lists) = walk_back(&raw, collection, query, &walk).await? {
+                // Ties come back by id descending: core orders what was read, then pages it.
+                return select(query, &lists, false, with_rows);
+            }
+        } else if query.offset() > 0
+            && walk.exact
+            && walk.after_id.is_none()
+            && walk_ranges(&walk) == 1
+        {
             if let Some(lists) = skip_read(&raw, collection, query, &walk).await? {
                 let rest = query.skipped(query.offset());
                 return select(&rest, &lists, !with_rows, with_rows);
             }
         }
         let lists = match &walk.after_id {
+            _ if walk.descending => None,
             Some(after) => {
                 let ix = js(idb::store(&raw, collection)?.index(&index_ranges(&walk.source)?.0))?;
                 points_after(&ix, query, &walk, after).await?
@@ -289,15 +319,108 @@ async fn query_tx(
     select(query, &lists, plain, with_rows)
 }
 
-/// The walk that reads `query` in result order, compound indexes included. Backward walks
-/// (descending orders) are not read by this store yet: those queries go through the planner.
+/// The walk that reads `query` in result order, compound indexes included, forwards or (for a
+/// descending order) backwards.
 fn walk_of(conn: &Conn, collection: &str, query: &Query) -> Option<Walk> {
-    query
-        .walk_with(
-            |p| conn.schema.is_indexed(collection, p),
-            &conn.schema.compounds(collection),
-        )
-        .filter(|w| !w.descending)
+    query.walk_with(
+        |p| conn.schema.is_indexed(collection, p),
+        &conn.schema.compounds(collection),
+    )
+}
+
+/// Whether every live record of `store` has a key in `ix` (none holds an array or object at its
+/// path): index entries against records less tombstones, three counts issued at once.
+async fn keys_cover_live(store: &web_sys::IdbObjectStore, ix: &IdbIndex) -> Result<bool> {
+    let reqs = [
+        js(ix.count())?,
+        js(store.count())?,
+        js(js(store.index(TOMBSTONES))?.count())?,
+    ];
+    let n = all(reqs.iter().map(idb::wait)).await?;
+    let n: Vec<f64> = n.iter().map(|v| v.as_f64().unwrap_or(f64::NAN)).collect();
+    Ok(n[0] == n[1] - n[2])
+}
+
+/// Reads each range of a backward walk (`walk.descending`) with a `prev` cursor, as far as the
+/// query's first `offset + limit` matches, then (`walk.ties`) on while the key equals the last
+/// match's: ties are ordered by id ascending, the walk yields them by id descending, so the whole
+/// last group is read and core orders it. `None` when the walk is not valid here (`walk.keyed` and
+/// some live record has no key in the index: it would come first): the caller reads everything.
+async fn walk_back(
+    raw: &web_sys::IdbTransaction,
+    collection: &str,
+    query: &Query,
+    walk: &Walk,
+) -> Result<Option<Array>> {
+    let need = Walk::need(query).unwrap_or(usize::MAX);
+    let store = idb::store(raw, collection)?;
+    let (index, ranges): (Option<IdbIndex>, Vec<Option<IdbKeyRange>>) = match &walk.source {
+        Source::Ids(r) => (None, r.iter().map(id_range_raw).collect::<Result<_>>()?),
+        Source::Index { path, ranges } => (
+            Some(js(store.index(path))?),
+            ranges.iter().map(key_range_raw).collect::<Result<_>>()?,
+        ),
+        Source::Compound { name, ranges } => (
+            Some(js(store.index(name))?),
+            ranges.iter().map(tuple_range_raw).collect::<Result<_>>()?,
+        ),
+    };
+    if walk.keyed {
+        let Some(ix) = &index else { return Ok(None) };
+        if !keys_cover_live(&store, ix).await? {
+            return Ok(None);
+        }
+    }
+    let paths = (!walk.exact).then(|| paths_js(query));
+    // Whether one record read is a match (exact walks: whether it is live).
+    let is_match = |record: &JsValue| -> Result<bool> {
+        let extracted = records::extract(
+            &Array::of1(&Array::of1(record)),
+            paths.clone().unwrap_or(JsValue::UNDEFINED),
+        );
+        if paths.is_none() {
+            let live: Array = js(Reflect::get(&extracted, &"live".into()))?.unchecked_into();
+            return Ok(live.length() > 0);
+        }
+        Ok(rows_of(&extracted)?.iter().any(|r| query.matches(r)))
+    };
+    let lists = Array::new();
+    for range in ranges {
+        let range: JsValue = range.map_or(JsValue::NULL, JsValue::from);
+        let req = match &index {
+            Some(ix) => {
+                js(ix.open_cursor_with_range_and_direction(&range, IdbCursorDirection::Prev))?
+            }
+            None => {
+                js(store.open_cursor_with_range_and_direction(&range, IdbCursorDirection::Prev))?
+            }
+        };
+        let got = Array::new();
+        let (mut found, mut last_key) = (0usize, None::<String>);
+        loop {
+            let v = idb::wait(&req).await?;
+            if v.is_null() || v.is_undefined() {
+                break;
+            }
+            let cursor: IdbCursorWithValue = v.unchecked_into();
+            // Keys are strings, numbers and arrays of them: equal keys have equal JSON.
+            let key = js_sys::JSON::stringify(&js(cursor.key())?)
+                .ok()
+                .and_then(|k| k.as_string());
+            if found >= need && !(walk.ties && key.is_some() && key == last_key) {
+                break;
+            }
+            let record = js(cursor.value())?;
+            if is_match(&record)? {
+                found += 1;
+                last_key = key;
+            }
+            got.push(&record);
+            js(cursor.continue_())?;
+        }
+        lists.push(&got);
+    }
+    Ok(Some(lists))
 }
 
 /// The paths a query reads, as `[[segment, ...], ...]` for `records.js`.
