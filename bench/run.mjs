@@ -315,6 +315,7 @@ function topSelf(profile, n = 15) {
 
 const SCALE_ROWS = [
   ["first 50 of 1% (ms)", "first50"],
+  ["last 50 of 1% (id descending) (ms)", "last50"],
   ["all of 1% (ms)", "all"],
   ["first 50 of 1% by title (compound index) (ms)", "byTitle"],
   ["first 50 of 1% by an unindexed field (ms)", "unindexed"],

@@ -59,6 +59,19 @@ export async function open(name) {
       changed();
     },
     first50: async (c) => strip(await req(index("category").getAll(c, 50))),
+    // Newest first: a cursor walking the category backwards, 50 values.
+    last50: (c) =>
+      new Promise((resolve, reject) => {
+        const out = [];
+        const r = index("category").openCursor(IDBKeyRange.only(c), "prev");
+        r.onerror = () => reject(r.error);
+        r.onsuccess = () => {
+          const cur = r.result;
+          if (!cur || out.length === 50) return resolve(strip(out));
+          out.push(cur.value);
+          cur.continue();
+        };
+      }),
     all: async (c) => strip(await req(index("category").getAll(c))),
     byTitle: async (c) => strip(await req(index("category_title").getAll(titles(c), 50))),
     // No index on the sort field: every match read, sorted, sliced.

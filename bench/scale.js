@@ -7,6 +7,8 @@
 // (indexed), `title` is not indexed alone; a compound index [category, title] serves "category c07
 // by title". Rows (median of `reps` timed runs after one warm-up, per library):
 //   first50      where category = c07, limit 50 (id order)
+//   last50       where category = c07, order by id descending, limit 50 (a backward walk; raw: a
+//                `prev` cursor, Dexie: reverse().limit())
 //   all          where category = c07, every match (1,000 at 100k)
 //   byTitle      where category = c07, order by title, limit 50 (the compound index; raw walks it,
 //                Dexie reads it with between().limit())
@@ -67,6 +69,7 @@ async function ferrosync() {
         bulkPut: (list) => docs.bulkPut(list),
         put: (doc) => docs.put(doc),
         first50: (c) => docs.find({ where: { category: c }, limit: 50 }),
+        last50: (c) => docs.find({ where: { category: c }, orderBy: { id: "desc" }, limit: 50 }),
         all: (c) => docs.find({ where: { category: c } }),
         byTitle: (c) => docs.find({ where: { category: c }, orderBy: { title: "asc" }, limit: 50 }),
         unindexed: (c) => docs.find({ where: { category: c }, orderBy: { "owner.score": "asc" }, limit: 50 }),
@@ -106,6 +109,7 @@ async function dexie() {
         bulkPut: (list) => docs.bulkPut(list),
         put: (doc) => docs.put(doc),
         first50: (c) => docs.where("category").equals(c).limit(50).toArray(),
+        last50: (c) => docs.where("category").equals(c).reverse().limit(50).toArray(),
         all: (c) => docs.where("category").equals(c).toArray(),
         byTitle: (c) => range(c).limit(50).toArray(),
         // Dexie's documented way: sortBy reads every match, then the page is sliced.
@@ -190,12 +194,14 @@ async function runLib(key, make, o, log) {
     const f50 = await db.first50(C);
     const W = Math.min(50, expectAll.length);
     check(f50.length === W && ids(f50) === ids(expectAll.slice(0, 50)), `${key} first50`);
+    check(ids(await db.last50(C)) === ids(expectAll.slice().reverse().slice(0, 50)), `${key} last50`);
     check((await db.all(C)).length === expectAll.length, `${key} all`);
     check(ids(await db.byTitle(C)) === ids(sortedTitle.slice(0, 50)), `${key} byTitle`);
     check(ids(await db.unindexed(C)) === ids(sortedScore.slice(0, 50)), `${key} unindexed`);
     const p10 = await db.page10(C);
     check(ids(p10) === ids(sortedTitle.slice(450, 500)), `${key} page10`);
     out.first50 = await timed(o.reps, () => db.first50(C));
+    out.last50 = await timed(o.reps, () => db.last50(C));
     out.all = await timed(o.reps, () => db.all(C));
     out.byTitle = await timed(o.reps, () => db.byTitle(C));
     out.unindexed = await timed(o.reps, () => db.unindexed(C));
