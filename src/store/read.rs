@@ -16,6 +16,7 @@ use std::cmp::Ordering;
 
 use ferrosync_core::query::cmp_str;
 use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
 use web_sys::{IdbCursorDirection, IdbCursorWithValue, IdbIndex, IdbKeyRange};
 
 use super::idb::{self, all, js, rx, Tx};
@@ -371,22 +372,34 @@ async fn walk_back(
             return Ok(None);
         }
     }
-    let paths = (!walk.exact).then(|| paths_js(query));
-    // Whether one record read is a match (exact walks: whether it is live).
+    let source: JsValue = match &index {
+        Some(ix) => ix.clone().into(),
+        None => store.clone().into(),
+    };
+    let ranges: Vec<JsValue> = ranges
+        .into_iter()
+        .map(|r| r.map_or(JsValue::NULL, JsValue::from))
+        .collect();
+    if walk.exact {
+        // Every live record read is a match: the walk runs in JavaScript, all ranges at once.
+        let read = ranges.iter().map(|range| {
+            JsFuture::from(records::walk_back(&source, range, need as f64, walk.ties))
+        });
+        let lists: Array = futures::future::try_join_all(read)
+            .await
+            .map_err(|e| idb::dom_error(&e))?
+            .into_iter()
+            .collect();
+        return Ok(Some(lists));
+    }
+    let paths = paths_js(query);
+    // Whether one record read is a match.
     let is_match = |record: &JsValue| -> Result<bool> {
-        let extracted = records::extract(
-            &Array::of1(&Array::of1(record)),
-            paths.clone().unwrap_or(JsValue::UNDEFINED),
-        );
-        if paths.is_none() {
-            let live: Array = js(Reflect::get(&extracted, &"live".into()))?.unchecked_into();
-            return Ok(live.length() > 0);
-        }
+        let extracted = records::extract(&Array::of1(&Array::of1(record)), paths.clone());
         Ok(rows_of(&extracted)?.iter().any(|r| query.matches(r)))
     };
     let lists = Array::new();
     for range in ranges {
-        let range: JsValue = range.map_or(JsValue::NULL, JsValue::from);
         let req = match &index {
             Some(ix) => {
                 js(ix.open_cursor_with_range_and_direction(&range, IdbCursorDirection::Prev))?

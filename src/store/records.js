@@ -81,6 +81,34 @@ export function isTombstone(record) {
   return record !== undefined && record !== null && record.doc === undefined;
 }
 
+/**
+ * Up to `need` live records of `source` (an IDBIndex or IDBObjectStore) in `range`, walking it
+ * backwards (a `prev` cursor), tombstones read on past; with `ties`, on while the key equals the
+ * last live record's. Resolves with every record read. The loop stays in JavaScript: one WASM call
+ * per range instead of one per record.
+ */
+export function walkBack(source, range, need, ties) {
+  return new Promise((resolve, reject) => {
+    const out = [];
+    let found = 0;
+    let lastKey;
+    const r = source.openCursor(range, "prev");
+    r.onerror = () => reject(r.error);
+    r.onsuccess = () => {
+      const cur = r.result;
+      if (!cur) return resolve(out);
+      if (found >= need && !(ties && found > 0 && indexedDB.cmp(cur.key, lastKey) === 0)) return resolve(out);
+      const rec = cur.value;
+      if (!isTombstone(rec)) {
+        found++;
+        lastKey = cur.key;
+      }
+      out.push(rec);
+      cur.continue();
+    };
+  });
+}
+
 function valueAt(v, segments) {
   for (let i = 0; i < segments.length; i++) {
     const s = segments[i];
