@@ -224,9 +224,9 @@ async fn sync_hook_notifies_watches_here_and_in_other_instances() {
     // records, then call notify_changed once.
     let store = db1.store();
     store.run(|conn| async move {
-        let tx = ferrosync::store::idb::transaction(&conn.db, &["tasks"], true)?;
-        let done = ferrosync::store::idb::TxDone::new(&tx);
-        let st = ferrosync::store::idb::store(&tx, "tasks")?;
+        let tx = ferrosync::store::indexeddb::transaction(&conn.db, &["tasks"], true)?;
+        let done = ferrosync::store::indexeddb::TxDone::new(&tx);
+        let st = ferrosync::store::indexeddb::store(&tx, "tasks")?;
         for id in ["p1", "p2"] {
             let rec = json(&format!(r#"{{"id": "{id}", "hlc": "000000000001-000000-server", "doc": {{"id": "{id}"}}}}"#));
             st.put(&rec).unwrap();
@@ -250,7 +250,7 @@ fn quota_exceeded_maps_to_its_code() {
     // The mapping, unit level: a QuotaExceededError DOMException becomes QUOTA_EXCEEDED.
     let dom = web_sys::DomException::new_with_message_and_name("disk full", "QuotaExceededError")
         .unwrap();
-    let err = ferrosync::store::idb::dom_error(&dom.into());
+    let err = ferrosync::store::indexeddb::dom_error(&dom.into());
     assert_eq!(err.code(), "QUOTA_EXCEEDED");
     let js: JsValue = err.into();
     assert_eq!(code(&js), "QUOTA_EXCEEDED");

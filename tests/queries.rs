@@ -266,9 +266,9 @@ async fn live_windows_patch_enter_leave_move_and_delete() {
     let store = db.store();
     store
         .run(|conn| async move {
-            let tx = ferrosync::store::idb::transaction(&conn.db, &["items"], true)?;
-            let done = ferrosync::store::idb::TxDone::new(&tx);
-            let st = ferrosync::store::idb::store(&tx, "items")?;
+            let tx = ferrosync::store::indexeddb::transaction(&conn.db, &["items"], true)?;
+            let done = ferrosync::store::indexeddb::TxDone::new(&tx);
+            let st = ferrosync::store::indexeddb::store(&tx, "items")?;
             let rec = json(
                 r#"{"id": "p1", "hlc": "000000000001-000000-server", "doc": {"id": "p1", "bucket": 2, "rank": -50}, "ix": {"pbucket": [2, 2]}}"#,
             );

@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 
 fn json_of(v: &JsValue) -> Result<Value> {
     let text = js_sys::JSON::stringify(v)
-        .map_err(|e| super::idb::dom_error(&e))?
+        .map_err(|e| super::indexeddb::dom_error(&e))?
         .as_string()
         .unwrap_or_default();
     serde_json::from_str(&text)
@@ -112,5 +112,5 @@ pub fn for_delete(collection: &str, id: &str, prev: &JsValue, hlc: &Hlc) -> Resu
     let c = local_change(before.as_ref(), collection, id, None, hlc.clone(), true);
     let text = serde_json::to_string(&fields_value(&c))
         .map_err(|e| Error::storage("DataError", e.to_string()))?;
-    js_sys::JSON::parse(&text).map_err(|e| super::idb::dom_error(&e))
+    js_sys::JSON::parse(&text).map_err(|e| super::indexeddb::dom_error(&e))
 }

@@ -15,7 +15,7 @@ use ferrosync_core::Hlc;
 use wasm_bindgen::JsValue;
 use web_sys::IdbDatabase;
 
-use super::idb::{rx, Tx};
+use super::indexeddb::{from_rexie, Tx};
 use super::layout::{CLIENT_ID, CLOCK, INSTANCE, META};
 use crate::error::{Error, Result};
 
@@ -36,25 +36,27 @@ pub async fn identity(db: &IdbDatabase, keep: Option<&str>) -> Result<(String, S
     let work = async {
         let meta = tx.store(META)?;
         let (id, marker) = futures::join!(meta.get(CLIENT_ID.into()), meta.get(INSTANCE.into()));
-        let id = rx(id)?.and_then(|v| v.as_string());
-        let marker = rx(marker)?.and_then(|v| v.as_string());
+        let id = from_rexie(id)?.and_then(|v| v.as_string());
+        let marker = from_rexie(marker)?.and_then(|v| v.as_string());
         let (id, write_id) = match (marker.is_some(), keep, id) {
             (false, Some(keep), _) => (keep.to_string(), true),
             (_, _, Some(id)) => (id, false),
             (_, _, None) => (new_client_id(), true),
         };
         if write_id {
-            rx(meta
-                .put(&JsValue::from_str(&id), Some(&CLIENT_ID.into()))
-                .await)?;
+            from_rexie(
+                meta.put(&JsValue::from_str(&id), Some(&CLIENT_ID.into()))
+                    .await,
+            )?;
         }
         let marker = match marker {
             Some(m) => m,
             None => {
                 let m = new_client_id();
-                rx(meta
-                    .put(&JsValue::from_str(&m), Some(&INSTANCE.into()))
-                    .await)?;
+                from_rexie(
+                    meta.put(&JsValue::from_str(&m), Some(&INSTANCE.into()))
+                        .await,
+                )?;
                 m
             }
         };
@@ -66,7 +68,7 @@ pub async fn identity(db: &IdbDatabase, keep: Option<&str>) -> Result<(String, S
 
 /// The persisted clock (a request of the caller's transaction, issued when first polled).
 pub async fn read_clock(meta: &rexie::Store) -> Result<Option<Hlc>> {
-    match rx(meta.get(CLOCK.into()).await)?.and_then(|v| v.as_string()) {
+    match from_rexie(meta.get(CLOCK.into()).await)?.and_then(|v| v.as_string()) {
         None => Ok(None),
         Some(s) => s
             .parse()
@@ -77,8 +79,9 @@ pub async fn read_clock(meta: &rexie::Store) -> Result<Option<Hlc>> {
 
 /// Writes the clock (issued when first polled).
 pub async fn write_clock(meta: &rexie::Store, hlc: &Hlc) -> Result<()> {
-    rx(meta
-        .put(&JsValue::from_str(&hlc.encode()), Some(&CLOCK.into()))
-        .await)?;
+    from_rexie(
+        meta.put(&JsValue::from_str(&hlc.encode()), Some(&CLOCK.into()))
+            .await,
+    )?;
     Ok(())
 }

@@ -16,7 +16,7 @@
 //! app deleting the database itself): the instance ends (`DATABASE_CLOSED`) instead of recreating it.
 
 pub mod fields;
-pub mod idb;
+pub mod indexeddb;
 pub mod layout;
 pub mod meta;
 mod notice;

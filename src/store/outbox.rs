@@ -10,7 +10,7 @@
 use js_sys::Reflect;
 use wasm_bindgen::JsValue;
 
-use super::idb::{self, all, rx, Tx};
+use super::indexeddb::{self, from_rexie, join_requests, Tx};
 use super::layout::{watermark_key, META, PENDING};
 use super::schema::collection_stores;
 use super::Store;
@@ -51,9 +51,10 @@ impl OutboxRow {
 /// `collection`'s outbox watermark, read through `meta` (the `_meta` store of a transaction); `None`
 /// when nothing was acknowledged since the outbox began (or a server reset dropped it).
 pub async fn watermark(meta: &rexie::Store, collection: &str) -> Result<Option<JsValue>> {
-    rx(meta
-        .get(JsValue::from_str(&watermark_key(collection)))
-        .await)
+    from_rexie(
+        meta.get(JsValue::from_str(&watermark_key(collection)))
+            .await,
+    )
 }
 
 /// The key range of `collection`'s pending records: above its watermark (read in `tx`, which must
@@ -61,7 +62,7 @@ pub async fn watermark(meta: &rexie::Store, collection: &str) -> Result<Option<J
 async fn pending_range(tx: &Tx, collection: &str) -> Result<Option<rexie::KeyRange>> {
     match watermark(&tx.store(META)?, collection).await? {
         None => Ok(None),
-        Some(mark) => idb::key_range(Some((mark, true)), None).map(idb::range),
+        Some(mark) => indexeddb::key_range(Some((mark, true)), None).map(indexeddb::range),
     }
 }
 
@@ -85,8 +86,8 @@ impl Store {
                     break;
                 }
                 let range = pending_range(&tx, name).await?;
-                let index = rx(tx.store(name)?.index(PENDING))?;
-                for r in rx(index.get_all(range, left).await)? {
+                let index = from_rexie(tx.store(name)?.index(PENDING))?;
+                for r in from_rexie(index.get_all(range, left).await)? {
                     out.push(OutboxRow::from_record(name, &r)?);
                 }
             }
@@ -105,15 +106,17 @@ impl Store {
             let mut refs: Vec<&str> = names.iter().map(String::as_str).collect();
             refs.push(META);
             let tx = Tx::read(&conn.db, &refs)?;
-            let ranges = all(names.iter().map(|name| pending_range(&tx, name))).await?;
+            let ranges = join_requests(names.iter().map(|name| pending_range(&tx, name))).await?;
             let indexes = names
                 .iter()
-                .map(|name| rx(tx.store(name)?.index(PENDING)))
+                .map(|name| from_rexie(tx.store(name)?.index(PENDING)))
                 .collect::<Result<Vec<_>>>()?;
-            let counts = all(indexes
-                .iter()
-                .zip(ranges)
-                .map(|(ix, range)| ix.count(range)))
+            let counts = join_requests(
+                indexes
+                    .iter()
+                    .zip(ranges)
+                    .map(|(ix, range)| ix.count(range)),
+            )
             .await?;
             Ok(counts.into_iter().sum())
         })
@@ -125,7 +128,7 @@ impl Store {
         self.check_collection(collection)?;
         self.run(|conn| async move {
             let tx = Tx::read(&conn.db, &[collection])?;
-            rx(tx.store(collection)?.get(JsValue::from_str(id)).await)
+            from_rexie(tx.store(collection)?.get(JsValue::from_str(id)).await)
         })
         .await
     }

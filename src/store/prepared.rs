@@ -5,7 +5,7 @@ use std::cell::OnceCell;
 use serde_json::Value;
 use wasm_bindgen::JsValue;
 
-use super::idb::dom_error;
+use super::indexeddb::dom_error;
 use crate::error::{Error, Result};
 
 /// A validated document ready to store: its id and the JavaScript object, stored as it is. Rust looks

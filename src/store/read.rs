@@ -19,7 +19,7 @@ use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{IdbCursorDirection, IdbCursorWithValue, IdbIndex, IdbKeyRange};
 
-use super::idb::{self, all, js, rx, Tx};
+use super::indexeddb::{self, from_dom, from_rexie, join_requests, Tx};
 use super::layout::TOMBSTONES;
 use super::{records, Conn, Store};
 use crate::error::{Error, Result};
@@ -33,7 +33,7 @@ impl Store {
         self.check_collection(collection)?;
         self.run(|conn| async move {
             let tx = Tx::read(&conn.db, &[collection])?;
-            let record = rx(tx.store(collection)?.get(JsValue::from_str(id)).await)?;
+            let record = from_rexie(tx.store(collection)?.get(JsValue::from_str(id)).await)?;
             Ok(record
                 .and_then(|r| records::doc_of(&r))
                 .unwrap_or(JsValue::UNDEFINED))
@@ -65,7 +65,7 @@ impl Store {
         self.run(|conn| async move {
             let tx = Tx::read(&conn.db, &[collection])?;
             let st = tx.store(collection)?;
-            let found = all(ids.iter().map(|id| st.get(JsValue::from_str(id)))).await?;
+            let found = join_requests(ids.iter().map(|id| st.get(JsValue::from_str(id)))).await?;
             Ok(found
                 .into_iter()
                 .map(|r| r.unwrap_or(JsValue::UNDEFINED))
@@ -83,9 +83,9 @@ impl Store {
             if let Some(walk) = walk_of(&conn, collection, query) {
                 let valid = match (&walk.source, walk.keyed) {
                     (Source::Index { path, .. }, true) => {
-                        let raw = idb::transaction(&conn.db, &[collection], false)?;
-                        let store = idb::store(&raw, collection)?;
-                        keys_cover_live(&store, &js(store.index(path))?).await?
+                        let raw = indexeddb::transaction(&conn.db, &[collection], false)?;
+                        let store = indexeddb::store(&raw, collection)?;
+                        keys_cover_live(&store, &from_dom(store.index(path))?).await?
                     }
                     _ => true,
                 };
@@ -125,11 +125,11 @@ impl Store {
 }
 
 fn key_range_js(r: &KeyRange) -> Result<Option<rexie::KeyRange>> {
-    key_range_raw(r).map(idb::range)
+    key_range_raw(r).map(indexeddb::range)
 }
 
 fn key_range_raw(r: &KeyRange) -> Result<Option<IdbKeyRange>> {
-    idb::key_range(
+    indexeddb::key_range(
         r.lower
             .as_ref()
             .map(|b| (records::key_to_js(&b.key), b.open)),
@@ -152,11 +152,11 @@ fn tuple_js(key: &[KeyComp]) -> JsValue {
 }
 
 fn tuple_range_js(r: &TupleRange) -> Result<Option<rexie::KeyRange>> {
-    tuple_range_raw(r).map(idb::range)
+    tuple_range_raw(r).map(indexeddb::range)
 }
 
 fn tuple_range_raw(r: &TupleRange) -> Result<Option<IdbKeyRange>> {
-    idb::key_range(
+    indexeddb::key_range(
         Some((tuple_js(&r.lower.key), r.lower.open)),
         Some((tuple_js(&r.upper.key), r.upper.open)),
     )
@@ -178,11 +178,11 @@ fn index_ranges(source: &Source) -> Result<(String, Vec<Option<rexie::KeyRange>>
 }
 
 fn id_range_js(r: &IdRange) -> Result<Option<rexie::KeyRange>> {
-    id_range_raw(r).map(idb::range)
+    id_range_raw(r).map(indexeddb::range)
 }
 
 fn id_range_raw(r: &IdRange) -> Result<Option<IdbKeyRange>> {
-    idb::key_range(
+    indexeddb::key_range(
         r.lower.as_ref().map(|(k, o)| (JsValue::from_str(k), *o)),
         r.upper.as_ref().map(|(k, o)| (JsValue::from_str(k), *o)),
     )
@@ -194,7 +194,7 @@ async fn index_count(ix: &rexie::StoreIndex, ranges: &[KeyRange]) -> Result<f64>
         .iter()
         .map(key_range_js)
         .collect::<Result<Vec<_>>>()?;
-    let counts = all(ranges.into_iter().map(|r| ix.count(r))).await?;
+    let counts = join_requests(ranges.into_iter().map(|r| ix.count(r))).await?;
     Ok(counts.into_iter().map(f64::from).sum())
 }
 
@@ -212,10 +212,10 @@ async fn choose(st: &rexie::Store, sources: Vec<Source>) -> Result<Option<Source
     let mut indexes = Vec::new();
     for s in &candidates {
         if let Source::Index { path, ranges } = s {
-            indexes.push((rx(st.index(path))?, ranges));
+            indexes.push((from_rexie(st.index(path))?, ranges));
         }
     }
-    let counts = all(indexes.iter().map(|(ix, ranges)| index_count(ix, ranges))).await?;
+    let counts = join_requests(indexes.iter().map(|(ix, ranges)| index_count(ix, ranges))).await?;
     let best = counts
         .iter()
         .enumerate()
@@ -246,11 +246,11 @@ async fn fetch(st: &rexie::Store, source: &Option<Source>) -> Result<Array> {
         }
         Some(source) => {
             let (name, ranges) = index_ranges(source)?;
-            index = Some(rx(st.index(&name))?);
+            index = Some(from_rexie(st.index(&name))?);
             reads.extend(ranges.into_iter().map(Read::All));
         }
     }
-    let results = all(reads.into_iter().map(|read| {
+    let results = join_requests(reads.into_iter().map(|read| {
         let index = index.as_ref();
         async move {
             Ok::<Array, rexie::Error>(match (read, index) {
@@ -273,9 +273,9 @@ async fn query_tx(
     with_rows: bool,
 ) -> Result<(Array, Vec<Row>)> {
     // The raw transaction too: cursors (`continuePrimaryKey`) are not in rexie's API.
-    let raw = idb::transaction(&conn.db, &[collection], false)?;
+    let raw = indexeddb::transaction(&conn.db, &[collection], false)?;
     let rexie_tx = rexie::Transaction::from(raw.clone());
-    let st = rx(rexie_tx.store(collection))?;
+    let st = from_rexie(rexie_tx.store(collection))?;
     if Walk::need(query) == Some(0) {
         return Ok((Array::new(), Vec::new()));
     }
@@ -298,7 +298,9 @@ async fn query_tx(
         let lists = match &walk.after_id {
             _ if walk.descending => None,
             Some(after) => {
-                let ix = js(idb::store(&raw, collection)?.index(&index_ranges(&walk.source)?.0))?;
+                let ix = from_dom(
+                    indexeddb::store(&raw, collection)?.index(&index_ranges(&walk.source)?.0),
+                )?;
                 points_after(&ix, query, &walk, after).await?
             }
             None => walk_read(&st, query, &walk).await?,
@@ -333,11 +335,11 @@ fn walk_of(conn: &Conn, collection: &str, query: &Query) -> Option<Walk> {
 /// path): index entries against records less tombstones, three counts issued at once.
 async fn keys_cover_live(store: &web_sys::IdbObjectStore, ix: &IdbIndex) -> Result<bool> {
     let reqs = [
-        js(ix.count())?,
-        js(store.count())?,
-        js(js(store.index(TOMBSTONES))?.count())?,
+        from_dom(ix.count())?,
+        from_dom(store.count())?,
+        from_dom(from_dom(store.index(TOMBSTONES))?.count())?,
     ];
-    let n = all(reqs.iter().map(idb::wait)).await?;
+    let n = join_requests(reqs.iter().map(indexeddb::wait)).await?;
     let n: Vec<f64> = n.iter().map(|v| v.as_f64().unwrap_or(f64::NAN)).collect();
     Ok(n[0] == n[1] - n[2])
 }
@@ -354,15 +356,15 @@ async fn walk_back(
     walk: &Walk,
 ) -> Result<Option<Array>> {
     let need = Walk::need(query).unwrap_or(usize::MAX);
-    let store = idb::store(raw, collection)?;
+    let store = indexeddb::store(raw, collection)?;
     let (index, ranges): (Option<IdbIndex>, Vec<Option<IdbKeyRange>>) = match &walk.source {
         Source::Ids(r) => (None, r.iter().map(id_range_raw).collect::<Result<_>>()?),
         Source::Index { path, ranges } => (
-            Some(js(store.index(path))?),
+            Some(from_dom(store.index(path))?),
             ranges.iter().map(key_range_raw).collect::<Result<_>>()?,
         ),
         Source::Compound { name, ranges } => (
-            Some(js(store.index(name))?),
+            Some(from_dom(store.index(name))?),
             ranges.iter().map(tuple_range_raw).collect::<Result<_>>()?,
         ),
     };
@@ -382,14 +384,12 @@ async fn walk_back(
         .collect();
     if walk.exact {
         // Every live record read is a match: the walk runs in JavaScript, all ranges at once.
+        // All issued before the first await (the transaction stays active).
         let read = ranges.iter().map(|range| {
-            JsFuture::from(records::walk_back(&source, range, need as f64, walk.ties))
+            let walked = JsFuture::from(records::walk_back(&source, range, need as f64, walk.ties));
+            async move { walked.await.map_err(|e| indexeddb::dom_error(&e)) }
         });
-        let lists: Array = futures::future::try_join_all(read)
-            .await
-            .map_err(|e| idb::dom_error(&e))?
-            .into_iter()
-            .collect();
+        let lists: Array = join_requests(read).await?.into_iter().collect();
         return Ok(Some(lists));
     }
     let paths = paths_js(query);
@@ -402,34 +402,34 @@ async fn walk_back(
     for range in ranges {
         let req = match &index {
             Some(ix) => {
-                js(ix.open_cursor_with_range_and_direction(&range, IdbCursorDirection::Prev))?
+                from_dom(ix.open_cursor_with_range_and_direction(&range, IdbCursorDirection::Prev))?
             }
-            None => {
-                js(store.open_cursor_with_range_and_direction(&range, IdbCursorDirection::Prev))?
-            }
+            None => from_dom(
+                store.open_cursor_with_range_and_direction(&range, IdbCursorDirection::Prev),
+            )?,
         };
         let got = Array::new();
         let (mut found, mut last_key) = (0usize, None::<String>);
         loop {
-            let v = idb::wait(&req).await?;
+            let v = indexeddb::wait(&req).await?;
             if v.is_null() || v.is_undefined() {
                 break;
             }
             let cursor: IdbCursorWithValue = v.unchecked_into();
             // Keys are strings, numbers and arrays of them: equal keys have equal JSON.
-            let key = js_sys::JSON::stringify(&js(cursor.key())?)
+            let key = js_sys::JSON::stringify(&from_dom(cursor.key())?)
                 .ok()
                 .and_then(|k| k.as_string());
             if found >= need && !(walk.ties && key.is_some() && key == last_key) {
                 break;
             }
-            let record = js(cursor.value())?;
+            let record = from_dom(cursor.value())?;
             if is_match(&record)? {
                 found += 1;
                 last_key = key;
             }
             got.push(&record);
-            js(cursor.continue_())?;
+            from_dom(cursor.continue_())?;
         }
         lists.push(&got);
     }
@@ -453,7 +453,7 @@ fn paths_js(query: &Query) -> JsValue {
 
 /// The rows of `extracted` (`records.js` `extract` with paths).
 fn rows_of(extracted: &JsValue) -> Result<Vec<Row>> {
-    let rows_json = js(Reflect::get(extracted, &"rows".into()))?
+    let rows_json = from_dom(Reflect::get(extracted, &"rows".into()))?
         .as_string()
         .unwrap_or_default();
     serde_json::from_str(&rows_json)
@@ -469,7 +469,7 @@ fn select(query: &Query, lists: &Array, plain: bool, with_rows: bool) -> Result<
         paths_js(query)
     };
     let extracted = records::extract(lists, paths);
-    let live: Array = js(Reflect::get(&extracted, &"live".into()))?.unchecked_into();
+    let live: Array = from_dom(Reflect::get(&extracted, &"live".into()))?.unchecked_into();
     if plain {
         let len = live.length() as usize;
         let start = query.offset().min(len);
@@ -530,7 +530,7 @@ async fn walk_read(st: &rexie::Store, query: &Query, walk: &Walk) -> Result<Opti
             paths.clone().unwrap_or(JsValue::UNDEFINED),
         );
         if paths.is_none() {
-            let live: Array = js(Reflect::get(&extracted, &"live".into()))?.unchecked_into();
+            let live: Array = from_dom(Reflect::get(&extracted, &"live".into()))?.unchecked_into();
             return Ok(live.length() as usize);
         }
         Ok(rows_of(&extracted)?
@@ -544,16 +544,17 @@ async fn walk_read(st: &rexie::Store, query: &Query, walk: &Walk) -> Result<Opti
         Source::Ids(ranges) => {
             for r in ranges {
                 if let Some(id) = r.as_point() {
-                    let found = rx(st.get(JsValue::from_str(id)).await)?;
+                    let found = from_rexie(st.get(JsValue::from_str(id)).await)?;
                     lists.push(&found.into_iter().collect::<Array>());
                     continue;
                 }
                 let mut range = r.clone();
                 let (mut found, mut batch) = (0usize, need);
                 loop {
-                    let got: Array = rx(st.get_all(id_range_js(&range)?, count(batch)).await)?
-                        .into_iter()
-                        .collect();
+                    let got: Array =
+                        from_rexie(st.get_all(id_range_js(&range)?, count(batch)).await)?
+                            .into_iter()
+                            .collect();
                     let n = got.length() as usize;
                     found += matches(&got)?;
                     let last = (n > 0)
@@ -577,11 +578,11 @@ async fn walk_read(st: &rexie::Store, query: &Query, walk: &Walk) -> Result<Opti
         }
         Source::Index { .. } | Source::Compound { .. } => {
             let (name, ranges) = index_ranges(&walk.source)?;
-            let ix = rx(st.index(&name))?;
+            let ix = from_rexie(st.index(&name))?;
             for range in ranges {
                 let mut batch = need;
                 loop {
-                    let got: Array = rx(ix.get_all(range.clone(), count(batch)).await)?
+                    let got: Array = from_rexie(ix.get_all(range.clone(), count(batch)).await)?
                         .into_iter()
                         .collect();
                     let n = got.length() as usize;
@@ -620,7 +621,7 @@ async fn skip_read(
     let (name, range) = match &walk.source {
         Source::Index { path, ranges: r } if r.len() == 1 => (
             path.clone(),
-            idb::key_range(
+            indexeddb::key_range(
                 r[0].lower
                     .as_ref()
                     .map(|b| (records::key_to_js(&b.key), b.open)),
@@ -631,25 +632,26 @@ async fn skip_read(
         ),
         Source::Compound { name, ranges: r } if r.len() == 1 => (
             name.clone(),
-            idb::key_range(
+            indexeddb::key_range(
                 Some((tuple_js(&r[0].lower.key), r[0].lower.open)),
                 Some((tuple_js(&r[0].upper.key), r[0].upper.open)),
             )?,
         ),
         _ => return Ok(None),
     };
-    let store = idb::store(raw, collection)?;
-    let ix = js(store.index(&name))?;
+    let store = indexeddb::store(raw, collection)?;
+    let ix = from_dom(store.index(&name))?;
     let range: JsValue = range.map_or(JsValue::NULL, JsValue::from);
-    let req = js(ix.get_all_keys_with_key_and_limit(&range, need.min(u32::MAX as usize) as u32))?;
-    let keys: Array = idb::wait(&req).await?.unchecked_into();
+    let req =
+        from_dom(ix.get_all_keys_with_key_and_limit(&range, need.min(u32::MAX as usize) as u32))?;
+    let keys: Array = indexeddb::wait(&req).await?.unchecked_into();
     let start = query.offset().min(keys.length() as usize) as u32;
     let page = keys.slice(start, keys.length());
     let reqs = page
         .iter()
-        .map(|id| js(store.get(&id)))
+        .map(|id| from_dom(store.get(&id)))
         .collect::<Result<Vec<_>>>()?;
-    let found = all(reqs.iter().map(idb::wait)).await?;
+    let found = join_requests(reqs.iter().map(indexeddb::wait)).await?;
     Ok(Some(Array::of1(&found.into_iter().collect::<Array>())))
 }
 
@@ -706,34 +708,36 @@ async fn cursor_after(
     n: usize,
 ) -> Result<(Array, Option<String>)> {
     let out = Array::new();
-    let range: JsValue = js(IdbKeyRange::only(key))?.into();
-    let req = js(ix.open_cursor_with_range(&range))?;
+    let range: JsValue = from_dom(IdbKeyRange::only(key))?.into();
+    let req = from_dom(ix.open_cursor_with_range(&range))?;
     let (mut last, mut first) = (None, true);
     loop {
-        let v = idb::wait(&req).await?;
+        let v = indexeddb::wait(&req).await?;
         if v.is_null() || v.is_undefined() {
             break;
         }
         let cursor: IdbCursorWithValue = v.unchecked_into();
-        let id = js(cursor.primary_key())?.as_string().unwrap_or_default();
+        let id = from_dom(cursor.primary_key())?
+            .as_string()
+            .unwrap_or_default();
         let order = cmp_str(&id, from);
         if order != Ordering::Greater {
             // Before the start: jump to it once (the start itself is stepped over).
             if first && order == Ordering::Less {
-                js(cursor.continue_primary_key(key, &JsValue::from_str(from)))?;
+                from_dom(cursor.continue_primary_key(key, &JsValue::from_str(from)))?;
             } else {
-                js(cursor.continue_())?;
+                from_dom(cursor.continue_())?;
             }
             first = false;
             continue;
         }
         first = false;
-        out.push(&js(cursor.value())?);
+        out.push(&from_dom(cursor.value())?);
         last = Some(id);
         if out.length() as usize >= n {
             break;
         }
-        js(cursor.continue_())?;
+        from_dom(cursor.continue_())?;
     }
     Ok((out, last))
 }
@@ -768,7 +772,7 @@ async fn count_fast(conn: &Conn, collection: &str, query: &Query) -> Result<Opti
     let st = tx.store(collection)?;
     match query.terms() {
         [] => {
-            let tombstones = rx(st.index(TOMBSTONES))?;
+            let tombstones = from_rexie(st.index(TOMBSTONES))?;
             // `join!`, not `try_join!`: a failed count must not drop the other's future while its
             // request is still out (rexie's handlers would then call freed closures).
             let (all, dead) = futures::join!(st.count(None), tombstones.count(None));
@@ -778,7 +782,7 @@ async fn count_fast(conn: &Conn, collection: &str, query: &Query) -> Result<Opti
             let sources = query.plan(|p| conn.schema.is_indexed(collection, p));
             match sources.first() {
                 Some(Source::Index { path, ranges }) => {
-                    let ix = rx(st.index(path))?;
+                    let ix = from_rexie(st.index(path))?;
                     Ok(Some(index_count(&ix, ranges).await? as usize))
                 }
                 _ => Ok(None),

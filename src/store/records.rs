@@ -25,7 +25,7 @@ use js_sys::{Array, Object, Reflect};
 use serde_json::{Map, Value};
 use wasm_bindgen::prelude::*;
 
-use super::idb::js;
+use super::indexeddb::from_dom;
 use super::layout::{IndexInfo, F_BASE, F_IX};
 use crate::error::Result;
 
@@ -49,7 +49,7 @@ pub fn base_of(prev: &JsValue) -> Option<JsValue> {
 /// Sets `record.base` (see [`base_of`]).
 pub fn set_base(record: &JsValue, base: &JsValue) -> Result<()> {
     Reflect::set(record, &JsValue::from_str(F_BASE), base)
-        .map_err(|e| super::idb::dom_error(&e))?;
+        .map_err(|e| super::indexeddb::dom_error(&e))?;
     Ok(())
 }
 
@@ -120,7 +120,7 @@ extern "C" {
 
 /// A stored document as JSON (for the few documents Rust must look into).
 pub fn json_of(doc: &JsValue) -> Result<Value> {
-    let text = to_json(doc).map_err(|e| super::idb::dom_error(&e))?;
+    let text = to_json(doc).map_err(|e| super::indexeddb::dom_error(&e))?;
     serde_json::from_str(&text)
         .map_err(|e| crate::error::Error::storage("DataError", format!("stored document: {e}")))
 }
@@ -153,12 +153,12 @@ pub fn index_paths(indexes: &[IndexInfo]) -> Array {
 /// The record's `ix` object, created if absent.
 pub fn ix_of(record: &JsValue) -> Result<JsValue> {
     let key = JsValue::from_str(F_IX);
-    let ix = js(Reflect::get(record, &key))?;
+    let ix = from_dom(Reflect::get(record, &key))?;
     if ix.is_object() {
         return Ok(ix);
     }
     let ix: JsValue = Object::new().into();
-    js(Reflect::set(record, &key, &ix))?;
+    from_dom(Reflect::set(record, &key, &ix))?;
     Ok(ix)
 }
 

@@ -33,7 +33,7 @@ use web_sys::{
     IdbObjectStoreParameters, IdbOpenDbRequest, IdbRequest, IdbTransaction, IdbVersionChangeEvent,
 };
 
-use super::idb::{self, dom_error, js};
+use super::indexeddb::{self, dom_error, from_dom};
 use super::layout::{
     IndexInfo, CLIENT_ID, F_ID, F_PEND, F_TOMB, LEGACY_OUTBOX, META, PENDING, SCHEMA, TOMBSTONES,
 };
@@ -102,7 +102,7 @@ fn list(names: &web_sys::DomStringList) -> Vec<String> {
 
 /// Opens (creating or upgrading as needed) and returns the connection with its schema.
 pub async fn open(name: &str, declared: &Declared) -> Result<(IdbDatabase, Schema)> {
-    let factory = idb::factory()?;
+    let factory = indexeddb::factory()?;
     let mut version: Option<u32> = None;
     // Another tab may upgrade between our look and our upgrade; look again after each open.
     for _ in 0..8 {
@@ -138,7 +138,7 @@ fn inspect(db: &IdbDatabase, declared: &Declared) -> Result<Option<Schema>> {
         return Ok(Some(schema));
     }
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-    let tx = idb::Tx::read(db, &refs)?;
+    let tx = indexeddb::Tx::read(db, &refs)?;
     for name in &names {
         let present = tx.store(name)?.index_names();
         let missing = |n: &str| !present.iter().any(|p| p == n);
@@ -178,7 +178,7 @@ async fn open_once(
     version: Option<u32>,
     declared: &Declared,
 ) -> Result<IdbDatabase> {
-    let req: IdbOpenDbRequest = js(match version {
+    let req: IdbOpenDbRequest = from_dom(match version {
         Some(v) => factory.open_with_u32(name, v),
         None => factory.open(name),
     })?;
@@ -212,7 +212,7 @@ async fn open_once(
     req.set_onupgradeneeded(Some(on_upgrade.as_ref().unchecked_ref()));
     req.set_onblocked(Some(on_blocked.as_ref().unchecked_ref()));
     let request: &IdbRequest = req.as_ref();
-    let result = idb::wait(request).await;
+    let result = indexeddb::wait(request).await;
     req.set_onupgradeneeded(None);
     req.set_onblocked(None);
     drop((on_upgrade, on_blocked, callbacks));
@@ -232,7 +232,7 @@ fn upgrade(
     failure: &Failure,
     callbacks: &Callbacks,
 ) -> Result<()> {
-    let db: IdbDatabase = js(req.result())?
+    let db: IdbDatabase = from_dom(req.result())?
         .dyn_into()
         .map_err(|_| Error::storage("UnknownError", "upgrade without a database"))?;
     let tx = req
@@ -241,20 +241,20 @@ fn upgrade(
     let stores = list(&db.object_store_names());
     let has = |n: &str| stores.iter().any(|s| s == n);
     if !has(META) {
-        js(db.create_object_store(META))?;
+        from_dom(db.create_object_store(META))?;
     }
     for (collection, wanted) in &declared.collections {
         let (store, created) = if has(collection) {
-            (idb::store(&tx, collection)?, false)
+            (indexeddb::store(&tx, collection)?, false)
         } else {
             let params = IdbObjectStoreParameters::new();
             params.set_key_path(&JsValue::from_str(F_ID));
-            let s = js(db.create_object_store_with_optional_parameters(collection, &params))?;
+            let s = from_dom(db.create_object_store_with_optional_parameters(collection, &params))?;
             (s, true)
         };
         let present = list(&store.index_names());
         if !present.iter().any(|n| n == TOMBSTONES) {
-            js(store.create_index_with_str(TOMBSTONES, F_TOMB))?;
+            from_dom(store.create_index_with_str(TOMBSTONES, F_TOMB))?;
         }
         let mut added = Vec::new();
         let compounds = declared.compounds.get(collection).into_iter().flatten();
@@ -265,7 +265,7 @@ fn upgrade(
             if !present.contains(&name) {
                 let params = IdbIndexParameters::new();
                 params.set_unique(false);
-                js(store.create_index_with_str_and_optional_parameters(
+                from_dom(store.create_index_with_str_and_optional_parameters(
                     &name,
                     &info.key_path(),
                     &params,
@@ -280,14 +280,14 @@ fn upgrade(
     // The outbox index on every collection store, then the rows of a legacy `_outbox` moved into
     // the records (their puts are requests of this transaction, issued after the index exists).
     for name in collection_stores(&db) {
-        let store = idb::store(&tx, &name)?;
+        let store = indexeddb::store(&tx, &name)?;
         if !list(&store.index_names()).iter().any(|n| n == PENDING) {
             let key_path = Array::of2(&F_PEND.into(), &F_ID.into());
-            js(store.create_index_with_str_sequence(PENDING, &key_path))?;
+            from_dom(store.create_index_with_str_sequence(PENDING, &key_path))?;
         }
     }
     if has(LEGACY_OUTBOX) {
-        js(migrate_outbox(&db, &tx))?;
+        from_dom(migrate_outbox(&db, &tx))?;
     }
     // A readable description of what exists, for humans and tools (IndexedDB itself is the truth).
     let description = js_sys::Object::new();
@@ -295,19 +295,19 @@ fn upgrade(
         if name.starts_with('_') {
             continue;
         }
-        let store = idb::store(&tx, &name)?;
+        let store = indexeddb::store(&tx, &name)?;
         let paths: Array = list(&store.index_names())
             .into_iter()
             .filter(|n| !n.starts_with('$'))
             .map(|n| JsValue::from_str(&n))
             .collect();
-        js(Reflect::set(&description, &name.into(), &paths))?;
+        from_dom(Reflect::set(&description, &name.into(), &paths))?;
     }
-    let meta = idb::store(&tx, META)?;
-    js(meta.put_with_key(&description, &SCHEMA.into()))?;
+    let meta = indexeddb::store(&tx, META)?;
+    from_dom(meta.put_with_key(&description, &SCHEMA.into()))?;
     if old_version == 0.0 {
         // The client id is also written lazily on open; creating it here saves a write later.
-        js(meta.put_with_key(
+        from_dom(meta.put_with_key(
             &JsValue::from_str(&meta::new_client_id()),
             &CLIENT_ID.into(),
         ))?;
@@ -324,26 +324,26 @@ fn backfill(
     failure: &Failure,
     callbacks: &Callbacks,
 ) -> Result<()> {
-    let req = js(store.open_cursor())?;
+    let req = from_dom(store.open_cursor())?;
     let (req2, tx, failure) = (req.clone(), tx.clone(), failure.clone());
     // The keys come from the same JavaScript as every local write's (no JSON round trip).
     let paths = records::index_paths(&added);
     let step = move || -> Result<()> {
-        let cursor = js(req2.result())?;
+        let cursor = from_dom(req2.result())?;
         if cursor.is_null() || cursor.is_undefined() {
             return Ok(());
         }
         let cursor: IdbCursorWithValue = cursor.unchecked_into();
-        let record = js(cursor.value())?;
+        let record = from_dom(cursor.value())?;
         if let Some(doc) = records::doc_of(&record) {
             let ix = records::ix_of(&record)?;
             let keys = records::projection(&doc, &paths);
             let (ix, keys): (&js_sys::Object, &js_sys::Object) =
                 (ix.unchecked_ref(), keys.unchecked_ref());
             js_sys::Object::assign(ix, keys);
-            js(cursor.update(&record))?;
+            from_dom(cursor.update(&record))?;
         }
-        js(cursor.continue_())
+        from_dom(cursor.continue_())
     };
     let cb = Closure::<dyn FnMut(Event)>::new(move |_: Event| {
         if let Err(e) = step() {
@@ -358,7 +358,7 @@ fn backfill(
 
 /// Deletes a whole database (`Database.destroy`).
 pub async fn destroy(name: &str) -> Result<()> {
-    let factory = idb::factory()?;
+    let factory = indexeddb::factory()?;
     let req = factory.delete_database(name).map_err(|e| dom_error(&e))?;
-    idb::wait(req.as_ref()).await.map(|_| ())
+    indexeddb::wait(req.as_ref()).await.map(|_| ())
 }

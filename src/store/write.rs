@@ -18,7 +18,7 @@ use ferrosync_core::Hlc;
 use js_sys::Array;
 use wasm_bindgen::JsValue;
 
-use super::idb::{self, all, dom_error, Tx};
+use super::indexeddb::{self, dom_error, join_requests, Tx};
 use super::layout::META;
 use super::notice::Notice;
 use super::prepared::Prepared;
@@ -128,7 +128,7 @@ async fn put_requests(
     // Sync hook: `merge` collections read the previous records to carry their per-field HLCs
     // forward, custom-resolver ones to record the version each edit is made on.
     let prev = if tracks || bases {
-        let prev = all(prepared.iter().map(|p| st.get(JsValue::from_str(&p.id)))).await?;
+        let prev = join_requests(prepared.iter().map(|p| st.get(JsValue::from_str(&p.id)))).await?;
         let prev: Vec<JsValue> = prev
             .into_iter()
             .map(|r| r.unwrap_or(JsValue::UNDEFINED))
@@ -159,7 +159,7 @@ async fn put_requests(
 
 /// Puts `records` (all issued at once; resolves with the last one).
 async fn put_records(st: &rexie::Store, records: &Array) -> Result<()> {
-    idb::rx(st.put_all(records.iter().map(|r| (r, None))).await)
+    indexeddb::from_rexie(st.put_all(records.iter().map(|r| (r, None))).await)
 }
 
 /// `None` when the document was already deleted (nothing written), else the tombstone's HLC and
@@ -188,7 +188,7 @@ async fn delete_requests(
 ) -> Result<Option<(Hlc, bool)>> {
     let (current, persisted) =
         futures::join!(st.get(JsValue::from_str(id)), meta::read_clock(meta_st));
-    let current = idb::rx(current)?.unwrap_or(JsValue::UNDEFINED);
+    let current = indexeddb::from_rexie(current)?.unwrap_or(JsValue::UNDEFINED);
     let persisted = persisted?;
     if records::is_tombstone(&current) {
         return Ok(None);
@@ -207,7 +207,7 @@ async fn delete_requests(
         }
     }
     let (put, clock) = futures::join!(st.put(&tomb, None), meta::write_clock(meta_st, &stamp));
-    idb::rx(put)?;
+    indexeddb::from_rexie(put)?;
     clock?;
     Ok(Some((stamp, was_live)))
 }

@@ -36,7 +36,7 @@ use wasm_bindgen::prelude::*;
 use super::local_tx::{self, ApplyMeta, OutboxPos};
 use super::read_ahead::ReadAhead;
 use crate::error::{Error, Result};
-use crate::store::idb::{dom_error, Tx};
+use crate::store::indexeddb::{dom_error, Tx};
 use crate::store::layout::{sync_keys, CLOCK, F_BASE, F_ID, F_IX, F_TOMB, META};
 use crate::store::schema::collection_stores;
 use crate::store::{records, Conn, Store};

@@ -1,9 +1,9 @@
 //! The sync engine's IndexedDB transactions, their requests issued through rexie (`Tx`, see
-//! `store/idb.rs`); what is done with the records read is in `local.js` (documents stay JavaScript
+//! `store/indexeddb.rs`); what is done with the records read is in `local.js` (documents stay JavaScript
 //! objects, and a batch crosses into WASM as one JSON text).
 //!
 //! A transaction's code awaits only its own requests (rexie issue 36), and issues every request it
-//! can at once (`join!`, `idb::all`): a request costs far more than a record, which is also why
+//! can at once (`join!`, `indexeddb::join_requests`): a request costs far more than a record, which is also why
 //! batches are read with range requests where they can be (`read_many`, one `getAll` per push batch
 //! on a collection's `$pending` index).
 
@@ -17,7 +17,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
 use crate::error::Result;
-use crate::store::idb::{self, all, rx, Tx};
+use crate::store::indexeddb::{self, from_rexie, join_requests, Tx};
 use crate::store::layout::{sync_keys, watermark_key, CLOCK, META, PENDING};
 use crate::store::outbox::watermark;
 
@@ -56,12 +56,12 @@ pub enum OutboxPos {
 }
 
 fn json_text(v: std::result::Result<String, JsValue>) -> Result<String> {
-    v.map_err(|e| crate::store::idb::dom_error(&e))
+    v.map_err(|e| crate::store::indexeddb::dom_error(&e))
 }
 
 /// The watermarks of `collections` (`undefined` where there is none), in that order.
 async fn read_marks(meta: &rexie::Store, collections: &[String]) -> Result<Vec<JsValue>> {
-    let marks = all(collections.iter().map(|c| watermark(meta, c))).await?;
+    let marks = join_requests(collections.iter().map(|c| watermark(meta, c))).await?;
     Ok(marks
         .into_iter()
         .map(|m| m.unwrap_or(JsValue::UNDEFINED))
@@ -76,15 +76,18 @@ async fn read_many(st: &rexie::Store, ids: &[&str]) -> Result<Map> {
         let hi = ids.iter().max_by(|a, b| cmp_str(a, b));
         if let (Some(lo), Some(hi)) = (lo, hi) {
             let (lo, hi) = (JsValue::from_str(lo), JsValue::from_str(hi));
-            let range = idb::key_range(Some((lo, false)), Some((hi, false))).map(idb::range)?;
-            let n = rx(st.count(range.clone()).await)? as usize;
+            let range =
+                indexeddb::key_range(Some((lo, false)), Some((hi, false))).map(indexeddb::range)?;
+            let n = from_rexie(st.count(range.clone()).await)? as usize;
             if n <= 2 * ids.len() {
-                let all: Array = rx(st.get_all(range, None).await)?.into_iter().collect();
+                let all: Array = from_rexie(st.get_all(range, None).await)?
+                    .into_iter()
+                    .collect();
                 return Ok(by_id(&all));
             }
         }
     }
-    let found: Array = all(ids.iter().map(|id| st.get(JsValue::from_str(id))))
+    let found: Array = join_requests(ids.iter().map(|id| st.get(JsValue::from_str(id))))
         .await?
         .into_iter()
         .flatten()
@@ -129,10 +132,10 @@ pub async fn read_pending(
         let range = if from_key.is_undefined() {
             None
         } else {
-            idb::key_range(Some((from_key, true)), None).map(idb::range)?
+            indexeddb::key_range(Some((from_key, true)), None).map(indexeddb::range)?
         };
-        let index = rx(tx.store(collection)?.index(PENDING))?;
-        let records: Array = rx(index.get_all(range, Some(left)).await)?
+        let index = from_rexie(tx.store(collection)?.index(PENDING))?;
+        let records: Array = from_rexie(index.get_all(range, Some(left)).await)?
             .into_iter()
             .collect();
         pending_rows(&out, collection, &records);
@@ -153,7 +156,7 @@ pub async fn advance_marks(tx: &Tx, marks: &[(String, String, String)]) -> Resul
             puts.push((mark, JsValue::from_str(&watermark_key(collection))));
         }
     }
-    all(puts.iter().map(|(mark, key)| meta.put(mark, Some(key)))).await?;
+    join_requests(puts.iter().map(|(mark, key)| meta.put(mark, Some(key)))).await?;
     Ok(())
 }
 
@@ -177,10 +180,12 @@ async fn read_groups(tx: &Tx, groups: &BTreeMap<&str, Vec<&str>>) -> Result<Map>
         .keys()
         .map(|c| tx.store(c))
         .collect::<Result<Vec<_>>>()?;
-    let found = all(stores
-        .iter()
-        .zip(groups.values())
-        .map(|(st, ids)| read_many(st, ids)))
+    let found = join_requests(
+        stores
+            .iter()
+            .zip(groups.values())
+            .map(|(st, ids)| read_many(st, ids)),
+    )
     .await?;
     let out = Map::new();
     for (c, m) in groups.keys().zip(found) {
@@ -204,7 +209,7 @@ pub async fn load_docs(tx: &Tx, keys: &[DocKey], known: &[String]) -> Result<(St
         read_marks(&meta, &collections),
         read_groups(tx, &groups)
     );
-    let clock = rx(clock)?.unwrap_or(JsValue::UNDEFINED);
+    let clock = from_rexie(clock)?.unwrap_or(JsValue::UNDEFINED);
     let marks_map = Map::new();
     for (c, m) in collections.iter().zip(marks?) {
         if !m.is_undefined() {
@@ -251,7 +256,7 @@ pub async fn apply_ops(
             futures::join!(meta_st.get(CLOCK.into()), read_groups(tx, &groups))
         }
     };
-    let persisted = rx(persisted)?.and_then(|v| v.as_string());
+    let persisted = from_rexie(persisted)?.and_then(|v| v.as_string());
     let plan = plan_apply(ops_js, &found?);
     if plan.is_null() {
         return Ok(false);
@@ -271,10 +276,12 @@ pub async fn apply_ops(
     if meta.rewound || persisted.as_deref().is_none_or(|p| p < meta.clock.as_str()) {
         meta_puts.push((JsValue::from_str(&meta.clock), JsValue::from_str(CLOCK)));
     }
-    let records = all(stores
-        .iter()
-        .map(|(st, records)| st.put_all(records.iter().map(|r| (r, None)))));
-    let metas = all(meta_puts.iter().map(|(v, k)| meta_st.put(v, Some(k))));
+    let records = join_requests(
+        stores
+            .iter()
+            .map(|(st, records)| st.put_all(records.iter().map(|r| (r, None)))),
+    );
+    let metas = join_requests(meta_puts.iter().map(|(v, k)| meta_st.put(v, Some(k))));
     let (records, metas) = futures::join!(records, metas);
     records?;
     metas?;
@@ -291,25 +298,23 @@ pub async fn queue_resync(tx: &Tx, collections: &[String], stamp: &str) -> Resul
         meta.get(CLOCK.into()),
         read_marks(&meta, collections)
     );
-    rx(cleared)?;
+    from_rexie(cleared)?;
     let marks = marks?;
-    if rx(clock)?
+    if from_rexie(clock)?
         .and_then(|c| c.as_string())
         .is_none_or(|c| c.as_str() < stamp)
     {
-        rx(meta
-            .put(&JsValue::from_str(stamp), Some(&CLOCK.into()))
-            .await)?;
+        from_rexie(
+            meta.put(&JsValue::from_str(stamp), Some(&CLOCK.into()))
+                .await,
+        )?;
     }
     let stores = collections
         .iter()
         .map(|c| tx.store(c))
         .collect::<Result<Vec<_>>>()?;
-    let queued = all(stores
-        .iter()
-        .zip(marks)
-        .zip(collections)
-        .map(|((st, mark), collection)| {
+    let queued = join_requests(stores.iter().zip(marks).zip(collections).map(
+        |((st, mark), collection)| {
             let meta = &meta;
             async move {
                 let key = JsValue::from_str(&watermark_key(collection));
@@ -321,7 +326,8 @@ pub async fn queue_resync(tx: &Tx, collections: &[String], stamp: &str) -> Resul
                 st.put_all(records.iter().map(|r| (r, None))).await?;
                 Ok::<u32, rexie::Error>(n)
             }
-        }))
+        },
+    ))
     .await?;
     Ok(queued.into_iter().sum())
 }
@@ -329,17 +335,19 @@ pub async fn queue_resync(tx: &Tx, collections: &[String], stamp: &str) -> Resul
 /// `_meta` values of `keys`, in that order (`None` where absent).
 pub async fn read_meta(tx: &Tx, keys: &[&str]) -> Result<Vec<Option<JsValue>>> {
     let meta = tx.store(META)?;
-    all(keys.iter().map(|k| meta.get(JsValue::from_str(k)))).await
+    join_requests(keys.iter().map(|k| meta.get(JsValue::from_str(k)))).await
 }
 
 /// Writes `_meta` values.
 pub async fn write_meta(tx: &Tx, values: &[(&str, JsValue)]) -> Result<()> {
     let meta = tx.store(META)?;
     let keys: Vec<JsValue> = values.iter().map(|(k, _)| JsValue::from_str(k)).collect();
-    all(values
-        .iter()
-        .zip(&keys)
-        .map(|((_, v), k)| meta.put(v, Some(k))))
+    join_requests(
+        values
+            .iter()
+            .zip(&keys)
+            .map(|((_, v), k)| meta.put(v, Some(k))),
+    )
     .await?;
     Ok(())
 }

@@ -1,12 +1,13 @@
-//! Transactions and requests: the store's requests go through rexie (`Tx::store` gives a
-//! `rexie::Store`), over transactions created here, because only here can a transaction get
+//! IndexedDB transactions and requests (the module is not called `idb`: that is a crate's name).
+//! The store's requests go through rexie (`Tx::store` gives a `rexie::Store`), over transactions
+//! created here, because only here can a transaction get
 //! `{ durability: "relaxed" }` and report why it aborted (`QuotaExceededError` is only the
 //! transaction's `error`); `vendor/rexie/PATCHES.md` has the one `From` impl that joins the two.
 //!
 //! Rules that keep a transaction alive (IndexedDB commits it as soon as the code awaits anything
 //! foreign, rexie issue 36): a transaction's code awaits only its own requests, whose wake-ups run as
 //! microtasks inside the request's success event; a batch issues all its requests in one poll
-//! (`put_all`, `join!`, `all`) and awaits the last, then the transaction's `complete`.
+//! (`put_all`, `join!`, `join_requests`) and awaits the last, then the transaction's `complete`.
 //!
 //! The raw request futures below (`wait`) remain for the schema upgrade (`schema.rs`), which runs
 //! inside `upgradeneeded` where rexie has no transaction to offer.
@@ -254,7 +255,7 @@ impl Tx {
 
     /// An object store of the transaction, for rexie's request API.
     pub fn store(&self, name: &str) -> Result<rexie::Store> {
-        rx(self.rexie.store(name))
+        from_rexie(self.rexie.store(name))
     }
 
     /// Ends the transaction's work: on `Ok`, waits until a read-write transaction has committed
@@ -334,7 +335,7 @@ impl From<rexie::Error> for Error {
 /// the order they were issued. Why not `try_join_all`: it is monomorphised with `FuturesOrdered`
 /// for every future type past 30 items, which made up most of the module's growth when the store
 /// moved onto rexie; this is a few hundred bytes per type and O(n) polls.
-pub async fn all<F, T, E>(futs: impl IntoIterator<Item = F>) -> Result<Vec<T>>
+pub async fn join_requests<F, T, E>(futs: impl IntoIterator<Item = F>) -> Result<Vec<T>>
 where
     F: Future<Output = std::result::Result<T, E>>,
     E: Into<Error>,
@@ -374,7 +375,7 @@ where
 }
 
 /// `rexie::Result` as ours.
-pub fn rx<T>(r: rexie::Result<T>) -> Result<T> {
+pub fn from_rexie<T>(r: rexie::Result<T>) -> Result<T> {
     r.map_err(rexie_error)
 }
 
@@ -400,6 +401,6 @@ pub fn key_range(
 }
 
 /// Turns a synchronous IndexedDB call's exception into our error.
-pub fn js<T>(r: std::result::Result<T, JsValue>) -> Result<T> {
+pub fn from_dom<T>(r: std::result::Result<T, JsValue>) -> Result<T> {
     r.map_err(|e| dom_error(&e))
 }
