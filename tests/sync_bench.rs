@@ -13,7 +13,7 @@ use std::rc::Rc;
 
 use common::sync::*;
 use common::*;
-use ferrosync::sync::local::IdbLocal;
+use ferrosync::sync::local_store::IdbLocal;
 use ferrosync::sync::transport::{Endpoint, HttpTransport};
 use ferrosync_core::protocol::{PullResponse, PushRequest, PushResponse};
 use ferrosync_core::sync::{

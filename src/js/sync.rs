@@ -9,7 +9,7 @@ use wasm_bindgen_futures::future_to_promise;
 
 use super::Database;
 use crate::error::Error;
-use crate::sync::{local, Agent, Report};
+use crate::sync::{local_store, Agent, Report};
 
 #[wasm_bindgen(typescript_custom_section)]
 const TYPES: &'static str = r#"
@@ -199,7 +199,7 @@ impl Database {
     pub fn pending_count(&self) -> Promise {
         let store = self.store().clone();
         future_to_promise(async move {
-            let n = local::pending_count(&store).await?;
+            let n = local_store::pending_count(&store).await?;
             Ok(JsValue::from_f64(n as f64))
         })
     }

@@ -2,7 +2,7 @@
 //! scheduled by browser events, led by one tab per database.
 //!
 //! - `transport`: core's `Transport` over gloo-net (`POST /push`, `GET /pull`);
-//! - `local` (+ `local.js`): core's `LocalStore` over the store's IndexedDB database;
+//! - `local_store` (+ `local_store_tx`, `local_store.js`): core's `LocalStore` over the store's IndexedDB database;
 //! - `schedule`: the agent: when to sync, leadership, retries, status;
 //! - `lock`: Web Locks (one leader per database); `tabs`: messages between instances;
 //! - `events`: the server's event stream; `triggers`: `online`/`offline`/`visibilitychange`;
@@ -14,8 +14,8 @@
 //! `docs/ARCHITECTURE.md` ("Sync engine (browser)") describes the design.
 
 mod events;
-pub mod local;
-mod local_tx;
+pub mod local_store;
+mod local_store_tx;
 mod lock;
 pub mod options;
 mod read_ahead;

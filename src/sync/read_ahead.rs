@@ -1,5 +1,5 @@
 //! A read started early, for the request expected next: the pull page after the one being applied
-//! (`transport`), the outbox batch after the one on the wire (`local`). Its result is used only by
+//! (`transport`), the outbox batch after the one on the wire (`local_store`). Its result is used only by
 //! exactly that request and only while fresh; anything else reads again.
 
 use std::cell::RefCell;

@@ -32,7 +32,7 @@ use futures::future::Either;
 use futures::{FutureExt, StreamExt};
 
 use super::events;
-use super::local::IdbLocal;
+use super::local_store::IdbLocal;
 use super::lock;
 use super::options::SyncOptions;
 use super::status::{Rejected, State, Status, StatusCell, StatusError};

@@ -1,5 +1,5 @@
-// Record-level logic of the sync engine's IndexedDB transactions (`local.rs` issues the requests,
-// through rexie): these functions only look at and reshape records already read, in JavaScript, so
+// Record-level logic of the sync engine's IndexedDB transactions (`local_store_tx.rs` issues the
+// requests, through rexie): these functions only look at and reshape records already read, in JavaScript, so
 // documents never cross into WASM field by field, and a page or batch crosses as one JSON text.
 //
 // Record layout (src/store/records.rs): live { id, hlc, doc, ix?, fields?, pend?, resync? },
@@ -69,8 +69,8 @@ export function loadedJson(clock, keys, found, marks) {
 /**
  * The puts of a page of engine ops, or `null` when a precondition fails (a record changed since the
  * engine read it: the page is then not applied at all). `ops`: [{ c, id, expect: hlc | null,
- * record?, outbox: "put" | "delete" | "requeue", pend? }] ("put": the new record is pending, in the
- * outbox at its own HLC, which is newer than any watermark; "delete": it is, or the current one
+ * record?, outbox: "put" | "ack" | "requeue", pend? }] ("put": the new record is pending, in the
+ * outbox at its own HLC, which is newer than any watermark; "ack": it is, or the current one
  * becomes, acknowledged; "requeue": the current record stays pending at the new place `pend`); `found`: collection -> (Map id -> current record). Returns [[collection, [record]]].
  */
 export function planApply(ops, found) {

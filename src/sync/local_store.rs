@@ -1,8 +1,8 @@
 //! core's [`LocalStore`] over the browser store's IndexedDB database.
 //!
-//! Each method is one IndexedDB transaction (`local_tx.rs`, its requests issued through rexie; what
-//! is done with the records read is in `local.js`). Records cross the boundary as one JSON text per
-//! call, not field by field.
+//! Each method is one IndexedDB transaction (`local_store_tx.rs`, its requests issued through
+//! rexie; what is done with the records read is in `local_store.js`). Records cross the boundary as
+//! one JSON text per call, not field by field.
 //!
 //! Clock: the engine's [`SyncClock`] and the store's write clock are kept in step through `_meta`:
 //! `load` restores the sync clock from the persisted `clock` (the last HLC any tab issued), and
@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use wasm_bindgen::prelude::*;
 
-use super::local_tx::{self, ApplyMeta, OutboxPos};
+use super::local_store_tx::{self, ApplyMeta, OutboxPos};
 use super::read_ahead::ReadAhead;
 use crate::error::{Error, Result};
 use crate::store::indexeddb::{dom_error, Tx};
@@ -41,7 +41,7 @@ use crate::store::layout::{sync_keys, CLOCK, F_BASE, F_ID, F_IX, F_TOMB, META};
 use crate::store::schema::collection_stores;
 use crate::store::{records, Conn, Store};
 
-/// Parses JSON text produced by `local.js`; anything else is a storage error (a corrupt record).
+/// Parses JSON text produced by `local_store.js`; anything else is a storage error (a corrupt record).
 fn parse<T: serde::de::DeserializeOwned>(text: &str, what: &str) -> Result<T> {
     serde_json::from_str(text).map_err(|e| {
         Error::storage(
@@ -219,7 +219,10 @@ impl IdbLocal {
         ];
         let (values, lineage) = self
             .tx(Stores::Fixed(&[META]), false, |conn, tx| async move {
-                Ok((local_tx::read_meta(&tx, &wanted).await?, conn.lineage()))
+                Ok((
+                    local_store_tx::read_meta(&tx, &wanted).await?,
+                    conn.lineage(),
+                ))
             })
             .await?;
         self.follow_lineage(lineage);
@@ -245,7 +248,7 @@ impl IdbLocal {
                 (sync_keys::LAST_SYNC_AT, JsValue::from_f64(at_ms as f64)),
                 (sync_keys::CLOCK_OFFSET, JsValue::from_f64(offset)),
             ];
-            local_tx::write_meta(&tx, &values).await
+            local_store_tx::write_meta(&tx, &values).await
         })
         .await
     }
@@ -297,7 +300,7 @@ impl IdbLocal {
         }
         let tx = Tx::write(&conn.db, &[META])?;
         wasm_bindgen_futures::spawn_local(async move {
-            let work = local_tx::advance_marks(&tx, &marks).await;
+            let work = local_store_tx::advance_marks(&tx, &marks).await;
             if let Err(e) = tx.finish(work).await {
                 web_sys::console::warn_1(&JsValue::from_str(&format!(
                     "ferrosync: acknowledging pushed changes failed (they will be pushed again): {e}"
@@ -344,7 +347,7 @@ impl IdbLocal {
     ) -> Result<bool> {
         let (keys, text) = self.build_ops(conn, ops, known)?;
         let ops_js = js_sys::JSON::parse(&text).map_err(|e| dom_error(&e))?;
-        let written = local_tx::apply_ops(tx, &keys, &ops_js, meta, found).await?;
+        let written = local_store_tx::apply_ops(tx, &keys, &ops_js, meta, found).await?;
         if !written {
             tx.roll_back().await;
         }
@@ -385,7 +388,7 @@ impl IdbLocal {
         Ok(())
     }
 
-    /// The ops of `apply_ops` as one JSON text (see `planApply` in `local.js`), and the key of
+    /// The ops of `apply_ops` as one JSON text (see `planApply` in `local_store.js`), and the key of
     /// each. Serialized once, straight from the engine's ops: documents are borrowed, not copied
     /// into a second tree (that copy and its drop were a tenth of a first sync's WASM time).
     fn build_ops<'a>(
@@ -418,9 +421,9 @@ impl IdbLocal {
                         _ => None,
                     };
                     let record = RecordOut::of(change, ix);
-                    (Some(record), if *pending { "put" } else { "delete" }, None)
+                    (Some(record), if *pending { "put" } else { "ack" }, None)
                 }
-                StoreOp::Unpend { .. } => (None, "delete", None),
+                StoreOp::Unpend { .. } => (None, "ack", None),
                 // Behind every row now in the outbox: a fresh stamp of this client's clock.
                 StoreOp::Requeue { .. } => (None, "requeue", Some(self.clock.tick())),
             };
@@ -439,8 +442,8 @@ impl IdbLocal {
     }
 }
 
-/// One op of `planApply` (`local.js`): `expect` is the HLC the stored record must have (`null`:
-/// none), `outbox` "put" (the record is pending), "delete" (acknowledged) or "requeue" (pending
+/// One op of `planApply` (`local_store.js`): `expect` is the HLC the stored record must have (`null`:
+/// none), `outbox` "put" (the record is pending), "ack" (acknowledged) or "requeue" (pending
 /// at the new place `pend`).
 #[derive(Serialize)]
 struct OpOut<'a> {
@@ -562,7 +565,7 @@ async fn read_batch(
         false,
         |conn, tx| async move {
             let text =
-                local_tx::read_pending(&tx, collection_stores(&conn.db), from, limit).await?;
+                local_store_tx::read_pending(&tx, collection_stores(&conn.db), from, limit).await?;
             Ok((text, conn.lineage()))
         },
     )
@@ -680,7 +683,7 @@ impl LocalStore for IdbLocal {
                 false,
                 |conn, tx| async move {
                     let known = collection_stores(&conn.db);
-                    Ok(local_tx::load_docs(&tx, keys, &known).await?.0)
+                    Ok(local_store_tx::load_docs(&tx, keys, &known).await?.0)
                 },
             )
             .await?;
@@ -729,7 +732,7 @@ impl LocalStore for IdbLocal {
                 |conn, tx| async move {
                     self.check_cursor(&conn, cursor)?;
                     let known = collection_stores(&conn.db);
-                    let (text, found) = local_tx::load_docs(&tx, keys, &known).await?;
+                    let (text, found) = local_store_tx::load_docs(&tx, keys, &known).await?;
                     let loaded = self.local_docs(&text)?;
                     let Some(ops) = (*decide.borrow_mut())(&loaded) else {
                         tx.roll_back().await;
@@ -770,7 +773,7 @@ impl LocalStore for IdbLocal {
         let (values, lineage) = self
             .tx(Stores::Fixed(&[META]), false, |conn, tx| async move {
                 Ok((
-                    local_tx::read_meta(&tx, &[sync_keys::CURSOR]).await?,
+                    local_store_tx::read_meta(&tx, &[sync_keys::CURSOR]).await?,
                     conn.lineage(),
                 ))
             })
@@ -794,7 +797,7 @@ impl LocalStore for IdbLocal {
         // Stamped after everything any tab wrote: the stored clock first.
         let stored = self
             .tx(Stores::Fixed(&[META]), false, |_, tx| async move {
-                local_tx::read_meta(&tx, &[CLOCK]).await
+                local_store_tx::read_meta(&tx, &[CLOCK]).await
             })
             .await?;
         if let Some(clock) = stored
@@ -813,7 +816,7 @@ impl LocalStore for IdbLocal {
                 Stores::AllCollectionsAnd(&[META]),
                 true,
                 |conn, tx| async move {
-                    local_tx::queue_resync(&tx, &collection_stores(&conn.db), stamp).await?;
+                    local_store_tx::queue_resync(&tx, &collection_stores(&conn.db), stamp).await?;
                     Ok(conn.lineage())
                 },
             )

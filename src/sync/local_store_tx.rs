@@ -1,6 +1,6 @@
 //! The sync engine's IndexedDB transactions, their requests issued through rexie (`Tx`, see
-//! `store/indexeddb.rs`); what is done with the records read is in `local.js` (documents stay JavaScript
-//! objects, and a batch crosses into WASM as one JSON text).
+//! `store/indexeddb.rs`); what is done with the records read is in `local_store.js` (documents stay
+//! JavaScript objects, and a batch crosses into WASM as one JSON text).
 //!
 //! A transaction's code awaits only its own requests (rexie issue 36), and issues every request it
 //! can at once (`join!`, `indexeddb::join_requests`): a request costs far more than a record, which is also why
@@ -21,7 +21,7 @@ use crate::store::indexeddb::{self, from_rexie, join_requests, Tx};
 use crate::store::layout::{sync_keys, watermark_key, CLOCK, META, PENDING};
 use crate::store::outbox::watermark;
 
-#[wasm_bindgen(module = "/src/sync/local.js")]
+#[wasm_bindgen(module = "/src/sync/local_store.js")]
 extern "C" {
     #[wasm_bindgen(js_name = markAdvances)]
     fn mark_advances(mark: &JsValue, current: &JsValue) -> bool;
@@ -236,7 +236,7 @@ pub struct ApplyMeta {
 }
 
 /// Applies the engine's ops (`ops`, the JSON value, and `ops_js`, the same as a JS value; see
-/// `planApply` in local.js): `false` when a precondition failed, and then the caller rolls the
+/// `planApply` in local_store.js): `false` when a precondition failed, and then the caller rolls the
 /// transaction back, so nothing of the page is written. `loaded`: the records `load_docs` read in
 /// this transaction, if it did (else they are read here).
 pub async fn apply_ops(
