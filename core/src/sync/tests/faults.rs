@@ -31,7 +31,7 @@ use serde_json::{json, Map, Value};
 
 use super::{NS, START};
 use crate::hlc::{Hlc, HlcClock, DEFAULT_MAX_DRIFT_MS};
-use crate::merge::FieldState;
+use crate::merge::{FieldState, DELETED_AT};
 use crate::protocol::Change;
 use crate::sync::mem::{Fault, MemServer, MemStore, MemTransport, Namespace};
 use crate::sync::{
@@ -160,6 +160,37 @@ impl Tracker {
                 seen.push(c);
             }
         }
+    }
+
+    /// Merge edit `c` reduced to the fields it wrote (those at its own stamp) that the server held
+    /// at that stamp (a join made on it reached the server), or `None` if none did (or its delete
+    /// did not).
+    fn acknowledged_fields(&self, c: &Change) -> Option<Change> {
+        let key = DocKey::of(c);
+        let fields = c.fields.as_ref()?;
+        let own: Vec<&String> = fields
+            .iter()
+            .filter(|(_, at)| **at == c.hlc)
+            .map(|(f, _)| f)
+            .collect();
+        let lost: Vec<String> = own
+            .iter()
+            .filter(|f| !self.field_was_on_server(&key, f, &c.hlc))
+            .map(|f| f.to_string())
+            .collect();
+        if lost.len() == own.len() || (c.deleted && lost.iter().any(|f| f == DELETED_AT)) {
+            return None;
+        }
+        let mut out = c.clone();
+        for f in &lost {
+            if let Some(m) = out.fields.as_mut() {
+                m.remove(f);
+            }
+            if let Some(d) = out.doc.as_mut().and_then(Value::as_object_mut) {
+                d.remove(f);
+            }
+        }
+        Some(out)
     }
 
     /// Whether the server ever held field `field` of `key` at stamp `at`.
@@ -535,17 +566,30 @@ impl Sim {
     }
 
     /// A wipe of device `d`'s store: its writes the server never got are gone with it.
+    ///
+    /// A merge edit can reach the server without its own version ever being there: the push of
+    /// it is answered `stale` and the edit joined with the server's version into a new version
+    /// (made by the engine, never logged) that is pushed instead. Its fields are then on the
+    /// server at the edit's stamps, and they stay after the wipe. So a merge edit whose version
+    /// the server never held keeps the fields it wrote (those at its own stamp) that the server
+    /// held at that stamp, and only the others are lost with the store.
     fn wipe(track: &Track, server: &MemServer, store: &MemStore) {
         let node = store.sync_clock().node();
         let mut t = track.borrow_mut();
         t.observe_server(server);
-        let on_server: Vec<bool> = t.log.iter().map(|w| t.was_on_server(&w.change)).collect();
-        let mut i = 0;
-        t.log.retain(|w| {
-            let keep = w.change.hlc.node != node || on_server[i];
-            i += 1;
-            keep
-        });
+        let log = std::mem::take(&mut t.log);
+        let mut kept = Vec::new();
+        for mut w in log {
+            if w.change.hlc.node != node || t.was_on_server(&w.change) {
+                kept.push(w);
+            } else if w.change.collection == "mrg" {
+                if let Some(c) = t.acknowledged_fields(&w.change) {
+                    w.change = c;
+                    kept.push(w);
+                }
+            }
+        }
+        t.log = kept;
         store.wipe();
     }
 
@@ -988,6 +1032,21 @@ fn sim_wiped_store_with_merge() {
         200,
         150,
     );
+}
+
+/// A seed that broke property 3 only in the simulation's record: d2's merge edit of `c` was
+/// answered `stale`, joined with d0's version into a new version pushed instead, and then d2's
+/// store was wiped. The record dropped the edit as never on the server (its own version never
+/// was), yet its field reached the server in the join and rightly stays.
+#[test]
+fn sim_wiped_store_with_merge_seed_0x2a2fa48a7b66b9db() {
+    let faults = Faults {
+        wiped_store: true,
+        ..ci_faults()
+    };
+    if let Err(e) = run(0x2a2f_a48a_7b66_b9db, 150, faults) {
+        panic!("{e}");
+    }
 }
 
 #[test]
