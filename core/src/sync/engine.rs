@@ -568,19 +568,28 @@ impl<S: LocalStore, T: Transport> SyncEngine<S, T> {
     }
 
     /// A pending change as pushed: with its base only for an edit of a collection whose app
-    /// resolves conflicts itself (for `lww` and `merge` the server's order is the rule, and a
-    /// resync offers versions of an old server database, not edits).
+    /// resolves conflicts itself or whose fields are merged (for `lww` the server's order is the
+    /// rule, and a resync offers versions of an old server database, not edits).
+    ///
+    /// A merge edit needs its base too: the server keeps whole versions, last writer wins, so a
+    /// newer edit made without the current version would replace it and drop the fields only it
+    /// holds; when no replica holds them any more (the writer's store wiped, the device gone) they
+    /// are lost. With the base the server answers `stale`, and the edit is joined with the
+    /// current version and pushed again.
     fn to_push(&self, p: &PendingChange) -> Change {
         let mut c = p.change.clone();
-        let custom = matches!(self.policies.get(&c.collection), Policy::Custom(_));
-        if custom && p.kind == PendingKind::Edit {
+        let based = matches!(
+            self.policies.get(&c.collection),
+            Policy::Custom(_) | Policy::Merge
+        );
+        if based && p.kind == PendingKind::Edit {
             c.base = self.edit_base(&c);
         }
         // A base at or after the edit's own HLC (an edit of a far-future version the clock
         // refused to adopt) would be refused as invalid: without it, the server's order applies
         // and the edit waits, pending, until the clock passes that version (see `plan`).
         let usable = c.base.as_ref().is_some_and(|b| *b < c.hlc);
-        if p.kind != PendingKind::Edit || !custom || !usable {
+        if p.kind != PendingKind::Edit || !based || !usable {
             c.base = None;
         }
         c
@@ -877,7 +886,26 @@ impl<S: LocalStore, T: Transport> SyncEngine<S, T> {
     async fn decide(&self, local: &LocalDoc, remote: &Change) -> Result<Decision, SyncError> {
         match self.policies.get(&remote.collection) {
             Policy::Lww => Ok(decide_by_order(local, remote, false)),
-            Policy::Merge => Ok(decide_by_order(local, remote, true)),
+            Policy::Merge => {
+                let d = decide_by_order(local, remote, true);
+                // A pending edit that holds every field of a version it was not made on (and is
+                // newer) would be kept as it is, and its push, made without that version, is
+                // refused as stale again and again: it is written again on top of it (same
+                // content, a new HLC, that version as its base).
+                let mut edit = local.change.clone();
+                edit.base = self.edit_base(&edit);
+                if d == Decision::Keep
+                    && local.pending == Some(PendingKind::Edit)
+                    && made_without(&edit, &remote.hlc)
+                {
+                    let l = &local.change;
+                    return Ok(Decision::Write {
+                        doc: if l.deleted { None } else { l.doc.clone() },
+                        fields: l.fields.clone(),
+                    });
+                }
+                Ok(d)
+            }
             Policy::Custom(resolve) => {
                 // The app is asked when its own pending edit meets a version it was not made on:
                 // a newer one, or one written meanwhile by another device (judged by the edit's

@@ -68,8 +68,8 @@ pub(super) struct Faults {
     pub create_create: bool,
     /// Pushes of 1-3 changes.
     pub small_batches: bool,
-    /// Scenario, not a fault: no edits in the merge collection (a wiped store breaks property 3
-    /// there on today's engine, see `sim_wiped_store_with_merge`).
+    /// Scenario, not a fault: no edits in the merge collection (wiped stores over the lww and
+    /// custom collections alone; `sim_wiped_store_with_merge` adds merge edits).
     pub no_merge_edits: bool,
 }
 
@@ -1021,8 +1021,11 @@ fn every_property_holds_with_stores_wiped_mid_sync() {
     assert!(total.wipes > 200, "{total:?}");
 }
 
+/// Item 6 with merge edits too. Broke property 3 (21 seeds in 200) before merge edits were
+/// pushed with their base: a wiped device's field edit the server held was replaced whole by
+/// another device's newer edit made without it
+/// (`a_merge_edit_made_without_the_current_version_does_not_replace_it`).
 #[test]
-#[ignore = "issue 13 (new, merge policy): an acknowledged field edit only a wiped device still held is lost when a concurrent whole-document push replaced it on the server (property 3)"]
 fn sim_wiped_store_with_merge() {
     assert_survives(
         Faults {

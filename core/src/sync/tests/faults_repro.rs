@@ -451,7 +451,11 @@ fn a_merge_edit_made_without_the_current_version_does_not_replace_it() {
     b.sync().unwrap();
     // a edits `body` and the server acknowledges it; then a's store is wiped (or a is gone).
     w.advance(1_000);
-    a.put("notes", "n", json!({ "title": "t", "body": "only a had this" }));
+    a.put(
+        "notes",
+        "n",
+        json!({ "title": "t", "body": "only a had this" }),
+    );
     a.sync().unwrap();
     a.store.wipe();
     // b, which never saw a's edit, edits `tags` later: a higher HLC.
