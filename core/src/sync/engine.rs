@@ -892,19 +892,18 @@ impl<S: LocalStore, T: Transport> SyncEngine<S, T> {
                 // newer) would be kept as it is, and its push, made without that version, is
                 // refused as stale again and again: it is written again on top of it (same
                 // content, a new HLC, that version as its base).
+                if d != Decision::Keep || local.pending != Some(PendingKind::Edit) {
+                    return Ok(d);
+                }
                 let mut edit = local.change.clone();
                 edit.base = self.edit_base(&edit);
-                if d == Decision::Keep
-                    && local.pending == Some(PendingKind::Edit)
-                    && made_without(&edit, &remote.hlc)
-                {
-                    let l = &local.change;
-                    return Ok(Decision::Write {
-                        doc: if l.deleted { None } else { l.doc.clone() },
-                        fields: l.fields.clone(),
-                    });
+                if !made_without(&edit, &remote.hlc) {
+                    return Ok(d);
                 }
-                Ok(d)
+                Ok(Decision::Write {
+                    doc: if edit.deleted { None } else { edit.doc },
+                    fields: edit.fields,
+                })
             }
             Policy::Custom(resolve) => {
                 // The app is asked when its own pending edit meets a version it was not made on:
