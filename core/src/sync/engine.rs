@@ -570,23 +570,41 @@ impl<S: LocalStore, T: Transport> SyncEngine<S, T> {
         Ok(reply?)
     }
 
-    /// A pending change as pushed: with its base only for an edit of a collection whose app
-    /// resolves conflicts itself (for `lww` and `merge` the server's order is the rule, and a
-    /// resync offers versions of an old server database, not edits).
+    /// A pending change as pushed: with its base ([`SyncEngine::push_base`]) when it is an edit
+    /// (a resync offers versions of an old server database, not edits).
     fn to_push(&self, p: &PendingChange) -> Change {
         let mut c = p.change.clone();
-        let custom = matches!(self.policies.get(&c.collection), Policy::Custom(_));
-        if custom && p.kind == PendingKind::Edit {
-            c.base = self.edit_base(&c);
-        }
+        c.base = match p.kind {
+            PendingKind::Edit => self.push_base(&c),
+            _ => None,
+        };
         // A base at or after the edit's own HLC (an edit of a far-future version the clock
         // refused to adopt) would be refused as invalid: without it, the server's order applies
         // and the edit waits, pending, until the clock passes that version (see `plan`).
-        let usable = c.base.as_ref().is_some_and(|b| *b < c.hlc);
-        if p.kind != PendingKind::Edit || !custom || !usable {
+        if c.base.as_ref().is_some_and(|b| *b >= c.hlc) {
             c.base = None;
         }
         c
+    }
+
+    /// The base a pending edit `c` is pushed with: for a collection whose app resolves conflicts
+    /// itself, the version it was made on ([`SyncEngine::edit_base`], a creation included); for
+    /// `merge`, the version it was made on when the store recorded one; for `lww` none (the
+    /// server's order is the rule).
+    ///
+    /// A merge edit needs its base: the server keeps whole versions, last writer wins, so a newer
+    /// edit made without the current version would replace it and drop the fields only that
+    /// version holds; when no replica holds them any more (the writer's store wiped, the device
+    /// gone) they are lost. With the base the server answers `stale`, and the edit is joined with
+    /// the current version and pushed again. A merge edit whose store recorded no base (a
+    /// creation; the browser store records bases for custom collections only) is pushed without
+    /// one, under the server's order, as before.
+    fn push_base(&self, c: &Change) -> Option<Hlc> {
+        match self.policies.get(&c.collection) {
+            Policy::Custom(_) => self.edit_base(c),
+            Policy::Merge => c.base.clone(),
+            Policy::Lww => None,
+        }
     }
 
     async fn pull_all(&self, run: &mut Run<'_>) -> Result<(), SyncError> {
@@ -880,7 +898,25 @@ impl<S: LocalStore, T: Transport> SyncEngine<S, T> {
     async fn decide(&self, local: &LocalDoc, remote: &Change) -> Result<Decision, SyncError> {
         match self.policies.get(&remote.collection) {
             Policy::Lww => Ok(decide_by_order(local, remote, false)),
-            Policy::Merge => Ok(decide_by_order(local, remote, true)),
+            Policy::Merge => {
+                let d = decide_by_order(local, remote, true);
+                // A pending edit that holds every field of a version it was not made on (and is
+                // newer) would be kept as it is, and its push, made without that version, is
+                // refused as stale again and again: it is written again on top of it (same
+                // content, a new HLC, that version as its base).
+                if d != Decision::Keep || local.pending != Some(PendingKind::Edit) {
+                    return Ok(d);
+                }
+                let mut edit = local.change.clone();
+                edit.base = self.push_base(&edit);
+                if !made_without(&edit, &remote.hlc) {
+                    return Ok(d);
+                }
+                Ok(Decision::Write {
+                    doc: if edit.deleted { None } else { edit.doc },
+                    fields: edit.fields,
+                })
+            }
             Policy::Custom(resolve) => {
                 // The app is asked when its own pending edit meets a version it was not made on:
                 // a newer one, or one written meanwhile by another device (judged by the edit's

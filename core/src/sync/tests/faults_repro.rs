@@ -435,3 +435,39 @@ fn create_create_on_a_shared_id_reaches_the_resolver() {
         (json!("dark"), json!("fr"))
     );
 }
+
+/// Issue 13 (merge policy): a field edit the server acknowledged is kept when the only device that
+/// held it is gone (its store wiped, or never synced again) and another device then pushes a newer
+/// edit of the document made without seeing it. The server is last-writer-wins per document; the
+/// newer edit must be told it was made without the current version (`stale`, by its `base`) and
+/// pushed again joined with it, not replace it whole.
+#[test]
+fn a_merge_edit_made_without_the_current_version_does_not_replace_it() {
+    let w = World::new();
+    let a = w.device("a", 0, merge_notes());
+    let b = w.device("b", 0, merge_notes());
+    a.put("notes", "n", json!({ "title": "t" }));
+    a.sync().unwrap();
+    b.sync().unwrap();
+    // a edits `body` and the server acknowledges it; then a's store is wiped (or a is gone).
+    w.advance(1_000);
+    a.put(
+        "notes",
+        "n",
+        json!({ "title": "t", "body": "only a had this" }),
+    );
+    a.sync().unwrap();
+    a.store.wipe();
+    // b, which never saw a's edit, edits `tags` later: a higher HLC.
+    w.advance(1_000);
+    b.put("notes", "n", json!({ "title": "t", "tags": "x" }));
+    b.sync().unwrap();
+    b.sync().unwrap();
+    let fin = on_server(&w, "notes", "n").expect("on the server");
+    assert_eq!(
+        fin.doc,
+        Some(json!({ "id": "n", "title": "t", "body": "only a had this", "tags": "x" })),
+        "{fin:?}"
+    );
+    assert_eq!(b.doc("notes", "n"), fin.doc);
+}
