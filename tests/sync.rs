@@ -606,6 +606,64 @@ async fn pull_pages_apply_in_order_report_progress_and_notify_once_per_page() {
     b.close_and_destroy().await;
 }
 
+/// A live query is not run again for pulled pages that cannot touch its result (issue 17): the
+/// pages carry their documents, so the query's window is checked instead. 230 documents in pages of
+/// 50: only the last page holds matches of `n >= 200`.
+#[wasm_bindgen_test]
+async fn pulled_pages_that_cannot_touch_a_live_result_do_not_run_it_again() {
+    clear_faults().await;
+    let token = unique("pages-live");
+    let a = device(&unique("a"), &token, Opts::default()).await;
+    let b = device(
+        &unique("b"),
+        &token,
+        Opts {
+            sync_extra: r#"{"pullLimit": 50}"#,
+            ..Opts::default()
+        },
+    )
+    .await;
+    b.settled().await;
+    let docs: Vec<String> = (0..230)
+        .map(|i| format!(r#"{{"id": "p{i:04}", "n": {i}, "done": false}}"#))
+        .collect();
+    ok(a.coll("tasks")
+        .bulk_put(json(&format!("[{}]", docs.join(",")))))
+    .await;
+    assert_eq!(a.sync().await.0, 230);
+    let last: Rc<RefCell<u32>> = Rc::default();
+    let l2 = last.clone();
+    let on_docs = Closure::<dyn FnMut(JsValue)>::new(move |docs: JsValue| {
+        *l2.borrow_mut() = docs.unchecked_ref::<Array>().length();
+    });
+    let watch = b
+        .coll("tasks")
+        .watch(
+            json(r#"{"where": {"n": {"$gte": 200}}, "orderBy": {"n": "desc"}}"#),
+            on_docs.as_ref().clone(),
+        )
+        .unwrap();
+    sleep(50).await;
+    let before = b.db.live().runs_for_test();
+    assert_eq!(before, 1, "the first run");
+    assert_eq!(b.sync().await.1, 230);
+    b.settled().await;
+    sleep(100).await;
+    assert_eq!(
+        *last.borrow(),
+        30,
+        "the result holds the last page's matches"
+    );
+    let runs = b.db.live().runs_for_test() - before;
+    assert_eq!(
+        runs, 1,
+        "only the page with matches runs the query again ({runs} runs)"
+    );
+    watch.unsubscribe();
+    a.close_and_destroy().await;
+    b.close_and_destroy().await;
+}
+
 #[wasm_bindgen_test]
 async fn the_online_event_triggers_a_sync() {
     clear_faults().await;

@@ -1,6 +1,6 @@
 //! Live queries: `watch` calls back with the current result, then after every committed change that
 //! alters it: writes through this instance, through other instances and tabs (`broadcast.rs`), and
-//! pulls applied by the sync engine (`Store::notify_changed`).
+//! pulls applied by the sync engine (`Store::notify_pulled`).
 //!
 //! The [`Registry`] of one `Database` instance holds its watches and its BroadcastChannel. The
 //! `Database` owns it and gives it to its store as the store's `NoticeSink`: the store says what it
@@ -18,6 +18,10 @@
 //! - Notices from other instances carry ids and the HLC: the changed records are read by id; if each
 //!   still has that HLC the result is patched the same way, else (a later write overtook the notice)
 //!   the query runs again, so a callback never shows a state that mixes two transactions.
+//! - A pulled page's notice carries the new versions as parsed JSON (not JavaScript objects): a
+//!   watch whose window the page provably leaves alone (the same test as above, with no bound on
+//!   the page's size) does nothing; the others run again. So a live query open during a first sync
+//!   runs once per page that holds its matches, not once per page.
 //! - A notice older than the version a result already shows (or last saw leave) is ignored, so a
 //!   result never goes back to an older version (another tab's notice overtaken by a newer write).
 //! - The query runs again from IndexedDB only when patching cannot be exact: an `offset`, a full
@@ -44,10 +48,11 @@ use std::rc::{Rc, Weak};
 use ferrosync_core::query::{Query, Row};
 use ferrosync_core::window::{Change, Edit, Outcome, Window};
 use js_sys::{Array, Function};
+use serde_json::Value;
 use wasm_bindgen::{JsCast, JsValue};
 
 use crate::error::{Error, Result};
-use crate::store::{records, Notice, NoticeSink, Store, WeakStore};
+use crate::store::{records, Notice, NoticeSink, Prepared, Store, WeakStore};
 
 pub use broadcast::Broadcast;
 
@@ -82,6 +87,9 @@ pub struct Watch {
     running: Cell<bool>,
     dirty: Cell<bool>,
     last: RefCell<Option<Snapshot>>,
+    /// How many times the query was run in full (the first run included): tests and benchmarks
+    /// check that notices which cannot touch the result do not run it again.
+    runs: Cell<u32>,
 }
 
 impl Watch {
@@ -170,6 +178,7 @@ impl Registry {
             running: Cell::new(false),
             dirty: Cell::new(false),
             last: RefCell::new(None),
+            runs: Cell::new(0),
         });
         self.watches.borrow_mut().push(watch.clone());
         schedule(store, &self.me, &watch, Work::Requery);
@@ -184,6 +193,22 @@ impl Registry {
     /// Brings the live queries a committed change may affect up to date; `broadcast` also tells
     /// other instances and tabs.
     pub fn notify(&self, notice: Notice, broadcast: bool) {
+        self.notify_where(notice, broadcast, cannot_change);
+    }
+
+    /// A pulled page (see [`NoticeSink::pulled`]): its notice carries no JavaScript documents, so
+    /// a watch it can touch runs again, but one whose window it provably leaves alone does nothing.
+    /// No bound on the page's size here: the check is a hash lookup and a comparison per document.
+    pub fn notify_pulled(&self, notice: Notice, values: &[Option<&Value>]) {
+        self.notify_where(notice, true, |w, n| window_stays(w, &n.ids, values));
+    }
+
+    fn notify_where(
+        &self,
+        notice: Notice,
+        broadcast: bool,
+        stays: impl Fn(&Watch, &Notice) -> bool,
+    ) {
         let watches: Vec<Rc<Watch>> = self
             .watches
             .borrow()
@@ -195,7 +220,7 @@ impl Registry {
             for w in watches {
                 if w.running.get() {
                     w.dirty.set(true);
-                } else if !cannot_change(&w, &notice) {
+                } else if !stays(&w, &notice) {
                     schedule(&store, &self.me, &w, Work::Patch(notice.clone()));
                 }
             }
@@ -205,6 +230,13 @@ impl Registry {
                 b.post(&notice.collection, &notice.ids, notice.hlc.as_deref());
             }
         }
+    }
+
+    /// Test hook: full runs of every live query so far (first runs included).
+    #[cfg(feature = "test-hooks")]
+    #[doc(hidden)]
+    pub fn runs_for_test(&self) -> u32 {
+        self.watches.borrow().iter().map(|w| w.runs.get()).sum()
     }
 
     /// Test hook: notices waiting to be broadcast (throttled, or not yet flushed by `pagehide`).
@@ -245,6 +277,10 @@ impl NoticeSink for Registry {
         self.notify(notice, broadcast);
     }
 
+    fn pulled(&self, notice: Notice, values: &[Option<&Value>]) {
+        self.notify_pulled(notice, values);
+    }
+
     fn ended(&self) {
         self.shutdown();
     }
@@ -259,19 +295,31 @@ fn cannot_change(w: &Watch, notice: &Notice) -> bool {
     if docs.len() > PATCH_MAX {
         return false;
     }
+    let mut values = Vec::with_capacity(docs.len());
+    for p in docs.iter() {
+        match p.as_ref().map(Prepared::value) {
+            None => values.push(None),
+            Some(Ok(v)) => values.push(Some(v)),
+            Some(Err(_)) => return false,
+        }
+    }
+    window_stays(w, &notice.ids, &values)
+}
+
+/// True when changing `ids` to `values` (aligned; `None`: deleted) provably leaves the watch's
+/// window as it is: no changed id in it and no new version entering it.
+fn window_stays(w: &Watch, ids: &[String], values: &[Option<&Value>]) -> bool {
     let last = w.last.borrow();
     let Some(window) = last.as_ref().and_then(|s| s.window.as_ref()) else {
         return false;
     };
-    let mut rows = Vec::with_capacity(docs.len());
-    for p in docs.iter().flatten() {
-        match p.value() {
-            Ok(v) if w.query.matches_doc(v) => rows.push(Row::from_doc(v, w.query.paths())),
-            Ok(_) => {}
-            Err(_) => return false,
-        }
-    }
-    let ids: Vec<&str> = notice.ids.iter().map(String::as_str).collect();
+    let rows: Vec<Row> = values
+        .iter()
+        .flatten()
+        .filter(|v| w.query.matches_doc(v))
+        .map(|v| Row::from_doc(v, w.query.paths()))
+        .collect();
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
     let rows: Vec<Option<&Row>> = rows.iter().map(Some).collect();
     !window.may_change(&ids, &rows)
 }
@@ -330,6 +378,7 @@ async fn run(store: &Store, registry: &Weak<Registry>, watch: &Watch, mut work: 
 }
 
 async fn requery(store: &Store, watch: &Watch) -> Result<(Array, Vec<Row>)> {
+    watch.runs.set(watch.runs.get().saturating_add(1));
     store
         .query_result(&watch.collection, &watch.query, true)
         .await

@@ -202,6 +202,19 @@ impl Store {
         self.notify(Notice::remote(collection, ids, None), true);
     }
 
+    /// [`Store::notify_changed`] with the new versions (`None`: deleted), aligned with `ids`: a
+    /// live query whose result the page provably leaves as it is is not run again.
+    pub fn notify_pulled(
+        &self,
+        collection: &str,
+        ids: Vec<String>,
+        values: &[Option<&serde_json::Value>],
+    ) {
+        if let Some(sink) = self.sink() {
+            sink.pulled(Notice::remote(collection, ids, None), values);
+        }
+    }
+
     /// Tells the sink that the database ended (closed or deleted): live queries stop.
     fn ended(&self) {
         if let Some(sink) = self.sink() {

@@ -45,6 +45,13 @@ pub trait NoticeSink {
     /// `notice` was committed; `broadcast`: tell other instances and tabs too (false for what
     /// came from them).
     fn notice(&self, notice: Notice, broadcast: bool);
+    /// `notice` was committed by sync (a pulled page), broadcast; `values` are its new versions
+    /// aligned with its ids (`None`: deleted), already parsed, borrowed for this call only: enough
+    /// to tell which live results the page cannot touch.
+    fn pulled(&self, notice: Notice, values: &[Option<&serde_json::Value>]) {
+        let _ = values;
+        self.notice(notice, true);
+    }
     /// The database was closed (`Store::close`) or deleted under the store: nothing follows.
     fn ended(&self);
 }

@@ -372,18 +372,19 @@ impl IdbLocal {
             .collect();
         self.handled(settled.iter().map(|(k, h)| (k, h)));
         self.advance_marks().await?;
-        // One live-query notice per collection per committed call (so per pulled page).
-        let mut changed: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        // One live-query notice per collection per committed call (so per pulled page), with the
+        // new versions, so live queries the page cannot touch are not run again.
+        type Changed<'a> = (Vec<String>, Vec<Option<&'a Value>>);
+        let mut changed: BTreeMap<&str, Changed> = BTreeMap::new();
         for op in ops {
             if let StoreOp::Put { change, .. } = op {
-                changed
-                    .entry(change.collection.clone())
-                    .or_default()
-                    .push(change.id.clone());
+                let (ids, values) = changed.entry(&change.collection).or_default();
+                ids.push(change.id.clone());
+                values.push(change.doc.as_ref().filter(|_| !change.deleted));
             }
         }
-        for (collection, ids) in changed {
-            self.store.notify_changed(&collection, ids);
+        for (collection, (ids, values)) in changed {
+            self.store.notify_pulled(collection, ids, &values);
         }
         Ok(())
     }

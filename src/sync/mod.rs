@@ -64,7 +64,13 @@ pub async fn start(store: &Store, setup: Setup) -> Result<Option<Agent>> {
     let Setup { policies, sync } = setup;
     for collection in store.declared().collections.keys() {
         match policies.get(collection) {
-            p if p.tracks_fields() => store.track_fields(collection),
+            p if p.tracks_fields() => {
+                store.track_fields(collection);
+                // A merge edit is pushed with the version it was made on, so a newer edit made
+                // without the server's current version is answered `stale` and joined with it
+                // instead of replacing it whole (core's `SyncEngine::push_base`).
+                store.track_base(collection);
+            }
             Policy::Custom(_) => store.track_base(collection),
             _ => {}
         }
