@@ -525,10 +525,11 @@ async fn local_edits_racing_the_pages_of_a_pull_are_kept_and_pushed() {
     b.close_and_destroy().await;
 }
 
-#[wasm_bindgen_test]
-async fn pull_pages_apply_in_order_report_progress_and_notify_once_per_page() {
+/// Devices `a` and `b` of a new namespace, `b` pulling pages of 50; `a` has pushed 230 documents
+/// `{ id: "p0000".., n: 0.., <more(n)> }`.
+async fn paged_pair(name: &str, more: impl Fn(u32) -> String) -> (Device, Device) {
     clear_faults().await;
-    let token = unique("pages");
+    let token = unique(name);
     let a = device(&unique("a"), &token, Opts::default()).await;
     let b = device(
         &unique("b"),
@@ -540,14 +541,19 @@ async fn pull_pages_apply_in_order_report_progress_and_notify_once_per_page() {
     )
     .await;
     b.settled().await;
-    let docs: Vec<String> = (0..230)
-        .map(|i| format!(r#"{{"id": "p{i:04}", "n": {i}, "done": {}}}"#, i % 2 == 0))
+    let docs: Vec<String> = (0..230u32)
+        .map(|i| format!(r#"{{"id": "p{i:04}", "n": {i}, {}}}"#, more(i)))
         .collect();
     ok(a.coll("tasks")
         .bulk_put(json(&format!("[{}]", docs.join(",")))))
     .await;
-    let (pushed, _, _) = a.sync().await;
-    assert_eq!(pushed, 230);
+    assert_eq!(a.sync().await.0, 230);
+    (a, b)
+}
+
+#[wasm_bindgen_test]
+async fn pull_pages_apply_in_order_report_progress_and_notify_once_per_page() {
+    let (a, b) = paged_pair("pages", |i| format!(r#""done": {}"#, i % 2 == 0)).await;
     // Record progress and live-query callbacks during b's sync.
     type Seen = Rc<RefCell<Vec<(f64, Option<f64>)>>>;
     let progress: Seen = Rc::default();
@@ -611,26 +617,7 @@ async fn pull_pages_apply_in_order_report_progress_and_notify_once_per_page() {
 /// 50: only the last page holds matches of `n >= 200`.
 #[wasm_bindgen_test]
 async fn pulled_pages_that_cannot_touch_a_live_result_do_not_run_it_again() {
-    clear_faults().await;
-    let token = unique("pages-live");
-    let a = device(&unique("a"), &token, Opts::default()).await;
-    let b = device(
-        &unique("b"),
-        &token,
-        Opts {
-            sync_extra: r#"{"pullLimit": 50}"#,
-            ..Opts::default()
-        },
-    )
-    .await;
-    b.settled().await;
-    let docs: Vec<String> = (0..230)
-        .map(|i| format!(r#"{{"id": "p{i:04}", "n": {i}, "done": false}}"#))
-        .collect();
-    ok(a.coll("tasks")
-        .bulk_put(json(&format!("[{}]", docs.join(",")))))
-    .await;
-    assert_eq!(a.sync().await.0, 230);
+    let (a, b) = paged_pair("pages-live", |_| r#""done": false"#.to_string()).await;
     let last: Rc<RefCell<u32>> = Rc::default();
     let l2 = last.clone();
     let on_docs = Closure::<dyn FnMut(JsValue)>::new(move |docs: JsValue| {
