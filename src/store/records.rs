@@ -17,16 +17,25 @@
 //!   a version queued again after a server reset rather than a local edit.
 //! - `fields` (optional, per-field HLCs) is reserved for the `merge` conflict policy.
 //! - `base` (optional, an HLC) is the version a local edit was made on, kept for collections with a
-//!   custom conflict resolver (`Change::base`): a synced record's own `hlc`, carried over further
-//!   local edits, and the remote version for a resolution. Synced (pulled) records have none.
+//!   custom conflict resolver or the `merge` policy (`Change::base`): a synced record's own `hlc`,
+//!   carried over further local edits, and the remote version for a resolution. Synced (pulled)
+//!   records have none.
+//!
+//! Records are built here: local writes in `records.js` (`buildRecords`, the hot path, from the
+//! application's objects), sync's versions in Rust ([`SyncedRecord`], from the engine's changes).
 
+use std::collections::BTreeMap;
+
+use ferrosync_core::protocol::Change;
 use ferrosync_core::query::{IndexKey, KeyComp, KeyPart, TAG_TOP};
+use ferrosync_core::Hlc;
 use js_sys::{Array, Object, Reflect};
+use serde::Serialize;
 use serde_json::{Map, Value};
 use wasm_bindgen::prelude::*;
 
 use super::indexeddb::from_dom;
-use super::layout::{IndexInfo, F_BASE, F_IX};
+use super::layout::{IndexInfo, F_BASE, F_ID, F_IX, F_TOMB};
 use crate::error::Result;
 
 /// The `base` a local edit replacing `prev` (a stored record, or `undefined`) is made on: `prev`'s
@@ -207,6 +216,65 @@ pub fn projection_of(doc: &Value, info: &IndexInfo) -> Option<Value> {
                     })
                     .collect(),
             ))
+        }
+    }
+}
+
+/// The record of a version sync writes (a pulled version, a resolution), serialized straight from
+/// the engine's change with its document borrowed: a live document `{ id, hlc, doc, ix? }` or a
+/// tombstone `{ id, hlc, tomb }`, plus `fields` and `base` when the change has them (the layout
+/// above; field names are `layout`'s `F_*`, checked at compile time below). The outbox fields
+/// (`pend`, `resync`) are set by the transaction that writes it (`sync/local_store.js`).
+#[derive(Serialize)]
+pub struct SyncedRecord<'a> {
+    id: &'a str,
+    hlc: &'a Hlc,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    doc: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ix: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tomb: Option<&'a Hlc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fields: Option<&'a BTreeMap<String, Hlc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    base: Option<&'a Hlc>,
+}
+
+/// `SyncedRecord`'s field names are the layout's (serde's names are literals).
+const _: () = {
+    const fn same(a: &str, b: &str) -> bool {
+        let (a, b) = (a.as_bytes(), b.as_bytes());
+        if a.len() != b.len() {
+            return false;
+        }
+        let mut i = 0;
+        while i < a.len() {
+            if a[i] != b[i] {
+                return false;
+            }
+            i += 1;
+        }
+        true
+    }
+    assert!(same(F_ID, "id") && same(F_IX, "ix") && same(F_TOMB, "tomb") && same(F_BASE, "base"));
+};
+
+impl<'a> SyncedRecord<'a> {
+    pub fn of(change: &'a Change, ix: Option<Value>) -> SyncedRecord<'a> {
+        let live = change.doc.as_ref().filter(|_| !change.deleted);
+        SyncedRecord {
+            id: &change.id,
+            hlc: &change.hlc,
+            doc: live,
+            ix: ix.filter(|_| live.is_some()),
+            tomb: if live.is_none() {
+                Some(&change.hlc)
+            } else {
+                None
+            },
+            fields: change.fields.as_ref(),
+            base: change.base.as_ref(),
         }
     }
 }

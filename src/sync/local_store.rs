@@ -37,9 +37,10 @@ use super::local_store_tx::{self, ApplyMeta, OutboxPos};
 use super::read_ahead::ReadAhead;
 use crate::error::{Error, Result};
 use crate::store::indexeddb::{dom_error, Tx};
-use crate::store::layout::{sync_keys, CLOCK, F_BASE, F_ID, F_IX, F_TOMB, META};
+use crate::store::layout::{sync_keys, CLOCK, META};
+use crate::store::records::{self, SyncedRecord};
 use crate::store::schema::collection_stores;
-use crate::store::{records, Conn, Store};
+use crate::store::{Conn, Store};
 
 /// Parses JSON text produced by `local_store.js`; anything else is a storage error (a corrupt record).
 fn parse<T: serde::de::DeserializeOwned>(text: &str, what: &str) -> Result<T> {
@@ -421,7 +422,7 @@ impl IdbLocal {
                         }
                         _ => None,
                     };
-                    let record = RecordOut::of(change, ix);
+                    let record = SyncedRecord::of(change, ix);
                     (Some(record), if *pending { "put" } else { "ack" }, None)
                 }
                 StoreOp::Unpend { .. } => (None, "ack", None),
@@ -452,67 +453,10 @@ struct OpOut<'a> {
     id: &'a str,
     expect: Option<&'a Hlc>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    record: Option<RecordOut<'a>>,
+    record: Option<SyncedRecord<'a>>,
     outbox: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pend: Option<Hlc>,
-}
-
-/// The stored record of a change (layout in `store/records.rs`; field names are `layout`'s
-/// `F_*`, checked at compile time below): a live document `{ id, hlc, doc, ix? }` or a tombstone
-/// `{ id, hlc, tomb }`, plus `fields` and `base` when the change has them.
-#[derive(Serialize)]
-struct RecordOut<'a> {
-    id: &'a str,
-    hlc: &'a Hlc,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    doc: Option<&'a Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    ix: Option<Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    tomb: Option<&'a Hlc>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    fields: Option<&'a BTreeMap<String, Hlc>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    base: Option<&'a Hlc>,
-}
-
-/// `RecordOut`'s field names are the layout's (serde's names are literals).
-const _: () = {
-    const fn same(a: &str, b: &str) -> bool {
-        let (a, b) = (a.as_bytes(), b.as_bytes());
-        if a.len() != b.len() {
-            return false;
-        }
-        let mut i = 0;
-        while i < a.len() {
-            if a[i] != b[i] {
-                return false;
-            }
-            i += 1;
-        }
-        true
-    }
-    assert!(same(F_ID, "id") && same(F_IX, "ix") && same(F_TOMB, "tomb") && same(F_BASE, "base"));
-};
-
-impl<'a> RecordOut<'a> {
-    fn of(change: &'a Change, ix: Option<Value>) -> RecordOut<'a> {
-        let live = change.doc.as_ref().filter(|_| !change.deleted);
-        RecordOut {
-            id: &change.id,
-            hlc: &change.hlc,
-            doc: live,
-            ix: ix.filter(|_| live.is_some()),
-            tomb: if live.is_none() {
-                Some(&change.hlc)
-            } else {
-                None
-            },
-            fields: change.fields.as_ref(),
-            base: change.base.as_ref(),
-        }
-    }
 }
 
 /// Runs `op` in one transaction over `stores` (reopening the connection once if the browser
