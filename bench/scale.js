@@ -201,6 +201,12 @@ async function runLib(key, make, o, log) {
     const p10 = await db.page10(C);
     check(ids(p10) === ids(sortedTitle.slice(450, 500)), `${key} page10`);
     out.first50 = await timed(o.reps, () => db.first50(C));
+    if (o.profile) {
+      // CPU profile of 200 `first50` calls: where a small query's fixed cost goes.
+      console.profile(`${key}-first50`);
+      for (let i = 0; i < 200; i++) await db.first50(C);
+      console.profileEnd(`${key}-first50`);
+    }
     out.last50 = await timed(o.reps, () => db.last50(C));
     out.all = await timed(o.reps, () => db.all(C));
     out.byTitle = await timed(o.reps, () => db.byTitle(C));
