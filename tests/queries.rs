@@ -441,6 +441,20 @@ async fn descending_limits_walk_backwards_and_equal_full_reads() {
         (r#"{"orderBy": {"title": "desc"}, "limit": 8}"#, "scan"),
     ];
     check_plans(&db, cases).await;
+    // The same with a `prev` cursor: where IndexedDB has no `getAllRecords`.
+    let hide = js_sys::Function::new_no_args(
+        "for (const c of [IDBIndex, IDBObjectStore]) { \
+           c.prototype.__getAllRecords = c.prototype.getAllRecords; \
+           delete c.prototype.getAllRecords; }",
+    );
+    let restore = js_sys::Function::new_no_args(
+        "for (const c of [IDBIndex, IDBObjectStore]) { \
+           c.prototype.getAllRecords = c.prototype.__getAllRecords; \
+           delete c.prototype.__getAllRecords; }",
+    );
+    hide.call0(&JsValue::NULL).unwrap();
+    check_plans(&db, cases).await;
+    restore.call0(&JsValue::NULL).unwrap();
     // Without those documents the order-only walk is valid, ties by id ascending included.
     for n in (0..240u32).step_by(13) {
         ok(items.delete(JsValue::from_str(&format!("i{n:03}")))).await;

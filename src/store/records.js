@@ -83,11 +83,13 @@ export function isTombstone(record) {
 
 /**
  * Up to `need` live records of `source` (an IDBIndex or IDBObjectStore) in `range`, walking it
- * backwards (a `prev` cursor), tombstones read on past; with `ties`, on while the key equals the
- * last live record's. Resolves with every record read. The loop stays in JavaScript: one WASM call
- * per range instead of one per record.
+ * backwards, tombstones read on past; with `ties`, on while the key equals the last live record's.
+ * Resolves with every record read. Where IndexedDB has `getAllRecords` (records with their keys,
+ * and a direction), a page is one request, plus one for the rest of the last key's ties; else a
+ * `prev` cursor. Either way the loop stays in JavaScript: one WASM call per range.
  */
 export function walkBack(source, range, need, ties) {
+  if (typeof source.getAllRecords === "function") return walkBackRecords(source, range, need, ties);
   return new Promise((resolve, reject) => {
     const out = [];
     let found = 0;
@@ -106,6 +108,58 @@ export function walkBack(source, range, need, ties) {
       out.push(rec);
       cur.continue();
     };
+  });
+}
+
+/** `walkBack` with `getAllRecords({ query, count, direction: "prev" })`. */
+function walkBackRecords(source, range, need, ties) {
+  return new Promise((resolve, reject) => {
+    const out = [];
+    let found = 0;
+    let last; // the last live record read: { key, primaryKey }
+    // Requests are issued from the previous one's success handler (the transaction stays active).
+    const read = (query, count, then) => {
+      const options = { query, direction: "prev" };
+      if (count !== undefined) options.count = Math.min(count, 0xffffffff);
+      const r = source.getAllRecords(options);
+      r.onerror = () => reject(r.error);
+      r.onsuccess = () => then(r.result);
+    };
+    const tiesRest = () => {
+      // The rest of the last key's group: its entries below the last one read (same key, lower
+      // primary key; the direction is `prev`).
+      if (!ties || last === undefined) return resolve(out);
+      read(IDBKeyRange.only(last.key), undefined, (recs) => {
+        for (const r of recs) {
+          if (indexedDB.cmp(r.primaryKey, last.primaryKey) < 0) out.push(r.value);
+        }
+        resolve(out);
+      });
+    };
+    const page = (query) => {
+      const want = need - found;
+      read(query, want, (recs) => {
+        for (const r of recs) {
+          out.push(r.value);
+          if (!isTombstone(r.value)) {
+            found++;
+            last = r;
+          }
+        }
+        if (found >= need) return tiesRest();
+        if (recs.length < want) return resolve(out); // the range is exhausted
+        // Tombstones took places (the primary key): read on below the last key read.
+        const below = recs[recs.length - 1].key;
+        let next;
+        if (range === null || range === undefined || range.lower === undefined) {
+          next = IDBKeyRange.upperBound(below, true);
+        } else {
+          next = IDBKeyRange.bound(range.lower, below, range.lowerOpen, true);
+        }
+        page(next);
+      });
+    };
+    page(range);
   });
 }
 
