@@ -336,8 +336,8 @@ pub fn cmp_json(a: &Value, b: &Value) -> Ordering {
         (Value::Object(x), Value::Object(y)) => {
             let mut kx: Vec<_> = x.iter().collect();
             let mut ky: Vec<_> = y.iter().collect();
-            kx.sort_by(|p, q| p.0.cmp(q.0));
-            ky.sort_by(|p, q| p.0.cmp(q.0));
+            kx.sort_unstable_by(|p, q| p.0.cmp(q.0));
+            ky.sort_unstable_by(|p, q| p.0.cmp(q.0));
             for ((k1, v1), (k2, v2)) in kx.iter().zip(&ky) {
                 let o = k1.cmp(k2).then_with(|| cmp_json(v1, v2));
                 if o != Ordering::Equal {

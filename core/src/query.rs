@@ -189,8 +189,8 @@ pub fn compare(a: Option<&Value>, b: Option<&Value>) -> Ordering {
             // Sorted explicitly: the map's own iteration order depends on serde_json features.
             let mut xs: Vec<_> = x.iter().collect();
             let mut ys: Vec<_> = y.iter().collect();
-            xs.sort_by(|p, q| cmp_str(p.0, q.0));
-            ys.sort_by(|p, q| cmp_str(p.0, q.0));
+            xs.sort_unstable_by(|p, q| cmp_str(p.0, q.0));
+            ys.sort_unstable_by(|p, q| cmp_str(p.0, q.0));
             for ((kx, vx), (ky, vy)) in xs.iter().zip(&ys) {
                 let c = cmp_str(kx, ky).then_with(|| compare(Some(vx), Some(vy)));
                 if c != Ordering::Equal {
@@ -661,7 +661,7 @@ pub(crate) fn narrow(ops: &[&Op]) -> Option<(u8, Vec<KeyRange>)> {
         })
         .min_by_key(Vec::len);
     if let Some(mut keys) = best_in {
-        keys.sort_by(IndexKey::cmp_idb);
+        keys.sort_unstable_by(IndexKey::cmp_idb);
         keys.dedup_by(|a, b| a.cmp_idb(b) == Ordering::Equal);
         return Some((1, keys.into_iter().map(KeyRange::only).collect()));
     }

@@ -17,7 +17,7 @@ use std::cmp::Ordering;
 use ferrosync_core::query::cmp_str;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{IdbCursorDirection, IdbCursorWithValue, IdbIndex, IdbKeyRange};
+use web_sys::{IdbCursorWithValue, IdbIndex, IdbKeyRange};
 
 use super::indexeddb::{self, from_dom, from_rexie, join_requests, Tx};
 use super::layout::TOMBSTONES;
@@ -382,58 +382,35 @@ async fn walk_back(
         .into_iter()
         .map(|r| r.map_or(JsValue::NULL, JsValue::from))
         .collect();
-    if walk.exact {
-        // Every live record read is a match: the walk runs in JavaScript, all ranges at once.
-        // All issued before the first await (the transaction stays active).
-        let read = ranges.iter().map(|range| {
-            let walked = JsFuture::from(records::walk_back(&source, range, need as f64, walk.ties));
+    // The walks run in JavaScript (`records.js` `walkBack`), all ranges at once (issued before the
+    // first await: the transaction stays active). Every live record of an exact walk is a match.
+    let (source, ranges, ties) = (&source, &ranges, walk.ties);
+    let walks = |need: usize| {
+        join_requests(ranges.iter().map(move |range| {
+            let walked = JsFuture::from(records::walk_back(source, range, need as f64, ties));
             async move { walked.await.map_err(|e| indexeddb::dom_error(&e)) }
-        });
-        let lists: Array = join_requests(read).await?.into_iter().collect();
-        return Ok(Some(lists));
-    }
-    let paths = paths_js(query);
-    // Whether one record read is a match.
-    let is_match = |record: &JsValue| -> Result<bool> {
-        let extracted = records::extract(&Array::of1(&Array::of1(record)), paths.clone());
-        Ok(rows_of(&extracted)?.iter().any(|r| query.matches(r)))
+        }))
     };
-    let lists = Array::new();
-    for range in ranges {
-        let req = match &index {
-            Some(ix) => {
-                from_dom(ix.open_cursor_with_range_and_direction(&range, IdbCursorDirection::Prev))?
-            }
-            None => from_dom(
-                store.open_cursor_with_range_and_direction(&range, IdbCursorDirection::Prev),
-            )?,
-        };
-        let got = Array::new();
-        let (mut found, mut last_key) = (0usize, None::<String>);
-        loop {
-            let v = indexeddb::wait(&req).await?;
-            if v.is_null() || v.is_undefined() {
-                break;
-            }
-            let cursor: IdbCursorWithValue = v.unchecked_into();
-            // Keys are strings, numbers and arrays of them: equal keys have equal JSON.
-            let key = js_sys::JSON::stringify(&from_dom(cursor.key())?)
-                .ok()
-                .and_then(|k| k.as_string());
-            if found >= need && !(walk.ties && key.is_some() && key == last_key) {
-                break;
-            }
-            let record = from_dom(cursor.value())?;
-            if is_match(&record)? {
-                found += 1;
-                last_key = key;
-            }
-            got.push(&record);
-            from_dom(cursor.continue_())?;
-        }
-        lists.push(&got);
+    if walk.exact {
+        return Ok(Some(walks(need).await?.into_iter().collect()));
     }
-    Ok(Some(lists))
+    // Filtered: read each range again with four times the count until it holds `need` matches or
+    // runs out (a walk cannot resume inside one key), like the forward index walks.
+    let paths = paths_js(query);
+    let mut batch = need;
+    loop {
+        let lists = walks(batch).await?;
+        let mut enough = true;
+        for list in &lists {
+            let rows = rows_of(&records::extract(&Array::of1(list), paths.clone()))?;
+            let exhausted = rows.len() < batch;
+            enough &= exhausted || rows.iter().filter(|r| query.matches(*r)).count() >= need;
+        }
+        if enough {
+            return Ok(Some(lists.into_iter().collect()));
+        }
+        batch = batch.saturating_mul(4);
+    }
 }
 
 /// The paths a query reads, as `[[segment, ...], ...]` for `records.js`.

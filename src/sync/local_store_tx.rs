@@ -103,7 +103,7 @@ pub async fn read_pending(
     from: &OutboxPos,
     limit: u32,
 ) -> Result<String> {
-    collections.sort_by(|a, b| cmp_str(a, b));
+    collections.sort_unstable_by(|a, b| cmp_str(a, b));
     let mut start = 0;
     match from {
         OutboxPos::Start => {}
