@@ -162,6 +162,22 @@ fn tuple_range_raw(r: &TupleRange) -> Result<Option<IdbKeyRange>> {
     )
 }
 
+/// The index a source reads (`None`: the primary key) and its ranges as raw `IDBKeyRange`s (for
+/// cursors and requests rexie does not offer).
+fn raw_ranges(source: &Source) -> Result<(Option<&str>, Vec<Option<IdbKeyRange>>)> {
+    Ok(match source {
+        Source::Ids(r) => (None, r.iter().map(id_range_raw).collect::<Result<_>>()?),
+        Source::Index { path, ranges } => (
+            Some(path.as_str()),
+            ranges.iter().map(key_range_raw).collect::<Result<_>>()?,
+        ),
+        Source::Compound { name, ranges } => (
+            Some(name.as_str()),
+            ranges.iter().map(tuple_range_raw).collect::<Result<_>>()?,
+        ),
+    })
+}
+
 /// The index name and IndexedDB ranges of an index or compound source.
 fn index_ranges(source: &Source) -> Result<(String, Vec<Option<rexie::KeyRange>>)> {
     Ok(match source {
@@ -357,17 +373,8 @@ async fn walk_back(
 ) -> Result<Option<Array>> {
     let need = Walk::need(query).unwrap_or(usize::MAX);
     let store = indexeddb::store(raw, collection)?;
-    let (index, ranges): (Option<IdbIndex>, Vec<Option<IdbKeyRange>>) = match &walk.source {
-        Source::Ids(r) => (None, r.iter().map(id_range_raw).collect::<Result<_>>()?),
-        Source::Index { path, ranges } => (
-            Some(from_dom(store.index(path))?),
-            ranges.iter().map(key_range_raw).collect::<Result<_>>()?,
-        ),
-        Source::Compound { name, ranges } => (
-            Some(from_dom(store.index(name))?),
-            ranges.iter().map(tuple_range_raw).collect::<Result<_>>()?,
-        ),
-    };
+    let (name, ranges) = raw_ranges(&walk.source)?;
+    let index = name.map(|n| from_dom(store.index(n))).transpose()?;
     if walk.keyed {
         let Some(ix) = &index else { return Ok(None) };
         if !keys_cover_live(&store, ix).await? {
@@ -589,36 +596,18 @@ async fn skip_read(
     query: &Query,
     walk: &Walk,
 ) -> Result<Option<Array>> {
-    if matches!(walk.source, Source::Ids(_)) {
-        return Ok(None);
-    }
     let Some(need) = Walk::need(query) else {
         return Ok(None);
     };
-    let (name, range) = match &walk.source {
-        Source::Index { path, ranges: r } if r.len() == 1 => (
-            path.clone(),
-            indexeddb::key_range(
-                r[0].lower
-                    .as_ref()
-                    .map(|b| (records::key_to_js(&b.key), b.open)),
-                r[0].upper
-                    .as_ref()
-                    .map(|b| (records::key_to_js(&b.key), b.open)),
-            )?,
-        ),
-        Source::Compound { name, ranges: r } if r.len() == 1 => (
-            name.clone(),
-            indexeddb::key_range(
-                Some((tuple_js(&r[0].lower.key), r[0].lower.open)),
-                Some((tuple_js(&r[0].upper.key), r[0].upper.open)),
-            )?,
-        ),
-        _ => return Ok(None),
+    let (Some(name), ranges) = raw_ranges(&walk.source)? else {
+        return Ok(None);
+    };
+    let [range] = ranges.as_slice() else {
+        return Ok(None);
     };
     let store = indexeddb::store(raw, collection)?;
-    let ix = from_dom(store.index(&name))?;
-    let range: JsValue = range.map_or(JsValue::NULL, JsValue::from);
+    let ix = from_dom(store.index(name))?;
+    let range: JsValue = range.clone().map_or(JsValue::NULL, JsValue::from);
     let req =
         from_dom(ix.get_all_keys_with_key_and_limit(&range, need.min(u32::MAX as usize) as u32))?;
     let keys: Array = indexeddb::wait(&req).await?.unchecked_into();

@@ -335,6 +335,16 @@ impl IdbLocal {
             .collect())
     }
 
+    /// What a write of decisions saves in `_meta` besides the records: `cursor`, and the clock as
+    /// the engine left it (taking a pending rewind, see [`IdbLocal::take_rewind`]).
+    fn apply_meta(&self, cursor: Option<&str>) -> ApplyMeta {
+        ApplyMeta {
+            cursor: cursor.map(str::to_string),
+            clock: self.clock.last().encode(),
+            rewound: self.take_rewind(),
+        }
+    }
+
     /// Writes `ops` (and `meta`) in `tx`: `false`, with the transaction rolled back, when an op's
     /// precondition failed. `found`: the records already read in `tx`, if any (else read here).
     async fn write_ops(
@@ -637,11 +647,7 @@ impl LocalStore for IdbLocal {
 
     async fn apply(&self, ops: &[StoreOp], cursor: Option<&str>) -> Result<ApplyOutcome> {
         self.share_offset();
-        let meta = &ApplyMeta {
-            cursor: cursor.map(str::to_string),
-            clock: self.clock.last().encode(),
-            rewound: self.take_rewind(),
-        };
+        let meta = &self.apply_meta(cursor);
         let committed = self
             .tx(
                 Stores::AllCollectionsAnd(&[META]),
@@ -686,11 +692,7 @@ impl LocalStore for IdbLocal {
                     if ops.is_empty() && cursor.is_none() {
                         return Ok(Some(ops));
                     }
-                    let meta = ApplyMeta {
-                        cursor: cursor.map(str::to_string),
-                        clock: self.clock.last().encode(),
-                        rewound: self.take_rewind(),
-                    };
+                    let meta = self.apply_meta(cursor);
                     let written = self
                         .write_ops(&conn, &tx, &ops, &known, &meta, Some(found))
                         .await?;
