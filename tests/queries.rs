@@ -517,6 +517,8 @@ async fn compound_indexes_walk_and_equal_full_reads() {
             r#"{"where": {"bucket": 3}, "orderBy": {"done": "asc", "title": "asc"}, "limit": 7}"#,
             "index:bucket",
         ),
+        // Backwards, the documents with an array as title (no key) would come first: refused
+        // (see `compound_indexes_walk_backwards_for_descending_orders`).
         (
             r#"{"where": {"done": false}, "orderBy": {"title": "desc"}, "limit": 5}"#,
             "scan",
@@ -555,6 +557,175 @@ async fn compound_indexes_walk_and_equal_full_reads() {
         db.close();
         destroy(name).await;
     }
+}
+
+const DONE_TITLE_BACK: &str = r#"walk-back:index:$["done","title"]"#;
+
+/// Descending orders on a compound index's last field (or on `id` with every field fixed) are read
+/// backwards as far as the page, plus the rest of the last key's ties (ties by id ascending), and
+/// equal the planner's full reads: ties, missing titles, mixed types (strings, numbers, booleans,
+/// nulls), `offset`, other conditions, and pages with `after`. While some document has an array
+/// in the index's fields (no key: it would come first) the walk is refused, except after a page
+/// start with a key (such documents come before it).
+#[wasm_bindgen_test]
+async fn compound_indexes_walk_backwards_for_descending_orders() {
+    let name = unique("compound-back");
+    let db = seeded_with(
+        &name,
+        r#"["bucket", ["done", "title"], ["bucket", "done", "title"]]"#,
+    )
+    .await;
+    let items = coll(&db, "items");
+    for doc in [
+        r#"{"id": "m1", "done": false}"#,
+        r#"{"id": "m2", "done": true, "bucket": 3}"#,
+        r#"{"id": "n1", "done": false, "title": 5}"#,
+        r#"{"id": "n2", "done": false, "title": true, "bucket": 3}"#,
+        r#"{"id": "n3", "done": true, "title": 5}"#,
+    ] {
+        put(&items, doc).await;
+    }
+    // Each query, how it is read while documents have `["list"]` as title (no key in the index:
+    // the walk is refused unless every field is fixed), and how once they are gone.
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            r#"{"where": {"done": false}, "orderBy": {"title": "desc"}, "limit": 9}"#,
+            "scan",
+            DONE_TITLE_BACK,
+        ),
+        (
+            r#"{"where": {"done": true}, "orderBy": {"title": "desc", "id": "asc"}, "limit": 6, "offset": 3}"#,
+            "scan",
+            DONE_TITLE_BACK,
+        ),
+        (
+            r#"{"where": {"done": true}, "orderBy": {"title": "desc", "id": "desc"}, "limit": 7}"#,
+            "scan",
+            DONE_TITLE_BACK,
+        ),
+        // Runs out: every match, down to the numbers, booleans and nulls.
+        (
+            r#"{"where": {"done": false}, "orderBy": {"title": "desc"}, "limit": 500}"#,
+            "scan",
+            DONE_TITLE_BACK,
+        ),
+        (
+            r#"{"where": {"done": false, "title": "t5"}, "orderBy": {"id": "desc"}, "limit": 4}"#,
+            DONE_TITLE_BACK,
+            DONE_TITLE_BACK,
+        ),
+        (
+            r#"{"where": {"done": false, "title": null}, "orderBy": {"id": "desc"}, "limit": 50}"#,
+            DONE_TITLE_BACK,
+            DONE_TITLE_BACK,
+        ),
+        (
+            r#"{"where": {"bucket": 3, "done": false}, "orderBy": {"title": "desc"}, "limit": 5}"#,
+            "index:bucket",
+            r#"walk-back:index:$["bucket","done","title"]"#,
+        ),
+        (
+            r#"{"where": {"done": false, "bucket": 2, "title": {"$ne": "t1"}}, "orderBy": {"title": "desc"}, "limit": 5}"#,
+            "index:bucket",
+            r#"walk-back:index:$["bucket","done","title"]"#,
+        ),
+        (
+            r#"{"where": {"done": true, "bucket": {"$ne": 1}}, "orderBy": {"title": "desc"}, "limit": 8, "offset": 1}"#,
+            "scan",
+            DONE_TITLE_BACK,
+        ),
+        // Mixed directions are no order of the index.
+        (
+            r#"{"where": {"done": false}, "orderBy": {"title": "asc", "id": "desc"}, "limit": 5}"#,
+            "scan",
+            "scan",
+        ),
+    ];
+    let refused: Vec<(&str, &str)> = cases.iter().map(|(t, p, _)| (*t, *p)).collect();
+    let walked: Vec<(&str, &str)> = cases.iter().map(|(t, _, p)| (*t, *p)).collect();
+    check_plans(&db, &refused).await;
+    // A second page starting at a title is walked all the same.
+    let text = r#"{"where": {"done": false}, "orderBy": {"title": "desc"}}"#;
+    let all = ids(&items, text).await;
+    let mut k = 0;
+    while get(&items, &all[k]).await.contains("[\"list\"]") {
+        k += 1;
+    }
+    let k = k + 2;
+    let second = format!(
+        r#"{{"where": {{"done": false}}, "orderBy": {{"title": "desc"}}, "limit": 5, "after": {}}}"#,
+        get(&items, &all[k]).await
+    );
+    assert_eq!(ids(&items, &second).await, all[k + 1..k + 6].to_vec());
+    assert_eq!(
+        &db.store()
+            .explain("items", &Query::parse(&second).unwrap())
+            .await
+            .unwrap(),
+        DONE_TITLE_BACK
+    );
+    // Without them every case walks backwards, with `getAllRecords` and with a `prev` cursor.
+    for n in (0..240u32).step_by(13) {
+        ok(items.delete(JsValue::from_str(&format!("i{n:03}")))).await;
+    }
+    check_plans(&db, &walked).await;
+    let hide = js_sys::Function::new_no_args(
+        "for (const c of [IDBIndex, IDBObjectStore]) { \
+           c.prototype.__getAllRecords = c.prototype.getAllRecords; \
+           delete c.prototype.getAllRecords; }",
+    );
+    let restore = js_sys::Function::new_no_args(
+        "for (const c of [IDBIndex, IDBObjectStore]) { \
+           c.prototype.getAllRecords = c.prototype.__getAllRecords; \
+           delete c.prototype.__getAllRecords; }",
+    );
+    hide.call0(&JsValue::NULL).unwrap();
+    check_plans(&db, &walked).await;
+    // Paging with `after` through every page equals one query, ties at page ends included (with
+    // a `prev` cursor, then with `getAllRecords`).
+    let paged = [
+        r#"{"where": {"done": false}, "orderBy": {"title": "desc"}}"#,
+        r#"{"where": {"done": true}, "orderBy": {"title": "desc", "id": "desc"}}"#,
+        r#"{"where": {"done": false, "title": "t4"}, "orderBy": {"id": "desc"}}"#,
+    ];
+    for (i, text) in paged.iter().chain(&paged).enumerate() {
+        if i == paged.len() {
+            restore.call0(&JsValue::NULL).unwrap();
+        }
+        let all = ids(&items, text).await;
+        assert!(all.len() > 10, "{text}: the data has several pages");
+        for limit in [1, 7, 50] {
+            let got: Vec<String> = pages(&items, text, limit).await.concat();
+            assert_eq!(got, all, "{text} by {limit}");
+        }
+        let second = format!(
+            "{}, \"limit\": 5, \"after\": {}}}",
+            &text[..text.len() - 1],
+            get(&items, &all[4]).await
+        );
+        assert_eq!(ids(&items, &second).await, all[5..10].to_vec(), "{second}");
+        assert_eq!(
+            &db.store()
+                .explain("items", &Query::parse(&second).unwrap())
+                .await
+                .unwrap(),
+            DONE_TITLE_BACK,
+            "{second}"
+        );
+    }
+    // A live page read backwards: a title entering at the front, a member leaving.
+    let q = r#"{"where": {"done": false}, "orderBy": {"title": "desc"}, "limit": 5}"#;
+    let rec = Recorder::new();
+    let _sub = items.watch(json(q), rec.function()).unwrap();
+    assert!(rec.wait_for(1, 2000.0).await);
+    settles(&rec, &items, q, "first page").await;
+    put(&items, r#"{"id": "zz", "done": false, "title": "zz-last"}"#).await;
+    settles(&rec, &items, q, "a title enters first").await;
+    assert_eq!(rec.last()[0], "zz");
+    ok(items.delete(JsValue::from_str("zz"))).await;
+    settles(&rec, &items, q, "it leaves").await;
+    db.close();
+    destroy(&name).await;
 }
 
 /// Every bad compound declaration is refused by name, and nothing is created.

@@ -81,11 +81,11 @@ impl Store {
         self.check_collection(collection)?;
         self.run(|conn| async move {
             if let Some(walk) = walk_of(&conn, collection, query) {
-                let valid = match (&walk.source, walk.keyed) {
-                    (Source::Index { path, .. }, true) => {
+                let valid = match (raw_ranges(&walk.source)?.0, walk.keyed) {
+                    (Some(name), true) => {
                         let raw = indexeddb::transaction(&conn.db, &[collection], false)?;
                         let store = indexeddb::store(&raw, collection)?;
-                        keys_cover_live(&store, &from_dom(store.index(path))?).await?
+                        keys_cover_live(&store, &from_dom(store.index(name))?).await?
                     }
                     _ => true,
                 };
@@ -361,8 +361,8 @@ async fn keys_cover_live(store: &web_sys::IdbObjectStore, ix: &IdbIndex) -> Resu
 }
 
 /// Reads each range of a backward walk (`walk.descending`) with a `prev` cursor, as far as the
-/// query's first `offset + limit` matches, then (`walk.ties`) on while the key equals the last
-/// match's: ties are ordered by id ascending, the walk yields them by id descending, so the whole
+/// query's first `offset + limit` matches, then (`walk.ties`) on while the key (a compound key
+/// without its id) equals the last match's: ties are ordered by id ascending, the walk yields them by id descending, so the whole
 /// last group is read and core orders it. `None` when the walk is not valid here (`walk.keyed` and
 /// some live record has no key in the index: it would come first): the caller reads everything.
 async fn walk_back(
@@ -391,10 +391,18 @@ async fn walk_back(
         .collect();
     // The walks run in JavaScript (`records.js` `walkBack`), all ranges at once (issued before the
     // first await: the transaction stays active). Every live record of an exact walk is a match.
+    // A compound key ends with the id: ties are equal keys without it.
+    let compound = matches!(walk.source, Source::Compound { .. });
     let (source, ranges, ties) = (&source, &ranges, walk.ties);
     let walks = |need: usize| {
         join_requests(ranges.iter().map(move |range| {
-            let walked = JsFuture::from(records::walk_back(source, range, need as f64, ties));
+            let walked = JsFuture::from(records::walk_back(
+                source,
+                range,
+                need as f64,
+                ties,
+                compound,
+            ));
             async move { walked.await.map_err(|e| indexeddb::dom_error(&e)) }
         }))
     };

@@ -83,13 +83,14 @@ export function isTombstone(record) {
 
 /**
  * Up to `need` live records of `source` (an IDBIndex or IDBObjectStore) in `range`, walking it
- * backwards, tombstones read on past; with `ties`, on while the key equals the last live record's.
- * Resolves with every record read. Where IndexedDB has `getAllRecords` (records with their keys,
- * and a direction), a page is one request, plus one for the rest of the last key's ties; else a
- * `prev` cursor. Either way the loop stays in JavaScript: one WASM call per range.
+ * backwards, tombstones read on past; with `ties`, on while the key equals the last live record's
+ * (`compound`: a compound index's key `[key1, ..., keyN, id]`, compared without its id). Resolves
+ * with every record read. Where IndexedDB has `getAllRecords` (records with their keys, and a
+ * direction), a page is one request, plus one for the rest of the last key's ties; else a `prev`
+ * cursor. Either way the loop stays in JavaScript: one WASM call per range.
  */
-export function walkBack(source, range, need, ties) {
-  if (typeof source.getAllRecords === "function") return walkBackRecords(source, range, need, ties);
+export function walkBack(source, range, need, ties, compound) {
+  if (typeof source.getAllRecords === "function") return walkBackRecords(source, range, need, ties, compound);
   return new Promise((resolve, reject) => {
     const out = [];
     let found = 0;
@@ -99,7 +100,7 @@ export function walkBack(source, range, need, ties) {
     r.onsuccess = () => {
       const cur = r.result;
       if (!cur) return resolve(out);
-      if (found >= need && !(ties && found > 0 && indexedDB.cmp(cur.key, lastKey) === 0)) return resolve(out);
+      if (found >= need && !(ties && found > 0 && sameKey(cur.key, lastKey, compound))) return resolve(out);
       const rec = cur.value;
       if (!isTombstone(rec)) {
         found++;
@@ -111,8 +112,13 @@ export function walkBack(source, range, need, ties) {
   });
 }
 
+/** Whether two keys of a backward walk tie (compound keys without their last part, the id). */
+function sameKey(a, b, compound) {
+  return compound ? indexedDB.cmp(a.slice(0, -1), b.slice(0, -1)) === 0 : indexedDB.cmp(a, b) === 0;
+}
+
 /** `walkBack` with `getAllRecords({ query, count, direction: "prev" })`. */
-function walkBackRecords(source, range, need, ties) {
+function walkBackRecords(source, range, need, ties, compound) {
   return new Promise((resolve, reject) => {
     const out = [];
     let found = 0;
@@ -129,6 +135,21 @@ function walkBackRecords(source, range, need, ties) {
       // The rest of the last key's group: its entries below the last one read (same key, lower
       // primary key; the direction is `prev`).
       if (!ties || last === undefined) return resolve(out);
+      if (compound) {
+        // Keys are unique (they end with the id): the group's keys below the last one read, from
+        // the group's start (its key without the id, a prefix sorting first) or the range's.
+        const group = last.key.slice(0, -1);
+        const lower = range === null || range === undefined ? undefined : range.lower;
+        const inside = lower !== undefined && indexedDB.cmp(lower, group) > 0;
+        if (inside && indexedDB.cmp(lower, last.key) >= 0) return resolve(out); // none below
+        const rest = inside
+          ? IDBKeyRange.bound(lower, last.key, range.lowerOpen, true)
+          : IDBKeyRange.bound(group, last.key, false, true);
+        return read(rest, undefined, (recs) => {
+          for (const r of recs) out.push(r.value);
+          resolve(out);
+        });
+      }
       read(IDBKeyRange.only(last.key), undefined, (recs) => {
         for (const r of recs) {
           if (indexedDB.cmp(r.primaryKey, last.primaryKey) < 0) out.push(r.value);

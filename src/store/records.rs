@@ -89,9 +89,16 @@ extern "C" {
     pub fn is_tombstone(record: &JsValue) -> bool;
 
     /// Up to `need` live records of `source` (an index or store) in `range`, read backwards (and on
-    /// through the last key's ties with `ties`): a `Promise` of the records read.
+    /// through the last key's ties with `ties`; `compound`: keys end with the id, which ties
+    /// ignore): a `Promise` of the records read.
     #[wasm_bindgen(js_name = walkBack)]
-    pub fn walk_back(source: &JsValue, range: &JsValue, need: f64, ties: bool) -> js_sys::Promise;
+    pub fn walk_back(
+        source: &JsValue,
+        range: &JsValue,
+        need: f64,
+        ties: bool,
+        compound: bool,
+    ) -> js_sys::Promise;
 
     /// `{ live: Array, rows: string | undefined }`.
     pub fn extract(lists: &Array, paths: JsValue) -> JsValue;
