@@ -16,8 +16,10 @@ pub mod engine;
 pub mod lineage;
 #[cfg(any(test, feature = "test-util"))]
 pub mod mem;
+pub mod outbox;
 pub mod policy;
 pub mod push_rule;
+pub mod read_ahead;
 pub mod schedule;
 pub mod store;
 pub mod transport;

@@ -4,8 +4,10 @@
 
 mod server;
 mod store;
+mod tables;
 mod transport;
 
 pub use server::{MemServer, Namespace};
 pub use store::{MemStore, MemStoreError};
+pub use tables::{MemBatch, MemTables};
 pub use transport::{Fault, MemTransport};

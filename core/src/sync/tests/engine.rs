@@ -967,7 +967,7 @@ fn a_local_write_while_the_resolver_runs_is_not_overwritten() {
     // The store refuses the decisions taken before that write, and the engine decides again: the
     // new write was not made on the remote version either, so the resolver is asked about it.
     let w = World::new();
-    let store_slot: Rc<RefCell<Option<MemStore>>> = Rc::default();
+    let store_slot: Rc<RefCell<Option<AnyStore>>> = Rc::default();
     let during: Rc<RefCell<Option<Change>>> = Rc::default();
     let calls: Rc<RefCell<Vec<Conflict>>> = Rc::default();
     let (slot, dur, seen) = (store_slot.clone(), during.clone(), calls.clone());

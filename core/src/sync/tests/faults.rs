@@ -29,11 +29,11 @@ use std::task::{Context, Poll, Waker};
 
 use serde_json::{json, Map, Value};
 
-use super::{NS, START};
+use super::{AnyStore, NS, START};
 use crate::hlc::{Hlc, HlcClock, DEFAULT_MAX_DRIFT_MS};
 use crate::merge::{FieldState, DELETED_AT};
 use crate::protocol::Change;
-use crate::sync::mem::{Fault, MemServer, MemStore, MemTransport, Namespace};
+use crate::sync::mem::{Fault, MemServer, MemTransport, Namespace};
 use crate::sync::{
     with_timeout, Conflict, CustomResolver, DocKey, Policies, Policy, ResolverFuture, SyncClock,
     SyncConfig, SyncEngine, SyncError, SyncReport, DEFAULT_RESOLVER_TIMEOUT_MS,
@@ -68,6 +68,9 @@ pub(super) struct Faults {
     pub create_create: bool,
     /// Pushes of 1-3 changes.
     pub small_batches: bool,
+    /// Not a fault: the devices run the browser's outbox code (`OutboxStore` over `MemTables`,
+    /// IndexedDB's layout in memory) instead of the simple in-memory store.
+    pub layout: bool,
     /// Scenario, not a fault: no edits in the merge collection (wiped stores over the lww and
     /// custom collections alone; `sim_wiped_store_with_merge` adds merge edits).
     pub no_merge_edits: bool,
@@ -220,7 +223,7 @@ struct Logged {
 
 impl Logged {
     /// Logs `write`, just made by `store`.
-    fn of(store: &MemStore, write: Change) -> Logged {
+    fn of(store: &AnyStore, write: Change) -> Logged {
         Logged {
             change: write,
             restamps_before: store.restamps().len(),
@@ -294,8 +297,8 @@ pub(super) fn drive(
 
 pub(super) struct SimDevice {
     pub name: String,
-    pub store: MemStore,
-    pub engine: SyncEngine<MemStore, MemTransport>,
+    pub store: AnyStore,
+    pub engine: SyncEngine<AnyStore, MemTransport>,
     pub skew: Rc<Cell<i64>>,
     /// Runs once in the next push's flight (after the server applied it).
     on_push: Action,
@@ -372,7 +375,7 @@ impl Sim {
                 HlcClock::new(&name, DEFAULT_MAX_DRIFT_MS).unwrap(),
                 move || (t.get() as i64 + s.get()) as u64,
             );
-            let store = MemStore::new(clock);
+            let store = AnyStore::new(faults.layout, clock);
             store.track_fields("mrg");
             let transport = MemTransport::new(server.clone(), NS);
             let on_push: Action = Rc::default();
@@ -573,7 +576,7 @@ impl Sim {
     /// server at the edit's stamps, and they stay after the wipe. So a merge edit whose version
     /// the server never held keeps the fields it wrote (those at its own stamp) that the server
     /// held at that stamp, and only the others are lost with the store.
-    fn wipe(track: &Track, server: &MemServer, store: &MemStore) {
+    fn wipe(track: &Track, server: &MemServer, store: &AnyStore) {
         let node = store.sync_clock().node();
         let mut t = track.borrow_mut();
         t.observe_server(server);
@@ -1002,6 +1005,59 @@ fn every_property_holds_under_the_faults_the_engine_survives() {
     println!("fault simulation, CI faults, totals: {total:?}");
     // The run must exercise what it claims to.
     assert!(total.resolutions > 100, "{total:?}");
+}
+
+/// The same faults over the browser's outbox code: positions, watermarks, rows awaiting an ack,
+/// the batch read ahead and the persisted clock (`OutboxStore` over `MemTables`).
+#[test]
+fn every_property_holds_on_the_browser_outbox() {
+    let faults = Faults {
+        layout: true,
+        ..ci_faults()
+    };
+    let total = assert_survives(faults, 200, 150);
+    println!("fault simulation, CI faults, browser outbox, totals: {total:?}");
+    assert!(total.resolutions > 100, "{total:?}");
+}
+
+/// Every fault of the `sim_*` tests, one at a time, over the browser's outbox code.
+#[test]
+fn every_fault_on_the_browser_outbox() {
+    let one = |set: fn(&mut Faults)| {
+        let mut f = Faults {
+            layout: true,
+            ..ci_faults()
+        };
+        set(&mut f);
+        f
+    };
+    let sets: [(&str, Faults); 10] = [
+        ("wiped_store", one(|f| f.wiped_store = true)),
+        ("refused_row", one(|f| f.refused_row = true)),
+        ("resolver_throws", one(|f| f.resolver_throws = true)),
+        ("resolver_hangs", one(|f| f.resolver_hangs = true)),
+        ("dropped_reply", one(|f| f.dropped_reply = true)),
+        ("killed_mid_push", one(|f| f.killed_mid_push = true)),
+        ("clock_ahead", one(|f| f.clock_ahead = true)),
+        ("clock_jumps", one(|f| f.clock_jumps = true)),
+        ("restored_server", one(|f| f.restored_server = true)),
+        ("create_create", one(|f| f.create_create = true)),
+    ];
+    let mut broken = Vec::new();
+    for (name, faults) in sets {
+        let (total, failures) = run_many(faults, 100, 150);
+        println!(
+            "browser outbox, {name}: {total:?}, {} failed",
+            failures.len()
+        );
+        if let Some(first) = failures.first() {
+            broken.push(format!(
+                "{name}: {} seeds failed; first:\n{first}",
+                failures.len()
+            ));
+        }
+    }
+    assert!(broken.is_empty(), "{}", broken.join("\n\n"));
 }
 
 /// Item 6 natively: stores wiped while a request is in flight, the engine running on. Over the

@@ -237,7 +237,7 @@ fn a_clock_jump_forward_keeps_syncing() {
         crate::hlc::HlcClock::new("a", crate::hlc::DEFAULT_MAX_DRIFT_MS).unwrap(),
         move || (t.get() as i64 + s.get()) as u64,
     );
-    let store = MemStore::new(clock);
+    let store = AnyStore::new(false, clock);
     let engine = SyncEngine::new(
         store.clone(),
         MemTransport::new(w.server.clone(), NS),

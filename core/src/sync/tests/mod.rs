@@ -1,6 +1,7 @@
 //! Engine tests over the in-memory store, server and transport. Futures run on
 //! `futures::executor::block_on`; time is simulated, shared by the server and every device.
 
+mod any_store;
 mod engine;
 mod faults;
 mod faults_repro;
@@ -15,10 +16,12 @@ use serde_json::Value;
 
 use crate::hlc::{HlcClock, DEFAULT_MAX_DRIFT_MS};
 use crate::protocol::Change;
-use crate::sync::mem::{MemServer, MemStore, MemTransport};
+use crate::sync::mem::{MemServer, MemTransport};
 use crate::sync::{
     DocKey, Policies, Policy, Progress, SyncClock, SyncConfig, SyncEngine, SyncError, SyncReport,
 };
+
+pub(super) use any_store::AnyStore;
 
 pub(super) const NS: &str = "ns";
 pub(super) const START: u64 = 1_700_000_000_000;
@@ -53,12 +56,25 @@ impl World {
         policies: Policies,
         config: SyncConfig,
     ) -> Device {
+        self.device_on(false, name, skew_ms, policies, config)
+    }
+
+    /// A device over the browser's outbox code ([`AnyStore::layout`]) when `layout`, else over
+    /// the simple in-memory store.
+    pub fn device_on(
+        &self,
+        layout: bool,
+        name: &str,
+        skew_ms: i64,
+        policies: Policies,
+        config: SyncConfig,
+    ) -> Device {
         let t = self.time.clone();
         let clock = SyncClock::new(
             HlcClock::new(name, DEFAULT_MAX_DRIFT_MS).unwrap(),
             move || (t.get() as i64 + skew_ms) as u64,
         );
-        let store = MemStore::new(clock);
+        let store = AnyStore::new(layout, clock);
         for c in ["notes", "mrg"] {
             if policies.get(c).tracks_fields() {
                 store.track_fields(c);
@@ -71,8 +87,8 @@ impl World {
 }
 
 pub(super) struct Device {
-    pub store: MemStore,
-    pub engine: SyncEngine<MemStore, MemTransport>,
+    pub store: AnyStore,
+    pub engine: SyncEngine<AnyStore, MemTransport>,
 }
 
 impl Device {

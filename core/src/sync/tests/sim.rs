@@ -66,7 +66,7 @@ fn policies() -> Policies {
 type Log = Rc<RefCell<Vec<Change>>>;
 
 /// A random app write on `store`, recorded in `log`.
-fn random_edit(store: &MemStore, rng: &mut Rng, log: &Log) {
+fn random_edit(store: &AnyStore, rng: &mut Rng, log: &Log) {
     let coll = COLLECTIONS[rng.below(3) as usize];
     let id = format!("x{}", rng.below(IDS));
     let current = store

@@ -1,0 +1,145 @@
+//! The walk's bookkeeping alone; the whole store runs in `sync::tests` over `mem::MemTables`.
+
+use super::*;
+use crate::protocol::Change;
+
+fn hlc(ms: u64) -> Hlc {
+    Hlc::new(ms, 0, "n").unwrap()
+}
+
+fn row(c: &str, id: &str, ms: u64) -> OutboxRow {
+    OutboxRow {
+        change: Change {
+            collection: c.into(),
+            id: id.into(),
+            hlc: hlc(ms),
+            deleted: true,
+            doc: None,
+            fields: None,
+            base: None,
+        },
+        kind: PendingKind::Edit,
+        pend: hlc(ms).encode(),
+    }
+}
+
+#[test]
+fn a_watermark_moves_only_over_a_leading_run_of_handled_rows() {
+    let mut w = Walk::default();
+    assert_eq!(w.from(None), OutboxPos::Start);
+    let rows = [
+        row("a", "x", 1),
+        row("a", "y", 2),
+        row("a", "z", 3),
+        row("b", "x", 4),
+    ];
+    w.handed(&rows, 10);
+    let key = |r: &OutboxRow| DocKey::of(&r.change);
+    w.handled(
+        [
+            (&key(&rows[0]), &rows[0].change.hlc),
+            (&key(&rows[2]), &rows[2].change.hlc),
+        ]
+        .into_iter(),
+    );
+    // `y` is not acknowledged (set aside, or answered stale): the mark stops before it.
+    assert_eq!(
+        w.marks(),
+        vec![Mark {
+            collection: "a".into(),
+            pend: rows[0].pend.clone(),
+            id: "x".into()
+        }]
+    );
+    assert_eq!(w.marks(), vec![], "a mark is handed out once");
+    w.handled(
+        [
+            (&key(&rows[1]), &rows[1].change.hlc),
+            (&key(&rows[3]), &rows[3].change.hlc),
+        ]
+        .into_iter(),
+    );
+    let marks = w.marks();
+    assert_eq!(marks.len(), 2);
+    assert_eq!(
+        (marks[0].id.as_str(), marks[1].collection.as_str()),
+        ("z", "b")
+    );
+}
+
+#[test]
+fn an_ack_of_an_older_version_does_not_count() {
+    let mut w = Walk::default();
+    let rows = [row("a", "x", 5)];
+    w.handed(&rows, 10);
+    w.handled([(&DocKey::new("a", "x"), &hlc(4))].into_iter());
+    assert_eq!(w.marks(), vec![]);
+}
+
+#[test]
+fn a_batch_continues_after_the_last_row_handed_out_only() {
+    let mut w = Walk::default();
+    let rows = [row("a", "x", 1), row("a", "y", 2)];
+    let next = w.handed(&rows, 2).expect("a full batch reads ahead");
+    assert_eq!(next.0, DocKey::new("a", "y"));
+    let after = OutboxPos::After {
+        collection: "a".into(),
+        pend: rows[1].pend.clone(),
+        id: "y".into(),
+    };
+    assert_eq!(next.1, after);
+    assert_eq!(w.from(Some(&DocKey::new("a", "y"))), after);
+    // A key this walk never handed out: the rest of its collection waits for the next pass.
+    assert_eq!(
+        w.from(Some(&DocKey::new("a", "q"))),
+        OutboxPos::NextCollection("a".into())
+    );
+    assert!(
+        w.handed(&rows[..1], 2).is_none(),
+        "a short batch is the last"
+    );
+}
+
+#[test]
+fn a_version_restamped_lower_keeps_its_old_place_outstanding() {
+    let mut w = Walk::default();
+    let rows = [row("a", "x", 9)];
+    w.handed(&rows, 10);
+    let lower = Change {
+        hlc: hlc(3),
+        ..rows[0].change.clone()
+    };
+    w.settled(&[StoreOp::Put {
+        change: lower,
+        pending: true,
+        expect: Some(hlc(9)),
+    }]);
+    assert_eq!(w.marks(), vec![]);
+    w.settled(&[StoreOp::Unpend {
+        key: DocKey::new("a", "x"),
+        expect: hlc(9),
+    }]);
+    assert_eq!(w.marks().len(), 1);
+}
+
+#[test]
+fn places_compare_as_indexeddb_compares_strings() {
+    // U+FF5E sorts before U+10000 in UTF-8 but after it in UTF-16 (a surrogate pair).
+    assert!(cmp_place(("\u{ff5e}", "a"), ("\u{10000}", "a")).is_gt());
+    assert!(is_pending(Some("2"), "a", Some(("1", "z"))));
+    assert!(!is_pending(Some("1"), "a", Some(("1", "a"))));
+    assert!(!is_pending(None, "a", None));
+    let cols = vec!["a".to_string(), "b".into(), "c".into()];
+    assert_eq!(
+        OutboxPos::NextCollection("a".into()).collections(&cols),
+        &cols[1..]
+    );
+    let after = OutboxPos::After {
+        collection: "b".into(),
+        pend: "p".into(),
+        id: "i".into(),
+    };
+    assert_eq!(after.collections(&cols), &cols[1..]);
+    assert_eq!(after.start_in("b", None), Some(("p", "i")));
+    assert_eq!(after.start_in("c", Some(("m", "n"))), Some(("m", "n")));
+}
