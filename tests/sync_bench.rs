@@ -13,7 +13,7 @@ use std::rc::Rc;
 
 use common::sync::*;
 use common::*;
-use ferrosync::sync::local_store::IdbLocal;
+use ferrosync::sync::local_store::{self, IdbLocal};
 use ferrosync::sync::transport::{Endpoint, HttpTransport};
 use ferrosync_core::protocol::{PullResponse, PushRequest, PushResponse};
 use ferrosync_core::sync::{
@@ -263,7 +263,7 @@ fn timed_engine<T: Transport>(
     pull_limit: usize,
 ) -> (TimedEngine<T>, Rc<Spent>) {
     let spent = Rc::new(Spent::default());
-    let local = Rc::new(IdbLocal::new(db.store().clone(), 0.0).unwrap());
+    let local = Rc::new(local_store::open(db.store().clone(), 0.0).unwrap());
     let config = ferrosync_core::sync::SyncConfig {
         pull_limit,
         ..Default::default()

@@ -67,29 +67,29 @@ export function loadedJson(clock, keys, found, marks) {
 }
 
 /**
- * The puts of a page of engine ops, or `null` when a precondition fails (a record changed since the
- * engine read it: the page is then not applied at all). `ops`: [{ c, id, expect: hlc | null,
- * record?, outbox: "put" | "ack" | "requeue", pend? }] ("put": the new record is pending, in the
- * outbox at its own HLC, which is newer than any watermark; "ack": it is, or the current one
- * becomes, acknowledged; "requeue": the current record stays pending at the new place `pend`); `found`: collection -> (Map id -> current record). Returns [[collection, [record]]].
+ * The puts of a page of engine ops, whose preconditions core checked against the records this
+ * transaction read. `ops`: [{ c, id, record?, outbox: "put" | "ack" | "requeue", pend? }] ("put":
+ * the new record is pending, in the outbox at its own HLC, which is newer than any watermark;
+ * "ack": it is, or the current one becomes, acknowledged; "requeue": the current record stays
+ * pending at the new place `pend`); `found`: collection -> (Map id -> current record). Returns
+ * [[collection, [record]]].
  */
 export function planApply(ops, found) {
-  for (const op of ops) {
-    const rec = found.get(op.c).get(op.id);
-    const have = rec === undefined ? null : rec.hlc;
-    if (have !== op.expect) return null;
-  }
   const puts = new Map();
   for (const op of ops) {
     let rec = op.record;
+    const current = () => {
+      const m = found.get(op.c);
+      return m === undefined ? undefined : m.get(op.id);
+    };
     if (rec === undefined && op.outbox === "requeue") {
       // Still pending, behind every other row (a row set aside): a new place in the outbox.
-      rec = found.get(op.c).get(op.id);
+      rec = current();
       if (rec === undefined || rec.pend === undefined) continue;
       rec.pend = op.pend;
     } else if (rec === undefined) {
       // Only the outbox state changes: the current record, acknowledged.
-      rec = found.get(op.c).get(op.id);
+      rec = current();
       if (rec === undefined || rec.pend === undefined || op.outbox === "put") continue;
       delete rec.pend;
       delete rec.resync;

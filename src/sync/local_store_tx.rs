@@ -11,7 +11,9 @@ use std::collections::BTreeMap;
 
 // IndexedDB orders string keys by UTF-16 code units, which is not Rust's order (UTF-8 bytes).
 use ferrosync_core::query::cmp_str;
+use ferrosync_core::sync::outbox::{persist_clock, Mark, OutboxPos};
 use ferrosync_core::sync::DocKey;
+use ferrosync_core::Hlc;
 use js_sys::{Array, Map};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -42,17 +44,6 @@ extern "C" {
     fn plan_apply(ops: &JsValue, found: &Map) -> JsValue;
     #[wasm_bindgen(js_name = resyncRecords)]
     fn resync_records(records: &Array, mark: &JsValue, stamp: &str) -> Array;
-}
-
-/// Where a read of the outbox starts.
-#[derive(Debug, Clone, PartialEq)]
-pub enum OutboxPos {
-    /// At each collection's watermark.
-    Start,
-    /// After this record: collection, `pend`, id.
-    After(String, String, String),
-    /// At the collection following this one.
-    NextCollection(String),
 }
 
 fn json_text(v: std::result::Result<String, JsValue>) -> Result<String> {
@@ -104,17 +95,7 @@ pub async fn read_pending(
     limit: u32,
 ) -> Result<String> {
     collections.sort_unstable_by(|a, b| cmp_str(a, b));
-    let mut start = 0;
-    match from {
-        OutboxPos::Start => {}
-        OutboxPos::After(c, ..) => {
-            start = collections.partition_point(|x| cmp_str(x, c).is_lt());
-        }
-        OutboxPos::NextCollection(c) => {
-            start = collections.partition_point(|x| cmp_str(x, c).is_le());
-        }
-    }
-    let collections = &collections[start..];
+    let collections = from.collections(&collections);
     let marks = read_marks(&tx.store(META)?, collections).await?;
     let out = Array::new();
     // One collection after another, each read issued when the previous one is in.
@@ -124,7 +105,11 @@ pub async fn read_pending(
             break;
         }
         let from_key: JsValue = match from {
-            OutboxPos::After(c, pend, id) if c == collection => {
+            OutboxPos::After {
+                collection: c,
+                pend,
+                id,
+            } if c == collection => {
                 Array::of2(&JsValue::from_str(pend), &JsValue::from_str(id)).into()
             }
             _ => mark,
@@ -143,14 +128,22 @@ pub async fn read_pending(
     json_text(to_json(&out))
 }
 
-/// Moves watermarks forward: each of `marks` is (collection, pend, id), the last record of an
-/// acknowledged run of that collection's outbox. A mark never moves back.
-pub async fn advance_marks(tx: &Tx, marks: &[(String, String, String)]) -> Result<()> {
+/// Moves watermarks forward: each of `marks` is the last record of an acknowledged run of its
+/// collection's outbox. A mark never moves back.
+pub async fn advance_marks(tx: &Tx, marks: &[Mark]) -> Result<()> {
     let meta = tx.store(META)?;
-    let collections: Vec<String> = marks.iter().map(|m| m.0.clone()).collect();
+    let collections: Vec<String> = marks.iter().map(|m| m.collection.clone()).collect();
     let current = read_marks(&meta, &collections).await?;
     let mut puts = Vec::new();
-    for ((collection, pend, id), current) in marks.iter().zip(current) {
+    for (
+        Mark {
+            collection,
+            pend,
+            id,
+        },
+        current,
+    ) in marks.iter().zip(current)
+    {
         let mark: JsValue = Array::of2(&JsValue::from_str(pend), &JsValue::from_str(id)).into();
         if mark_advances(&mark, &current) {
             puts.push((mark, JsValue::from_str(&watermark_key(collection))));
@@ -227,41 +220,19 @@ pub async fn load_docs(tx: &Tx, keys: &[DocKey], known: &[String]) -> Result<(St
     ))
 }
 
-/// What `apply_ops` writes to `_meta` besides the records.
-pub struct ApplyMeta {
-    pub cursor: Option<String>,
-    pub clock: String,
-    /// The clock was wound back (after `CLOCK_AHEAD`): persist it even though it is lower.
-    pub rewound: bool,
-}
-
-/// Applies the engine's ops (`ops`, the JSON value, and `ops_js`, the same as a JS value; see
-/// `planApply` in local_store.js): `false` when a precondition failed, and then the caller rolls the
-/// transaction back, so nothing of the page is written. `loaded`: the records `load_docs` read in
-/// this transaction, if it did (else they are read here).
+/// Writes the engine's ops planned in this transaction (`ops_js`, see `planApply` in
+/// local_store.js) over the records `load_docs` read (`found`), with `cursor` and `clock` (None:
+/// the persisted one stays) in `_meta`. The preconditions were checked by core against what
+/// `load_docs` read in this same transaction.
 pub async fn apply_ops(
     tx: &Tx,
-    keys: &[(&str, &str)],
     ops_js: &JsValue,
-    meta: &ApplyMeta,
-    loaded: Option<Map>,
-) -> Result<bool> {
+    found: &Map,
+    cursor: Option<&str>,
+    clock: Option<&Hlc>,
+) -> Result<()> {
     let meta_st = tx.store(META)?;
-    let (persisted, found) = match loaded {
-        // Read by `load_docs` in this transaction: nothing can have changed them.
-        Some(found) => (meta_st.get(CLOCK.into()).await, Ok(found)),
-        None => {
-            // (`build_ops` kept only the collections the database has.)
-            let groups = group(keys.iter().copied(), None);
-            futures::join!(meta_st.get(CLOCK.into()), read_groups(tx, &groups))
-        }
-    };
-    let persisted = from_rexie(persisted)?.and_then(|v| v.as_string());
-    let plan = plan_apply(ops_js, &found?);
-    if plan.is_null() {
-        return Ok(false);
-    }
-    let plan: Array = plan.unchecked_into();
+    let plan: Array = plan_apply(ops_js, found).unchecked_into();
     let mut stores = Vec::new();
     for entry in plan.iter() {
         let entry: Array = entry.unchecked_into();
@@ -270,11 +241,11 @@ pub async fn apply_ops(
         stores.push((tx.store(&collection)?, records));
     }
     let mut meta_puts: Vec<(JsValue, JsValue)> = Vec::new();
-    if let Some(c) = &meta.cursor {
+    if let Some(c) = cursor {
         meta_puts.push((JsValue::from_str(c), JsValue::from_str(sync_keys::CURSOR)));
     }
-    if meta.rewound || persisted.as_deref().is_none_or(|p| p < meta.clock.as_str()) {
-        meta_puts.push((JsValue::from_str(&meta.clock), JsValue::from_str(CLOCK)));
+    if let Some(c) = clock {
+        meta_puts.push((JsValue::from_str(&c.encode()), JsValue::from_str(CLOCK)));
     }
     let records = join_requests(
         stores
@@ -285,13 +256,15 @@ pub async fn apply_ops(
     let (records, metas) = futures::join!(records, metas);
     records?;
     metas?;
-    Ok(true)
+    Ok(())
 }
 
 /// Server reset: forgets the cursor, marks every record that is not pending as a "resync" in the
 /// outbox at `stamp` (persisted as the clock too, if ahead), and drops the watermarks, so what the
 /// new server database lacks is pushed again. Returns how many records were queued.
-pub async fn queue_resync(tx: &Tx, collections: &[String], stamp: &str) -> Result<u32> {
+pub async fn queue_resync(tx: &Tx, collections: &[String], stamp: &Hlc) -> Result<u32> {
+    let stamp_text = stamp.encode();
+    let stamp_str = stamp_text.as_str();
     let meta = tx.store(META)?;
     let (cleared, clock, marks) = futures::join!(
         meta.delete(JsValue::from_str(sync_keys::CURSOR)),
@@ -300,12 +273,12 @@ pub async fn queue_resync(tx: &Tx, collections: &[String], stamp: &str) -> Resul
     );
     from_rexie(cleared)?;
     let marks = marks?;
-    if from_rexie(clock)?
+    let persisted = from_rexie(clock)?
         .and_then(|c| c.as_string())
-        .is_none_or(|c| c.as_str() < stamp)
-    {
+        .and_then(|c| c.parse::<Hlc>().ok());
+    if persist_clock(persisted.as_ref(), stamp, false) {
         from_rexie(
-            meta.put(&JsValue::from_str(stamp), Some(&CLOCK.into()))
+            meta.put(&JsValue::from_str(stamp_str), Some(&CLOCK.into()))
                 .await,
         )?;
     }
@@ -321,7 +294,7 @@ pub async fn queue_resync(tx: &Tx, collections: &[String], stamp: &str) -> Resul
                 let (deleted, all) = futures::join!(meta.delete(key), st.get_all(None, None));
                 deleted?;
                 let all: Array = all?.into_iter().collect();
-                let records = resync_records(&all, &mark, stamp);
+                let records = resync_records(&all, &mark, stamp_str);
                 let n = records.length();
                 st.put_all(records.iter().map(|r| (r, None))).await?;
                 Ok::<u32, rexie::Error>(n)

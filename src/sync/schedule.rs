@@ -32,7 +32,7 @@ use futures::future::Either;
 use futures::{FutureExt, StreamExt};
 
 use super::events;
-use super::local_store::IdbLocal;
+use super::local_store::{self, IdbLocal, SyncMeta};
 use super::lock;
 use super::options::SyncOptions;
 use super::status::{Rejected, State, Status, StatusCell, StatusError};
@@ -144,7 +144,7 @@ impl Agent {
         options: SyncOptions,
         policies: Policies,
     ) -> Result<Agent, Error> {
-        let local = IdbLocal::new(store.clone(), options.clock_skew_ms)?;
+        let local = local_store::open(store.clone(), options.clock_skew_ms)?;
         let last_sync_at = local.restore().await?;
         let endpoint = Rc::new(Endpoint::new(&options.url, &options.token));
         let (tx, rx) = mpsc::unbounded();
