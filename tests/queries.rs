@@ -70,6 +70,22 @@ async fn paged_reference(items: &ferrosync::Collection, text: &str) -> Vec<Strin
         .collect()
 }
 
+/// Two functions: one hides `getAllRecords` from IndexedDB (as in browsers without it, so reads
+/// take the cursor path), the other puts it back.
+fn get_all_records_switch() -> (js_sys::Function, js_sys::Function) {
+    let hide = js_sys::Function::new_no_args(
+        "for (const c of [IDBIndex, IDBObjectStore]) { \
+           c.prototype.__getAllRecords = c.prototype.getAllRecords; \
+           delete c.prototype.getAllRecords; }",
+    );
+    let restore = js_sys::Function::new_no_args(
+        "for (const c of [IDBIndex, IDBObjectStore]) { \
+           c.prototype.getAllRecords = c.prototype.__getAllRecords; \
+           delete c.prototype.__getAllRecords; }",
+    );
+    (hide, restore)
+}
+
 /// Each query of `items` returns (and counts) what the planner's full read gives, read the way
 /// named (`Store::explain`).
 async fn check_plans(db: &ferrosync::Database, cases: &[(&str, &str)]) {
@@ -442,16 +458,7 @@ async fn descending_limits_walk_backwards_and_equal_full_reads() {
     ];
     check_plans(&db, cases).await;
     // The same with a `prev` cursor: where IndexedDB has no `getAllRecords`.
-    let hide = js_sys::Function::new_no_args(
-        "for (const c of [IDBIndex, IDBObjectStore]) { \
-           c.prototype.__getAllRecords = c.prototype.getAllRecords; \
-           delete c.prototype.getAllRecords; }",
-    );
-    let restore = js_sys::Function::new_no_args(
-        "for (const c of [IDBIndex, IDBObjectStore]) { \
-           c.prototype.getAllRecords = c.prototype.__getAllRecords; \
-           delete c.prototype.__getAllRecords; }",
-    );
+    let (hide, restore) = get_all_records_switch();
     hide.call0(&JsValue::NULL).unwrap();
     check_plans(&db, cases).await;
     restore.call0(&JsValue::NULL).unwrap();
@@ -669,16 +676,7 @@ async fn compound_indexes_walk_backwards_for_descending_orders() {
         ok(items.delete(JsValue::from_str(&format!("i{n:03}")))).await;
     }
     check_plans(&db, &walked).await;
-    let hide = js_sys::Function::new_no_args(
-        "for (const c of [IDBIndex, IDBObjectStore]) { \
-           c.prototype.__getAllRecords = c.prototype.getAllRecords; \
-           delete c.prototype.getAllRecords; }",
-    );
-    let restore = js_sys::Function::new_no_args(
-        "for (const c of [IDBIndex, IDBObjectStore]) { \
-           c.prototype.getAllRecords = c.prototype.__getAllRecords; \
-           delete c.prototype.__getAllRecords; }",
-    );
+    let (hide, restore) = get_all_records_switch();
     hide.call0(&JsValue::NULL).unwrap();
     check_plans(&db, &walked).await;
     // Paging with `after` through every page equals one query, ties at page ends included (with

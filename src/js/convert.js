@@ -1,3 +1,4 @@
+// @ts-check (tests/types/tsconfig.src.json checks this file in CI)
 // Checks on values before they are stored or used, done where the values are: in JavaScript.
 //
 // Documents are never serialised to cross into WASM (measured: producing and passing the JSON text

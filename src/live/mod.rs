@@ -1,6 +1,6 @@
 //! Live queries: `watch` calls back with the current result, then after every committed change that
 //! alters it: writes through this instance, through other instances and tabs (`broadcast.rs`), and
-//! pulls applied by the sync engine (`Store::notify_pulled`).
+//! pulls applied by the sync engine (`Store::notify_applied`).
 //!
 //! The [`Registry`] of one `Database` instance holds its watches and its BroadcastChannel. The
 //! `Database` owns it and gives it to its store as the store's `NoticeSink`: the store says what it

@@ -25,6 +25,7 @@ mod prepared;
 mod read;
 pub mod records;
 pub mod schema;
+pub mod sync_ops;
 mod write;
 
 use std::cell::{Cell, RefCell};
@@ -202,16 +203,25 @@ impl Store {
         self.notify(Notice::remote(collection, ids, None), true);
     }
 
-    /// [`Store::notify_changed`] with the new versions (`None`: deleted), aligned with `ids`: a
-    /// live query whose result the page provably leaves as it is is not run again.
-    pub fn notify_pulled(
-        &self,
-        collection: &str,
-        ids: Vec<String>,
-        values: &[Option<&serde_json::Value>],
-    ) {
-        if let Some(sink) = self.sink() {
-            sink.pulled(Notice::remote(collection, ids, None), values);
+    /// One [`Store::notify_changed`] per collection for the engine's committed `ops` (a pulled page),
+    /// with the new versions (`None`: deleted): a live query whose result the page provably leaves
+    /// as it is is not run again.
+    pub fn notify_applied(&self, ops: &[ferrosync_core::sync::StoreOp]) {
+        use ferrosync_core::sync::StoreOp;
+        type Changed<'a> = (Vec<String>, Vec<Option<&'a serde_json::Value>>);
+        let Some(sink) = self.sink() else {
+            return;
+        };
+        let mut changed: std::collections::BTreeMap<&str, Changed> = Default::default();
+        for op in ops {
+            if let StoreOp::Put { change, .. } = op {
+                let (ids, values) = changed.entry(&change.collection).or_default();
+                ids.push(change.id.clone());
+                values.push(change.doc.as_ref().filter(|_| !change.deleted));
+            }
+        }
+        for (collection, (ids, values)) in changed {
+            sink.pulled(Notice::remote(collection, ids, None), &values);
         }
     }
 

@@ -19,7 +19,7 @@ use crate::error::Error;
 use crate::error::Result;
 
 /// One pending change (tests read the outbox with [`Store::outbox`]; sync reads it through
-/// `sync/local_store_tx.rs`).
+/// `store/sync_ops.rs`).
 #[cfg(feature = "test-hooks")]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboxRow {
@@ -68,7 +68,7 @@ async fn pending_range(tx: &Tx, collection: &str) -> Result<Option<rexie::KeyRan
 
 impl Store {
     /// Up to `limit` pending changes, in outbox order (collection, then write order). For tests;
-    /// sync reads the same `$pending` index above the same watermark in `sync/local_store_tx.rs`.
+    /// sync reads the same `$pending` index above the same watermark in `store/sync_ops.rs`.
     #[cfg(feature = "test-hooks")]
     pub async fn outbox(&self, limit: Option<u32>) -> Result<Vec<OutboxRow>> {
         self.run(|conn| async move {

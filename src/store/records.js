@@ -1,3 +1,4 @@
+// @ts-check (tests/types/tsconfig.src.json checks this file in CI)
 // Hot loops over records, kept in JavaScript so documents cross into WASM only as the few fields Rust
 // must inspect. Layout (see records.rs): live { id, hlc, doc, ix?, pend? }, tombstone
 // { id, hlc, tomb, pend? }; `pend` (= the HLC of a local write) puts the record in the outbox.
@@ -290,6 +291,7 @@ export function hlcOf(record) {
  */
 export function replay(records, docs, edits, fresh) {
   let visible = false;
+  /** @type {any} */
   let removed = undefined;
   let removedAt = -1;
   for (let i = 0; i < edits.length; i += 3) {

@@ -231,7 +231,7 @@ pub fn projection_of(doc: &Value, info: &IndexInfo) -> Option<Value> {
 /// the engine's change with its document borrowed: a live document `{ id, hlc, doc, ix? }` or a
 /// tombstone `{ id, hlc, tomb }`, plus `fields` and `base` when the change has them (the layout
 /// above; field names are `layout`'s `F_*`, checked at compile time below). The outbox fields
-/// (`pend`, `resync`) are set by the transaction that writes it (`sync/local_store.js`).
+/// (`pend`, `resync`) are set by the transaction that writes it (`store/sync_records.js`).
 #[derive(Serialize)]
 pub struct SyncedRecord<'a> {
     id: &'a str,

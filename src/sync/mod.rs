@@ -2,7 +2,7 @@
 //! scheduled by browser events, led by one tab per database.
 //!
 //! - `transport`: core's `Transport` over gloo-net (`POST /push`, `GET /pull`);
-//! - `local_store` (+ `local_store_tx`, `local_store.js`): core's `LocalStore` over the store's IndexedDB database;
+//! - `local_store`: core's `OutboxStore` over the store's IndexedDB database (the store's `sync_ops`);
 //! - `schedule`: the agent: when to sync, leadership, retries, status;
 //! - `lock`: Web Locks (one leader per database); `tabs`: messages between instances;
 //! - `events`: the server's event stream; `triggers`: `online`/`offline`/`visibilitychange`;
@@ -15,7 +15,6 @@
 
 mod events;
 pub mod local_store;
-mod local_store_tx;
 mod lock;
 pub mod options;
 mod read_ahead;

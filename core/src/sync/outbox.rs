@@ -283,9 +283,7 @@ impl Walk {
     pub fn settled(&mut self, ops: &[StoreOp]) {
         let settled: Vec<(DocKey, Hlc)> = ops
             .iter()
-            .filter(|op| {
-                !matches!(op, StoreOp::Put { change, pending: true, expect: Some(e) } if change.hlc < *e)
-            })
+            .filter(|op| op.restamped_from().is_none())
             .filter_map(|op| op.expect().map(|h| (op.key(), h.clone())))
             .collect();
         self.handled(settled.iter().map(|(k, h)| (k, h)));

@@ -96,6 +96,19 @@ impl StoreOp {
         }
     }
 
+    /// For a pending version stamped lower than the one it replaces (an edit re-stamped after
+    /// `CLOCK_AHEAD`): the old stamp. Its new place in the outbox is below the old one.
+    pub fn restamped_from(&self) -> Option<&Hlc> {
+        match self {
+            StoreOp::Put {
+                change,
+                pending: true,
+                expect: Some(old),
+            } if change.hlc < *old => Some(old),
+            _ => None,
+        }
+    }
+
     pub fn expect(&self) -> Option<&Hlc> {
         match self {
             StoreOp::Put { expect, .. } => expect.as_ref(),

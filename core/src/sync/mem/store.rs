@@ -284,17 +284,11 @@ impl LocalStore for MemStore {
         for op in ops {
             match op {
                 StoreOp::Put {
-                    change,
-                    pending,
-                    expect,
+                    change, pending, ..
                 } => {
                     let key = DocKey::of(change);
-                    if let Some(old) = expect {
-                        // Only a re-stamp moves a local edit's stamp back.
-                        if *pending && old.node == change.hlc.node && change.hlc < *old {
-                            let entry = (old.clone(), change.clone());
-                            st.restamps.push(entry);
-                        }
+                    if let Some(old) = op.restamped_from() {
+                        st.restamps.push((old.clone(), change.clone()));
                     }
                     if *pending {
                         st.outbox

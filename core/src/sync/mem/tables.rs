@@ -339,16 +339,11 @@ impl OutboxStorage for MemTables {
             let key = op.key();
             match op {
                 StoreOp::Put {
-                    change,
-                    pending,
-                    expect,
+                    change, pending, ..
                 } => {
-                    // Only a re-stamp moves a local edit's stamp back.
-                    if let Some(old) = expect {
-                        if *pending && old.node == change.hlc.node && change.hlc < *old {
-                            let entry = (old.clone(), change.clone());
-                            self.shared.restamps.borrow_mut().push(entry);
-                        }
+                    if let Some(old) = op.restamped_from() {
+                        let entry = (old.clone(), change.clone());
+                        self.shared.restamps.borrow_mut().push(entry);
                     }
                     let record = Record {
                         change: Change {

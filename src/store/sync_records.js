@@ -1,4 +1,5 @@
-// Record-level logic of the sync engine's IndexedDB transactions (`local_store_tx.rs` issues the
+// @ts-check (tests/types/tsconfig.src.json checks this file in CI)
+// Record-level logic of the store's sync operations (`sync_ops.rs` issues the
 // requests, through rexie): these functions only look at and reshape records already read, in JavaScript, so
 // documents never cross into WASM field by field, and a page or batch crosses as one JSON text.
 //
