@@ -342,7 +342,7 @@ async fn write_meta(tx: &Tx, values: &[(&str, JsValue)]) -> Result<()> {
     Ok(())
 }
 
-/// Parses JSON text produced by `local_store.js`; anything else is a storage error (a corrupt record).
+/// Parses JSON text produced by `sync_records.js`; anything else is a storage error (a corrupt record).
 fn parse<T: serde::de::DeserializeOwned>(text: &str, what: &str) -> Result<T> {
     serde_json::from_str(text).map_err(|e| {
         Error::storage(

@@ -91,7 +91,7 @@ impl Db {
         }
     }
 
-    /// The `$pending` index read of `pending_rows` in `local_store_tx.rs`.
+    /// The `$pending` index read of `read_pending` in `src/store/sync_ops.rs`.
     fn read_batch(&self, from: &OutboxPos, limit: usize) -> Vec<OutboxRow> {
         let mut collections: Vec<String> = self.records.keys().cloned().collect();
         collections.sort_by(|a, b| cmp_str(a, b));
