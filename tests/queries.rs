@@ -70,6 +70,25 @@ async fn paged_reference(items: &ferrosync::Collection, text: &str) -> Vec<Strin
         .collect()
 }
 
+/// Paging `text` (a query without a limit, of more than ten results) with limits 1, 7 and 50 gives
+/// its results in order; the second page of five (`after` the fifth result) gives the next five.
+/// Returns that second page's query.
+async fn check_pages(items: &ferrosync::Collection, text: &str) -> String {
+    let all = ids(items, text).await;
+    assert!(all.len() > 10, "{text}: the data has several pages");
+    for limit in [1, 7, 50] {
+        let got: Vec<String> = pages(items, text, limit).await.concat();
+        assert_eq!(got, all, "{text} by {limit}");
+    }
+    let second = format!(
+        "{}, \"limit\": 5, \"after\": {}}}",
+        &text[..text.len() - 1],
+        get(items, &all[4]).await
+    );
+    assert_eq!(ids(items, &second).await, all[5..10].to_vec(), "{second}");
+    second
+}
+
 /// Two functions: one hides `getAllRecords` from IndexedDB (as in browsers without it, so reads
 /// take the cursor path), the other puts it back.
 fn get_all_records_switch() -> (js_sys::Function, js_sys::Function) {
@@ -690,18 +709,7 @@ async fn compound_indexes_walk_backwards_for_descending_orders() {
         if i == paged.len() {
             restore.call0(&JsValue::NULL).unwrap();
         }
-        let all = ids(&items, text).await;
-        assert!(all.len() > 10, "{text}: the data has several pages");
-        for limit in [1, 7, 50] {
-            let got: Vec<String> = pages(&items, text, limit).await.concat();
-            assert_eq!(got, all, "{text} by {limit}");
-        }
-        let second = format!(
-            "{}, \"limit\": 5, \"after\": {}}}",
-            &text[..text.len() - 1],
-            get(&items, &all[4]).await
-        );
-        assert_eq!(ids(&items, &second).await, all[5..10].to_vec(), "{second}");
+        let second = check_pages(&items, text).await;
         assert_eq!(
             &db.store()
                 .explain("items", &Query::parse(&second).unwrap())
@@ -799,17 +807,7 @@ async fn pages_after_pages_equal_one_query() {
         ),
     ];
     for (text, plan) in queries {
-        let all = ids(&items, text).await;
-        assert!(all.len() > 10, "{text}: the data has several pages");
-        for limit in [1, 7, 50] {
-            let got: Vec<String> = pages(&items, text, limit).await.concat();
-            assert_eq!(got, all, "{text} by {limit}");
-        }
-        let second = format!(
-            "{}, \"limit\": 5, \"after\": {}}}",
-            &text[..text.len() - 1],
-            get(&items, &all[4]).await
-        );
+        let second = check_pages(&items, text).await;
         assert_eq!(
             &store
                 .explain("items", &Query::parse(&second).unwrap())
@@ -818,7 +816,6 @@ async fn pages_after_pages_equal_one_query() {
             plan,
             "{second}"
         );
-        assert_eq!(ids(&items, &second).await, all[5..10].to_vec());
     }
     // Deletes between pages: a document of the previous page (the page start itself) and one
     // not yet read.
