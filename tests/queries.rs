@@ -918,7 +918,7 @@ fn compound_keys_agree_between_javascript_and_rust() {
         .collect();
     let from_rust = serde_json::to_string(&from_rust).unwrap();
     let arr: js_sys::Array = wasm_bindgen::JsCast::unchecked_into(json(docs));
-    let recs = build_records("h", &arr, &index_paths(&infos), None).unwrap();
+    let recs = build_records("h", "h", &arr, &index_paths(&infos), None).unwrap();
     let from_js: Vec<String> = recs.iter().map(|r| to_json(&prop(&r, "ix"))).collect();
     let from_js = format!("[{}]", from_js.join(","));
     // Through JavaScript's JSON both ways, so `2.0` and `2` (the same IndexedDB key) compare equal.

@@ -252,10 +252,24 @@ async fn a_device_two_hours_ahead_gets_every_write_accepted_in_one_sync() {
     );
     let fixed = hlc_wall(&a.record("tasks", "w0").await) - js_sys::Date::now();
     assert!(fixed.abs() < 60_000.0, "re-stamped: {fixed}");
-    // Later writes are stamped sanely too (the clock came back).
+    // Later writes are stamped sanely too (the clock came back), but queued above every place
+    // given before the clock came back: the floor kept in `_meta` (the watermark may have passed
+    // the old places, two hours ahead).
+    let floor = with_raw_idb(&a.name, &meta_get("place")).await;
+    let floor = floor
+        .as_string()
+        .expect("a place floor kept after the rewind");
+    assert!(
+        wall_of(&floor) - js_sys::Date::now() > 3_600_000.0,
+        "{floor}"
+    );
     a.put("tasks", r#"{"id": "later", "v": 1}"#).await;
     let later = hlc_wall(&a.record("tasks", "later").await) - js_sys::Date::now();
     assert!(later.abs() < 60_000.0, "later write: {later}");
+    let pend = prop(&a.record("tasks", "later").await, "pend")
+        .as_string()
+        .unwrap();
+    assert!(pend > floor, "later write queued at {pend}, above {floor}");
     a.sync().await;
     let b = device(&unique("b"), &token, Opts::default()).await;
     b.settled().await;
@@ -268,8 +282,78 @@ async fn a_device_two_hours_ahead_gets_every_write_accepted_in_one_sync() {
 }
 
 fn hlc_wall(record: &JsValue) -> f64 {
-    let hlc = prop(record, "hlc").as_string().unwrap();
+    wall_of(&prop(record, "hlc").as_string().unwrap())
+}
+
+/// The wall time (ms) of an encoded HLC.
+fn wall_of(hlc: &str) -> f64 {
     u64::from_str_radix(&hlc[..12], 16).unwrap() as f64
+}
+
+/// A `with_raw_idb` body reading one `_meta` value.
+fn meta_get(key: &str) -> String {
+    format!(
+        r#"return await new Promise((resolve, reject) => {{
+            const r = db.transaction("_meta").objectStore("_meta").get("{key}");
+            r.onsuccess = () => resolve(r.result);
+            r.onerror = () => reject(r.error);
+        }});"#
+    )
+}
+
+#[wasm_bindgen_test]
+async fn a_write_after_the_clock_was_wound_back_lands_above_every_watermark() {
+    // Failed before the fix: a write's place in the outbox was its HLC, and after `CLOCK_AHEAD`
+    // wound the clock back it fell below a watermark saved from a place stamped ahead (found by
+    // core's browser-outbox simulation): the store counted it acknowledged, and it never reached
+    // the server. Here the database is put in the state such a rewind leaves: the clock now, the
+    // watermark and the highest place given an hour ahead.
+    clear_faults().await;
+    let token = unique("rewound");
+    let name = unique("a");
+    let a = device(&name, &token, Opts::default()).await;
+    a.put("tasks", r#"{"id": "x", "v": 1}"#).await;
+    a.sync().await;
+    a.db.close();
+    let ahead = format!("{:012x}", js_sys::Date::now() as u64 + 3_600_000);
+    with_raw_idb(
+        &name,
+        &format!(
+            r#"const tx = db.transaction("_meta", "readwrite");
+            const meta = tx.objectStore("_meta");
+            const r = meta.get("clientId");
+            r.onsuccess = () => {{
+                const place = "{ahead}-000000-" + r.result;
+                meta.put([place, "x"], "outbox:tasks");
+                meta.put(place, "place");
+            }};
+            await new Promise((resolve, reject) => {{
+                tx.oncomplete = resolve;
+                tx.onerror = () => reject(tx.error);
+            }});"#
+        ),
+    )
+    .await;
+    let a = device(&name, &token, Opts::default()).await;
+    a.put("tasks", r#"{"id": "y", "v": 2}"#).await;
+    a.delete("tasks", "x").await;
+    let hlc = hlc_wall(&a.record("tasks", "y").await) - js_sys::Date::now();
+    assert!(hlc.abs() < 60_000.0, "stamped now: {hlc}");
+    assert_eq!(a.pending().await, 2, "both writes queued");
+    a.sync().await;
+    assert_eq!(a.pending().await, 0, "{}", to_json(&a.status()));
+    let mut feed: Vec<String> = server_feed(&token)
+        .await
+        .iter()
+        .map(|c| {
+            let id = prop(c, "id").as_string().unwrap();
+            let deleted = prop(c, "deleted").as_bool().unwrap_or(false);
+            format!("{id}{}", if deleted { " deleted" } else { "" })
+        })
+        .collect();
+    feed.sort();
+    assert_eq!(feed, ["x deleted", "y"], "both writes on the server");
+    a.close_and_destroy().await;
 }
 
 /// Runs `body` (JS, with `db` an open IndexedDB connection to database `name`) and awaits it.

@@ -22,6 +22,9 @@ pub const PENDING: &str = "$pending";
 pub const CLIENT_ID: &str = "clientId";
 /// `_meta` key: the last HLC issued by any tab.
 pub const CLOCK: &str = "clock";
+/// `_meta` key: the highest outbox place given, kept when the clock is wound back below it (core's
+/// `outbox::Places`); absent while the clock is above every place.
+pub const PLACE: &str = "place";
 /// `_meta` key: the random marker of this database (see `meta.rs`).
 pub const INSTANCE: &str = "instance";
 /// `_meta` key: a readable description of the stores and indexes (for humans and tools).
@@ -50,7 +53,7 @@ pub const F_ID: &str = "id";
 pub const F_IX: &str = "ix";
 /// Set on tombstones only (the deleting HLC): the key path of `$tombstones`.
 pub const F_TOMB: &str = "tomb";
-/// The HLC of the local write that put the record in the outbox (`$pending` is `[pend, id]`).
+/// The record's place in the outbox (`$pending` is `[pend, id]`): see `records.rs`.
 pub const F_PEND: &str = "pend";
 /// The version a local edit was made on (collections with a custom resolver).
 pub const F_BASE: &str = "base";

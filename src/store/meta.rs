@@ -16,7 +16,7 @@ use wasm_bindgen::JsValue;
 use web_sys::IdbDatabase;
 
 use super::indexeddb::{from_rexie, Tx};
-use super::layout::{CLIENT_ID, CLOCK, INSTANCE, META};
+use super::layout::{CLIENT_ID, CLOCK, INSTANCE, META, PLACE};
 use crate::error::{Error, Result};
 
 /// 16 lower-case hex digits (64 random bits): short, because it is part of every HLC.
@@ -66,21 +66,38 @@ pub async fn identity(db: &IdbDatabase, keep: Option<&str>) -> Result<(String, S
     tx.finish(work).await
 }
 
-/// The persisted clock (a request of the caller's transaction, issued when first polled).
-pub async fn read_clock(meta: &rexie::Store) -> Result<Option<Hlc>> {
-    match from_rexie(meta.get(CLOCK.into()).await)?.and_then(|v| v.as_string()) {
+/// The persisted clock and outbox place floor (requests of the caller's transaction, issued when
+/// first polled).
+pub async fn read_stamps(meta: &rexie::Store) -> Result<(Option<Hlc>, Option<Hlc>)> {
+    let (clock, place) = futures::join!(read_hlc(meta, CLOCK), read_hlc(meta, PLACE));
+    Ok((clock?, place?))
+}
+
+async fn read_hlc(meta: &rexie::Store, key: &str) -> Result<Option<Hlc>> {
+    match from_rexie(meta.get(key.into()).await)?.and_then(|v| v.as_string()) {
         None => Ok(None),
         Some(s) => s
             .parse()
             .map(Some)
-            .map_err(|e| Error::storage("DataError", format!("stored clock: {e}"))),
+            .map_err(|e| Error::storage("DataError", format!("stored {key}: {e}"))),
     }
 }
 
-/// Writes the clock (issued when first polled).
-pub async fn write_clock(meta: &rexie::Store, hlc: &Hlc) -> Result<()> {
+/// Writes the clock, and the place floor when given (issued when first polled).
+pub async fn write_stamps(meta: &rexie::Store, clock: &Hlc, place: Option<&Hlc>) -> Result<()> {
+    let place = async {
+        match place {
+            Some(p) => write_hlc(meta, PLACE, p).await,
+            None => Ok(()),
+        }
+    };
+    let (clock, place) = futures::join!(write_hlc(meta, CLOCK, clock), place);
+    clock.and(place)
+}
+
+async fn write_hlc(meta: &rexie::Store, key: &str, hlc: &Hlc) -> Result<()> {
     from_rexie(
-        meta.put(&JsValue::from_str(&hlc.encode()), Some(&CLOCK.into()))
+        meta.put(&JsValue::from_str(&hlc.encode()), Some(&key.into()))
             .await,
     )?;
     Ok(())

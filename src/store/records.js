@@ -1,7 +1,8 @@
 // @ts-check (tests/types/tsconfig.src.json checks this file in CI)
 // Hot loops over records, kept in JavaScript so documents cross into WASM only as the few fields Rust
 // must inspect. Layout (see records.rs): live { id, hlc, doc, ix?, pend? }, tombstone
-// { id, hlc, tomb, pend? }; `pend` (= the HLC of a local write) puts the record in the outbox.
+// { id, hlc, tomb, pend? }; `pend` (the place of a local write: its HLC, or above the highest
+// place given when the clock was wound back, core's `outbox::Places`) puts the record in the outbox.
 
 const CANONICAL_INDEX = /^(0|[1-9][0-9]*)$/;
 const hasOwn = Object.prototype.hasOwnProperty;
@@ -51,8 +52,8 @@ function compoundKeyOf(doc, list) {
   return out;
 }
 
-/** The records of a batch, each marked pending sync (Rust puts them through rexie). */
-export function buildRecords(hlc, docs, paths, fieldsJson) {
+/** The records of a batch, each marked pending sync at `pend` (Rust puts them through rexie). */
+export function buildRecords(hlc, pend, docs, paths, fieldsJson) {
   // Per-field HLCs of `merge` collections (sync hook, src/store/fields.rs).
   const fs = fieldsJson === undefined ? undefined : JSON.parse(fieldsJson);
   const indexed = paths.length > 0;
@@ -60,16 +61,16 @@ export function buildRecords(hlc, docs, paths, fieldsJson) {
   for (let i = 0; i < docs.length; i++) {
     const doc = docs[i];
     const id = doc.id;
-    const rec = indexed ? { id, hlc, doc, ix: projection(doc, paths), pend: hlc } : { id, hlc, doc, pend: hlc };
+    const rec = indexed ? { id, hlc, doc, ix: projection(doc, paths), pend } : { id, hlc, doc, pend };
     if (fs !== undefined && fs[i] !== null) rec.fields = fs[i];
     out[i] = rec;
   }
   return out;
 }
 
-/** A local delete's record: a tombstone pending sync. */
-export function tombstone(id, hlc) {
-  return { id, hlc, tomb: hlc, pend: hlc };
+/** A local delete's record: a tombstone pending sync at `pend`. */
+export function tombstone(id, hlc, pend) {
+  return { id, hlc, tomb: hlc, pend };
 }
 
 /** The document of a live record, `undefined` for a tombstone or no record. */

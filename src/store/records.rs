@@ -7,8 +7,9 @@
 //!   `layout::ident(path)`; the IndexedDB indexes point at `ix.<ident>`.
 //! - tombstone: `{ id, hlc, tomb }` (`tomb` = the deleting HLC): no `doc`, no `ix`, so tombstones are
 //!   in no secondary index, and the `$tombstones` index (key path `tomb`) counts them.
-//! - `pend` (optional): the HLC of the local write that put the record in the outbox. The
-//!   `$pending` index (key path `[pend, id]`) orders the outbox by it, and the server's
+//! - `pend` (optional): the place in the outbox of the write that queued the record: its HLC, or
+//!   just above the highest place given when the clock was wound back below it (core's
+//!   `outbox::Places`). The `$pending` index (key path `[pend, id]`) orders the outbox by it, and the server's
 //!   acknowledgements move a per-collection watermark along that order (`_meta` key
 //!   `outbox:<collection>`, see `outbox.rs`): a record is pending when its `[pend, id]` is above the
 //!   watermark. A write marks its record in the same put, and an acknowledgement is one small
@@ -64,10 +65,11 @@ pub fn set_base(record: &JsValue, base: &JsValue) -> Result<()> {
 
 #[wasm_bindgen(module = "/src/store/records.js")]
 extern "C" {
-    /// The records of a batch of documents (same order), marked pending sync.
+    /// The records of a batch of documents (same order), marked pending sync at `pend`.
     #[wasm_bindgen(catch, js_name = buildRecords)]
     pub fn build_records(
         hlc: &str,
+        pend: &str,
         docs: &Array,
         index_paths: &Array,
         fields_json: Option<String>,
@@ -80,7 +82,7 @@ extern "C" {
     #[wasm_bindgen(js_name = keyOf)]
     pub fn key_of(value: &JsValue) -> JsValue;
 
-    pub fn tombstone(id: &str, hlc: &str) -> JsValue;
+    pub fn tombstone(id: &str, hlc: &str, pend: &str) -> JsValue;
 
     #[wasm_bindgen(js_name = docOf)]
     fn doc_of_js(record: &JsValue) -> JsValue;

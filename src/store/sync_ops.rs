@@ -33,7 +33,7 @@ use ferrosync_core::sync::{LocalDoc, PendingKind, StoreOp};
 use serde::{Deserialize, Serialize};
 
 use super::indexeddb::{self, dom_error, from_rexie, join_requests, Tx};
-use super::layout::{sync_keys, watermark_key, CLOCK, META, PENDING};
+use super::layout::{sync_keys, watermark_key, CLOCK, META, PENDING, PLACE};
 use super::outbox::watermark;
 use super::records::{self, SyncedRecord};
 use super::schema::collection_stores;
@@ -53,6 +53,7 @@ extern "C" {
     #[wasm_bindgen(catch, js_name = loadedJson)]
     fn loaded_json(
         clock: &JsValue,
+        place: &JsValue,
         keys: &JsValue,
         found: &Map,
         marks: &Map,
@@ -204,8 +205,9 @@ async fn read_groups(tx: &Tx, groups: &BTreeMap<&str, Vec<&str>>) -> Result<Map>
     Ok(out)
 }
 
-/// The local versions of `keys` (collection, id) with their outbox state, and the persisted clock,
-/// as JSON text of `{ clock, docs: [{ change, pending: null | "edit" | "resync" } | null] }`; and
+/// The local versions of `keys` (collection, id) with their outbox state, and the persisted clock
+/// and place floor, as JSON text of
+/// `{ clock, place, docs: [{ change, pending: null | "edit" | "resync" } | null] }`; and
 /// the records read (collection -> (id -> record)), for `apply_ops` in the same transaction.
 async fn load_docs(tx: &Tx, keys: &[DocKey], known: &[String]) -> Result<(String, Map)> {
     let groups = group(
@@ -214,12 +216,14 @@ async fn load_docs(tx: &Tx, keys: &[DocKey], known: &[String]) -> Result<(String
     );
     let collections: Vec<String> = groups.keys().map(|c| c.to_string()).collect();
     let meta = tx.store(META)?;
-    let (clock, marks, found) = futures::join!(
+    let (clock, place, marks, found) = futures::join!(
         meta.get(CLOCK.into()),
+        meta.get(PLACE.into()),
         read_marks(&meta, &collections),
         read_groups(tx, &groups)
     );
     let clock = from_rexie(clock)?.unwrap_or(JsValue::UNDEFINED);
+    let place = from_rexie(place)?.unwrap_or(JsValue::UNDEFINED);
     let marks_map = Map::new();
     for (c, m) in collections.iter().zip(marks?) {
         if !m.is_undefined() {
@@ -232,21 +236,21 @@ async fn load_docs(tx: &Tx, keys: &[DocKey], known: &[String]) -> Result<(String
         .collect();
     let found = found?;
     Ok((
-        json_text(loaded_json(&clock, &keys_js, &found, &marks_map))?,
+        json_text(loaded_json(&clock, &place, &keys_js, &found, &marks_map))?,
         found,
     ))
 }
 
 /// Writes the engine's ops planned in this transaction (`ops_js`, see `planApply` in
-/// sync_records.js) over the records `load_docs` read (`found`), with `cursor` and `clock` (None:
-/// the persisted one stays) in `_meta`. The preconditions were checked by core against what
+/// sync_records.js) over the records `load_docs` read (`found`), with `cursor` and `stamps` (the
+/// clock and the place floor; None: the persisted one stays) in `_meta`. The preconditions were checked by core against what
 /// `load_docs` read in this same transaction.
 async fn apply_ops(
     tx: &Tx,
     ops_js: &JsValue,
     found: &Map,
     cursor: Option<&str>,
-    clock: Option<&Hlc>,
+    stamps: &[(&str, Option<&Hlc>)],
 ) -> Result<()> {
     let meta_st = tx.store(META)?;
     let plan: Array = plan_apply(ops_js, found).unchecked_into();
@@ -261,8 +265,10 @@ async fn apply_ops(
     if let Some(c) = cursor {
         meta_puts.push((JsValue::from_str(c), JsValue::from_str(sync_keys::CURSOR)));
     }
-    if let Some(c) = clock {
-        meta_puts.push((JsValue::from_str(&c.encode()), JsValue::from_str(CLOCK)));
+    for (key, value) in stamps {
+        if let Some(v) = value {
+            meta_puts.push((JsValue::from_str(&v.encode()), JsValue::from_str(key)));
+        }
     }
     let records = join_requests(
         stores
@@ -387,6 +393,7 @@ struct LoadedDoc {
 #[derive(Deserialize)]
 struct LoadedText {
     clock: Option<String>,
+    place: Option<String>,
     docs: Vec<Option<LoadedDoc>>,
 }
 
@@ -395,6 +402,7 @@ fn loaded(text: &str) -> Result<Loaded> {
     let loaded: LoadedText = parse(text, "documents")?;
     Ok(Loaded {
         clock: loaded.clock.as_deref().and_then(|c| c.parse::<Hlc>().ok()),
+        place: loaded.place.as_deref().and_then(|c| c.parse::<Hlc>().ok()),
         docs: loaded
             .docs
             .into_iter()
@@ -512,9 +520,13 @@ pub async fn write<'a>(
                 tx.roll_back().await;
                 return Ok(None);
             };
-            let text = ops_text(&conn, &planned.ops, planned.requeue_at.as_ref(), &known)?;
+            let text = ops_text(&conn, &planned.ops, &planned.places, &known)?;
             let ops_js = js_sys::JSON::parse(&text).map_err(|e| dom_error(&e))?;
-            apply_ops(&tx, &ops_js, &found, planned.cursor, planned.clock.as_ref()).await?;
+            let stamps = [
+                (CLOCK, planned.clock.as_ref()),
+                (PLACE, planned.place.as_ref()),
+            ];
+            apply_ops(&tx, &ops_js, &found, planned.cursor, &stamps).await?;
             Ok(Some(planned.ops))
         },
     )
@@ -594,11 +606,11 @@ pub async fn read_outbox(
 fn ops_text(
     conn: &Conn,
     ops: &[StoreOp],
-    requeue_at: Option<&Hlc>,
+    places: &[Option<Hlc>],
     known: &[String],
 ) -> Result<String> {
     let mut out = Vec::with_capacity(ops.len());
-    for op in ops {
+    for (op, place) in ops.iter().zip(places) {
         let (collection, id) = match op {
             StoreOp::Put { change, .. } => (change.collection.as_str(), change.id.as_str()),
             StoreOp::Unpend { key, .. } | StoreOp::Requeue { key, .. } => {
@@ -619,10 +631,14 @@ fn ops_text(
                     _ => None,
                 };
                 let record = SyncedRecord::of(change, ix);
-                (Some(record), if *pending { "put" } else { "ack" }, None)
+                (
+                    Some(record),
+                    if *pending { "put" } else { "ack" },
+                    place.as_ref(),
+                )
             }
             StoreOp::Unpend { .. } => (None, "ack", None),
-            StoreOp::Requeue { .. } => (None, "requeue", requeue_at),
+            StoreOp::Requeue { .. } => (None, "requeue", place.as_ref()),
         };
         out.push(OpOut {
             c: collection,
@@ -636,8 +652,8 @@ fn ops_text(
         .map_err(|e| Error::storage("DataError", format!("encoding records: {e}")))
 }
 
-/// One op of `planApply` (`sync_records.js`): `outbox` "put" (the record is pending), "ack"
-/// (acknowledged) or "requeue" (pending at the new place `pend`).
+/// One op of `planApply` (`sync_records.js`): `outbox` "put" (the record is pending at `pend`),
+/// "ack" (acknowledged) or "requeue" (pending at the new place `pend`).
 #[derive(Serialize)]
 struct OpOut<'a> {
     c: &'a str,

@@ -3,11 +3,11 @@
 // requests, through rexie): these functions only look at and reshape records already read, in JavaScript, so
 // documents never cross into WASM field by field, and a page or batch crosses as one JSON text.
 //
-// Record layout (src/store/records.rs): live { id, hlc, doc, ix?, fields?, pend?, resync? },
-// tombstone { id, hlc, tomb, fields?, pend?, resync? }. The outbox (src/store/outbox.rs): `pend`
-// (the HLC of a local write) puts a record in the `$pending` index at [pend, id]; it is pending while
-// that key is above the collection's watermark (`_meta` "outbox:<collection>"), which
-// acknowledgements move forward. `resync: true` marks a version queued again by a server reset
+// Record layout (src/store/records.rs): live { id, hlc, doc, ix?, fields?, base?, pend?, resync? },
+// tombstone { id, hlc, tomb, fields?, base?, pend?, resync? }. The outbox (src/store/outbox.rs):
+// `pend` (the place of the write that queued it, core's `outbox::Places`) puts a record in the
+// `$pending` index at [pend, id]; it is pending while that key is above the collection's watermark
+// (`_meta` "outbox:<collection>"), which acknowledgements move forward. `resync: true` marks a version queued again by a server reset
 // rather than edited locally.
 
 /** The change (wire format) a record stands for. */
@@ -55,22 +55,24 @@ export function byId(records) {
 }
 
 /**
- * JSON text of { clock, docs: [{ change, pending: null | "edit" | "resync" } | null] }, aligned with
- * `keys` ([[c, id]]); `found` maps collection -> (Map id -> record), `marks` collection -> watermark.
+ * JSON text of { clock, place, docs: [{ change, pending: null | "edit" | "resync" } | null] },
+ * aligned with `keys` ([[c, id]]); `found` maps collection -> (Map id -> record), `marks`
+ * collection -> watermark.
  */
-export function loadedJson(clock, keys, found, marks) {
+export function loadedJson(clock, place, keys, found, marks) {
   const docs = keys.map(([collection, id]) => {
     const m = found.get(collection);
     const rec = m === undefined ? undefined : m.get(id);
     return rec === undefined ? null : { change: changeOf(collection, rec), pending: pendingOf(rec, marks.get(collection)) };
   });
-  return JSON.stringify({ clock: typeof clock === "string" ? clock : null, docs });
+  const text = (v) => (typeof v === "string" ? v : null);
+  return JSON.stringify({ clock: text(clock), place: text(place), docs });
 }
 
 /**
  * The puts of a page of engine ops, whose preconditions core checked against the records this
  * transaction read. `ops`: [{ c, id, record?, outbox: "put" | "ack" | "requeue", pend? }] ("put":
- * the new record is pending, in the outbox at its own HLC, which is newer than any watermark;
+ * the new record is pending, in the outbox at `pend`, above every place given before;
  * "ack": it is, or the current one becomes, acknowledged; "requeue": the current record stays
  * pending at the new place `pend`); `found`: collection -> (Map id -> current record). Returns
  * [[collection, [record]]].
@@ -95,7 +97,7 @@ export function planApply(ops, found) {
       delete rec.pend;
       delete rec.resync;
     } else if (op.outbox === "put") {
-      rec.pend = rec.hlc;
+      rec.pend = op.pend;
     }
     let list = puts.get(op.c);
     if (list === undefined) puts.set(op.c, (list = []));

@@ -1,10 +1,11 @@
 //! Writes: one IndexedDB transaction per call over the collection and `_meta`.
 //!
 //! Shape of every write transaction (no foreign await anywhere inside it):
-//! 1. read the persisted clock (the transaction's own request),
+//! 1. read the persisted clock and outbox place floor (the transaction's own requests),
 //! 2. stamp one HLC for the whole call, issue every record put at once (each record carries its
-//!    pending-sync marker, so a committed write is always in the outbox),
-//! 3. write the clock back, await `complete` (or the abort reason: quota, etc.).
+//!    place in the outbox, so a committed write is always in the outbox: core's `outbox::Places`),
+//! 3. write the clock back (and the place floor, when the clock was wound back below it), await
+//!    `complete` (or the abort reason: quota, etc.).
 //!
 //! Small writes do not wait for the clock read (step 2 uses this instance's clock) unless the
 //! collection records per-field HLCs; if the read then shows a later clock (another tab wrote),
@@ -14,6 +15,7 @@
 
 use std::rc::Rc;
 
+use ferrosync_core::sync::outbox::Places;
 use ferrosync_core::Hlc;
 use js_sys::Array;
 use wasm_bindgen::JsValue;
@@ -102,28 +104,32 @@ async fn put_requests(
     // Small writes without per-field HLCs to carry forward go out at once, stamped by this
     // instance's clock, together with the read of the persisted clock instead of after it: one
     // round trip to IndexedDB's backend less per write (a third of a single put's time, measured in
-    // bench/). The persisted clock is ahead only when another tab or instance wrote since; then its
-    // value (still inside this transaction) re-stamps everything below, and those puts replace these
+    // bench/). The persisted clock (or place floor) is ahead only when another tab or instance wrote
+    // since, or sync wound the clock back; then its value (still inside this transaction)
+    // re-stamps everything below, and those puts replace these
     // (a transaction's requests run in order), so what commits is the same. Large batches wait
     // instead: the round trip is nothing next to them, and re-issuing one would not be.
-    let persisted = if !tracks && !bases && prepared.len() <= EARLY_MAX {
+    let (persisted, place) = if !tracks && !bases && prepared.len() <= EARLY_MAX {
         let hlc = store.tick(None);
-        let recs = records::build_records(&hlc.encode(), docs, &index_paths, None)
+        let stamp = hlc.encode();
+        let recs = records::build_records(&stamp, &stamp, docs, &index_paths, None)
             .map_err(|e| dom_error(&e))?;
         let (persisted, puts, clock) = futures::join!(
-            meta::read_clock(meta_st),
+            meta::read_stamps(meta_st),
             put_records(st, &recs),
-            meta::write_clock(meta_st, &hlc)
+            meta::write_stamps(meta_st, &hlc, None)
         );
         puts?;
         clock?;
-        let persisted = persisted?;
-        if persisted.as_ref().is_none_or(|p| *p < hlc) {
+        let (persisted, place) = persisted?;
+        // Both below: the puts' place (`hlc`) is above every place given (`Places`).
+        let below = |h: &Option<Hlc>| h.as_ref().is_none_or(|p| *p < hlc);
+        if below(&persisted) && below(&place) {
             return Ok(hlc);
         }
-        persisted
+        (persisted, place)
     } else {
-        meta::read_clock(meta_st).await?
+        meta::read_stamps(meta_st).await?
     };
     // Sync hook: `merge` collections read the previous records to carry their per-field HLCs
     // forward, custom-resolver ones to record the version each edit is made on.
@@ -138,11 +144,13 @@ async fn put_requests(
         None
     };
     let hlc = store.tick(persisted.as_ref());
+    let mut places = Places::new(persisted.as_ref(), place.as_ref());
+    let pend = places.next(&hlc);
     let fields = match &prev {
         Some(prev) if tracks => Some(super::fields::for_puts(collection, prev, prepared, &hlc)?),
         _ => None,
     };
-    let recs = records::build_records(&hlc.encode(), docs, &index_paths, fields)
+    let recs = records::build_records(&hlc.encode(), &pend.encode(), docs, &index_paths, fields)
         .map_err(|e| dom_error(&e))?;
     if let (true, Some(prev)) = (bases, &prev) {
         for (rec, prev) in recs.iter().zip(prev) {
@@ -151,7 +159,11 @@ async fn put_requests(
             }
         }
     }
-    let (puts, clock) = futures::join!(put_records(st, &recs), meta::write_clock(meta_st, &hlc));
+    let place = places.to_persist(Some(&hlc));
+    let (puts, clock) = futures::join!(
+        put_records(st, &recs),
+        meta::write_stamps(meta_st, &hlc, place.as_ref())
+    );
     puts?;
     clock?;
     Ok(hlc)
@@ -186,16 +198,18 @@ async fn delete_requests(
     st: &rexie::Store,
     meta_st: &rexie::Store,
 ) -> Result<Option<(Hlc, bool)>> {
-    let (current, persisted) =
-        futures::join!(st.get(JsValue::from_str(id)), meta::read_clock(meta_st));
+    let (current, stamps) =
+        futures::join!(st.get(JsValue::from_str(id)), meta::read_stamps(meta_st));
     let current = indexeddb::from_rexie(current)?.unwrap_or(JsValue::UNDEFINED);
-    let persisted = persisted?;
+    let (persisted, place) = stamps?;
     if records::is_tombstone(&current) {
         return Ok(None);
     }
     let was_live = !current.is_undefined();
     let stamp = store.tick(persisted.as_ref());
-    let tomb = records::tombstone(id, &stamp.encode());
+    let mut places = Places::new(persisted.as_ref(), place.as_ref());
+    let pend = places.next(&stamp);
+    let tomb = records::tombstone(id, &stamp.encode(), &pend.encode());
     if store.tracks_fields(collection) {
         // Sync hook: the tombstone of a `merge` document records when it was deleted.
         let f = super::fields::for_delete(collection, id, &current, &stamp)?;
@@ -206,7 +220,11 @@ async fn delete_requests(
             records::set_base(&tomb, &base)?;
         }
     }
-    let (put, clock) = futures::join!(st.put(&tomb, None), meta::write_clock(meta_st, &stamp));
+    let place = places.to_persist(Some(&stamp));
+    let (put, clock) = futures::join!(
+        st.put(&tomb, None),
+        meta::write_stamps(meta_st, &stamp, place.as_ref())
+    );
     indexeddb::from_rexie(put)?;
     clock?;
     Ok(Some((stamp, was_live)))

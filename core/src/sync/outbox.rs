@@ -6,7 +6,8 @@
 //! code the browser runs.
 //!
 //! Layout: a pending record carries `pend`, its place in its collection's outbox (the HLC of the
-//! write that queued it). The outbox is read collection by collection (UTF-16 order), each in
+//! write that queued it, or just above the highest place given when the clock was wound back
+//! below it: see [`Places`]). The outbox is read collection by collection (UTF-16 order), each in
 //! `[pend, id]` order above the collection's watermark (`_meta` `outbox:<collection>`), which
 //! acknowledgements move forward, never back, over a leading run of handled rows. Acknowledging
 //! is one `_meta` write per collection, not one per record, and a row edited while its push was in
@@ -112,11 +113,12 @@ pub struct Mark {
     pub id: String,
 }
 
-/// What a write transaction read: the local versions of its keys (with their outbox state) and the
-/// persisted clock.
+/// What a write transaction read: the local versions of its keys (with their outbox state), the
+/// persisted clock and the persisted place floor (see [`Places`]).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Loaded {
     pub clock: Option<Hlc>,
+    pub place: Option<Hlc>,
     pub docs: Vec<Option<LocalDoc>>,
 }
 
@@ -125,11 +127,68 @@ pub struct Loaded {
 pub struct Planned<'a> {
     /// Their preconditions hold (checked against what the transaction read).
     pub ops: Cow<'a, [StoreOp]>,
-    /// The new place of every [`StoreOp::Requeue`]: behind every row now in the outbox.
-    pub requeue_at: Option<Hlc>,
+    /// Aligned with `ops`: the place in the outbox of each op that queues a row (a pending
+    /// [`StoreOp::Put`], a [`StoreOp::Requeue`]): behind every row now in the outbox.
+    pub places: Vec<Option<Hlc>>,
     pub cursor: Option<&'a str>,
     /// The clock to persist (None: the persisted one stays).
     pub clock: Option<Hlc>,
+    /// The place floor to persist (None: the persisted one stays).
+    pub place: Option<Hlc>,
+}
+
+/// Where rows queued by one write transaction go in the outbox. A row's place is normally the HLC
+/// of the write that queued it, which the clock keeps above every earlier place. But the clock can
+/// be wound back (after `CLOCK_AHEAD`) below places already given, and below a watermark saved
+/// from one: a row placed there would never be read, so never pushed. So a place is never at or
+/// below the highest one given before (the floor: the persisted clock, or the persisted place when
+/// a rewind left it above the clock), whatever the clock says.
+#[derive(Debug, Clone)]
+pub struct Places {
+    floor: Option<Hlc>,
+    stored: Option<Hlc>,
+}
+
+impl Places {
+    /// From the persisted clock and place floor, read in the write's transaction.
+    pub fn new(clock: Option<&Hlc>, stored: Option<&Hlc>) -> Self {
+        Places {
+            floor: clock.max(stored).cloned(),
+            stored: stored.cloned(),
+        }
+    }
+
+    /// The place of a row queued by a write stamped `hlc`: `hlc`, unless that is at or below the
+    /// floor, then just above the floor.
+    pub fn next(&mut self, hlc: &Hlc) -> Hlc {
+        let place = match &self.floor {
+            Some(f) if f >= hlc => successor(f),
+            _ => hlc.clone(),
+        };
+        self.floor = Some(place.clone());
+        place
+    }
+
+    /// The place floor to persist beside `clock` (the clock persisted once the write commits):
+    /// the floor, when it is above that clock and not saved yet.
+    pub fn to_persist(&self, clock: Option<&Hlc>) -> Option<Hlc> {
+        let floor = self.floor.as_ref()?;
+        (Some(floor) > clock && Some(floor) != self.stored.as_ref()).then(|| floor.clone())
+    }
+}
+
+/// The smallest HLC above `h` (same node).
+fn successor(h: &Hlc) -> Hlc {
+    let (wall_ms, counter) = if h.counter < crate::hlc::MAX_COUNTER {
+        (h.wall_ms, h.counter + 1)
+    } else {
+        (h.wall_ms + 1, 0)
+    };
+    Hlc {
+        wall_ms,
+        counter,
+        node: h.node.clone(),
+    }
 }
 
 /// Decides, inside a write transaction, from its lineage and what it read; `None` writes nothing.
@@ -278,12 +337,11 @@ impl Walk {
     }
 
     /// The rows of committed `ops` that left their place in the outbox: each settled version was
-    /// rewritten or unmarked. Except a pending version re-stamped lower (after `CLOCK_AHEAD`):
-    /// its new place is below the old one, so the watermark must not pass the old one.
+    /// rewritten or unmarked (a version still pending, re-stamped too, is at a new place above
+    /// every row handed out: see [`Places`]).
     pub fn settled(&mut self, ops: &[StoreOp]) {
         let settled: Vec<(DocKey, Hlc)> = ops
             .iter()
-            .filter(|op| op.restamped_from().is_none())
             .filter_map(|op| op.expect().map(|h| (op.key(), h.clone())))
             .collect();
         self.handled(settled.iter().map(|(k, h)| (k, h)));
@@ -419,23 +477,42 @@ impl<S: OutboxStorage> OutboxStore<S> {
         true
     }
 
-    /// What a write of `ops` saves besides them, given the persisted clock.
+    /// What a write of `ops` saves besides them, given the persisted clock and place floor.
     fn plan<'a>(
         &self,
         ops: Cow<'a, [StoreOp]>,
         cursor: Option<&'a str>,
-        persisted: Option<&Hlc>,
+        loaded: &Loaded,
     ) -> Planned<'a> {
+        let mut places = Places::new(loaded.clock.as_ref(), loaded.place.as_ref());
         let requeue_at = ops
             .iter()
             .any(|op| matches!(op, StoreOp::Requeue { .. }))
             .then(|| self.clock.tick());
+        let rows = ops
+            .iter()
+            .map(|op| match (op, &requeue_at) {
+                (
+                    StoreOp::Put {
+                        change,
+                        pending: true,
+                        ..
+                    },
+                    _,
+                ) => Some(places.next(&change.hlc)),
+                (StoreOp::Requeue { .. }, Some(at)) => Some(places.next(at)),
+                _ => None,
+            })
+            .collect();
         let rewound = self.take_rewind();
         let clock = self.clock.last();
+        let clock = persist_clock(loaded.clock.as_ref(), &clock, rewound).then_some(clock);
+        let place = places.to_persist(clock.as_ref().or(loaded.clock.as_ref()));
         Planned {
-            requeue_at,
+            places: rows,
             cursor,
-            clock: persist_clock(persisted, &clock, rewound).then_some(clock),
+            clock,
+            place,
             ops,
         }
     }
@@ -568,11 +645,7 @@ impl<S: OutboxStorage> LocalStore for OutboxStore<S> {
                 if !expectations_hold(ops, &loaded.docs) {
                     return Ok(None);
                 }
-                Ok(Some(self.plan(
-                    Cow::Borrowed(ops),
-                    cursor,
-                    loaded.clock.as_ref(),
-                )))
+                Ok(Some(self.plan(Cow::Borrowed(ops), cursor, &loaded)))
             })
             .await?;
         if written.is_none() {
@@ -599,8 +672,7 @@ impl<S: OutboxStorage> LocalStore for OutboxStore<S> {
                 let Some(ops) = decide(&loaded.docs) else {
                     return Ok(None);
                 };
-                let persisted = loaded.clock.as_ref();
-                Ok(Some(self.plan(Cow::Owned(ops), cursor, persisted)))
+                Ok(Some(self.plan(Cow::Owned(ops), cursor, &loaded)))
             })
             .await?;
         match written {

@@ -17,7 +17,7 @@ use crate::query::cmp_str;
 use crate::sync::clock::SyncClock;
 use crate::sync::outbox::{
     cmp_place, is_pending, persist_clock, Loaded, Mark, OutboxPos, OutboxRow, OutboxStorage,
-    OutboxStore, Plan,
+    OutboxStore, Places, Plan,
 };
 use crate::sync::store::{DocKey, LocalDoc, PendingKind, StoreOp};
 
@@ -56,9 +56,10 @@ impl Record {
 struct Db {
     /// collection -> id -> record.
     records: BTreeMap<String, BTreeMap<String, Record>>,
-    /// `_meta`: the watermark of each collection, the clock, the cursor.
+    /// `_meta`: the watermark of each collection, the clock, the place floor, the cursor.
     marks: BTreeMap<String, (String, String)>,
     clock: Option<Hlc>,
+    place: Option<Hlc>,
     cursor: Option<String>,
 }
 
@@ -159,8 +160,9 @@ impl MemTables {
             .push(collection.to_string());
     }
 
-    /// A local write stamped `hlc`, as the app's `put`/`delete` does it: the new version, queued
-    /// in the outbox at its HLC, made on the version it replaces (or on that one's own base).
+    /// A local write stamped `hlc`, as the app's `put`/`delete` does it (`src/store/write.rs`): the
+    /// new version, queued in the outbox at its place, made on the version it replaces (or on that
+    /// one's own base).
     pub fn write(&self, collection: &str, id: &str, doc: Option<Value>, hlc: Hlc) -> Change {
         let track = self.shared.tracked.borrow().iter().any(|c| c == collection);
         let doc = doc.map(|mut d| {
@@ -183,13 +185,18 @@ impl MemTables {
             hlc.clone(),
             track,
         );
+        let mut places = Places::new(db.clock.as_ref(), db.place.as_ref());
+        let place = places.next(&hlc);
         db.persist(&hlc);
+        if let Some(p) = places.to_persist(db.clock.as_ref()) {
+            db.place = Some(p);
+        }
         db.put(
             &key,
             Record {
                 change: c.clone(),
                 base,
-                pend: Some(hlc.encode()),
+                pend: Some(place.encode()),
                 resync: false,
             },
         );
@@ -266,6 +273,7 @@ impl MemTables {
         let db = self.shared.db.borrow();
         Loaded {
             clock: db.clock.clone(),
+            place: db.place.clone(),
             docs: keys
                 .iter()
                 .map(|k| {
@@ -335,8 +343,9 @@ impl OutboxStorage for MemTables {
             return Ok(None);
         };
         let mut db = self.shared.db.borrow_mut();
-        for op in planned.ops.iter() {
+        for (op, place) in planned.ops.iter().zip(&planned.places) {
             let key = op.key();
+            let place = place.as_ref().map(Hlc::encode);
             match op {
                 StoreOp::Put {
                     change, pending, ..
@@ -351,7 +360,7 @@ impl OutboxStorage for MemTables {
                             ..change.clone()
                         },
                         base: change.base.clone(),
-                        pend: pending.then(|| change.hlc.encode()),
+                        pend: place.filter(|_| *pending),
                         resync: false,
                     };
                     db.put(&key, record);
@@ -367,14 +376,13 @@ impl OutboxStorage for MemTables {
                     }
                 }
                 StoreOp::Requeue { .. } => {
-                    let at = planned.requeue_at.as_ref().map(Hlc::encode);
                     if let Some(r) = db
                         .records
                         .get_mut(&key.collection)
                         .and_then(|m| m.get_mut(&key.id))
                     {
                         if r.pend.is_some() {
-                            r.pend = at;
+                            r.pend = place;
                         }
                     }
                 }
@@ -385,6 +393,9 @@ impl OutboxStorage for MemTables {
         }
         if let Some(c) = planned.clock {
             db.clock = Some(c);
+        }
+        if let Some(p) = planned.place {
+            db.place = Some(p);
         }
         Ok(Some(planned.ops))
     }

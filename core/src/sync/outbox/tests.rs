@@ -101,7 +101,9 @@ fn a_batch_continues_after_the_last_row_handed_out_only() {
 }
 
 #[test]
-fn a_version_restamped_lower_keeps_its_old_place_outstanding() {
+fn a_version_restamped_leaves_its_old_place() {
+    // Re-stamped lower (after `CLOCK_AHEAD`), it is queued at a new place above every place given
+    // (`Places`), so the watermark may pass the old one.
     let mut w = Walk::default();
     let rows = [row("a", "x", 9)];
     w.handed(&rows, 10);
@@ -114,12 +116,48 @@ fn a_version_restamped_lower_keeps_its_old_place_outstanding() {
         pending: true,
         expect: Some(hlc(9)),
     }]);
-    assert_eq!(w.marks(), vec![]);
-    w.settled(&[StoreOp::Unpend {
-        key: DocKey::new("a", "x"),
-        expect: hlc(9),
-    }]);
     assert_eq!(w.marks().len(), 1);
+}
+
+#[test]
+fn a_place_is_the_writes_hlc_while_the_clock_is_ahead_of_every_place() {
+    let mut places = Places::new(Some(&hlc(5)), None);
+    assert_eq!(places.next(&hlc(6)), hlc(6));
+    assert_eq!(places.next(&hlc(7)), hlc(7));
+    // The clock persisted with them is the highest place: nothing more to keep.
+    assert_eq!(places.to_persist(Some(&hlc(7))), None);
+}
+
+#[test]
+fn a_place_never_goes_back_when_the_clock_does() {
+    // Wound back from 9 to 3: the rows queued now go above 9, one after another.
+    let mut places = Places::new(Some(&hlc(9)), None);
+    let first = places.next(&hlc(3));
+    let second = places.next(&hlc(3));
+    let third = places.next(&hlc(4));
+    assert!(
+        hlc(9) < first && first < second && second < third,
+        "{first} {second} {third}"
+    );
+    assert!(cmp_str(&hlc(9).encode(), &first.encode()).is_lt());
+    // The clock persisted is the rewound one: the floor is kept beside it.
+    assert_eq!(places.to_persist(Some(&hlc(3))), Some(third.clone()));
+    // Read back with the rewound clock, it still puts the next rows above it...
+    let mut later = Places::new(Some(&hlc(3)), Some(&third));
+    assert!(later.next(&hlc(4)) > third);
+    // ... until the clock passes it: then places are HLCs again, and the floor is not rewritten.
+    let mut passed = Places::new(Some(&hlc(12)), Some(&third));
+    assert_eq!(passed.next(&hlc(13)), hlc(13));
+    assert_eq!(passed.to_persist(Some(&hlc(13))), None);
+    let unchanged = Places::new(Some(&hlc(3)), Some(&third));
+    assert_eq!(unchanged.to_persist(Some(&hlc(3))), None);
+}
+
+#[test]
+fn the_place_after_the_largest_counter_moves_to_the_next_millisecond() {
+    let top = Hlc::new(7, crate::hlc::MAX_COUNTER, "n").unwrap();
+    let mut places = Places::new(Some(&top), None);
+    assert_eq!(places.next(&hlc(1)), hlc(8));
 }
 
 #[test]

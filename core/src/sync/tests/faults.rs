@@ -1067,10 +1067,9 @@ fn every_fault_on_the_browser_outbox() {
 /// watermark), then re-stamped after `CLOCK_AHEAD`: its new place is below that watermark, so the
 /// store no longer counts it pending and it never reaches the server (property 1). A local write
 /// made after the rewind, or a row requeued then, lands below the mark the same way. The simple
-/// `MemStore` (one outbox row per document) cannot show it. Fix to come: outbox places that never
-/// go back when the clock does (a place clock of their own, persisted, never rewound).
+/// `MemStore` (one outbox row per document) cannot show it. Fixed by outbox places that never go
+/// back when the clock does (`outbox::Places`).
 #[test]
-#[ignore = "issue 13 item 2 on the browser outbox: a place re-stamped after CLOCK_AHEAD can fall below the watermark"]
 fn sim_clock_jumps_on_the_browser_outbox_seed_0x829e040f92fbec1d() {
     let faults = Faults {
         layout: true,
