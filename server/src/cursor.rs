@@ -2,13 +2,18 @@
 //! database the sequence belongs to, so a cursor from a reset or restored server is recognised
 //! instead of silently skipping or repeating changes; the namespace tag (8 hex digits of
 //! SHA-256 of `<epoch>:<namespace>`) names the feed, so a cursor kept across a change of account
-//! is refused instead of skipping the other namespace's first changes. Cursors written before the
-//! tag existed (`<epoch>:<seq>`) are still accepted.
+//! is refused instead of skipping the other namespace's first changes. A pull's cursor ends with
+//! `~<check>`, what was at its position ([`position_check`](crate::store::position_check)): a database restored from an older
+//! copy that kept its epoch (restored by hand, not with `ferrosync-server restore`) reuses
+//! positions, and a cursor whose check differs from the change now at its position is refused as
+//! one of another epoch instead of silently skipping the changes written since the restore.
+//! Cursors written before the tag or the check existed (`<epoch>:<seq>`, `<epoch>.<tag>:<seq>`)
+//! are still accepted.
 
 use sha2::{Digest, Sha256};
 
 use crate::error::ApiError;
-use crate::store::EPOCH_LEN;
+use crate::store::{CHECK_LEN, EPOCH_LEN};
 
 /// A position in one namespace's change feed of one database.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -17,6 +22,8 @@ pub struct Cursor {
     /// [`namespace_tag`] of the feed's namespace.
     pub tag: String,
     pub seq: u64,
+    /// [`position_check`](crate::store::position_check) of the change at `seq`, when the cursor names one.
+    pub check: Option<String>,
 }
 
 /// Length of a namespace tag: 8 lower-case hex digits.
@@ -38,11 +45,30 @@ impl Cursor {
             epoch: epoch.to_string(),
             tag: namespace_tag(epoch, namespace),
             seq,
+            check: None,
         }
     }
 
     pub fn encode(&self) -> String {
-        format!("{}.{}:{}", self.epoch, self.tag, self.seq)
+        match &self.check {
+            Some(c) => format!("{}.{}:{}~{c}", self.epoch, self.tag, self.seq),
+            None => format!("{}.{}:{}", self.epoch, self.tag, self.seq),
+        }
+    }
+
+    /// Refuses the cursor when the change now at its position is not the one it names (`at`:
+    /// the check of the change there, if any): the database was restored from an older copy
+    /// and the position reused. Nothing to compare when either is unknown.
+    pub fn check_position(&self, at: Option<&str>) -> Result<(), ApiError> {
+        match (&self.check, at) {
+            (Some(mine), Some(there)) if mine != there => Err(ApiError::EpochMismatch(format!(
+                "cursor names a change this server's feed no longer holds at position {} \
+                 (the database was restored from an older copy): discard the cursor and pull \
+                 from the start",
+                self.seq
+            ))),
+            _ => Ok(()),
+        }
     }
 
     /// Parses a client's cursor and checks it belongs to `epoch` and to `namespace`. Absent or
@@ -58,7 +84,11 @@ impl Cursor {
                 raw.chars().take(80).collect::<String>()
             ))
         };
-        let (head, s) = raw.split_once(':').ok_or_else(bad)?;
+        let (head, rest) = raw.split_once(':').ok_or_else(bad)?;
+        let (s, check) = match rest.split_once('~') {
+            Some((s, c)) => (s, Some(c)),
+            None => (rest, None),
+        };
         let (e, tag) = match head.split_once('.') {
             Some((e, tag)) => (e, Some(tag)),
             None => (head, None),
@@ -66,6 +96,7 @@ impl Cursor {
         let hex = |x: &str, n: usize| x.len() == n && x.bytes().all(|b| b.is_ascii_hexdigit());
         if !hex(e, EPOCH_LEN)
             || !tag.is_none_or(|t| hex(t, TAG_LEN))
+            || !check.is_none_or(|c| hex(c, CHECK_LEN))
             || s.is_empty()
             || !s.bytes().all(|b| b.is_ascii_digit())
         {
@@ -78,10 +109,11 @@ impl Cursor {
                  (reset or restored): discard the cursor and pull from the start"
             )));
         }
-        let mine = Cursor::at(epoch, namespace, seq);
+        let mut mine = Cursor::at(epoch, namespace, seq);
         if tag.is_some_and(|t| !t.eq_ignore_ascii_case(&mine.tag)) {
             return Err(another_namespace());
         }
+        mine.check = check.map(str::to_ascii_lowercase);
         Ok(mine)
     }
 
@@ -111,7 +143,7 @@ fn another_namespace() -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::new_epoch;
+    use crate::store::{new_epoch, position_check};
 
     #[test]
     fn round_trip_and_errors() {
@@ -126,6 +158,32 @@ mod tests {
             Cursor::parse(Some(&format!("{e}:42")), &e, "ns").unwrap(),
             c
         );
+        // With the check of the change at its position.
+        let checked = Cursor {
+            check: Some(position_check("t", "a", "000000000001-000000-c")),
+            ..c.clone()
+        };
+        assert!(checked
+            .encode()
+            .ends_with(&format!(":42~{}", checked.check.as_ref().unwrap())));
+        assert_eq!(
+            Cursor::parse(Some(&checked.encode()), &e, "ns").unwrap(),
+            checked
+        );
+        let here = checked.check.as_deref();
+        assert!(checked.check_position(here).is_ok());
+        assert!(
+            checked.check_position(None).is_ok(),
+            "rewritten since: nothing to compare"
+        );
+        assert!(
+            c.check_position(Some("0badc0de")).is_ok(),
+            "an unchecked cursor"
+        );
+        match checked.check_position(Some("0badc0de")) {
+            Err(ApiError::EpochMismatch(m)) => assert!(m.contains("restored"), "{m}"),
+            r => panic!("{r:?}"),
+        }
         for bad in [
             "x",
             "abc:1",
@@ -135,6 +193,10 @@ mod tests {
             &format!("{e}.zz:1"),
             &format!("{e}.:1"),
             &format!("{e}:99999999999999999999999"),
+            &format!("{e}:1~"),
+            &format!("{e}:1~abc"),
+            &format!("{e}:1~zzzzzzzz"),
+            &format!("{e}:~0badc0de"),
         ] {
             assert!(
                 matches!(

@@ -127,6 +127,7 @@ pub async fn pull(
             "cursor is ahead of this server's feed: pass back a cursor this server returned".into(),
         ));
     }
+    cursor.check_position(page.check_at_after.as_deref())?;
     // After the page: a purge that committed before the page was read is seen here.
     if cursor.seq > 0 && cursor.seq < s.store.expiry_floor(&namespace).await? {
         s.metrics.cursors_expired.fetch_add(1, Relaxed);
@@ -136,9 +137,13 @@ pub async fn pull(
                 .into(),
         ));
     }
-    let next = Cursor {
-        seq: page.last_seq.unwrap_or(cursor.seq),
-        ..cursor
+    let next = match page.last_seq {
+        Some(seq) => Cursor {
+            seq,
+            check: page.last_check,
+            ..cursor
+        },
+        None => cursor,
     };
     let body = pull_reply(
         page.changes,

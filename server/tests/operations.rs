@@ -18,13 +18,15 @@ use serde_json::{json, Value};
 both_backends!(
     compaction_under_load_skips_nothing,
     rotate_epoch_makes_every_device_resync,
-    rotate_epoch_refuses_while_a_server_runs
+    rotate_epoch_refuses_while_a_server_runs,
+    a_restore_that_kept_the_epoch_is_caught_at_a_reused_position
 );
 
 /// `(collection, id)` -> `(hlc, deleted)`.
 type View = HashMap<String, (String, bool)>;
 
 /// A device: pulls into its view; on 410 forgets its cursor and pulls from the start.
+#[derive(Debug)]
 struct Device {
     token: String,
     cursor: Option<String>,
@@ -128,6 +130,27 @@ async fn count(db: &FreshDb, sql: &str) -> i64 {
             let n: i64 = sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap();
             pool.close().await;
             n
+        }
+    }
+}
+
+/// Runs SQL statements on the test database (SQLite file or PostgreSQL schema).
+async fn exec(db: &FreshDb, sql: &str) {
+    match db.backend {
+        Backend::Sqlite => {
+            let path = db.url.trim_start_matches("sqlite://").to_string();
+            let sql = sql.to_string();
+            tokio::task::spawn_blocking(move || {
+                let conn = rusqlite::Connection::open(path).unwrap();
+                conn.execute_batch(&sql).unwrap()
+            })
+            .await
+            .unwrap()
+        }
+        Backend::Postgres => {
+            let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+            sqlx::raw_sql(sql).execute(&pool).await.unwrap();
+            pool.close().await;
         }
     }
 }
@@ -328,6 +351,60 @@ async fn rotate_epoch_makes_every_device_resync(b: Backend) {
     assert_eq!(dev.mismatched, 1);
     assert_eq!(dev.view, server_view(&s, &t).await);
     assert_eq!(dev.view.len(), 6);
+    s.finish().await;
+}
+
+/// A database restored by hand from an older copy, keeping its epoch (the operator skipped
+/// `rotate-epoch`), then written to past a device's cursor: the positions after the restored head
+/// are reused for other changes. The cursor names the change it was at, so the device is answered
+/// 409 and re-syncs instead of silently skipping the changes written since the restore. A cursor
+/// whose change was merely rewritten since (no restore) goes on as before.
+async fn a_restore_that_kept_the_epoch_is_caught_at_a_reused_position(b: Backend) {
+    let s = TestServer::start(b).await;
+    let t = token("reused");
+    let w = now_ms();
+    async fn push(s: &TestServer, t: &str, w: u64, id: String, i: u32) {
+        let body = push_body("w", vec![put("t", &id, &hlc(w, i, "w"), json!({}))]);
+        assert_eq!(s.push(t, body).await.0, StatusCode::OK);
+    }
+    for i in 0..5 {
+        push(&s, &t, w, format!("a{i}"), i).await; // positions 1..5
+    }
+    let mut ahead = Device::new(&t);
+    ahead.sync(&s).await;
+    assert!(
+        ahead.cursor.as_deref().unwrap().contains(":5~"),
+        "{ahead:?}"
+    );
+    // Not a restore: the change at the cursor is rewritten (it moves to position 6).
+    let mut rewritten = Device::new(&t);
+    rewritten.sync(&s).await;
+    push(&s, &t, w, "a4".into(), 9).await;
+    rewritten.sync(&s).await;
+    assert_eq!(rewritten.mismatched, 0);
+    assert_eq!(rewritten.view, server_view(&s, &t).await);
+    let db = s.stop().await;
+    // The copy taken when the head was at 2.
+    exec(
+        &db,
+        "DELETE FROM ferrosync_docs WHERE seq > 2; UPDATE ferrosync_namespaces SET head = 2;",
+    )
+    .await;
+    let s = TestServer::start_on(db, |_| {}).await;
+    for i in 0..5 {
+        push(&s, &t, w, format!("b{i}"), 10 + i).await; // positions 3..7 again
+    }
+    ahead.sync(&s).await;
+    assert_eq!(ahead.mismatched, 1, "the reused position was not caught");
+    let server = server_view(&s, &t).await;
+    for (id, v) in &server {
+        assert_eq!(
+            ahead.view.get(id),
+            Some(v),
+            "{id} skipped after the restore"
+        );
+    }
+    assert_eq!(server.len(), 7);
     s.finish().await;
 }
 

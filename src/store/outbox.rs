@@ -1,9 +1,10 @@
 //! The outbox: the records whose current version the server has not acknowledged. A local write
-//! stamps its record with `pend` (its HLC) in the same put, which puts it in the collection's
+//! stamps its record with `pend` (its place: its HLC, or above every earlier place when the clock
+//! was wound back; core's `outbox::Places`) in the same put, which puts it in the collection's
 //! `$pending` index at `[pend, id]`: the outbox in write order. The server's acknowledgements move a
 //! watermark along that order (`_meta` key `outbox:<collection>`, the `[pend, id]` of the last
-//! acknowledged record): everything above it is pending. An edit made during a push gets a newer
-//! HLC, so it lands above any watermark that push can set and is pushed next time. Acknowledging a
+//! acknowledged record): everything above it is pending. An edit made during a push gets a higher
+//! place, so it lands above any watermark that push can set and is pushed next time. Acknowledging a
 //! batch is therefore one small `_meta` put, however many documents it covers.
 
 #[cfg(feature = "test-hooks")]

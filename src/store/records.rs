@@ -9,8 +9,8 @@
 //!   in no secondary index, and the `$tombstones` index (key path `tomb`) counts them.
 //! - `pend` (optional): the place in the outbox of the write that queued the record: its HLC, or
 //!   just above the highest place given when the clock was wound back below it (core's
-//!   `outbox::Places`). The `$pending` index (key path `[pend, id]`) orders the outbox by it, and the server's
-//!   acknowledgements move a per-collection watermark along that order (`_meta` key
+//!   `outbox::Places`). The `$pending` index (key path `[pend, id]`) orders the outbox by it, and
+//!   the server's acknowledgements move a per-collection watermark along that order (`_meta` key
 //!   `outbox:<collection>`, see `outbox.rs`): a record is pending when its `[pend, id]` is above the
 //!   watermark. A write marks its record in the same put, and an acknowledgement is one small
 //!   `_meta` put however many documents it covers (instead of a second store written and deleted

@@ -619,9 +619,7 @@ impl Task {
             Msg::Browser(BrowserEvent::Visible) => Input::Visible,
             Msg::Poke(cursor) => {
                 let known = self.local.known_cursor().flatten();
-                Input::Poke {
-                    moved: cursor.is_none() || cursor != known,
-                }
+                Input::poke(cursor.as_deref(), known.as_deref())
             }
             Msg::Token { forward } => {
                 if forward {

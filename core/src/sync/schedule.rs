@@ -100,6 +100,18 @@ pub struct Plan {
     running: bool,
 }
 
+impl Input {
+    /// The event stream announced the cursor `announced`; `known` is this device's. Moved unless
+    /// both name the same position: a pull's cursor adds `~<check>` after its position
+    /// (PROTOCOL.md section 7.3), an event's does not.
+    pub fn poke(announced: Option<&str>, known: Option<&str>) -> Input {
+        let position = |c: &str| c.split_once('~').map_or(c, |(p, _)| p).to_string();
+        Input::Poke {
+            moved: announced.is_none() || announced.map(position) != known.map(position),
+        }
+    }
+}
+
 impl Plan {
     /// The plan of an instance that has just become leader: a sync is due at once.
     pub fn lead(timing: Timing, now: f64) -> Plan {

@@ -29,7 +29,10 @@ pub use error::StoreError;
 pub use page::REMAINING_COUNT_CAP;
 pub use plan::{plan_group, GroupPlan, Job, Loaded, WriteRow};
 pub use postgres::PgStore;
-pub use rows::{encode, new_epoch, Encoded, PullPage, PushOutcome, StoredReply, EPOCH_LEN};
+pub use rows::{
+    encode, new_epoch, position_check, Encoded, PullPage, PushOutcome, StoredReply, CHECK_LEN,
+    EPOCH_LEN,
+};
 pub use settings::{DbTuning, RequestLimits, DEFAULT_MAX_PAGE_BYTES, DEFAULT_MAX_REPLY_BYTES};
 pub use sqlite::SqliteStore;
 pub use url::redact;

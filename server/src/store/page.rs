@@ -4,7 +4,7 @@
 //! more follow. Each database reads the rows and runs the count in its own snapshot.
 
 use super::error::StoreError;
-use super::rows::PullPage;
+use super::rows::{position_check, PullPage};
 use crate::wire::{ChangesJson, StoredRef};
 
 /// Counting the rest of the feed costs an index scan: beyond this many rows `remaining` is the
@@ -15,6 +15,10 @@ pub const REMAINING_COUNT_CAP: i64 = 10_000;
 pub(crate) struct PageBuilder {
     changes: ChangesJson,
     last_seq: Option<u64>,
+    /// `collection`, `id`, `hlc` of the last change (a buffer reused row after row; hashed once,
+    /// at the end).
+    last_row: [String; 3],
+    check_at_after: Option<String>,
     has_more: bool,
     after: u64,
     limit: usize,
@@ -27,6 +31,8 @@ impl PageBuilder {
         PageBuilder {
             changes: ChangesJson::with_capacity(limit.min(256) * 256),
             last_seq: None,
+            last_row: Default::default(),
+            check_at_after: None,
             has_more: false,
             after,
             limit,
@@ -59,7 +65,26 @@ impl PageBuilder {
             .push(change)
             .map_err(|e| StoreError::Corrupt(format!("{namespace} seq {seq}: {e}")))?;
         self.last_seq = Some(seq);
+        for (buf, part) in self
+            .last_row
+            .iter_mut()
+            .zip([change.collection, change.id, change.hlc])
+        {
+            buf.clear();
+            buf.push_str(part);
+        }
         Ok(())
+    }
+
+    /// The position the page is read after, when it is not the start: its check is compared
+    /// with the cursor's (see [`position_check`]).
+    pub fn after(&self) -> Option<u64> {
+        (self.after > 0).then_some(self.after)
+    }
+
+    /// The change now at [`PageBuilder::after`].
+    pub fn at_after(&mut self, collection: &str, id: &str, hlc: &str) {
+        self.check_at_after = Some(position_check(collection, id, hlc));
     }
 
     /// When more follow: the position after which to count them (at most
@@ -77,7 +102,10 @@ impl PageBuilder {
             Some(_) => head.saturating_sub(self.last_seq.unwrap_or(self.after)),
             None => 0,
         };
+        let [collection, id, hlc] = &self.last_row;
         PullPage {
+            last_check: self.last_seq.map(|_| position_check(collection, id, hlc)),
+            check_at_after: self.check_at_after,
             changes: self.changes,
             last_seq: self.last_seq,
             has_more: self.has_more,

@@ -168,6 +168,18 @@ impl PgStore {
                 .await?
                 .unwrap_or(0);
         let mut page = PageBuilder::new(after, limit, max_bytes);
+        if let Some(at) = page.after() {
+            let row: Option<(String, String, String)> = sqlx::query_as(
+                "SELECT collection, id, hlc FROM ferrosync_docs WHERE namespace = $1 AND seq = $2",
+            )
+            .bind(namespace)
+            .bind(at as i64)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some((collection, id, hlc)) = row {
+                page.at_after(&collection, &id, &hlc);
+            }
+        }
         {
             // Row by row, so that a page of large documents is never all in memory twice.
             let mut rows = sqlx::query(

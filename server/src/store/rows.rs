@@ -42,6 +42,30 @@ pub struct PullPage {
     pub remaining: Option<u64>,
     /// The namespace's feed head when the page was read.
     pub head: u64,
+    /// [`position_check`] of the last change in `changes`.
+    pub last_check: Option<String>,
+    /// [`position_check`] of the change now at the position the page was read after, when a
+    /// row is there (none at 0, nor when that change was since rewritten or compacted away).
+    pub check_at_after: Option<String>,
+}
+
+/// Length of a position check: 8 lower-case hex digits.
+pub const CHECK_LEN: usize = 8;
+
+/// What a cursor says was at its position: 8 hex digits of SHA-256 of the change there. A
+/// database restored from an older copy that kept its epoch reuses positions for other changes;
+/// a cursor whose check differs from the change now at its position is from the lost history.
+pub fn position_check(collection: &str, id: &str, hlc: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for part in [collection, id, hlc] {
+        h.update(part.as_bytes());
+        h.update([0]);
+    }
+    h.finalize()[..CHECK_LEN / 2]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Length of an epoch: 16 lower-case hex digits (64 random bits).

@@ -606,6 +606,23 @@ fn pull(
         .optional()?
         .unwrap_or(0);
     let mut page = PageBuilder::new(after, limit, max_bytes);
+    if let Some(at) = page.after() {
+        let row = tx
+            .prepare_cached(
+                "SELECT collection, id, hlc FROM ferrosync_docs WHERE namespace = ?1 AND seq = ?2",
+            )?
+            .query_row(params![namespace, at as i64], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })
+            .optional()?;
+        if let Some((collection, id, hlc)) = row {
+            page.at_after(&collection, &id, &hlc);
+        }
+    }
     let mut stmt = tx.prepare_cached(
         "SELECT collection, id, hlc, deleted, doc, fields, seq FROM ferrosync_docs \
          WHERE namespace = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",

@@ -99,7 +99,8 @@ pub struct MemServer {
     state: Rc<RefCell<State>>,
 }
 
-/// A cursor: `<epoch>.<namespace tag>:<seq>`, the real server's layout.
+/// A cursor: `<epoch>.<namespace tag>:<seq>`, the real server's layout (a pull's adds the
+/// position's check, see [`position_check`]).
 fn cursor_at(epoch: &str, namespace: &str, seq: u64) -> String {
     format!("{epoch}.{}:{seq}", namespace_tag(epoch, namespace))
 }
@@ -113,11 +114,33 @@ fn namespace_tag(epoch: &str, namespace: &str) -> String {
     format!("{h:08x}")
 }
 
-/// The position of a client's cursor in `namespace`'s feed of database `epoch`, or why not: as
-/// the real server, malformed is `BAD_CURSOR`, another epoch 409, another namespace 403.
-fn parse_cursor(raw: &str, epoch: &str, namespace: &str) -> Result<u64, TransportError> {
+/// What a pull's cursor says was at its position (`~<check>` after the position, as the real
+/// server's: FNV-1a here, SHA-256 there): a restore that kept the epoch reuses positions.
+fn position_check(c: &Change) -> String {
+    let mut h: u32 = 0x811c_9dc5;
+    let hlc = c.hlc.encode();
+    for part in [c.collection.as_str(), c.id.as_str(), hlc.as_str()] {
+        for b in part.bytes().chain([0]) {
+            h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
+        }
+    }
+    format!("{h:08x}")
+}
+
+/// The position of a client's cursor in `namespace`'s feed of database `epoch` and the check of
+/// the change it names, or why not: as the real server, malformed is `BAD_CURSOR`, another
+/// epoch 409, another namespace 403.
+fn parse_cursor<'a>(
+    raw: &'a str,
+    epoch: &str,
+    namespace: &str,
+) -> Result<(u64, Option<&'a str>), TransportError> {
     let bad = || refuse(400, codes::BAD_CURSOR, format!("malformed cursor {raw:?}"));
-    let (head, seq) = raw.split_once(':').ok_or_else(bad)?;
+    let (head, rest) = raw.split_once(':').ok_or_else(bad)?;
+    let (seq, check) = match rest.split_once('~') {
+        Some((seq, check)) => (seq, Some(check)),
+        None => (rest, None),
+    };
     let seq: u64 = seq.parse().map_err(|_| bad())?;
     let (e, tag) = match head.split_once('.') {
         Some((e, t)) => (e, Some(t)),
@@ -134,7 +157,7 @@ fn parse_cursor(raw: &str, epoch: &str, namespace: &str) -> Result<u64, Transpor
     if tag.is_some_and(|t| t != namespace_tag(epoch, namespace)) {
         return Err(another_namespace());
     }
-    Ok(seq)
+    Ok((seq, check))
 }
 
 fn another_namespace() -> TransportError {
@@ -292,8 +315,8 @@ impl MemServer {
     ) -> Result<PullResponse, TransportError> {
         let st = self.state.borrow();
         let ns_name = Self::namespace_of(&st, token)?;
-        let after = match cursor {
-            None | Some("") => 0,
+        let (after, check) = match cursor {
+            None | Some("") => (0, None),
             Some(raw) => parse_cursor(raw, &st.epoch, &ns_name)?,
         };
         let limit = limit.clamp(1, MAX_PULL_LIMIT);
@@ -311,6 +334,17 @@ impl MemServer {
                 ),
             ));
         }
+        let there = ns
+            .feed
+            .get(&after)
+            .map(|key| position_check(&ns.docs[key].0));
+        if let (Some(mine), Some(there)) = (check, &there) {
+            if mine != there {
+                return Err(TransportError::CursorEpochMismatch(format!(
+                    "cursor names a change no longer at position {after} (restored)"
+                )));
+            }
+        }
         let mut changes = Vec::new();
         let mut last = after;
         for (seq, key) in ns.feed.range(after + 1..).take(limit) {
@@ -318,9 +352,17 @@ impl MemServer {
             last = *seq;
         }
         let remaining = ns.feed.range(last + 1..).count() as u64;
+        let check = match changes.last() {
+            Some(c) => Some(position_check(c)),
+            None => check.map(str::to_string),
+        };
+        let at = cursor_at(&st.epoch, &ns_name, last);
         Ok(PullResponse {
             changes,
-            cursor: cursor_at(&st.epoch, &ns_name, last),
+            cursor: match check {
+                Some(c) => format!("{at}~{c}"),
+                None => at,
+            },
             has_more: remaining > 0,
             remaining: Some(remaining),
             server_time: (st.wall)(),

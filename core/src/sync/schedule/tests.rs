@@ -450,3 +450,21 @@ proptest! {
         prop_assert!(w.unsynced_write.is_none());
     }
 }
+
+#[test]
+fn an_announced_cursor_moved_unless_it_names_our_position() {
+    let moved = |a, k| matches!(Input::poke(a, k), Input::Poke { moved: true });
+    let ours = Some("e.t:5~0badc0de");
+    assert!(
+        !moved(Some("e.t:5"), ours),
+        "same position, no check in events"
+    );
+    assert!(!moved(Some("e.t:5"), Some("e.t:5")));
+    assert!(moved(Some("e.t:6"), ours));
+    assert!(moved(Some("e.t:50"), ours), "not a prefix match");
+    assert!(
+        moved(None, ours),
+        "an event without a cursor is still worth a pull"
+    );
+    assert!(moved(Some("e.t:5"), None));
+}

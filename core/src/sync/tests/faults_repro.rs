@@ -284,10 +284,9 @@ fn bad_cursor_after_a_restore_keeping_the_epoch_resyncs() {
 
 /// A server restored from an older copy that kept its epoch, and written to again before a device
 /// comes back: its cursor is no longer ahead of the head, the positions after the restored head
-/// were reused, and the device silently skips them. No client can tell from the protocol; the
-/// fix belongs to the server (a new epoch on restore) or the cursor format.
+/// were reused. The cursor names the change at its position, so the server answers 409 and the
+/// device re-syncs instead of silently skipping them (failed while cursors were positions only).
 #[test]
-#[ignore = "issue 13 item 3 (server side): positions reused after a restore keeping the epoch are skipped for good; the reference server restores with a new epoch (docs/OPERATIONS.md)"]
 fn positions_reused_after_a_restore_keeping_the_epoch_are_not_skipped() {
     let w = World::new();
     let a = w.device("a", 0, lww());
