@@ -805,6 +805,20 @@ async fn pages_after_pages_equal_one_query() {
             r#"{"where": {"bucket": 1}, "orderBy": {"title": "desc"}}"#,
             "index:bucket",
         ),
+        // Backward walks end at the page start (the planner read everything before).
+        (r#"{"orderBy": {"id": "desc"}}"#, "walk-back:ids"),
+        (
+            r#"{"where": {"bucket": 2}, "orderBy": {"id": "desc"}}"#,
+            "walk-back:index:bucket",
+        ),
+        (
+            r#"{"where": {"title": {"$gte": "t2"}}, "orderBy": {"title": "desc"}}"#,
+            "walk-back:index:title",
+        ),
+        (
+            r#"{"where": {"title": {"$lt": "t7"}}, "orderBy": {"title": "desc", "id": "desc"}}"#,
+            "walk-back:index:title",
+        ),
     ];
     for (text, plan) in queries {
         let second = check_pages(&items, text).await;

@@ -826,7 +826,7 @@ impl KeyRange {
         }
     }
 
-    fn tighten_upper(&mut self, b: Bound) {
+    pub(crate) fn tighten_upper(&mut self, b: Bound) {
         let tighter = match &self.upper {
             None => true,
             Some(cur) => match b.key.cmp_idb(&cur.key) {
@@ -930,6 +930,18 @@ impl IdRange {
             .is_none_or(|(k, _)| cmp_str(id, k) != Ordering::Less);
         if tighter {
             self.lower = Some((id.to_string(), true));
+        }
+    }
+
+    /// Lowers the upper end to just below `id` (a page start of a descending walk), if that is
+    /// tighter.
+    pub fn end_before(&mut self, id: &str) {
+        let tighter = self
+            .upper
+            .as_ref()
+            .is_none_or(|(k, _)| cmp_str(id, k) != Ordering::Greater);
+        if tighter {
+            self.upper = Some((id.to_string(), true));
         }
     }
 

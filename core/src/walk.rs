@@ -293,7 +293,9 @@ impl Query {
 
     /// Starts a single-field or primary-key walk after the page start: id ranges exactly (ids
     /// are unique), an index ordered by its path at the start's key (its ties are read again and
-    /// filtered), a point range not at all (it is filtered).
+    /// filtered), index points in id order just after the start's id (ascending; a backward walk
+    /// of points reads them from their end and filters). A backward walk's range ends at the start
+    /// instead of beginning there.
     fn start_after(&self, mut w: Walk) -> Walk {
         let Some(a) = self.after() else {
             return w;
@@ -301,7 +303,11 @@ impl Query {
         match &mut w.source {
             Source::Ids(ranges) => {
                 for r in ranges.iter_mut() {
-                    r.start_after(&a.id);
+                    if w.descending {
+                        r.end_before(&a.id);
+                    } else {
+                        r.start_after(&a.id);
+                    }
                 }
                 ranges.retain(|r| !r.is_empty());
             }
@@ -311,17 +317,24 @@ impl Query {
                     .first()
                     .is_some_and(|k| self.paths()[k.path].as_str() == path.as_str());
                 let key = a.values.first().and_then(|v| IndexKey::of(v.as_ref()));
+                if !by_path && w.descending {
+                    // Points in id order, backwards: each from its end, filtered.
+                    w.exact = false;
+                    return w;
+                }
                 if !by_path {
                     // Points in id order: each starts just after the id.
                     w.after_id = Some(a.id.clone());
                     return w;
                 }
                 if let Some(key) = key {
+                    let bound = Bound { key, open: false };
                     for r in ranges.iter_mut() {
-                        r.tighten_lower(Bound {
-                            key: key.clone(),
-                            open: false,
-                        });
+                        if w.descending {
+                            r.tighten_upper(bound.clone());
+                        } else {
+                            r.tighten_lower(bound.clone());
+                        }
                     }
                     ranges.retain(|r| !r.is_empty());
                 }
@@ -332,8 +345,8 @@ impl Query {
         w
     }
 
-    /// Single-field and primary-key walks, ascending or (without `after`) descending: a backward
-    /// walk of the same source yields the reverse order, ties (equal keys) aside.
+    /// Single-field and primary-key walks, ascending or descending: a backward walk of the same
+    /// source yields the reverse order, ties (equal keys) aside.
     fn single_walk(&self, is_indexed: impl Fn(&str) -> bool) -> Option<Walk> {
         let is_id = |k: &crate::query::SortKey| self.paths()[k.path].as_str() == "id";
         let (id_order, id_desc) = match self.order() {
@@ -349,10 +362,6 @@ impl Query {
             [k, t] if is_id(t) && k.descending => Some((k.path, true, false)),
             _ => None,
         };
-        let backwards = (id_order && id_desc) || ordered.is_some_and(|(_, d, _)| d);
-        if backwards && self.after().is_some() {
-            return None; // a page start is applied to ascending walks only
-        }
         let sources = self.plan(&is_indexed);
         if id_order {
             for s in &sources {
@@ -587,12 +596,41 @@ mod tests {
                 .walk(indexed)
                 .unwrap();
         assert!(w.descending && w.ties && !w.keyed && w.complete && w.exact);
-        // `after` pages ascending walks only.
+        // With `after`, a backward walk ends at the start: an index at the start's key (its ties
+        // read again and filtered), the primary key just below the start's id.
+        let w = q(
+            json!({"orderBy": {"title": "desc"}, "limit": 20, "after": {"id": "x", "title": "t"}}),
+        )
+        .walk(indexed)
+        .unwrap();
+        assert!(w.descending && !w.exact && w.keyed);
+        let Source::Index { ranges, .. } = &w.source else {
+            panic!("{w:?}")
+        };
         assert_eq!(
-            q(json!({"orderBy": {"title": "desc"}, "limit": 20, "after": {"id": "x", "title": "t"}}))
-                .walk(indexed),
-            None
+            ranges[0].upper,
+            Some(Bound {
+                key: IndexKey::of(Some(&json!("t"))).unwrap(),
+                open: false
+            })
         );
+        assert_eq!(ranges[0].lower, None);
+        let w = q(json!({"orderBy": {"id": "desc"}, "limit": 20, "after": {"id": "m"}}))
+            .walk(indexed)
+            .unwrap();
+        assert!(w.descending && w.exact);
+        assert_eq!(
+            w.source,
+            Source::Ids(vec![IdRange {
+                lower: None,
+                upper: Some(("m".into(), true))
+            }])
+        );
+        // Index points in id order, backwards: from each point's end, filtered.
+        let w = q(json!({"where": {"bucket": 7}, "orderBy": {"id": "desc"}, "limit": 20, "after": {"id": "m"}}))
+            .walk(indexed)
+            .unwrap();
+        assert!(w.descending && !w.exact && w.after_id.is_none());
     }
 
     // ---- the walk against a naive evaluation ------------------------------------------------

@@ -17,8 +17,8 @@
 //! which versions each one was made on (app edits: the local version; resolutions: both sides), so
 //! properties 2 and 3 can be judged without trusting the engine.
 //!
-//! `ci_faults` lists the faults today's engine survives; the other faults have `#[ignore]`d runs
-//! here and focused reproductions in `faults_repro.rs`, to be un-ignored with the engine fixes.
+//! `ci_faults` lists the faults run together; each `sim_*` test runs one fault alone, with
+//! focused reproductions in `faults_repro.rs` and failing seeds pinned as regression tests.
 //! `docs/TESTING.md` says how to run a longer simulation (`FERROSYNC_SIM_SEEDS`).
 
 use std::cell::{Cell, RefCell};

@@ -1,6 +1,5 @@
 //! Focused reproductions of the faults of issue 13, one behaviour each, small enough to read as a
-//! trace. Those today's engine fails are `#[ignore]`d with the issue item they belong to (to be
-//! un-ignored with the engine fixes); the others guard what is fixed.
+//! trace. Each failed before its fix and now guards it.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
