@@ -114,43 +114,42 @@ async fn server_view(s: &TestServer, token: &str) -> View {
 
 /// Runs one SQL count on the test database (SQLite file or PostgreSQL schema).
 async fn count(db: &FreshDb, sql: &str) -> i64 {
-    match db.backend {
-        Backend::Sqlite => {
-            let path = db.url.trim_start_matches("sqlite://").to_string();
-            let sql = sql.to_string();
-            tokio::task::spawn_blocking(move || {
-                let conn = rusqlite::Connection::open(path).unwrap();
-                conn.query_row(&sql, [], |r| r.get::<_, i64>(0)).unwrap()
-            })
-            .await
-            .unwrap()
-        }
-        Backend::Postgres => {
-            let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
-            let n: i64 = sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap();
-            pool.close().await;
-            n
-        }
-    }
+    run_sql(db, sql, true).await
 }
 
-/// Runs SQL statements on the test database (SQLite file or PostgreSQL schema).
+/// Runs SQL statements on the test database.
 async fn exec(db: &FreshDb, sql: &str) {
+    run_sql(db, sql, false).await;
+}
+
+/// A batch of statements, or (`count`) one query whose single integer it returns.
+async fn run_sql(db: &FreshDb, sql: &str, count: bool) -> i64 {
     match db.backend {
         Backend::Sqlite => {
             let path = db.url.trim_start_matches("sqlite://").to_string();
             let sql = sql.to_string();
             tokio::task::spawn_blocking(move || {
                 let conn = rusqlite::Connection::open(path).unwrap();
-                conn.execute_batch(&sql).unwrap()
+                if count {
+                    conn.query_row(&sql, [], |r| r.get::<_, i64>(0)).unwrap()
+                } else {
+                    conn.execute_batch(&sql).unwrap();
+                    0
+                }
             })
             .await
             .unwrap()
         }
         Backend::Postgres => {
             let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
-            sqlx::raw_sql(sql).execute(&pool).await.unwrap();
+            let n = if count {
+                sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap()
+            } else {
+                sqlx::raw_sql(sql).execute(&pool).await.unwrap();
+                0
+            };
             pool.close().await;
+            n
         }
     }
 }
