@@ -472,6 +472,20 @@ async fn descending_limits_walk_backwards_and_equal_full_reads() {
             r#"{"where": {"title": {"$gt": "t1"}}, "orderBy": {"title": "desc", "id": "desc"}, "limit": 6}"#,
             "walk-back:index:title",
         ),
+        // Exact, one range, no tie group: the offset is skipped by a key cursor (`skipBack`),
+        // past the end too.
+        (
+            r#"{"where": {"bucket": 1}, "orderBy": {"id": "desc"}, "limit": 4, "offset": 3}"#,
+            "walk-back:index:bucket",
+        ),
+        (
+            r#"{"where": {"bucket": 1}, "orderBy": {"id": "desc"}, "limit": 4, "offset": 300}"#,
+            "walk-back:index:bucket",
+        ),
+        (
+            r#"{"where": {"title": {"$gt": "t1"}}, "orderBy": {"title": "desc", "id": "desc"}, "limit": 6, "offset": 7}"#,
+            "walk-back:index:title",
+        ),
         // Walked for its order alone: documents with `["list"]` as title have no key there.
         (r#"{"orderBy": {"title": "desc"}, "limit": 8}"#, "scan"),
     ];

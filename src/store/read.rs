@@ -296,6 +296,12 @@ async fn query_tx(
         return Ok((Array::new(), Vec::new()));
     }
     if let Some(walk) = walk_of(&conn, collection, query) {
+        if walk.descending && query.offset() > 0 {
+            if let Some(lists) = skip_back(&raw, collection, query, &walk).await? {
+                let rest = query.skipped(query.offset());
+                return select(&rest, &lists, !with_rows, with_rows);
+            }
+        }
         if walk.descending {
             if let Some(lists) = walk_back(&raw, collection, query, &walk).await? {
                 // Ties come back by id descending: core orders what was read, then pages it.
@@ -627,6 +633,41 @@ async fn skip_read(
         .collect::<Result<Vec<_>>>()?;
     let found = join_requests(reqs.iter().map(indexeddb::wait)).await?;
     Ok(Some(Array::of1(&found.into_iter().collect::<Array>())))
+}
+
+/// [`skip_read`] backwards (`records.js` `skipBack`): an exact one-range index walk whose order is
+/// the walk's (no tie group to reorder, no keyless record to check for). `None` otherwise.
+async fn skip_back(
+    raw: &web_sys::IdbTransaction,
+    collection: &str,
+    query: &Query,
+    walk: &Walk,
+) -> Result<Option<Array>> {
+    let Some(limit) = query.limit() else {
+        return Ok(None);
+    };
+    if !walk.exact || walk.ties || walk.keyed {
+        return Ok(None);
+    }
+    let (Some(name), ranges) = raw_ranges(&walk.source)? else {
+        return Ok(None);
+    };
+    let [range] = ranges.as_slice() else {
+        return Ok(None);
+    };
+    let store = indexeddb::store(raw, collection)?;
+    let ix = from_dom(store.index(name))?;
+    let range: JsValue = range.clone().map_or(JsValue::NULL, JsValue::from);
+    let page = JsFuture::from(records::skip_back(
+        &store,
+        &ix,
+        &range,
+        query.offset() as f64,
+        limit as f64,
+    ))
+    .await
+    .map_err(|e| indexeddb::dom_error(&e))?;
+    Ok(Some(Array::of1(&page)))
 }
 
 /// Reads the index points of `walk` (id order) each from just after the id `after`, as far as the

@@ -114,6 +114,52 @@ export function walkBack(source, range, need, ties, compound) {
   });
 }
 
+/**
+ * An `offset` page of an exact backward index walk (no ties to finish) without reading the
+ * earlier pages: a `prev` key cursor skips `offset` entries (`advance`: no record read), collects
+ * the next `limit` primary keys, then their records are read by id, all at once. Resolves with the
+ * records in walk order.
+ * @param {IDBObjectStore} store
+ * @param {IDBIndex} index
+ * @param {IDBKeyRange | null} range
+ * @param {number} offset
+ * @param {number} limit
+ * @returns {Promise<any[]>}
+ */
+export function skipBack(store, index, range, offset, limit) {
+  return new Promise((resolve, reject) => {
+    /** @type {IDBValidKey[]} */
+    const ids = [];
+    let skipped = offset === 0;
+    const r = index.openKeyCursor(range, "prev");
+    r.onerror = () => reject(r.error);
+    r.onsuccess = () => {
+      const cur = r.result;
+      if (cur && !skipped) {
+        skipped = true;
+        cur.advance(offset);
+        return;
+      }
+      if (cur && ids.length < limit) {
+        ids.push(cur.primaryKey);
+        cur.continue();
+        return;
+      }
+      const out = new Array(ids.length);
+      let left = ids.length;
+      if (left === 0) return resolve(out);
+      ids.forEach((id, i) => {
+        const g = store.get(id);
+        g.onerror = () => reject(g.error);
+        g.onsuccess = () => {
+          out[i] = g.result;
+          if (--left === 0) resolve(out);
+        };
+      });
+    };
+  });
+}
+
 /** Whether two keys of a backward walk tie (compound keys without their last part, the id). */
 function sameKey(a, b, compound) {
   return compound ? indexedDB.cmp(a.slice(0, -1), b.slice(0, -1)) === 0 : indexedDB.cmp(a, b) === 0;

@@ -102,6 +102,17 @@ extern "C" {
         compound: bool,
     ) -> js_sys::Promise;
 
+    /// An `offset` page of an exact backward index walk (`records.js` `skipBack`): a `Promise`
+    /// of the page's records, in walk order, the earlier pages skipped by a key cursor.
+    #[wasm_bindgen(js_name = skipBack)]
+    pub fn skip_back(
+        store: &JsValue,
+        index: &JsValue,
+        range: &JsValue,
+        offset: f64,
+        limit: f64,
+    ) -> js_sys::Promise;
+
     /// `{ live: Array, rows: string | undefined }`.
     pub fn extract(lists: &Array, paths: JsValue) -> JsValue;
 
