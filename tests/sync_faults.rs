@@ -669,3 +669,70 @@ async fn numbers_written_on_one_device_are_the_same_everywhere() {
     a.close_and_destroy().await;
     b.close_and_destroy().await;
 }
+
+/// Item 7: a remote version stamped further ahead than this device's clock adopts (a device 45 s
+/// ahead: within the server's 60 s bound, past the client's 30 s) under `merge` never leaves a
+/// synced local document different from the server's, before or after a local edit of it.
+#[wasm_bindgen_test]
+async fn a_far_future_version_under_merge_leaves_no_document_different() {
+    clear_faults().await;
+    let token = unique("far-merge");
+    let merge = Opts {
+        collections: r#"{"tasks": {"conflict": "merge"}}"#,
+        ..Opts::default()
+    };
+    let a = device(&unique("a"), &token, merge).await;
+    a.put("tasks", r#"{"id": "x", "title": "a", "extra": 1}"#)
+        .await;
+    a.sync().await;
+    // Its write comes before any reply could correct its clock.
+    fault("down", "", 1000).await;
+    let ahead = device(
+        &unique("ahead"),
+        &token,
+        Opts {
+            collections: r#"{"tasks": {"conflict": "merge"}}"#,
+            sync_extra: r#"{"clockSkewMs": 45000}"#,
+            ..Opts::default()
+        },
+    )
+    .await;
+    ahead
+        .put("tasks", r#"{"id": "x", "title": "future"}"#)
+        .await;
+    clear_faults().await;
+    ahead.sync().await;
+    let far = prop(&ahead.record("tasks", "x").await, "hlc")
+        .as_string()
+        .unwrap();
+    assert!(
+        wall_of(&far) - js_sys::Date::now() > 30_000.0,
+        "past what the clock adopts: {far}"
+    );
+    let server_x = |feed: Vec<JsValue>| {
+        let x = feed
+            .iter()
+            .find(|c| prop(c, "id").as_string().as_deref() == Some("x"))
+            .expect("x on the server")
+            .clone();
+        canonical(&to_json(&prop(&x, "doc")))
+    };
+    a.sync().await;
+    assert_eq!(
+        a.get("tasks", "x").await,
+        server_x(server_feed(&token).await)
+    );
+    assert_eq!(a.pending().await, 0, "{}", to_json(&a.status()));
+    // A local edit of it, pushed and acknowledged.
+    a.put("tasks", r#"{"id": "x", "title": "a2", "extra": 2}"#)
+        .await;
+    a.sync().await;
+    a.sync().await;
+    assert_eq!(a.pending().await, 0, "{}", to_json(&a.status()));
+    let on_server = server_x(server_feed(&token).await);
+    assert_eq!(a.get("tasks", "x").await, on_server);
+    ahead.sync().await;
+    assert_eq!(ahead.get("tasks", "x").await, on_server);
+    a.close_and_destroy().await;
+    ahead.close_and_destroy().await;
+}
