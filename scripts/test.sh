@@ -105,7 +105,7 @@ python3 scripts/pkg.py exports --check
 stage "package: size budget (.wasm < 330 KB gzipped)"
 python3 scripts/pkg.py sizes --check
 
-stage "package: TypeScript declarations (tsc + drift check)"
+stage "package: TypeScript declarations (tsc + drift check), the library JS type-checked and linted"
 bash tests/types/run.sh
 
 stage "package: consumer app (npm pack -> Vite + TypeScript -> headless Chromium)"

@@ -12,7 +12,8 @@
 
 const OBJECT_PROTO = Object.prototype;
 const hasOwn = Object.prototype.hasOwnProperty;
-// Rust's char::is_control: Unicode general category Cc.
+// Rust's char::is_control: Unicode general category Cc (control characters on purpose).
+// eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
 const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 const wellFormed =

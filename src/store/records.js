@@ -349,7 +349,6 @@ export function replay(records, docs, edits, fresh) {
         records.splice(x, 0, { id: r.id, hlc: r.hlc, doc: removed.doc });
         docs.splice(x, 0, removed.doc);
       } else {
-        if (removed !== undefined) visible = true;
         records.splice(x, 0, r);
         docs.splice(x, 0, r.doc);
         visible = true;

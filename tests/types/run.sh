@@ -4,7 +4,8 @@
 # hand-written declarations against the runtime module's classes and exports, the ErrorCode union
 # against src/error.rs and the package README's error table), and type-checks the sample programs
 # and the drift check with `tsc --noEmit`; first the library's own JavaScript (`src/**/*.js`,
-# tsconfig.src.json). Installs its own TypeScript; safe to run any number of
+# tsconfig.src.json, and ESLint: eslint.config.js). Installs its own TypeScript and ESLint; safe
+# to run any number of
 # times.
 #
 #   python3 scripts/pkg.py build [--dev]   # or --out DIR, then pass DIR/npm
@@ -21,8 +22,9 @@ cd "$HERE"
 if [ ! -x node_modules/.bin/tsc ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund
 fi
-# The library's own JavaScript, checked from its JSDoc (`// @ts-check`).
+# The library's own JavaScript, checked from its JSDoc (`// @ts-check`), and linted.
 ./node_modules/.bin/tsc -p tsconfig.src.json
+(cd "$ROOT" && "$HERE/node_modules/.bin/eslint" --config "$HERE/eslint.config.js" src)
 rm -rf node_modules/ferrosync generated
 mkdir -p node_modules/ferrosync generated
 cp -R "$PKG"/. node_modules/ferrosync/
