@@ -296,8 +296,8 @@ async fn query_tx(
         return Ok((Array::new(), Vec::new()));
     }
     if let Some(walk) = walk_of(&conn, collection, query) {
-        if walk.descending && query.offset() > 0 {
-            if let Some(lists) = skip_back(&raw, collection, query, &walk).await? {
+        if query.offset() > 0 && walk.exact && walk.after_id.is_none() && walk_ranges(&walk) == 1 {
+            if let Some(lists) = skip_read(&raw, collection, query, &walk).await? {
                 let rest = query.skipped(query.offset());
                 return select(&rest, &lists, !with_rows, with_rows);
             }
@@ -306,15 +306,6 @@ async fn query_tx(
             if let Some(lists) = walk_back(&raw, collection, query, &walk).await? {
                 // Ties come back by id descending: core orders what was read, then pages it.
                 return select(query, &lists, false, with_rows);
-            }
-        } else if query.offset() > 0
-            && walk.exact
-            && walk.after_id.is_none()
-            && walk_ranges(&walk) == 1
-        {
-            if let Some(lists) = skip_read(&raw, collection, query, &walk).await? {
-                let rest = query.skipped(query.offset());
-                return select(&rest, &lists, !with_rows, with_rows);
             }
         }
         let lists = match &walk.after_id {
@@ -600,53 +591,22 @@ async fn walk_read(st: &rexie::Store, query: &Query, walk: &Walk) -> Result<Opti
     Ok(Some(lists))
 }
 
-/// An `offset` page of an exact one-range index walk without reading the earlier pages: the
-/// index's primary keys up to the page's end (`getAllKeys`: keys only, no document read or
-/// converted), then the page's records by id, all requests at once. `None` for the primary key
-/// (its tombstones are keys too: the walk reads on past them instead).
+/// An `offset` page of an exact one-range index walk without reading the earlier pages, then the
+/// page's records by id, all requests at once. Ascending, the index's primary keys up to the
+/// page's end (`getAllKeys`: keys only, no document read or converted); descending, a `prev` key
+/// cursor's `advance` (`records.js` `skipBack`), only when the walk's order is the result's (no
+/// tie group to reorder, no keyless record to check for). `None` otherwise, and for the primary
+/// key (its tombstones are keys too: the walk reads on past them instead).
 async fn skip_read(
     raw: &web_sys::IdbTransaction,
     collection: &str,
     query: &Query,
     walk: &Walk,
 ) -> Result<Option<Array>> {
-    let Some(need) = Walk::need(query) else {
+    let (Some(limit), Some(need)) = (query.limit(), Walk::need(query)) else {
         return Ok(None);
     };
-    let (Some(name), ranges) = raw_ranges(&walk.source)? else {
-        return Ok(None);
-    };
-    let [range] = ranges.as_slice() else {
-        return Ok(None);
-    };
-    let store = indexeddb::store(raw, collection)?;
-    let ix = from_dom(store.index(name))?;
-    let range: JsValue = range.clone().map_or(JsValue::NULL, JsValue::from);
-    let req =
-        from_dom(ix.get_all_keys_with_key_and_limit(&range, need.min(u32::MAX as usize) as u32))?;
-    let keys: Array = indexeddb::wait(&req).await?.unchecked_into();
-    let start = query.offset().min(keys.length() as usize) as u32;
-    let page = keys.slice(start, keys.length());
-    let reqs = page
-        .iter()
-        .map(|id| from_dom(store.get(&id)))
-        .collect::<Result<Vec<_>>>()?;
-    let found = join_requests(reqs.iter().map(indexeddb::wait)).await?;
-    Ok(Some(Array::of1(&found.into_iter().collect::<Array>())))
-}
-
-/// [`skip_read`] backwards (`records.js` `skipBack`): an exact one-range index walk whose order is
-/// the walk's (no tie group to reorder, no keyless record to check for). `None` otherwise.
-async fn skip_back(
-    raw: &web_sys::IdbTransaction,
-    collection: &str,
-    query: &Query,
-    walk: &Walk,
-) -> Result<Option<Array>> {
-    let Some(limit) = query.limit() else {
-        return Ok(None);
-    };
-    if !walk.exact || walk.ties || walk.keyed {
+    if walk.descending && (walk.ties || walk.keyed) {
         return Ok(None);
     }
     let (Some(name), ranges) = raw_ranges(&walk.source)? else {
@@ -658,16 +618,29 @@ async fn skip_back(
     let store = indexeddb::store(raw, collection)?;
     let ix = from_dom(store.index(name))?;
     let range: JsValue = range.clone().map_or(JsValue::NULL, JsValue::from);
-    let page = JsFuture::from(records::skip_back(
-        &store,
-        &ix,
-        &range,
-        query.offset() as f64,
-        limit as f64,
-    ))
-    .await
-    .map_err(|e| indexeddb::dom_error(&e))?;
-    Ok(Some(Array::of1(&page)))
+    if walk.descending {
+        let page = JsFuture::from(records::skip_back(
+            &store,
+            &ix,
+            &range,
+            query.offset() as f64,
+            limit as f64,
+        ))
+        .await
+        .map_err(|e| indexeddb::dom_error(&e))?;
+        return Ok(Some(Array::of1(&page)));
+    }
+    let req =
+        from_dom(ix.get_all_keys_with_key_and_limit(&range, need.min(u32::MAX as usize) as u32))?;
+    let keys: Array = indexeddb::wait(&req).await?.unchecked_into();
+    let start = query.offset().min(keys.length() as usize) as u32;
+    let page = keys.slice(start, keys.length());
+    let reqs = page
+        .iter()
+        .map(|id| from_dom(store.get(&id)))
+        .collect::<Result<Vec<_>>>()?;
+    let found = join_requests(reqs.iter().map(indexeddb::wait)).await?;
+    Ok(Some(Array::of1(&found.into_iter().collect::<Array>())))
 }
 
 /// Reads the index points of `walk` (id order) each from just after the id `after`, as far as the
