@@ -255,7 +255,7 @@ async fn a_device_two_hours_ahead_gets_every_write_accepted_in_one_sync() {
     // Later writes are stamped sanely too (the clock came back), but queued above every place
     // given before the clock came back: the floor kept in `_meta` (the watermark may have passed
     // the old places, two hours ahead).
-    let floor = with_raw_idb(&a.name, &meta_get("place")).await;
+    let floor = with_raw_idb(&a.name, &meta_get("clock~place")).await;
     let floor = floor
         .as_string()
         .expect("a place floor kept after the rewind");
@@ -325,7 +325,7 @@ async fn a_write_after_the_clock_was_wound_back_lands_above_every_watermark() {
             r.onsuccess = () => {{
                 const place = "{ahead}-000000-" + r.result;
                 meta.put([place, "x"], "outbox:tasks");
-                meta.put(place, "place");
+                meta.put(place, "clock~place");
             }};
             await new Promise((resolve, reject) => {{
                 tx.oncomplete = resolve;

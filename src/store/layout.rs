@@ -23,8 +23,9 @@ pub const CLIENT_ID: &str = "clientId";
 /// `_meta` key: the last HLC issued by any tab.
 pub const CLOCK: &str = "clock";
 /// `_meta` key: the highest outbox place given, kept when the clock is wound back below it (core's
-/// `outbox::Places`); absent while the clock is above every place.
-pub const PLACE: &str = "place";
+/// `outbox::Places`); absent until then. Right after `clock` in key order (nothing sorts between
+/// them), so a write reads both with one request (`meta::read_stamps`).
+pub const PLACE: &str = "clock~place";
 /// `_meta` key: the random marker of this database (see `meta.rs`).
 pub const INSTANCE: &str = "instance";
 /// `_meta` key: a readable description of the stores and indexes (for humans and tools).

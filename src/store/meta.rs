@@ -15,7 +15,7 @@ use ferrosync_core::Hlc;
 use wasm_bindgen::JsValue;
 use web_sys::IdbDatabase;
 
-use super::indexeddb::{from_rexie, Tx};
+use super::indexeddb::{self, from_rexie, Tx};
 use super::layout::{CLIENT_ID, CLOCK, INSTANCE, META, PLACE};
 use crate::error::{Error, Result};
 
@@ -66,21 +66,25 @@ pub async fn identity(db: &IdbDatabase, keep: Option<&str>) -> Result<(String, S
     tx.finish(work).await
 }
 
-/// The persisted clock and outbox place floor (requests of the caller's transaction, issued when
-/// first polled).
+/// The persisted clock and outbox place floor (one request of the caller's transaction, issued
+/// when first polled): the keys `clock` and `clock~place` are adjacent, and the place is only ever
+/// written beside the clock, so one value is the clock and two are the clock and the place.
 pub async fn read_stamps(meta: &rexie::Store) -> Result<(Option<Hlc>, Option<Hlc>)> {
-    let (clock, place) = futures::join!(read_hlc(meta, CLOCK), read_hlc(meta, PLACE));
-    Ok((clock?, place?))
-}
-
-async fn read_hlc(meta: &rexie::Store, key: &str) -> Result<Option<Hlc>> {
-    match from_rexie(meta.get(key.into()).await)?.and_then(|v| v.as_string()) {
-        None => Ok(None),
-        Some(s) => s
-            .parse()
-            .map(Some)
-            .map_err(|e| Error::storage("DataError", format!("stored {key}: {e}"))),
-    }
+    let both = indexeddb::key_range(
+        Some((JsValue::from_str(CLOCK), false)),
+        Some((JsValue::from_str(PLACE), false)),
+    )?;
+    let values = from_rexie(meta.get_all(indexeddb::range(both), None).await)?;
+    let hlc = |i: usize| -> Result<Option<Hlc>> {
+        match values.get(i).and_then(|v| v.as_string()) {
+            None => Ok(None),
+            Some(s) => s
+                .parse()
+                .map(Some)
+                .map_err(|e| Error::storage("DataError", format!("stored clock: {e}"))),
+        }
+    };
+    Ok((hlc(0)?, hlc(1)?))
 }
 
 /// Writes the clock, and the place floor when given (issued when first polled).
