@@ -66,25 +66,33 @@ pub async fn identity(db: &IdbDatabase, keep: Option<&str>) -> Result<(String, S
     tx.finish(work).await
 }
 
-/// The persisted clock and outbox place floor (one request of the caller's transaction, issued
-/// when first polled): the keys `clock` and `clock~place` are adjacent, and the place is only ever
-/// written beside the clock, so one value is the clock and two are the clock and the place.
-pub async fn read_stamps(meta: &rexie::Store) -> Result<(Option<Hlc>, Option<Hlc>)> {
+/// The persisted clock and outbox place floor, as stored (`undefined` when absent): one request
+/// of the caller's transaction, issued when first polled. The keys `clock` and `clock~place` are
+/// adjacent, and the place is only ever written beside the clock, so one value is the clock and
+/// two are the clock and the place.
+pub async fn read_stamp_values(meta: &rexie::Store) -> Result<(JsValue, JsValue)> {
     let both = indexeddb::key_range(
         Some((JsValue::from_str(CLOCK), false)),
         Some((JsValue::from_str(PLACE), false)),
     )?;
-    let values = from_rexie(meta.get_all(indexeddb::range(both), None).await)?;
-    let hlc = |i: usize| -> Result<Option<Hlc>> {
-        match values.get(i).and_then(|v| v.as_string()) {
+    let mut values = from_rexie(meta.get_all(indexeddb::range(both), None).await)?.into_iter();
+    let mut next = || values.next().unwrap_or(JsValue::UNDEFINED);
+    Ok((next(), next()))
+}
+
+/// [`read_stamp_values`], parsed.
+pub async fn read_stamps(meta: &rexie::Store) -> Result<(Option<Hlc>, Option<Hlc>)> {
+    let (clock, place) = read_stamp_values(meta).await?;
+    let hlc = |v: JsValue, key: &str| -> Result<Option<Hlc>> {
+        match v.as_string() {
             None => Ok(None),
             Some(s) => s
                 .parse()
                 .map(Some)
-                .map_err(|e| Error::storage("DataError", format!("stored clock: {e}"))),
+                .map_err(|e| Error::storage("DataError", format!("stored {key}: {e}"))),
         }
     };
-    Ok((hlc(0)?, hlc(1)?))
+    Ok((hlc(clock, CLOCK)?, hlc(place, PLACE)?))
 }
 
 /// Writes the clock, and the place floor when given (issued when first polled).

@@ -216,14 +216,12 @@ async fn load_docs(tx: &Tx, keys: &[DocKey], known: &[String]) -> Result<(String
     );
     let collections: Vec<String> = groups.keys().map(|c| c.to_string()).collect();
     let meta = tx.store(META)?;
-    let (clock, place, marks, found) = futures::join!(
-        meta.get(CLOCK.into()),
-        meta.get(PLACE.into()),
+    let (stamps, marks, found) = futures::join!(
+        super::meta::read_stamp_values(&meta),
         read_marks(&meta, &collections),
         read_groups(tx, &groups)
     );
-    let clock = from_rexie(clock)?.unwrap_or(JsValue::UNDEFINED);
-    let place = from_rexie(place)?.unwrap_or(JsValue::UNDEFINED);
+    let (clock, place) = stamps?;
     let marks_map = Map::new();
     for (c, m) in collections.iter().zip(marks?) {
         if !m.is_undefined() {
@@ -243,8 +241,8 @@ async fn load_docs(tx: &Tx, keys: &[DocKey], known: &[String]) -> Result<(String
 
 /// Writes the engine's ops planned in this transaction (`ops_js`, see `planApply` in
 /// sync_records.js) over the records `load_docs` read (`found`), with `cursor` and `stamps` (the
-/// clock and the place floor; None: the persisted one stays) in `_meta`. The preconditions were checked by core against what
-/// `load_docs` read in this same transaction.
+/// clock and the place floor; None: the persisted one stays) in `_meta`. The preconditions were
+/// checked by core against what `load_docs` read in this same transaction.
 async fn apply_ops(
     tx: &Tx,
     ops_js: &JsValue,

@@ -1,7 +1,7 @@
 //! Writes: one IndexedDB transaction per call over the collection and `_meta`.
 //!
 //! Shape of every write transaction (no foreign await anywhere inside it):
-//! 1. read the persisted clock and outbox place floor (the transaction's own requests),
+//! 1. read the persisted clock and outbox place floor (the transaction's own request),
 //! 2. stamp one HLC for the whole call, issue every record put at once (each record carries its
 //!    place in the outbox, so a committed write is always in the outbox: core's `outbox::Places`),
 //! 3. write the clock back (and the place floor, when the clock was wound back below it), await
@@ -104,11 +104,11 @@ async fn put_requests(
     // Small writes without per-field HLCs to carry forward go out at once, stamped by this
     // instance's clock, together with the read of the persisted clock instead of after it: one
     // round trip to IndexedDB's backend less per write (a third of a single put's time, measured in
-    // bench/). The persisted clock (or place floor) is ahead only when another tab or instance wrote
-    // since, or sync wound the clock back; then its value (still inside this transaction)
-    // re-stamps everything below, and those puts replace these
-    // (a transaction's requests run in order), so what commits is the same. Large batches wait
-    // instead: the round trip is nothing next to them, and re-issuing one would not be.
+    // bench/). The persisted clock (or place floor) is ahead only when another tab or instance
+    // wrote since, or sync wound the clock back; then its value (still inside this transaction)
+    // re-stamps everything below, and those puts replace these (a transaction's requests run in
+    // order), so what commits is the same. Large batches wait instead: the round trip is nothing
+    // next to them, and re-issuing one would not be.
     let (persisted, place) = if !tracks && !bases && prepared.len() <= EARLY_MAX {
         let hlc = store.tick(None);
         let stamp = hlc.encode();
