@@ -905,13 +905,65 @@ async fn pages_after_pages_equal_one_query() {
     destroy(&name).await;
 }
 
-/// A compound key is the same whichever way a record is written: `records.js` for local writes,
-/// `records::projection_of` for pulled documents and the back-fill (booleans, nulls, missing and
-/// nested fields, numbers of both kinds; none for an array or object).
+// The projection as core's key rules give it (`IndexKey`, `CompoundIndex::key_of`, which the
+// query planner searches with): the reference `records.js` `projection` is checked against.
+use ferrosync::store::layout::IndexInfo;
+use ferrosync_core::query::{IndexKey, KeyComp, KeyPart, TAG_TOP};
+use serde_json::{Map, Value};
+
+fn key_to_json(key: &IndexKey) -> Value {
+    let mut v = vec![Value::from(key.tag)];
+    match &key.part {
+        Some(KeyPart::Number(n)) => {
+            v.push(serde_json::Number::from_f64(*n).map_or(Value::Null, Value::Number))
+        }
+        Some(KeyPart::String(s)) => v.push(Value::String(s.clone())),
+        None => {}
+    }
+    Value::Array(v)
+}
+
+/// The key of one index for a document (what `records.js` `projection` must compute), `None` when the
+/// document is left out of it: `[tag, value]`, or for a compound index `[[tag, value], ..., id]`.
+fn projection_of(doc: &Value, info: &IndexInfo) -> Option<Value> {
+    match &info.compound {
+        None => IndexKey::at(doc, &info.path).map(|k| key_to_json(&k)),
+        Some(c) => {
+            let parts = c.key_of(doc)?;
+            Some(Value::Array(
+                parts
+                    .iter()
+                    .map(|part| match part {
+                        KeyComp::Key(k) => key_to_json(k),
+                        KeyComp::Id(id) => Value::String(id.clone()),
+                        KeyComp::Top => Value::Array(vec![Value::from(TAG_TOP)]),
+                    })
+                    .collect(),
+            ))
+        }
+    }
+}
+
+/// The `ix` object of a document, or `None` when the collection has no index.
+fn projection_value(doc: &Value, indexes: &[IndexInfo]) -> Option<Value> {
+    if indexes.is_empty() {
+        return None;
+    }
+    let mut ix = Map::new();
+    for info in indexes {
+        if let Some(key) = projection_of(doc, info) {
+            ix.insert(info.ident.clone(), key);
+        }
+    }
+    Some(Value::Object(ix))
+}
+/// The keys `records.js` stores (every write: local, pulled, back-filled) are the keys core's
+/// rules give, which queries search with (booleans, nulls, missing and nested fields, numbers of
+/// both kinds; none for an array or object).
 #[wasm_bindgen_test]
 fn compound_keys_agree_between_javascript_and_rust() {
-    use ferrosync::store::layout::{compound_ident, ident, IndexInfo};
-    use ferrosync::store::records::{build_records, index_paths, projection_value};
+    use ferrosync::store::layout::{compound_ident, ident};
+    use ferrosync::store::records::{build_records, index_paths};
     use ferrosync_core::query::Path;
     use ferrosync_core::walk::CompoundIndex;
     let p = |s: &str| Path::parse(s).unwrap();

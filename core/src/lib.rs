@@ -3,6 +3,7 @@
 //! Nothing here knows about wasm-bindgen, web-sys or a database driver, so the rules that decide
 //! ordering and conflicts compile and test natively and are the *same code* on both ends.
 
+pub mod doc_text;
 pub mod document;
 pub mod hlc;
 pub mod limits;

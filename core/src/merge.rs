@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value};
 
 use crate::hlc::Hlc;
-use crate::protocol::Change;
+use crate::protocol::{Change, Doc};
 
 /// Key of the whole-document delete time inside `Change::fields`. Field names starting with `$` are
 /// refused in documents ([`crate::document`]), so it never collides with a real field.
@@ -63,7 +63,7 @@ pub fn made_without(change: &Change, current: &Hlc) -> bool {
 fn cmp_content(a: &Change, b: &Change) -> Ordering {
     a.deleted
         .cmp(&b.deleted)
-        .then_with(|| cmp_opt_json(a.doc.as_ref(), b.doc.as_ref()))
+        .then_with(|| cmp_opt_doc(a.doc.as_ref(), b.doc.as_ref()))
         .then_with(|| a.fields.cmp(&b.fields))
 }
 
@@ -92,7 +92,7 @@ pub fn local_change(
         id: id.to_string(),
         hlc,
         deleted: doc.is_none(),
-        doc,
+        doc: doc.map(Doc::from),
         fields: None,
         base: None,
     };
@@ -157,7 +157,10 @@ impl FieldState {
     /// at its own HLC; a tombstone without them as a delete at its HLC.
     pub fn of(c: &Change) -> FieldState {
         let mut st = FieldState::default();
-        let doc = c.doc.as_ref().and_then(Value::as_object);
+        // A document whose text does not parse (a number beyond `f64`, which no server that
+        // checks pushes sends) holds no field the merge could keep.
+        let parsed = c.doc.as_ref().and_then(|d| d.parse().ok());
+        let doc = parsed.as_ref().and_then(Value::as_object);
         match &c.fields {
             Some(times) => {
                 st.deleted_at = times.get(DELETED_AT).cloned();
@@ -272,7 +275,7 @@ impl FieldState {
                 }
             }
             m.insert(ID_FIELD.to_string(), Value::String(id.to_string()));
-            Value::Object(m)
+            Doc::from_value(&Value::Object(m))
         });
         Change {
             collection: collection.to_string(),
@@ -291,6 +294,17 @@ fn newer_field(a: &FieldVersion, b: &FieldVersion) -> bool {
         Ordering::Greater => true,
         Ordering::Less => false,
         Ordering::Equal => cmp_opt_json(a.value.as_ref(), b.value.as_ref()) == Ordering::Greater,
+    }
+}
+
+/// Documents by [`cmp_json`]; text that does not parse (a number beyond `f64`) orders by the text.
+fn cmp_opt_doc(a: Option<&Doc>, b: Option<&Doc>) -> Ordering {
+    match (a, b) {
+        (Some(a), Some(b)) => match (a.parse(), b.parse()) {
+            (Ok(x), Ok(y)) => cmp_json(&x, &y),
+            _ => a.json().cmp(b.json()),
+        },
+        _ => a.is_some().cmp(&b.is_some()),
     }
 }
 
@@ -407,7 +421,14 @@ mod tests {
         let v3 = put(Some(&v2), json!({"id": "a", "done": true}), h(3, "c"));
         let f3 = v3.fields.clone().unwrap();
         assert_eq!(f3["title"], h(3, "c"), "removal is a write of the field");
-        assert!(v3.doc.as_ref().unwrap().get("title").is_none());
+        assert!(v3
+            .doc
+            .as_ref()
+            .unwrap()
+            .parse()
+            .unwrap()
+            .get("title")
+            .is_none());
         assert_eq!(v3.hlc, h(3, "c"));
     }
 
@@ -429,7 +450,10 @@ mod tests {
             h(4, "r"),
         );
         let m = merge(&left, &right);
-        assert_eq!(m.doc, Some(json!({"id": "a", "title": "y", "done": true})));
+        assert_eq!(
+            m.doc,
+            Doc::some(json!({"id": "a", "title": "y", "done": true}))
+        );
         assert_eq!(m.hlc, h(5, "l"));
         assert_eq!(FieldState::of(&m), FieldState::of(&merge(&right, &left)));
     }
@@ -439,7 +463,7 @@ mod tests {
         let base = put(None, json!({"id": "a", "title": "x"}), h(1, "p"));
         let l = put(Some(&base), json!({"id": "a", "title": "l"}), h(5, "l"));
         let r = put(Some(&base), json!({"id": "a", "title": "r"}), h(6, "r"));
-        assert_eq!(merge(&l, &r).doc.unwrap()["title"], "r");
+        assert_eq!(merge(&l, &r).doc.unwrap().parse().unwrap()["title"], "r");
     }
 
     #[test]
@@ -465,7 +489,7 @@ mod tests {
         );
         let m = merge(&older, &merge(&gone, &newer));
         assert!(!m.deleted);
-        assert_eq!(m.doc, Some(json!({"id": "a", "title": "z"})));
+        assert_eq!(m.doc, Doc::some(json!({"id": "a", "title": "z"})));
         // Whatever order: the older edit arriving last cannot resurrect its fields.
         let m2 = merge(&merge(&newer, &older), &gone);
         assert_eq!(FieldState::of(&m), FieldState::of(&m2));
@@ -473,7 +497,7 @@ mod tests {
         let again = put(Some(&gone), json!({"id": "a"}), h(9, "d"));
         let m3 = merge(&again, &older);
         assert!(!m3.deleted);
-        assert_eq!(m3.doc, Some(json!({"id": "a"})));
+        assert_eq!(m3.doc, Doc::some(json!({"id": "a"})));
     }
 
     #[test]
@@ -494,7 +518,7 @@ mod tests {
         let lww_v = plain(4, "x", Some(json!({"id": "a", "title": "w"})));
         let tracked = put(None, json!({"id": "a", "title": "t", "n": 1}), h(3, "y"));
         let m = merge(&lww_v, &tracked);
-        assert_eq!(m.doc, Some(json!({"id": "a", "title": "w", "n": 1})));
+        assert_eq!(m.doc, Doc::some(json!({"id": "a", "title": "w", "n": 1})));
         let tomb = plain(9, "x", None);
         assert!(merge(&tomb, &tracked).deleted);
     }
@@ -593,7 +617,8 @@ mod tests {
                     let current = prev
                         .as_ref()
                         .filter(|c| !c.deleted)
-                        .and_then(|c| c.doc.clone());
+                        .and_then(|c| c.doc.as_ref())
+                        .map(|d| d.parse().unwrap());
                     let doc = match edit {
                         Step::Set(_, k, v) => current.map(|mut d| {
                             d[KEYS[*k]] = json!(v);

@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
+pub use crate::doc_text::Doc;
 use crate::hlc::Hlc;
 
 /// One document change: a new version of the document, or its deletion (tombstone).
@@ -19,9 +19,10 @@ pub struct Change {
     /// True for a delete; then `doc` is absent.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub deleted: bool,
-    /// The whole document (a JSON object including `id`) unless deleted.
+    /// The whole document (a JSON object including `id`) unless deleted, as JSON text: sync
+    /// carries it without parsing it (see [`crate::doc_text`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub doc: Option<Value>,
+    pub doc: Option<Doc>,
     /// Per-field timestamps, kept by collections using the `merge` policy; opaque to the server.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fields: Option<BTreeMap<String, Hlc>>,

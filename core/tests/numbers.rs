@@ -3,7 +3,7 @@
 //! feature about one full-precision double in ten came back one unit in the last place off
 //! (`0.9856906946328695` -> `...696`); integers up to 2^53 must stay integers and exact too.
 
-use ferrosync_core::protocol::{Change, PullResponse, PushRequest};
+use ferrosync_core::protocol::{Change, Doc, PullResponse, PushRequest};
 use ferrosync_core::Hlc;
 use serde_json::{json, Value};
 
@@ -53,14 +53,15 @@ fn change_with(doc: Value) -> Change {
         id: "n".into(),
         hlc: Hlc::new(1_700_000_000_000, 0, "a").unwrap(),
         deleted: false,
-        doc: Some(doc),
+        doc: Doc::some(doc),
         fields: None,
         base: None,
     }
 }
 
-fn values(doc: &Value) -> &Vec<Value> {
-    doc["values"].as_array().unwrap()
+/// The `values` array of a document, parsed from its text as any client would.
+fn values(doc: &Doc) -> Vec<Value> {
+    doc.parse().unwrap()["values"].as_array().unwrap().clone()
 }
 
 #[test]

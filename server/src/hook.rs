@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use axum::http::{header, HeaderMap};
 use ferrosync_core::document;
 use ferrosync_core::hlc::{Hlc, MAX_COUNTER};
-use ferrosync_core::protocol::{Change, ErrorDetail, PushRequest, PushResult, PushStatus};
+use ferrosync_core::protocol::{Change, Doc, ErrorDetail, PushRequest, PushResult, PushStatus};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -289,7 +289,7 @@ fn replaced(i: usize, mut change: Change, doc: Value) -> Result<Change, ApiError
     }
     change.hlc = hlc;
     change.deleted = false;
-    change.doc = Some(doc);
+    change.doc = Some(Doc::from_value(&doc));
     Ok(change)
 }
 

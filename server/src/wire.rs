@@ -153,7 +153,7 @@ mod tests {
             .map(|c| {
                 (
                     c.hlc.encode(),
-                    c.doc.as_ref().map(|d| d.to_string()),
+                    c.doc.as_ref().map(|d| d.json().to_string()),
                     c.fields.as_ref().map(|f| serde_json::to_string(f).unwrap()),
                 )
             })

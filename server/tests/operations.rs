@@ -994,18 +994,16 @@ impl ferrosync_server::PushHook for TitleRules {
                 .changes
                 .iter()
                 .map(|c| {
-                    let title = c
-                        .doc
-                        .as_ref()
-                        .and_then(|d| d["title"].as_str())
-                        .unwrap_or("");
+                    // A document arrives as JSON text: the hook reads what it needs.
+                    let doc = c.doc.as_ref().map(|d| d.parse().unwrap());
+                    let title = doc.as_ref().and_then(|d| d["title"].as_str()).unwrap_or("");
                     if title.chars().count() > 200 {
                         Verdict::Reject {
                             code: "TITLE_TOO_LONG".into(),
                             message: "titles are at most 200 characters".into(),
                         }
                     } else if title.trim() != title {
-                        let mut doc = c.doc.clone().unwrap();
+                        let mut doc = doc.clone().unwrap();
                         doc["title"] = json!(title.trim());
                         Verdict::Replace { doc }
                     } else {

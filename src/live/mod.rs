@@ -45,6 +45,8 @@ mod broadcast;
 use std::cell::{Cell, RefCell};
 use std::rc::{Rc, Weak};
 
+use ferrosync_core::document::ID_FIELD;
+use ferrosync_core::protocol::Doc;
 use ferrosync_core::query::{Query, Row};
 use ferrosync_core::window::{Change, Edit, Outcome, Window};
 use js_sys::{Array, Function};
@@ -199,8 +201,32 @@ impl Registry {
     /// A pulled page (see [`NoticeSink::pulled`]): its notice carries no JavaScript documents, so
     /// a watch it can touch runs again, but one whose window it provably leaves alone does nothing.
     /// No bound on the page's size here: the check is a hash lookup and a comparison per document.
-    pub fn notify_pulled(&self, notice: Notice, values: &[Option<&Value>]) {
-        self.notify_where(notice, true, |w, n| window_stays(w, &n.ids, values));
+    pub fn notify_pulled(&self, notice: Notice, values: &[Option<&Doc>]) {
+        self.notify_where(notice, true, |w, n| {
+            let windowed = w.last.borrow().as_ref().is_some_and(|s| s.window.is_some());
+            if !windowed {
+                return false;
+            }
+            // Only the members the query reads are parsed out of each document's text.
+            let mut names: Vec<&str> = w
+                .query
+                .paths()
+                .iter()
+                .filter_map(|p| p.segments().first().map(String::as_str))
+                .collect();
+            names.push(ID_FIELD);
+            let picked: Option<Vec<Option<Value>>> = values
+                .iter()
+                .map(|d| match d {
+                    None => Some(None),
+                    Some(d) => d.pick(&names).ok().map(Some),
+                })
+                .collect();
+            picked.is_some_and(|p| {
+                let refs: Vec<Option<&Value>> = p.iter().map(Option::as_ref).collect();
+                window_stays(w, &n.ids, &refs)
+            })
+        });
     }
 
     fn notify_where(
@@ -277,7 +303,7 @@ impl NoticeSink for Registry {
         self.notify(notice, broadcast);
     }
 
-    fn pulled(&self, notice: Notice, values: &[Option<&Value>]) {
+    fn pulled(&self, notice: Notice, values: &[Option<&Doc>]) {
         self.notify_pulled(notice, values);
     }
 

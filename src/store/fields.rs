@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 use ferrosync_core::merge::local_change;
-use ferrosync_core::protocol::Change;
+use ferrosync_core::protocol::{Change, Doc};
 use ferrosync_core::Hlc;
 use js_sys::Reflect;
 use serde_json::Value;
@@ -18,12 +18,15 @@ use wasm_bindgen::JsValue;
 use super::Prepared;
 use crate::error::{Error, Result};
 
-fn json_of(v: &JsValue) -> Result<Value> {
-    let text = js_sys::JSON::stringify(v)
+fn text_of(v: &JsValue) -> Result<String> {
+    Ok(js_sys::JSON::stringify(v)
         .map_err(|e| super::indexeddb::dom_error(&e))?
         .as_string()
-        .unwrap_or_default();
-    serde_json::from_str(&text)
+        .unwrap_or_default())
+}
+
+fn json_of(v: &JsValue) -> Result<Value> {
+    serde_json::from_str(&text_of(v)?)
         .map_err(|e| Error::storage("DataError", format!("stored record: {e}")))
 }
 
@@ -49,7 +52,7 @@ fn previous(collection: &str, record: &JsValue) -> Result<Option<Change>> {
     let doc = if doc.is_undefined() {
         None
     } else {
-        Some(json_of(&doc)?)
+        Some(Doc::from_json(&text_of(&doc)?).map_err(|e| bad(format!("stored record: {e}")))?)
     };
     let fields = get(record, "fields");
     let fields: Option<BTreeMap<String, Hlc>> = if fields.is_undefined() {

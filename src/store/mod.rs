@@ -208,7 +208,7 @@ impl Store {
     /// as it is is not run again.
     pub fn notify_applied(&self, ops: &[ferrosync_core::sync::StoreOp]) {
         use ferrosync_core::sync::StoreOp;
-        type Changed<'a> = (Vec<String>, Vec<Option<&'a serde_json::Value>>);
+        type Changed<'a> = (Vec<String>, Vec<Option<&'a ferrosync_core::protocol::Doc>>);
         let Some(sink) = self.sink() else {
             return;
         };

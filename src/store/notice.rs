@@ -46,9 +46,9 @@ pub trait NoticeSink {
     /// came from them).
     fn notice(&self, notice: Notice, broadcast: bool);
     /// `notice` was committed by sync (a pulled page), broadcast; `values` are its new versions
-    /// aligned with its ids (`None`: deleted), already parsed, borrowed for this call only: enough
+    /// aligned with its ids (`None`: deleted), as JSON text, borrowed for this call only: enough
     /// to tell which live results the page cannot touch.
-    fn pulled(&self, notice: Notice, values: &[Option<&serde_json::Value>]) {
+    fn pulled(&self, notice: Notice, values: &[Option<&ferrosync_core::protocol::Doc>]) {
         let _ = values;
         self.notice(notice, true);
     }

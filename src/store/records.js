@@ -52,6 +52,14 @@ function compoundKeyOf(doc, list) {
   return out;
 }
 
+/** Sets the `ix` of each live record (the versions sync writes, which arrive without one). */
+export function addProjections(records, paths) {
+  for (let i = 0; i < records.length; i++) {
+    const rec = records[i];
+    if (rec.doc !== undefined) rec.ix = projection(rec.doc, paths);
+  }
+}
+
 /** The records of a batch, each marked pending sync at `pend` (Rust puts them through rexie). */
 export function buildRecords(hlc, pend, docs, paths, fieldsJson) {
   // Per-field HLCs of `merge` collections (sync hook, src/store/fields.rs).

@@ -27,12 +27,12 @@
 
 use std::collections::BTreeMap;
 
-use ferrosync_core::protocol::Change;
-use ferrosync_core::query::{IndexKey, KeyComp, KeyPart, TAG_TOP};
+use ferrosync_core::protocol::{Change, Doc};
+use ferrosync_core::query::{IndexKey, KeyPart};
 use ferrosync_core::Hlc;
 use js_sys::{Array, Object, Reflect};
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use wasm_bindgen::prelude::*;
 
 use super::indexeddb::from_dom;
@@ -77,6 +77,10 @@ extern "C" {
 
     /// The `ix` object of a document for `index_paths` (what `buildRecords` stores).
     pub fn projection(doc: &JsValue, index_paths: &Array) -> JsValue;
+
+    /// Sets the `ix` of each live record of `records` (sync's, which arrive without one).
+    #[wasm_bindgen(js_name = addProjections)]
+    pub fn add_projections(records: &Array, index_paths: &Array);
 
     /// The JavaScript twin of `IndexKey::of` (what `buildRecords` stores); for tests.
     #[wasm_bindgen(js_name = keyOf)]
@@ -207,39 +211,6 @@ pub fn key_to_js(key: &IndexKey) -> JsValue {
     arr.into()
 }
 
-fn key_to_json(key: &IndexKey) -> Value {
-    let mut v = vec![Value::from(key.tag)];
-    match &key.part {
-        Some(KeyPart::Number(n)) => {
-            v.push(serde_json::Number::from_f64(*n).map_or(Value::Null, Value::Number))
-        }
-        Some(KeyPart::String(s)) => v.push(Value::String(s.clone())),
-        None => {}
-    }
-    Value::Array(v)
-}
-
-/// The key of one index for a document (what `records.js` `projection` computes), `None` when the
-/// document is left out of it: `[tag, value]`, or for a compound index `[[tag, value], ..., id]`.
-pub fn projection_of(doc: &Value, info: &IndexInfo) -> Option<Value> {
-    match &info.compound {
-        None => IndexKey::at(doc, &info.path).map(|k| key_to_json(&k)),
-        Some(c) => {
-            let parts = c.key_of(doc)?;
-            Some(Value::Array(
-                parts
-                    .iter()
-                    .map(|part| match part {
-                        KeyComp::Key(k) => key_to_json(k),
-                        KeyComp::Id(id) => Value::String(id.clone()),
-                        KeyComp::Top => Value::Array(vec![Value::from(TAG_TOP)]),
-                    })
-                    .collect(),
-            ))
-        }
-    }
-}
-
 /// The record of a version sync writes (a pulled version, a resolution), serialized straight from
 /// the engine's change with its document borrowed: a live document `{ id, hlc, doc, ix? }` or a
 /// tombstone `{ id, hlc, tomb }`, plus `fields` and `base` when the change has them (the layout
@@ -250,9 +221,7 @@ pub struct SyncedRecord<'a> {
     id: &'a str,
     hlc: &'a Hlc,
     #[serde(skip_serializing_if = "Option::is_none")]
-    doc: Option<&'a Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    ix: Option<Value>,
+    doc: Option<&'a Doc>,
     #[serde(skip_serializing_if = "Option::is_none")]
     tomb: Option<&'a Hlc>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -281,13 +250,12 @@ const _: () = {
 };
 
 impl<'a> SyncedRecord<'a> {
-    pub fn of(change: &'a Change, ix: Option<Value>) -> SyncedRecord<'a> {
+    pub fn of(change: &'a Change) -> SyncedRecord<'a> {
         let live = change.doc.as_ref().filter(|_| !change.deleted);
         SyncedRecord {
             id: &change.id,
             hlc: &change.hlc,
             doc: live,
-            ix: ix.filter(|_| live.is_some()),
             tomb: if live.is_none() {
                 Some(&change.hlc)
             } else {
@@ -297,19 +265,4 @@ impl<'a> SyncedRecord<'a> {
             base: change.base.as_ref(),
         }
     }
-}
-
-/// The `ix` object of a parsed document (the sync engine applies pulled documents it holds as
-/// JSON), or `None` when the collection has no index.
-pub fn projection_value(doc: &Value, indexes: &[IndexInfo]) -> Option<Value> {
-    if indexes.is_empty() {
-        return None;
-    }
-    let mut ix = Map::new();
-    for info in indexes {
-        if let Some(key) = projection_of(doc, info) {
-            ix.insert(info.ident.clone(), key);
-        }
-    }
-    Some(Value::Object(ix))
 }

@@ -244,6 +244,7 @@ async fn load_docs(tx: &Tx, keys: &[DocKey], known: &[String]) -> Result<(String
 /// clock and the place floor; None: the persisted one stays) in `_meta`. The preconditions were
 /// checked by core against what `load_docs` read in this same transaction.
 async fn apply_ops(
+    conn: &Conn,
     tx: &Tx,
     ops_js: &JsValue,
     found: &Map,
@@ -257,6 +258,10 @@ async fn apply_ops(
         let entry: Array = entry.unchecked_into();
         let collection = entry.get(0).as_string().unwrap_or_default();
         let records: Array = entry.get(1).unchecked_into();
+        let indexes = conn.schema.indexes(&collection);
+        if !indexes.is_empty() {
+            records::add_projections(&records, &records::index_paths(indexes));
+        }
         stores.push((tx.store(&collection)?, records));
     }
     let mut meta_puts: Vec<(JsValue, JsValue)> = Vec::new();
@@ -518,13 +523,13 @@ pub async fn write<'a>(
                 tx.roll_back().await;
                 return Ok(None);
             };
-            let text = ops_text(&conn, &planned.ops, &planned.places, &known)?;
+            let text = ops_text(&planned.ops, &planned.places, &known)?;
             let ops_js = js_sys::JSON::parse(&text).map_err(|e| dom_error(&e))?;
             let stamps = [
                 (CLOCK, planned.clock.as_ref()),
                 (PLACE, planned.place.as_ref()),
             ];
-            apply_ops(&tx, &ops_js, &found, planned.cursor, &stamps).await?;
+            apply_ops(&conn, &tx, &ops_js, &found, planned.cursor, &stamps).await?;
             Ok(Some(planned.ops))
         },
     )
@@ -598,15 +603,10 @@ pub async fn read_outbox(
 }
 
 /// The ops as one JSON text for `planApply` (`sync_records.js`). Serialized once, straight from
-/// the engine's ops: documents are borrowed, not copied into a second tree (that copy and its
-/// drop were a tenth of a first sync's WASM time). Ops on collections the database does not
-/// have are left out.
-fn ops_text(
-    conn: &Conn,
-    ops: &[StoreOp],
-    places: &[Option<Hlc>],
-    known: &[String],
-) -> Result<String> {
+/// the engine's ops: documents are the JSON text they arrived as, written out as they are (their
+/// index keys are computed after the parse, in JavaScript, by the same `projection` local writes
+/// use). Ops on collections the database does not have are left out.
+fn ops_text(ops: &[StoreOp], places: &[Option<Hlc>], known: &[String]) -> Result<String> {
     let mut out = Vec::with_capacity(ops.len());
     for (op, place) in ops.iter().zip(places) {
         let (collection, id) = match op {
@@ -622,13 +622,7 @@ fn ops_text(
             StoreOp::Put {
                 change, pending, ..
             } => {
-                let ix = match (&change.doc, change.deleted) {
-                    (Some(doc), false) => {
-                        records::projection_value(doc, conn.schema.indexes(collection))
-                    }
-                    _ => None,
-                };
-                let record = SyncedRecord::of(change, ix);
+                let record = SyncedRecord::of(change);
                 (
                     Some(record),
                     if *pending { "put" } else { "ack" },

@@ -934,8 +934,8 @@ impl<S: LocalStore, T: Transport> SyncEngine<S, T> {
                 let conflict = Conflict {
                     collection: remote.collection.clone(),
                     id: remote.id.clone(),
-                    local: live_doc(&local.change),
-                    remote: live_doc(remote),
+                    local: live_doc(&local.change).map_err(fail)?,
+                    remote: live_doc(remote).map_err(fail)?,
                 };
                 let out = resolve(conflict).await.map_err(fail)?;
                 let out = normalize_resolved(&remote.id, out).map_err(fail)?;
@@ -975,11 +975,14 @@ fn poll_once<F: std::future::Future>(fut: F) -> Option<F::Output> {
     }
 }
 
-fn live_doc(c: &Change) -> Option<serde_json::Value> {
-    if c.deleted {
-        None
-    } else {
-        c.doc.clone()
+/// The document a resolver is shown (None: deleted).
+fn live_doc(c: &Change) -> Result<Option<serde_json::Value>, String> {
+    match &c.doc {
+        Some(d) if !c.deleted => d
+            .parse()
+            .map(Some)
+            .map_err(|e| format!("document {}/{}: {e}", c.collection, c.id)),
+        _ => Ok(None),
     }
 }
 

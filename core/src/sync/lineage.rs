@@ -104,6 +104,7 @@ pub fn decode(s: &str) -> Option<Lineage> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::Doc;
 
     fn v(wall: u64, node: &str, base: Option<(u64, &str)>) -> Change {
         Change {
@@ -111,7 +112,7 @@ mod tests {
             id: "x".into(),
             hlc: Hlc::new(wall, 0, node).unwrap(),
             deleted: false,
-            doc: Some(serde_json::json!({ "id": "x" })),
+            doc: Doc::some(serde_json::json!({ "id": "x" })),
             fields: None,
             base: base.map(|(w, n)| Hlc::new(w, 0, n).unwrap()),
         }

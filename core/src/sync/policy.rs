@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::hlc::Hlc;
 use crate::merge::FieldState;
-use crate::protocol::Change;
+use crate::protocol::{Change, Doc};
 
 use super::store::LocalDoc;
 
@@ -137,7 +137,7 @@ pub(crate) enum Decision {
     TakeRemote,
     /// Store this as a new local write (fresh HLC, into the outbox).
     Write {
-        doc: Option<Value>,
+        doc: Option<Doc>,
         fields: Option<BTreeMap<String, Hlc>>,
     },
 }
@@ -190,6 +190,7 @@ pub(crate) fn decide_custom(
     resolved: Option<Value>,
 ) -> Decision {
     let l = &local.change;
+    let resolved = resolved.map(Doc::from);
     let remote_doc = if remote.deleted {
         None
     } else {
@@ -306,7 +307,7 @@ mod tests {
         );
         match decide_by_order(&local(mine.clone(), true), &theirs, true) {
             Decision::Write { doc, .. } => {
-                assert_eq!(doc, Some(json!({"id": "a", "x": 2, "y": 2})))
+                assert_eq!(doc, Doc::some(json!({"id": "a", "x": 2, "y": 2})))
             }
             d => panic!("{d:?}"),
         }

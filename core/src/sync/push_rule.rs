@@ -129,7 +129,7 @@ mod tests {
             id: "a".into(),
             hlc: Hlc::new(wall, 0, node).unwrap(),
             deleted,
-            doc: (!deleted).then(|| json!({"id": "a", "w": wall})),
+            doc: (!deleted).then(|| json!({"id": "a", "w": wall}).into()),
             fields: None,
             base: base.map(|(w, n)| Hlc::new(w, 0, n).unwrap()),
         }

@@ -123,13 +123,16 @@ impl Client {
         let hlc = self.clock.tick(now_ms());
         Change {
             collection: "tasks".into(),
-            doc: Some(json!({
-                "id": id,
-                "title": format!("task {} of {}", self.next_id, self.name),
-                "done": self.next_id.is_multiple_of(3),
-                "rank": self.next_id,
-                "note": "the quick brown fox jumps over the lazy dog"
-            })),
+            doc: Some(
+                json!({
+                    "id": id,
+                    "title": format!("task {} of {}", self.next_id, self.name),
+                    "done": self.next_id.is_multiple_of(3),
+                    "rank": self.next_id,
+                    "note": "the quick brown fox jumps over the lazy dog"
+                })
+                .into(),
+            ),
             id,
             hlc,
             deleted: false,
@@ -375,7 +378,7 @@ async fn victim(http: &reqwest::Client, base: &str, token: &str, seconds: u64) -
             cursor: None,
             changes: vec![Change {
                 collection: "tasks".into(),
-                doc: Some(json!({ "id": id, "title": "victim" })),
+                doc: Some(json!({ "id": id, "title": "victim" }).into()),
                 id,
                 hlc: clock.tick(now_ms()),
                 deleted: false,

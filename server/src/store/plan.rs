@@ -329,7 +329,7 @@ mod tests {
             id: id.into(),
             hlc: Hlc::new(wall, 0, node).unwrap(),
             deleted,
-            doc: (!deleted).then(|| json!({"id": id, "w": wall})),
+            doc: (!deleted).then(|| json!({"id": id, "w": wall}).into()),
             fields: None,
             base: None,
         }
@@ -555,7 +555,7 @@ mod tests {
                 id: id.into(),
                 hlc: hlc(wall, node),
                 deleted,
-                doc: (!deleted).then(|| json!({"id": id, "w": wall})),
+                doc: (!deleted).then(|| json!({"id": id, "w": wall}).into()),
                 fields: None,
                 base: base.map(|(w, n)| hlc(w, n)),
             }

@@ -138,7 +138,7 @@ pub fn encode(c: &Change) -> Encoded {
     Encoded {
         hlc: c.hlc.encode(),
         // Serializing a serde_json::Value cannot fail.
-        doc: c.doc.as_ref().map(|d| d.to_string()),
+        doc: c.doc.as_ref().map(|d| d.json().to_string()),
         fields: c
             .fields
             .as_ref()

@@ -701,7 +701,7 @@ mod tests {
             id: id.into(),
             hlc: Hlc::new(wall, 0, "c1").unwrap(),
             deleted: false,
-            doc: Some(json!({"id": id, "w": wall})),
+            doc: Some(json!({"id": id, "w": wall}).into()),
             fields: None,
             base: None,
         }

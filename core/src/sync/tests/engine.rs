@@ -1,5 +1,6 @@
 //! One behaviour per test: push, pull, conflicts by policy, failures, clocks, epochs.
 
+use crate::protocol::Doc;
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::rc::Rc;
@@ -215,7 +216,7 @@ fn merge_policy_repairs_an_acknowledged_edit_overwritten_by_a_newer_whole_docume
     ok(a.sync());
     ok(b.sync());
     let want = json!({"id": "n", "title": "final", "done": true});
-    assert_eq!(w.server.docs(NS)[0].doc, Some(want.clone()));
+    assert_eq!(w.server.docs(NS)[0].doc, Doc::some(want.clone()));
     assert_eq!(a.doc("notes", "n"), Some(want.clone()));
     assert_eq!(b.doc("notes", "n"), Some(want));
 }
@@ -760,7 +761,7 @@ fn far_future(collection: &str) -> Change {
         id: "x".into(),
         hlc: Hlc::new(START + 7_200_000, 0, "broken").unwrap(),
         deleted: false,
-        doc: Some(json!({"id": "x", "v": "future"})),
+        doc: Doc::some(json!({"id": "x", "v": "future"})),
         fields: None,
         base: None,
     }
@@ -817,7 +818,7 @@ fn a_server_reset_loses_nothing() {
         .server
         .docs(NS)
         .into_iter()
-        .map(|c| (c.id.clone(), if c.deleted { None } else { c.doc }))
+        .map(|c| (c.id.clone(), if c.deleted { None } else { value(c.doc) }))
         .collect();
     assert_eq!(on_server, want);
     // b re-syncs from scratch: takes the newer versions, pushes nothing it does not need to.
@@ -1182,7 +1183,7 @@ impl Faulty {
         self.store
             .get(collection, id)
             .filter(|c| !c.deleted)
-            .and_then(|c| c.doc)
+            .and_then(|c| value(c.doc))
     }
 
     fn aside(&self) -> Vec<(String, String)> {
@@ -1408,7 +1409,7 @@ fn a_device_two_hours_ahead_gets_every_pending_write_accepted_in_one_sync() {
     let t1 = on_server.iter().find(|c| c.id == "t1").unwrap();
     assert!(t0.hlc < t1.hlc);
     assert!(first.hlc < second.hlc);
-    assert_eq!(t1.doc, Some(json!({"id": "t1", "v": 3})));
+    assert_eq!(t1.doc, Doc::some(json!({"id": "t1", "v": 3})));
     // Later writes are sane too.
     let later = a.put("tasks", "t2", json!({"v": 4}));
     assert!(later.hlc.wall_ms <= w.time.get() + 60_000);
@@ -1460,7 +1461,7 @@ fn a_far_future_remote_version_under_merge_does_not_leave_a_synced_document_diff
         id: "x".into(),
         hlc: Hlc::new(START + 7_200_000, 0, "broken").unwrap(),
         deleted: false,
-        doc: Some(json!({"id": "x", "title": "future"})),
+        doc: Doc::some(json!({"id": "x", "title": "future"})),
         fields: None,
         base: None,
     };
@@ -1487,7 +1488,7 @@ fn the_drift_bound_is_the_one_the_server_advertises() {
             id: "x".into(),
             hlc: ahead.clone(),
             deleted: false,
-            doc: Some(json!({"id": "x"})),
+            doc: Doc::some(json!({"id": "x"})),
             fields: None,
             base: None,
         },

@@ -29,10 +29,10 @@ use std::task::{Context, Poll, Waker};
 
 use serde_json::{json, Map, Value};
 
-use super::{AnyStore, NS, START};
+use super::{value, AnyStore, NS, START};
 use crate::hlc::{Hlc, HlcClock, DEFAULT_MAX_DRIFT_MS};
 use crate::merge::{FieldState, DELETED_AT};
-use crate::protocol::Change;
+use crate::protocol::{Change, Doc};
 use crate::sync::mem::{Fault, MemServer, MemTransport, Namespace};
 use crate::sync::{
     with_timeout, Conflict, CustomResolver, DocKey, Policies, Policy, ResolverFuture, SyncClock,
@@ -130,7 +130,11 @@ pub(super) struct Tracker {
     pub resolutions: u64,
 }
 
-pub(super) fn tag_of(doc: Option<&Value>) -> Option<String> {
+pub(super) fn tag_of(doc: Option<&Doc>) -> Option<String> {
+    tag_in(doc.and_then(|d| d.parse().ok()).as_ref())
+}
+
+fn tag_in(doc: Option<&Value>) -> Option<String> {
     doc.and_then(|d| d.get("_v"))
         .and_then(Value::as_str)
         .map(str::to_string)
@@ -189,8 +193,9 @@ impl Tracker {
             if let Some(m) = out.fields.as_mut() {
                 m.remove(f);
             }
-            if let Some(d) = out.doc.as_mut().and_then(Value::as_object_mut) {
+            if let Some(Value::Object(mut d)) = out.doc.as_ref().and_then(|d| d.parse().ok()) {
                 d.remove(f);
+                out.doc = Doc::some(Value::Object(d));
             }
         }
         Some(out)
@@ -238,7 +243,7 @@ fn resolver(track: Track, time: Rc<Cell<u64>>) -> Policy {
     let app: CustomResolver = Rc::new(move |c: Conflict| {
         let mut t = track.borrow_mut();
         t.resolutions += 1;
-        let (lt, rt) = (tag_of(c.local.as_ref()), tag_of(c.remote.as_ref()));
+        let (lt, rt) = (tag_in(c.local.as_ref()), tag_in(c.remote.as_ref()));
         if let (Some(l), Some(r)) = (&lt, &rt) {
             if l == r || t.made_on(r, l) {
                 let step = t.step;
@@ -472,7 +477,7 @@ impl Sim {
         let live = current
             .as_ref()
             .filter(|c| !c.deleted)
-            .and_then(|c| c.doc.clone());
+            .and_then(|c| value(c.doc.clone()));
         let field = FIELDS[rng.below(3) as usize];
         let doc = if coll == "cus" {
             // Never deleted (a tombstone has no tag): "gone" marks a delete.

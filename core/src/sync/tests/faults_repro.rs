@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use super::faults::{drive, Ran};
 use super::*;
-use crate::protocol::Change;
+use crate::protocol::{Change, Doc};
 use crate::sync::mem::Fault;
 use crate::sync::{with_timeout, Conflict, ResolverFuture, DEFAULT_RESOLVER_TIMEOUT_MS};
 
@@ -352,7 +352,12 @@ fn a_lost_reply_never_offers_the_resolver_a_remote_made_on_its_local() {
         seen.borrow()
     );
     assert_eq!(
-        on_server(&w, "cus", "x").unwrap().doc.unwrap()["title"],
+        on_server(&w, "cus", "x")
+            .unwrap()
+            .doc
+            .unwrap()
+            .parse()
+            .unwrap()["title"],
         json!("E2 by b"),
         "B's edit survives"
     );
@@ -383,7 +388,12 @@ fn a_tab_killed_mid_push_never_offers_the_resolver_a_remote_made_on_its_local() 
     a.sync().unwrap();
     assert!(seen.borrow().is_empty(), "{:?}", seen.borrow());
     assert_eq!(
-        on_server(&w, "cus", "x").unwrap().doc.unwrap()["title"],
+        on_server(&w, "cus", "x")
+            .unwrap()
+            .doc
+            .unwrap()
+            .parse()
+            .unwrap()["title"],
         json!("E2 by b")
     );
 }
@@ -406,7 +416,12 @@ fn a_pull_after_a_failed_push_leaves_an_edit_in_doubt_to_the_server() {
     assert_eq!(a.doc("cus", "x").unwrap()["title"], json!("E2 by b"));
     assert!(!a.store.is_pending("cus", "x"));
     assert_eq!(
-        on_server(&w, "cus", "x").unwrap().doc.unwrap()["title"],
+        on_server(&w, "cus", "x")
+            .unwrap()
+            .doc
+            .unwrap()
+            .parse()
+            .unwrap()["title"],
         json!("E2 by b")
     );
 }
@@ -427,7 +442,12 @@ fn create_create_on_a_shared_id_reaches_the_resolver() {
     a.sync().unwrap();
     b.sync().unwrap();
     assert!(!seen.borrow().is_empty(), "the resolver was never asked");
-    let fin = on_server(&w, "cus", "settings").unwrap().doc.unwrap();
+    let fin = on_server(&w, "cus", "settings")
+        .unwrap()
+        .doc
+        .unwrap()
+        .parse()
+        .unwrap();
     assert_eq!(
         (fin["theme"].clone(), fin["lang"].clone()),
         (json!("dark"), json!("fr"))
@@ -464,8 +484,8 @@ fn a_merge_edit_made_without_the_current_version_does_not_replace_it() {
     let fin = on_server(&w, "notes", "n").expect("on the server");
     assert_eq!(
         fin.doc,
-        Some(json!({ "id": "n", "title": "t", "body": "only a had this", "tags": "x" })),
+        Doc::some(json!({ "id": "n", "title": "t", "body": "only a had this", "tags": "x" })),
         "{fin:?}"
     );
-    assert_eq!(b.doc("notes", "n"), fin.doc);
+    assert_eq!(b.doc("notes", "n"), value(fin.doc));
 }

@@ -1,6 +1,7 @@
 //! The in-memory server behaves as the real one (`server/src/store/plan.rs`, `handlers.rs`): the
 //! last push of each client replayed exactly, `400 BAD_CURSOR`, restores that keep the epoch.
 
+use crate::protocol::Doc;
 use serde_json::json;
 
 use super::*;
@@ -14,7 +15,7 @@ fn change(id: &str, wall: u64, node: &str) -> Change {
         id: id.into(),
         hlc: Hlc::new(wall, 0, node).unwrap(),
         deleted: false,
-        doc: Some(json!({ "id": id, "w": wall })),
+        doc: Doc::some(json!({ "id": id, "w": wall })),
         fields: None,
         base: None,
     }
@@ -134,7 +135,7 @@ fn refused_rows_and_body_limit_refuse_the_whole_push() {
     s.refuse(None);
     s.set_max_body_bytes(Some(200));
     let mut big = change("big", START, "a");
-    big.doc = Some(json!({ "id": "big", "blob": "x".repeat(300) }));
+    big.doc = Doc::some(json!({ "id": "big", "blob": "x".repeat(300) }));
     let e = s.push(Some(NS), &push("a", vec![big])).unwrap_err();
     assert_eq!(code_of(e), (413, codes::PAYLOAD_TOO_LARGE.to_string()));
 }

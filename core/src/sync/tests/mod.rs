@@ -23,6 +23,11 @@ use crate::sync::{
 
 pub(super) use any_store::AnyStore;
 
+/// A document's parsed value (tests compare values, not texts).
+pub(super) fn value(doc: Option<crate::protocol::Doc>) -> Option<Value> {
+    doc.map(|d| d.parse().expect("a document the tests wrote parses"))
+}
+
 pub(super) const NS: &str = "ns";
 pub(super) const START: u64 = 1_700_000_000_000;
 
@@ -119,7 +124,7 @@ impl Device {
         self.store
             .get(collection, id)
             .filter(|c| !c.deleted)
-            .and_then(|c| c.doc)
+            .and_then(|c| value(c.doc))
     }
 
     pub fn all(&self) -> BTreeMap<DocKey, Change> {

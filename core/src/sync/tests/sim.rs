@@ -72,7 +72,7 @@ fn random_edit(store: &AnyStore, rng: &mut Rng, log: &Log) {
     let current = store
         .get(coll, &id)
         .filter(|c| !c.deleted)
-        .and_then(|c| c.doc);
+        .and_then(|c| super::value(c.doc));
     let field = FIELDS[rng.below(3) as usize];
     let doc = match rng.below(10) {
         0..=5 => {
