@@ -630,9 +630,23 @@ async fn pulled_pages_that_cannot_touch_a_live_result_do_not_run_it_again() {
             on_docs.as_ref().clone(),
         )
         .unwrap();
+    // A document watched by id (decided from the page's ids, its text not read): only the page
+    // holding it runs it again.
+    let one: Rc<RefCell<String>> = Rc::default();
+    let o2 = one.clone();
+    let on_one = Closure::<dyn FnMut(JsValue)>::new(move |docs: JsValue| {
+        *o2.borrow_mut() = to_json(&docs);
+    });
+    let by_id = b
+        .coll("tasks")
+        .watch(
+            json(r#"{"where": {"id": "p0123"}}"#),
+            on_one.as_ref().clone(),
+        )
+        .unwrap();
     sleep(50).await;
     let before = b.db.live().runs_for_test();
-    assert_eq!(before, 1, "the first run");
+    assert_eq!(before, 2, "the first runs");
     assert_eq!(b.sync().await.1, 230);
     b.settled().await;
     sleep(100).await;
@@ -641,12 +655,18 @@ async fn pulled_pages_that_cannot_touch_a_live_result_do_not_run_it_again() {
         30,
         "the result holds the last page's matches"
     );
+    assert_eq!(
+        *one.borrow(),
+        r#"[{"id":"p0123","n":123,"done":false}]"#,
+        "the watched document arrived"
+    );
     let runs = b.db.live().runs_for_test() - before;
     assert_eq!(
-        runs, 1,
-        "only the page with matches runs the query again ({runs} runs)"
+        runs, 2,
+        "only the page with matches, and the page holding the watched id, run a query again ({runs} runs)"
     );
     watch.unsubscribe();
+    by_id.unsubscribe();
     a.close_and_destroy().await;
     b.close_and_destroy().await;
 }

@@ -214,11 +214,20 @@ impl Registry {
                 .iter()
                 .filter_map(|p| p.segments().first().map(String::as_str))
                 .collect();
+            // A query on ids alone (a document watched by id) reads nothing the notice lacks:
+            // a document's id is its change's, checked when the page was pulled.
+            let by_id = names.iter().all(|n| *n == ID_FIELD);
             names.push(ID_FIELD);
             let picked: Option<Vec<Option<Value>>> = values
                 .iter()
-                .map(|d| match d {
+                .zip(&n.ids)
+                .map(|(d, id)| match d {
                     None => Some(None),
+                    Some(_) if by_id => Some(Some(Value::Object(
+                        [(ID_FIELD.to_string(), Value::String(id.clone()))]
+                            .into_iter()
+                            .collect(),
+                    ))),
                     Some(d) => d.pick(&names).ok().map(Some),
                 })
                 .collect();

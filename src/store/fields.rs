@@ -25,11 +25,6 @@ fn text_of(v: &JsValue) -> Result<String> {
         .unwrap_or_default())
 }
 
-fn json_of(v: &JsValue) -> Result<Value> {
-    serde_json::from_str(&text_of(v)?)
-        .map_err(|e| Error::storage("DataError", format!("stored record: {e}")))
-}
-
 fn get(record: &JsValue, key: &str) -> JsValue {
     Reflect::get(record, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
 }
@@ -59,7 +54,7 @@ fn previous(collection: &str, record: &JsValue) -> Result<Option<Change>> {
         None
     } else {
         Some(
-            serde_json::from_value(json_of(&fields)?)
+            serde_json::from_str(&text_of(&fields)?)
                 .map_err(|e| bad(format!("stored record {id:?} fields: {e}")))?,
         )
     };
