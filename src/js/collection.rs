@@ -20,11 +20,31 @@ pub struct Collection {
     store: Store,
     live: Rc<Registry>,
     name: String,
+    /// `get`'s full path as a JS function of the id, made on the first `get` (see `get`).
+    slow_get: std::cell::OnceCell<Closure<dyn Fn(String) -> Promise>>,
 }
 
 impl Collection {
     pub(crate) fn new(store: Store, live: Rc<Registry>, name: String) -> Collection {
-        Collection { store, live, name }
+        Collection {
+            store,
+            live,
+            name,
+            slow_get: Default::default(),
+        }
+    }
+
+    fn slow_get(&self) -> &Function {
+        self.slow_get
+            .get_or_init(|| {
+                let (store, name) = (self.store.clone(), self.name.clone());
+                Closure::new(move |id: String| {
+                    let (store, name) = (store.clone(), name.clone());
+                    promise(Ok(async move { store.get(&name, &id).await }))
+                })
+            })
+            .as_ref()
+            .unchecked_ref()
     }
 }
 
@@ -83,8 +103,23 @@ impl Collection {
     /// The document with this id, or `undefined`.
     #[wasm_bindgen(unchecked_return_type = "Promise<Document | undefined>")]
     pub fn get(&self, #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue) -> Promise {
-        let (store, name) = (self.store.clone(), self.name.clone());
-        promise(convert::id(&id).map(|id| async move { store.get(&name, &id).await }))
+        // The read itself runs in JavaScript when the database is open; the full path (reopen,
+        // error codes) answers otherwise.
+        let id = match convert::id(&id).and_then(|id| {
+            self.store.check_collection(&self.name)?;
+            Ok(id)
+        }) {
+            Ok(id) => id,
+            Err(e) => return reject(e),
+        };
+        let slow = self.slow_get();
+        match self.store.get_now(&self.name, &id, slow) {
+            Some(p) => p,
+            None => slow
+                .call1(&JsValue::UNDEFINED, &JsValue::from_str(&id))
+                .map(JsCast::unchecked_into)
+                .unwrap_or_else(|e| Promise::reject(&e)),
+        }
     }
 
     /// Deletes the document (kept as a tombstone for sync). Idempotent.

@@ -41,6 +41,22 @@ impl Store {
         .await
     }
 
+    /// [`Store::get`] without leaving JavaScript (a get is one request: the Rust task, promise and
+    /// request callbacks around it were a tenth of its time): a `Promise` of the document, or
+    /// `None` when the database is not open now. `slow(id)` (a JS function returning `get`'s
+    /// promise) answers whenever the fast read cannot: a lost connection, a failed request.
+    pub fn get_now(
+        &self,
+        collection: &str,
+        id: &str,
+        slow: &js_sys::Function,
+    ) -> Option<js_sys::Promise> {
+        match &*self.0.state.borrow() {
+            super::State::Open(conn, _) => Some(records::get_doc(&conn.db, collection, id, slow)),
+            _ => None,
+        }
+    }
+
     /// The records of the query's result, in result order.
     pub async fn query_records(&self, collection: &str, query: &Query) -> Result<Array> {
         Ok(self.query_result(collection, query, false).await?.0)

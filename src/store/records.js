@@ -52,6 +52,27 @@ function compoundKeyOf(doc, list) {
   return out;
 }
 
+/**
+ * The document `id` of `store` in one read transaction: a Promise of it (`undefined` when absent
+ * or deleted). `slow(id)` (the store's own `get`, which reopens a lost connection and names its
+ * errors) answers when this read cannot: the transaction cannot start, or the request fails.
+ */
+export function getDoc(db, store, id, slow) {
+  let r;
+  try {
+    r = db.transaction(store, "readonly").objectStore(store).get(id);
+  } catch {
+    return slow(id);
+  }
+  return new Promise((resolve) => {
+    r.onsuccess = () => resolve(docOf(r.result));
+    r.onerror = (e) => {
+      e.preventDefault();
+      resolve(slow(id));
+    };
+  });
+}
+
 /** Sets the `ix` of each live record (the versions sync writes, which arrive without one). */
 export function addProjections(records, paths) {
   for (let i = 0; i < records.length; i++) {

@@ -78,6 +78,15 @@ extern "C" {
     /// The `ix` object of a document for `index_paths` (what `buildRecords` stores).
     pub fn projection(doc: &JsValue, index_paths: &Array) -> JsValue;
 
+    /// A `Promise` of the document `id` of `store` (see `Store::get_now`).
+    #[wasm_bindgen(js_name = getDoc)]
+    pub fn get_doc(
+        db: &web_sys::IdbDatabase,
+        store: &str,
+        id: &str,
+        slow: &js_sys::Function,
+    ) -> js_sys::Promise;
+
     /// Sets the `ix` of each live record of `records` (sync's, which arrive without one).
     #[wasm_bindgen(js_name = addProjections)]
     pub fn add_projections(records: &Array, index_paths: &Array);
