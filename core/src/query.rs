@@ -600,7 +600,7 @@ impl Query {
     /// index can answer exactly as a superset are used: equality/`$in` on scalars and ranges.
     /// `is_indexed` says whether a path has a declared index; `id` is always served by the primary key.
     pub fn plan(&self, is_indexed: impl Fn(&str) -> bool) -> Vec<Source> {
-        let mut out: Vec<(u8, usize, Source)> = Vec::new();
+        let mut out: Vec<(u8, usize, usize, Source)> = Vec::new();
         for (pi, path) in self.paths.iter().enumerate() {
             let terms: Vec<&Op> = self
                 .terms
@@ -632,11 +632,16 @@ impl Query {
                     ranges,
                 }
             };
-            out.push((class, n, source));
+            let at = out.len();
+            out.push((class, n, at, source));
         }
-        // Best class first; fewer points first; the primary key before a secondary index.
-        out.sort_by_key(|(class, n, s)| (*class, *n, !matches!(s, Source::Ids(_))));
-        out.into_iter().map(|(_, _, s)| s).collect()
+        // Best class first; fewer points first; the primary key before a secondary index; then
+        // the order they came in. The position makes every key distinct, so the unstable sort
+        // (no second sort in the module) orders exactly as a stable one would.
+        out.sort_unstable_by_key(|(class, n, at, s)| {
+            (*class, *n, !matches!(s, Source::Ids(_)), *at)
+        });
+        out.into_iter().map(|(_, _, _, s)| s).collect()
     }
 }
 

@@ -223,11 +223,12 @@ impl Registry {
                 .zip(&n.ids)
                 .map(|(d, id)| match d {
                     None => Some(None),
-                    Some(_) if by_id => Some(Some(Value::Object(
-                        [(ID_FIELD.to_string(), Value::String(id.clone()))]
-                            .into_iter()
-                            .collect(),
-                    ))),
+                    Some(_) if by_id => {
+                        // `insert`, not `collect`: a B-tree built from an iterator links a sort.
+                        let mut m = serde_json::Map::new();
+                        m.insert(ID_FIELD.to_string(), Value::String(id.clone()));
+                        Some(Some(Value::Object(m)))
+                    }
                     Some(d) => d.pick(&names).ok().map(Some),
                 })
                 .collect();

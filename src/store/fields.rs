@@ -72,11 +72,14 @@ fn previous(collection: &str, record: &JsValue) -> Result<Option<Change>> {
 fn fields_value(c: &Change) -> Value {
     match &c.fields {
         None => Value::Null,
-        Some(f) => Value::Object(
-            f.iter()
-                .map(|(k, h)| (k.clone(), Value::String(h.encode())))
-                .collect(),
-        ),
+        Some(f) => {
+            // Inserted one by one: a map collected from an iterator links a sort.
+            let mut m = serde_json::Map::new();
+            for (k, h) in f {
+                m.insert(k.clone(), Value::String(h.encode()));
+            }
+            Value::Object(m)
+        }
     }
 }
 
