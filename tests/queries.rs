@@ -908,33 +908,21 @@ async fn pages_after_pages_equal_one_query() {
 // The projection as core's key rules give it (`IndexKey`, `CompoundIndex::key_of`, which the
 // query planner searches with): the reference `records.js` `projection` is checked against.
 use ferrosync::store::layout::IndexInfo;
-use ferrosync_core::query::{IndexKey, KeyComp, KeyPart, TAG_TOP};
+use ferrosync_core::query::{IndexKey, KeyComp, TAG_TOP};
 use serde_json::{Map, Value};
-
-fn key_to_json(key: &IndexKey) -> Value {
-    let mut v = vec![Value::from(key.tag)];
-    match &key.part {
-        Some(KeyPart::Number(n)) => {
-            v.push(serde_json::Number::from_f64(*n).map_or(Value::Null, Value::Number))
-        }
-        Some(KeyPart::String(s)) => v.push(Value::String(s.clone())),
-        None => {}
-    }
-    Value::Array(v)
-}
 
 /// The key of one index for a document (what `records.js` `projection` must compute), `None` when the
 /// document is left out of it: `[tag, value]`, or for a compound index `[[tag, value], ..., id]`.
 fn projection_of(doc: &Value, info: &IndexInfo) -> Option<Value> {
     match &info.compound {
-        None => IndexKey::at(doc, &info.path).map(|k| key_to_json(&k)),
+        None => IndexKey::at(doc, &info.path).map(|k| k.to_json()),
         Some(c) => {
             let parts = c.key_of(doc)?;
             Some(Value::Array(
                 parts
                     .iter()
                     .map(|part| match part {
-                        KeyComp::Key(k) => key_to_json(k),
+                        KeyComp::Key(k) => k.to_json(),
                         KeyComp::Id(id) => Value::String(id.clone()),
                         KeyComp::Top => Value::Array(vec![Value::from(TAG_TOP)]),
                     })

@@ -727,6 +727,20 @@ pub struct IndexKey {
 }
 
 impl IndexKey {
+    /// The key as JSON, `[tag]` or `[tag, part]`: what a record's `ix` holds (the store writes it
+    /// in JavaScript; tests and benchmarks compare against this).
+    pub fn to_json(&self) -> Value {
+        let mut v = vec![Value::from(self.tag)];
+        match &self.part {
+            Some(KeyPart::Number(n)) => {
+                v.push(serde_json::Number::from_f64(*n).map_or(Value::Null, Value::Number))
+            }
+            Some(KeyPart::String(s)) => v.push(Value::String(s.clone())),
+            None => {}
+        }
+        Value::Array(v)
+    }
+
     /// The key of a field value; missing and null share `[0]`. Arrays and objects have none and are
     /// left out of the index, which is correct because no indexable condition can match them.
     pub fn of(v: Option<&Value>) -> Option<IndexKey> {

@@ -7,7 +7,7 @@
 use std::cell::RefCell;
 
 use ferrosync_core::document;
-use ferrosync_core::query::{IndexKey, KeyPart, Path};
+use ferrosync_core::query::{IndexKey, Path};
 use js_sys::Array;
 use serde_json::{Map, Value};
 use wasm_bindgen::prelude::*;
@@ -33,24 +33,12 @@ pub fn set_indexes(paths: Vec<String>) -> Result<(), JsValue> {
     Ok(())
 }
 
-fn key_json(key: &IndexKey) -> Value {
-    let mut v = vec![Value::from(key.tag)];
-    match &key.part {
-        Some(KeyPart::Number(n)) => {
-            v.push(serde_json::Number::from_f64(*n).map_or(Value::Null, Value::Number))
-        }
-        Some(KeyPart::String(s)) => v.push(Value::String(s.clone())),
-        None => {}
-    }
-    Value::Array(v)
-}
-
 /// The `ix` object of one document.
 fn projection(doc: &Value, indexes: &[(String, Path)]) -> Value {
     let mut ix = Map::new();
     for (ident, path) in indexes {
         if let Some(key) = IndexKey::at(doc, path) {
-            ix.insert(ident.clone(), key_json(&key));
+            ix.insert(ident.clone(), key.to_json());
         }
     }
     Value::Object(ix)

@@ -44,6 +44,12 @@ fn on_server(w: &World, collection: &str, id: &str) -> Option<Change> {
         .find(|c| c.collection == collection && c.id == id)
 }
 
+/// One field of the server's version of a live document.
+fn server_field(w: &World, collection: &str, id: &str, field: &str) -> Value {
+    let doc = on_server(w, collection, id).and_then(|c| value(c.doc));
+    doc.expect("a live document on the server")[field].clone()
+}
+
 /// Item 6 (native model): a store wiped between two pages of a pull. The engine still holds the
 /// cursor it read before the wipe; the store refuses to save it into the new, empty database
 /// (`MemStoreError::Wiped`), so the next sync pulls from the start and the device gets every
@@ -352,12 +358,7 @@ fn a_lost_reply_never_offers_the_resolver_a_remote_made_on_its_local() {
         seen.borrow()
     );
     assert_eq!(
-        on_server(&w, "cus", "x")
-            .unwrap()
-            .doc
-            .unwrap()
-            .parse()
-            .unwrap()["title"],
+        server_field(&w, "cus", "x", "title"),
         json!("E2 by b"),
         "B's edit survives"
     );
@@ -387,15 +388,7 @@ fn a_tab_killed_mid_push_never_offers_the_resolver_a_remote_made_on_its_local() 
     a.sync().unwrap();
     a.sync().unwrap();
     assert!(seen.borrow().is_empty(), "{:?}", seen.borrow());
-    assert_eq!(
-        on_server(&w, "cus", "x")
-            .unwrap()
-            .doc
-            .unwrap()
-            .parse()
-            .unwrap()["title"],
-        json!("E2 by b")
-    );
+    assert_eq!(server_field(&w, "cus", "x", "title"), json!("E2 by b"));
 }
 
 /// Item 4, a failed push in between: after the lost reply, a's next push fails (503) and the
@@ -415,15 +408,7 @@ fn a_pull_after_a_failed_push_leaves_an_edit_in_doubt_to_the_server() {
     assert!(seen.borrow().is_empty(), "{:?}", seen.borrow());
     assert_eq!(a.doc("cus", "x").unwrap()["title"], json!("E2 by b"));
     assert!(!a.store.is_pending("cus", "x"));
-    assert_eq!(
-        on_server(&w, "cus", "x")
-            .unwrap()
-            .doc
-            .unwrap()
-            .parse()
-            .unwrap()["title"],
-        json!("E2 by b")
-    );
+    assert_eq!(server_field(&w, "cus", "x", "title"), json!("E2 by b"));
 }
 
 /// Item 5: two devices create the same app-chosen id in a custom-resolver collection; both
