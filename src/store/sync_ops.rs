@@ -189,8 +189,9 @@ fn group<'a>(
     groups
 }
 
-/// Reads the records of each group: a JS `Map` collection -> (Map id -> record).
-async fn read_groups(tx: &Tx, groups: &BTreeMap<&str, Vec<&str>>) -> Result<Map> {
+/// Reads the records of each group: a JS `Map` collection -> (Map id -> record), and how many
+/// records were found.
+async fn read_groups(tx: &Tx, groups: &BTreeMap<&str, Vec<&str>>) -> Result<(Map, u32)> {
     let stores = groups
         .keys()
         .map(|c| tx.store(c))
@@ -203,17 +204,20 @@ async fn read_groups(tx: &Tx, groups: &BTreeMap<&str, Vec<&str>>) -> Result<Map>
     )
     .await?;
     let out = Map::new();
+    let mut n = 0;
     for (c, m) in groups.keys().zip(found) {
+        n += m.size();
         out.set(&JsValue::from_str(c), &m);
     }
-    Ok(out)
+    Ok((out, n))
 }
 
 /// The local versions of `keys` (collection, id) with their outbox state, and the persisted clock
-/// and place floor, as JSON text of
-/// `{ clock, place, docs: [{ change, pending: null | "edit" | "resync" } | null] }`; and
-/// the records read (collection -> (id -> record)), for `apply_ops` in the same transaction.
-async fn load_docs(tx: &Tx, keys: &[DocKey], known: &[String]) -> Result<(String, Map)> {
+/// and place floor; and the records read (collection -> (id -> record)), for `apply_ops` in the
+/// same transaction. Records found cross as JSON text of
+/// `{ clock, place, docs: [{ change, pending: null | "edit" | "resync" } | null] }`; when none
+/// is (a first sync, a page of new documents) nothing crosses.
+async fn load_docs(tx: &Tx, keys: &[DocKey], known: &[String]) -> Result<(Loaded, Map)> {
     let groups = group(
         keys.iter().map(|k| (k.collection.as_str(), k.id.as_str())),
         Some(known),
@@ -226,8 +230,19 @@ async fn load_docs(tx: &Tx, keys: &[DocKey], known: &[String]) -> Result<(String
         read_groups(tx, &groups)
     );
     let (clock, place) = stamps?;
+    let (found, n) = found?;
+    let marks = marks?;
+    if n == 0 {
+        let stamp = |v: &JsValue| v.as_string().and_then(|c| c.parse::<Hlc>().ok());
+        let loaded = Loaded {
+            clock: stamp(&clock),
+            place: stamp(&place),
+            docs: keys.iter().map(|_| None).collect(),
+        };
+        return Ok((loaded, found));
+    }
     let marks_map = Map::new();
-    for (c, m) in collections.iter().zip(marks?) {
+    for (c, m) in collections.iter().zip(marks) {
         if !m.is_undefined() {
             marks_map.set(&JsValue::from_str(c), &m);
         }
@@ -236,11 +251,8 @@ async fn load_docs(tx: &Tx, keys: &[DocKey], known: &[String]) -> Result<(String
         .iter()
         .map(|k| Array::of2(&JsValue::from_str(&k.collection), &JsValue::from_str(&k.id)))
         .collect();
-    let found = found?;
-    Ok((
-        json_text(loaded_json(&clock, &place, &keys_js, &found, &marks_map))?,
-        found,
-    ))
+    let text = json_text(loaded_json(&clock, &place, &keys_js, &found, &marks_map))?;
+    Ok((loaded(&text)?, found))
 }
 
 /// Writes the engine's ops planned in this transaction (`ops_js`, see `planApply` in
@@ -495,7 +507,7 @@ pub async fn save_marks(store: &Store, lineage: u64, marks: Vec<Mark>) -> Result
 
 /// The local versions of `keys` and the persisted clock (one read transaction).
 pub async fn load(store: &Store, keys: &[DocKey]) -> Result<Loaded> {
-    let text = run_tx(
+    run_tx(
         store,
         Stores::AllCollectionsAnd(&[META]),
         false,
@@ -504,8 +516,7 @@ pub async fn load(store: &Store, keys: &[DocKey]) -> Result<Loaded> {
             Ok(load_docs(&tx, keys, &known).await?.0)
         },
     )
-    .await?;
-    loaded(&text)
+    .await
 }
 
 /// One write transaction: reads `keys` and the clock, lets `plan` decide, writes its ops (records
@@ -522,8 +533,8 @@ pub async fn write<'a>(
         true,
         |conn, tx| async move {
             let known = collection_stores(&conn.db);
-            let (text, found) = load_docs(&tx, keys, &known).await?;
-            let Some(planned) = (*plan.borrow_mut())(conn.lineage(), loaded(&text)?)? else {
+            let (loaded, found) = load_docs(&tx, keys, &known).await?;
+            let Some(planned) = (*plan.borrow_mut())(conn.lineage(), loaded)? else {
                 tx.roll_back().await;
                 return Ok(None);
             };
