@@ -88,22 +88,33 @@ if as_pg "$PG_CTL" -D "$DATA" status >/dev/null 2>&1; then
   PORT="$(cat "$BASE/port")"
   log "reusing the running cluster on port $PORT"
 else
-  PORT="${FERROSYNC_PG_PORT:-}"
-  if [ -z "$PORT" ]; then
-    if [ -s "$BASE/port" ] && port_free "$(cat "$BASE/port")"; then
-      PORT="$(cat "$BASE/port")"
-    else
-      for p in $(seq 54320 54399); do
-        if port_free "$p"; then PORT="$p"; break; fi
-      done
-    fi
+  # Candidate ports: the one asked for; else the last one used, then the range. A port that looks
+  # free (nothing accepts on it) can still be held, e.g. by a cluster that is shutting down, so a
+  # start that fails moves on to the next candidate (at most 5 tries).
+  if [ -n "${FERROSYNC_PG_PORT:-}" ]; then
+    CANDIDATES="$FERROSYNC_PG_PORT"
+  else
+    CANDIDATES=""
+    [ -s "$BASE/port" ] && CANDIDATES="$(cat "$BASE/port")"
+    CANDIDATES="$CANDIDATES $(seq 54320 54399)"
   fi
-  [ -n "$PORT" ] || { log "no free port in 54320-54399"; exit 1; }
+  PORT=""
+  tries=0
+  for p in $CANDIDATES; do
+    port_free "$p" || continue
+    [ "$tries" -lt 5 ] || break
+    tries=$((tries + 1))
+    log "starting the cluster on 127.0.0.1:$p"
+    if as_pg "$PG_CTL" -D "$DATA" -l "$BASE/server.log" -w -t 60 start \
+      -o "-p $p -c listen_addresses=127.0.0.1 -k /tmp -c max_connections=400 -c shared_buffers=256MB" >&2; then
+      PORT="$p"
+      break
+    fi
+    tail -n 5 "$BASE/server.log" >&2
+    log "could not start on port $p; trying the next free port"
+  done
+  [ -n "$PORT" ] || { log "could not start the cluster (ports tried: $tries)"; exit 1; }
   echo "$PORT" >"$BASE/port"
-  log "starting the cluster on 127.0.0.1:$PORT"
-  as_pg "$PG_CTL" -D "$DATA" -l "$BASE/server.log" -w -t 60 start \
-    -o "-p $PORT -c listen_addresses=127.0.0.1 -k /tmp -c max_connections=400 -c shared_buffers=256MB" >&2 \
-    || { tail -n 30 "$BASE/server.log" >&2; exit 1; }
 fi
 
 if ! "$PSQL" -h 127.0.0.1 -p "$PORT" -U "$ROLE" -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = '$DB'" | grep -q 1; then

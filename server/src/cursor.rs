@@ -3,8 +3,9 @@
 //! instead of silently skipping or repeating changes; the namespace tag (8 hex digits of
 //! SHA-256 of `<epoch>:<namespace>`) names the feed, so a cursor kept across a change of account
 //! is refused instead of skipping the other namespace's first changes. A pull's cursor ends with
-//! `~<check>`, what was at its position ([`position_check`](crate::store::position_check)): a database restored from an older
-//! copy that kept its epoch (restored by hand, not with `ferrosync-server restore`) reuses
+//! `~<check>`, what was at its position ([`position_check`](crate::store::position_check)): a
+//! database restored from an older copy that kept its epoch (restored by hand, not with
+//! `ferrosync-server restore`) reuses
 //! positions, and a cursor whose check differs from the change now at its position is refused as
 //! one of another epoch instead of silently skipping the changes written since the restore.
 //! Cursors written before the tag or the check existed (`<epoch>:<seq>`, `<epoch>.<tag>:<seq>`)
@@ -22,7 +23,8 @@ pub struct Cursor {
     /// [`namespace_tag`] of the feed's namespace.
     pub tag: String,
     pub seq: u64,
-    /// [`position_check`](crate::store::position_check) of the change at `seq`, when the cursor names one.
+    /// [`position_check`](crate::store::position_check) of the change at `seq`, when the cursor
+    /// names one.
     pub check: Option<String>,
 }
 
