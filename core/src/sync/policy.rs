@@ -226,7 +226,7 @@ pub(crate) fn normalize_resolved(id: &str, doc: Option<Value>) -> Result<Option<
         },
         Some(other) => Err(format!(
             "resolver must return an object or null, got {}",
-            crate::sync::validate::json_kind(&other)
+            crate::document::type_name(&other)
         )),
     }
 }
