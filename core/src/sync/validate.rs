@@ -312,6 +312,56 @@ mod tests {
         serde_json::from_value(json!({"clientId": "c1", "changes": changes})).unwrap()
     }
 
+    /// The pull check reads a document's id from its text, never building the document: the last
+    /// `id` member counts, as in `JSON.parse`, which is what the device will store.
+    #[test]
+    fn pulled_changes_the_client_refuses() {
+        let change = |doc: &str| -> Change {
+            let text = format!(
+                r#"{{"collection":"t","id":"a","hlc":"018bcfe56800-000000-c1","doc":{doc}}}"#
+            );
+            serde_json::from_str(&text).unwrap()
+        };
+        for ok in [
+            r#"{"id":"a"}"#,
+            r#"{ "x": [{"id": "b"}], "id" : "a" }"#,
+            r#"{"id":"b","id":"a"}"#,
+            r#"{"id":"\u0061"}"#,
+            // Not representable by the server's parser, but the id is right: stored as sent.
+            r#"{"id":"a","n":1e400}"#,
+        ] {
+            assert_eq!(validate_change(&change(ok)), Ok(()), "{ok}");
+        }
+        for bad in [
+            r#"{"id":"b"}"#,
+            r#"{"id":"a","id":"b"}"#,
+            r#"{"id":1}"#,
+            r#"{"x":"a"}"#,
+            r#"["a"]"#,
+            r#""a""#,
+            "1",
+            "null",
+        ] {
+            let e = validate_change(&change(bad)).unwrap_err();
+            assert!(matches!(e, TransportError::Malformed(_)), "{bad}: {e:?}");
+        }
+        let deleted: Change = serde_json::from_str(
+            r#"{"collection":"t","id":"a","hlc":"018bcfe56800-000000-c1","deleted":true,"doc":{"id":"a"}}"#,
+        )
+        .unwrap();
+        assert!(validate_change(&deleted).is_err());
+    }
+
+    #[test]
+    fn a_pushed_document_is_parsed_whole_by_the_check() {
+        let push: PushRequest = serde_json::from_str(
+            r#"{"clientId":"c1","changes":[{"collection":"t","id":"a","hlc":"018bcfe56800-000000-c1","doc":{"id":"a","n":1e400}}]}"#,
+        )
+        .unwrap();
+        let e = check_push(&push, 1_700_000_000_000, 60_000).unwrap_err();
+        assert!(matches!(e, PushRefusal::Invalid(_)), "{e:?}");
+    }
+
     #[test]
     fn pushes_the_servers_refuse() {
         let now = 1_700_000_000_000u64;
