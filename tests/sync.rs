@@ -665,6 +665,8 @@ async fn pulled_pages_that_cannot_touch_a_live_result_do_not_run_it_again() {
         runs, 2,
         "only the page with matches, and the page holding the watched id, run a query again ({runs} runs)"
     );
+    // The pulled documents were held in JavaScript until written: none is held any more.
+    assert_eq!(ferrosync::store::held::pages_for_test(), 0);
     watch.unsubscribe();
     by_id.unsubscribe();
     a.close_and_destroy().await;

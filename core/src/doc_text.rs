@@ -5,8 +5,15 @@
 //! database. Parsing each into a `serde_json::Value` tree only to serialize it again was most of a
 //! first sync's WASM time (docs/BENCHMARKS.md), so a [`Doc`] keeps the text as it came and is
 //! parsed only where a rule reads fields (field merge, a resolver, the server's push checks).
+//!
+//! A document can also be *held* elsewhere ([`Doc::held`]): the browser parses a pulled page with
+//! its own `JSON.parse` and keeps the documents as the objects it made, so their text never enters
+//! WASM on the way to IndexedDB. Such a document knows its id; its text is asked of its
+//! [`DocSource`] the first time a rule reads it, so every rule reads held and textual documents
+//! alike.
 
 use std::fmt;
+use std::sync::{Arc, OnceLock};
 
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
@@ -18,13 +25,68 @@ use crate::document::ID_FIELD;
 /// A document as JSON text: valid JSON (checked when it was read or made), whitespace and key
 /// order as written. Equal when the texts are, or else when they parse to the same value.
 #[derive(Clone)]
-pub struct Doc(Box<RawValue>);
+pub struct Doc(Repr);
+
+#[derive(Clone)]
+enum Repr {
+    Text(Box<RawValue>),
+    Held(Arc<Held>),
+}
+
+/// Where held documents live (see [`Doc::held`]): one source per pulled page in the browser,
+/// dropped (and the page let go) with the last document that refers to it.
+pub trait DocSource: Send + Sync {
+    /// The JSON text of the object held at `slot`; `None` if it is not held (never for a slot
+    /// a live [`Doc`] names).
+    fn text(&self, slot: u32) -> Option<String>;
+}
+
+struct Held {
+    slot: u32,
+    id: Option<String>,
+    source: Arc<dyn DocSource>,
+    text: OnceLock<Box<RawValue>>,
+}
 
 impl Doc {
     /// The document of a parsed value.
     pub fn from_value(v: &Value) -> Doc {
         // Serializing a `Value` cannot fail: its keys are strings and its numbers finite.
-        Doc(serde_json::value::to_raw_value(v).unwrap_or_else(|_| RawValue::NULL.to_owned()))
+        Doc(Repr::Text(
+            serde_json::value::to_raw_value(v).unwrap_or_else(|_| RawValue::NULL.to_owned()),
+        ))
+    }
+
+    /// An object held by `source` at `slot`, whose `id` member is `id` (`None`: absent or not a
+    /// string). Its text is read from `source` once, when a rule first needs it.
+    pub fn held(slot: u32, id: Option<String>, source: Arc<dyn DocSource>) -> Doc {
+        Doc(Repr::Held(Arc::new(Held {
+            slot,
+            id,
+            source,
+            text: OnceLock::new(),
+        })))
+    }
+
+    /// The slot of a held document (see [`Doc::held`]).
+    pub fn held_slot(&self) -> Option<u32> {
+        match &self.0 {
+            Repr::Held(h) => Some(h.slot),
+            Repr::Text(_) => None,
+        }
+    }
+
+    fn raw(&self) -> &RawValue {
+        match &self.0 {
+            Repr::Text(t) => t,
+            Repr::Held(h) => h.text.get_or_init(|| {
+                // A source holds what its documents name for as long as they live.
+                h.source
+                    .text(h.slot)
+                    .and_then(|t| RawValue::from_string(t).ok())
+                    .unwrap_or_else(|| RawValue::NULL.to_owned())
+            }),
+        }
     }
 
     /// `Some` document of `v` (for building changes from `json!` literals).
@@ -34,12 +96,12 @@ impl Doc {
 
     /// Reads JSON text; fails when it is not one valid JSON value.
     pub fn from_json(text: &str) -> Result<Doc, serde_json::Error> {
-        RawValue::from_string(text.to_string()).map(Doc)
+        RawValue::from_string(text.to_string()).map(|t| Doc(Repr::Text(t)))
     }
 
-    /// The JSON text.
+    /// The JSON text (a held document's is asked of its source, once).
     pub fn json(&self) -> &str {
-        self.0.get()
+        self.raw().get()
     }
 
     /// The parsed document. Fails only on text a JSON parser accepts but serde_json's value cannot
@@ -50,12 +112,18 @@ impl Doc {
 
     /// Whether the text is an object (the one shape a live document has).
     pub fn is_object(&self) -> bool {
-        self.json().starts_with('{')
+        match &self.0 {
+            Repr::Text(t) => t.get().starts_with('{'),
+            Repr::Held(_) => true,
+        }
     }
 
     /// The object's `id` member when it is a string, read without building the document (`None`
     /// for anything else, and for text that is not an object).
     pub fn id(&self) -> Option<String> {
+        if let Repr::Held(h) = &self.0 {
+            return h.id.clone();
+        }
         // `get`, not `remove`: a B-tree removal links a kilobyte of rebalancing code.
         Some(
             self.pick(&[ID_FIELD])
@@ -98,13 +166,13 @@ impl fmt::Debug for Doc {
 
 impl Serialize for Doc {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.0.serialize(s)
+        self.raw().serialize(s)
     }
 }
 
 impl<'de> Deserialize<'de> for Doc {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Doc, D::Error> {
-        Box::<RawValue>::deserialize(d).map(Doc)
+        Box::<RawValue>::deserialize(d).map(|t| Doc(Repr::Text(t)))
     }
 }
 
@@ -197,6 +265,58 @@ mod tests {
         let big = Doc::from_json(r#"{"id":"a","n":1e400}"#).unwrap();
         assert_eq!(big.pick(&["id"]).unwrap(), json!({"id": "a"}));
         assert!(big.pick(&["n"]).is_err());
+    }
+
+    /// A source that counts how often it is read and whether it is still held.
+    struct Page {
+        reads: std::sync::atomic::AtomicU32,
+        dropped: Arc<std::sync::atomic::AtomicBool>,
+    }
+
+    impl DocSource for Page {
+        fn text(&self, slot: u32) -> Option<String> {
+            self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            (slot == 7).then(|| r#"{"id":"a","n":1,"s":"x"}"#.to_string())
+        }
+    }
+
+    impl Drop for Page {
+        fn drop(&mut self) {
+            self.dropped
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn a_held_document_is_read_once_when_a_rule_needs_it_and_let_go_with_its_last_copy() {
+        use std::sync::atomic::Ordering::SeqCst;
+        let dropped = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let page = Arc::new(Page {
+            reads: Default::default(),
+            dropped: dropped.clone(),
+        });
+        let d = Doc::held(7, Some("a".into()), page.clone());
+        // What the pull check and the store need is known without the text.
+        assert_eq!(d.id().as_deref(), Some("a"));
+        assert!(d.is_object());
+        assert_eq!(d.held_slot(), Some(7));
+        assert_eq!(page.reads.load(SeqCst), 0);
+        // Rules that read fields get the text, asked for once.
+        let copy = d.clone();
+        assert_eq!(copy.pick(&["n"]).unwrap(), json!({"n": 1}));
+        assert_eq!(d.parse().unwrap(), json!({"id": "a", "n": 1, "s": "x"}));
+        assert_eq!(d, Doc::from_value(&json!({"s": "x", "n": 1, "id": "a"})));
+        assert_eq!(
+            serde_json::to_string(&d).unwrap(),
+            r#"{"id":"a","n":1,"s":"x"}"#
+        );
+        assert_eq!(page.reads.load(SeqCst), 1);
+        assert_eq!(Doc::from_json("{}").unwrap().held_slot(), None);
+        drop(page);
+        drop(d);
+        assert!(!dropped.load(SeqCst), "a copy still refers to the page");
+        drop(copy);
+        assert!(dropped.load(SeqCst));
     }
 
     #[test]

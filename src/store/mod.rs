@@ -16,6 +16,7 @@
 //! app deleting the database itself): the instance ends (`DATABASE_CLOSED`) instead of recreating it.
 
 pub mod fields;
+pub mod held;
 pub mod indexeddb;
 pub mod layout;
 pub mod meta;

@@ -259,12 +259,16 @@ const _: () = {
 };
 
 impl<'a> SyncedRecord<'a> {
-    pub fn of(change: &'a Change) -> SyncedRecord<'a> {
+    /// The record of `change`, and the slot of its document when that is held in JavaScript
+    /// (`store::held`): the record then has no `doc`, and the op writing it puts the object
+    /// held there.
+    pub fn of(change: &'a Change) -> (SyncedRecord<'a>, Option<u32>) {
         let live = change.doc.as_ref().filter(|_| !change.deleted);
-        SyncedRecord {
+        let held = live.and_then(Doc::held_slot);
+        let record = SyncedRecord {
             id: &change.id,
             hlc: &change.hlc,
-            doc: live,
+            doc: live.filter(|_| held.is_none()),
             tomb: if live.is_none() {
                 Some(&change.hlc)
             } else {
@@ -272,6 +276,7 @@ impl<'a> SyncedRecord<'a> {
             },
             fields: change.fields.as_ref(),
             base: change.base.as_ref(),
-        }
+        };
+        (record, held)
     }
 }

@@ -618,9 +618,10 @@ pub async fn read_outbox(
 }
 
 /// The ops as one JSON text for `planApply` (`sync_records.js`). Serialized once, straight from
-/// the engine's ops: documents are the JSON text they arrived as, written out as they are (their
-/// index keys are computed after the parse, in JavaScript, by the same `projection` local writes
-/// use). Ops on collections the database does not have are left out.
+/// the engine's ops: a pulled document is named by its slot (it is held in JavaScript, see
+/// `store::held`), any other is the JSON text it was read or made as, written out as it is (index
+/// keys are computed in JavaScript, by the same `projection` local writes use). Ops on collections
+/// the database does not have are left out.
 fn ops_text(ops: &[StoreOp], places: &[Option<Hlc>], known: &[String]) -> Result<String> {
     let mut out = Vec::with_capacity(ops.len());
     for (op, place) in ops.iter().zip(places) {
@@ -633,24 +634,26 @@ fn ops_text(ops: &[StoreOp], places: &[Option<Hlc>], known: &[String]) -> Result
         if !known.iter().any(|k| k == collection) {
             continue;
         }
-        let (record, outbox, pend) = match op {
+        let (record, held, outbox, pend) = match op {
             StoreOp::Put {
                 change, pending, ..
             } => {
-                let record = SyncedRecord::of(change);
+                let (record, held) = SyncedRecord::of(change);
                 (
                     Some(record),
+                    held,
                     if *pending { "put" } else { "ack" },
                     place.as_ref(),
                 )
             }
-            StoreOp::Unpend { .. } => (None, "ack", None),
-            StoreOp::Requeue { .. } => (None, "requeue", place.as_ref()),
+            StoreOp::Unpend { .. } => (None, None, "ack", None),
+            StoreOp::Requeue { .. } => (None, None, "requeue", place.as_ref()),
         };
         out.push(OpOut {
             c: collection,
             id,
             record,
+            held,
             outbox,
             pend,
         });
@@ -667,6 +670,9 @@ struct OpOut<'a> {
     id: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     record: Option<SyncedRecord<'a>>,
+    /// The slot of the record's document, held in JavaScript (`store::held`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    held: Option<u32>,
     outbox: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pend: Option<&'a Hlc>,

@@ -11,6 +11,8 @@
 // rather than edited locally.
 
 /** The change (wire format) a record stands for. */
+import { heldDoc } from "./held.js";
+
 function changeOf(collection, record) {
   const c = { collection, id: record.id, hlc: record.hlc };
   if (record.doc === undefined) c.deleted = true;
@@ -71,7 +73,8 @@ export function loadedJson(clock, place, keys, found, marks) {
 
 /**
  * The puts of a page of engine ops, whose preconditions core checked against the records this
- * transaction read. `ops`: [{ c, id, record?, outbox: "put" | "ack" | "requeue", pend? }] ("put":
+ * transaction read. `ops`: [{ c, id, record?, held?, outbox: "put" | "ack" | "requeue", pend? }]
+ * (`held`: the slot of the record's document, held in held.js; "put":
  * the new record is pending, in the outbox at `pend`, above every place given before;
  * "ack": it is, or the current one becomes, acknowledged; "requeue": the current record stays
  * pending at the new place `pend`); `found`: collection -> (Map id -> current record). Returns
@@ -81,6 +84,12 @@ export function planApply(ops, found) {
   const puts = new Map();
   for (const op of ops) {
     let rec = op.record;
+    if (op.held !== undefined) {
+      // A pulled document, held as the object `JSON.parse` made (held.js).
+      const doc = heldDoc(op.held);
+      if (doc === undefined) throw new Error(`ferrosync: pulled document ${op.held} is no longer held`);
+      rec.doc = doc;
+    }
     const current = () => {
       const m = found.get(op.c);
       return m === undefined ? undefined : m.get(op.id);

@@ -13,11 +13,13 @@ use ferrosync_core::protocol::{PullResponse, PushRequest, PushResponse};
 use ferrosync_core::sync::{Transport, TransportError};
 use futures::future::{select, Either};
 use gloo_net::http::{Request, RequestBuilder, Response};
-use serde::de::DeserializeOwned;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
 use web_sys::RequestCache;
 
 use super::read_ahead::ReadAhead;
 use super::time::{now_ms, sleep};
+use crate::store::held;
 
 /// A request without a reply after this long counts as a network error (pushes are idempotent,
 /// so the retry is safe even if the server did apply it).
@@ -139,31 +141,55 @@ async fn fetch_pull(
         .build()
         .map_err(build_error)?;
     let resp = send(request, timeout_ms).await?;
-    reply(resp, "pull", error_time).await
+    if !resp.ok() {
+        return Err(refusal(resp, "pull", error_time).await);
+    }
+    // Parsed by the browser, like a hand-written client's: the documents stay JavaScript objects
+    // (`store::held`), and WASM reads the page without them.
+    let body = web_sys::Response::from(resp)
+        .json()
+        .map_err(|e| TransportError::Network(format!("reading the pull reply: {e:?}")))?;
+    let page = JsFuture::from(body).await.map_err(|e| {
+        let message = js_sys::Error::from(e.clone()).message();
+        if e.is_instance_of::<js_sys::SyntaxError>() {
+            TransportError::malformed("pull", message)
+        } else {
+            // The connection dropped while the body streamed in.
+            TransportError::Network(format!("reading the pull reply: {message}"))
+        }
+    })?;
+    held::pull_reply(&page).map_err(|e| TransportError::malformed("pull", e))
 }
 
-/// Reads the body and turns it into the expected reply, or the error the status stands for (and
-/// notes the error body's `serverTime` in `error_time`).
-async fn reply<T: DeserializeOwned>(
-    resp: Response,
-    what: &str,
-    error_time: &Cell<Option<u64>>,
-) -> Result<T, TransportError> {
+/// The error a non-2xx reply stands for (and its body's `serverTime`, noted in `error_time`).
+async fn refusal(resp: Response, what: &str, error_time: &Cell<Option<u64>>) -> TransportError {
     let status = resp.status();
-    let ok = resp.ok();
+    let body = match resp.binary().await {
+        Ok(body) => body,
+        Err(e) => return TransportError::Network(format!("reading the {what} reply: {e}")),
+    };
+    let body = String::from_utf8_lossy(&body);
+    error_time.set(TransportError::server_time_of(&body));
+    TransportError::from_status(status, &body)
+}
+
+/// Reads a push reply, or the error the status stands for (and notes the error body's
+/// `serverTime` in `error_time`).
+async fn push_reply(
+    resp: Response,
+    error_time: &Cell<Option<u64>>,
+) -> Result<PushResponse, TransportError> {
+    let what = "push";
+    if !resp.ok() {
+        return Err(refusal(resp, what, error_time).await);
+    }
     // A connection dropped while the body streams in is a network failure, not a bad reply.
     // The body comes in as bytes (one copy into WASM memory), not as text: passing a JS string
-    // into WASM walks it character by character in JS, about 1.5 s of a 100,000-document first
-    // sync (docs/BENCHMARKS.md).
+    // into WASM walks it character by character in JS (docs/BENCHMARKS.md).
     let body = resp
         .binary()
         .await
         .map_err(|e| TransportError::Network(format!("reading the {what} reply: {e}")))?;
-    if !ok {
-        let body = String::from_utf8_lossy(&body);
-        error_time.set(TransportError::server_time_of(&body));
-        return Err(TransportError::from_status(status, &body));
-    }
     // `from_str` after a UTF-8 check, not `from_slice`: the replies' deserializers are already
     // compiled over `&str` (a second copy over bytes adds 22 KB to the module).
     let body = std::str::from_utf8(&body).map_err(|e| TransportError::malformed(what, e))?;
@@ -191,7 +217,7 @@ impl Transport for HttpTransport {
             .body(body)
             .map_err(build_error)?;
         let resp = send(request, self.timeout_ms).await?;
-        reply(resp, "push", &self.error_time).await
+        push_reply(resp, &self.error_time).await
     }
 
     fn error_server_time(&self) -> Option<u64> {
