@@ -91,7 +91,12 @@ impl Broadcast {
 
     pub fn post(&self, collection: &str, ids: &[String], hlc: Option<&str>) {
         let notice = Object::new();
-        let ids: Array = ids.iter().map(|s| JsValue::from_str(s)).collect();
+        // One JSON text, not a string per id: each string crossing out of WASM is decoded on its
+        // own (a pulled page is hundreds of ids).
+        let ids = serde_json::to_string(ids)
+            .ok()
+            .and_then(|t| js_sys::JSON::parse(&t).ok())
+            .unwrap_or_else(|| Array::new().into());
         let _ = Reflect::set(
             &notice,
             &"collection".into(),

@@ -8,14 +8,17 @@
 const pages = new Map();
 let next = 0;
 
+const utf8 = new TextEncoder();
+
 /**
- * Holds the documents of `page` (a parsed pull reply) and returns `[text, base]`: the page as JSON
- * text with each object document replaced by `{ id }`, and the slot of its first change (-1 when
- * the reply has no `changes` array: nothing is held, and WASM reports the reply as malformed).
+ * Holds the documents of `page` (a parsed pull reply) and returns `[json, base]`: the page as
+ * UTF-8 JSON with each object document replaced by `{ id }` (bytes: a string passed into WASM is
+ * walked character by character in JavaScript), and the slot of its first change (-1 when the
+ * reply has no `changes` array: nothing is held, and WASM reports the reply as malformed).
  */
 export function holdPage(page) {
   const changes = page !== null && typeof page === "object" ? page.changes : undefined;
-  if (!Array.isArray(changes)) return [JSON.stringify(page) ?? "null", -1];
+  if (!Array.isArray(changes)) return [utf8.encode(JSON.stringify(page) ?? "null"), -1];
   if (pages.size === 0) next = 0;
   if (next + changes.length > 0xffffffff) throw new RangeError("ferrosync: too many pulled documents held");
   const base = next;
@@ -30,7 +33,7 @@ export function holdPage(page) {
     c.doc = typeof id === "string" ? { id } : {};
   }
   pages.set(base, docs);
-  return [JSON.stringify(page), base];
+  return [utf8.encode(JSON.stringify(page)), base];
 }
 
 /** The document held at `slot` (`undefined` if none is). */

@@ -12,8 +12,9 @@ use std::sync::Arc;
 
 use ferrosync_core::doc_text::DocSource;
 use ferrosync_core::protocol::{Doc, PullResponse};
-use js_sys::Array;
+use js_sys::{Array, Uint8Array};
 use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
 
 #[wasm_bindgen(module = "/src/store/held.js")]
 extern "C" {
@@ -56,12 +57,13 @@ impl Drop for Page {
 /// held in JavaScript. The error is serde_json's message for a reply of the wrong shape.
 pub fn pull_reply(page: &JsValue) -> Result<PullResponse, String> {
     let parts = hold_page(page).map_err(|e| format!("{e:?}"))?;
-    let text = parts.get(0).as_string().unwrap_or_default();
+    let bytes = parts.get(0).unchecked_into::<Uint8Array>().to_vec();
     let base = parts.get(1).as_f64().unwrap_or(-1.0);
     // Made before parsing, so a reply that fails to parse lets its page go too.
     let source: Option<Arc<dyn DocSource>> =
         (base >= 0.0).then(|| Arc::new(Page { base: base as u32 }) as Arc<dyn DocSource>);
-    let mut reply: PullResponse = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+    let text = std::str::from_utf8(&bytes).map_err(|e| e.to_string())?;
+    let mut reply: PullResponse = serde_json::from_str(text).map_err(|e| e.to_string())?;
     if let Some(source) = source {
         for (i, change) in reply.changes.iter_mut().enumerate() {
             // Every object document was replaced by `{ id }`; others came as they were.
