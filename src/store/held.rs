@@ -56,7 +56,8 @@ impl Drop for Page {
 /// A pull reply parsed by `JSON.parse` (`page`) as core's [`PullResponse`], its object documents
 /// held in JavaScript. The error is serde_json's message for a reply of the wrong shape.
 pub fn pull_reply(page: &JsValue) -> Result<PullResponse, String> {
-    let parts = hold_page(page).map_err(|e| format!("{e:?}"))?;
+    // `holdPage` throws only past 2^32 documents held at once.
+    let parts = hold_page(page).map_err(|_| "too many pulled documents held".to_string())?;
     let bytes = parts.get(0).unchecked_into::<Uint8Array>().to_vec();
     let base = parts.get(1).as_f64().unwrap_or(-1.0);
     // Made before parsing, so a reply that fails to parse lets its page go too.

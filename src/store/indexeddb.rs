@@ -14,6 +14,7 @@
 
 use std::cell::RefCell;
 use std::future::Future;
+use std::pin::Pin;
 use std::rc::Rc;
 
 use futures::channel::oneshot;
@@ -263,22 +264,36 @@ impl Tx {
     /// ended: the transaction's own error (the first failed request's, naming the real problem)
     /// when there is one, else the given error.
     pub async fn finish<T>(&self, work: Result<T>) -> Result<T> {
-        let done = self.done.borrow_mut().take();
-        match (work, done) {
-            (Ok(v), Some(done)) => done.wait().await.map(|()| v),
-            (Ok(v), None) => Ok(v),
-            (Err(cause), done) => {
-                let _ = self.raw.abort();
-                match done {
-                    None => Err(cause),
-                    Some(done) => Err(match done.wait().await {
-                        Err(Error::Storage { name, .. }) if name == "AbortError" => cause,
-                        Err(e) => e,
-                        Ok(()) => cause,
-                    }),
-                }
-            }
-        }
+        // The generic part is only this split: the ending itself is one boxed future, so it is
+        // compiled once rather than into every operation's state machine.
+        let (value, cause) = match work {
+            Ok(v) => (Some(v), None),
+            Err(e) => (None, Some(e)),
+        };
+        self.end(cause).await?;
+        value.ok_or_else(|| Error::storage("AbortError", "the transaction was aborted"))
+    }
+
+    /// `finish` without the value: commits (`None`) or aborts with `cause`.
+    fn end(&self, cause: Option<Error>) -> Pin<Box<dyn Future<Output = Result<()>> + '_>> {
+        Box::pin(async move {
+            let done = self.done.borrow_mut().take();
+            let Some(cause) = cause else {
+                return match done {
+                    Some(done) => done.wait().await,
+                    None => Ok(()),
+                };
+            };
+            let _ = self.raw.abort();
+            Err(match done {
+                None => cause,
+                Some(done) => match done.wait().await {
+                    Err(Error::Storage { name, .. }) if name == "AbortError" => cause,
+                    Err(e) => e,
+                    Ok(()) => cause,
+                },
+            })
+        })
     }
 
     /// Rolls back everything the transaction did (a failed precondition, not an error).

@@ -687,26 +687,7 @@ where
 {
     store
         .run(|conn| {
-            let names: Vec<String> = match &stores {
-                Stores::Fixed(list) => list.iter().map(|s| s.to_string()).collect(),
-                Stores::AllCollectionsAnd(list) => {
-                    let mut v = collection_stores(&conn.db);
-                    v.extend(list.iter().map(|s| s.to_string()));
-                    if v.is_empty() {
-                        // A transaction needs a store; over `_meta` it reads nothing here.
-                        v.push(META.to_string());
-                    }
-                    v
-                }
-            };
-            let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-            let tx = if write {
-                Tx::write(&conn.db, &refs)
-            } else {
-                Tx::read(&conn.db, &refs)
-            }
-            .map(Rc::new);
-            let fut = tx.map(|tx| (op(conn.clone(), tx.clone()), tx));
+            let fut = open_tx(&conn, &stores, write).map(|tx| (op(conn.clone(), tx.clone()), tx));
             async move {
                 let (fut, tx) = fut?;
                 let work = fut.await;
@@ -714,6 +695,30 @@ where
             }
         })
         .await
+}
+
+/// The transaction of `run_tx` (not generic: one copy for every operation).
+#[inline(never)]
+fn open_tx(conn: &Conn, stores: &Stores<'_>, write: bool) -> Result<Rc<Tx>> {
+    let names: Vec<String> = match stores {
+        Stores::Fixed(list) => list.iter().map(|s| s.to_string()).collect(),
+        Stores::AllCollectionsAnd(list) => {
+            let mut v = collection_stores(&conn.db);
+            v.extend(list.iter().map(|s| s.to_string()));
+            if v.is_empty() {
+                // A transaction needs a store; over `_meta` it reads nothing here.
+                v.push(META.to_string());
+            }
+            v
+        }
+    };
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    if write {
+        Tx::write(&conn.db, &refs)
+    } else {
+        Tx::read(&conn.db, &refs)
+    }
+    .map(Rc::new)
 }
 
 /// Which object stores a transaction spans.
