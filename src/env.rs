@@ -29,6 +29,13 @@ pub async fn sleep(ms: f64) {
     let _ = JsFuture::from(promise).await;
 }
 
+/// Runs `task` on the page's event loop. Boxed first, so wasm-bindgen's task machinery is
+/// compiled once rather than once per kind of task.
+pub fn spawn(task: impl std::future::Future<Output = ()> + 'static) {
+    let task: std::pin::Pin<Box<dyn std::future::Future<Output = ()>>> = Box::pin(task);
+    wasm_bindgen_futures::spawn_local(task);
+}
+
 /// Wall clock in milliseconds since the epoch.
 pub fn now_ms() -> f64 {
     js_sys::Date::now()

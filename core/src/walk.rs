@@ -124,6 +124,16 @@ impl Query {
         is_indexed: impl Fn(&str) -> bool,
         compounds: &[CompoundIndex],
     ) -> Option<Walk> {
+        self.walk_dyn(&is_indexed, compounds)
+    }
+
+    /// [`Query::walk_with`], compiled once whatever the caller's closure.
+    #[inline(never)]
+    fn walk_dyn(
+        &self,
+        is_indexed: &dyn Fn(&str) -> bool,
+        compounds: &[CompoundIndex],
+    ) -> Option<Walk> {
         self.limit()?;
         let mut best: Option<(usize, Walk)> = None;
         for c in compounds {
@@ -141,11 +151,11 @@ impl Query {
                 return Some(w.clone());
             }
         }
-        if let Some(w) = self.single_walk(&is_indexed) {
+        if let Some(w) = self.single_walk(is_indexed) {
             return Some(self.start_after(w));
         }
         match best {
-            Some((_, w)) if self.plan(&is_indexed).is_empty() => Some(w),
+            Some((_, w)) if self.plan(is_indexed).is_empty() => Some(w),
             _ => None,
         }
     }

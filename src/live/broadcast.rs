@@ -115,7 +115,7 @@ impl Broadcast {
         out.queued.borrow_mut().push(notice);
         if !out.scheduled.replace(true) {
             let weak: Weak<Outgoing> = Rc::downgrade(out);
-            wasm_bindgen_futures::spawn_local(async move {
+            crate::env::spawn(async move {
                 crate::env::sleep(wait.max(0.0)).await;
                 if let Some(out) = weak.upgrade() {
                     out.scheduled.set(false);

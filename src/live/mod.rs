@@ -371,7 +371,7 @@ fn schedule(store: &Store, registry: &Weak<Registry>, watch: &Rc<Watch>, work: W
     // not when the work starts.
     watch.dirty.set(false);
     let (store, registry, watch) = (store.clone(), registry.clone(), watch.clone());
-    wasm_bindgen_futures::spawn_local(async move {
+    crate::env::spawn(async move {
         run(&store, &registry, &watch, work).await;
         watch.running.set(false);
     });

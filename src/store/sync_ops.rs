@@ -494,7 +494,7 @@ pub async fn save_marks(store: &Store, lineage: u64, marks: Vec<Mark>) -> Result
         return Ok(conn.lineage());
     }
     let tx = Tx::write(&conn.db, &[META])?;
-    wasm_bindgen_futures::spawn_local(async move {
+    crate::env::spawn(async move {
         let work = advance_marks(&tx, &marks).await;
         if let Err(e) = tx.finish(work).await {
             web_sys::console::warn_1(&JsValue::from_str(&format!(

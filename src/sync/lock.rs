@@ -124,7 +124,7 @@ pub fn request(name: &str) -> Waiting {
     match locks.request(name, &options, callback.unchecked_ref()) {
         Ok(promise) => {
             // The promise rejects with AbortError when withdrawn; nothing to do then.
-            wasm_bindgen_futures::spawn_local(async move {
+            crate::env::spawn(async move {
                 let _ = JsFuture::from(promise).await;
             });
         }

@@ -17,7 +17,7 @@ pub struct ReadAhead<K, T> {
 /// Runs `read` now in its own task; the receiver gets its result.
 pub fn spawn<T: 'static>(read: impl Future<Output = T> + 'static) -> oneshot::Receiver<T> {
     let (tx, rx) = oneshot::channel();
-    wasm_bindgen_futures::spawn_local(async move {
+    crate::env::spawn(async move {
         let _ = tx.send(read.await);
     });
     rx

@@ -180,7 +180,7 @@ impl Agent {
             rx,
             close_rx: close_rx.fuse(),
         };
-        wasm_bindgen_futures::spawn_local(task.run());
+        crate::env::spawn(task.run());
         Ok(Agent { shared })
     }
 
@@ -360,7 +360,7 @@ impl Task {
                 forwarded.insert(id.clone(), reply);
                 // Never wait forever for a leader that does not answer (a frozen tab).
                 let tx = shared.tx.clone();
-                wasm_bindgen_futures::spawn_local(async move {
+                crate::env::spawn(async move {
                     sleep(FORWARD_TIMEOUT_MS).await;
                     let _ = tx.unbounded_send(Msg::Tab(TabMsg::Synced {
                         id,

@@ -159,6 +159,12 @@ impl StatusCell {
         let before = self.current.borrow().clone();
         let mut next = before.clone();
         f(&mut next);
+        self.set(before, next);
+    }
+
+    /// `update`'s ending, compiled once whatever the caller's closure.
+    #[inline(never)]
+    fn set(&self, before: Status, next: Status) {
         if next != before {
             *self.current.borrow_mut() = next.clone();
             self.emit(&next);
