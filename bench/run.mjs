@@ -30,7 +30,8 @@
 //                     documents, then ferrosync's db.sync() into an empty database against
 //                     hand-written IndexedDB pulling the same pages, alternating, --reps N rounds
 //                     (default 3), --limit N changes per page (default 500); with --alt DIR the
-//                     second build runs too (--only ferrosync,ferrosync-alt,raw); --no-watch leaves
+//                     second build runs too (--only ferrosync,ferrosync-alt,raw; the diagnostic
+//                     raw-pipelined runs only when named); --no-watch leaves
 //                     out the live query open during ferrosync's sync; writes bench/results-first-sync.json
 import { createReadStream, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
