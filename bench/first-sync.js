@@ -81,112 +81,71 @@ function ferrosync(base, label) {
  * Hand-written IndexedDB, as a careful client would write it: `fetch` of the next page started as
  * soon as a page arrives (so the network overlaps the writes), one readwrite transaction per page
  * holding its records and its cursor, one index (`category`, on the document).
+ *
+ * `pipelined` (the diagnostic `raw-pipelined`, issue 17): the next page's transaction is created and
+ * its puts issued while the previous one still commits (IndexedDB runs them in creation order), at
+ * most one commit outstanding, instead of awaiting each commit: what overlapping the page's work
+ * with the commits is worth.
  */
-const raw = {
-  label: "hand-written IndexedDB",
-  async run({ server, token, name, docs, limit }) {
-    await del(name);
-    const beat = heartbeat();
-    const t0 = performance.now();
-    const open = indexedDB.open(name, 1);
-    open.onupgradeneeded = () => {
-      const st = open.result.createObjectStore("docs", { keyPath: "id" });
-      st.createIndex("category", "doc.category");
-      open.result.createObjectStore("meta");
-    };
-    const db = await req(open);
-    const headers = { Authorization: `Bearer ${token}` };
-    const get = (cursor) => {
-      const q = new URLSearchParams({ limit: String(limit) });
-      if (cursor) q.set("cursor", cursor);
-      return fetch(`${server}/v1/pull?${q}`, { headers, cache: "no-store" }).then((r) => {
-        if (!r.ok) throw new Error(`pull: HTTP ${r.status}`);
-        return r.json();
-      });
-    };
-    let next = get(null);
-    let pulled = 0;
-    for (;;) {
-      const page = await next;
-      if (page.hasMore) next = get(page.cursor);
-      const tx = db.transaction(["docs", "meta"], "readwrite", RELAXED);
-      const st = tx.objectStore("docs");
-      for (const c of page.changes) {
-        if (c.deleted) st.delete(c.id);
-        else st.put({ id: c.id, hlc: c.hlc, doc: c.doc });
+function handWritten(pipelined) {
+  const label = pipelined ? "raw-pipelined" : "raw";
+  return {
+    label: pipelined ? "hand-written IndexedDB, pipelined" : "hand-written IndexedDB",
+    async run({ server, token, name, docs, limit }) {
+      await del(name);
+      const beat = heartbeat();
+      const t0 = performance.now();
+      const open = indexedDB.open(name, 1);
+      open.onupgradeneeded = () => {
+        const st = open.result.createObjectStore("docs", { keyPath: "id" });
+        st.createIndex("category", "doc.category");
+        open.result.createObjectStore("meta");
+      };
+      const db = await req(open);
+      const headers = { Authorization: `Bearer ${token}` };
+      const get = (cursor) => {
+        const q = new URLSearchParams({ limit: String(limit) });
+        if (cursor) q.set("cursor", cursor);
+        return fetch(`${server}/v1/pull?${q}`, { headers, cache: "no-store" }).then((r) => {
+          if (!r.ok) throw new Error(`pull: HTTP ${r.status}`);
+          return r.json();
+        });
+      };
+      let next = get(null);
+      let pulled = 0;
+      let last = null;
+      for (;;) {
+        const page = await next;
+        if (page.hasMore) next = get(page.cursor);
+        const tx = db.transaction(["docs", "meta"], "readwrite", RELAXED);
+        const st = tx.objectStore("docs");
+        for (const c of page.changes) {
+          if (c.deleted) st.delete(c.id);
+          else st.put({ id: c.id, hlc: c.hlc, doc: c.doc });
+        }
+        tx.objectStore("meta").put(page.cursor, "cursor");
+        if (!pipelined) await done(tx);
+        else {
+          if (last) await last;
+          last = done(tx);
+        }
+        pulled += page.changes.length;
+        if (!page.hasMore) break;
       }
-      tx.objectStore("meta").put(page.cursor, "cursor");
-      await done(tx);
-      pulled += page.changes.length;
-      if (!page.hasMore) break;
-    }
-    const ms = performance.now() - t0;
-    const { stallMs, heapMB } = beat.stop();
-    const stored = await req(db.transaction("docs").objectStore("docs").count());
-    db.close();
-    await del(name);
-    if (stored !== docs) throw new Error(`raw: stored ${stored} of ${docs} documents`);
-    return { ms, stallMs, heapMB, wasmMB: null, stored, pulled, watchCalls: null };
-  },
-};
-
-/**
- * Diagnostic (issue 17): the hand-written client with its page transactions pipelined. The next
- * page's transaction is created and its puts issued while the previous one still commits
- * (IndexedDB runs them in creation order), instead of awaiting each commit. Measures what
- * overlapping the main thread's work with the commits is worth.
- */
-const rawPipelined = {
-  label: "hand-written IndexedDB, pipelined",
-  async run({ server, token, name, docs, limit }) {
-    await del(name);
-    const beat = heartbeat();
-    const t0 = performance.now();
-    const open = indexedDB.open(name, 1);
-    open.onupgradeneeded = () => {
-      const st = open.result.createObjectStore("docs", { keyPath: "id" });
-      st.createIndex("category", "doc.category");
-      open.result.createObjectStore("meta");
-    };
-    const db = await req(open);
-    const headers = { Authorization: `Bearer ${token}` };
-    const get = (cursor) => {
-      const q = new URLSearchParams({ limit: String(limit) });
-      if (cursor) q.set("cursor", cursor);
-      return fetch(`${server}/v1/pull?${q}`, { headers, cache: "no-store" }).then((r) => {
-        if (!r.ok) throw new Error(`pull: HTTP ${r.status}`);
-        return r.json();
-      });
-    };
-    let next = get(null);
-    let pulled = 0;
-    let last = null;
-    for (;;) {
-      const page = await next;
-      if (page.hasMore) next = get(page.cursor);
-      const tx = db.transaction(["docs", "meta"], "readwrite", RELAXED);
-      const st = tx.objectStore("docs");
-      for (const c of page.changes) {
-        if (c.deleted) st.delete(c.id);
-        else st.put({ id: c.id, hlc: c.hlc, doc: c.doc });
-      }
-      tx.objectStore("meta").put(page.cursor, "cursor");
-      // At most one commit outstanding: wait for the one before this.
       if (last) await last;
-      last = done(tx);
-      pulled += page.changes.length;
-      if (!page.hasMore) break;
-    }
-    await last;
-    const ms = performance.now() - t0;
-    const { stallMs, heapMB } = beat.stop();
-    const stored = await req(db.transaction("docs").objectStore("docs").count());
-    db.close();
-    await del(name);
-    if (stored !== docs) throw new Error(`raw-pipelined: stored ${stored} of ${docs} documents`);
-    return { ms, stallMs, heapMB, wasmMB: null, stored, pulled, watchCalls: null };
-  },
-};
+      const ms = performance.now() - t0;
+      const { stallMs, heapMB } = beat.stop();
+      const stored = await req(db.transaction("docs").objectStore("docs").count());
+      db.close();
+      await del(name);
+      if (stored !== docs) throw new Error(`${label}: stored ${stored} of ${docs} documents`);
+      return { ms, stallMs, heapMB, wasmMB: null, stored, pulled, watchCalls: null };
+    },
+  };
+}
+
+const raw = handWritten(false);
+const rawPipelined = handWritten(true);
 
 const median = (a) => {
   const s = a.slice().sort((x, y) => x - y);
