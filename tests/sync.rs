@@ -960,6 +960,37 @@ async fn malformed_replies_are_errors_and_nothing_is_applied() {
 }
 
 #[wasm_bindgen_test]
+async fn pulled_pages_that_break_the_rules_are_refused_and_let_go() {
+    clear_faults().await;
+    let token = unique("hostile-page");
+    let a = device(&unique("a"), &token, Opts::default()).await;
+    let b = device(&unique("b"), &token, Opts::default()).await;
+    a.settled().await;
+    b.settled().await;
+    a.put("tasks", r#"{"id": "h1", "v": 1}"#).await;
+    a.sync().await;
+    // Each parses as JSON (the browser holds its documents) but breaks a rule: nothing of it is
+    // applied, the cursor stays, and the page is let go.
+    for kind in [
+        "pull_wrong_id",
+        "pull_array_doc",
+        "pull_no_id",
+        "pull_changes_object",
+    ] {
+        fault(kind, "/v1/pull", 5).await;
+        b.sync_fails("SYNC_MALFORMED_REPLY").await;
+        assert_eq!(b.get("tasks", "h1").await, "undefined", "{kind}");
+        assert_eq!(ferrosync::store::held::pages_for_test(), 0, "{kind}");
+        clear_faults().await;
+    }
+    b.sync().await;
+    assert_eq!(b.get("tasks", "h1").await, r#"{"id":"h1","v":1}"#);
+    assert_eq!(ferrosync::store::held::pages_for_test(), 0);
+    a.close_and_destroy().await;
+    b.close_and_destroy().await;
+}
+
+#[wasm_bindgen_test]
 async fn a_device_an_hour_behind_converges_correctly() {
     clear_faults().await;
     let token = unique("skew");

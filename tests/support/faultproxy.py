@@ -71,6 +71,28 @@ def take_fault(path, body=b""):
     return None
 
 
+def _first_doc(page, f):
+    """Applies `f` to the first change that has a document (a pull page)."""
+    for c in page.get("changes", []):
+        if "doc" in c:
+            f(c)
+            break
+    return page
+
+
+# Pull replies that parse as JSON but break the protocol's rules, as a hostile server could send.
+HOSTILE_PAGES = {
+    # A document whose own id is not its change's.
+    "pull_wrong_id": lambda p: _first_doc(p, lambda c: c["doc"].update(id=c["id"] + "-other")),
+    # A document that is not an object.
+    "pull_array_doc": lambda p: _first_doc(p, lambda c: c.update(doc=[c["doc"]])),
+    # A document without an id.
+    "pull_no_id": lambda p: _first_doc(p, lambda c: c["doc"].pop("id")),
+    # `changes` that is not an array.
+    "pull_changes_object": lambda p: dict(p, changes={"0": p.get("changes")}),
+}
+
+
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
@@ -184,6 +206,8 @@ class Handler(BaseHTTPRequestHandler):
         data = resp.read()
         if fault == "malformed":
             data = b'{"results": [{"status": "sideways"}], "changes": 7, "cursor": null'
+        if fault in HOSTILE_PAGES and resp.status == 200:
+            data = json.dumps(HOSTILE_PAGES[fault](json.loads(data))).encode()
         self.send_response(resp.status)
         for k, v in resp.getheaders():
             if k.lower() not in ("content-length", "transfer-encoding", "connection"):
