@@ -19,9 +19,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::http::{header, HeaderMap};
-use ferrosync_core::document;
 use ferrosync_core::hlc::{Hlc, MAX_COUNTER};
 use ferrosync_core::protocol::{Change, Doc, ErrorDetail, PushRequest, PushResult, PushStatus};
+use ferrosync_core::sync::validate;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -271,11 +271,8 @@ fn replaced(i: usize, mut change: Change, doc: Value) -> Result<Change, ApiError
             "the hook replaced changes[{i}] with an invalid document: {why}"
         ))
     };
-    match document::validate(&doc) {
-        Ok(Some(id)) if id == change.id => {}
-        Ok(Some(id)) => return Err(bad(format!("id {id:?} differs from {:?}", change.id))),
-        Ok(None) => return Err(bad("no id".into())),
-        Err(e) => return Err(bad(e.to_string())),
+    if let Some(why) = validate::doc_fault(&doc, &change.id) {
+        return Err(bad(why));
     }
     let hlc = above(&change.hlc).map_err(bad)?;
     if let Some(fields) = change.fields.as_mut() {
@@ -344,6 +341,23 @@ mod tests {
         assert!(later > a, "a later edit elsewhere still wins");
         let full = Hlc::new(7, MAX_COUNTER, "c1").unwrap();
         assert_eq!(above(&full).unwrap(), Hlc::new(8, 0, HOOK_NODE).unwrap());
+    }
+
+    #[test]
+    fn a_replacement_is_held_to_the_pushed_documents_rules() {
+        let change: Change = serde_json::from_str(
+            r#"{"collection":"tasks","id":"a","hlc":"018bcfe56800-000005-c1","doc":{"id":"a"}}"#,
+        )
+        .unwrap();
+        let why = |doc: Value| match replaced(3, change.clone(), doc) {
+            Err(ApiError::HookUnavailable(m)) => m,
+            other => panic!("expected a refusal, got {other:?}"),
+        };
+        assert!(why(serde_json::json!({"id": "b"})).contains("differs from the change's id"));
+        assert!(why(serde_json::json!({"x": 1})).contains("must include its id"));
+        assert!(why(serde_json::json!({"id": "a", "$x": 1})).contains("changes[3]"));
+        let kept = replaced(3, change.clone(), serde_json::json!({"id": "a", "n": 1})).unwrap();
+        assert!(kept.hlc > change.hlc);
     }
 
     #[test]

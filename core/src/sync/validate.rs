@@ -219,16 +219,22 @@ fn check_offer(c: &Change, client_id: &str, now_ms: u64) -> Result<(), PushRefus
 
 /// A pushed document's rules ([`crate::document::validate`]) and its own id.
 fn check_doc(doc: &Value, id: &str) -> Result<(), PushRefusal> {
-    let invalid = |m: String| PushRefusal::Invalid(m);
+    doc_fault(doc, id).map_or(Ok(()), |m| Err(PushRefusal::Invalid(m)))
+}
+
+/// Why `doc` cannot be the document of a change to `id` (the document rules of
+/// [`crate::document::validate`], and its own id), if it cannot: what a server checks of a pushed
+/// document, and of one a push hook puts in its place.
+pub fn doc_fault(doc: &Value, id: &str) -> Option<String> {
     match document::validate(doc) {
-        Ok(Some(own)) if own == id => Ok(()),
-        Ok(Some(own)) => Err(invalid(format!(
+        Ok(Some(own)) if own == id => None,
+        Ok(Some(own)) => Some(format!(
             "doc.id {:?} differs from the change's id {:?}",
             own.chars().take(80).collect::<String>(),
             id.chars().take(80).collect::<String>()
-        ))),
-        Ok(None) => Err(invalid("doc must include its id".into())),
-        Err(e) => Err(invalid(format!("doc: {e}"))),
+        )),
+        Ok(None) => Some("doc must include its id".into()),
+        Err(e) => Some(format!("doc: {e}")),
     }
 }
 
