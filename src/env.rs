@@ -1,5 +1,6 @@
 //! The few things taken from the JavaScript environment: wall clock, timers, randomness, spawned
-//! tasks and `BroadcastChannel`, all through the global scope so they work on a page and in a worker alike.
+//! tasks and `BroadcastChannel`, all through the global scope so they work on a page and in a
+//! worker alike.
 
 use js_sys::{Function, Promise};
 use wasm_bindgen::prelude::*;
