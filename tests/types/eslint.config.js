@@ -14,6 +14,7 @@ export default [
         indexedDB: "readonly",
         IDBKeyRange: "readonly",
         structuredClone: "readonly",
+        TextEncoder: "readonly",
         console: "readonly",
       },
     },
