@@ -4,6 +4,7 @@
 Usage:
   pkg.py tool NAME          print the pinned version of a tool from [tools]
   pkg.py check              fail if wasm-bindgen-cli in wasm-pack.toml differs from Cargo.lock
+                            or from the test runner's (tools/test-runner/Cargo.lock)
   pkg.py build [--dev] [--target NAME] [--out DIR] [--test-hooks]
                             wasm-pack build each [[target]] (no wasm-opt in wasm-pack), run wasm-opt with
                             [wasm_opt].flags on release builds, assemble [package].out_dir, copy the demo target.
@@ -46,11 +47,11 @@ def load(name):
         return tomllib.load(f)
 
 
-def lock_version(crate):
-    lock = load("Cargo.lock")
+def lock_version(crate, lock_file="Cargo.lock"):
+    lock = load(lock_file)
     versions = [p["version"] for p in lock.get("package", []) if p["name"] == crate]
     if len(versions) != 1:
-        sys.exit(f"pkg.py: expected exactly one {crate} in Cargo.lock, found {versions}")
+        sys.exit(f"pkg.py: expected exactly one {crate} in {lock_file}, found {versions}")
     return versions[0]
 
 
@@ -61,6 +62,12 @@ def check(cfg):
         sys.exit(
             f"pkg.py: wasm-pack.toml pins wasm-bindgen-cli {want} but Cargo.lock has wasm-bindgen {have}; "
             "they must be equal (update wasm-pack.toml [tools] and the `=` pin in Cargo.toml together)"
+        )
+    runner = lock_version("wasm-bindgen-cli", "tools/test-runner/Cargo.lock")
+    if want != runner:
+        sys.exit(
+            f"pkg.py: wasm-pack.toml pins wasm-bindgen-cli {want} but tools/test-runner builds {runner}; "
+            "update the `=` pin in tools/test-runner/Cargo.toml (and its version) with the others"
         )
 
 

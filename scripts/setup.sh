@@ -29,6 +29,20 @@ _fs_pkg check
 _fs_cargo_tool wasm-pack "$(_fs_pkg tool wasm-pack)" wasm-pack
 _fs_cargo_tool wasm-bindgen-cli "$(_fs_pkg tool wasm-bindgen-cli)" wasm-bindgen
 
+# The same wasm-bindgen built against vendor/tiny_http (vendor/tiny_http/PATCHES.md: the published
+# test runner's server can leave a page's module request unread, and a browser test hangs before it
+# loads). Built once per machine and per change of its sources, into a directory put first on PATH:
+# wasm-pack runs the test runner next to the first `wasm-bindgen` of the pinned version on PATH.
+_fs_runner_key="$(cd "$_fs_root" && find tools/test-runner/Cargo.toml tools/test-runner/Cargo.lock \
+  tools/test-runner/src vendor/tiny_http/Cargo.toml vendor/tiny_http/src -type f | LC_ALL=C sort |
+  xargs cat | sha256sum | cut -c1-16)"
+_fs_runner="${XDG_CACHE_HOME:-$HOME/.cache}/ferrosync/test-runner-$_fs_runner_key"
+if [ ! -x "$_fs_runner/bin/wasm-bindgen-test-runner" ]; then
+  _fs_log "building wasm-bindgen's test runner with the patched tiny_http (tools/test-runner)"
+  cargo install --path "$_fs_root/tools/test-runner" --root "$_fs_runner" --locked --force
+fi
+export PATH="$_fs_runner/bin:$PATH"
+
 # Debian packages: Chromium + driver for browser tests; PostgreSQL for the server's second backend.
 _fs_apt=()
 [ -x /usr/bin/chromium ] || _fs_apt+=(chromium)
@@ -53,4 +67,4 @@ _fs_npm() { # dir
 _fs_npm "$_fs_root/tools"
 _fs_npm "$_fs_root/tests/e2e"
 wasm-opt --version >/dev/null
-_fs_log "toolchain ready: $(wasm-pack --version), wasm-bindgen $(wasm-bindgen --version | awk '{print $2}'), $(wasm-opt --version | awk '{print $1, $3}'), $(/usr/bin/chromium --version 2>/dev/null | head -1)"
+_fs_log "toolchain ready: $(wasm-pack --version), wasm-bindgen $(wasm-bindgen --version | awk '{print $2}') ($(command -v wasm-bindgen-test-runner)), $(wasm-opt --version | awk '{print $1, $3}'), $(/usr/bin/chromium --version 2>/dev/null | head -1)"

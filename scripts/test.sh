@@ -53,6 +53,9 @@ cargo clippy --locked -p ferrosync --target wasm32-unknown-unknown --lib -- -D w
 stage "native tests: core + server on SQLite"
 cargo test --locked -p ferrosync-core -p ferrosync-server
 
+stage "native tests: the browser test runner's patched tiny_http (vendor/tiny_http/PATCHES.md)"
+CARGO_TARGET_DIR=target/vendor cargo test --locked --manifest-path vendor/tiny_http/Cargo.toml --tests
+
 stage "native tests: server on PostgreSQL"
 eval "$(bash scripts/postgres.sh)"
 DATABASE_URL="$DATABASE_URL" cargo test --locked -p ferrosync-server
