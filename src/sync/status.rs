@@ -4,11 +4,11 @@
 use std::cell::{Cell, RefCell};
 
 use js_sys::{Function, Object, Reflect};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
 /// The engine's state as the app sees it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum State {
     Idle,
@@ -21,13 +21,13 @@ pub enum State {
 }
 
 /// Why the last sync failed: the same `code`/`message` a rejected `db.sync()` carries.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct StatusError {
     pub code: String,
     pub message: String,
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct StatusProgress {
     /// Changes received so far in the running (or last) sync.
     pub pulled: u64,
@@ -38,7 +38,7 @@ pub struct StatusProgress {
 /// A pending local change sync has set aside (core's `SetAside`): the server refused it on its
 /// own, or the collection's resolver failed on it. It stays local and pending until the app
 /// retries or discards it (or edits the document again); every other change keeps syncing.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Rejected {
     pub collection: String,
     pub id: String,
@@ -61,7 +61,7 @@ impl Rejected {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Status {
     pub state: State,
