@@ -266,7 +266,7 @@ export async function run(options = {}, log = console.log) {
     reps: 5,
     docs: 10000,
     gets: 1000,
-    finds: 10,
+    finds: 40,
     puts: 1000,
     watchWrites: 40,
     watchWarmup: 5,

@@ -74,6 +74,57 @@ async fn connection_closed_by_the_browser_is_reopened() {
     reconnects_when_the_browser_closes_the_connection().await;
 }
 
+/// A stored clock that does not parse fails every write with a message naming it, and nothing of
+/// the write is stored: a single put (its transaction issued from JavaScript, the clock checked in
+/// the read's callback) as much as a batch that waits for the read. Once the clock is whole again,
+/// writes go through.
+#[wasm_bindgen_test]
+async fn a_corrupt_stored_clock_fails_writes_and_stores_nothing() {
+    let name = unique("badclock");
+    let db = open(&name, r#"{"tasks": {"indexes": ["done"]}}"#).await;
+    let tasks = coll(&db, "tasks");
+    put(&tasks, r#"{"id": "a", "done": false}"#).await;
+    let set_clock = |value: &str| {
+        let f = js_sys::Function::new_with_args(
+            "db, value",
+            r#"return new Promise((resolve, reject) => {
+  const tx = db.transaction("_meta", "readwrite");
+  tx.objectStore("_meta").put(value, "clock");
+  tx.oncomplete = () => resolve();
+  tx.onabort = () => reject(tx.error);
+})"#,
+        );
+        let raw = db.store().raw_connection_for_test().unwrap();
+        let p = f.call2(&JsValue::NULL, &raw, &JsValue::from_str(value)).unwrap();
+        ok(wasm_bindgen::JsCast::unchecked_into(p))
+    };
+    set_clock("not a clock").await;
+
+    let batch: Vec<String> = (0..20)
+        .map(|k| format!(r#"{{"id": "c{k}", "done": true}}"#))
+        .collect();
+    let writes = [
+        tasks.put(json(r#"{"id": "b", "done": true}"#)),
+        tasks.bulk_put(json(r#"[{"id": "b", "done": true}, {"id": "b2"}]"#)),
+        tasks.bulk_put(json(&format!("[{}]", batch.join(",")))),
+    ];
+    for (i, p) in writes.into_iter().enumerate() {
+        let err = wasm_bindgen_futures::JsFuture::from(p)
+            .await
+            .expect_err("a write over a corrupt clock");
+        assert_eq!(code(&err), "STORAGE_ERROR", "write {i}: {}", message(&err));
+        assert!(message(&err).contains("stored clock"), "write {i}: {}", message(&err));
+    }
+    assert_eq!(ids(&tasks, "{}").await, s(&["a"]));
+    assert_eq!(db.store().outbox_len().await.unwrap(), 1);
+
+    set_clock("000000000001-000000-0123456789abcdef").await;
+    put(&tasks, r#"{"id": "b", "done": true}"#).await;
+    assert_eq!(ids(&tasks, "{}").await, s(&["a", "b"]));
+    db.close();
+    destroy(&name).await;
+}
+
 #[wasm_bindgen_test]
 async fn invalid_options_are_rejected() {
     use ferrosync::Database;

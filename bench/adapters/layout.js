@@ -1,10 +1,12 @@
 // Diagnostic, not a competitor: hand-written IndexedDB doing exactly the storage work ferrosync does
-// (src/store/write.rs, records.rs, schema.rs), with no WASM: records { id, hlc, doc, ix, pend } with
-// order-preserving index keys ([2, n] numbers, [3, s] strings) under indexes on `ix.p<path>`, the
-// `$tombstones` index, the `$pending` index over `pend` (the outbox: set on every written record),
-// and the clock read and written back in `_meta` inside every write transaction (writes of up to 16
-// documents go out before the read returns and are re-put if it shows a later clock). ferrosync
-// minus this column is what the WASM side (conversion, validation, HLC, live-query bookkeeping) costs.
+// (src/store/write.rs, meta.rs, records.rs, schema.rs), with no WASM: records { id, hlc, doc, ix,
+// pend } with order-preserving index keys ([2, n] numbers, [3, s] strings) under indexes on
+// `ix.p<path>`, the `$tombstones` index, the `$pending` index over `[pend, id]` (the outbox: `pend`,
+// the write's HLC, set on every written record), and the clock and outbox place floor (`_meta` keys
+// `clock` and `clock~place`, one `getAll`) read, and the clock written back, inside every write
+// transaction (writes of up to 16 documents go out before the read returns and are re-put if it
+// shows a later clock). ferrosync minus this column is what the WASM side (conversion, validation,
+// HLC, live-query bookkeeping) costs.
 
 import { RELAXED, done, req } from "../idb.js";
 
@@ -15,11 +17,16 @@ export const label = "IDB in ferrosync layout (JS)";
 // - no outbox at all (what the outbox costs);
 // - the outbox as a separate `_outbox` store, one row per written document (ferrosync's layout
 //   before the `$pending` index; what that cost);
-// - the clock read always awaited before the puts are issued.
+// - the clock read always awaited before the puts are issued;
+// - the clock alone read (one `get`: what reading the place floor costs), read but not written, or
+//   neither (what the clock costs each write: every request is a round trip to IndexedDB's backend).
 export const variants = {
   "layout-nooutbox": { label: "ferrosync layout without outbox (JS)", outbox: "none", early: 16 },
   "layout-store": { label: "ferrosync layout, outbox as a store (JS)", outbox: "store", early: 16 },
   "layout-wait": { label: "ferrosync layout, clock read always awaited (JS)", outbox: "index", early: 0 },
+  "layout-clockonly": { label: "ferrosync layout, the clock alone read (JS)", outbox: "index", early: 16, clock: "get" },
+  "layout-noclockwrite": { label: "ferrosync layout, clock read, not written (JS)", outbox: "index", early: 16, clock: "read" },
+  "layout-noclock": { label: "ferrosync layout, no clock (JS)", outbox: "index", early: 16, clock: "none" },
 };
 const STORE = "docs";
 
@@ -33,6 +40,7 @@ const tick = (prev) => {
 };
 
 export async function open(name, variant = { outbox: "index", early: 16 }) {
+  const clock = variant.clock ?? "getAll";
   const open = indexedDB.open(name, 1);
   open.onupgradeneeded = () => {
     const db = open.result;
@@ -40,7 +48,7 @@ export async function open(name, variant = { outbox: "index", early: 16 }) {
     st.createIndex("category", "ix.pcategory");
     st.createIndex("bucket", "ix.pbucket");
     st.createIndex("$tombstones", "tomb");
-    if (variant.outbox === "index") st.createIndex("$pending", "pend");
+    if (variant.outbox === "index") st.createIndex("$pending", ["pend", "id"]);
     if (variant.outbox === "store") db.createObjectStore("_outbox", { keyPath: ["collection", "id"] });
     db.createObjectStore("_meta");
   };
@@ -62,23 +70,35 @@ export async function open(name, variant = { outbox: "index", early: 16 }) {
         const doc = list[i];
         const ix = { pcategory: key(doc.category), pbucket: key(doc.bucket) };
         if (variant.outbox === "index") {
-          st.put({ id: doc.id, hlc, doc, ix, pend: doc.id });
+          st.put({ id: doc.id, hlc, doc, ix, pend: hlc });
         } else {
           st.put({ id: doc.id, hlc, doc, ix });
           if (variant.outbox === "store") outbox.put({ collection: STORE, id: doc.id, hlc, deleted: false });
         }
       }
-      meta.put(hlc, "clock");
+      if (clock !== "read") meta.put(hlc, "clock");
       last = memClock = hlc;
     };
-    if (list.length <= variant.early) {
-      const read = meta.get("clock");
+    // Reads the persisted clock (with the place floor, by one `getAll`, unless the variant says
+    // otherwise) and calls `then` with it.
+    const readClock = (then) => {
+      if (clock === "get") {
+        const r = meta.get("clock");
+        r.onsuccess = () => then(r.result);
+      } else {
+        const r = meta.getAll(IDBKeyRange.bound("clock", "clock~place"));
+        r.onsuccess = () => then(r.result[0]);
+      }
+    };
+    if (clock === "none") {
       issue(tick(memClock));
-      read.onsuccess = () => {
-        if (read.result !== undefined && read.result >= last) issue(tick(read.result));
-      };
+    } else if (list.length <= variant.early) {
+      readClock((c) => {
+        if (c !== undefined && c >= last) issue(tick(c));
+      });
+      issue(tick(memClock));
     } else {
-      issue(tick(await req(meta.get("clock"))));
+      issue(tick(await new Promise((ok) => readClock(ok))));
     }
     await committed;
     changed();
