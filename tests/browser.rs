@@ -95,7 +95,9 @@ async fn a_corrupt_stored_clock_fails_writes_and_stores_nothing() {
 })"#,
         );
         let raw = db.store().raw_connection_for_test().unwrap();
-        let p = f.call2(&JsValue::NULL, &raw, &JsValue::from_str(value)).unwrap();
+        let p = f
+            .call2(&JsValue::NULL, &raw, &JsValue::from_str(value))
+            .unwrap();
         ok(wasm_bindgen::JsCast::unchecked_into(p))
     };
     set_clock("not a clock").await;
@@ -113,7 +115,11 @@ async fn a_corrupt_stored_clock_fails_writes_and_stores_nothing() {
             .await
             .expect_err("a write over a corrupt clock");
         assert_eq!(code(&err), "STORAGE_ERROR", "write {i}: {}", message(&err));
-        assert!(message(&err).contains("stored clock"), "write {i}: {}", message(&err));
+        assert!(
+            message(&err).contains("stored clock"),
+            "write {i}: {}",
+            message(&err)
+        );
     }
     assert_eq!(ids(&tasks, "{}").await, s(&["a"]));
     assert_eq!(db.store().outbox_len().await.unwrap(), 1);
