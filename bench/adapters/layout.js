@@ -19,7 +19,10 @@ export const label = "IDB in ferrosync layout (JS)";
 //   before the `$pending` index; what that cost);
 // - the clock read always awaited before the puts are issued;
 // - the clock alone read (one `get`: what reading the place floor costs), read but not written, or
-//   neither (what the clock costs each write: every request is a round trip to IndexedDB's backend).
+//   neither (what the clock costs each write: every request is a round trip to IndexedDB's backend);
+// - `bound`: the clock persisted as a bound, wall time + 100 ms, written only when a stamp passes
+//   the bound this instance last wrote or the clock read is not that bound (another writer): the
+//   design the 2026-12-07 closing note proposes for single puts, measured before it is built.
 export const variants = {
   "layout-nooutbox": { label: "ferrosync layout without outbox (JS)", outbox: "none", early: 16 },
   "layout-store": { label: "ferrosync layout, outbox as a store (JS)", outbox: "store", early: 16 },
@@ -27,6 +30,7 @@ export const variants = {
   "layout-clockonly": { label: "ferrosync layout, the clock alone read (JS)", outbox: "index", early: 16, clock: "get" },
   "layout-noclockwrite": { label: "ferrosync layout, clock read, not written (JS)", outbox: "index", early: 16, clock: "read" },
   "layout-noclock": { label: "ferrosync layout, no clock (JS)", outbox: "index", early: 16, clock: "none" },
+  "layout-bound": { label: "ferrosync layout, clock written as a bound (JS)", outbox: "index", early: 16, clock: "bound" },
 };
 const STORE = "docs";
 
@@ -55,6 +59,11 @@ export async function open(name, variant = { outbox: "index", early: 16 }) {
   const db = await req(open);
   const watchers = new Set();
   let memClock;
+  let ownBound; // `bound`: the clock value this instance last persisted
+  const boundOf = (hlc) => {
+    const b = `${(Date.now() + 100).toString(16).padStart(12, "0")}-000000-0123456789abcdef`;
+    return b > hlc ? b : hlc;
+  };
   const changed = () => {
     for (const w of watchers) w();
   };
@@ -65,7 +74,7 @@ export async function open(name, variant = { outbox: "index", early: 16 }) {
     const st = tx.objectStore(STORE), meta = tx.objectStore("_meta");
     const outbox = variant.outbox === "store" ? tx.objectStore("_outbox") : undefined;
     let last;
-    const issue = (hlc) => {
+    const issue = (hlc, force = false) => {
       for (let i = 0; i < list.length; i++) {
         const doc = list[i];
         const ix = { pcategory: key(doc.category), pbucket: key(doc.bucket) };
@@ -76,7 +85,9 @@ export async function open(name, variant = { outbox: "index", early: 16 }) {
           if (variant.outbox === "store") outbox.put({ collection: STORE, id: doc.id, hlc, deleted: false });
         }
       }
-      if (clock !== "read") meta.put(hlc, "clock");
+      if (clock === "bound") {
+        if (force || ownBound === undefined || hlc > ownBound) meta.put((ownBound = boundOf(hlc)), "clock");
+      } else if (clock !== "read") meta.put(hlc, "clock");
       last = memClock = hlc;
     };
     // Reads the persisted clock (with the place floor, by one `getAll`, unless the variant says
@@ -93,8 +104,11 @@ export async function open(name, variant = { outbox: "index", early: 16 }) {
     if (clock === "none") {
       issue(tick(memClock));
     } else if (list.length <= variant.early) {
+      const owned = ownBound;
       readClock((c) => {
-        if (c !== undefined && c >= last) issue(tick(c));
+        const theirs = clock === "bound" && c !== undefined && c !== owned;
+        if (theirs) issue(tick(c >= last ? c : memClock), true);
+        else if (clock !== "bound" && c !== undefined && c >= last) issue(tick(c));
       });
       issue(tick(memClock));
     } else {
