@@ -75,9 +75,9 @@ async fn connection_closed_by_the_browser_is_reopened() {
 }
 
 /// A stored clock that does not parse fails every write with a message naming it, and nothing of
-/// the write is stored: a single put (its transaction issued from JavaScript, the clock checked in
-/// the read's callback) as much as a batch that waits for the read. Once the clock is whole again,
-/// writes go through.
+/// the write is stored: a single put and a small batch (their puts issued before the clock read
+/// returns) as much as a batch that waits for the read. Once the clock is whole again, writes go
+/// through.
 #[wasm_bindgen_test]
 async fn a_corrupt_stored_clock_fails_writes_and_stores_nothing() {
     let name = unique("badclock");
