@@ -14,6 +14,8 @@ if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
   rustup target add wasm32-unknown-unknown
 fi
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt
+# The standard library's source: release builds of the .wasm compile it (wasm-pack.toml [release_std]).
+rustup component list --installed 2>/dev/null | grep -q "^rust-src" || rustup component add rust-src
 
 # Cargo tools at the versions pinned in wasm-pack.toml. `--locked` first (reproducible); crates.io can
 # yank a locked dependency, then fall back to a fresh resolution of the same tool version.
