@@ -23,7 +23,7 @@
 //   --serve           only serve the page and print its URL (open it in a browser yourself)
 //   --scale           the queries-at-scale benchmark instead (bench/scale.js, issue 19): 100,000 docs
 //                     by default (--docs N), --reps N timed runs per query, --only as above
-//                     (ferrosync,raw,dexie); writes bench/results-scale.json
+//                     (ferrosync,raw,dexie; ferrosync-alt with --alt DIR); writes bench/results-scale.json
 //   --first-sync      the first-sync benchmark instead (bench/first-sync.js, issue 17): starts a release
 //                     ferrosync-server on SQLite on a free port (--server-bin PATH, default
 //                     target/release/ferrosync-server), seeds --docs N (default 100,000) ~1 KB
@@ -337,6 +337,8 @@ function scaleTable(result) {
   const head = ["", ...keys.map((k) => r[k].label)];
   if (r.ferrosync && r.raw) head.push("ferrosync/raw");
   if (r.ferrosync && r.dexie) head.push("ferrosync/Dexie");
+  const alt = r["ferrosync-alt"];
+  if (r.ferrosync && alt) head.push("alt/ferrosync");
   const lines = [head];
   for (const [label, m] of SCALE_ROWS) {
     const digits = m === "outsideCalls" ? 0 : m === "fill" ? 0 : 2;
@@ -345,6 +347,7 @@ function scaleTable(result) {
     const ratio = (o) => (m !== "outsideCalls" && f && o?.[m] ? fmt(f / o[m], 2) + "x" : "");
     if (r.ferrosync && r.raw) line.push(ratio(r.raw));
     if (r.ferrosync && r.dexie) line.push(ratio(r.dexie));
+    if (r.ferrosync && alt) line.push(m !== "outsideCalls" && f && alt[m] ? fmt(alt[m] / f, 2) + "x" : "");
     lines.push(line);
   }
   const widths = head.map((_, i) => Math.max(...lines.map((l) => String(l[i]).length)));

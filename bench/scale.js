@@ -53,12 +53,12 @@ const byScore = (a, b) => a.owner.score - b.owner.score || cmp(a.id, b.id);
 // ------------------------------------------------------------------------------------------------
 // Adapters: each opens a database with the same indexes and answers the same queries.
 
-async function ferrosync() {
-  const m = await import("/pkg/ferrosync.js");
+async function ferrosync(pkg = "/pkg", label = "ferrosync") {
+  const m = await import(`${pkg}/ferrosync.js`);
   await m.default();
   const { Database } = m;
   return {
-    label: "ferrosync",
+    label,
     async open(name) {
       const db = await Database.open({
         name,
@@ -126,7 +126,13 @@ async function dexie() {
   };
 }
 
-const LIBS = { ferrosync, raw: async () => raw, dexie };
+// `ferrosync-alt`: a second build (`bench/run.sh --scale --alt DIR`), to A/B a change in one run.
+const LIBS = {
+  ferrosync: () => ferrosync(),
+  "ferrosync-alt": () => ferrosync("/pkg-alt", "ferrosync (alt build)"),
+  raw: async () => raw,
+  dexie,
+};
 
 // ------------------------------------------------------------------------------------------------
 
@@ -278,7 +284,7 @@ export async function run(options = {}, log = console.log) {
   const o = { docs: 100000, batch: 10000, reps: 7, writes: 30, bigWrites: 10, only: null, ...options };
   o.batch = Math.min(o.batch, o.docs);
   const results = {};
-  for (const key of o.only ?? Object.keys(LIBS)) {
+  for (const key of o.only ?? ["ferrosync", "raw", "dexie"]) {
     gc();
     await sleep(300);
     results[key] = await runLib(key, LIBS[key], o, log);

@@ -258,11 +258,11 @@ impl FieldState {
 
     /// The version that carries this state, stamped `hlc`.
     pub fn to_change(&self, collection: &str, id: &str, hlc: Hlc) -> Change {
-        let mut times: BTreeMap<String, Hlc> = self
-            .fields
-            .iter()
-            .map(|(k, f)| (k.clone(), f.hlc.clone()))
-            .collect();
+        // Inserted one by one: a map collected from an iterator links a sort of its own.
+        let mut times: BTreeMap<String, Hlc> = BTreeMap::new();
+        for (k, f) in &self.fields {
+            times.insert(k.clone(), f.hlc.clone());
+        }
         if let Some(d) = &self.deleted_at {
             times.insert(DELETED_AT.to_string(), d.clone());
         }
@@ -350,8 +350,8 @@ pub fn cmp_json(a: &Value, b: &Value) -> Ordering {
         (Value::Object(x), Value::Object(y)) => {
             let mut kx: Vec<_> = x.iter().collect();
             let mut ky: Vec<_> = y.iter().collect();
-            kx.sort_unstable_by(|p, q| p.0.cmp(q.0));
-            ky.sort_unstable_by(|p, q| p.0.cmp(q.0));
+            crate::sort::sort_by(&mut kx, |p, q| p.0.cmp(q.0));
+            crate::sort::sort_by(&mut ky, |p, q| p.0.cmp(q.0));
             for ((k1, v1), (k2, v2)) in kx.iter().zip(&ky) {
                 let o = k1.cmp(k2).then_with(|| cmp_json(v1, v2));
                 if o != Ordering::Equal {

@@ -189,8 +189,8 @@ pub fn compare(a: Option<&Value>, b: Option<&Value>) -> Ordering {
             // Sorted explicitly: the map's own iteration order depends on serde_json features.
             let mut xs: Vec<_> = x.iter().collect();
             let mut ys: Vec<_> = y.iter().collect();
-            xs.sort_unstable_by(|p, q| cmp_str(p.0, q.0));
-            ys.sort_unstable_by(|p, q| cmp_str(p.0, q.0));
+            crate::sort::sort_by(&mut xs, |p, q| cmp_str(p.0, q.0));
+            crate::sort::sort_by(&mut ys, |p, q| cmp_str(p.0, q.0));
             for ((kx, vx), (ky, vy)) in xs.iter().zip(&ys) {
                 let c = cmp_str(kx, ky).then_with(|| compare(Some(vx), Some(vy)));
                 if c != Ordering::Equal {
@@ -587,7 +587,7 @@ impl Query {
             Some(l) => crate::topk::top_k(hits, self.offset.saturating_add(l), order),
             None => {
                 let mut all: Vec<usize> = hits.collect();
-                all.sort_unstable_by(order);
+                crate::sort::sort_by(&mut all, order);
                 all
             }
         };
@@ -606,7 +606,7 @@ impl Query {
     /// [`Query::plan`], compiled once whatever the caller's closure (a kilobyte per caller).
     #[inline(never)]
     fn plan_dyn(&self, is_indexed: &dyn Fn(&str) -> bool) -> Vec<Source> {
-        let mut out: Vec<(u8, usize, usize, Source)> = Vec::new();
+        let mut out: Vec<(u8, usize, Source)> = Vec::new();
         for (pi, path) in self.paths.iter().enumerate() {
             let terms: Vec<&Op> = self
                 .terms
@@ -638,16 +638,14 @@ impl Query {
                     ranges,
                 }
             };
-            let at = out.len();
-            out.push((class, n, at, source));
+            out.push((class, n, source));
         }
         // Best class first; fewer points first; the primary key before a secondary index; then
-        // the order they came in. The position makes every key distinct, so the unstable sort
-        // (no second sort in the module) orders exactly as a stable one would.
-        out.sort_unstable_by_key(|(class, n, at, s)| {
-            (*class, *n, !matches!(s, Source::Ids(_)), *at)
+        // the order they came in.
+        crate::sort::sort_by_key(&mut out, |(class, n, s)| {
+            (*class, *n, !matches!(s, Source::Ids(_)))
         });
-        out.into_iter().map(|(_, _, _, s)| s).collect()
+        out.into_iter().map(|(_, _, s)| s).collect()
     }
 }
 
@@ -672,7 +670,7 @@ pub(crate) fn narrow(ops: &[&Op]) -> Option<(u8, Vec<KeyRange>)> {
         })
         .min_by_key(Vec::len);
     if let Some(mut keys) = best_in {
-        keys.sort_unstable_by(IndexKey::cmp_idb);
+        crate::sort::sort_by(&mut keys, IndexKey::cmp_idb);
         keys.dedup_by(|a, b| a.cmp_idb(b) == Ordering::Equal);
         return Some((1, keys.into_iter().map(KeyRange::only).collect()));
     }

@@ -24,7 +24,7 @@ where
             sift_down(&mut heap, 0, &cmp);
         }
     }
-    heap.sort_unstable_by(cmp);
+    crate::sort::sort_by(&mut heap, cmp);
     heap
 }
 

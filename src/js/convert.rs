@@ -9,8 +9,7 @@
 //! only when it must look inside (live-query matching of a few changed documents, per-field HLCs).
 //! Queries and options are small and are read as JSON text / with `Reflect`.
 
-use std::collections::BTreeMap;
-
+use ferrosync_core::by_name::ByName;
 use ferrosync_core::document::{ID_FIELD, MAX_DEPTH};
 use ferrosync_core::limits::{validate_collection_name, MAX_ID_LEN};
 use ferrosync_core::query::{Path, Query};
@@ -171,7 +170,7 @@ pub struct OpenOptions {
     /// `sync` as given (read by the sync engine).
     pub sync: Option<JsValue>,
     /// Each collection's `conflict` option as given (read by the sync engine).
-    pub conflicts: BTreeMap<String, JsValue>,
+    pub conflicts: ByName<JsValue>,
 }
 
 fn bad(msg: impl Into<String>) -> Error {
@@ -225,7 +224,7 @@ pub fn options(o: &JsValue) -> Result<OpenOptions> {
         )));
     }
     let mut declared = Declared::default();
-    let mut conflicts = BTreeMap::new();
+    let mut conflicts = ByName::new();
     for cname in keys(&collections) {
         validate_collection_name(&cname).map_err(|e| bad(e.to_string()))?;
         let spec = get(&collections, &cname);
@@ -254,7 +253,7 @@ pub fn options(o: &JsValue) -> Result<OpenOptions> {
                     if let Some(list) = item.dyn_ref::<Array>() {
                         let c = compound_index(&cname, list)?;
                         let same = |d: &CompoundIndex| d.paths == c.paths;
-                        let list = declared.compounds.entry(cname.clone()).or_default();
+                        let list = declared.compounds.entry_or_default(&cname);
                         if list.iter().any(same) {
                             return Err(bad(format!(
                                 "collections.{cname}.indexes lists the compound index {} twice",

@@ -107,8 +107,9 @@ pub(crate) struct Inner {
     /// Sync hooks (src/sync): told after every committed local write; collections whose writes
     /// record per-field HLCs (the `merge` policy).
     on_write: RefCell<Option<Rc<dyn Fn()>>>,
-    tracked_fields: RefCell<std::collections::BTreeSet<String>>,
-    tracked_bases: RefCell<std::collections::BTreeSet<String>>,
+    // Lists, not sets: a handful of names, and a set type costs the module a kilobyte.
+    tracked_fields: RefCell<Vec<String>>,
+    tracked_bases: RefCell<Vec<String>>,
     /// The `_meta` instance marker of the database this store is on.
     instance: RefCell<String>,
     /// Bumped each time the database turned out to be wiped and recreated under this store.
@@ -213,10 +214,18 @@ impl Store {
         let Some(sink) = self.sink() else {
             return;
         };
-        let mut changed: std::collections::BTreeMap<&str, Changed> = Default::default();
+        // By collection, in the order each first appears (a list: a handful of collections).
+        let mut changed: Vec<(&str, Changed)> = Vec::new();
         for op in ops {
             if let StoreOp::Put { change, .. } = op {
-                let (ids, values) = changed.entry(&change.collection).or_default();
+                let at = match changed.iter().position(|(c, _)| *c == change.collection) {
+                    Some(at) => at,
+                    None => {
+                        changed.push((&change.collection, Default::default()));
+                        changed.len() - 1
+                    }
+                };
+                let (ids, values) = &mut changed[at].1;
                 ids.push(change.id.clone());
                 values.push(change.doc.as_ref().filter(|_| !change.deleted));
             }
@@ -254,27 +263,35 @@ impl Store {
 
     /// Sync hook: local writes to `collection` record per-field HLCs (`fields`; merge policy).
     pub fn track_fields(&self, collection: &str) {
-        self.0
-            .tracked_fields
-            .borrow_mut()
-            .insert(collection.to_string());
+        let mut tracked = self.0.tracked_fields.borrow_mut();
+        if !tracked.iter().any(|c| c == collection) {
+            tracked.push(collection.to_string());
+        }
     }
 
     pub(crate) fn tracks_fields(&self, collection: &str) -> bool {
-        self.0.tracked_fields.borrow().contains(collection)
+        self.0
+            .tracked_fields
+            .borrow()
+            .iter()
+            .any(|c| c == collection)
     }
 
     /// Sync hook: local writes to `collection` record the version they were made on (`base`; a
     /// custom resolver's collection), so the server can tell a concurrent edit whatever its clock.
     pub fn track_base(&self, collection: &str) {
-        self.0
-            .tracked_bases
-            .borrow_mut()
-            .insert(collection.to_string());
+        let mut tracked = self.0.tracked_bases.borrow_mut();
+        if !tracked.iter().any(|c| c == collection) {
+            tracked.push(collection.to_string());
+        }
     }
 
     pub(crate) fn tracks_base(&self, collection: &str) -> bool {
-        self.0.tracked_bases.borrow().contains(collection)
+        self.0
+            .tracked_bases
+            .borrow()
+            .iter()
+            .any(|c| c == collection)
     }
 
     /// Fails with `UNKNOWN_COLLECTION` unless `collection` was declared at open.

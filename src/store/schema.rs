@@ -19,8 +19,8 @@
 //! store that already has records is back-filled in the same upgrade transaction, so no reader ever
 //! sees a half-built index.
 
+use ferrosync_core::by_name::ByName;
 use std::cell::RefCell;
-use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use ferrosync_core::query::Path;
@@ -59,8 +59,8 @@ pub fn collection_stores(db: &IdbDatabase) -> Vec<String> {
 /// indexes of collections that declare any.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Declared {
-    pub collections: BTreeMap<String, Vec<Path>>,
-    pub compounds: BTreeMap<String, Vec<CompoundIndex>>,
+    pub collections: ByName<Vec<Path>>,
+    pub compounds: ByName<Vec<CompoundIndex>>,
 }
 
 /// The schema of one open connection: for every declared collection, *all* indexes its store has
@@ -69,7 +69,7 @@ pub struct Declared {
 /// connection first (`versionchange`), so it can never go stale while open.
 #[derive(Debug, Clone, Default)]
 pub struct Schema {
-    pub collections: BTreeMap<String, Vec<IndexInfo>>,
+    pub collections: ByName<Vec<IndexInfo>>,
 }
 
 impl Schema {

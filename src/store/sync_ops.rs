@@ -12,8 +12,6 @@
 //! batches are read with range requests where they can be (`read_many`, one `getAll` per push batch
 //! on a collection's `$pending` index).
 
-use std::collections::BTreeMap;
-
 // IndexedDB orders string keys by UTF-16 code units, which is not Rust's order (UTF-8 bytes).
 use ferrosync_core::query::cmp_str;
 use ferrosync_core::sync::outbox::{persist_clock, Mark, OutboxPos};
@@ -116,7 +114,7 @@ async fn read_pending(
     from: &OutboxPos,
     limit: u32,
 ) -> Result<String> {
-    collections.sort_unstable_by(|a, b| cmp_str(a, b));
+    ferrosync_core::sort::sort_by(&mut collections, |a, b| cmp_str(a, b));
     let collections = from.collections(&collections);
     let marks = read_marks(&tx.store(META)?, collections).await?;
     let out = Array::new();
@@ -175,15 +173,23 @@ async fn advance_marks(tx: &Tx, marks: &[Mark]) -> Result<()> {
     Ok(())
 }
 
-/// Groups ids by collection, keeping only `known` collections (all when `None`).
+/// Ids grouped by collection, in the order each collection first appears.
+type Groups<'a> = Vec<(&'a str, Vec<&'a str>)>;
+
+/// Groups ids by collection, keeping only `known` collections (all when `None`). A list, not a
+/// map: an app has a handful of collections, and each map type costs the module a kilobyte.
 fn group<'a>(
     keys: impl Iterator<Item = (&'a str, &'a str)>,
     known: Option<&[String]>,
-) -> BTreeMap<&'a str, Vec<&'a str>> {
-    let mut groups: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+) -> Groups<'a> {
+    let mut groups: Groups<'a> = Vec::new();
     for (c, id) in keys {
-        if known.is_none_or(|known| known.iter().any(|k| k == c)) {
-            groups.entry(c).or_default().push(id);
+        if !known.is_none_or(|known| known.iter().any(|k| k == c)) {
+            continue;
+        }
+        match groups.iter_mut().find(|(g, _)| *g == c) {
+            Some((_, ids)) => ids.push(id),
+            None => groups.push((c, vec![id])),
         }
     }
     groups
@@ -191,21 +197,21 @@ fn group<'a>(
 
 /// Reads the records of each group: a JS `Map` collection -> (Map id -> record), and how many
 /// records were found.
-async fn read_groups(tx: &Tx, groups: &BTreeMap<&str, Vec<&str>>) -> Result<(Map, u32)> {
+async fn read_groups(tx: &Tx, groups: &Groups<'_>) -> Result<(Map, u32)> {
     let stores = groups
-        .keys()
-        .map(|c| tx.store(c))
+        .iter()
+        .map(|(c, _)| tx.store(c))
         .collect::<Result<Vec<_>>>()?;
     let found = join_requests(
         stores
             .iter()
-            .zip(groups.values())
-            .map(|(st, ids)| read_many(st, ids)),
+            .zip(groups)
+            .map(|(st, (_, ids))| read_many(st, ids)),
     )
     .await?;
     let out = Map::new();
     let mut n = 0;
-    for (c, m) in groups.keys().zip(found) {
+    for ((c, _), m) in groups.iter().zip(found) {
         n += m.size();
         out.set(&JsValue::from_str(c), &m);
     }
@@ -222,7 +228,7 @@ async fn load_docs(tx: &Tx, keys: &[DocKey], known: &[String]) -> Result<(Loaded
         keys.iter().map(|k| (k.collection.as_str(), k.id.as_str())),
         Some(known),
     );
-    let collections: Vec<String> = groups.keys().map(|c| c.to_string()).collect();
+    let collections: Vec<String> = groups.iter().map(|(c, _)| c.to_string()).collect();
     let meta = tx.store(META)?;
     let (stamps, marks, found) = futures::join!(
         super::meta::read_stamp_values(&meta),

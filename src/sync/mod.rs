@@ -30,8 +30,7 @@ pub use schedule::Agent;
 pub use status::Status;
 pub use tabs::Report;
 
-use std::collections::BTreeMap;
-
+use ferrosync_core::by_name::ByName;
 use ferrosync_core::sync::Policy;
 use wasm_bindgen::JsValue;
 
@@ -47,7 +46,7 @@ pub struct Setup {
 
 /// Reads and checks the `sync` option and every collection's `conflict` option (as given to
 /// `Database.open`).
-pub fn setup(sync: Option<&JsValue>, conflicts: &BTreeMap<String, JsValue>) -> Result<Setup> {
+pub fn setup(sync: Option<&JsValue>, conflicts: &ByName<JsValue>) -> Result<Setup> {
     let sync_options = options::sync_options(sync)?;
     let timeout = options::resolver_timeout_ms(sync)?;
     Ok(Setup {

@@ -1,7 +1,6 @@
 //! `Database.open({ sync: {...}, collections: { x: { conflict } } })`, read and checked.
 
-use std::collections::BTreeMap;
-
+use ferrosync_core::by_name::ByName;
 use ferrosync_core::limits::{MAX_PULL_LIMIT, MAX_PUSH_CHANGES};
 use ferrosync_core::sync::{Backoff, Policies, Policy};
 use js_sys::{Function, Object, Reflect};
@@ -172,10 +171,7 @@ pub fn sync_options(v: Option<&JsValue>) -> Result<Option<SyncOptions>> {
 }
 
 /// Reads each collection's `conflict` option: `"lww"` (default), `"merge"`, or a resolver function.
-pub fn policies(
-    conflicts: &BTreeMap<String, JsValue>,
-    resolver_timeout_ms: f64,
-) -> Result<Policies> {
+pub fn policies(conflicts: &ByName<JsValue>, resolver_timeout_ms: f64) -> Result<Policies> {
     let mut p = Policies::new(Policy::Lww);
     for (collection, v) in conflicts {
         let policy = if let Some(f) = v.dyn_ref::<Function>() {

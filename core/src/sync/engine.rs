@@ -463,13 +463,11 @@ impl<S: LocalStore, T: Transport> SyncEngine<S, T> {
         // later edit must still sort after them.
         let ceiling = Hlc::new(limit, 0, clock.node()).ok();
         clock.rewind(highest_sane.max(ceiling).as_ref());
-        // In outbox order where stamps are equal (one `bulkPut`): unstable, on a key made
-        // distinct by position (a stable sort links a kilobyte more).
-        let mut far: Vec<(usize, PendingChange)> = far.into_iter().enumerate().collect();
-        far.sort_unstable_by(|(i, a), (j, b)| a.change.hlc.cmp(&b.change.hlc).then(i.cmp(j)));
+        // In outbox order where stamps are equal (one `bulkPut`): the sort is stable.
+        crate::sort::sort_by(&mut far, |a, b| a.change.hlc.cmp(&b.change.hlc));
         let ops: Vec<StoreOp> = far
             .into_iter()
-            .map(|(_, r)| {
+            .map(|r| {
                 let hlc = clock.tick();
                 let base = r.change.base.clone().filter(|b| *b < hlc);
                 // The fields this edit wrote carry its old time: a field is never later than

@@ -26,7 +26,9 @@
 
 use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
+
+use crate::by_name::ByName;
 
 use crate::hlc::Hlc;
 use crate::query::cmp_str;
@@ -275,7 +277,7 @@ struct Outstanding {
 pub struct Walk {
     /// The last row handed out (its key, and its `pend`, which is not in the engine's key).
     last: Option<(DocKey, String)>,
-    outstanding: BTreeMap<String, VecDeque<Outstanding>>,
+    outstanding: ByName<VecDeque<Outstanding>>,
 }
 
 impl Walk {
@@ -303,8 +305,7 @@ impl Walk {
     pub fn handed(&mut self, rows: &[OutboxRow], limit: usize) -> Option<(DocKey, OutboxPos)> {
         for r in rows {
             self.outstanding
-                .entry(r.change.collection.clone())
-                .or_default()
+                .entry_or_default(&r.change.collection)
                 .push_back(Outstanding {
                     id: r.change.id.clone(),
                     hlc: r.change.hlc.clone(),

@@ -1,7 +1,9 @@
 //! Conflict policies per collection, and the pure decision of what to do when a remote version
 //! meets the local one.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use crate::by_name::ByName;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -92,14 +94,14 @@ impl fmt::Debug for Policy {
 #[derive(Clone, Debug)]
 pub struct Policies {
     default: Policy,
-    by_collection: HashMap<String, Policy>,
+    by_collection: ByName<Policy>,
 }
 
 impl Default for Policies {
     fn default() -> Self {
         Policies {
             default: Policy::Lww,
-            by_collection: HashMap::new(),
+            by_collection: ByName::new(),
         }
     }
 }
@@ -108,7 +110,7 @@ impl Policies {
     pub fn new(default: Policy) -> Self {
         Policies {
             default,
-            by_collection: HashMap::new(),
+            by_collection: ByName::new(),
         }
     }
 
