@@ -47,6 +47,21 @@ impl<V> ByName<V> {
         }
     }
 
+    /// Takes `name` out (the others keep their order).
+    pub fn remove(&mut self, name: &str) -> Option<V> {
+        let at = self.position(name)?;
+        Some(self.0.remove(at).1)
+    }
+
+    /// Takes every name out.
+    pub fn drain(&mut self) -> impl Iterator<Item = (String, V)> + '_ {
+        self.0.drain(..)
+    }
+
+    pub fn into_values(self) -> impl Iterator<Item = V> {
+        self.0.into_iter().map(|(_, v)| v)
+    }
+
     /// `name`'s value, inserted as `V::default()` when absent.
     pub fn entry_or_default(&mut self, name: &str) -> &mut V
     where
@@ -118,7 +133,9 @@ mod tests {
             let mut want: BTreeMap<String, u32> = BTreeMap::new();
             for (name, insert, v) in ops {
                 let name = format!("c{name}");
-                if insert {
+                if v % 7 == 0 {
+                    prop_assert_eq!(got.remove(&name), want.remove(&name));
+                } else if insert {
                     prop_assert_eq!(got.insert(name.clone(), v), want.insert(name, v));
                 } else {
                     *got.entry_or_default(&name) += v;

@@ -8,9 +8,9 @@
 //! where it does not exist, there are no events and the other triggers still sync.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::rc::Rc;
 
+use ferrosync_core::by_name::ByName;
 use js_sys::{Function, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -40,7 +40,8 @@ struct Source {
 
 #[derive(Default)]
 struct Registry {
-    sources: HashMap<String, Source>,
+    /// By stream URL: one per server and token, a handful at most.
+    sources: ByName<Source>,
     next_id: u64,
 }
 

@@ -20,9 +20,9 @@
 //! `db.sync()` calls and keeps the status.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::rc::Rc;
 
+use ferrosync_core::by_name::ByName;
 use ferrosync_core::sync::schedule::{self as plan, Activity, Input, Next, Outcome, Plan, Timing};
 use ferrosync_core::sync::{
     DocKey, Policies, Progress, SyncConfig, SyncEngine, SyncError, SyncReport, Transport,
@@ -302,7 +302,8 @@ impl Task {
         self.shared.post(&TabMsg::Hello);
 
         // Follower until the lock is ours.
-        let mut forwarded: HashMap<String, Reply> = HashMap::new();
+        // By call id: the calls other tabs forwarded and this one has not answered yet.
+        let mut forwarded: ByName<Reply> = ByName::new();
         let waiting = lock::request(&format!("ferrosync-sync:{}", self.shared.name));
         let mut granted = Box::pin(waiting.granted()).fuse();
         let held = loop {
@@ -343,7 +344,7 @@ impl Task {
     }
 
     /// One message while another instance leads.
-    async fn follow(&mut self, msg: Msg, forwarded: &mut HashMap<String, Reply>) {
+    async fn follow(&mut self, msg: Msg, forwarded: &mut ByName<Reply>) {
         let shared = self.shared.clone();
         match msg {
             Msg::Wrote => {
