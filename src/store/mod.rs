@@ -33,6 +33,7 @@ use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::rc::{Rc, Weak};
 
+use ferrosync_core::by_name::ByName;
 use ferrosync_core::document::IdGenerator;
 use ferrosync_core::hlc::DEFAULT_MAX_DRIFT_MS;
 use ferrosync_core::{Hlc, HlcClock};
@@ -214,24 +215,17 @@ impl Store {
         let Some(sink) = self.sink() else {
             return;
         };
-        // By collection, in the order each first appears (a list: a handful of collections).
-        let mut changed: Vec<(&str, Changed)> = Vec::new();
+        // By collection, in the order each first appears.
+        let mut changed: ByName<Changed> = ByName::new();
         for op in ops {
             if let StoreOp::Put { change, .. } = op {
-                let at = match changed.iter().position(|(c, _)| *c == change.collection) {
-                    Some(at) => at,
-                    None => {
-                        changed.push((&change.collection, Default::default()));
-                        changed.len() - 1
-                    }
-                };
-                let (ids, values) = &mut changed[at].1;
+                let (ids, values) = changed.entry_or_default(&change.collection);
                 ids.push(change.id.clone());
                 values.push(change.doc.as_ref().filter(|_| !change.deleted));
             }
         }
-        for (collection, (ids, values)) in changed {
-            sink.pulled(Notice::remote(collection, ids, None), &values);
+        for (collection, (ids, values)) in changed.drain() {
+            sink.pulled(Notice::remote(&collection, ids, None), &values);
         }
     }
 
@@ -263,35 +257,21 @@ impl Store {
 
     /// Sync hook: local writes to `collection` record per-field HLCs (`fields`; merge policy).
     pub fn track_fields(&self, collection: &str) {
-        let mut tracked = self.0.tracked_fields.borrow_mut();
-        if !tracked.iter().any(|c| c == collection) {
-            tracked.push(collection.to_string());
-        }
+        add_name(&self.0.tracked_fields, collection);
     }
 
     pub(crate) fn tracks_fields(&self, collection: &str) -> bool {
-        self.0
-            .tracked_fields
-            .borrow()
-            .iter()
-            .any(|c| c == collection)
+        has_name(&self.0.tracked_fields, collection)
     }
 
     /// Sync hook: local writes to `collection` record the version they were made on (`base`; a
     /// custom resolver's collection), so the server can tell a concurrent edit whatever its clock.
     pub fn track_base(&self, collection: &str) {
-        let mut tracked = self.0.tracked_bases.borrow_mut();
-        if !tracked.iter().any(|c| c == collection) {
-            tracked.push(collection.to_string());
-        }
+        add_name(&self.0.tracked_bases, collection);
     }
 
     pub(crate) fn tracks_base(&self, collection: &str) -> bool {
-        self.0
-            .tracked_bases
-            .borrow()
-            .iter()
-            .any(|c| c == collection)
+        has_name(&self.0.tracked_bases, collection)
     }
 
     /// Fails with `UNKNOWN_COLLECTION` unless `collection` was declared at open.
@@ -525,4 +505,16 @@ impl Store {
             _ => None,
         }
     }
+}
+
+/// Adds `name` to a list kept as a set (a handful of collections: a scan, not a hash).
+fn add_name(list: &RefCell<Vec<String>>, name: &str) {
+    let mut list = list.borrow_mut();
+    if !list.iter().any(|n| n == name) {
+        list.push(name.to_string());
+    }
+}
+
+fn has_name(list: &RefCell<Vec<String>>, name: &str) -> bool {
+    list.borrow().iter().any(|n| n == name)
 }

@@ -13,6 +13,7 @@
 //! on a collection's `$pending` index).
 
 // IndexedDB orders string keys by UTF-16 code units, which is not Rust's order (UTF-8 bytes).
+use ferrosync_core::by_name::ByName;
 use ferrosync_core::query::cmp_str;
 use ferrosync_core::sync::outbox::{persist_clock, Mark, OutboxPos};
 use ferrosync_core::sync::DocKey;
@@ -174,22 +175,17 @@ async fn advance_marks(tx: &Tx, marks: &[Mark]) -> Result<()> {
 }
 
 /// Ids grouped by collection, in the order each collection first appears.
-type Groups<'a> = Vec<(&'a str, Vec<&'a str>)>;
+type Groups<'a> = ByName<Vec<&'a str>>;
 
-/// Groups ids by collection, keeping only `known` collections (all when `None`). A list, not a
-/// map: an app has a handful of collections, and each map type costs the module a kilobyte.
+/// Groups ids by collection, keeping only `known` collections (all when `None`).
 fn group<'a>(
     keys: impl Iterator<Item = (&'a str, &'a str)>,
     known: Option<&[String]>,
 ) -> Groups<'a> {
-    let mut groups: Groups<'a> = Vec::new();
+    let mut groups: Groups<'a> = ByName::new();
     for (c, id) in keys {
-        if !known.is_none_or(|known| known.iter().any(|k| k == c)) {
-            continue;
-        }
-        match groups.iter_mut().find(|(g, _)| *g == c) {
-            Some((_, ids)) => ids.push(id),
-            None => groups.push((c, vec![id])),
+        if known.is_none_or(|known| known.iter().any(|k| k == c)) {
+            groups.entry_or_default(c).push(id);
         }
     }
     groups
