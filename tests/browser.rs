@@ -74,6 +74,75 @@ async fn connection_closed_by_the_browser_is_reopened() {
     reconnects_when_the_browser_closes_the_connection().await;
 }
 
+/// The persisted clock is a bound above the stamps, written once in a while instead of by every
+/// write (core's `sync::write_clock`). Two instances on one database, writing in bursts and in
+/// turns, single puts and batches (issued before the clock read, and after it): every write is
+/// stamped above the one before, and the persisted clock is never below a stamp given. Before the
+/// bound the persisted clock was the last stamp itself (the first assertion failed).
+#[wasm_bindgen_test]
+async fn the_persisted_clock_bounds_every_stamp_whichever_instance_writes() {
+    let name = unique("bound");
+    let db1 = open(&name, r#"{"tasks": {}}"#).await;
+    let db2 = open(&name, r#"{"tasks": {}}"#).await;
+    let read_clock = || {
+        let f = js_sys::Function::new_with_args(
+            "db",
+            r#"return new Promise((resolve, reject) => {
+  const r = db.transaction("_meta").objectStore("_meta").get("clock");
+  r.onsuccess = () => resolve(r.result);
+  r.onerror = () => reject(r.error);
+})"#,
+        );
+        let raw = db1.store().raw_connection_for_test().unwrap();
+        let p = f.call1(&JsValue::NULL, &raw).unwrap();
+        ok(wasm_bindgen::JsCast::unchecked_into(p))
+    };
+    let turns = [1, 1, 1, 2, 1, 2, 2, 2, 1, 2, 1, 1, 2, 2, 1];
+    let mut last: Option<String> = None;
+    for (i, w) in turns.into_iter().enumerate() {
+        let db = if w == 1 { &db1 } else { &db2 };
+        let tasks = coll(db, "tasks");
+        // Every fifth write a batch of 20, which waits for the clock read.
+        let n = if i % 5 == 4 { 20 } else { 1 };
+        let docs: Vec<String> = (0..n)
+            .map(|k| format!(r#"{{"id": "w{i:02}-{k}"}}"#))
+            .collect();
+        if n == 1 {
+            put(&tasks, &docs[0]).await;
+        } else {
+            bulk(&tasks, &format!("[{}]", docs.join(","))).await;
+        }
+        let rec = db
+            .store()
+            .record("tasks", &format!("w{i:02}-0"))
+            .await
+            .unwrap()
+            .unwrap();
+        let hlc = prop(&rec, "hlc").as_string().unwrap();
+        let clock = read_clock().await.as_string().unwrap();
+        if let Some(last) = &last {
+            assert!(
+                hlc > *last,
+                "write {i} (instance {w}): {hlc} not above {last}"
+            );
+        }
+        assert!(
+            clock >= hlc,
+            "write {i}: persisted {clock} below the stamp {hlc}"
+        );
+        if i == 0 {
+            assert!(
+                clock > hlc,
+                "the first write persists a bound ahead of its stamp"
+            );
+        }
+        last = Some(hlc);
+    }
+    db1.close();
+    db2.close();
+    destroy(&name).await;
+}
+
 /// A stored clock that does not parse fails every write with a message naming it, and nothing of
 /// the write is stored: a single put and a small batch (their puts issued before the clock read
 /// returns) as much as a batch that waits for the read. Once the clock is whole again, writes go

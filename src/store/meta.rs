@@ -7,9 +7,10 @@
 //! (eviction, "clear site data") and this is a new, empty one, so nothing the running instance
 //! remembers of the old one (the sync cursor first of all) holds for it (`Store::lineage`).
 //!
-//! The clock is read and written inside every write transaction instead of living only in memory:
-//! readwrite transactions over `_meta` are serialized by IndexedDB across tabs and instances, so
-//! every write of a client gets a timestamp strictly above every earlier one, whichever tab wrote it.
+//! The clock is read inside every write transaction instead of living only in memory: readwrite
+//! transactions over `_meta` are serialized by IndexedDB across tabs and instances, so every write
+//! of a client gets a timestamp strictly above every earlier one, whichever tab wrote it. What is
+//! written back is a bound above the stamps, once in a while (core's `sync::write_clock`).
 
 use ferrosync_core::Hlc;
 use wasm_bindgen::JsValue;
@@ -95,16 +96,24 @@ pub async fn read_stamps(meta: &rexie::Store) -> Result<(Option<Hlc>, Option<Hlc
     Ok((hlc(clock, CLOCK)?, hlc(place, PLACE)?))
 }
 
-/// Writes the clock, and the place floor when given (issued when first polled).
-pub async fn write_stamps(meta: &rexie::Store, clock: &Hlc, place: Option<&Hlc>) -> Result<()> {
-    let place = async {
-        match place {
-            Some(p) => write_hlc(meta, PLACE, p).await,
-            None => Ok(()),
-        }
-    };
-    let (clock, place) = futures::join!(write_hlc(meta, CLOCK, clock), place);
+/// Writes the clock and the place floor, each when given (issued when first polled).
+pub async fn write_stamps(
+    meta: &rexie::Store,
+    clock: Option<&Hlc>,
+    place: Option<&Hlc>,
+) -> Result<()> {
+    let (clock, place) = futures::join!(
+        write_some(meta, CLOCK, clock),
+        write_some(meta, PLACE, place)
+    );
     clock.and(place)
+}
+
+async fn write_some(meta: &rexie::Store, key: &str, hlc: Option<&Hlc>) -> Result<()> {
+    match hlc {
+        Some(h) => write_hlc(meta, key, h).await,
+        None => Ok(()),
+    }
 }
 
 async fn write_hlc(meta: &rexie::Store, key: &str, hlc: &Hlc) -> Result<()> {

@@ -36,6 +36,7 @@ use std::rc::{Rc, Weak};
 use ferrosync_core::by_name::ByName;
 use ferrosync_core::document::IdGenerator;
 use ferrosync_core::hlc::DEFAULT_MAX_DRIFT_MS;
+use ferrosync_core::sync::write_clock::{Stamp, WriteClock};
 use ferrosync_core::{Hlc, HlcClock};
 use futures::future::{LocalBoxFuture, Shared};
 use futures::FutureExt;
@@ -100,7 +101,7 @@ pub(crate) struct Inner {
     opening: RefCell<Option<Opening>>,
     generation: Cell<u64>,
     client_id: String,
-    clock: RefCell<HlcClock>,
+    clock: RefCell<WriteClock>,
     clock_offset_ms: Cell<f64>,
     ids: RefCell<IdGenerator>,
     /// Told of every committed change, and of the end (the live queries; see `notice.rs`).
@@ -151,7 +152,7 @@ impl Store {
             opening: RefCell::new(None),
             generation: Cell::new(0),
             client_id,
-            clock: RefCell::new(clock),
+            clock: RefCell::new(WriteClock::new(clock)),
             clock_offset_ms: Cell::new(0.0),
             ids: RefCell::new(IdGenerator::new()),
             sink: RefCell::new(None),
@@ -312,30 +313,41 @@ impl Store {
         }
     }
 
-    /// The next HLC, strictly above `persisted` (the clock as stored in `_meta`, read in the same
-    /// transaction) and everything this instance issued or observed.
-    pub fn tick(&self, persisted: Option<&Hlc>) -> Hlc {
-        let mut clock = self.0.clock.borrow_mut();
-        if let Some(p) = persisted {
-            clock.restore(p);
-        }
-        clock.tick(self.now_ms())
+    /// One write transaction's stamp, from the persisted clock and place floor it read (core's
+    /// `WriteClock`: the persisted clock is a bound, written once in a while).
+    pub fn stamp(&self, persisted: Option<&Hlc>, stored: Option<&Hlc>) -> Stamp {
+        self.0
+            .clock
+            .borrow_mut()
+            .stamp(persisted, stored, self.now_ms())
+    }
+
+    /// A small write's stamp, issued before its transaction's read comes back (see
+    /// `WriteClock::early`).
+    pub fn stamp_early(&self) -> Stamp {
+        self.0.clock.borrow_mut().early(self.now_ms())
+    }
+
+    /// Whether `early` stands against what the transaction read, and what is left to write.
+    pub fn confirm_stamp(
+        &self,
+        early: &Stamp,
+        persisted: Option<&Hlc>,
+        stored: Option<&Hlc>,
+    ) -> Option<(Option<Hlc>, Option<Hlc>)> {
+        self.0.clock.borrow_mut().confirm(early, persisted, stored)
     }
 
     /// Winds the write clock back to `to` (sync, after the server refused stamps that ran ahead
     /// of its clock: `CLOCK_AHEAD`); everywhere else the clock only moves forward.
     pub fn rewind_clock(&self, to: &Hlc) {
-        let mut clock = self.0.clock.borrow_mut();
-        if let Ok(mut fresh) = HlcClock::new(clock.node(), clock.max_drift_ms()) {
-            fresh.restore(to);
-            *clock = fresh;
-        }
+        self.0.clock.borrow_mut().rewind(to);
     }
 
-    /// Absorbs a remote timestamp (sync); refused when too far ahead of the corrected wall clock.
+    /// Absorbs a remote timestamp; refused when too far ahead of the corrected wall clock.
     pub fn observe(&self, remote: &Hlc) -> Result<(), ferrosync_core::HlcError> {
         let now = self.now_ms();
-        self.0.clock.borrow_mut().observe(remote, now)
+        self.0.clock.borrow_mut().clock_mut().observe(remote, now)
     }
 
     fn install(&self, db: IdbDatabase, schema: Schema) -> Conn {
@@ -439,6 +451,7 @@ impl Store {
             // another instance's), empty.
             *self.0.instance.borrow_mut() = marker;
             self.0.lineage.set(self.0.lineage.get() + 1);
+            self.0.clock.borrow_mut().forget();
         }
         let conn = self.install(db, schema);
         if wiped {

@@ -15,7 +15,7 @@
 // IndexedDB orders string keys by UTF-16 code units, which is not Rust's order (UTF-8 bytes).
 use ferrosync_core::by_name::ByName;
 use ferrosync_core::query::cmp_str;
-use ferrosync_core::sync::outbox::{persist_clock, Mark, OutboxPos};
+use ferrosync_core::sync::outbox::{clock_to_persist, Mark, OutboxPos};
 use ferrosync_core::sync::DocKey;
 use ferrosync_core::Hlc;
 use js_sys::{Array, Map};
@@ -320,9 +320,10 @@ async fn queue_resync(tx: &Tx, collections: &[String], stamp: &Hlc) -> Result<u3
     let persisted = from_rexie(clock)?
         .and_then(|c| c.as_string())
         .and_then(|c| c.parse::<Hlc>().ok());
-    if persist_clock(persisted.as_ref(), stamp, false) {
+    // Touched: the rows are queued at `stamp`, which a local writer's bound may be above.
+    if let Some(clock) = clock_to_persist(persisted.as_ref(), stamp, false, true) {
         from_rexie(
-            meta.put(&JsValue::from_str(stamp_str), Some(&CLOCK.into()))
+            meta.put(&JsValue::from_str(&clock.encode()), Some(&CLOCK.into()))
                 .await,
         )?;
     }

@@ -4,8 +4,9 @@
 //! 1. read the persisted clock and outbox place floor (the transaction's own request),
 //! 2. stamp one HLC for the whole call, issue every record put at once (each record carries its
 //!    place in the outbox, so a committed write is always in the outbox: core's `outbox::Places`),
-//! 3. write the clock back (and the place floor, when the clock was wound back below it), await
-//!    `complete` (or the abort reason: quota, etc.).
+//! 3. write the clock back when the write passed the bound last persisted or another writer wrote
+//!    since (core's `sync::write_clock`; and the place floor, when the clock was wound back below
+//!    it), await `complete` (or the abort reason: quota, etc.).
 //!
 //! Small writes do not wait for the clock read (step 2 uses this instance's clock) unless the
 //! collection records per-field HLCs; if the read then shows a later clock (another tab wrote),
@@ -15,7 +16,6 @@
 
 use std::rc::Rc;
 
-use ferrosync_core::sync::outbox::Places;
 use ferrosync_core::Hlc;
 use js_sys::Array;
 use wasm_bindgen::JsValue;
@@ -110,22 +110,23 @@ async fn put_requests(
     // order), so what commits is the same. Large batches wait instead: the round trip is nothing
     // next to them, and re-issuing one would not be.
     let (persisted, place) = if !tracks && !bases && prepared.len() <= EARLY_MAX {
-        let hlc = store.tick(None);
-        let stamp = hlc.encode();
+        let early = store.stamp_early();
+        let stamp = early.hlc.encode();
         let recs = records::build_records(&stamp, &stamp, docs, &index_paths, None)
             .map_err(|e| dom_error(&e))?;
         let (persisted, puts, clock) = futures::join!(
             meta::read_stamps(meta_st),
             put_records(st, &recs),
-            meta::write_stamps(meta_st, &hlc, None)
+            meta::write_stamps(meta_st, early.clock.as_ref(), None)
         );
         puts?;
         clock?;
         let (persisted, place) = persisted?;
-        // Both below: the puts' place (`hlc`) is above every place given (`Places`).
-        let below = |h: &Option<Hlc>| h.as_ref().is_none_or(|p| *p < hlc);
-        if below(&persisted) && below(&place) {
-            return Ok(hlc);
+        if let Some((clock, floor)) =
+            store.confirm_stamp(&early, persisted.as_ref(), place.as_ref())
+        {
+            meta::write_stamps(meta_st, clock.as_ref(), floor.as_ref()).await?;
+            return Ok(early.hlc);
         }
         (persisted, place)
     } else {
@@ -143,15 +144,20 @@ async fn put_requests(
     } else {
         None
     };
-    let hlc = store.tick(persisted.as_ref());
-    let mut places = Places::new(persisted.as_ref(), place.as_ref());
-    let pend = places.next(&hlc);
+    let stamp = store.stamp(persisted.as_ref(), place.as_ref());
+    let hlc = stamp.hlc.clone();
     let fields = match &prev {
         Some(prev) if tracks => Some(super::fields::for_puts(collection, prev, prepared, &hlc)?),
         _ => None,
     };
-    let recs = records::build_records(&hlc.encode(), &pend.encode(), docs, &index_paths, fields)
-        .map_err(|e| dom_error(&e))?;
+    let recs = records::build_records(
+        &hlc.encode(),
+        &stamp.place.encode(),
+        docs,
+        &index_paths,
+        fields,
+    )
+    .map_err(|e| dom_error(&e))?;
     if let (true, Some(prev)) = (bases, &prev) {
         for (rec, prev) in recs.iter().zip(prev) {
             if let Some(base) = records::base_of(prev) {
@@ -159,10 +165,9 @@ async fn put_requests(
             }
         }
     }
-    let place = places.to_persist(Some(&hlc));
     let (puts, clock) = futures::join!(
         put_records(st, &recs),
-        meta::write_stamps(meta_st, &hlc, place.as_ref())
+        meta::write_stamps(meta_st, stamp.clock.as_ref(), stamp.floor.as_ref())
     );
     puts?;
     clock?;
@@ -206,10 +211,9 @@ async fn delete_requests(
         return Ok(None);
     }
     let was_live = !current.is_undefined();
-    let stamp = store.tick(persisted.as_ref());
-    let mut places = Places::new(persisted.as_ref(), place.as_ref());
-    let pend = places.next(&stamp);
-    let tomb = records::tombstone(id, &stamp.encode(), &pend.encode());
+    let stamped = store.stamp(persisted.as_ref(), place.as_ref());
+    let stamp = stamped.hlc.clone();
+    let tomb = records::tombstone(id, &stamp.encode(), &stamped.place.encode());
     if store.tracks_fields(collection) {
         // Sync hook: the tombstone of a `merge` document records when it was deleted.
         let f = super::fields::for_delete(collection, id, &current, &stamp)?;
@@ -220,10 +224,9 @@ async fn delete_requests(
             records::set_base(&tomb, &base)?;
         }
     }
-    let place = places.to_persist(Some(&stamp));
     let (put, clock) = futures::join!(
         st.put(&tomb, None),
-        meta::write_stamps(meta_st, &stamp, place.as_ref())
+        meta::write_stamps(meta_st, stamped.clock.as_ref(), stamped.floor.as_ref())
     );
     indexeddb::from_rexie(put)?;
     clock?;

@@ -16,6 +16,8 @@ pub struct SyncClock {
     offset_ms: Cell<i64>,
     wall: Box<dyn Fn() -> u64>,
     rewinds: Cell<u64>,
+    /// A remote timestamp was observed since [`SyncClock::take_observed`] last asked.
+    observed: Cell<bool>,
 }
 
 impl SyncClock {
@@ -26,6 +28,7 @@ impl SyncClock {
             offset_ms: Cell::new(0),
             wall: Box::new(wall),
             rewinds: Cell::new(0),
+            observed: Cell::new(false),
         }
     }
 
@@ -71,6 +74,7 @@ impl SyncClock {
     /// Absorbs a remote timestamp, unless it is further ahead of corrected time than the drift bound
     /// (then it is refused and the clock is unchanged).
     pub fn observe(&self, remote: &Hlc) -> Result<(), HlcError> {
+        self.observed.set(true);
         let now = self.now_ms();
         self.hlc.borrow_mut().observe(remote, now)
     }
@@ -82,6 +86,12 @@ impl SyncClock {
 
     pub fn restore(&self, last: &Hlc) {
         self.hlc.borrow_mut().restore(last);
+    }
+
+    /// Whether a remote timestamp was observed since the last call (the next persisted clock must
+    /// show it: [`crate::sync::outbox::clock_to_persist`]).
+    pub fn take_observed(&self) -> bool {
+        self.observed.replace(false)
     }
 
     /// The drift bound: remote times further ahead of corrected time are refused.

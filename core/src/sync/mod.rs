@@ -24,6 +24,7 @@ pub mod schedule;
 pub mod store;
 pub mod transport;
 pub mod validate;
+pub mod write_clock;
 
 #[cfg(test)]
 mod tests;

@@ -196,11 +196,23 @@ fn successor(h: &Hlc) -> Hlc {
 /// Decides, inside a write transaction, from its lineage and what it read; `None` writes nothing.
 pub type Plan<'p, 'a, E> = dyn FnMut(u64, Loaded) -> Result<Option<Planned<'a>>, E> + 'p;
 
-/// Whether the persisted clock `persisted` is replaced by `clock`: when it is ahead, or when the
-/// engine wound the clock back (after `CLOCK_AHEAD`), so later writes (after a reload too) are
-/// stamped sanely.
-pub fn persist_clock(persisted: Option<&Hlc>, clock: &Hlc, rewound: bool) -> bool {
-    rewound || persisted.is_none_or(|p| p < clock)
+/// The clock a sync write persists beside what it writes (None: the persisted one stays): its
+/// own clock when that is ahead, or was wound back (after `CLOCK_AHEAD`, so later writes, after a
+/// reload too, are stamped sanely); and when it `touched` the order of local writes (absorbed
+/// remote versions, queued rows at its own stamp) without passing the persisted clock, the
+/// smallest clock above it. The persisted clock may be a local writer's bound
+/// ([`crate::sync::write_clock`]), under which that writer stamps from memory until it reads
+/// another value: it must read one, or its next write could be stamped below what sync just saw.
+pub fn clock_to_persist(
+    persisted: Option<&Hlc>,
+    clock: &Hlc,
+    rewound: bool,
+    touched: bool,
+) -> Option<Hlc> {
+    match persisted {
+        Some(p) if !rewound && p >= clock => touched.then(|| successor(p)),
+        _ => Some(clock.clone()),
+    }
 }
 
 /// The local database as [`OutboxStore`] needs it: each async method is one transaction.
@@ -506,8 +518,8 @@ impl<S: OutboxStorage> OutboxStore<S> {
             })
             .collect();
         let rewound = self.take_rewind();
-        let clock = self.clock.last();
-        let clock = persist_clock(loaded.clock.as_ref(), &clock, rewound).then_some(clock);
+        let observed = self.clock.take_observed();
+        let clock = clock_to_persist(loaded.clock.as_ref(), &self.clock.last(), rewound, observed);
         let place = places.to_persist(clock.as_ref().or(loaded.clock.as_ref()));
         Planned {
             places: rows,

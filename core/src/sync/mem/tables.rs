@@ -16,7 +16,7 @@ use crate::protocol::Change;
 use crate::query::cmp_str;
 use crate::sync::clock::SyncClock;
 use crate::sync::outbox::{
-    cmp_place, is_pending, persist_clock, Loaded, Mark, OutboxPos, OutboxRow, OutboxStorage,
+    clock_to_persist, cmp_place, is_pending, Loaded, Mark, OutboxPos, OutboxRow, OutboxStorage,
     OutboxStore, Places, Plan,
 };
 use crate::sync::store::{DocKey, LocalDoc, PendingKind, StoreOp};
@@ -86,9 +86,9 @@ impl Db {
             .insert(key.id.clone(), record);
     }
 
-    fn persist(&mut self, clock: &Hlc) {
-        if persist_clock(self.clock.as_ref(), clock, false) {
-            self.clock = Some(clock.clone());
+    fn persist(&mut self, clock: &Hlc, touched: bool) {
+        if let Some(c) = clock_to_persist(self.clock.as_ref(), clock, false, touched) {
+            self.clock = Some(c);
         }
     }
 
@@ -187,7 +187,7 @@ impl MemTables {
         );
         let mut places = Places::new(db.clock.as_ref(), db.place.as_ref());
         let place = places.next(&hlc);
-        db.persist(&hlc);
+        db.persist(&hlc, false);
         if let Some(p) = places.to_persist(db.clock.as_ref()) {
             db.place = Some(p);
         }
@@ -415,7 +415,7 @@ impl OutboxStorage for MemTables {
         let mut guard = self.shared.db.borrow_mut();
         let db = &mut *guard;
         db.cursor = None;
-        db.persist(stamp);
+        db.persist(stamp, true);
         let marks = std::mem::take(&mut db.marks);
         let at = stamp.encode();
         for (collection, records) in db.records.iter_mut() {
