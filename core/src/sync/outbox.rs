@@ -20,9 +20,10 @@
 //! saved in the new database, that cursor would skip every document before it for good.
 //!
 //! Clock: the engine's [`SyncClock`] and the store's write clock are kept in step through the
-//! persisted clock (the last HLC any tab issued): each decision restores the sync clock from it
-//! first, and each write persists what the sync clock observed in the same transaction, so local
-//! writes made afterwards (in any tab) order after every remote version they saw.
+//! persisted clock (at or above every HLC any tab issued: a local writer's bound, see
+//! [`crate::sync::write_clock`]): each decision restores the sync clock from it first, and each
+//! write persists what the sync clock observed in the same transaction ([`clock_to_persist`]), so
+//! local writes made afterwards (in any tab) order after every remote version they saw.
 
 use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
