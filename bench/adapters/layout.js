@@ -3,9 +3,10 @@
 // pend } with order-preserving index keys ([2, n] numbers, [3, s] strings) under indexes on
 // `ix.p<path>`, the `$tombstones` index, the `$pending` index over `[pend, id]` (the outbox: `pend`,
 // the write's HLC, set on every written record), and the clock and outbox place floor (`_meta` keys
-// `clock` and `clock~place`, one `getAll`) read, and the clock written back, inside every write
-// transaction (writes of up to 16 documents go out before the read returns and are re-put if it
-// shows a later clock). ferrosync minus this column is what the WASM side (conversion, validation,
+// `clock` and `clock~place`, one `getAll`) read inside every write transaction, and the clock
+// written back as a bound, wall time + 100 ms, only when a stamp passes the bound this instance
+// last wrote or the clock read is another writer's (core's `sync::write_clock`; writes of up to 16
+// documents go out before the read returns and are re-put if it shows a later clock). ferrosync minus this column is what the WASM side (conversion, validation,
 // HLC, live-query bookkeeping) costs.
 
 import { RELAXED, done, req } from "../idb.js";
@@ -20,9 +21,8 @@ export const label = "IDB in ferrosync layout (JS)";
 // - the clock read always awaited before the puts are issued;
 // - the clock alone read (one `get`: what reading the place floor costs), read but not written, or
 //   neither (what the clock costs each write: every request is a round trip to IndexedDB's backend);
-// - `bound`: the clock persisted as a bound, wall time + 100 ms, written only when a stamp passes
-//   the bound this instance last wrote or the clock read is not that bound (another writer): the
-//   design the 2026-12-07 closing note proposes for single puts, measured before it is built.
+// - `clockwrite`: the clock written back by every write, as ferrosync did before the bound
+//   (`cb219e5`); `layout-bound` is the default layout, kept as a name for older commands.
 export const variants = {
   "layout-nooutbox": { label: "ferrosync layout without outbox (JS)", outbox: "none", early: 16 },
   "layout-store": { label: "ferrosync layout, outbox as a store (JS)", outbox: "store", early: 16 },
@@ -31,6 +31,7 @@ export const variants = {
   "layout-noclockwrite": { label: "ferrosync layout, clock read, not written (JS)", outbox: "index", early: 16, clock: "read" },
   "layout-noclock": { label: "ferrosync layout, no clock (JS)", outbox: "index", early: 16, clock: "none" },
   "layout-bound": { label: "ferrosync layout, clock written as a bound (JS)", outbox: "index", early: 16, clock: "bound" },
+  "layout-clockwrite": { label: "ferrosync layout, clock written by every write (JS)", outbox: "index", early: 16, clock: "write" },
 };
 const STORE = "docs";
 
@@ -43,8 +44,8 @@ const tick = (prev) => {
   return prev !== undefined && prev >= next ? prev + "0" : next;
 };
 
-export async function open(name, variant = { outbox: "index", early: 16 }) {
-  const clock = variant.clock ?? "getAll";
+export async function open(name, variant = { outbox: "index", early: 16, clock: "bound" }) {
+  const clock = variant.clock ?? "bound";
   const open = indexedDB.open(name, 1);
   open.onupgradeneeded = () => {
     const db = open.result;

@@ -109,7 +109,7 @@ proptest! {
     /// no stamp runs more than `AHEAD_MS` ahead of the latest wall time.
     #[test]
     fn stamps_and_places_stay_ordered(ops in prop::collection::vec(op(), 1..120)) {
-        let mut tabs = vec![clock(), clock(), clock()];
+        let mut tabs = [clock(), clock(), clock()];
         let mut meta = Meta::default();
         let mut now: u64 = 1_000_000;
         let mut latest_now = now;
