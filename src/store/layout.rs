@@ -20,7 +20,7 @@ pub const PENDING: &str = "$pending";
 
 /// `_meta` key: the id of this client (the node of its HLCs).
 pub const CLIENT_ID: &str = "clientId";
-/// `_meta` key: the last HLC issued by any tab.
+/// `_meta` key: a bound at or above every HLC issued by any tab (core's `sync::write_clock`).
 pub const CLOCK: &str = "clock";
 /// `_meta` key: the highest outbox place given, kept when the clock is wound back below it (core's
 /// `outbox::Places`); absent until then. Right after `clock` in key order (nothing sorts between

@@ -571,7 +571,7 @@ pub async fn read_cursor(store: &Store) -> Result<(Option<String>, u64)> {
     Ok((c, lineage))
 }
 
-/// The persisted clock (the last HLC any tab issued).
+/// The persisted clock (a bound at or above every HLC any tab issued).
 pub async fn stored_clock(store: &Store) -> Result<Option<Hlc>> {
     let stored = run_tx(store, Stores::Fixed(&[META]), false, |_, tx| async move {
         read_meta(&tx, &[CLOCK]).await

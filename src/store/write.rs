@@ -104,10 +104,10 @@ async fn put_requests(
     // Small writes without per-field HLCs to carry forward go out at once, stamped by this
     // instance's clock, together with the read of the persisted clock instead of after it: one
     // round trip to IndexedDB's backend less per write (a third of a single put's time, measured in
-    // bench/). The persisted clock (or place floor) is ahead only when another tab or instance
-    // wrote since, or sync wound the clock back; then its value (still inside this transaction)
-    // re-stamps everything below, and those puts replace these (a transaction's requests run in
-    // order), so what commits is the same. Large batches wait instead: the round trip is nothing
+    // bench/). The stamp stands (core's `WriteClock::confirm`) unless another tab or instance
+    // wrote since, or sync wound the clock back; then the persisted values (still inside this
+    // transaction) re-stamp everything below, and those puts replace these (a transaction's
+    // requests run in order), so what commits is the same. Large batches wait instead: the round trip is nothing
     // next to them, and re-issuing one would not be.
     let (persisted, place) = if !tracks && !bases && prepared.len() <= EARLY_MAX {
         let early = store.stamp_early();
