@@ -22,7 +22,12 @@ export const label = "IDB in ferrosync layout (JS)";
 // - the clock alone read (one `get`: what reading the place floor costs), read but not written, or
 //   neither (what the clock costs each write: every request is a round trip to IndexedDB's backend);
 // - `clockwrite`: the clock written back by every write, as ferrosync did before the bound
-//   (`cb219e5`); `layout-bound` is the default layout, kept as a name for older commands.
+//   (`cb219e5`); `layout-bound` is the default layout, kept as a name for older commands;
+// - record shapes, for what a read pays beside the document (issue 17's find row): `flat`, the
+//   index keys as top-level fields (`ix_pcategory`) instead of inside an `ix` object; `nostamps`,
+//   without the `hlc` and `pend` strings (no outbox index then); `docfields`, no index keys at all,
+//   indexes on the document's own fields (`doc.category`, the shape Dexie reads, nested once);
+//   `onestamp`, `pend` without `hlc`; `shortstamps`, both without the node (19 characters, not 36).
 export const variants = {
   "layout-nooutbox": { label: "ferrosync layout without outbox (JS)", outbox: "none", early: 16 },
   "layout-store": { label: "ferrosync layout, outbox as a store (JS)", outbox: "store", early: 16 },
@@ -32,6 +37,11 @@ export const variants = {
   "layout-noclock": { label: "ferrosync layout, no clock (JS)", outbox: "index", early: 16, clock: "none" },
   "layout-bound": { label: "ferrosync layout, clock written as a bound (JS)", outbox: "index", early: 16, clock: "bound" },
   "layout-clockwrite": { label: "ferrosync layout, clock written by every write (JS)", outbox: "index", early: 16, clock: "write" },
+  "layout-flat": { label: "ferrosync layout, index keys as top-level fields (JS)", outbox: "index", early: 16, shape: "flat" },
+  "layout-nostamps": { label: "ferrosync layout without hlc and pend (JS)", outbox: "none", early: 16, shape: "nostamps" },
+  "layout-docfields": { label: "ferrosync layout, indexes on the document's fields (JS)", outbox: "index", early: 16, shape: "docfields" },
+  "layout-onestamp": { label: "ferrosync layout, pend without hlc (JS)", outbox: "index", early: 16, shape: "onestamp" },
+  "layout-shortstamps": { label: "ferrosync layout, stamps without the node (JS)", outbox: "index", early: 16, shape: "shortstamps" },
 };
 const STORE = "docs";
 
@@ -46,12 +56,16 @@ const tick = (prev) => {
 
 export async function open(name, variant = { outbox: "index", early: 16, clock: "bound" }) {
   const clock = variant.clock ?? "bound";
+  const shape = variant.shape ?? "nested";
+  // The index key of a value as this shape stores it (the document's own value for `docfields`).
+  const ixKey = shape === "docfields" ? (v) => v : key;
   const open = indexedDB.open(name, 1);
   open.onupgradeneeded = () => {
     const db = open.result;
     const st = db.createObjectStore(STORE, { keyPath: "id" });
-    st.createIndex("category", "ix.pcategory");
-    st.createIndex("bucket", "ix.pbucket");
+    const at = { flat: "ix_p", docfields: "doc." }[shape] ?? "ix.p";
+    st.createIndex("category", `${at}category`);
+    st.createIndex("bucket", `${at}bucket`);
     st.createIndex("$tombstones", "tomb");
     if (variant.outbox === "index") st.createIndex("$pending", ["pend", "id"]);
     if (variant.outbox === "store") db.createObjectStore("_outbox", { keyPath: ["collection", "id"] });
@@ -79,7 +93,18 @@ export async function open(name, variant = { outbox: "index", early: 16, clock: 
       for (let i = 0; i < list.length; i++) {
         const doc = list[i];
         const ix = { pcategory: key(doc.category), pbucket: key(doc.bucket) };
-        if (variant.outbox === "index") {
+        if (shape === "flat") {
+          st.put({ id: doc.id, hlc, doc, ix_pcategory: ix.pcategory, ix_pbucket: ix.pbucket, pend: hlc });
+        } else if (shape === "nostamps") {
+          st.put({ id: doc.id, doc, ix });
+        } else if (shape === "onestamp") {
+          st.put({ id: doc.id, doc, ix, pend: hlc });
+        } else if (shape === "shortstamps") {
+          const short = hlc.slice(0, 19);
+          st.put({ id: doc.id, hlc: short, doc, ix, pend: short });
+        } else if (shape === "docfields") {
+          st.put({ id: doc.id, hlc, doc, pend: hlc });
+        } else if (variant.outbox === "index") {
           st.put({ id: doc.id, hlc, doc, ix, pend: hlc });
         } else {
           st.put({ id: doc.id, hlc, doc, ix });
@@ -126,7 +151,7 @@ export async function open(name, variant = { outbox: "index", early: 16, clock: 
       return docOf(await req(db.transaction(STORE, "readonly").objectStore(STORE).get(id)));
     },
     async findCategory(cat) {
-      const recs = await req(db.transaction(STORE, "readonly").objectStore(STORE).index("category").getAll(key(cat)));
+      const recs = await req(db.transaction(STORE, "readonly").objectStore(STORE).index("category").getAll(ixKey(cat)));
       return recs.map(docOf);
     },
     async count() {
@@ -137,7 +162,7 @@ export async function open(name, variant = { outbox: "index", early: 16, clock: 
     watchBucket(bucket, cb) {
       let active = true;
       const run = async () => {
-        const recs = await req(db.transaction(STORE, "readonly").objectStore(STORE).index("bucket").getAll(key(bucket)));
+        const recs = await req(db.transaction(STORE, "readonly").objectStore(STORE).index("bucket").getAll(ixKey(bucket)));
         if (active) cb(recs.map(docOf));
       };
       watchers.add(run);
