@@ -107,8 +107,8 @@ async fn put_requests(
     // bench/). The stamp stands (core's `WriteClock::confirm`) unless another tab or instance
     // wrote since, or sync wound the clock back; then the persisted values (still inside this
     // transaction) re-stamp everything below, and those puts replace these (a transaction's
-    // requests run in order), so what commits is the same. Large batches wait instead: the round trip is nothing
-    // next to them, and re-issuing one would not be.
+    // requests run in order), so what commits is the same. Large batches wait instead: the round
+    // trip is nothing next to them, and re-issuing one would not be.
     let (persisted, place) = if !tracks && !bases && prepared.len() <= EARLY_MAX {
         let early = store.stamp_early();
         let stamp = early.hlc.encode();
