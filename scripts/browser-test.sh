@@ -3,6 +3,9 @@
 # scripts/test.sh's "sync server + fault proxy" stage starts them (for a developer who wants one
 # file, not the whole suite).
 # usage: bash scripts/browser-test.sh <test-file-name> [extra wasm-pack test args, e.g. --release]
+# FERROSYNC_NOCAPTURE=1 shows what the tests print (the benchmarks in tests/sync_bench.rs report
+# their figures that way): the runner gets --nocapture, which extra args cannot reach (they go
+# before the `--`).
 set -u
 cd "$(dirname "$0")/.."
 . scripts/setup.sh >/dev/null 2>&1
@@ -25,7 +28,9 @@ done
 export FERROSYNC_TEST_SERVER="http://127.0.0.1:$PROXY" FERROSYNC_TEST_CONTROL="http://127.0.0.1:$PROXY"
 export WASM_BINDGEN_TEST_TIMEOUT=${WASM_BINDGEN_TEST_TIMEOUT:-300}
 test=$1; shift
-wasm-pack test --headless --chrome "$@" -- --test "$test"
+nocapture=()
+[ "${FERROSYNC_NOCAPTURE:-}" = 1 ] && nocapture=(-- --nocapture)
+wasm-pack test --headless --chrome "$@" -- --test "$test" "${nocapture[@]}"
 rc=$?
 echo "browser-test: $test exit $rc"
 exit $rc
