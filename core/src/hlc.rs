@@ -194,6 +194,12 @@ impl HlcClock {
         }
     }
 
+    /// Winds the clock back to `to` (none: to its start), as a fresh clock restored to it: only
+    /// for sync's `CLOCK_AHEAD` rewind; everywhere else the clock only moves forward.
+    pub fn wind_back(&mut self, to: Option<&Hlc>) {
+        (self.wall_ms, self.counter) = to.map_or((0, 0), |t| (t.wall_ms, t.counter));
+    }
+
     /// Restores a persisted state: the clock never issues a timestamp at or below `last`.
     pub fn restore(&mut self, last: &Hlc) {
         if (last.wall_ms, last.counter) > (self.wall_ms, self.counter) {

@@ -108,15 +108,8 @@ impl SyncClock {
     /// stamps that ran ahead (`CLOCK_AHEAD`), new stamps must be sane again. Only for that case:
     /// everywhere else the clock only moves forward.
     pub fn rewind(&self, floor: Option<&Hlc>) {
-        let mut hlc = self.hlc.borrow_mut();
-        // The node was valid when this clock was made, so this cannot fail.
-        if let Ok(mut fresh) = HlcClock::new(hlc.node(), hlc.max_drift_ms()) {
-            if let Some(f) = floor {
-                fresh.restore(f);
-            }
-            *hlc = fresh;
-            self.rewinds.set(self.rewinds.get() + 1);
-        }
+        self.hlc.borrow_mut().wind_back(floor);
+        self.rewinds.set(self.rewinds.get() + 1);
     }
 
     /// How many times [`SyncClock::rewind`] ran (a store whose write clock is separate follows).

@@ -74,10 +74,7 @@ impl WriteClock {
     /// Winds the clock back to `to` (sync, after the server refused stamps that ran ahead of its
     /// clock) and forgets the bound, so the next write stamps above what is persisted.
     pub fn rewind(&mut self, to: &Hlc) {
-        if let Ok(mut fresh) = HlcClock::new(self.clock.node(), self.clock.max_drift_ms()) {
-            fresh.restore(to);
-            self.clock = fresh;
-        }
+        self.clock.wind_back(Some(to));
         self.forget();
     }
 
