@@ -82,7 +82,33 @@ impl Hlc {
     pub fn encode(&self) -> String {
         format!("{:012x}-{:06x}-{}", self.wall_ms, self.counter, self.node)
     }
+
+    /// The form a record stores for `own`'s database: without the node when the node is `own`
+    /// (`wwwwwwwwwwww-cccccc`, 19 characters), else [`Hlc::encode`]. Every record carries one or
+    /// two stamps, and the 17 characters of node each cost reads measurably (docs/BENCHMARKS.md,
+    /// "Lean stamps"). Two short forms order like their HLCs (same node); a short form sorts
+    /// before every long form with the same time, so stamps of one node must differ in time, as
+    /// a clock's and `outbox::Places`' do.
+    pub fn stored(&self, own: &str) -> String {
+        if self.node == own {
+            format!("{:012x}-{:06x}", self.wall_ms, self.counter)
+        } else {
+            self.encode()
+        }
+    }
+
+    /// Reads a [`Hlc::stored`] form (either form) back for the database of node `own`.
+    pub fn from_stored(s: &str, own: &str) -> Result<Hlc, HlcError> {
+        if s.len() == STORED_SHORT_LEN {
+            format!("{s}-{own}").parse()
+        } else {
+            s.parse()
+        }
+    }
 }
+
+/// Length of a stored stamp without its node (see [`Hlc::stored`]); a full one is longer.
+pub const STORED_SHORT_LEN: usize = 19;
 
 impl fmt::Display for Hlc {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -253,6 +279,39 @@ pub fn check_drift(remote: &Hlc, now_ms: u64, limit_ms: u64) -> Result<(), HlcEr
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn stored_form_drops_only_the_own_node_and_reads_back() {
+        let own = Hlc::new(0x18c_0000_0001, 0x2a, "c0ffee").unwrap();
+        let other = Hlc::new(0x18c_0000_0001, 0x2a, "b0b").unwrap();
+        assert_eq!(own.stored("c0ffee"), "018c00000001-00002a");
+        assert_eq!(other.stored("c0ffee"), other.encode());
+        for h in [&own, &other] {
+            assert_eq!(&Hlc::from_stored(&h.stored("c0ffee"), "c0ffee").unwrap(), h);
+        }
+        // A malformed short form is refused like any other.
+        assert!(Hlc::from_stored("018c00000001x00002a", "c0ffee").is_err());
+        assert!(Hlc::from_stored("018c0000000g-00002a", "c0ffee").is_err());
+    }
+
+    proptest! {
+        /// Stored forms of one database's stamps order as the stamps do, in either form, as long
+        /// as stamps with the same time are one stamp (one node's clock never repeats a time).
+        #[test]
+        fn stored_forms_order_like_their_stamps(
+            a in (0u64..4, 0u32..4, prop::bool::ANY),
+            b in (0u64..4, 0u32..4, prop::bool::ANY),
+            other in "[a-z]{1,3}",
+        ) {
+            let own = "ownnode";
+            prop_assume!((a.0, a.1) != (b.0, b.1));
+            let mk = |(w, c, mine): (u64, u32, bool)| {
+                Hlc::new(w, c, if mine { own.to_string() } else { other.clone() }).unwrap()
+            };
+            let (ha, hb) = (mk(a), mk(b));
+            prop_assert_eq!(ha.stored(own).cmp(&hb.stored(own)), ha.cmp(&hb));
+        }
+    }
 
     #[test]
     fn encode_parse_round_trip() {

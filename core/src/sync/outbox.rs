@@ -161,11 +161,15 @@ impl Places {
         }
     }
 
-    /// The place of a row queued by a write stamped `hlc`: `hlc`, unless that is at or below the
-    /// floor, then just above the floor.
+    /// The place of a row queued by a write stamped `hlc`: `hlc`, unless its time is at or below
+    /// the floor's, then just above the floor (with `hlc`'s node). By time alone, because records
+    /// store places without their node (`Hlc::stored`): two places at the same time would tie.
     pub fn next(&mut self, hlc: &Hlc) -> Hlc {
         let place = match &self.floor {
-            Some(f) if f >= hlc => successor(f),
+            Some(f) if (f.wall_ms, f.counter) >= (hlc.wall_ms, hlc.counter) => Hlc {
+                node: hlc.node.clone(),
+                ..successor(f)
+            },
             _ => hlc.clone(),
         };
         self.floor = Some(place.clone());

@@ -134,6 +134,9 @@ struct Shared {
     /// Local edits given a new stamp (old HLC, the edit as re-stamped), in order: a test's record
     /// of writes follows them.
     restamps: RefCell<Vec<(Hlc, Change)>>,
+    /// This database's client id (the node of its clock): places are stored without it, as
+    /// records store them (`Hlc::stored`).
+    own: RefCell<String>,
 }
 
 /// The in-memory IndexedDB layout. Cloning gives another handle to the same tables.
@@ -149,7 +152,13 @@ impl MemTables {
 
     /// The sync engine's store over these tables, with `clock`.
     pub fn store(&self, clock: SyncClock) -> Rc<OutboxStore<MemTables>> {
+        *self.shared.own.borrow_mut() = clock.node();
         Rc::new(OutboxStore::new(self.clone(), clock))
+    }
+
+    /// A place as a record stores it.
+    fn stored(&self, place: &Hlc) -> String {
+        place.stored(&self.shared.own.borrow())
     }
 
     /// Local writes to `collection` record per-field HLCs (its policy is `merge`).
@@ -196,7 +205,7 @@ impl MemTables {
             Record {
                 change: c.clone(),
                 base,
-                pend: Some(place.encode()),
+                pend: Some(self.stored(&place)),
                 resync: false,
             },
         );
@@ -345,7 +354,7 @@ impl OutboxStorage for MemTables {
         let mut db = self.shared.db.borrow_mut();
         for (op, place) in planned.ops.iter().zip(&planned.places) {
             let key = op.key();
-            let place = place.as_ref().map(Hlc::encode);
+            let place = place.as_ref().map(|p| self.stored(p));
             match op {
                 StoreOp::Put {
                     change, pending, ..
@@ -417,7 +426,7 @@ impl OutboxStorage for MemTables {
         db.cursor = None;
         db.persist(stamp, true);
         let marks = std::mem::take(&mut db.marks);
-        let at = stamp.encode();
+        let at = self.stored(stamp);
         for (collection, records) in db.records.iter_mut() {
             let mark = marks.get(collection).map(|(p, i)| (p.as_str(), i.as_str()));
             for (id, r) in records.iter_mut() {

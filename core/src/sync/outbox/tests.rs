@@ -154,6 +154,23 @@ fn a_place_never_goes_back_when_the_clock_does() {
 }
 
 #[test]
+fn places_stored_without_their_node_never_tie() {
+    // A floor with the write's time but another node (a floor persisted by an older version, or
+    // a remote stamp): by the full order the write's HLC is above it, but a record stores the
+    // place without its node, so the place must be later in time. It keeps the write's node.
+    let floor = Hlc::new(9, 4, "a").unwrap();
+    let write = Hlc::new(9, 4, "n").unwrap();
+    assert!(write > floor);
+    let mut places = Places::new(Some(&floor), None);
+    let place = places.next(&write);
+    assert_eq!(place, Hlc::new(9, 5, "n").unwrap());
+    assert!(cmp_str(&floor.stored("n"), &place.stored("n")).is_lt());
+    // The next write at that time goes after it again.
+    let next = places.next(&Hlc::new(9, 5, "n").unwrap());
+    assert_eq!(next, Hlc::new(9, 6, "n").unwrap());
+}
+
+#[test]
 fn the_place_after_the_largest_counter_moves_to_the_next_millisecond() {
     let top = Hlc::new(7, crate::hlc::MAX_COUNTER, "n").unwrap();
     let mut places = Places::new(Some(&top), None);
