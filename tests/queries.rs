@@ -343,13 +343,12 @@ async fn a_late_notice_never_brings_back_an_older_version() {
         let sub = items.watch(json(q), rec.function()).unwrap();
         assert!(rec.wait_for(1, 2000.0).await);
         assert!(rec.last_docs().contains("new"));
-        let hlc: ferrosync_core::Hlc = old_hlc.parse().unwrap();
         let old = Prepared::new(
             "a".into(),
             json(r#"{"id": "a", "bucket": 1, "title": "old"}"#),
         );
         store.notify(
-            Notice::local("items", &hlc, vec![("a".into(), Some(old))]),
+            Notice::local("items", old_hlc.clone(), vec![("a".into(), Some(old))]),
             false,
         );
         sleep(60).await;
@@ -367,7 +366,7 @@ async fn a_late_notice_never_brings_back_an_older_version() {
             json(r#"{"id": "a", "bucket": 1, "title": "old"}"#),
         );
         store.notify(
-            Notice::local("items", &hlc, vec![("a".into(), Some(old))]),
+            Notice::local("items", old_hlc.clone(), vec![("a".into(), Some(old))]),
             false,
         );
         sleep(60).await;

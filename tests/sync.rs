@@ -838,7 +838,7 @@ async fn server_killed_mid_push_the_retry_applies_once() {
         r#"[{"id": "m1", "v": 1}, {"id": "m2", "v": 1}, {"id": "m3", "v": 1}]"#,
     )))
     .await;
-    let hlc_before = prop(&a.record("tasks", "m1").await, "hlc");
+    let hlc_before = JsValue::from_str(&a.hlc("tasks", "m1").await);
     // The server applies the push, then dies before replying (and is restarted).
     clear_stats().await;
     fault("kill_after_forward", "/v1/push", 1).await;
@@ -1268,6 +1268,125 @@ async fn small_push_batches_split_bulk_writes_and_stale_rows_hold_the_watermark(
     assert_eq!(a.pending().await, 0);
     b.sync().await;
     assert_eq!(b.get("tasks", "k0").await, r#"{"id":"k0","v":"a2"}"#);
+    a.close_and_destroy().await;
+    b.close_and_destroy().await;
+}
+
+/// Records keep this client's stamps without the node (`Hlc::stored`: 19 characters, which a find
+/// reads faster) and every other client's in full; what goes to the server, and so to the other
+/// device, is the full HLC.
+#[wasm_bindgen_test]
+async fn records_keep_their_own_stamps_without_the_node_and_sync_full_ones() {
+    clear_faults().await;
+    let token = unique("lean");
+    let a = device(&unique("a"), &token, Opts::default()).await;
+    let b = device(&unique("b"), &token, Opts::default()).await;
+    a.settled().await;
+    b.settled().await;
+    let (a_id, b_id) = (
+        a.db.store().client_id().to_string(),
+        b.db.store().client_id().to_string(),
+    );
+    a.put("tasks", r#"{"id": "x", "v": 1}"#).await;
+    a.delete("tasks", "gone").await;
+    for id in ["x", "gone"] {
+        let rec = a.record("tasks", id).await;
+        for field in ["hlc", "pend"] {
+            let stamp = prop(&rec, field).as_string().unwrap();
+            assert_eq!(stamp.len(), 19, "{id}.{field}: {stamp}");
+        }
+    }
+    let stamp = a.stored_hlc("tasks", "x").await;
+    a.sync().await;
+    b.sync().await;
+    // B holds A's version with A's node in full.
+    assert_eq!(b.stored_hlc("tasks", "x").await, format!("{stamp}-{a_id}"));
+    assert_eq!(a.hlc("tasks", "x").await, format!("{stamp}-{a_id}"));
+    assert_eq!(
+        prop(&b.record("tasks", "gone").await, "tomb").as_string(),
+        Some(format!("{}-{a_id}", a.stored_hlc("tasks", "gone").await))
+    );
+    // B's edit: short on B, full on A; both converge on it.
+    b.put("tasks", r#"{"id": "x", "v": 2}"#).await;
+    let b_stamp = b.stored_hlc("tasks", "x").await;
+    assert_eq!(b_stamp.len(), 19, "{b_stamp}");
+    b.sync().await;
+    a.sync().await;
+    assert_eq!(
+        a.stored_hlc("tasks", "x").await,
+        format!("{b_stamp}-{b_id}")
+    );
+    let b_stamp = b.hlc("tasks", "x").await;
+    assert_eq!(a.all("tasks").await, r#"[{"id":"x","v":2}]"#);
+    assert_eq!(a.all("tasks").await, b.all("tasks").await);
+    // A's next edit is made on B's version and wins: stamped after what A pulled.
+    a.put("tasks", r#"{"id": "x", "v": 3}"#).await;
+    let a_stamp = a.hlc("tasks", "x").await;
+    assert!(a_stamp > b_stamp, "{a_stamp} after {b_stamp}");
+    a.sync().await;
+    b.sync().await;
+    assert_eq!(b.all("tasks").await, r#"[{"id":"x","v":3}]"#);
+    a.close_and_destroy().await;
+    b.close_and_destroy().await;
+}
+
+/// A database the earlier record format wrote (every stamp in full, the watermark too) keeps its
+/// outbox: the rows still pending are pushed in their order, the acknowledged one stays below the
+/// watermark, and new writes (stamped without the node) queue after them.
+#[wasm_bindgen_test]
+async fn a_database_with_full_stamps_keeps_its_outbox_beside_short_ones() {
+    clear_faults().await;
+    let token = unique("fullstamps");
+    let name = unique("a");
+    let now = js_sys::Date::now() as u64 - 60_000;
+    let at = |ms: u64| format!("{:012x}-000000-oldformat0000001", now + ms);
+    let build = js_eval(&format!(
+        r#"new Promise((resolve, reject) => {{
+  const req = indexedDB.open({name:?}, 1);
+  req.onupgradeneeded = () => {{
+    const db = req.result;
+    db.createObjectStore("_meta");
+    const tasks = db.createObjectStore("tasks", {{ keyPath: "id" }});
+    tasks.createIndex("$tombstones", "tomb");
+    tasks.createIndex("$pending", ["pend", "id"]);
+    const meta = req.transaction.objectStore("_meta");
+    meta.put("oldformat0000001", "clientId");
+    meta.put("old-format-instance", "instance");
+    meta.put({clock:?}, "clock");
+    meta.put([{w:?}, "w"], "outbox:tasks");
+    tasks.put({{ id: "w", hlc: {w:?}, doc: {{ id: "w", v: "acknowledged" }}, pend: {w:?} }});
+    tasks.put({{ id: "q", hlc: {q:?}, doc: {{ id: "q", v: "second" }}, pend: {q:?} }});
+    tasks.put({{ id: "p", hlc: {p:?}, doc: {{ id: "p", v: "first" }}, pend: {p:?} }});
+  }};
+  req.onsuccess = () => {{ req.result.close(); resolve(); }};
+  req.onerror = () => reject(req.error);
+}})"#,
+        clock = at(40),
+        w = at(10),
+        p = at(20),
+        q = at(30),
+    ));
+    ok(build.unchecked_into()).await;
+    let a = device(&name, &token, Opts::default()).await;
+    assert_eq!(a.db.store().client_id(), "oldformat0000001");
+    a.put("tasks", r#"{"id": "n", "v": "new"}"#).await;
+    let rows = a.db.store().outbox(None).await.unwrap();
+    let order: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(order, ["p", "q", "n"]);
+    assert_eq!(rows[0].hlc, at(20));
+    let pend = prop(&a.record("tasks", "n").await, "pend")
+        .as_string()
+        .unwrap();
+    assert_eq!(pend.len(), 19, "{pend}");
+    a.sync().await;
+    assert_eq!(a.pending().await, 0);
+    let b = device(&unique("b"), &token, Opts::default()).await;
+    b.settled().await;
+    assert_eq!(
+        b.all("tasks").await,
+        r#"[{"id":"n","v":"new"},{"id":"p","v":"first"},{"id":"q","v":"second"}]"#
+    );
+    assert_eq!(b.stored_hlc("tasks", "p").await, at(20));
     a.close_and_destroy().await;
     b.close_and_destroy().await;
 }

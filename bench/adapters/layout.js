@@ -1,6 +1,6 @@
 // Diagnostic, not a competitor: hand-written IndexedDB doing exactly the storage work ferrosync does
 // (src/store/write.rs, meta.rs, records.rs, schema.rs), with no WASM: records { id, hlc, doc, ix,
-// pend } with order-preserving index keys ([2, n] numbers, [3, s] strings) under indexes on
+// pend } (stamps without the node, as records store this client's: core's `Hlc::stored`) with order-preserving index keys ([2, n] numbers, [3, s] strings) under indexes on
 // `ix.p<path>`, the `$tombstones` index, the `$pending` index over `[pend, id]` (the outbox: `pend`,
 // the write's HLC, set on every written record), and the clock and outbox place floor (`_meta` keys
 // `clock` and `clock~place`, one `getAll`) read inside every write transaction, and the clock
@@ -27,7 +27,9 @@ export const label = "IDB in ferrosync layout (JS)";
 //   index keys as top-level fields (`ix_pcategory`) instead of inside an `ix` object; `nostamps`,
 //   without the `hlc` and `pend` strings (no outbox index then); `docfields`, no index keys at all,
 //   indexes on the document's own fields (`doc.category`, the shape Dexie reads, nested once);
-//   `onestamp`, `pend` without `hlc`; `shortstamps`, both without the node (19 characters, not 36).
+//   `onestamp`, `pend` without `hlc`; `longstamps`, both with the node (36 characters, not 19:
+//   ferrosync's records before `Hlc::stored`); `shortstamps` is the default layout, kept as a
+//   name for older commands.
 export const variants = {
   "layout-nooutbox": { label: "ferrosync layout without outbox (JS)", outbox: "none", early: 16 },
   "layout-store": { label: "ferrosync layout, outbox as a store (JS)", outbox: "store", early: 16 },
@@ -41,7 +43,8 @@ export const variants = {
   "layout-nostamps": { label: "ferrosync layout without hlc and pend (JS)", outbox: "none", early: 16, shape: "nostamps" },
   "layout-docfields": { label: "ferrosync layout, indexes on the document's fields (JS)", outbox: "index", early: 16, shape: "docfields" },
   "layout-onestamp": { label: "ferrosync layout, pend without hlc (JS)", outbox: "index", early: 16, shape: "onestamp" },
-  "layout-shortstamps": { label: "ferrosync layout, stamps without the node (JS)", outbox: "index", early: 16, shape: "shortstamps" },
+  "layout-shortstamps": { label: "ferrosync layout, stamps without the node (JS)", outbox: "index", early: 16 },
+  "layout-longstamps": { label: "ferrosync layout, stamps with the node (JS)", outbox: "index", early: 16, shape: "longstamps" },
 };
 const STORE = "docs";
 
@@ -90,22 +93,22 @@ export async function open(name, variant = { outbox: "index", early: 16, clock: 
     const outbox = variant.outbox === "store" ? tx.objectStore("_outbox") : undefined;
     let last;
     const issue = (hlc, force = false) => {
+      const short = hlc.slice(0, 19);
       for (let i = 0; i < list.length; i++) {
         const doc = list[i];
         const ix = { pcategory: key(doc.category), pbucket: key(doc.bucket) };
         if (shape === "flat") {
-          st.put({ id: doc.id, hlc, doc, ix_pcategory: ix.pcategory, ix_pbucket: ix.pbucket, pend: hlc });
+          st.put({ id: doc.id, hlc: short, doc, ix_pcategory: ix.pcategory, ix_pbucket: ix.pbucket, pend: short });
         } else if (shape === "nostamps") {
           st.put({ id: doc.id, doc, ix });
         } else if (shape === "onestamp") {
-          st.put({ id: doc.id, doc, ix, pend: hlc });
-        } else if (shape === "shortstamps") {
-          const short = hlc.slice(0, 19);
-          st.put({ id: doc.id, hlc: short, doc, ix, pend: short });
-        } else if (shape === "docfields") {
-          st.put({ id: doc.id, hlc, doc, pend: hlc });
-        } else if (variant.outbox === "index") {
+          st.put({ id: doc.id, doc, ix, pend: short });
+        } else if (shape === "longstamps") {
           st.put({ id: doc.id, hlc, doc, ix, pend: hlc });
+        } else if (shape === "docfields") {
+          st.put({ id: doc.id, hlc: short, doc, pend: short });
+        } else if (variant.outbox === "index") {
+          st.put({ id: doc.id, hlc: short, doc, ix, pend: short });
         } else {
           st.put({ id: doc.id, hlc, doc, ix });
           if (variant.outbox === "store") outbox.put({ collection: STORE, id: doc.id, hlc, deleted: false });

@@ -29,8 +29,9 @@ fn get(record: &JsValue, key: &str) -> JsValue {
     Reflect::get(record, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
 }
 
-/// The version a stored record stands for (`None` for no record).
-fn previous(collection: &str, record: &JsValue) -> Result<Option<Change>> {
+/// The version a stored record stands for (`None` for no record), in the database of client `own`
+/// (its stamps are stored without that node: `Hlc::stored`).
+fn previous(collection: &str, record: &JsValue, own: &str) -> Result<Option<Change>> {
     if record.is_undefined() || record.is_null() {
         return Ok(None);
     }
@@ -38,11 +39,10 @@ fn previous(collection: &str, record: &JsValue) -> Result<Option<Change>> {
     let id = get(record, "id")
         .as_string()
         .ok_or_else(|| bad("stored record without id".into()))?;
-    let hlc: Hlc = get(record, "hlc")
+    let hlc = get(record, "hlc")
         .as_string()
-        .ok_or_else(|| bad(format!("stored record {id:?} without hlc")))?
-        .parse()
-        .map_err(|e| bad(format!("stored record {id:?}: {e}")))?;
+        .ok_or_else(|| bad(format!("stored record {id:?} without hlc")))?;
+    let hlc = Hlc::from_stored(&hlc, own).map_err(|e| bad(format!("stored record {id:?}: {e}")))?;
     let doc = get(record, "doc");
     let doc = if doc.is_undefined() {
         None
@@ -93,7 +93,8 @@ pub fn for_puts(
 ) -> Result<String> {
     let mut out = Vec::with_capacity(docs.len());
     for (p, record) in docs.iter().zip(prev) {
-        let before = previous(collection, record)?;
+        // The write's stamp is this client's: its node is the one stored stamps leave out.
+        let before = previous(collection, record, &hlc.node)?;
         let c = local_change(
             before.as_ref(),
             collection,
@@ -109,7 +110,7 @@ pub fn for_puts(
 
 /// The `fields` of a tombstone replacing `prev` (a JS object to set on the record).
 pub fn for_delete(collection: &str, id: &str, prev: &JsValue, hlc: &Hlc) -> Result<JsValue> {
-    let before = previous(collection, prev)?;
+    let before = previous(collection, prev, &hlc.node)?;
     let c = local_change(before.as_ref(), collection, id, None, hlc.clone(), true);
     let text = serde_json::to_string(&fields_value(&c))
         .map_err(|e| Error::storage("DataError", e.to_string()))?;

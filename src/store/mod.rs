@@ -175,6 +175,11 @@ impl Store {
         &self.0.client_id
     }
 
+    /// `hlc` as this database's records store it: without the node when it is this client's.
+    pub fn stored(&self, hlc: &Hlc) -> String {
+        hlc.stored(self.client_id())
+    }
+
     pub fn declared(&self) -> &Declared {
         &self.0.declared
     }

@@ -4,8 +4,6 @@
 
 use std::rc::Rc;
 
-use ferrosync_core::Hlc;
-
 use super::prepared::Prepared;
 
 /// What changed in one committed transaction.
@@ -13,19 +11,25 @@ use super::prepared::Prepared;
 pub struct Notice {
     pub collection: String,
     pub ids: Vec<String>,
-    /// HLC of the transaction that made all these changes, when known.
+    /// HLC of the transaction that made all these changes, when known, as its records store it
+    /// (`Hlc::stored`: live queries compare it with theirs).
     pub hlc: Option<String>,
     /// New versions aligned with `ids` (`None`: deleted); writes through this instance only.
     pub docs: Option<Rc<Vec<Option<Prepared>>>>,
 }
 
 impl Notice {
-    pub fn local(collection: &str, hlc: &Hlc, changes: Vec<(String, Option<Prepared>)>) -> Notice {
+    /// A write of this instance, stamped `hlc` (its stored form).
+    pub fn local(
+        collection: &str,
+        hlc: String,
+        changes: Vec<(String, Option<Prepared>)>,
+    ) -> Notice {
         let (ids, docs): (Vec<_>, Vec<_>) = changes.into_iter().unzip();
         Notice {
             collection: collection.to_string(),
             ids,
-            hlc: Some(hlc.encode()),
+            hlc: Some(hlc),
             docs: Some(Rc::new(docs)),
         }
     }

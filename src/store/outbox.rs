@@ -32,8 +32,9 @@ pub struct OutboxRow {
 
 #[cfg(feature = "test-hooks")]
 impl OutboxRow {
-    /// The pending change a stored record of `collection` stands for.
-    pub fn from_record(collection: &str, v: &JsValue) -> Result<OutboxRow> {
+    /// The pending change a stored record of `collection` stands for (`own`: the client id, the
+    /// node its stored stamps may leave out).
+    pub fn from_record(collection: &str, v: &JsValue, own: &str) -> Result<OutboxRow> {
         let s = |k: &str| {
             Reflect::get(v, &JsValue::from_str(k))
                 .ok()
@@ -43,7 +44,9 @@ impl OutboxRow {
         Ok(OutboxRow {
             collection: collection.to_string(),
             id: s("id")?,
-            hlc: s("hlc")?,
+            hlc: ferrosync_core::Hlc::from_stored(&s("hlc")?, own)
+                .map_err(|e| Error::storage("DataError", e.to_string()))?
+                .encode(),
             deleted: super::records::is_tombstone(v),
         })
     }
@@ -89,7 +92,7 @@ impl Store {
                 let range = pending_range(&tx, name).await?;
                 let index = from_rexie(tx.store(name)?.index(PENDING))?;
                 for r in from_rexie(index.get_all(range, left).await)? {
-                    out.push(OutboxRow::from_record(name, &r)?);
+                    out.push(OutboxRow::from_record(name, &r, self.client_id())?);
                 }
             }
             Ok(out)

@@ -3,6 +3,8 @@
 // must inspect. Layout (see records.rs): live { id, hlc, doc, ix?, pend? }, tombstone
 // { id, hlc, tomb, pend? }; `pend` (the place of a local write: its HLC, or above the highest
 // place given when the clock was wound back, core's `outbox::Places`) puts the record in the outbox.
+// Stamps arrive from Rust already in their stored form (without this client's node: core's
+// `Hlc::stored`), and are compared here only with each other.
 
 const CANONICAL_INDEX = /^(0|[1-9][0-9]*)$/;
 const hasOwn = Object.prototype.hasOwnProperty;

@@ -16,7 +16,16 @@
 //!   `_meta` put however many documents it covers (instead of a second store written and deleted
 //!   per document; measured in bench/ and docs/BENCHMARKS.md). `resync: true` next to `pend` marks
 //!   a version queued again after a server reset rather than a local edit.
-//! - `fields` (optional, per-field HLCs) is reserved for the `merge` conflict policy.
+//! - Stamps (`hlc`, `tomb`, `pend`, `base`) are stored without their node when it is this
+//!   client's (core's `Hlc::stored`: `wwwwwwwwwwww-cccccc`, 19 characters instead of 36), in full
+//!   otherwise (another client's version). Two stamps per record were what a find read beyond
+//!   Dexie's records (docs/BENCHMARKS.md, "Lean stamps"). Readers put the node back
+//!   (`sync_records.js` `changeOf`, `fields.rs`); live queries compare stored forms as they are.
+//!   Records written in full by earlier versions stay valid: a short form sorts after every full
+//!   one of an earlier time and before those of a later one, and one client's stamps never share
+//!   a time.
+//! - `fields` (optional, per-field HLCs, always in full) is reserved for the `merge` conflict
+//!   policy.
 //! - `base` (optional, an HLC) is the version a local edit was made on, kept for collections with a
 //!   custom conflict resolver or the `merge` policy (`Change::base`): a synced record's own `hlc`,
 //!   carried over further local edits, and the remote version for a resolution. Synced (pulled)
@@ -228,15 +237,16 @@ pub fn key_to_js(key: &IndexKey) -> JsValue {
 #[derive(Serialize)]
 pub struct SyncedRecord<'a> {
     id: &'a str,
-    hlc: &'a Hlc,
+    /// Stamps in their stored form (`Hlc::stored`).
+    hlc: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     doc: Option<&'a Doc>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    tomb: Option<&'a Hlc>,
+    tomb: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     fields: Option<&'a BTreeMap<String, Hlc>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    base: Option<&'a Hlc>,
+    base: Option<String>,
 }
 
 /// `SyncedRecord`'s field names are the layout's (serde's names are literals).
@@ -261,21 +271,18 @@ const _: () = {
 impl<'a> SyncedRecord<'a> {
     /// The record of `change`, and the slot of its document when that is held in JavaScript
     /// (`store::held`): the record then has no `doc`, and the op writing it puts the object
-    /// held there.
-    pub fn of(change: &'a Change) -> (SyncedRecord<'a>, Option<u32>) {
+    /// held there. `own`: this database's client id (stamps are stored without it).
+    pub fn of(change: &'a Change, own: &str) -> (SyncedRecord<'a>, Option<u32>) {
         let live = change.doc.as_ref().filter(|_| !change.deleted);
         let held = live.and_then(Doc::held_slot);
+        let hlc = change.hlc.stored(own);
         let record = SyncedRecord {
             id: &change.id,
-            hlc: &change.hlc,
+            tomb: live.is_none().then(|| hlc.clone()),
+            hlc,
             doc: live.filter(|_| held.is_none()),
-            tomb: if live.is_none() {
-                Some(&change.hlc)
-            } else {
-                None
-            },
             fields: change.fields.as_ref(),
-            base: change.base.as_ref(),
+            base: change.base.as_ref().map(|b| b.stored(own)),
         };
         (record, held)
     }

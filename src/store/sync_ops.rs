@@ -44,7 +44,7 @@ extern "C" {
     #[wasm_bindgen(js_name = markAdvances)]
     fn mark_advances(mark: &JsValue, current: &JsValue) -> bool;
     #[wasm_bindgen(js_name = pendingRows)]
-    fn pending_rows(out: &Array, collection: &str, records: &Array);
+    fn pending_rows(out: &Array, collection: &str, records: &Array, own: &str);
     #[wasm_bindgen(catch, js_name = toJson)]
     fn to_json(v: &JsValue) -> std::result::Result<String, JsValue>;
     #[wasm_bindgen(js_name = byId)]
@@ -56,6 +56,7 @@ extern "C" {
         keys: &JsValue,
         found: &Map,
         marks: &Map,
+        own: &str,
     ) -> std::result::Result<String, JsValue>;
     #[wasm_bindgen(js_name = planApply)]
     fn plan_apply(ops: &JsValue, found: &Map) -> JsValue;
@@ -108,9 +109,10 @@ async fn read_many(st: &rexie::Store, ids: &[&str]) -> Result<Map> {
 }
 
 /// Up to `limit` pending records in outbox order (collection, then `[pend, id]`), as JSON text of
-/// `[{ change, resync, pend }]`. `tx` spans `collections` and `_meta`.
+/// `[{ change, resync, pend }]`. `tx` spans `collections` and `_meta`; `own` is the client id.
 async fn read_pending(
     tx: &Tx,
+    own: &str,
     mut collections: Vec<String>,
     from: &OutboxPos,
     limit: u32,
@@ -144,7 +146,7 @@ async fn read_pending(
         let records: Array = from_rexie(index.get_all(range, Some(left)).await)?
             .into_iter()
             .collect();
-        pending_rows(&out, collection, &records);
+        pending_rows(&out, collection, &records, own);
     }
     json_text(to_json(&out))
 }
@@ -219,7 +221,7 @@ async fn read_groups(tx: &Tx, groups: &Groups<'_>) -> Result<(Map, u32)> {
 /// same transaction. Records found cross as JSON text of
 /// `{ clock, place, docs: [{ change, pending: null | "edit" | "resync" } | null] }`; when none
 /// is (a first sync, a page of new documents) nothing crosses.
-async fn load_docs(tx: &Tx, keys: &[DocKey], known: &[String]) -> Result<(Loaded, Map)> {
+async fn load_docs(tx: &Tx, own: &str, keys: &[DocKey], known: &[String]) -> Result<(Loaded, Map)> {
     let groups = group(
         keys.iter().map(|k| (k.collection.as_str(), k.id.as_str())),
         Some(known),
@@ -253,7 +255,9 @@ async fn load_docs(tx: &Tx, keys: &[DocKey], known: &[String]) -> Result<(Loaded
         .iter()
         .map(|k| Array::of2(&JsValue::from_str(&k.collection), &JsValue::from_str(&k.id)))
         .collect();
-    let text = json_text(loaded_json(&clock, &place, &keys_js, &found, &marks_map))?;
+    let text = json_text(loaded_json(
+        &clock, &place, &keys_js, &found, &marks_map, own,
+    ))?;
     Ok((loaded(&text)?, found))
 }
 
@@ -306,8 +310,8 @@ async fn apply_ops(
 /// Server reset: forgets the cursor, marks every record that is not pending as a "resync" in the
 /// outbox at `stamp` (persisted as the clock too, if ahead), and drops the watermarks, so what the
 /// new server database lacks is pushed again. Returns how many records were queued.
-async fn queue_resync(tx: &Tx, collections: &[String], stamp: &Hlc) -> Result<u32> {
-    let stamp_text = stamp.encode();
+async fn queue_resync(tx: &Tx, own: &str, collections: &[String], stamp: &Hlc) -> Result<u32> {
+    let stamp_text = stamp.stored(own);
     let stamp_str = stamp_text.as_str();
     let meta = tx.store(META)?;
     let (cleared, clock, marks) = futures::join!(
@@ -516,7 +520,7 @@ pub async fn load(store: &Store, keys: &[DocKey]) -> Result<Loaded> {
         false,
         |conn, tx| async move {
             let known = collection_stores(&conn.db);
-            Ok(load_docs(&tx, keys, &known).await?.0)
+            Ok(load_docs(&tx, store.client_id(), keys, &known).await?.0)
         },
     )
     .await
@@ -536,12 +540,12 @@ pub async fn write<'a>(
         true,
         |conn, tx| async move {
             let known = collection_stores(&conn.db);
-            let (loaded, found) = load_docs(&tx, keys, &known).await?;
+            let (loaded, found) = load_docs(&tx, store.client_id(), keys, &known).await?;
             let Some(planned) = (*plan.borrow_mut())(conn.lineage(), loaded)? else {
                 tx.roll_back().await;
                 return Ok(None);
             };
-            let text = ops_text(&planned.ops, &planned.places, &known)?;
+            let text = ops_text(store.client_id(), &planned.ops, &planned.places, &known)?;
             let ops_js = js_sys::JSON::parse(&text).map_err(|e| dom_error(&e))?;
             let stamps = [
                 (CLOCK, planned.clock.as_ref()),
@@ -592,7 +596,7 @@ pub async fn resync(store: &Store, stamp: &Hlc) -> Result<u64> {
         Stores::AllCollectionsAnd(&[META]),
         true,
         |conn, tx| async move {
-            queue_resync(&tx, &collection_stores(&conn.db), stamp).await?;
+            queue_resync(&tx, store.client_id(), &collection_stores(&conn.db), stamp).await?;
             Ok(conn.lineage())
         },
     )
@@ -611,7 +615,8 @@ pub async fn read_outbox(
         Stores::AllCollectionsAnd(&[META]),
         false,
         |conn, tx| async move {
-            let text = read_pending(&tx, collection_stores(&conn.db), from, limit).await?;
+            let own = store.client_id();
+            let text = read_pending(&tx, own, collection_stores(&conn.db), from, limit).await?;
             Ok((text, conn.lineage()))
         },
     )
@@ -625,7 +630,12 @@ pub async fn read_outbox(
 /// `store::held`), any other is the JSON text it was read or made as, written out as it is (index
 /// keys are computed in JavaScript, by the same `projection` local writes use). Ops on collections
 /// the database does not have are left out.
-fn ops_text(ops: &[StoreOp], places: &[Option<Hlc>], known: &[String]) -> Result<String> {
+fn ops_text(
+    own: &str,
+    ops: &[StoreOp],
+    places: &[Option<Hlc>],
+    known: &[String],
+) -> Result<String> {
     let mut out = Vec::with_capacity(ops.len());
     for (op, place) in ops.iter().zip(places) {
         let (collection, id) = match op {
@@ -641,7 +651,7 @@ fn ops_text(ops: &[StoreOp], places: &[Option<Hlc>], known: &[String]) -> Result
             StoreOp::Put {
                 change, pending, ..
             } => {
-                let (record, held) = SyncedRecord::of(change);
+                let (record, held) = SyncedRecord::of(change, own);
                 (
                     Some(record),
                     held,
@@ -658,7 +668,7 @@ fn ops_text(ops: &[StoreOp], places: &[Option<Hlc>], known: &[String]) -> Result
             record,
             held,
             outbox,
-            pend,
+            pend: pend.map(|p| p.stored(own)),
         });
     }
     serde_json::to_string(&out)
@@ -677,8 +687,9 @@ struct OpOut<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     held: Option<u32>,
     outbox: &'static str,
+    /// Its place, as records store it (`Hlc::stored`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pend: Option<&'a Hlc>,
+    pend: Option<String>,
 }
 
 /// Runs `op` in one transaction over `stores` (reopening the connection once if the browser

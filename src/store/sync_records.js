@@ -8,17 +8,27 @@
 // `pend` (the place of the write that queued it, core's `outbox::Places`) puts a record in the
 // `$pending` index at [pend, id]; it is pending while that key is above the collection's watermark
 // (`_meta` "outbox:<collection>"), which acknowledgements move forward. `resync: true` marks a version queued again by a server reset
-// rather than edited locally.
+// rather than edited locally. Stamps (`hlc`, `tomb`, `base`, `pend`) are stored without their
+// node when it is this client's (core's `Hlc::stored`: 19 characters, `wwwwwwwwwwww-cccccc`); a
+// change sent to the engine carries the full HLC.
 
-/** The change (wire format) a record stands for. */
 import { heldDoc } from "./held.js";
 
-function changeOf(collection, record) {
-  const c = { collection, id: record.id, hlc: record.hlc };
+/** Length of a stamp stored without its node (core's `STORED_SHORT_LEN`); full ones are longer. */
+const SHORT_STAMP = 19;
+
+/** The full HLC of a stored stamp, in the database of client `own` (core's `Hlc::from_stored`). */
+function fullStamp(stamp, own) {
+  return typeof stamp === "string" && stamp.length === SHORT_STAMP ? `${stamp}-${own}` : stamp;
+}
+
+/** The change (wire format) a record of client `own`'s database stands for. */
+function changeOf(collection, record, own) {
+  const c = { collection, id: record.id, hlc: fullStamp(record.hlc, own) };
   if (record.doc === undefined) c.deleted = true;
   else c.doc = record.doc;
   if (record.fields !== undefined) c.fields = record.fields;
-  if (record.base !== undefined) c.base = record.base;
+  if (record.base !== undefined) c.base = fullStamp(record.base, own);
   return c;
 }
 
@@ -39,9 +49,9 @@ export function markAdvances(mark, current) {
 }
 
 /** The outbox rows of `records` (a `$pending` index read of `collection`), appended to `out`. */
-export function pendingRows(out, collection, records) {
+export function pendingRows(out, collection, records, own) {
   for (const rec of records) {
-    out.push({ change: changeOf(collection, rec), resync: rec.resync === true, pend: rec.pend });
+    out.push({ change: changeOf(collection, rec, own), resync: rec.resync === true, pend: rec.pend });
   }
 }
 
@@ -59,13 +69,13 @@ export function byId(records) {
 /**
  * JSON text of { clock, place, docs: [{ change, pending: null | "edit" | "resync" } | null] },
  * aligned with `keys` ([[c, id]]); `found` maps collection -> (Map id -> record), `marks`
- * collection -> watermark.
+ * collection -> watermark; `own` the client id.
  */
-export function loadedJson(clock, place, keys, found, marks) {
+export function loadedJson(clock, place, keys, found, marks, own) {
   const docs = keys.map(([collection, id]) => {
     const m = found.get(collection);
     const rec = m === undefined ? undefined : m.get(id);
-    return rec === undefined ? null : { change: changeOf(collection, rec), pending: pendingOf(rec, marks.get(collection)) };
+    return rec === undefined ? null : { change: changeOf(collection, rec, own), pending: pendingOf(rec, marks.get(collection)) };
   });
   const text = (v) => (typeof v === "string" ? v : null);
   return JSON.stringify({ clock: text(clock), place: text(place), docs });

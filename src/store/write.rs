@@ -48,7 +48,7 @@ impl Store {
             .iter()
             .map(|p| (p.id.clone(), Some(p.clone())))
             .collect();
-        self.notify(Notice::local(collection, &hlc, changes), true);
+        self.notify(Notice::local(collection, self.stored(&hlc), changes), true);
         self.wrote();
         Ok(hlc)
     }
@@ -62,7 +62,7 @@ impl Store {
             .await?;
         if let Some((hlc, true)) = written {
             self.notify(
-                Notice::local(collection, &hlc, vec![(id.to_string(), None)]),
+                Notice::local(collection, self.stored(&hlc), vec![(id.to_string(), None)]),
                 true,
             );
         }
@@ -111,7 +111,7 @@ async fn put_requests(
     // trip is nothing next to them, and re-issuing one would not be.
     let (persisted, place) = if !tracks && !bases && prepared.len() <= EARLY_MAX {
         let early = store.stamp_early();
-        let stamp = early.hlc.encode();
+        let stamp = store.stored(&early.hlc);
         let recs = records::build_records(&stamp, &stamp, docs, &index_paths, None)
             .map_err(|e| dom_error(&e))?;
         let (persisted, puts, clock) = futures::join!(
@@ -151,8 +151,8 @@ async fn put_requests(
         _ => None,
     };
     let recs = records::build_records(
-        &hlc.encode(),
-        &stamp.place.encode(),
+        &store.stored(&hlc),
+        &store.stored(&stamp.place),
         docs,
         &index_paths,
         fields,
@@ -213,7 +213,7 @@ async fn delete_requests(
     let was_live = !current.is_undefined();
     let stamped = store.stamp(persisted.as_ref(), place.as_ref());
     let stamp = stamped.hlc.clone();
-    let tomb = records::tombstone(id, &stamp.encode(), &stamped.place.encode());
+    let tomb = records::tombstone(id, &store.stored(&stamp), &store.stored(&stamped.place));
     if store.tracks_fields(collection) {
         // Sync hook: the tombstone of a `merge` document records when it was deleted.
         let f = super::fields::for_delete(collection, id, &current, &stamp)?;

@@ -240,8 +240,17 @@ impl Device {
             .unwrap_or(JsValue::UNDEFINED)
     }
 
-    /// The HLC of the stored version (live or tombstone); byte order is time order.
+    /// The HLC of the stored version (live or tombstone), in full (a record stores this client's
+    /// without the node); byte order is time order.
     pub async fn hlc(&self, coll: &str, id: &str) -> String {
+        let stored = self.stored_hlc(coll, id).await;
+        ferrosync_core::Hlc::from_stored(&stored, self.db.store().client_id())
+            .unwrap()
+            .encode()
+    }
+
+    /// The `hlc` of the stored version as the record holds it.
+    pub async fn stored_hlc(&self, coll: &str, id: &str) -> String {
         prop(&self.record(coll, id).await, "hlc")
             .as_string()
             .unwrap_or_else(|| panic!("{}: no record {coll}/{id}", self.name))
