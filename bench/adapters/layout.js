@@ -44,6 +44,9 @@ export const variants = {
   "layout-docfields": { label: "ferrosync layout, indexes on the document's fields (JS)", outbox: "index", early: 16, shape: "docfields" },
   "layout-onestamp": { label: "ferrosync layout, pend without hlc (JS)", outbox: "index", early: 16, shape: "onestamp" },
   "layout-shortstamps": { label: "ferrosync layout, stamps without the node (JS)", outbox: "index", early: 16 },
+  "layout-pendonly": { label: "ferrosync layout, outbox index on pend alone (JS)", outbox: "index", early: 16, pendKey: "pend" },
+  "layout-notombs": { label: "ferrosync layout without the $tombstones index (JS)", outbox: "index", early: 16, tombs: false },
+  "layout-nativekeys": { label: "ferrosync layout, index keys as the plain values (JS)", outbox: "index", early: 16, shape: "nativekeys" },
   "layout-longstamps": { label: "ferrosync layout, stamps with the node (JS)", outbox: "index", early: 16, shape: "longstamps" },
 };
 const STORE = "docs";
@@ -61,7 +64,7 @@ export async function open(name, variant = { outbox: "index", early: 16, clock: 
   const clock = variant.clock ?? "bound";
   const shape = variant.shape ?? "nested";
   // The index key of a value as this shape stores it (the document's own value for `docfields`).
-  const ixKey = shape === "docfields" ? (v) => v : key;
+  const ixKey = shape === "docfields" || shape === "nativekeys" ? (v) => v : key;
   const open = indexedDB.open(name, 1);
   open.onupgradeneeded = () => {
     const db = open.result;
@@ -69,8 +72,8 @@ export async function open(name, variant = { outbox: "index", early: 16, clock: 
     const at = { flat: "ix_p", docfields: "doc." }[shape] ?? "ix.p";
     st.createIndex("category", `${at}category`);
     st.createIndex("bucket", `${at}bucket`);
-    st.createIndex("$tombstones", "tomb");
-    if (variant.outbox === "index") st.createIndex("$pending", ["pend", "id"]);
+    if (variant.tombs !== false) st.createIndex("$tombstones", "tomb");
+    if (variant.outbox === "index") st.createIndex("$pending", variant.pendKey ?? ["pend", "id"]);
     if (variant.outbox === "store") db.createObjectStore("_outbox", { keyPath: ["collection", "id"] });
     db.createObjectStore("_meta");
   };
@@ -103,6 +106,8 @@ export async function open(name, variant = { outbox: "index", early: 16, clock: 
           st.put({ id: doc.id, doc, ix });
         } else if (shape === "onestamp") {
           st.put({ id: doc.id, doc, ix, pend: short });
+        } else if (shape === "nativekeys") {
+          st.put({ id: doc.id, hlc: short, doc, ix: { pcategory: doc.category, pbucket: doc.bucket }, pend: short });
         } else if (shape === "longstamps") {
           st.put({ id: doc.id, hlc, doc, ix, pend: hlc });
         } else if (shape === "docfields") {
@@ -110,7 +115,7 @@ export async function open(name, variant = { outbox: "index", early: 16, clock: 
         } else if (variant.outbox === "index") {
           st.put({ id: doc.id, hlc: short, doc, ix, pend: short });
         } else {
-          st.put({ id: doc.id, hlc, doc, ix });
+          st.put({ id: doc.id, hlc: short, doc, ix });
           if (variant.outbox === "store") outbox.put({ collection: STORE, id: doc.id, hlc, deleted: false });
         }
       }
@@ -159,7 +164,8 @@ export async function open(name, variant = { outbox: "index", early: 16, clock: 
     },
     async count() {
       const st = db.transaction(STORE, "readonly").objectStore(STORE);
-      const [all, dead] = await Promise.all([req(st.count()), req(st.index("$tombstones").count())]);
+      const tombs = variant.tombs === false ? Promise.resolve(0) : req(st.index("$tombstones").count());
+      const [all, dead] = await Promise.all([req(st.count()), tombs]);
       return all - dead;
     },
     watchBucket(bucket, cb) {
