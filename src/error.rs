@@ -14,6 +14,8 @@ pub mod codes {
     pub const DATABASE_CLOSED: &str = "DATABASE_CLOSED";
     /// The database was wiped while open (eviction, "clear site data") under a running sync.
     pub const DATABASE_WIPED: &str = "DATABASE_WIPED";
+    /// The database was written by a newer version of ferrosync (a newer record format).
+    pub const DATABASE_NEWER: &str = "DATABASE_NEWER";
     pub const STORAGE_ERROR: &str = "STORAGE_ERROR";
     // Sync (src/sync): why a `db.sync()` failed, also in `db.status.error.code`.
     pub const SYNC_UNAUTHORIZED: &str = "SYNC_UNAUTHORIZED";
@@ -36,6 +38,7 @@ pub mod codes {
         QUOTA_EXCEEDED,
         DATABASE_CLOSED,
         DATABASE_WIPED,
+        DATABASE_NEWER,
         STORAGE_ERROR,
         SYNC_UNAUTHORIZED,
         SYNC_NETWORK,
@@ -80,6 +83,9 @@ pub enum Error {
     /// one. The next sync starts from scratch.
     #[error("database {0:?} was wiped while a sync was running (eviction or cleared site data); nothing of that sync was saved, the next one pulls everything again")]
     DatabaseWiped(String),
+    /// The database's record format (`_meta` `format`) is above the one this version writes.
+    #[error("this database was written by a newer version of ferrosync (record format {found}; this version reads up to {reads}); reload the page to run the newer version")]
+    DatabaseNewer { found: String, reads: u32 },
     /// The browser closed the IndexedDB connection under us; retried once after reopening.
     #[error("the IndexedDB connection was closed by the browser: {0}")]
     ConnectionLost(String),
@@ -125,6 +131,7 @@ impl Error {
             Error::QuotaExceeded(_) => codes::QUOTA_EXCEEDED,
             Error::DatabaseClosed(_) | Error::DatabaseDeleted(_) => codes::DATABASE_CLOSED,
             Error::DatabaseWiped(_) => codes::DATABASE_WIPED,
+            Error::DatabaseNewer { .. } => codes::DATABASE_NEWER,
             Error::ConnectionLost(_) | Error::Storage { .. } => codes::STORAGE_ERROR,
             Error::SyncUnauthorized(_) => codes::SYNC_UNAUTHORIZED,
             Error::SyncNamespaceMismatch(_) => codes::SYNC_NAMESPACE_MISMATCH,

@@ -595,3 +595,65 @@ async fn legacy_outbox_store_is_migrated_on_open() {
     db.close();
     destroy(&name).await;
 }
+
+/// Runs `body` (JS, with `db` the open IndexedDB database `name` and `resolve`) in an upgrade to
+/// the next version, and resolves with what it resolves.
+async fn in_upgrade(name: &str, body: &str) -> JsValue {
+    let src = format!(
+        r#"new Promise((resolve, reject) => {{
+  const probe = indexedDB.open({name:?});
+  probe.onerror = () => reject(probe.error);
+  probe.onsuccess = () => {{
+    const version = probe.result.version;
+    probe.result.close();
+    const req = indexedDB.open({name:?}, version + 1);
+    let out;
+    req.onupgradeneeded = () => {{
+      const db = req.result;
+      const meta = req.transaction.objectStore("_meta");
+      const done = (v) => {{ out = v; }};
+      {body}
+    }};
+    req.onsuccess = () => {{ req.result.close(); resolve(out); }};
+    req.onerror = () => reject(req.error);
+  }};
+}})"#
+    );
+    ok(wasm_bindgen::JsCast::unchecked_into(js_eval(&src))).await
+}
+
+/// A database marked with a record format above this version's (a newer version wrote it) is
+/// refused with `DATABASE_NEWER`, at open and at the reopen after another tab's upgrade, and left
+/// as it is; this version marks the databases it opens with its own format.
+#[wasm_bindgen_test]
+async fn a_database_of_a_newer_record_format_is_refused() {
+    let name = unique("newer");
+    let db = open(&name, r#"{"tasks": {}}"#).await;
+    let tasks = coll(&db, "tasks");
+    put(&tasks, r#"{"id": "a"}"#).await;
+    // Another tab, running a newer version, upgrades the database and marks it.
+    let seen = in_upgrade(
+        &name,
+        r#"const r = meta.get("format"); r.onsuccess = () => { done(r.result); meta.put(3, "format"); };"#,
+    )
+    .await;
+    assert_eq!(seen.as_f64(), Some(2.0), "this version's mark");
+    // This instance reopens on its next operation, and stops there.
+    let msg = rejects(tasks.get(JsValue::from_str("a")), "DATABASE_NEWER").await;
+    assert!(msg.contains("record format 3"), "{msg}");
+    db.close();
+    let opts = json(&format!(
+        r#"{{"name": "{name}", "collections": {{"tasks": {{}}}}}}"#
+    ));
+    let msg = rejects(ferrosync::Database::open(opts), "DATABASE_NEWER").await;
+    assert!(msg.contains("reload"), "{msg}");
+    // Nothing was rewritten: the mark and the record are the newer version's.
+    let left = in_upgrade(
+        &name,
+        r#"const f = meta.get("format"); const a = req.transaction.objectStore("tasks").get("a");
+           a.onsuccess = () => done([f.result, a.result.doc.id]);"#,
+    )
+    .await;
+    assert_eq!(to_json(&left), r#"[3,"a"]"#);
+    destroy(&name).await;
+}

@@ -30,6 +30,16 @@ pub const PLACE: &str = "clock~place";
 pub const INSTANCE: &str = "instance";
 /// `_meta` key: a readable description of the stores and indexes (for humans and tools).
 pub const SCHEMA: &str = "schema";
+/// `_meta` key: the record format the database was last opened with ([`RECORD_FORMAT`]).
+pub const FORMAT: &str = "format";
+
+/// The record format this version writes: 2, stamps without this client's node (`Hlc::stored`);
+/// 1 (or no `format` key), every stamp in full. This version reads both. A database marked with a
+/// higher one was written by a newer version, whose records this one may misread: `open` refuses
+/// it (`DATABASE_NEWER`), so an old tab left open across a deploy stops instead of failing
+/// half-way. A version that raises it must also upgrade the database (version + 1), so instances
+/// already running reopen and see the new mark.
+pub const RECORD_FORMAT: u32 = 2;
 
 /// The `_meta` key of `collection`'s outbox watermark (see `outbox.rs`).
 pub fn watermark_key(collection: &str) -> String {

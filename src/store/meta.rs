@@ -1,5 +1,5 @@
-//! The `_meta` store: the client id (also the node of this client's HLCs), the clock, and the
-//! database's instance marker.
+//! The `_meta` store: the client id (also the node of this client's HLCs), the clock, the
+//! database's instance marker and its record format (`layout::RECORD_FORMAT`).
 //!
 //! The instance marker is a random id written when the database is created (or first opened by a
 //! version that knows it). A connection the browser closed is reopened by the next operation; if
@@ -17,7 +17,7 @@ use wasm_bindgen::JsValue;
 use web_sys::IdbDatabase;
 
 use super::indexeddb::{self, from_rexie, Tx};
-use super::layout::{CLIENT_ID, CLOCK, INSTANCE, META, PLACE};
+use super::layout::{CLIENT_ID, CLOCK, FORMAT, INSTANCE, META, PLACE, RECORD_FORMAT};
 use crate::error::{Error, Result};
 
 /// 16 lower-case hex digits (64 random bits): short, because it is part of every HLC.
@@ -32,11 +32,29 @@ pub fn new_client_id() -> String {
 /// database without a marker gets one; `keep` (the client id of a store reopening a database that
 /// was wiped under it) then replaces the id the new database was created with, so one running
 /// instance keeps stamping with one node and the tabs it shares the database with agree on it.
+/// The record format is checked and marked in the same transaction (see [`RECORD_FORMAT`]).
 pub async fn identity(db: &IdbDatabase, keep: Option<&str>) -> Result<(String, String)> {
     let tx = Tx::write(db, &[META])?;
     let work = async {
         let meta = tx.store(META)?;
-        let (id, marker) = futures::join!(meta.get(CLIENT_ID.into()), meta.get(INSTANCE.into()));
+        let (id, marker, format) = futures::join!(
+            meta.get(CLIENT_ID.into()),
+            meta.get(INSTANCE.into()),
+            meta.get(FORMAT.into())
+        );
+        match from_rexie(format)?.map(|v| v.as_f64()) {
+            Some(Some(f)) if f == f64::from(RECORD_FORMAT) => {}
+            Some(Some(f)) if f > f64::from(RECORD_FORMAT) => {
+                return Err(Error::DatabaseNewer {
+                    found: f.to_string(),
+                    reads: RECORD_FORMAT,
+                });
+            }
+            _ => {
+                let mark = JsValue::from(RECORD_FORMAT);
+                from_rexie(meta.put(&mark, Some(&FORMAT.into())).await)?;
+            }
+        }
         let id = from_rexie(id)?.and_then(|v| v.as_string());
         let marker = from_rexie(marker)?.and_then(|v| v.as_string());
         let (id, write_id) = match (marker.is_some(), keep, id) {
