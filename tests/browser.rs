@@ -530,34 +530,28 @@ async fn a_dropped_instance_does_not_block_upgrades() {
 #[wasm_bindgen_test]
 async fn legacy_outbox_store_is_migrated_on_open() {
     let name = unique("legacy");
-    let build = js_eval(&format!(
-        r#"new Promise((resolve, reject) => {{
-  const req = indexedDB.open({name:?}, 1);
-  req.onupgradeneeded = () => {{
-    const db = req.result;
+    upgrade_by_hand(
+        &name,
+        r#"
     db.createObjectStore("_meta");
-    db.createObjectStore("_outbox", {{ keyPath: ["collection", "id"] }});
-    const tasks = db.createObjectStore("tasks", {{ keyPath: "id" }});
+    db.createObjectStore("_outbox", { keyPath: ["collection", "id"] });
+    const tasks = db.createObjectStore("tasks", { keyPath: "id" });
     tasks.createIndex("$tombstones", "tomb");
     tasks.createIndex("done", "ix.pdone");
-    const tx = req.transaction;
     const meta = tx.objectStore("_meta"), outbox = tx.objectStore("_outbox");
     meta.put("00000000000a-000000-legacyclient0001", "clock");
     meta.put("legacyclient0001", "clientId");
-    tasks.put({{ id: "a", hlc: "000000000001-000000-legacyclient0001", doc: {{ id: "a", done: false }}, ix: {{ pdone: [1, 0] }} }});
-    tasks.put({{ id: "b", hlc: "000000000002-000000-legacyclient0001", doc: {{ id: "b", done: true }}, ix: {{ pdone: [1, 1] }} }});
-    tasks.put({{ id: "c", hlc: "000000000003-000000-legacyclient0001", tomb: "000000000003-000000-legacyclient0001" }});
-    tasks.put({{ id: "d", hlc: "000000000004-000000-otherclient00001", doc: {{ id: "d", done: true }}, ix: {{ pdone: [1, 1] }} }});
-    outbox.put({{ collection: "tasks", id: "a", hlc: "000000000001-000000-legacyclient0001", deleted: false }});
-    outbox.put({{ collection: "tasks", id: "c", hlc: "000000000003-000000-legacyclient0001", deleted: true }});
-    outbox.put({{ collection: "tasks", id: "d", hlc: "000000000004-000000-otherclient00001", deleted: false, kind: "resync" }});
-    outbox.put({{ collection: "gone", id: "x", hlc: "000000000005-000000-legacyclient0001", deleted: false }});
-  }};
-  req.onsuccess = () => {{ req.result.close(); resolve(); }};
-  req.onerror = () => reject(req.error);
-}})"#
-    ));
-    ok(wasm_bindgen::JsCast::unchecked_into(build)).await;
+    tasks.put({ id: "a", hlc: "000000000001-000000-legacyclient0001", doc: { id: "a", done: false }, ix: { pdone: [1, 0] } });
+    tasks.put({ id: "b", hlc: "000000000002-000000-legacyclient0001", doc: { id: "b", done: true }, ix: { pdone: [1, 1] } });
+    tasks.put({ id: "c", hlc: "000000000003-000000-legacyclient0001", tomb: "000000000003-000000-legacyclient0001" });
+    tasks.put({ id: "d", hlc: "000000000004-000000-otherclient00001", doc: { id: "d", done: true }, ix: { pdone: [1, 1] } });
+    outbox.put({ collection: "tasks", id: "a", hlc: "000000000001-000000-legacyclient0001", deleted: false });
+    outbox.put({ collection: "tasks", id: "c", hlc: "000000000003-000000-legacyclient0001", deleted: true });
+    outbox.put({ collection: "tasks", id: "d", hlc: "000000000004-000000-otherclient00001", deleted: false, kind: "resync" });
+    outbox.put({ collection: "gone", id: "x", hlc: "000000000005-000000-legacyclient0001", deleted: false });
+"#,
+    )
+    .await;
 
     let db = open(&name, r#"{"tasks": {"indexes": ["done"]}}"#).await;
     let store = db.store();
@@ -596,32 +590,6 @@ async fn legacy_outbox_store_is_migrated_on_open() {
     destroy(&name).await;
 }
 
-/// Runs `body` (JS, with `db` the open IndexedDB database `name` and `resolve`) in an upgrade to
-/// the next version, and resolves with what it resolves.
-async fn in_upgrade(name: &str, body: &str) -> JsValue {
-    let src = format!(
-        r#"new Promise((resolve, reject) => {{
-  const probe = indexedDB.open({name:?});
-  probe.onerror = () => reject(probe.error);
-  probe.onsuccess = () => {{
-    const version = probe.result.version;
-    probe.result.close();
-    const req = indexedDB.open({name:?}, version + 1);
-    let out;
-    req.onupgradeneeded = () => {{
-      const db = req.result;
-      const meta = req.transaction.objectStore("_meta");
-      const done = (v) => {{ out = v; }};
-      {body}
-    }};
-    req.onsuccess = () => {{ req.result.close(); resolve(out); }};
-    req.onerror = () => reject(req.error);
-  }};
-}})"#
-    );
-    ok(wasm_bindgen::JsCast::unchecked_into(js_eval(&src))).await
-}
-
 /// A database marked with a record format above this version's (a newer version wrote it) is
 /// refused with `DATABASE_NEWER`, at open and at the reopen after another tab's upgrade, and left
 /// as it is; this version marks the databases it opens with its own format.
@@ -632,9 +600,10 @@ async fn a_database_of_a_newer_record_format_is_refused() {
     let tasks = coll(&db, "tasks");
     put(&tasks, r#"{"id": "a"}"#).await;
     // Another tab, running a newer version, upgrades the database and marks it.
-    let seen = in_upgrade(
+    let seen = upgrade_by_hand(
         &name,
-        r#"const r = meta.get("format"); r.onsuccess = () => { done(r.result); meta.put(3, "format"); };"#,
+        r#"const meta = tx.objectStore("_meta"), r = meta.get("format");
+           r.onsuccess = () => { done(r.result); meta.put(3, "format"); };"#,
     )
     .await;
     assert_eq!(seen.as_f64(), Some(2.0), "this version's mark");
@@ -648,9 +617,9 @@ async fn a_database_of_a_newer_record_format_is_refused() {
     let msg = rejects(ferrosync::Database::open(opts), "DATABASE_NEWER").await;
     assert!(msg.contains("reload"), "{msg}");
     // Nothing was rewritten: the mark and the record are the newer version's.
-    let left = in_upgrade(
+    let left = upgrade_by_hand(
         &name,
-        r#"const f = meta.get("format"); const a = req.transaction.objectStore("tasks").get("a");
+        r#"const f = tx.objectStore("_meta").get("format"), a = tx.objectStore("tasks").get("a");
            a.onsuccess = () => done([f.result, a.result.doc.id]);"#,
     )
     .await;

@@ -1340,33 +1340,26 @@ async fn a_database_with_full_stamps_keeps_its_outbox_beside_short_ones() {
     let name = unique("a");
     let now = js_sys::Date::now() as u64 - 60_000;
     let at = |ms: u64| format!("{:012x}-000000-oldformat0000001", now + ms);
-    let build = js_eval(&format!(
-        r#"new Promise((resolve, reject) => {{
-  const req = indexedDB.open({name:?}, 1);
-  req.onupgradeneeded = () => {{
-    const db = req.result;
+    let body = format!(
+        r#"
     db.createObjectStore("_meta");
     const tasks = db.createObjectStore("tasks", {{ keyPath: "id" }});
     tasks.createIndex("$tombstones", "tomb");
     tasks.createIndex("$pending", ["pend", "id"]);
-    const meta = req.transaction.objectStore("_meta");
+    const meta = tx.objectStore("_meta");
     meta.put("oldformat0000001", "clientId");
     meta.put("old-format-instance", "instance");
     meta.put({clock:?}, "clock");
     meta.put([{w:?}, "w"], "outbox:tasks");
     tasks.put({{ id: "w", hlc: {w:?}, doc: {{ id: "w", v: "acknowledged" }}, pend: {w:?} }});
     tasks.put({{ id: "q", hlc: {q:?}, doc: {{ id: "q", v: "second" }}, pend: {q:?} }});
-    tasks.put({{ id: "p", hlc: {p:?}, doc: {{ id: "p", v: "first" }}, pend: {p:?} }});
-  }};
-  req.onsuccess = () => {{ req.result.close(); resolve(); }};
-  req.onerror = () => reject(req.error);
-}})"#,
+    tasks.put({{ id: "p", hlc: {p:?}, doc: {{ id: "p", v: "first" }}, pend: {p:?} }});"#,
         clock = at(40),
         w = at(10),
         p = at(20),
         q = at(30),
-    ));
-    ok(build.unchecked_into()).await;
+    );
+    upgrade_by_hand(&name, &body).await;
     let a = device(&name, &token, Opts::default()).await;
     assert_eq!(a.db.store().client_id(), "oldformat0000001");
     a.put("tasks", r#"{"id": "n", "v": "new"}"#).await;

@@ -546,6 +546,33 @@ pub fn js_eval(src: &str) -> JsValue {
     js_sys::eval(src).unwrap_or_else(|e| panic!("eval {src}: {e:?}"))
 }
 
+/// Opens the IndexedDB database `name` by hand at its next version (creating it when absent) and
+/// runs `body`, JavaScript, in the upgrade, with `db`, `tx` (the upgrade transaction) and
+/// `done(v)`; resolves with what `done` was given once the upgrade committed. For building the
+/// layouts earlier versions left, and for acting as another tab running another version.
+pub async fn upgrade_by_hand(name: &str, body: &str) -> JsValue {
+    let src = format!(
+        r#"new Promise((resolve, reject) => {{
+  const probe = indexedDB.open({name:?});
+  probe.onerror = () => reject(probe.error);
+  probe.onsuccess = () => {{
+    const version = probe.result.version;
+    probe.result.close();
+    const req = indexedDB.open({name:?}, version + 1);
+    let out;
+    req.onupgradeneeded = () => {{
+      const db = req.result, tx = req.transaction;
+      const done = (v) => {{ out = v; }};
+      {body}
+    }};
+    req.onsuccess = () => {{ req.result.close(); resolve(out); }};
+    req.onerror = () => reject(req.error);
+  }};
+}})"#
+    );
+    ok(wasm_bindgen::JsCast::unchecked_into(js_eval(&src))).await
+}
+
 pub async fn invalid_queries() {
     let name = unique("badquery");
     let db = open(&name, r#"{"tasks": {}}"#).await;
