@@ -69,8 +69,10 @@ function parseArgs(argv) {
       if (i + 1 >= argv.length) throw new Error(`${a} needs a value`);
       return argv[++i];
     };
-    if (a === "--reps") o.reps = Number(val());
-    else if (a === "--only") o.only = val().split(",");
+    if (a === "--reps") {
+      o.reps = Number(val());
+      o.repsGiven = true;
+    } else if (a === "--only") o.only = val().split(",");
     else if (a === "--phases") o.phases = val().split(",");
     else if (a === "--pkg") {
       o.pkg = resolve(val());
@@ -359,7 +361,7 @@ async function runScale(page, browser, opts, loadAtStart, base, profiles) {
   await page.goto(base + "/scale.html");
   await page.waitForFunction(() => window.benchReady === true);
   const options = { docs: opts.docs ?? 100000 };
-  if (opts.reps !== 5) options.reps = opts.reps;
+  if (opts.repsGiven) options.reps = opts.reps;
   if (opts.only) options.only = opts.only;
   if (opts.quick) Object.assign(options, { docs: 2000, reps: 1, writes: 3, bigWrites: 2, batch: 1000 });
   if (opts.profile) Object.assign(options, { profile: true, bigWrites: 40 });
@@ -396,7 +398,7 @@ async function runFirstSync(page, browser, opts, loadAtStart, base) {
       server: server.url,
       token,
       docs,
-      reps: opts.quick ? 1 : opts.reps === 5 ? 3 : opts.reps,
+      reps: opts.quick ? 1 : opts.repsGiven ? opts.reps : 3,
       limit: opts.limit ?? 500,
       alt: Boolean(opts.alt),
       only: opts.only,
