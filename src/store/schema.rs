@@ -6,8 +6,9 @@
 //!   `tomb`, present on tombstones only) so live documents can be counted without reading them;
 //!   and `$pending` (key path `[pend, id]`, `pend` present on records written locally): the
 //!   outbox in write order, above a per-collection watermark in `_meta` (see `outbox.rs`);
-//! - `_meta` (out-of-line keys): `clientId`, `clock` (a bound above every HLC issued), `instance` (marker of this
-//!   database, see `meta.rs`), `schema` (description).
+//! - `_meta` (out-of-line keys): `clientId`, `clock` (a bound above every HLC issued), `instance`
+//!   (marker of this database, see `meta.rs`), `format` (the record format, `layout.rs`
+//!   `RECORD_FORMAT`), `schema` (description).
 //!
 //! Databases written before the outbox moved into the records have an `_outbox` store (one row per
 //! pending document, key `[collection, id]`); the first open by this version marks those records

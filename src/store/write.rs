@@ -16,7 +16,6 @@
 
 use std::rc::Rc;
 
-use ferrosync_core::Hlc;
 use js_sys::Array;
 use wasm_bindgen::JsValue;
 
@@ -38,19 +37,19 @@ impl Store {
         collection: &str,
         docs: &Array,
         prepared: Vec<Prepared>,
-    ) -> Result<Hlc> {
+    ) -> Result<()> {
         self.check_collection(collection)?;
         let prepared = Rc::new(prepared);
-        let hlc = self
+        let stamp = self
             .run(|conn| put_tx(self, conn, collection, docs, &prepared))
             .await?;
         let changes = prepared
             .iter()
             .map(|p| (p.id.clone(), Some(p.clone())))
             .collect();
-        self.notify(Notice::local(collection, self.stored(&hlc), changes), true);
+        self.notify(Notice::local(collection, stamp, changes), true);
         self.wrote();
-        Ok(hlc)
+        Ok(())
     }
 
     /// Marks `id` deleted (a tombstone, for sync). Idempotent: deleting a deleted document writes
@@ -60,9 +59,9 @@ impl Store {
         let written = self
             .run(|conn| delete_tx(self, conn, collection, id))
             .await?;
-        if let Some((hlc, true)) = written {
+        if let Some((stamp, true)) = written {
             self.notify(
-                Notice::local(collection, self.stored(&hlc), vec![(id.to_string(), None)]),
+                Notice::local(collection, stamp, vec![(id.to_string(), None)]),
                 true,
             );
         }
@@ -77,7 +76,7 @@ async fn put_tx(
     collection: &str,
     docs: &Array,
     prepared: &[Prepared],
-) -> Result<Hlc> {
+) -> Result<String> {
     let tx = Tx::write(&conn.db, &[collection, META])?;
     let work = async {
         let (st, meta_st) = (tx.store(collection)?, tx.store(META)?);
@@ -87,7 +86,8 @@ async fn put_tx(
     tx.finish(work).await
 }
 
-/// The requests of `put_tx`, in one transaction (`st` and `meta_st` belong to it).
+/// The requests of `put_tx`, in one transaction (`st` and `meta_st` belong to it). Returns the
+/// write's HLC as its records store it (what the write's notice carries).
 async fn put_requests(
     store: &Store,
     conn: &Conn,
@@ -96,7 +96,7 @@ async fn put_requests(
     meta_st: &rexie::Store,
     docs: &Array,
     prepared: &[Prepared],
-) -> Result<Hlc> {
+) -> Result<String> {
     // Where each index's key is read from (the keys themselves are computed in `buildRecords`).
     let index_paths = records::index_paths(conn.schema.indexes(collection));
     let tracks = store.tracks_fields(collection);
@@ -126,7 +126,7 @@ async fn put_requests(
             store.confirm_stamp(&early, persisted.as_ref(), place.as_ref())
         {
             meta::write_stamps(meta_st, clock.as_ref(), floor.as_ref()).await?;
-            return Ok(early.hlc);
+            return Ok(stamp);
         }
         (persisted, place)
     } else {
@@ -150,8 +150,9 @@ async fn put_requests(
         Some(prev) if tracks => Some(super::fields::for_puts(collection, prev, prepared, &hlc)?),
         _ => None,
     };
+    let stored = store.stored(&hlc);
     let recs = records::build_records(
-        &store.stored(&hlc),
+        &stored,
         &store.stored(&stamp.place),
         docs,
         &index_paths,
@@ -171,7 +172,7 @@ async fn put_requests(
     );
     puts?;
     clock?;
-    Ok(hlc)
+    Ok(stored)
 }
 
 /// Puts `records` (all issued at once; resolves with the last one).
@@ -179,14 +180,14 @@ async fn put_records(st: &rexie::Store, records: &Array) -> Result<()> {
     indexeddb::from_rexie(st.put_all(records.iter().map(|r| (r, None))).await)
 }
 
-/// `None` when the document was already deleted (nothing written), else the tombstone's HLC and
-/// whether a live document was replaced.
+/// `None` when the document was already deleted (nothing written), else the tombstone's HLC (as
+/// the record stores it) and whether a live document was replaced.
 async fn delete_tx(
     store: &Store,
     conn: Conn,
     collection: &str,
     id: &str,
-) -> Result<Option<(Hlc, bool)>> {
+) -> Result<Option<(String, bool)>> {
     let tx = Tx::write(&conn.db, &[collection, META])?;
     let work = async {
         let (st, meta_st) = (tx.store(collection)?, tx.store(META)?);
@@ -202,7 +203,7 @@ async fn delete_requests(
     id: &str,
     st: &rexie::Store,
     meta_st: &rexie::Store,
-) -> Result<Option<(Hlc, bool)>> {
+) -> Result<Option<(String, bool)>> {
     let (current, stamps) =
         futures::join!(st.get(JsValue::from_str(id)), meta::read_stamps(meta_st));
     let current = indexeddb::from_rexie(current)?.unwrap_or(JsValue::UNDEFINED);
@@ -213,7 +214,8 @@ async fn delete_requests(
     let was_live = !current.is_undefined();
     let stamped = store.stamp(persisted.as_ref(), place.as_ref());
     let stamp = stamped.hlc.clone();
-    let tomb = records::tombstone(id, &store.stored(&stamp), &store.stored(&stamped.place));
+    let stored = store.stored(&stamp);
+    let tomb = records::tombstone(id, &stored, &store.stored(&stamped.place));
     if store.tracks_fields(collection) {
         // Sync hook: the tombstone of a `merge` document records when it was deleted.
         let f = super::fields::for_delete(collection, id, &current, &stamp)?;
@@ -230,5 +232,5 @@ async fn delete_requests(
     );
     indexeddb::from_rexie(put)?;
     clock?;
-    Ok(Some((stamp, was_live)))
+    Ok(Some((stored, was_live)))
 }
