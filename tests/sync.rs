@@ -1049,6 +1049,41 @@ async fn a_device_an_hour_behind_converges_correctly() {
     ok_dev.close_and_destroy().await;
 }
 
+/// A slow request is not a slow clock. The server reads its clock somewhere between the request
+/// leaving and the reply arriving; a device that took the midpoint as the server's time learnt an
+/// offset of half the round trip, stamped its writes that far ahead of a device on the same clock,
+/// and an earlier write beat a later one (the flaky failure of
+/// `small_push_batches_split_bulk_writes_and_stale_rows_hold_the_watermark` in CI, under load).
+#[wasm_bindgen_test]
+async fn a_slow_reply_does_not_move_a_correct_clock() {
+    clear_faults().await;
+    let token = unique("slowreply");
+    let b = device(&unique("b"), &token, Opts::default()).await;
+    b.settled().await;
+    // a's first syncs wait 600 ms in the network before the server reads its clock.
+    control(
+        "fault",
+        r#"{"mode":"delay","path":"/v1/","count":20,"ms":600}"#,
+    )
+    .await;
+    let a = device(&unique("a"), &token, Opts::default()).await;
+    a.settled().await;
+    clear_faults().await;
+    a.put("tasks", r#"{"id": "k", "v": "a"}"#).await;
+    let drift = hlc_wall(&a.record("tasks", "k").await) - js_sys::Date::now();
+    sleep(100).await;
+    // Later in real time, from a device on the same clock: it must win.
+    b.put("tasks", r#"{"id": "k", "v": "b"}"#).await;
+    let all = converge(&[&a, &b], "tasks").await;
+    assert_eq!(all, r#"[{"id":"k","v":"b"}]"#, "a stamped {drift} ms ahead");
+    assert!(
+        drift.abs() < 50.0,
+        "a stamped {drift} ms off the wall clock"
+    );
+    a.close_and_destroy().await;
+    b.close_and_destroy().await;
+}
+
 #[wasm_bindgen_test]
 async fn server_reset_keeps_pending_repulls_and_pushes_what_the_server_lacks() {
     clear_faults().await;

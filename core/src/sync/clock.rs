@@ -57,11 +57,20 @@ impl SyncClock {
         self.offset_ms.set(offset);
     }
 
-    /// Learns the offset from a reply's `serverTime`, taken as the server's clock at the midpoint of
-    /// the request (`sent_wall`..`received_wall`, device wall times).
+    /// Learns the offset from a reply's `serverTime`. The server read its clock at some moment
+    /// between `sent_wall` and `received_wall` (device wall times), so every offset that puts
+    /// `serverTime` inside that window explains the reply. The current offset is kept while it
+    /// does, and otherwise moved the least distance that does. Taking the midpoint instead moved
+    /// the offset by up to half of each round trip: two devices on one clock stamped that far
+    /// apart, and a later write could lose to an earlier one.
     pub fn observe_server_time(&self, server_time: u64, sent_wall: u64, received_wall: u64) {
-        let mid = (sent_wall as i128 + received_wall as i128) / 2;
-        let off = (server_time as i128 - mid).clamp(i64::MIN as i128, i64::MAX as i128);
+        let (first, last) = (sent_wall.min(received_wall), sent_wall.max(received_wall));
+        let st = server_time as i128;
+        let lowest = st - last as i128;
+        let highest = st - first as i128;
+        let off = (self.offset_ms.get() as i128)
+            .clamp(lowest, highest)
+            .clamp(i64::MIN as i128, i64::MAX as i128);
         self.offset_ms.set(off as i64);
     }
 
@@ -142,11 +151,54 @@ mod tests {
             c.observe(&remote).is_err(),
             "an hour ahead of the raw clock"
         );
+        // The server read its clock between 999_990 and 1_000_010 (device time): the device is
+        // at least 3_600_000 behind, and that is what is learnt.
         c.observe_server_time(1_000_000 + 3_600_000 + 10, 999_990, 1_000_010);
-        assert_eq!(c.offset_ms(), 3_600_010);
+        assert_eq!(c.offset_ms(), 3_600_000);
         c.observe(&remote).unwrap();
         assert!(c.tick() > remote);
         wall.set(1_000_500);
-        assert_eq!(c.now_ms(), 1_000_500 + 3_600_010);
+        assert_eq!(c.now_ms(), 1_000_500 + 3_600_000);
+    }
+
+    fn clock() -> SyncClock {
+        SyncClock::new(HlcClock::new("n", 60_000).unwrap(), || 1_000_000)
+    }
+
+    #[test]
+    fn a_slow_round_trip_does_not_move_a_correct_clock() {
+        // The midpoint rule learnt +300 here: the request waited 600 ms before the server read
+        // its clock, on the same clock as the device.
+        let c = clock();
+        c.observe_server_time(1_000_600, 1_000_000, 1_000_610);
+        assert_eq!(c.offset_ms(), 0);
+        c.observe_server_time(1_000_005, 1_000_000, 1_000_610);
+        assert_eq!(c.offset_ms(), 0);
+    }
+
+    #[test]
+    fn an_offset_moves_only_as_far_as_a_reply_requires() {
+        let c = clock();
+        // The device is ahead: the server read 1_000 before the request left.
+        c.observe_server_time(9_000, 10_000, 10_040);
+        assert_eq!(c.offset_ms(), -1_000);
+        // A later reply that -1_000 still explains (server time within the window) keeps it.
+        c.observe_server_time(19_020, 20_000, 20_040);
+        assert_eq!(c.offset_ms(), -1_000);
+        // One that it does not explains moves it to the window's nearer edge.
+        c.observe_server_time(29_500, 30_000, 30_040);
+        assert_eq!(c.offset_ms(), -540);
+    }
+
+    #[test]
+    fn a_device_clock_stepping_back_mid_request_is_no_panic() {
+        let c = clock();
+        // received before sent (the device clock was set back during the request).
+        c.observe_server_time(5_000, 6_000, 4_000);
+        assert_eq!(c.offset_ms(), 0);
+        c.observe_server_time(u64::MAX, 0, 0);
+        assert_eq!(c.offset_ms(), i64::MAX);
+        c.observe_server_time(0, u64::MAX, u64::MAX);
+        assert!(c.offset_ms() < 0);
     }
 }
