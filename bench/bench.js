@@ -97,7 +97,7 @@ async function oneRep(key, adapter, rep, cfg) {
     // bulk insert
     const docs = makeDocs(0, cfg.docs);
     gc();
-    await sleep(20);
+    await sleep(cfg.settle);
     begin("bulk");
     let t0 = now();
     await h.bulkPut(docs);
@@ -111,7 +111,7 @@ async function oneRep(key, adapter, rep, cfg) {
     const ids = shuffled(Array.from({ length: cfg.docs }, (_, i) => docId(i)), 11 + rep).slice(0, cfg.gets);
     const got = new Array(ids.length);
     gc();
-    await sleep(20);
+    await sleep(cfg.settle);
     begin("get");
     t0 = now();
     for (let i = 0; i < ids.length; i++) got[i] = await h.get(ids[i]);
@@ -125,7 +125,7 @@ async function oneRep(key, adapter, rep, cfg) {
     // indexed find, 1% selectivity
     const per = [];
     gc();
-    await sleep(20);
+    await sleep(cfg.settle);
     begin("find");
     for (let k = 0; k < cfg.finds; k++) {
       const cat = category(k * 7 + rep);
@@ -144,7 +144,7 @@ async function oneRep(key, adapter, rep, cfg) {
     const singles = [];
     for (let i = 0; i < cfg.puts; i++) singles.push({ ...makeDoc(cfg.docs + i), bucket: 99 });
     gc();
-    await sleep(20);
+    await sleep(cfg.settle);
     begin("put");
     t0 = now();
     for (let i = 0; i < singles.length; i++) await h.put(singles[i]);
@@ -158,7 +158,7 @@ async function oneRep(key, adapter, rep, cfg) {
     const size = cfg.docs / 10;
     const w = watcher();
     gc();
-    await sleep(20);
+    await sleep(cfg.settle);
     const first = w.first();
     t0 = now();
     const unwatch = h.watchBucket(3, w.onDocs);
@@ -271,6 +271,7 @@ export async function run(options = {}, log = console.log) {
     watchWrites: 40,
     watchWarmup: 5,
     watchGap: 30,
+    settle: 20,
     only: ["ferrosync", "raw", "dexie", "layout"],
     phases: ["bulk", "get", "find", "put", "watch"],
     ...options,

@@ -7,6 +7,8 @@
 //   --pkg DIR         the built `web` target of ferrosync (default bench/.pkg/web)
 //   --out FILE        where to write the JSON (default bench/results.json)
 //   --phases a,b      only these phases (bulk always runs: it fills the database): get,find,put,watch
+//   --settle MS       wait MS (default 20) before each timed phase of the store bench: a long wait
+//                     shows whether a phase pays for work left running by the one before it
 //   --quick           small sizes, one repetition: a smoke run that checks the harness, not a measurement
 //   --profile         also record Chrome CPU profiles (CDP Profiler) of each phase into bench/profiles/
 //                     and print the top self-time functions (slows the run; figures are then not reported)
@@ -95,9 +97,12 @@ function parseArgs(argv) {
     else if (a === "--server-bin") o.serverBin = resolve(val());
     else if (a === "--limit") o.limit = Number(val());
     else if (a === "--no-watch") o.noWatch = true;
+    else if (a === "--settle") o.settle = Number(val());
     else throw new Error(`unknown option ${a} (see the header of bench/run.mjs)`);
   }
   if (!Number.isInteger(o.reps) || o.reps < 1) throw new Error("--reps must be a positive integer");
+  if (o.settle !== undefined && !(Number.isInteger(o.settle) && o.settle >= 0))
+    throw new Error("--settle must be a whole number of ms");
   return o;
 }
 
@@ -500,6 +505,7 @@ async function main() {
     const options = { reps: opts.reps };
     if (opts.only) options.only = opts.only;
     if (opts.phases) options.phases = ["bulk", ...opts.phases.filter((p) => p !== "bulk")];
+    if (opts.settle !== undefined) options.settle = opts.settle;
     if (opts.quick) Object.assign(options, { reps: 1, docs: 1000, gets: 100, puts: 100, finds: 3, watchWrites: 5, watchWarmup: 1 });
     if (opts.profile) Object.assign(options, { reps: 1, profile: true });
     console.log(`benchmark: ${base}/ in ${await browser.version()} (${JSON.stringify(options)})`);
