@@ -190,6 +190,42 @@ mod tests {
         assert_eq!(c.offset_ms(), -540);
     }
 
+    proptest::proptest! {
+        /// Whatever the delays either side of the server's reading, a device on the server's
+        /// clock learns no offset, and a device `skew` ms off learns one that puts its corrected
+        /// clock within one round trip of the server's.
+        #[test]
+        fn learnt_offsets_stay_within_a_round_trip(
+            skew in -100_000i64..100_000,
+            trips in proptest::collection::vec((0u64..5_000, 0u64..2_000, 0u64..2_000), 1..20),
+        ) {
+            let device = Rc::new(Cell::new(0u64));
+            let d = device.clone();
+            let right = SyncClock::new(HlcClock::new("r", 60_000).unwrap(), || 0);
+            let off = SyncClock::new(HlcClock::new("s", 60_000).unwrap(), move || d.get());
+            let mut server = 1_000_000u64;
+            for (gap, before, after) in trips {
+                server += gap;
+                let sent = server;
+                let read = server + before;
+                let received = read + after;
+                server = received;
+                right.observe_server_time(read, sent, received);
+                proptest::prop_assert_eq!(right.offset_ms(), 0);
+                let dev = |t: u64| (t as i64 - skew) as u64;
+                device.set(dev(received));
+                off.observe_server_time(read, dev(sent), dev(received));
+                let error = off.now_ms() as i64 - received as i64;
+                proptest::prop_assert!(
+                    error.abs() <= (received - sent) as i64,
+                    "corrected clock {} ms off after a {} ms round trip",
+                    error,
+                    received - sent
+                );
+            }
+        }
+    }
+
     #[test]
     fn a_device_clock_stepping_back_mid_request_is_no_panic() {
         let c = clock();
