@@ -25,7 +25,9 @@
 //   --serve           only serve the page and print its URL (open it in a browser yourself)
 //   --scale           the queries-at-scale benchmark instead (bench/scale.js, issue 19): 100,000 docs
 //                     by default (--docs N), --reps N timed runs per query, --only as above
-//                     (ferrosync,raw,dexie; ferrosync-alt with --alt DIR); writes bench/results-scale.json
+//                     (ferrosync,raw,dexie; ferrosync-alt with --alt DIR), --writes N timed writes into
+//                     each live query (default 30 into the window, 10 into the 2/3 query: their
+//                     p50 and p95 are read from that few); writes bench/results-scale.json
 //   --first-sync      the first-sync benchmark instead (bench/first-sync.js, issue 17): starts a release
 //                     ferrosync-server on SQLite on a free port (--server-bin PATH, default
 //                     target/release/ferrosync-server), seeds --docs N (default 100,000) ~1 KB
@@ -98,6 +100,7 @@ function parseArgs(argv) {
     else if (a === "--limit") o.limit = Number(val());
     else if (a === "--no-watch") o.noWatch = true;
     else if (a === "--settle") o.settle = Number(val());
+    else if (a === "--writes") o.writes = Number(val());
     else throw new Error(`unknown option ${a} (see the header of bench/run.mjs)`);
   }
   if (!Number.isInteger(o.reps) || o.reps < 1) throw new Error("--reps must be a positive integer");
@@ -370,6 +373,7 @@ async function runScale(page, browser, opts, loadAtStart, base, profiles) {
   if (opts.only) options.only = opts.only;
   if (opts.quick) Object.assign(options, { docs: 2000, reps: 1, writes: 3, bigWrites: 2, batch: 1000 });
   if (opts.profile) Object.assign(options, { profile: true, bigWrites: 40 });
+  if (opts.writes) Object.assign(options, { writes: opts.writes, bigWrites: opts.writes });
   console.log(`scale benchmark in ${await browser.version()} (${JSON.stringify(options)}), load ${loadavg()}`);
   const result = await page.evaluate((o) => window.scale.run(o), options);
   result.date = new Date().toISOString();

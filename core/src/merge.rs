@@ -252,7 +252,14 @@ impl FieldState {
     /// Drops fields the delete superseded; they can never win again, since the delete time only grows.
     fn canonicalize(&mut self) {
         if let Some(d) = &self.deleted_at {
-            self.fields.retain(|_, f| f.hlc > *d);
+            // Rebuilt by `insert`, not `retain`: removing from a B-tree links its rebalancing
+            // code (3 KB of the browser module) for this one map type.
+            let old = std::mem::take(&mut self.fields);
+            for (k, f) in old {
+                if f.hlc > *d {
+                    self.fields.insert(k, f);
+                }
+            }
         }
     }
 

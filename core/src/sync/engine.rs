@@ -3,7 +3,7 @@
 //! over IndexedDB + `fetch` in the browser and over the in-memory pair in native tests.
 
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use crate::hlc::Hlc;
 use crate::limits::{DEFAULT_MAX_BODY_BYTES, DEFAULT_PULL_LIMIT, MAX_PULL_LIMIT, MAX_PUSH_CHANGES};
@@ -138,6 +138,33 @@ pub struct SetAside {
 /// [`SetAside::code`] of a document whose conflict resolver threw, timed out or answered badly.
 pub const RESOLVER_FAILED: &str = "RESOLVER_FAILED";
 
+/// The rows set aside, sorted by document and each document once: a list searched by halves, not
+/// a `BTreeMap`, whose removal code alone is 6 KB of the browser module (docs/BENCHMARKS.md).
+#[derive(Default)]
+struct Aside(Vec<SetAside>);
+
+impl Aside {
+    fn find(&self, key: &DocKey) -> Result<usize, usize> {
+        self.0.binary_search_by(|a| a.key.cmp(key))
+    }
+
+    fn get(&self, key: &DocKey) -> Option<&SetAside> {
+        self.find(key).ok().map(|at| &self.0[at])
+    }
+
+    /// Sets the document's row, replacing the one it had.
+    fn insert(&mut self, row: SetAside) {
+        match self.find(&row.key) {
+            Ok(at) => self.0[at] = row,
+            Err(at) => self.0.insert(at, row),
+        }
+    }
+
+    fn remove(&mut self, key: &DocKey) -> Option<SetAside> {
+        self.find(key).ok().map(|at| self.0.remove(at))
+    }
+}
+
 struct Run<'a> {
     report: SyncReport,
     progress: Progress,
@@ -166,7 +193,7 @@ pub struct SyncEngine<S, T> {
     config: SyncConfig,
     running: Cell<bool>,
     /// Rows set aside, by document. In memory: after a restart each is tried once more.
-    aside: RefCell<BTreeMap<DocKey, SetAside>>,
+    aside: RefCell<Aside>,
 }
 
 struct RunGuard<'a>(&'a Cell<bool>);
@@ -185,7 +212,7 @@ impl<S: LocalStore, T: Transport> SyncEngine<S, T> {
             policies,
             config: SyncConfig::default(),
             running: Cell::new(false),
-            aside: RefCell::new(BTreeMap::new()),
+            aside: RefCell::new(Aside::default()),
         }
     }
 
@@ -258,7 +285,7 @@ impl<S: LocalStore, T: Transport> SyncEngine<S, T> {
 
     /// The rows set aside (see [`SetAside`]), in key order.
     pub fn set_aside(&self) -> Vec<SetAside> {
-        self.aside.borrow().values().cloned().collect()
+        self.aside.borrow().0.clone()
     }
 
     /// Pushes a set-aside row again at the next sync; false if it was not set aside.
@@ -323,16 +350,13 @@ impl<S: LocalStore, T: Transport> SyncEngine<S, T> {
         message: String,
         current: Option<Change>,
     ) {
-        self.aside.borrow_mut().insert(
-            key.clone(),
-            SetAside {
-                key,
-                hlc,
-                code: code.to_string(),
-                message,
-                current,
-            },
-        );
+        self.aside.borrow_mut().insert(SetAside {
+            key,
+            hlc,
+            code: code.to_string(),
+            message,
+            current,
+        });
     }
 
     /// Whether the row is set aside as it is (a newer edit of the document retries by itself).
