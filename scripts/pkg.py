@@ -17,7 +17,7 @@ Usage:
   pkg.py sizes [NPM_DIR] [--markdown] [--check]
                             print the size of each target's .wasm (raw, gzip -9) and JS glue in the assembled
                             npm package (default [package].out_dir); --markdown prints a table for docs;
-                            --check exits 1 when a .wasm is 258 KB or more gzipped (docs/BENCHMARKS.md says why)
+                            --check exits 1 when a .wasm is 260 KB or more gzipped (docs/BENCHMARKS.md says why)
   pkg.py exports [NPM_DIR] [--check]
                             list each target's .wasm exports (read from the module) and any test hook found in
                             the package (the browser crate's `test-hooks` feature: `_setOfflineForTest` and the
@@ -222,11 +222,11 @@ def sizes(cfg, npm_dir, markdown):
         for t, label, raw, gz in rows:
             print(f"{t:8} {label:8} raw {raw:>9} B ({kb(raw):>9})   gzip {gz:>8} B ({kb(gz):>8})")
     wasm_gz = max(gz for _, label, _, gz in rows if label == ".wasm")
-    limit = 258 * 1024
+    limit = 260 * 1024
     verdict = "under" if wasm_gz < limit else "OVER"
     if markdown:
         print()
-    print(f".wasm gzipped: {kb(wasm_gz)}, {verdict} the 258 KB budget")
+    print(f".wasm gzipped: {kb(wasm_gz)}, {verdict} the 260 KB budget")
     return wasm_gz < limit
 
 

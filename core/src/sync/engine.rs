@@ -138,33 +138,6 @@ pub struct SetAside {
 /// [`SetAside::code`] of a document whose conflict resolver threw, timed out or answered badly.
 pub const RESOLVER_FAILED: &str = "RESOLVER_FAILED";
 
-/// The rows set aside, sorted by document and each document once: a list searched by halves, not
-/// a `BTreeMap`, whose removal code alone is 6 KB of the browser module (docs/BENCHMARKS.md).
-#[derive(Default)]
-struct Aside(Vec<SetAside>);
-
-impl Aside {
-    fn find(&self, key: &DocKey) -> Result<usize, usize> {
-        self.0.binary_search_by(|a| a.key.cmp(key))
-    }
-
-    fn get(&self, key: &DocKey) -> Option<&SetAside> {
-        self.find(key).ok().map(|at| &self.0[at])
-    }
-
-    /// Sets the document's row, replacing the one it had.
-    fn insert(&mut self, row: SetAside) {
-        match self.find(&row.key) {
-            Ok(at) => self.0[at] = row,
-            Err(at) => self.0.insert(at, row),
-        }
-    }
-
-    fn remove(&mut self, key: &DocKey) -> Option<SetAside> {
-        self.find(key).ok().map(|at| self.0.remove(at))
-    }
-}
-
 struct Run<'a> {
     report: SyncReport,
     progress: Progress,
@@ -192,8 +165,10 @@ pub struct SyncEngine<S, T> {
     policies: Policies,
     config: SyncConfig,
     running: Cell<bool>,
-    /// Rows set aside, by document. In memory: after a restart each is tried once more.
-    aside: RefCell<Aside>,
+    /// Rows set aside, by document. In memory: after a restart each is tried once more. A hash
+    /// map, not a `BTreeMap`, whose removal code alone is 6 KB of the browser module; nor a
+    /// sorted list, whose inserts in random order (a page of resolver failures) are quadratic.
+    aside: RefCell<HashMap<DocKey, SetAside>>,
 }
 
 struct RunGuard<'a>(&'a Cell<bool>);
@@ -212,7 +187,7 @@ impl<S: LocalStore, T: Transport> SyncEngine<S, T> {
             policies,
             config: SyncConfig::default(),
             running: Cell::new(false),
-            aside: RefCell::new(Aside::default()),
+            aside: RefCell::new(HashMap::new()),
         }
     }
 
@@ -285,7 +260,9 @@ impl<S: LocalStore, T: Transport> SyncEngine<S, T> {
 
     /// The rows set aside (see [`SetAside`]), in key order.
     pub fn set_aside(&self) -> Vec<SetAside> {
-        self.aside.borrow().0.clone()
+        let mut rows: Vec<SetAside> = self.aside.borrow().values().cloned().collect();
+        crate::sort::sort_by(&mut rows, |a, b| a.key.cmp(&b.key));
+        rows
     }
 
     /// Pushes a set-aside row again at the next sync; false if it was not set aside.
@@ -350,13 +327,16 @@ impl<S: LocalStore, T: Transport> SyncEngine<S, T> {
         message: String,
         current: Option<Change>,
     ) {
-        self.aside.borrow_mut().insert(SetAside {
-            key,
-            hlc,
-            code: code.to_string(),
-            message,
-            current,
-        });
+        self.aside.borrow_mut().insert(
+            key.clone(),
+            SetAside {
+                key,
+                hlc,
+                code: code.to_string(),
+                message,
+                current,
+            },
+        );
     }
 
     /// Whether the row is set aside as it is (a newer edit of the document retries by itself).
