@@ -3,8 +3,8 @@
 //! The standard library's sorts are compiled again for every element type and comparator they are
 //! called with: 1-3 KB of WebAssembly each, about 22 KB for a dozen call sites in the browser
 //! module. Here only a list of positions is sorted, by one comparator type, with a merge sort of
-//! our own (a few hundred bytes; the standard unstable sort, compiled once, was several KB); a
-//! caller adds a small permutation of its own elements.
+//! our own (smaller than the standard unstable sort compiled once); a caller adds a small
+//! permutation of its own elements.
 //!
 //! The merge sort does at most `n log n` comparisons, each often one of two JSON values, and one
 //! pass for input already in order (a result read in index order). Std's own size-optimized
@@ -70,6 +70,7 @@ fn merge(a: &[usize], b: &[usize], out: &mut [usize], cmp: &dyn Fn(usize, usize)
     }
 }
 
+/// Moves `v[order[i]]` to `i` for every `i`, in place, following each cycle of the permutation.
 fn permute<T>(v: &mut [T], mut order: Vec<usize>) {
     const DONE: usize = usize::MAX;
     for start in 0..v.len() {
